@@ -1,0 +1,55 @@
+//! One error type for the whole engine. Every variant names what went wrong in words a user can act on;
+//! nothing in the library panics on bad input.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("no usable GPU adapter: {0}")]
+    NoAdapter(String),
+    #[error("the GPU adapter \"{adapter}\" lacks what diffscope needs: {what}")]
+    Unsupported { adapter: String, what: String },
+    #[error("could not open the GPU device: {0}")]
+    Device(String),
+    #[error("shape mismatch in {op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+    #[error("dtype mismatch in {op}: expected {expected}, got {got}")]
+    DType {
+        op: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error(
+        "{what} holds {bytes} bytes, more than this device allows in one binding ({limit} bytes)"
+    )]
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+    },
+    #[error("index out of range in {what}: {index} is not below {bound}")]
+    IndexOutOfRange {
+        what: String,
+        index: u64,
+        bound: u64,
+    },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+}

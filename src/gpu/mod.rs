@@ -1,0 +1,687 @@
+//! The GPU runtime: adapter choice, device limits, pooled buffers, cached pipelines, command batching
+//! and async readback. It knows nothing of models or diffusion.
+//!
+//! Work is *recorded* (dispatches, copies) into the [`Gpu`]'s open batch and reaches the GPU only at
+//! [`Gpu::submit`] — so a reverse step of any model is one submission. Kernel parameters are appended
+//! to a per-batch arena and bound by dynamic offset, which keeps bind groups reusable across steps.
+
+mod counters;
+mod kernel;
+mod pool;
+mod readback;
+
+pub use counters::CounterSnapshot;
+pub use kernel::{Access, KernelSpec};
+pub use readback::Readback;
+
+use crate::error::{Error, Result};
+use counters::Counters;
+use kernel::{Kernel, KernelCache};
+use pool::{BufferPool, PooledBuffer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Largest parameter block a kernel may take (bytes). Also the arena slot size.
+pub const MAX_PARAMS: u64 = 256;
+/// Parameter slots per arena; a batch that records more dispatches is flushed early (still correct,
+/// one extra submission).
+const ARENA_SLOTS: u64 = 4096;
+
+/// Workgroups per grid dimension that every WebGPU device supports.
+pub const MAX_GROUPS_PER_DIM: u32 = 65535;
+
+/// How to pick the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name or backend (`"llvmpipe"`, `"vulkan"`, `"gl"`), or
+    /// `"cpu"`/`"software"` for a software adapter, `"gpu"`/`"hardware"` for a real one. `None` reads the
+    /// `DIFFSCOPE_ADAPTER` environment variable; unset means: the best hardware GPU, else anything.
+    pub adapter: Option<String>,
+}
+
+/// What a user needs to know about the adapter in use.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+impl From<&wgpu::AdapterInfo> for AdapterSummary {
+    fn from(i: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: i.name.clone(),
+            backend: format!("{:?}", i.backend),
+            device_type: format!("{:?}", i.device_type),
+            driver: i.driver.clone(),
+            driver_info: i.driver_info.clone(),
+        }
+    }
+}
+
+/// A GPU buffer from the pool; returns to the pool when the last handle drops.
+pub struct GpuBuffer {
+    pooled: Option<PooledBuffer>,
+    gpu: Gpu,
+}
+
+impl GpuBuffer {
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.pooled.as_ref().expect("live buffer").buffer
+    }
+    pub(crate) fn id(&self) -> u64 {
+        self.pooled.as_ref().expect("live buffer").id
+    }
+    /// Capacity in bytes (the size class, at least what was asked for).
+    pub fn capacity(&self) -> u64 {
+        self.pooled.as_ref().expect("live buffer").class
+    }
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.pooled.take() {
+            self.gpu.state().pool.release(b);
+        }
+    }
+}
+
+enum Cmd {
+    Dispatch {
+        kernel: Arc<Kernel>,
+        bind_group: Arc<wgpu::BindGroup>,
+        offset: u32,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+    Clear {
+        buffer: wgpu::Buffer,
+        size: u64,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    pool: BufferPool,
+    kernels: KernelCache,
+    cmds: Vec<Cmd>,
+    params: Vec<u8>,
+    /// Kernel choices made by tuning at first use, per device (e.g. the matmul tile shape).
+    tuned: HashMap<String, String>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    arena: wgpu::Buffer,
+    param_align: u64,
+    counters: Counters,
+    state: Mutex<State>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+/// A handle to the device and its runtime state; cheap to clone.
+#[derive(Clone)]
+pub struct Gpu(Arc<Inner>);
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({} / {:?})", self.0.info.name, self.0.info.backend)
+    }
+}
+
+/// What every diffscope kernel needs from a device; checked up front so a weak adapter gets a clear
+/// error instead of a failure deep inside a model.
+fn check_requirements(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Result<()> {
+    let need: [(&str, u64, u64); 5] = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            6,
+            limits.max_storage_buffers_per_shader_stage as u64,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            256,
+            limits.max_compute_invocations_per_workgroup as u64,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            16384,
+            limits.max_compute_workgroup_storage_size as u64,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            256,
+            limits.max_compute_workgroup_size_x as u64,
+        ),
+        (
+            "max_dynamic_uniform_buffers_per_pipeline_layout",
+            1,
+            limits.max_dynamic_uniform_buffers_per_pipeline_layout as u64,
+        ),
+    ];
+    for (name, want, have) in need {
+        if have < want {
+            return Err(Error::Unsupported {
+                adapter: info.name.clone(),
+                what: format!("{name} is {have}, diffscope needs at least {want}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::BrowserWebGpu => 0,
+        _ => 1,
+    };
+    (ty, backend)
+}
+
+/// Does `info` match a user's adapter choice?
+fn matches_choice(info: &wgpu::AdapterInfo, choice: &str) -> bool {
+    let c = choice.to_lowercase();
+    let software = matches!(info.device_type, wgpu::DeviceType::Cpu);
+    match c.as_str() {
+        "cpu" | "software" => software,
+        "gpu" | "hardware" => !software,
+        _ => {
+            info.name.to_lowercase().contains(&c)
+                || format!("{:?}", info.backend).to_lowercase() == c
+                || info.driver.to_lowercase().contains(&c)
+        }
+    }
+}
+
+impl Gpu {
+    /// Open the best adapter (see [`GpuOptions`]) and a device with the limits diffscope needs.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        pollster::block_on(Self::new_async(opts))
+    }
+
+    pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
+        let choice = opts.adapter.clone().or_else(|| {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                std::env::var("DIFFSCOPE_ADAPTER")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            }
+            #[cfg(target_arch = "wasm32")]
+            {
+                None
+            }
+        });
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = Self::pick_adapter(&instance, choice.as_deref()).await?;
+        Self::from_adapter(&adapter).await
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn pick_adapter(
+        instance: &wgpu::Instance,
+        choice: Option<&str>,
+    ) -> Result<wgpu::Adapter> {
+        let all = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        if all.is_empty() {
+            return Err(Error::NoAdapter(
+                "no Vulkan, Metal, DX12 or GL adapter was found; on Debian without a GPU install \
+                 Mesa's software Vulkan: apt-get install mesa-vulkan-drivers"
+                    .into(),
+            ));
+        }
+        let names: Vec<String> = all
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+            })
+            .collect();
+        let mut usable: Vec<wgpu::Adapter> = all
+            .into_iter()
+            .filter(|a| {
+                a.get_downlevel_capabilities()
+                    .flags
+                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+            })
+            .filter(|a| choice.is_none_or(|c| matches_choice(&a.get_info(), c)))
+            .collect();
+        usable.sort_by_key(|a| rank(&a.get_info()));
+        usable.into_iter().next().ok_or_else(|| match choice {
+            Some(c) => Error::NoAdapter(format!(
+                "no compute-capable adapter matches \"{c}\"; available: {}",
+                names.join("; ")
+            )),
+            None => Error::NoAdapter(format!(
+                "no adapter supports compute shaders; available: {}",
+                names.join("; ")
+            )),
+        })
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn pick_adapter(
+        instance: &wgpu::Instance,
+        _choice: Option<&str>,
+    ) -> Result<wgpu::Adapter> {
+        instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::NoAdapter(format!(
+                    "this browser offers no WebGPU adapter ({e}); diffscope needs WebGPU for compute"
+                ))
+            })
+    }
+
+    async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        check_requirements(&info, &limits)?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("diffscope"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device(e.to_string()))?;
+        Self::from_device(info, device, queue)
+    }
+
+    /// Share a device someone else opened (eframe's, in the app). Its limits must meet diffscope's
+    /// needs: open it with the adapter's own limits.
+    pub fn from_device(
+        info: wgpu::AdapterInfo,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> Result<Gpu> {
+        let limits = device.limits();
+        check_requirements(&info, &limits)?;
+        let param_align = (limits.min_uniform_buffer_offset_alignment as u64).max(MAX_PARAMS);
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("diffscope params arena"),
+            size: param_align * ARENA_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let last_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = last_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("wgpu: {e}");
+            *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }));
+        Ok(Gpu(Arc::new(Inner {
+            device,
+            queue,
+            info,
+            limits,
+            arena,
+            param_align,
+            counters: Counters::default(),
+            state: Mutex::new(State::default()),
+            last_error,
+        })))
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.0.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.0.queue
+    }
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.0.info
+    }
+    pub fn summary(&self) -> AdapterSummary {
+        (&self.0.info).into()
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.0.limits
+    }
+    pub fn counters(&self) -> CounterSnapshot {
+        self.0.counters.snapshot()
+    }
+    /// Is this a software rasteriser (lavapipe, SwiftShader, WARP)?
+    pub fn is_software(&self) -> bool {
+        matches!(self.0.info.device_type, wgpu::DeviceType::Cpu)
+    }
+
+    /// The last error wgpu reported outside an error scope, if any (taken).
+    pub fn take_error(&self) -> Option<String> {
+        self.0
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state consistent enough to go on (caches only).
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The largest storage binding the device allows, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        (self.0.limits.max_storage_buffer_binding_size).min(self.0.limits.max_buffer_size)
+    }
+
+    /// A pooled storage buffer of at least `bytes`. `what` names it in the error when it is too large.
+    pub fn alloc(&self, bytes: u64, what: &str) -> Result<GpuBuffer> {
+        let limit = self.max_binding();
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        let (pooled, created) = {
+            let mut st = self.state();
+            st.pool.acquire(&self.0.device, bytes, pool::STORAGE_USAGE)
+        };
+        if created {
+            Counters::add(&self.0.counters.buffers_created, 1);
+        }
+        Ok(GpuBuffer {
+            pooled: Some(pooled),
+            gpu: self.clone(),
+        })
+    }
+
+    /// Write host data into `buf` at `offset`. Pending recorded work is submitted first, so the write
+    /// can never overtake commands that read the old contents.
+    pub fn write(&self, buf: &GpuBuffer, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let pending = !self.state().cmds.is_empty();
+        if pending {
+            self.submit();
+        }
+        // write_buffer needs a multiple of 4 bytes.
+        if data.len() % 4 == 0 {
+            self.0.queue.write_buffer(buf.raw(), offset, data);
+        } else {
+            let mut padded = data.to_vec();
+            padded.resize(data.len().next_multiple_of(4), 0);
+            self.0.queue.write_buffer(buf.raw(), offset, &padded);
+        }
+        Counters::add(&self.0.counters.bytes_uploaded, data.len() as u64);
+    }
+
+    /// Record a dispatch of `spec` over `buffers` with parameter block `params`.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        spec: &KernelSpec<'_>,
+        params: &P,
+        buffers: &[&GpuBuffer],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let bytes = bytemuck::bytes_of(params);
+        if bytes.len() as u64 > MAX_PARAMS {
+            return Err(Error::Invalid(format!(
+                "kernel {}::{} has a {}-byte parameter block; the limit is {MAX_PARAMS}",
+                spec.family,
+                spec.entry,
+                bytes.len()
+            )));
+        }
+        if buffers.len() != spec.bindings.len() {
+            return Err(Error::Invalid(format!(
+                "kernel {}::{} takes {} buffers, got {}",
+                spec.family,
+                spec.entry,
+                spec.bindings.len(),
+                buffers.len()
+            )));
+        }
+        let max = self.0.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Invalid(format!(
+                "kernel {}::{} needs {groups:?} workgroups; the device allows {max} per dimension",
+                spec.family, spec.entry
+            )));
+        }
+        if groups.contains(&0) {
+            return Ok(()); // nothing to do, and a zero-sized dispatch is legal but pointless
+        }
+        let full = {
+            let st = self.state();
+            st.params.len() as u64 + self.0.param_align > self.0.param_align * ARENA_SLOTS
+        };
+        if full {
+            self.submit();
+        }
+        let mut st = self.state();
+        let (kernel, created) = st
+            .kernels
+            .kernel(&self.0.device, spec)
+            .map_err(Error::Validation)?;
+        if created {
+            Counters::add(&self.0.counters.pipelines_created, 1);
+        }
+        let bufs: Vec<(&wgpu::Buffer, u64)> = buffers.iter().map(|b| (b.raw(), b.id())).collect();
+        let (bind_group, bg_created) =
+            st.kernels
+                .bind_group(&self.0.device, &kernel, &self.0.arena, MAX_PARAMS, &bufs);
+        if bg_created {
+            Counters::add(&self.0.counters.bind_groups_created, 1);
+        }
+        let offset = st.params.len() as u32;
+        st.params.extend_from_slice(bytes);
+        let padded = (offset as u64 + self.0.param_align) as usize;
+        st.params.resize(padded, 0);
+        st.cmds.push(Cmd::Dispatch {
+            kernel,
+            bind_group,
+            offset,
+            groups,
+        });
+        Counters::add(&self.0.counters.dispatches, 1);
+        Ok(())
+    }
+
+    /// Record a buffer-to-buffer copy.
+    pub fn copy(
+        &self,
+        src: &GpuBuffer,
+        src_offset: u64,
+        dst: &GpuBuffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
+        if size == 0 {
+            return;
+        }
+        self.state().cmds.push(Cmd::Copy {
+            src: src.raw().clone(),
+            src_offset,
+            dst: dst.raw().clone(),
+            dst_offset,
+            size,
+        });
+    }
+
+    /// Record zero-filling `buf` (its whole capacity).
+    pub fn clear(&self, buf: &GpuBuffer) {
+        self.state().cmds.push(Cmd::Clear {
+            buffer: buf.raw().clone(),
+            size: buf.capacity(),
+        });
+    }
+
+    /// Number of commands recorded and not yet submitted.
+    pub fn pending(&self) -> usize {
+        self.state().cmds.len()
+    }
+
+    /// Submit everything recorded so far as one command buffer. A no-op when nothing is recorded.
+    pub fn submit(&self) {
+        // The whole submission happens under the state lock: the parameter arena is one buffer, so two
+        // threads interleaving "write arena, submit" would hand each other's parameters to the GPU.
+        let mut st = self.state();
+        if st.cmds.is_empty() {
+            st.pool.recycle();
+            return;
+        }
+        let cmds = std::mem::take(&mut st.cmds);
+        let params = std::mem::take(&mut st.params);
+        if !params.is_empty() {
+            self.0.queue.write_buffer(&self.0.arena, 0, &params);
+        }
+        let mut enc = self
+            .0
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("diffscope batch"),
+            });
+        let mut i = 0;
+        while i < cmds.len() {
+            match &cmds[i] {
+                Cmd::Dispatch { .. } => {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: None,
+                    });
+                    while let Some(Cmd::Dispatch {
+                        kernel,
+                        bind_group,
+                        offset,
+                        groups,
+                    }) = cmds.get(i)
+                    {
+                        pass.set_pipeline(&kernel.pipeline);
+                        pass.set_bind_group(0, Some(bind_group.as_ref()), &[*offset]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        i += 1;
+                    }
+                }
+                Cmd::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    size,
+                } => {
+                    enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                    i += 1;
+                }
+                Cmd::Clear { buffer, size } => {
+                    enc.clear_buffer(buffer, 0, Some(*size));
+                    i += 1;
+                }
+            }
+        }
+        self.0.queue.submit([enc.finish()]);
+        Counters::add(&self.0.counters.submissions, 1);
+        st.pool.recycle();
+    }
+
+    /// Submit pending work and copy `bytes` of `buf` back to the host without blocking: poll the
+    /// returned [`Readback`] each frame, `.await` it, or (native only) `wait()` on it.
+    pub fn read(&self, buf: &GpuBuffer, bytes: u64) -> Readback {
+        let size = bytes.next_multiple_of(4).max(4);
+        let (staging, created) =
+            self.state()
+                .pool
+                .acquire(&self.0.device, size, pool::STAGING_USAGE);
+        if created {
+            Counters::add(&self.0.counters.buffers_created, 1);
+        }
+        self.state().cmds.push(Cmd::Copy {
+            src: buf.raw().clone(),
+            src_offset: 0,
+            dst: staging.buffer.clone(),
+            dst_offset: 0,
+            size,
+        });
+        self.submit();
+        Counters::add(&self.0.counters.bytes_read_back, bytes);
+        Readback::start(self.clone(), staging, size, bytes)
+    }
+
+    /// Block until all submitted work is done (native only; the web cannot block).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_idle(&self) -> Result<()> {
+        self.submit();
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(e.to_string()))
+    }
+
+    /// Drive callbacks without blocking (native; a no-op on the web where the browser does it).
+    pub fn poll(&self) {
+        let _ = self.0.device.poll(wgpu::PollType::Poll);
+    }
+
+    pub(crate) fn release_staging(&self, b: PooledBuffer) {
+        self.state().pool.release(b);
+    }
+
+    /// Release pooled memory that no tensor uses (e.g. after switching models).
+    pub fn trim(&self) {
+        let mut st = self.state();
+        st.pool.recycle();
+        st.pool.trim();
+        st.kernels.clear_bind_groups();
+    }
+
+    /// Bytes held by free pooled buffers.
+    pub fn pooled_free_bytes(&self) -> u64 {
+        self.state().pool.free_bytes()
+    }
+
+    /// A tuning decision for `key` made earlier in this process, if any.
+    pub fn tuned(&self, key: &str) -> Option<String> {
+        self.state().tuned.get(key).cloned()
+    }
+
+    pub fn set_tuned(&self, key: &str, value: &str) {
+        self.state()
+            .tuned
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// 1-D grid for `n` items at `per_group` items per workgroup, folded into x and y so it never
+    /// exceeds the per-dimension limit. Kernels recover the index as `gid.x + gid.y * nwg.x * WG`.
+    pub fn grid_1d(n: u64, per_group: u32) -> [u32; 3] {
+        let groups = n.div_ceil(per_group as u64).max(1);
+        if groups <= MAX_GROUPS_PER_DIM as u64 {
+            [groups as u32, 1, 1]
+        } else {
+            let y = groups.div_ceil(MAX_GROUPS_PER_DIM as u64);
+            [MAX_GROUPS_PER_DIM, y as u32, 1]
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! diffscope: run diffusion models on the GPU with WGSL compute shaders and step through them.
+//!
+//! Data flows one way: weights → model → process step → trajectory → view. This crate is layered the
+//! same way: [`gpu`] (device, buffers, pipelines) → [`tensor`] and [`ops`] (kernels) → processes and
+//! models → the app. See `ARCHITECTURE.md`.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,81 @@
+//! Kernel families. Each file here drives `shaders/<family>.wgsl` and has a plain-Rust reference in
+//! `tests/engine/` that it is tested against. Ops are plain functions over [`Tensor`]s: they check
+//! shapes and dtypes, allocate the output from the pool and *record* a dispatch; nothing runs until
+//! the batch is submitted (see [`crate::gpu`]).
+
+pub mod elementwise;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Most 1-D kernels run 256 invocations per workgroup: WebGPU's guaranteed maximum.
+pub(crate) const WG: u32 = 256;
+
+/// Up to this many dimensions in broadcasting kernels.
+pub(crate) const MAX_RANK: usize = 8;
+
+/// numpy broadcasting: right-aligned, each dimension equal or 1.
+pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    if rank > MAX_RANK {
+        return Err(Error::shape(op, format!("rank {rank} exceeds {MAX_RANK}")));
+    }
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(Error::shape(
+                op,
+                format!("cannot broadcast {a:?} with {b:?} (dimension {i}: {da} vs {db})"),
+            ));
+        };
+    }
+    Ok(out)
+}
+
+/// Element strides of a contiguous `src` read as if it had shape `out` (0 along broadcast dims),
+/// padded to `MAX_RANK`.
+pub(crate) fn broadcast_strides(src: &[usize], out: &[usize]) -> [u32; MAX_RANK] {
+    let mut strides = [0u32; MAX_RANK];
+    let off = out.len() - src.len();
+    let mut s = 1usize;
+    for i in (0..src.len()).rev() {
+        if src[i] != 1 {
+            strides[i + off] = s as u32;
+        }
+        s *= src[i];
+    }
+    strides
+}
+
+pub(crate) fn pad_shape(shape: &[usize]) -> [u32; MAX_RANK] {
+    let mut s = [1u32; MAX_RANK];
+    for (i, &d) in shape.iter().enumerate() {
+        s[i] = d as u32;
+    }
+    s
+}
+
+/// Every kernel indexes with u32: refuse tensors past that.
+pub(crate) fn check_u32_len(op: &'static str, t: &Tensor) -> Result<()> {
+    if t.len() > u32::MAX as usize {
+        return Err(Error::shape(
+            op,
+            format!("{:?} has more than 2^32 elements", t.shape()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+#![allow(dead_code)]
+//! Shared test support: one GPU for the whole test process, seeded random data, closeness checks.
+
+use diffscope::{Gpu, GpuOptions};
+use std::sync::OnceLock;
+
+pub fn gpu() -> Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Gpu::new(&GpuOptions::default())
+            .expect("tests need a GPU adapter (install mesa-vulkan-drivers)")
+    })
+    .clone()
+}
+
+/// A tiny deterministic generator for test data (not the product's Philox).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+/// Elementwise closeness: |got − want| ≤ atol + rtol·|want| for every element, with a message that
+/// names the worst element.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0f32);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.is_finite() || !w.is_finite(),
+            "{what}: element {i} is {g}, want {w}"
+        );
+        let excess = (g - w).abs() - (atol + rtol * w.abs());
+        if excess > worst.1 || (i == 0 && excess > 0.0) {
+            worst = (i, excess);
+        }
+    }
+    let (i, e) = worst;
+    assert!(
+        e <= 0.0,
+        "{what}: element {i}: got {}, want {} (|diff| {:e} > atol {atol:e} + rtol {rtol:e}·|want|)",
+        got[i],
+        want[i],
+        (got[i] - want[i]).abs()
+    );
+}
+
+/// Relative L2 error ‖got − want‖ / ‖want‖ (for chains of matmuls and whole models).
+pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| ((g - w) as f64).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// Shapes that are not multiples of any tile, plus degenerate ones.
+pub const ODD_SIZES: &[usize] = &[1, 7, 13, 29, 64, 255, 257];
