@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what diffscope's build and tests need on a fresh Debian machine. Idempotent and quiet when
 # everything is already there. Used by scripts/run.sh and scripts/test.sh.
-set -euo pipefail
+# Sourced by other scripts: no `set -e` here, it would leak into an interactive shell.
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod process;
 pub mod rng;
 pub mod tensor;
 

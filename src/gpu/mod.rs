@@ -126,6 +126,7 @@ struct Inner {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    adapter_features: wgpu::Features,
     arena: wgpu::Buffer,
     param_align: u64,
     counters: Counters,
@@ -314,7 +315,23 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
-        Self::from_device(info, device, queue)
+        let gpu = Self::from_device(info, device, queue)?;
+        Ok(gpu.with_adapter_features(adapter.features()))
+    }
+
+    fn with_adapter_features(self, f: wgpu::Features) -> Gpu {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.adapter_features = f;
+                Gpu(Arc::new(inner))
+            }
+            Err(shared) => Gpu(shared),
+        }
+    }
+
+    /// Features the adapter offers (the device enables only what diffscope asks for).
+    pub fn adapter_features(&self) -> wgpu::Features {
+        self.0.adapter_features
     }
 
     /// Share a device someone else opened (eframe's, in the app). Its limits must meet diffscope's
@@ -333,6 +350,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let adapter_features = device.features();
         let last_error: Arc<Mutex<Option<String>>> = Arc::default();
         let sink = last_error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -342,6 +360,7 @@ impl Gpu {
         Ok(Gpu(Arc::new(Inner {
             device,
             queue,
+            adapter_features,
             info,
             limits,
             arena,

@@ -1,0 +1,117 @@
+//! Command-line parsing and the small subcommands. Every failure becomes a one-line message and a
+//! non-zero exit code, never a panic.
+
+use clap::{Parser, Subcommand};
+use diffscope::{Gpu, GpuOptions};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "diffscope",
+    version,
+    about = "Step through diffusion models live on the GPU. With no subcommand, opens the app."
+)]
+struct Cli {
+    /// Pick the GPU adapter: a substring of its name or backend ("llvmpipe", "vulkan", "gl"), or
+    /// "cpu" / "gpu". Overrides the DIFFSCOPE_ADAPTER environment variable.
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the GPU adapter, backend, driver, limits and features.
+    Info {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure kernels and a representative reverse step.
+    Bench(crate::bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal=off,naga=error")).init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version itself with exit code 0, and usage errors with 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let opts = GpuOptions {
+        adapter: cli.adapter.clone(),
+    };
+    let result = match cli.command {
+        None => run_app(&opts),
+        Some(Command::Info { json }) => info(&opts, json),
+        Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("diffscope: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_app(_opts: &GpuOptions) -> diffscope::Result<()> {
+    Err(diffscope::Error::Invalid(
+        "the app is not built yet; try `diffscope info` or `diffscope bench`".into(),
+    ))
+}
+
+fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
+    let gpu = Gpu::new(opts)?;
+    let s = gpu.summary();
+    let l = gpu.limits();
+    let limits = serde_json::json!({
+        "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+        "max_buffer_size": l.max_buffer_size,
+        "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
+        "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
+        "max_compute_workgroup_size": [l.max_compute_workgroup_size_x, l.max_compute_workgroup_size_y, l.max_compute_workgroup_size_z],
+        "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
+        "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
+        "min_uniform_buffer_offset_alignment": l.min_uniform_buffer_offset_alignment,
+        "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
+    });
+    let features: Vec<String> = gpu
+        .device()
+        .features()
+        .iter_names()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let adapter_features: Vec<String> = gpu
+        .adapter_features()
+        .iter_names()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if json {
+        let v = serde_json::json!({
+            "adapter": s,
+            "software": gpu.is_software(),
+            "limits": limits,
+            "device_features": features,
+            "adapter_features": adapter_features,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("adapter:  {} ({})", s.name, s.device_type);
+        println!("backend:  {}", s.backend);
+        println!("driver:   {} {}", s.driver, s.driver_info);
+        println!("software: {}", gpu.is_software());
+        println!("limits:");
+        if let Some(obj) = limits.as_object() {
+            for (k, v) in obj {
+                println!("  {k}: {v}");
+            }
+        }
+        println!("adapter features: {}", adapter_features.join(", "));
+    }
+    Ok(())
+}

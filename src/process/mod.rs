@@ -1,0 +1,5 @@
+//! Diffusion processes: noise schedules, and (with their own issues) the Gaussian, discrete and graph
+//! reverse steps. A process turns a model's output into the next state; it does not know which
+//! network produced that output.
+
+pub mod schedule;
