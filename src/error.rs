@@ -33,6 +33,10 @@ pub enum Error {
         index: u64,
         bound: u64,
     },
+    #[error("weights {file}: {detail}")]
+    Weights { file: String, detail: String },
+    #[error("model config {file}: {detail}")]
+    Config { file: String, detail: String },
     #[error("invalid argument: {0}")]
     Invalid(String),
     #[error("GPU readback failed: {0}")]

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod process;
 pub mod rng;
 pub mod tensor;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
