@@ -39,6 +39,34 @@ fn philox_to_uniform(x: u32) -> f32 {
     return (f32(x >> 9u) + 0.5) * (1.0 / 8388608.0);
 }
 
-fn philox_box_muller(u0: f32, u1: f32) -> f32 {
-    return sqrt(-2.0 * log(u0)) * cos(6.283185307179586 * u1);
+// −log(u) for u in (0, 1]. WGSL only promises log to an absolute error of 2^-21 near 1 (lavapipe's
+// polynomial log is about that bad), which would wreck −log(u) ≈ 1 − u there: a Gumbel draw could come
+// out NaN and a Box–Muller radius off by 1e-3. For u ≥ 0.75 use the atanh series of −log(1 − v), where
+// v = 1 − u is exact in f32.
+fn rng_neg_log(u: f32) -> f32 {
+    let v = 1.0 - u;
+    if (v < 0.25) {
+        let s = v / (2.0 - v);
+        let s2 = s * s;
+        return 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0
+            + s2 * (1.0 / 11.0))))));
+    }
+    return -log(u);
+}
+
+// cos(2πu) for u in (0, 1) with the argument kept inside [−π, π], where WGSL's cos accuracy applies.
+fn rng_cos_2pi(u: f32) -> f32 {
+    return -cos(6.283185307179586 * (u - 0.5));
+}
+
+// Box–Muller on words 0 and 1, as rng::Philox::normal.
+fn rng_normal(w: vec4<u32>) -> f32 {
+    let u0 = philox_to_uniform(w.x);
+    let u1 = philox_to_uniform(w.y);
+    return sqrt(2.0 * rng_neg_log(u0)) * rng_cos_2pi(u1);
+}
+
+// −log(−log(u)), as rng::Philox::gumbel.
+fn rng_gumbel(u: f32) -> f32 {
+    return -log(rng_neg_log(u));
 }

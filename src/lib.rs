@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod models;
 pub mod ops;
 pub mod process;
 pub mod rng;

@@ -8,11 +8,13 @@ use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 
-/// A tensor on the host, converted to f32.
+/// A tensor on the host. Floating-point tensors are converted to f32 (`data`); integer tensors keep
+/// their values in `ints` (and `data` holds them as f32 for callers that accept either).
 #[derive(Clone, Debug)]
 pub struct HostTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+    pub ints: Option<Vec<i64>>,
 }
 
 pub struct Weights {
@@ -27,10 +29,47 @@ impl Weights {
             file: file.to_string(),
             detail,
         };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a valid safetensors file ({e})")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| err(format!("not a valid safetensors file ({e})")))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
+            let ints: Option<Vec<i64>> = match view.dtype() {
+                Dtype::I64 => Some(
+                    raw.chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                        .collect(),
+                ),
+                Dtype::I32 => Some(
+                    raw.chunks_exact(4)
+                        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+                        .collect(),
+                ),
+                Dtype::U32 => Some(
+                    raw.chunks_exact(4)
+                        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+                        .collect(),
+                ),
+                Dtype::I16 => Some(
+                    raw.chunks_exact(2)
+                        .map(|c| i16::from_le_bytes(c.try_into().expect("2 bytes")) as i64)
+                        .collect(),
+                ),
+                Dtype::U8 => Some(raw.iter().map(|&b| b as i64).collect()),
+                Dtype::I8 => Some(raw.iter().map(|&b| b as i8 as i64).collect()),
+                _ => None,
+            };
+            if let Some(ints) = ints {
+                tensors.insert(
+                    name.clone(),
+                    HostTensor {
+                        shape: view.shape().to_vec(),
+                        data: ints.iter().map(|&v| v as f32).collect(),
+                        ints: Some(ints),
+                    },
+                );
+                continue;
+            }
             let data: Vec<f32> = match view.dtype() {
                 Dtype::F32 => raw
                     .chunks_exact(4)
@@ -46,7 +85,7 @@ impl Weights {
                     .collect(),
                 other => {
                     return Err(err(format!(
-                        "tensor \"{name}\" has dtype {other:?}; diffscope reads F32, F16 or BF16 weights"
+                        "tensor \"{name}\" has dtype {other:?}; diffscope reads F32, F16, BF16 and integer tensors"
                     )))
                 }
             };
@@ -61,6 +100,7 @@ impl Weights {
                 HostTensor {
                     shape: view.shape().to_vec(),
                     data,
+                    ints: None,
                 },
             );
         }
@@ -91,8 +131,42 @@ impl Weights {
         self.tensors.contains_key(name)
     }
 
-    /// Remove and return `name`, which must have exactly `shape`.
+    /// Remove and return floating-point tensor `name`, which must have exactly `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        let t = self.take_numbers(name, shape)?;
+        if t.ints.is_some() {
+            return Err(Error::Weights {
+                file: self.file.clone(),
+                detail: format!(
+                    "tensor \"{name}\" is an integer tensor; a floating-point one is needed"
+                ),
+            });
+        }
+        Ok(t)
+    }
+
+    /// Remove and return the integer tensor `name` (any shape).
+    pub fn take_ints(&mut self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+        let t = self.tensors.remove(name).ok_or_else(|| Error::Weights {
+            file: self.file.clone(),
+            detail: format!("missing tensor \"{name}\""),
+        })?;
+        match t.ints {
+            Some(v) => Ok((t.shape, v)),
+            None => Err(Error::Weights {
+                file: self.file.clone(),
+                detail: format!("tensor \"{name}\" must hold integers"),
+            }),
+        }
+    }
+
+    /// The shape of `name`, if present.
+    pub fn shape_of(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.shape.as_slice())
+    }
+
+    /// Remove and return `name` (floating-point or integer, as f32), which must have exactly `shape`.
+    pub fn take_numbers(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let t = self.tensors.remove(name).ok_or_else(|| Error::Weights {
             file: self.file.clone(),
             detail: format!("missing tensor \"{name}\" (expected shape {shape:?})"),
@@ -116,7 +190,10 @@ impl Weights {
             Some(n) => self.take(n, shape),
             None => Err(Error::Weights {
                 file: self.file.clone(),
-                detail: format!("missing tensor \"{}\" (expected shape {shape:?})", names.join("\" or \"")),
+                detail: format!(
+                    "missing tensor \"{}\" (expected shape {shape:?})",
+                    names.join("\" or \"")
+                ),
             }),
         }
     }
@@ -192,13 +269,21 @@ mod tests {
     #[test]
     fn reads_checks_and_names_problems() {
         let bytes = file(&[
-            ("a", Dtype::F32, vec![2, 2], f32_bytes(&[1.0, 2.0, 3.0, 4.0])),
+            (
+                "a",
+                Dtype::F32,
+                vec![2, 2],
+                f32_bytes(&[1.0, 2.0, 3.0, 4.0]),
+            ),
             ("b", Dtype::F16, vec![2], vec![0x00, 0x3c, 0x00, 0xc0]), // 1.0, -2.0
         ]);
         let mut w = Weights::from_bytes(&bytes, "m.safetensors").unwrap();
         assert_eq!(w.take("b", &[2]).unwrap().data, vec![1.0, -2.0]);
         let e = w.take("a", &[4]).unwrap_err().to_string();
-        assert!(e.contains("\"a\" has shape [2, 2]") && e.contains("m.safetensors"), "{e}");
+        assert!(
+            e.contains("\"a\" has shape [2, 2]") && e.contains("m.safetensors"),
+            "{e}"
+        );
         let e = w.take("zzz", &[1]).unwrap_err().to_string();
         assert!(e.contains("missing tensor \"zzz\""), "{e}");
 
@@ -212,7 +297,10 @@ mod tests {
     fn truncated_lying_nan_and_int_files_are_errors() {
         let good = file(&[("a", Dtype::F32, vec![3], f32_bytes(&[1.0, 2.0, 3.0]))]);
         for cut in [0, 7, 8, 20, good.len() - 1] {
-            assert!(Weights::from_bytes(&good[..cut], "t").is_err(), "cut at {cut}");
+            assert!(
+                Weights::from_bytes(&good[..cut], "t").is_err(),
+                "cut at {cut}"
+            );
         }
         // A header that claims more data than the file has.
         let mut lying = good.clone();
@@ -224,9 +312,15 @@ mod tests {
         let nan = file(&[("a", Dtype::F32, vec![2], f32_bytes(&[1.0, f32::NAN]))]);
         let e = Weights::from_bytes(&nan, "t").err().unwrap().to_string();
         assert!(e.contains("non-finite"), "{e}");
-        let ints = file(&[("a", Dtype::I64, vec![1], vec![0; 8])]);
-        let e = Weights::from_bytes(&ints, "t").err().unwrap().to_string();
-        assert!(e.contains("dtype I64"), "{e}");
+        let ints = file(&[("a", Dtype::I64, vec![1], vec![7, 0, 0, 0, 0, 0, 0, 0])]);
+        let mut w = Weights::from_bytes(&ints, "t").unwrap();
+        let e = w.take("a", &[1]).unwrap_err().to_string();
+        assert!(e.contains("integer tensor"), "{e}");
+        let mut w = Weights::from_bytes(&ints, "t").unwrap();
+        assert_eq!(w.take_ints("a").unwrap(), (vec![1], vec![7]));
+        let bools = file(&[("a", Dtype::BOOL, vec![1], vec![1])]);
+        let e = Weights::from_bytes(&bools, "t").err().unwrap().to_string();
+        assert!(e.contains("dtype BOOL"), "{e}");
     }
 
     #[test]

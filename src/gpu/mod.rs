@@ -185,6 +185,7 @@ fn check_requirements(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Result
     Ok(())
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let ty = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -202,6 +203,7 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 /// Does `info` match a user's adapter choice?
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 fn matches_choice(info: &wgpu::AdapterInfo, choice: &str) -> bool {
     let c = choice.to_lowercase();
     let software = matches!(info.device_type, wgpu::DeviceType::Cpu);
@@ -224,18 +226,13 @@ impl Gpu {
     }
 
     pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
-        let choice = opts.adapter.clone().or_else(|| {
-            #[cfg(not(target_arch = "wasm32"))]
-            {
-                std::env::var("DIFFSCOPE_ADAPTER")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            }
-            #[cfg(target_arch = "wasm32")]
-            {
-                None
-            }
-        });
+        #[cfg(not(target_arch = "wasm32"))]
+        let from_env = std::env::var("DIFFSCOPE_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
+        #[cfg(target_arch = "wasm32")]
+        let from_env: Option<String> = None;
+        let choice = opts.adapter.clone().or(from_env);
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = Self::pick_adapter(&instance, choice.as_deref()).await?;
@@ -447,7 +444,7 @@ impl Gpu {
             self.submit();
         }
         // write_buffer needs a multiple of 4 bytes.
-        if data.len() % 4 == 0 {
+        if data.len().is_multiple_of(4) {
             self.0.queue.write_buffer(buf.raw(), offset, data);
         } else {
             let mut padded = data.to_vec();

@@ -3,7 +3,17 @@
 //! shapes and dtypes, allocate the output from the pool and *record* a dispatch; nothing runs until
 //! the batch is submitted (see [`crate::gpu`]).
 
+pub mod attention;
+pub mod conv;
 pub mod elementwise;
+pub mod embedding;
+pub mod layout;
+pub mod matmul;
+pub mod norm;
+pub mod random;
+pub mod sample;
+pub mod transition;
+pub mod update;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -1,12 +1,17 @@
 //! Gaussian diffusion with diffusers' conventions: the scheduler settings (read from a diffusers
 //! `scheduler_config.json`), the schedule tables, and the forward process q(x_t | x0).
 
-use super::schedule::{alphas_cumprod, betas, BetaSchedule, Spacing};
+use super::schedule::{alphas_cumprod, betas, timesteps, BetaSchedule, Spacing};
 use crate::error::{Error, Result};
+use crate::models::Denoiser;
 use crate::ops::elementwise as ew;
 use crate::ops::random;
+use crate::ops::update::{
+    self, CfgOrder, DdimStepParams, DdpmStepParams, DdpmVariance, Extras, Guidance, GuidanceForm,
+    ModelOutput, Noise, StepOutput,
+};
 use crate::rng::{Philox, Substream};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// What the network predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -80,9 +85,11 @@ impl SchedulerConfig {
                     .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
             };
             let int = || {
-                val.as_u64()
-                    .map(|u| u as usize)
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a non-negative integer, got {val}")))
+                val.as_u64().map(|u| u as usize).ok_or_else(|| {
+                    bad(format!(
+                        "field \"{k}\" must be a non-negative integer, got {val}"
+                    ))
+                })
             };
             let boolean = || {
                 val.as_bool()
@@ -95,7 +102,10 @@ impl SchedulerConfig {
             match k.as_str() {
                 "_class_name" => {
                     let s = string()?;
-                    if !matches!(s, "DDPMScheduler" | "DDIMScheduler" | "GaussianDDPMScheduler") {
+                    if !matches!(
+                        s,
+                        "DDPMScheduler" | "DDIMScheduler" | "GaussianDDPMScheduler"
+                    ) {
                         return Err(bad(format!(
                             "_class_name \"{s}\" is not supported (DDPMScheduler or DDIMScheduler)"
                         )));
@@ -116,14 +126,20 @@ impl SchedulerConfig {
                         "epsilon" => Prediction::Epsilon,
                         "sample" => Prediction::Sample,
                         "v_prediction" => Prediction::V,
-                        o => return Err(bad(format!("prediction_type \"{o}\" (epsilon, sample or v_prediction)"))),
+                        o => {
+                            return Err(bad(format!(
+                                "prediction_type \"{o}\" (epsilon, sample or v_prediction)"
+                            )))
+                        }
                     }
                 }
                 "variance_type" => {
                     c.variance = match string()? {
                         "fixed_small" => Variance::FixedSmall,
                         "fixed_large" => Variance::FixedLarge,
-                        o => return Err(bad(format!("variance_type \"{o}\" is not supported (fixed_small or fixed_large)"))),
+                        o => return Err(bad(format!(
+                            "variance_type \"{o}\" is not supported (fixed_small or fixed_large)"
+                        ))),
                     }
                 }
                 "clip_sample" => c.clip_sample = boolean()?,
@@ -197,11 +213,223 @@ impl Gaussian {
     /// the t slider shows the *same* noise growing. Returns (x_t, ε).
     pub fn forward(&self, x0: &Tensor, t: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         self.check_t(t)?;
-        let eps = random::normal(x0.gpu(), x0.shape(), Philox::new(seed, 0, Substream::Forward))?;
+        let eps = random::normal(
+            x0.gpu(),
+            x0.shape(),
+            Philox::new(seed, 0, Substream::Forward),
+        )?;
         let a = self.alphas_cumprod[t];
         let xt = ew::axpby(a.sqrt(), x0, (1.0 - a).sqrt(), &eps)?;
         Ok((xt, eps))
     }
+}
+
+/// Which reverse sampler.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Sampler {
+    /// Ancestral DDPM with the config's variance type.
+    Ddpm,
+    /// DDIM with η (0 = deterministic).
+    Ddim { eta: f32 },
+}
+
+/// Everything that, with the model, determines a reverse trajectory.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SampleSettings {
+    pub sampler: Sampler,
+    pub steps: usize,
+    pub seed: u64,
+    /// Per-sample labels for conditional models (the null label means unconditional).
+    pub labels: Option<Vec<u32>>,
+    /// Classifier-free guidance weight `w` of `uncond + w·(cond − uncond)`; 1 (or `None`) is plain
+    /// conditional sampling and needs no unconditional pass.
+    pub guidance: Option<f32>,
+}
+
+/// One planned reverse step: the timestep the model sees and the timestep it steps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedStep {
+    pub t: usize,
+    /// `None` past the end (ᾱ_prev = 1, or `final_alpha_cumprod` for DDIM).
+    pub prev: Option<usize>,
+}
+
+impl Gaussian {
+    /// diffusers' timesteps for `steps` inference steps, with each step's previous timestep: DDPM
+    /// steps to the next listed timestep; DDIM to `t − T/steps` whatever the spacing (diffusers does).
+    pub fn plan(&self, sampler: Sampler, steps: usize) -> Result<Vec<PlannedStep>> {
+        let tt = self.train_timesteps();
+        let ts = timesteps(
+            tt,
+            steps,
+            self.config.timestep_spacing,
+            self.config.steps_offset,
+        )?;
+        Ok(ts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let prev = match sampler {
+                    Sampler::Ddpm => ts.get(i + 1).copied(),
+                    Sampler::Ddim { .. } => t.checked_sub(tt / steps),
+                };
+                PlannedStep { t, prev }
+            })
+            .collect())
+    }
+
+    fn clip(&self) -> Option<f32> {
+        self.config
+            .clip_sample
+            .then_some(self.config.clip_sample_range)
+    }
+
+    pub fn ddpm_params(&self, s: PlannedStep) -> DdpmStepParams {
+        DdpmStepParams::diffusers(
+            self.config.prediction.into(),
+            self.alphas_cumprod[s.t] as f64,
+            s.prev.map(|p| self.alphas_cumprod[p] as f64),
+            match self.config.variance {
+                Variance::FixedSmall => DdpmVariance::FixedSmall,
+                Variance::FixedLarge => DdpmVariance::FixedLarge,
+            },
+            self.clip(),
+        )
+    }
+
+    pub fn ddim_params(&self, s: PlannedStep, eta: f32) -> DdimStepParams {
+        let final_ac = if self.config.set_alpha_to_one {
+            1.0
+        } else {
+            self.alphas_cumprod[0]
+        };
+        DdimStepParams {
+            prediction: self.config.prediction.into(),
+            alpha_bar_t: self.alphas_cumprod[s.t],
+            alpha_bar_prev: s.prev.map_or(final_ac, |p| self.alphas_cumprod[p]),
+            eta,
+            clip: self.clip(),
+            use_clipped_model_output: false,
+        }
+    }
+
+    /// Initial noise x_T for `n` samples of `shape`: Philox (seed, stream 0, `Init`).
+    pub fn initial(
+        &self,
+        gpu: &crate::gpu::Gpu,
+        n: usize,
+        shape: &[usize],
+        seed: u64,
+    ) -> Result<Tensor> {
+        let mut full = vec![n];
+        full.extend_from_slice(shape);
+        random::normal(gpu, &full, Philox::new(seed, 0, Substream::Init))
+    }
+
+    /// One reverse step `index` of `plan` from `x_t`: the model (twice the batch when guided) and the
+    /// fused update, recorded — the caller submits. The step's noise is Philox (seed, stream = index,
+    /// `StepNoise`), so re-running step k from the same x_t gives the same bits.
+    pub fn step(
+        &self,
+        model: &dyn Denoiser,
+        x_t: &Tensor,
+        plan: &[PlannedStep],
+        index: usize,
+        settings: &SampleSettings,
+        extras: Extras,
+    ) -> Result<StepOutput> {
+        let s = *plan.get(index).ok_or_else(|| {
+            Error::Invalid(format!(
+                "step {index} is past the plan's {} steps",
+                plan.len()
+            ))
+        })?;
+        let gpu = x_t.gpu();
+        let n = x_t.dim(0);
+        let guided = settings.guidance.is_some_and(|w| w != 1.0);
+        let batch = if guided { 2 * n } else { n };
+        // Uploads first: a host write flushes recorded work, and this step must stay one submission.
+        let t = Tensor::from_f32(gpu, &[batch], &vec![s.t as f32; batch])?;
+        let labels = match (model.num_labels(), &settings.labels) {
+            (Some(k), Some(l)) => {
+                if l.len() != n {
+                    return Err(Error::Invalid(format!(
+                        "{} labels for {n} samples",
+                        l.len()
+                    )));
+                }
+                let mut all = l.clone();
+                if guided {
+                    all.extend(std::iter::repeat_n(k as u32, n));
+                }
+                Some(Tensor::from_indices(
+                    gpu,
+                    &[batch],
+                    &all,
+                    k as u32 + 1,
+                    "labels",
+                )?)
+            }
+            (Some(k), None) => Some(Tensor::from_u32(gpu, &[batch], &vec![k as u32; batch])?),
+            (None, Some(_)) => {
+                return Err(Error::Invalid("this model takes no labels".into()));
+            }
+            (None, None) => None,
+        };
+        if guided && model.num_labels().is_none() {
+            return Err(Error::Invalid("guidance needs a conditional model".into()));
+        }
+        let input = if guided {
+            duplicate_batch(x_t)?
+        } else {
+            x_t.clone()
+        };
+        let out = model.forward(&input, &t, labels.as_ref())?;
+        let model_out = if guided {
+            ModelOutput::Guided {
+                out: &out,
+                guidance: Guidance {
+                    scale: settings.guidance.unwrap_or(1.0),
+                    form: GuidanceForm::Diffusers,
+                },
+                order: CfgOrder::CondFirst,
+            }
+        } else {
+            ModelOutput::Plain(&out)
+        };
+        let noise = Noise::Philox(Philox::new(
+            settings.seed,
+            index as u32,
+            Substream::StepNoise,
+        ));
+        match settings.sampler {
+            Sampler::Ddpm => update::ddpm_step(x_t, model_out, &self.ddpm_params(s), noise, extras),
+            Sampler::Ddim { eta } => {
+                update::ddim_step(x_t, model_out, &self.ddim_params(s, eta), noise, extras)
+            }
+        }
+    }
+}
+
+impl From<Prediction> for update::Prediction {
+    fn from(p: Prediction) -> Self {
+        match p {
+            Prediction::Epsilon => update::Prediction::Epsilon,
+            Prediction::Sample => update::Prediction::Sample,
+            Prediction::V => update::Prediction::V,
+        }
+    }
+}
+
+/// `[x; x]` along the batch axis, by two buffer copies (no kernel).
+fn duplicate_batch(x: &Tensor) -> Result<Tensor> {
+    let mut shape = x.shape().to_vec();
+    shape[0] *= 2;
+    let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    x.gpu().copy(x.buffer(), 0, out.buffer(), 0, x.bytes());
+    x.gpu()
+        .copy(x.buffer(), 0, out.buffer(), x.bytes(), x.bytes());
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -214,9 +442,16 @@ mod tests {
         let c = SchedulerConfig::from_json(cifar, "s.json").unwrap();
         assert_eq!(c.variance, Variance::FixedLarge);
         assert!(c.clip_sample);
-        let e = SchedulerConfig::from_json(r#"{"beta_stat": 1}"#, "s.json").unwrap_err().to_string();
-        assert!(e.contains("unknown field \"beta_stat\"") && e.contains("s.json"), "{e}");
-        let e = SchedulerConfig::from_json(r#"{"variance_type": "learned"}"#, "s.json").unwrap_err().to_string();
+        let e = SchedulerConfig::from_json(r#"{"beta_stat": 1}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field \"beta_stat\"") && e.contains("s.json"),
+            "{e}"
+        );
+        let e = SchedulerConfig::from_json(r#"{"variance_type": "learned"}"#, "s.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("learned"), "{e}");
         assert!(SchedulerConfig::from_json("[1,2]", "s").is_err());
         assert!(SchedulerConfig::from_json("{", "s").is_err());

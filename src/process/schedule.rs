@@ -52,7 +52,9 @@ pub fn linspace_f32(start: f64, end: f64, n: usize) -> Vec<f32> {
 /// β table for `t = 0..T-1` in float32.
 pub fn betas(schedule: BetaSchedule, t: usize, beta_start: f64, beta_end: f64) -> Result<Vec<f32>> {
     if t == 0 {
-        return Err(Error::Invalid("num_train_timesteps must be at least 1".into()));
+        return Err(Error::Invalid(
+            "num_train_timesteps must be at least 1".into(),
+        ));
     }
     Ok(match schedule {
         BetaSchedule::Linear => linspace_f32(beta_start, beta_end, t),
@@ -61,7 +63,11 @@ pub fn betas(schedule: BetaSchedule, t: usize, beta_start: f64, beta_end: f64) -
             .map(|b| b * b)
             .collect(),
         BetaSchedule::SquaredCosCapV2 => {
-            let abar = |x: f64| ((x + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+            let abar = |x: f64| {
+                ((x + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                    .cos()
+                    .powi(2)
+            };
             (0..t)
                 .map(|i| {
                     let (t1, t2) = (i as f64 / t as f64, (i + 1) as f64 / t as f64);
@@ -107,7 +113,12 @@ impl Spacing {
 }
 
 /// The descending inference timesteps for `n` steps out of `train_t` (diffusers `set_timesteps`).
-pub fn timesteps(train_t: usize, n: usize, spacing: Spacing, steps_offset: usize) -> Result<Vec<usize>> {
+pub fn timesteps(
+    train_t: usize,
+    n: usize,
+    spacing: Spacing,
+    steps_offset: usize,
+) -> Result<Vec<usize>> {
     if n == 0 || n > train_t {
         return Err(Error::Invalid(format!(
             "{n} sampling steps requested, but the model was trained with {train_t} timesteps \
@@ -120,7 +131,11 @@ pub fn timesteps(train_t: usize, n: usize, spacing: Spacing, steps_offset: usize
             (0..n)
                 .rev()
                 .map(|i| {
-                    let v = if n == 1 { 0.0 } else { i as f64 * (train_t - 1) as f64 / (n - 1) as f64 };
+                    let v = if n == 1 {
+                        0.0
+                    } else {
+                        i as f64 * (train_t - 1) as f64 / (n - 1) as f64
+                    };
                     round_half_even(v) as usize
                 })
                 .collect()
@@ -183,7 +198,10 @@ mod tests {
         let trail = timesteps(1000, 50, Spacing::Trailing, 0).unwrap();
         assert_eq!((trail[0], trail[1], trail[49]), (999, 979, 19));
         let lin = timesteps(1000, 50, Spacing::Linspace, 0).unwrap();
-        assert_eq!((lin[0], lin[1], lin[2], lin[48], lin[49]), (999, 979, 958, 20, 0));
+        assert_eq!(
+            (lin[0], lin[1], lin[2], lin[48], lin[49]),
+            (999, 979, 958, 20, 0)
+        );
         assert!(timesteps(1000, 1001, Spacing::Leading, 0).is_err());
         assert!(timesteps(1000, 0, Spacing::Leading, 0).is_err());
         let off = timesteps(1000, 10, Spacing::Leading, 1).unwrap();

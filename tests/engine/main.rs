@@ -1,6 +1,18 @@
 //! The engine's tests: every kernel against a plain-Rust reference, in one process on one device.
 //! Each module is one kernel family.
 
+mod attention;
 mod common;
+mod conv;
 mod elementwise;
+mod embedding;
+mod film_mlp;
+mod gaussian;
+mod layout;
+mod matmul;
+mod norm;
+mod random;
 mod runtime;
+mod sample;
+mod transition;
+mod update;

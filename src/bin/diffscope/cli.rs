@@ -33,7 +33,10 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal=off,naga=error")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,wgpu_hal=off,naga=error"),
+    )
+    .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

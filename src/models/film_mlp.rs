@@ -1,0 +1,194 @@
+//! The FiLM-MLP (ANCHOR_MATH §5, corrected): a sinusoidal time embedding through an MLP plus a label
+//! embedding (with a null label for guidance), then residual blocks `h + SiLU((1+s)·LN(Wh) + b)` whose
+//! scale and shift come from the embedding. Mirrors `tools/film_mlp.py` parameter for parameter.
+
+use super::Denoiser;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::elementwise::{self as ew, Unary};
+use crate::ops::embedding;
+use crate::ops::matmul::{linear, Act};
+use crate::ops::norm::layer_norm;
+use crate::tensor::{DType, Tensor};
+use crate::weights::Weights;
+
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilmMlpConfig {
+    pub architecture: String,
+    pub data_dim: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub num_labels: usize,
+    pub null_label: usize,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub data_range: Option<[f32; 2]>,
+}
+
+struct Lin {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Lin {
+    fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Lin> {
+        Ok(Lin {
+            w: w.upload(gpu, &format!("{name}.weight"), &[out_f, in_f])?,
+            b: w.upload(gpu, &format!("{name}.bias"), &[out_f])?,
+        })
+    }
+    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        linear(x, &self.w, Some(&self.b), act)
+    }
+}
+
+struct Block {
+    lin: Lin,
+    norm_w: Tensor,
+    norm_b: Tensor,
+    // The checkpoint's `film` Linear (dim → 2·dim) split at load time into its scale and shift halves,
+    // so no slicing is needed per step.
+    film_scale: Lin,
+    film_shift: Lin,
+}
+
+pub struct FilmMlp {
+    pub config: FilmMlpConfig,
+    sample_shape: Vec<usize>,
+    time1: Lin,
+    time2: Lin,
+    label_emb: Tensor,
+    inp: Lin,
+    blocks: Vec<Block>,
+    out: Lin,
+}
+
+impl FilmMlp {
+    pub fn parse_config(json: &str, file: &str) -> Result<FilmMlpConfig> {
+        let c: FilmMlpConfig = serde_json::from_str(json).map_err(|e| Error::Config {
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+        let bad = |d: String| Error::Config {
+            file: file.to_string(),
+            detail: d,
+        };
+        if c.architecture != "film_mlp" {
+            return Err(bad(format!(
+                "architecture is \"{}\", expected \"film_mlp\"",
+                c.architecture
+            )));
+        }
+        if c.dim < 4 || !c.dim.is_multiple_of(2) || c.data_dim == 0 || c.depth == 0 {
+            return Err(bad(format!(
+                "dim {} (must be even, ≥ 4), data_dim {} and depth {} (≥ 1)",
+                c.dim, c.data_dim, c.depth
+            )));
+        }
+        if c.null_label != c.num_labels {
+            return Err(bad(format!(
+                "null_label must equal num_labels ({}), got {}",
+                c.num_labels, c.null_label
+            )));
+        }
+        Ok(c)
+    }
+
+    pub fn load(gpu: &Gpu, config: FilmMlpConfig, mut w: Weights) -> Result<FilmMlp> {
+        let d = config.dim;
+        let time1 = Lin::load(&mut w, gpu, "time_mlp.0", d, d)?;
+        let time2 = Lin::load(&mut w, gpu, "time_mlp.2", d, d)?;
+        let label_emb = w.upload(gpu, "label_emb.weight", &[config.num_labels + 1, d])?;
+        let inp = Lin::load(&mut w, gpu, "inp", d, config.data_dim)?;
+        let mut blocks = Vec::with_capacity(config.depth);
+        for i in 0..config.depth {
+            let p = format!("blocks.{i}");
+            let lin = Lin::load(&mut w, gpu, &format!("{p}.lin"), d, d)?;
+            let norm_w = w.upload(gpu, &format!("{p}.norm.weight"), &[d])?;
+            let norm_b = w.upload(gpu, &format!("{p}.norm.bias"), &[d])?;
+            let fw = w.take(&format!("{p}.film.weight"), &[2 * d, d])?;
+            let fb = w.take(&format!("{p}.film.bias"), &[2 * d])?;
+            let half = |v: &[f32], i: usize, n: usize| v[i * n..(i + 1) * n].to_vec();
+            let film_scale = Lin {
+                w: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 0, d * d))?,
+                b: Tensor::from_f32(gpu, &[d], &half(&fb.data, 0, d))?,
+            };
+            let film_shift = Lin {
+                w: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 1, d * d))?,
+                b: Tensor::from_f32(gpu, &[d], &half(&fb.data, 1, d))?,
+            };
+            blocks.push(Block {
+                lin,
+                norm_w,
+                norm_b,
+                film_scale,
+                film_shift,
+            });
+        }
+        let out = Lin::load(&mut w, gpu, "out", config.data_dim, d)?;
+        w.finish()?;
+        Ok(FilmMlp {
+            sample_shape: vec![config.data_dim],
+            config,
+            time1,
+            time2,
+            label_emb,
+            inp,
+            blocks,
+            out,
+        })
+    }
+}
+
+impl Denoiser for FilmMlp {
+    fn forward(&self, x: &Tensor, t: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        let n = x.dim(0);
+        if x.shape() != [n, self.config.data_dim] || t.shape() != [n] {
+            return Err(Error::shape(
+                "film_mlp",
+                format!(
+                    "x {:?} must be [N, {}] and t {:?} [N]",
+                    x.shape(),
+                    self.config.data_dim,
+                    t.shape()
+                ),
+            ));
+        }
+        let labels = labels.ok_or_else(|| {
+            Error::Invalid("film_mlp needs labels (use the null label for unconditional)".into())
+        })?;
+        labels.expect_dtype("film_mlp labels", DType::U32)?;
+        if labels.shape() != [n] {
+            return Err(Error::shape(
+                "film_mlp",
+                format!("labels {:?} must be [{n}]", labels.shape()),
+            ));
+        }
+        let d = self.config.dim;
+        let temb = embedding::timestep_embedding(t, d, false, 1.0, 1.0, 10000.0)?;
+        let temb = self.time1.apply(&temb, Act::Gelu)?;
+        let temb = self.time2.apply(&temb, Act::None)?;
+        let temb = ew::add(&temb, &embedding::gather_rows(&self.label_emb, labels)?)?;
+        let st = ew::silu(&temb)?;
+        let mut h = self.inp.apply(x, Act::None)?;
+        for b in &self.blocks {
+            let scale = b.film_scale.apply(&st, Act::None)?;
+            let shift = b.film_shift.apply(&st, Act::None)?;
+            let a = b.lin.apply(&h, Act::None)?;
+            let a = layer_norm(&a, Some(&b.norm_w), Some(&b.norm_b), 1e-5)?;
+            let f = ew::film(&a, &scale, &shift, Unary::Silu)?;
+            h = ew::add(&h, &f)?;
+        }
+        self.out.apply(&h, Act::None)
+    }
+
+    fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    fn num_labels(&self) -> Option<usize> {
+        Some(self.config.num_labels)
+    }
+}

@@ -1,0 +1,171 @@
+//! Multi-head scaled dot-product attention over `[B, L, H·D]` projections, with an optional additive
+//! key mask (padded graph nodes, padded sequence positions).
+//!
+//! The kernel is flash-style (see `shaders/attention.wgsl`): memory stays O(L·H·D) whatever the
+//! sequence length, because scores live only in registers, a key block at a time.
+
+use super::check_u32_len;
+use crate::error::{Error, Result};
+use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/attention.wgsl");
+
+/// The largest head dimension: the key and value tiles for D = 128 fill WebGPU's guaranteed 16 KiB
+/// of workgroup memory.
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// Query rows per workgroup; matches `BQ` in the shader.
+const ROWS_PER_GROUP: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    lq: u32,
+    lk: u32,
+    heads: u32,
+    d: u32,
+    hd: u32,
+    has_mask: u32,
+    scale: f32,
+}
+
+/// The kernel variant for head dimension `d`: register arrays sized to the next of 32, 64, 128.
+fn defines(d: usize) -> &'static str {
+    match d {
+        0..=32 => "const DMAX: u32 = 32u;",
+        33..=64 => "const DMAX: u32 = 64u;",
+        _ => "const DMAX: u32 = 128u;",
+    }
+}
+
+/// `softmax(q·kᵀ·scale + mask)·v` per head. `q` is `[B, Lq, H·D]`, `k` and `v` are `[B, Lk, H·D]`,
+/// the result is `[B, Lq, H·D]`; `scale` defaults to `1/√D`. `D` may be at most [`MAX_HEAD_DIM`].
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: Option<f32>,
+) -> Result<Tensor> {
+    run("attention", q, k, v, heads, scale, None)
+}
+
+/// [`attention`] with an additive key mask `[B, Lk]`: 0 keeps a key, −∞ (or anything below −1e30)
+/// removes it, other values are added to its scores. A query whose keys are all removed gets a zero
+/// output (PyTorch would give NaN).
+pub fn attention_masked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: Option<f32>,
+    mask: &Tensor,
+) -> Result<Tensor> {
+    run("attention_masked", q, k, v, heads, scale, Some(mask))
+}
+
+fn run(
+    op: &'static str,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: Option<f32>,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    for t in [q, k, v].into_iter().chain(mask) {
+        t.expect_dtype(op, DType::F32)?;
+        check_u32_len(op, t)?;
+    }
+    if q.dims() != 3 || k.dims() != 3 || k.shape() != v.shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "expects q [B, Lq, H·D] and k, v [B, Lk, H·D], got {:?}, {:?}, {:?}",
+                q.shape(),
+                k.shape(),
+                v.shape()
+            ),
+        ));
+    }
+    let (b, lq, hd) = (q.dim(0), q.dim(1), q.dim(2));
+    let lk = k.dim(1);
+    if k.dim(0) != b || k.dim(2) != hd {
+        return Err(Error::shape(
+            op,
+            format!(
+                "q {:?} and k {:?} differ in batch or width",
+                q.shape(),
+                k.shape()
+            ),
+        ));
+    }
+    if heads == 0 || hd % heads != 0 {
+        return Err(Error::shape(
+            op,
+            format!("width {hd} cannot be split into {heads} heads"),
+        ));
+    }
+    let d = hd / heads;
+    if d > MAX_HEAD_DIM {
+        return Err(Error::Invalid(format!(
+            "{op}: head dimension {d} exceeds the supported {MAX_HEAD_DIM}"
+        )));
+    }
+    if let Some(m) = mask {
+        if m.shape() != [b, lk] {
+            return Err(Error::shape(
+                op,
+                format!("mask has shape {:?}, expected [{b}, {lk}]", m.shape()),
+            ));
+        }
+    }
+    let scale = scale.unwrap_or(1.0 / (d.max(1) as f32).sqrt());
+    if !scale.is_finite() {
+        return Err(Error::Invalid(format!("{op}: scale {scale} is not finite")));
+    }
+    if b * heads > MAX_GROUPS_PER_DIM as usize {
+        return Err(Error::Invalid(format!(
+            "{op}: batch × heads = {} exceeds {MAX_GROUPS_PER_DIM}",
+            b * heads
+        )));
+    }
+    let out = Tensor::empty(q.gpu(), q.shape(), DType::F32)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = Params {
+        batch: b as u32,
+        lq: lq as u32,
+        lk: lk as u32,
+        heads: heads as u32,
+        d: d as u32,
+        hd: hd as u32,
+        has_mask: mask.is_some() as u32,
+        scale,
+    };
+    // Without a mask, `q` stands in for it; the kernel never reads it.
+    let m = mask.unwrap_or(q);
+    let spec = KernelSpec {
+        family: "attention",
+        source: SRC,
+        entry: "attention",
+        defines: defines(d),
+        bindings: &[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ],
+    };
+    q.gpu().dispatch(
+        &spec,
+        &p,
+        &[q.buffer(), k.buffer(), v.buffer(), m.buffer(), out.buffer()],
+        [lq.div_ceil(ROWS_PER_GROUP) as u32, (b * heads) as u32, 1],
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,221 @@
+//! 2-D convolution (NCHW, PyTorch weight layout) and nearest-neighbour 2× upsampling: the spatial ops
+//! of a diffusers `UNet2DModel`.
+//!
+//! Padding is given per side so that diffusers' `Downsample2D(padding=0)` — pad (0, 1, 0, 1), then a
+//! stride-2 convolution without padding — is one call with [`Padding::new`]`(0, 1, 0, 1)`.
+
+use super::{check_u32_len, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/conv.wgsl");
+
+/// Output tile of one conv2d workgroup (output channels × pixels); matches `BM`/`BN` in the shader.
+const TILE_M: usize = 64;
+const TILE_N: usize = 64;
+
+/// Zero padding per side, in pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Padding {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    pub fn new(top: usize, bottom: usize, left: usize, right: usize) -> Self {
+        Padding {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+    /// `p` on every side (PyTorch's `padding=p`).
+    pub fn same(p: usize) -> Self {
+        Self::new(p, p, p, p)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    n: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    ho: u32,
+    wo: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad_top: u32,
+    pad_left: u32,
+    has_bias: u32,
+    k: u32,
+    pixels: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct UpParams {
+    n: u32,
+    h: u32,
+    w: u32,
+    _pad: u32,
+}
+
+fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
+    KernelSpec {
+        family: "conv",
+        source: SRC,
+        entry,
+        defines: "",
+        bindings,
+    }
+}
+
+/// `conv2d(x [N, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout]?) → [N, Cout, Ho, Wo]` with
+/// `Ho = (H + top + bottom − kh) / stride + 1` (likewise `Wo`), as `torch.nn.functional.conv2d`.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: Padding,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    x.expect_dtype(OP, DType::F32)?;
+    weight.expect_dtype(OP, DType::F32)?;
+    check_u32_len(OP, x)?;
+    check_u32_len(OP, weight)?;
+    if x.dims() != 4 || weight.dims() != 4 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "expects x [N, Cin, H, W] and weight [Cout, Cin, kh, kw], got {:?} and {:?}",
+                x.shape(),
+                weight.shape()
+            ),
+        ));
+    }
+    let (n, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    let (cout, wcin, kh, kw) = (weight.dim(0), weight.dim(1), weight.dim(2), weight.dim(3));
+    if wcin != cin {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "weight {:?} takes {wcin} input channels, x {:?} has {cin}",
+                weight.shape(),
+                x.shape()
+            ),
+        ));
+    }
+    if cin == 0 {
+        // An empty sum (output = bias) is no convolution anyone means to run.
+        return Err(Error::shape(OP, "x has no input channels"));
+    }
+    if let Some(b) = bias {
+        b.expect_dtype(OP, DType::F32)?;
+        if b.shape() != [cout] {
+            return Err(Error::shape(
+                OP,
+                format!("bias has shape {:?}, expected [{cout}]", b.shape()),
+            ));
+        }
+    }
+    if stride == 0 {
+        return Err(Error::Invalid("conv2d: stride must be at least 1".into()));
+    }
+    let (hp, wp) = (
+        h + padding.top + padding.bottom,
+        w + padding.left + padding.right,
+    );
+    if kh == 0 || kw == 0 || hp < kh || wp < kw {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "a {kh}×{kw} kernel does not fit the padded {hp}×{wp} input ({:?}, {padding:?})",
+                x.shape()
+            ),
+        ));
+    }
+    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    let out = Tensor::empty(x.gpu(), &[n, cout, ho, wo], DType::F32)?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let pixels = n * ho * wo;
+    let k = cin * kh * kw;
+    let p = ConvParams {
+        n: n as u32,
+        cin: cin as u32,
+        h: h as u32,
+        w: w as u32,
+        cout: cout as u32,
+        ho: ho as u32,
+        wo: wo as u32,
+        kh: kh as u32,
+        kw: kw as u32,
+        stride: stride as u32,
+        pad_top: padding.top as u32,
+        pad_left: padding.left as u32,
+        has_bias: bias.is_some() as u32,
+        k: k as u32,
+        pixels: pixels as u32,
+        _pad: 0,
+    };
+    let pixel_tiles = pixels.div_ceil(TILE_N) as u32;
+    let gx = pixel_tiles.min(MAX_GROUPS_PER_DIM);
+    let gz = pixel_tiles.div_ceil(gx);
+    let gy = cout.div_ceil(TILE_M) as u32;
+    // An absent bias binds the weight in its place; the kernel never reads it.
+    let b = bias.unwrap_or(weight);
+    x.gpu().dispatch(
+        &spec(
+            "conv2d",
+            &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+        ),
+        &p,
+        &[x.buffer(), weight.buffer(), b.buffer(), out.buffer()],
+        [gx, gy, gz],
+    )?;
+    Ok(out)
+}
+
+/// `[N, C, H, W] → [N, C, 2H, 2W]`, each input pixel repeated in a 2 × 2 block (diffusers'
+/// `Upsample2D` with `interpolate="nearest"`).
+pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "upsample_nearest2x";
+    x.expect_dtype(OP, DType::F32)?;
+    if x.dims() != 4 {
+        return Err(Error::shape(
+            OP,
+            format!("expects [N, C, H, W], got {:?}", x.shape()),
+        ));
+    }
+    let (n, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+    let out = Tensor::empty(x.gpu(), &[n, c, 2 * h, 2 * w], DType::F32)?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = UpParams {
+        n: out.len() as u32,
+        h: h as u32,
+        w: w as u32,
+        _pad: 0,
+    };
+    x.gpu().dispatch(
+        &spec("upsample_nearest2x", &[Access::Read, Access::ReadWrite]),
+        &p,
+        &[x.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,142 @@
+//! Embeddings: rows of a table gathered by index (token and class embeddings, node and edge types)
+//! and diffusers' sinusoidal timestep embedding.
+
+use super::{check_u32_len, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/embedding.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GatherParams {
+    n: u32,
+    d: u32,
+    rows: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct TimeParams {
+    n: u32,
+    dim: u32,
+    half: u32,
+    flip: u32,
+    integer_t: u32,
+    neg_log_period: f32,
+    denom: f32,
+    scale: f32,
+}
+
+fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
+    KernelSpec {
+        family: "embedding",
+        source: SRC,
+        entry,
+        defines: "",
+        bindings,
+    }
+}
+
+/// `table[ids]`: `table [V, D]` (f32 or u32), `ids` u32 of any shape → `[*ids.shape, D]`, same dtype
+/// as the table. An id ≥ V yields a zero row rather than reading out of bounds; to have bad ids
+/// refused instead, upload them with [`Tensor::from_indices`].
+pub fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    const OP: &str = "gather_rows";
+    ids.expect_dtype(OP, DType::U32)?;
+    if table.dims() != 2 {
+        return Err(Error::shape(
+            OP,
+            format!("table must be [V, D], got {:?}", table.shape()),
+        ));
+    }
+    check_u32_len(OP, table)?;
+    let (rows, d) = (table.dim(0), table.dim(1));
+    let mut shape = ids.shape().to_vec();
+    shape.push(d);
+    let out = Tensor::empty(table.gpu(), &shape, table.dtype())?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = GatherParams {
+        n: out.len() as u32,
+        d: d as u32,
+        rows: rows.min(u32::MAX as usize) as u32,
+        _pad: 0,
+    };
+    table.gpu().dispatch(
+        &spec(
+            "gather_rows",
+            &[Access::Read, Access::Read, Access::ReadWrite],
+        ),
+        &p,
+        &[table.buffer(), ids.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// diffusers' `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale,
+/// max_period)`: `t` is `[B]` (f32, or u32 converted like `.float()`), the result `[B, dim]`.
+///
+/// With `half = dim / 2` and `f_j = exp(−ln(max_period)·j / (half − downscale_freq_shift))`, row b is
+/// `[sin(scale·t_b·f_j)]_j ++ [cos(scale·t_b·f_j)]_j` (cos first when `flip_sin_to_cos`), plus a zero
+/// column when `dim` is odd. Take both flags from the model's config: `UNet2DModel` defaults to
+/// `flip_sin_to_cos = true, freq_shift = 0`, while the google/ddpm-* checkpoints set false and 1.
+pub fn timestep_embedding(
+    t: &Tensor,
+    dim: usize,
+    flip_sin_to_cos: bool,
+    downscale_freq_shift: f32,
+    scale: f32,
+    max_period: f32,
+) -> Result<Tensor> {
+    const OP: &str = "timestep_embedding";
+    let integer_t = match t.dtype() {
+        DType::F32 => 0,
+        DType::U32 => 1,
+    };
+    if t.dims() != 1 {
+        return Err(Error::shape(
+            OP,
+            format!("timesteps must be [B], got {:?}", t.shape()),
+        ));
+    }
+    let half = dim / 2;
+    let denom = half as f32 - downscale_freq_shift;
+    if half > 0 && (denom == 0.0 || !denom.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: half − downscale_freq_shift = {half} − {downscale_freq_shift} must be nonzero"
+        )));
+    }
+    if !(max_period > 0.0 && max_period.is_finite() && scale.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: max_period must be positive and scale finite, got {max_period} and {scale}"
+        )));
+    }
+    let out = Tensor::empty(t.gpu(), &[t.len(), dim], DType::F32)?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = TimeParams {
+        n: out.len() as u32,
+        dim: dim as u32,
+        half: half as u32,
+        flip: flip_sin_to_cos as u32,
+        integer_t,
+        neg_log_period: -(max_period as f64).ln() as f32,
+        denom,
+        scale,
+    };
+    t.gpu().dispatch(
+        &spec("timestep_embedding", &[Access::Read, Access::ReadWrite]),
+        &p,
+        &[t.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}

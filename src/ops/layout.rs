@@ -1,0 +1,241 @@
+//! Data movement between contiguous tensors: `concat` (UNet skip connections), `permute` (head splits,
+//! NCHW ↔ NHWC) and `slice`. Each is a copy kernel with index arithmetic, and works for f32 and u32.
+
+use super::{check_u32_len, pad_shape, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::tensor::Tensor;
+
+const SRC: &str = include_str!("../../shaders/layout.wgsl");
+
+/// Highest rank `permute` takes.
+pub const MAX_PERMUTE_RANK: usize = 6;
+
+/// Inputs one concat dispatch reads (see the shader).
+const CONCAT_PER_DISPATCH: usize = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConcatParams {
+    n: u32,
+    inner: u32,
+    out_size: u32,
+    offset: u32,
+    sizes: [u32; 4],
+    total: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PermuteParams {
+    n: u32,
+    rank: u32,
+    _pad: [u32; 2],
+    shape: [u32; 8],
+    strides: [u32; 8],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SliceParams {
+    n: u32,
+    inner: u32,
+    len: u32,
+    size: u32,
+    start: u32,
+    _pad: [u32; 3],
+}
+
+fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
+    KernelSpec {
+        family: "layout",
+        source: SRC,
+        entry,
+        defines: "",
+        bindings,
+    }
+}
+
+fn check_dim(op: &'static str, shape: &[usize], dim: usize) -> Result<()> {
+    if dim >= shape.len() {
+        return Err(Error::shape(
+            op,
+            format!("dimension {dim} does not exist in {shape:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Concatenate along `dim`. All tensors share dtype and every dimension but `dim`.
+pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let first = *tensors
+        .first()
+        .ok_or_else(|| Error::Invalid("concat of no tensors".into()))?;
+    check_dim(OP, first.shape(), dim)?;
+    for t in tensors {
+        check_u32_len(OP, t)?;
+        let same_others =
+            t.dims() == first.dims() && (0..t.dims()).all(|i| i == dim || t.dim(i) == first.dim(i));
+        if !same_others {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{:?} and {:?} differ outside dimension {dim}",
+                    first.shape(),
+                    t.shape()
+                ),
+            ));
+        }
+        if t.dtype() != first.dtype() {
+            return Err(Error::DType {
+                op: OP,
+                expected: first.dtype().name(),
+                got: t.dtype().name(),
+            });
+        }
+    }
+    let out_size: usize = tensors.iter().map(|t| t.dim(dim)).sum();
+    let mut shape = first.shape().to_vec();
+    shape[dim] = out_size;
+    let out = Tensor::empty(first.gpu(), &shape, first.dtype())?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    let mut offset = 0;
+    for group in tensors.chunks(CONCAT_PER_DISPATCH) {
+        let mut sizes = [0u32; 4];
+        for (s, t) in sizes.iter_mut().zip(group) {
+            *s = t.dim(dim) as u32;
+        }
+        let total: usize = group.iter().map(|t| t.dim(dim)).sum();
+        let n = outer * total * inner;
+        if n > 0 {
+            let p = ConcatParams {
+                n: n as u32,
+                inner: inner as u32,
+                out_size: out_size as u32,
+                offset: offset as u32,
+                sizes,
+                total: total as u32,
+                _pad: [0; 3],
+            };
+            // Unused input slots bind the group's first tensor; the kernel never reaches them.
+            let input = |i: usize| group.get(i).unwrap_or(&group[0]).buffer();
+            first.gpu().dispatch(
+                &spec(
+                    "concat",
+                    &[
+                        Access::Read,
+                        Access::Read,
+                        Access::Read,
+                        Access::Read,
+                        Access::ReadWrite,
+                    ],
+                ),
+                &p,
+                &[input(0), input(1), input(2), input(3), out.buffer()],
+                Gpu::grid_1d(n as u64, WG),
+            )?;
+        }
+        offset += total;
+    }
+    Ok(out)
+}
+
+/// Reorder dimensions: output dimension `i` is input dimension `perm[i]` (torch's `permute`), rank
+/// ≤ [`MAX_PERMUTE_RANK`]. The result is a new contiguous tensor.
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    const OP: &str = "permute";
+    check_u32_len(OP, x)?;
+    let rank = x.dims();
+    if rank > MAX_PERMUTE_RANK {
+        return Err(Error::shape(
+            OP,
+            format!("rank {rank} exceeds {MAX_PERMUTE_RANK}"),
+        ));
+    }
+    let mut seen = [false; MAX_PERMUTE_RANK];
+    let valid = perm.len() == rank
+        && perm
+            .iter()
+            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true));
+    if !valid {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{perm:?} is not a permutation of the dimensions of {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let mut in_strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        in_strides[i] = in_strides[i + 1] * x.dim(i + 1);
+    }
+    let shape: Vec<usize> = perm.iter().map(|&d| x.dim(d)).collect();
+    let mut strides = [0u32; 8];
+    for (s, &d) in strides.iter_mut().zip(perm) {
+        *s = in_strides[d] as u32;
+    }
+    let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = PermuteParams {
+        n: out.len() as u32,
+        rank: rank as u32,
+        _pad: [0; 2],
+        shape: pad_shape(&shape),
+        strides,
+    };
+    x.gpu().dispatch(
+        &spec("permute", &[Access::Read, Access::ReadWrite]),
+        &p,
+        &[x.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// Elements `start .. start + len` along `dim` (torch's `narrow`), as a new contiguous tensor.
+pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    const OP: &str = "slice";
+    check_u32_len(OP, x)?;
+    check_dim(OP, x.shape(), dim)?;
+    let size = x.dim(dim);
+    if start.checked_add(len).is_none_or(|end| end > size) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{start}..{start}+{len} is out of range for dimension {dim} of {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let mut shape = x.shape().to_vec();
+    shape[dim] = len;
+    let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = SliceParams {
+        n: out.len() as u32,
+        inner: shape[dim + 1..].iter().product::<usize>() as u32,
+        len: len as u32,
+        size: size as u32,
+        start: start as u32,
+        _pad: [0; 3],
+    };
+    x.gpu().dispatch(
+        &spec("slice", &[Access::Read, Access::ReadWrite]),
+        &p,
+        &[x.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,645 @@
+//! Batched matrix multiplication with a fused epilogue, `out = act(alpha·(a@b) + bias) + residual`,
+//! and the `linear` layer built on it.
+//!
+//! Several kernels implement it (`shaders/matmul.wgsl`): the textbook shared-memory kernel, kept as
+//! the yardstick, and register-blocked ones whose tile shape is a set of WGSL constants. Which one is
+//! fastest depends on the device — on lavapipe shared memory only costs, on real GPUs it usually
+//! pays — so [`matmul`] times the [`tile_candidates`] once per device at first use and remembers the
+//! winner (see [`device_kernel`]).
+
+use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, MAX_RANK};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
+use crate::tensor::{DType, Tensor};
+use std::fmt;
+use std::str::FromStr;
+
+const SRC: &str = include_str!("../../shaders/matmul.wgsl");
+
+/// The key under which the device's kernel choice is stored ([`Gpu::tuned`]).
+pub const TUNE_KEY: &str = "matmul";
+
+/// Environment variable that forces a kernel (native only), in [`MatmulKernel`]'s `FromStr` syntax.
+pub const ENV_FORCE: &str = "DIFFSCOPE_MATMUL";
+
+/// The activation of the fused epilogue. GELU is the exact erf form (PyTorch's default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Act {
+    #[default]
+    None = 0,
+    Silu = 1,
+    Gelu = 2,
+    Relu = 3,
+}
+
+/// Options of [`matmul`]: `out = act(alpha·(op(a) @ op(b)) + bias) + residual`.
+///
+/// `a` is `[.., M, K]` (`[.., K, M]` with `trans_a`), `b` is `[.., K, N]` (`[.., N, K]` with `trans_b`,
+/// PyTorch's `Linear` weight layout). The leading (batch) dimensions broadcast numpy-style.
+/// `bias` is `[N]`; `residual` is `[.., M, N]` and its batch dimensions must broadcast to the output's.
+#[derive(Clone, Copy, Debug)]
+pub struct Matmul<'a> {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub bias: Option<&'a Tensor>,
+    pub act: Act,
+    pub residual: Option<&'a Tensor>,
+    pub alpha: f32,
+}
+
+impl Default for Matmul<'_> {
+    fn default() -> Self {
+        Matmul {
+            trans_a: false,
+            trans_b: false,
+            bias: None,
+            act: Act::None,
+            residual: None,
+            alpha: 1.0,
+        }
+    }
+}
+
+/// A matmul kernel and its configuration.
+///
+/// Written and parsed (`Display`/`FromStr`, also the syntax of `DIFFSCOPE_MATMUL`) as `baseline`,
+/// `reg-{tm}x{tn}-wg{wg_x}x{wg_y}` or `smem-{tm}x{tn}-wg{wg_x}x{wg_y}-k{bk}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// 16×16 shared-memory tiles, one output per invocation.
+    Baseline,
+    /// Each invocation computes `tm`×`tn` outputs (multiples of 4); a workgroup of `wg_x`×`wg_y`
+    /// invocations covers `wg_y·tm` rows and `wg_x·tn` columns. `bk` = 0: operands are read straight
+    /// from storage; `bk` > 0: staged through `bk`-deep shared-memory tiles.
+    Tiled {
+        tm: u32,
+        tn: u32,
+        wg_x: u32,
+        wg_y: u32,
+        bk: u32,
+    },
+}
+
+const fn reg(tm: u32, tn: u32, wg_x: u32, wg_y: u32) -> MatmulKernel {
+    MatmulKernel::Tiled {
+        tm,
+        tn,
+        wg_x,
+        wg_y,
+        bk: 0,
+    }
+}
+
+const fn smem(tm: u32, tn: u32, wg_x: u32, wg_y: u32, bk: u32) -> MatmulKernel {
+    MatmulKernel::Tiled {
+        tm,
+        tn,
+        wg_x,
+        wg_y,
+        bk,
+    }
+}
+
+/// Where timing is impossible (the web cannot block): shared-memory tiles, the usual winner on GPUs.
+pub const WEB_DEFAULT: MatmulKernel = smem(4, 4, 16, 16, 16);
+
+/// The configurations tuning chooses from, register-only and shared-memory ones.
+pub fn tile_candidates() -> Vec<MatmulKernel> {
+    vec![
+        reg(4, 4, 8, 8),
+        reg(8, 4, 8, 8),
+        reg(4, 8, 8, 8),
+        reg(8, 8, 8, 8),
+        smem(4, 4, 16, 16, 16),
+        smem(8, 8, 16, 16, 8),
+    ]
+}
+
+impl fmt::Display for MatmulKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            MatmulKernel::Baseline => write!(f, "baseline"),
+            MatmulKernel::Tiled {
+                tm,
+                tn,
+                wg_x,
+                wg_y,
+                bk: 0,
+            } => write!(f, "reg-{tm}x{tn}-wg{wg_x}x{wg_y}"),
+            MatmulKernel::Tiled {
+                tm,
+                tn,
+                wg_x,
+                wg_y,
+                bk,
+            } => write!(f, "smem-{tm}x{tn}-wg{wg_x}x{wg_y}-k{bk}"),
+        }
+    }
+}
+
+impl FromStr for MatmulKernel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "matmul kernel \"{s}\": expected baseline, reg-TMxTN-wgXxY or smem-TMxTN-wgXxY-kBK \
+                 (e.g. {})",
+                tile_candidates()
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        };
+        let s_trim = s.trim().to_ascii_lowercase();
+        if s_trim == "baseline" {
+            return Ok(MatmulKernel::Baseline);
+        }
+        let parts: Vec<&str> = s_trim.split('-').collect();
+        let pair = |p: &str, prefix: &str| -> Option<(u32, u32)> {
+            let (x, y) = p.strip_prefix(prefix)?.split_once('x')?;
+            Some((x.parse().ok()?, y.parse().ok()?))
+        };
+        let k = match parts.as_slice() {
+            ["reg", t, w] => {
+                let ((tm, tn), (wx, wy)) =
+                    (pair(t, "").ok_or_else(bad)?, pair(w, "wg").ok_or_else(bad)?);
+                reg(tm, tn, wx, wy)
+            }
+            ["smem", t, w, k] => {
+                let ((tm, tn), (wx, wy)) =
+                    (pair(t, "").ok_or_else(bad)?, pair(w, "wg").ok_or_else(bad)?);
+                let bk: u32 = k
+                    .strip_prefix('k')
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&v| v > 0)
+                    .ok_or_else(bad)?;
+                smem(tm, tn, wx, wy, bk)
+            }
+            _ => return Err(bad()),
+        };
+        Ok(k)
+    }
+}
+
+/// A one-line human description of `k`.
+pub fn describe(k: &MatmulKernel) -> String {
+    match *k {
+        MatmulKernel::Baseline => {
+            "baseline: 16×16 shared-memory tiles, one output per invocation".to_string()
+        }
+        MatmulKernel::Tiled {
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            bk,
+        } => {
+            let staging = if bk == 0 {
+                "no shared memory, vec4 loads where aligned".to_string()
+            } else {
+                format!(
+                    "{bk}-deep shared-memory tiles ({} bytes)",
+                    smem_bytes(tm, tn, wg_x, wg_y, bk)
+                )
+            };
+            format!(
+                "{k}: {tm}×{tn} outputs per invocation, {wg_x}×{wg_y} invocations, {}×{} tile, {staging}",
+                wg_y * tm,
+                wg_x * tn
+            )
+        }
+    }
+}
+
+fn smem_bytes(tm: u32, tn: u32, wg_x: u32, wg_y: u32, bk: u32) -> u64 {
+    bk as u64 * (wg_y as u64 * tm as u64 + wg_x as u64 * tn as u64) * 4
+}
+
+impl MatmulKernel {
+    /// Refuse configurations the shader cannot express or the device (or WebGPU) cannot run.
+    fn validate(&self, gpu: &Gpu) -> Result<()> {
+        let MatmulKernel::Tiled {
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            bk,
+        } = *self
+        else {
+            return Ok(());
+        };
+        let lim = gpu.limits();
+        let invocations = wg_x as u64 * wg_y as u64;
+        let problem = if tm == 0 || tn == 0 || tm % 4 != 0 || tn % 4 != 0 || tm > 16 || tn > 16 {
+            Some("outputs per invocation must be 4, 8, 12 or 16 along each axis".to_string())
+        } else if wg_x == 0 || wg_y == 0 {
+            Some("empty workgroup".to_string())
+        } else if invocations > 256
+            || invocations > lim.max_compute_invocations_per_workgroup as u64
+            || wg_x > lim.max_compute_workgroup_size_x
+            || wg_y > lim.max_compute_workgroup_size_y
+        {
+            Some(format!(
+                "{invocations} invocations per workgroup; WebGPU guarantees 256"
+            ))
+        } else {
+            let bytes = smem_bytes(tm, tn, wg_x, wg_y, bk);
+            let max = (lim.max_compute_workgroup_storage_size as u64).min(16384);
+            (bytes > max).then(|| format!("{bytes} bytes of workgroup memory; the limit is {max}"))
+        };
+        match problem {
+            Some(p) => Err(Error::Invalid(format!("matmul kernel {self}: {p}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    rank: u32,
+    m0: u32,
+    n0: u32,
+    b0: u32,
+    act: u32,
+    has_bias: u32,
+    has_res: u32,
+    alpha: f32,
+    _pad: u32,
+    bshape: [u32; 8],
+    sa: [u32; 8],
+    sb: [u32; 8],
+    sr: [u32; 8],
+}
+
+const BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
+
+fn f32_checked(op: &'static str, t: &Tensor) -> Result<()> {
+    t.expect_dtype(op, DType::F32)?;
+    check_u32_len(op, t)
+}
+
+fn strides_times(src: &[usize], out: &[usize], scale: usize) -> [u32; MAX_RANK] {
+    let mut s = broadcast_strides(src, out);
+    for v in &mut s {
+        *v = (*v as usize * scale) as u32;
+    }
+    s
+}
+
+/// Batched `a @ b` with the fused epilogue of `opts`, on the device's chosen kernel
+/// ([`device_kernel`]; the first call on a device may spend a moment tuning).
+pub fn matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
+    let kernel = device_kernel(a.gpu())?;
+    matmul_with(kernel, a, b, opts)
+}
+
+/// [`matmul`] on a given kernel (tests, benchmarks).
+pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    f32_checked(OP, a)?;
+    f32_checked(OP, b)?;
+    if a.dims() < 2 || b.dims() < 2 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "operands need at least 2 dimensions, got {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let (ar, br) = (a.dims(), b.dims());
+    let (m, ka) = if opts.trans_a {
+        (a.dim(ar - 1), a.dim(ar - 2))
+    } else {
+        (a.dim(ar - 2), a.dim(ar - 1))
+    };
+    let (kb, n) = if opts.trans_b {
+        (b.dim(br - 1), b.dim(br - 2))
+    } else {
+        (b.dim(br - 2), b.dim(br - 1))
+    };
+    if ka != kb {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "inner dimensions differ: a {:?}{} has K = {ka}, b {:?}{} has K = {kb}",
+                a.shape(),
+                if opts.trans_a { " (transposed)" } else { "" },
+                b.shape(),
+                if opts.trans_b { " (transposed)" } else { "" },
+            ),
+        ));
+    }
+    let k = ka;
+    let (a_batch, b_batch) = (&a.shape()[..ar - 2], &b.shape()[..br - 2]);
+    let batch = broadcast_shape(OP, a_batch, b_batch)?;
+    if batch.len() + 2 > MAX_RANK {
+        return Err(Error::shape(
+            OP,
+            format!("rank {} exceeds {MAX_RANK}", batch.len() + 2),
+        ));
+    }
+    let mut out_shape = batch.clone();
+    out_shape.extend_from_slice(&[m, n]);
+
+    if let Some(bias) = opts.bias {
+        f32_checked(OP, bias)?;
+        if bias.shape() != [n] {
+            return Err(Error::shape(
+                OP,
+                format!("bias must be [{n}] (N), got {:?}", bias.shape()),
+            ));
+        }
+    }
+    let mut sr = [0u32; MAX_RANK];
+    if let Some(res) = opts.residual {
+        f32_checked(OP, res)?;
+        let rr = res.dims();
+        let ok = rr >= 2
+            && res.shape()[rr - 2..] == [m, n]
+            && broadcast_shape(OP, &res.shape()[..rr - 2], &batch).is_ok_and(|s| s == batch);
+        if !ok {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "residual {:?} does not broadcast to the output {out_shape:?}",
+                    res.shape()
+                ),
+            ));
+        }
+        sr = strides_times(&res.shape()[..rr - 2], &batch, m * n);
+    }
+
+    let gpu = a.gpu();
+    kernel.validate(gpu)?;
+    let out = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    check_u32_len(OP, &out)?;
+    let nb: usize = batch.iter().product();
+    if out.is_empty() {
+        return Ok(out);
+    }
+
+    let p = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        rank: batch.len() as u32,
+        m0: 0,
+        n0: 0,
+        b0: 0,
+        act: opts.act as u32,
+        has_bias: opts.bias.is_some() as u32,
+        has_res: opts.residual.is_some() as u32,
+        alpha: opts.alpha,
+        _pad: 0,
+        bshape: pad_shape(&batch),
+        sa: strides_times(a_batch, &batch, m * k),
+        sb: strides_times(b_batch, &batch, k * n),
+        sr,
+    };
+
+    let vec_a = if opts.trans_a { m % 4 == 0 } else { k % 4 == 0 };
+    let vec_b = if opts.trans_b { k % 4 == 0 } else { n % 4 == 0 };
+    let vec_n = n % 4 == 0;
+    let (entry, bm, bn, defines) = match kernel {
+        // Only the transposes matter to these two; fixing the rest keeps one pipeline per layout.
+        MatmulKernel::Baseline => (
+            "matmul_baseline",
+            16,
+            16,
+            defines(4, 4, 16, 16, 0, opts, false, false, false),
+        ),
+        MatmulKernel::Tiled {
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            bk,
+        } if bk > 0 => (
+            "matmul_smem",
+            wg_y * tm,
+            wg_x * tn,
+            defines(tm, tn, wg_x, wg_y, bk, opts, false, false, vec_n),
+        ),
+        MatmulKernel::Tiled {
+            tm, tn, wg_x, wg_y, ..
+        } => (
+            "matmul_reg",
+            wg_y * tm,
+            wg_x * tn,
+            defines(tm, tn, wg_x, wg_y, 0, opts, vec_a, vec_b, vec_n),
+        ),
+    };
+    let spec = KernelSpec {
+        family: "matmul",
+        source: SRC,
+        entry,
+        defines: &defines,
+        bindings: BINDINGS,
+    };
+    // Absent bias/residual bind `a` as a placeholder; the kernel never reads it then.
+    let bias_buf = opts.bias.unwrap_or(a).buffer();
+    let res_buf = opts.residual.unwrap_or(a).buffer();
+    let bufs = [a.buffer(), b.buffer(), bias_buf, res_buf, out.buffer()];
+
+    // Grids past 65535 workgroups in a dimension become several dispatches, each told where it starts.
+    let max = MAX_GROUPS_PER_DIM as usize;
+    let (gx, gy) = (n.div_ceil(bn as usize), m.div_ceil(bm as usize));
+    for bz in (0..nb).step_by(max) {
+        for by in (0..gy).step_by(max) {
+            for bx in (0..gx).step_by(max) {
+                let mut pc = p;
+                pc.b0 = bz as u32;
+                pc.m0 = (by * bm as usize) as u32;
+                pc.n0 = (bx * bn as usize) as u32;
+                let groups = [
+                    (gx - bx).min(max) as u32,
+                    (gy - by).min(max) as u32,
+                    (nb - bz).min(max) as u32,
+                ];
+                gpu.dispatch(&spec, &pc, &bufs, groups)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn defines(
+    tm: u32,
+    tn: u32,
+    wg_x: u32,
+    wg_y: u32,
+    bk: u32,
+    opts: &Matmul,
+    vec_a: bool,
+    vec_b: bool,
+    vec_n: bool,
+) -> String {
+    format!(
+        "const TM: u32 = {tm}u;\nconst TN: u32 = {tn}u;\nconst WGX: u32 = {wg_x}u;\n\
+         const WGY: u32 = {wg_y}u;\nconst BK: u32 = {bk}u;\nconst TRANS_A: bool = {};\n\
+         const TRANS_B: bool = {};\nconst VEC_A: bool = {vec_a};\nconst VEC_B: bool = {vec_b};\n\
+         const VEC_N: bool = {vec_n};\n",
+        opts.trans_a, opts.trans_b
+    )
+}
+
+/// `x @ weightᵀ + bias`, then `act`: PyTorch's `Linear`. `x` is `[.., in]`, `weight` `[out, in]`,
+/// `bias` `[out]`; the result is `[.., out]`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, act: Act) -> Result<Tensor> {
+    const OP: &str = "linear";
+    x.expect_dtype(OP, DType::F32)?;
+    weight.expect_dtype(OP, DType::F32)?;
+    if weight.dims() != 2 || x.dims() == 0 || x.dim(x.dims() - 1) != weight.dim(1) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x {:?} must be [.., in] and weight {:?} [out, in]",
+                x.shape(),
+                weight.shape()
+            ),
+        ));
+    }
+    let (out_f, in_f) = (weight.dim(0), weight.dim(1));
+    let rows: usize = x.shape()[..x.dims() - 1].iter().product();
+    let x2 = x.reshape(&[rows, in_f])?;
+    let y = matmul(
+        &x2,
+        weight,
+        &Matmul {
+            trans_b: true,
+            bias,
+            act,
+            ..Default::default()
+        },
+    )?;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank checked above") = out_f;
+    y.reshape(&shape)
+}
+
+/// The kernel [`matmul`] uses on `gpu`: the one stored by an earlier choice, else `DIFFSCOPE_MATMUL`
+/// if set (native), else — natively — the fastest of [`tile_candidates`] on a 256³ problem (1024³ on
+/// hardware GPUs, where 256³ is over before the timer notices), else [`WEB_DEFAULT`].
+pub fn device_kernel(gpu: &Gpu) -> Result<MatmulKernel> {
+    if let Some(k) = gpu.tuned(TUNE_KEY).and_then(|s| s.parse().ok()) {
+        return Ok(k);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        // One tuning per device even when several threads arrive at once; the others wait for it.
+        static TUNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = TUNING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = gpu.tuned(TUNE_KEY).and_then(|s| s.parse().ok()) {
+            return Ok(k);
+        }
+        let k = match std::env::var(ENV_FORCE)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
+            Some(s) => {
+                let k: MatmulKernel = s.parse()?;
+                k.validate(gpu)?;
+                k
+            }
+            None => tune(gpu)?.0,
+        };
+        gpu.set_tuned(TUNE_KEY, &k.to_string());
+        Ok(k)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        gpu.set_tuned(TUNE_KEY, &WEB_DEFAULT.to_string());
+        Ok(WEB_DEFAULT)
+    }
+}
+
+/// Time every valid candidate and return the fastest with every candidate's median seconds.
+/// Does not store the choice.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn tune(gpu: &Gpu) -> Result<(MatmulKernel, Vec<(MatmulKernel, f64)>)> {
+    let n = if gpu.is_software() { 256 } else { 1024 };
+    let mut timings = Vec::new();
+    let mut first_err = None;
+    for k in tile_candidates() {
+        if k.validate(gpu).is_err() {
+            continue;
+        }
+        match median_seconds(gpu, n, k, 3) {
+            Ok(t) => timings.push((k, t)),
+            Err(e) => {
+                log::warn!("matmul tuning: {k} failed: {e}");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let best = timings
+        .iter()
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|&(k, _)| k);
+    match (best, first_err) {
+        (Some(k), _) => {
+            log::info!(
+                "matmul tuning on {}: chose {k} ({timings:?})",
+                gpu.summary().name
+            );
+            Ok((k, timings))
+        }
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::Invalid(
+            "no matmul kernel candidate fits this device".into(),
+        )),
+    }
+}
+
+/// Median wall time of an n×n×n f32 matmul on `kernel` over `reps` runs, after one warm-up run
+/// (which compiles the pipeline).
+#[cfg(not(target_arch = "wasm32"))]
+fn median_seconds(gpu: &Gpu, n: usize, kernel: MatmulKernel, reps: usize) -> Result<f64> {
+    // Values in [-1, 1) from a fixed LCG: timing must not depend on denormals or NaNs.
+    let mut state = 0x2545_F491u32;
+    let data: Vec<f32> = (0..n * n)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect();
+    let a = Tensor::from_f32(gpu, &[n, n], &data)?;
+    let b = Tensor::from_f32(gpu, &[n, n], &data)?;
+    let opts = Matmul::default();
+    let warm = matmul_with(kernel, &a, &b, &opts)?;
+    gpu.wait_idle()?;
+    drop(warm);
+    let mut times = Vec::with_capacity(reps.max(1));
+    for _ in 0..reps.max(1) {
+        let t = std::time::Instant::now();
+        let c = matmul_with(kernel, &a, &b, &opts)?;
+        gpu.wait_idle()?;
+        times.push(t.elapsed().as_secs_f64());
+        drop(c);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// GFLOP/s (2n³ per product) of `kernel` on a square n×n×n f32 matmul: one warm-up run, then the
+/// median wall time of `reps` runs, each waited for.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn bench_gflops(gpu: &Gpu, n: usize, kernel: MatmulKernel, reps: usize) -> Result<f64> {
+    let secs = median_seconds(gpu, n, kernel, reps)?;
+    Ok(2.0 * (n as f64).powi(3) / secs / 1e9)
+}

@@ -1,0 +1,132 @@
+//! Tensors filled from Philox on the GPU: uniforms, normals, Gumbel noise and raw words.
+//!
+//! Element `i` of a fill is the draw at index `first + i` of the [`Philox`] key (seed, stream,
+//! substream), the same function as [`Philox::uniform`], [`Philox::normal`], [`Philox::gumbel`] and
+//! [`Philox::words`] on the CPU: raw words and uniforms are bit-identical, normals and Gumbel draws
+//! agree to transcendental accuracy (GPUs do not round `log`/`cos` correctly).
+
+use super::WG;
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::rng::Philox;
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = concat!(
+    include_str!("../../shaders/philox.wgsl"),
+    include_str!("../../shaders/random.wgsl")
+);
+
+/// What to draw per element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    /// In (0, 1), word 0 (see [`crate::rng::to_uniform`]).
+    Uniform = 0,
+    /// Standard normal, Box–Muller on words 0 and 1.
+    Normal = 1,
+    /// Standard Gumbel `−log(−log u)`, u from word 0.
+    Gumbel = 2,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    kind: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream: u32,
+    substream: u32,
+    first: u32,
+    _pad: u32,
+}
+
+const KIND_WORDS: u32 = 3;
+
+fn spec() -> KernelSpec<'static> {
+    KernelSpec {
+        family: "random",
+        source: SRC,
+        entry: "fill",
+        defines: "",
+        bindings: &[Access::ReadWrite],
+    }
+}
+
+fn run(
+    gpu: &Gpu,
+    out_shape: &[usize],
+    dtype: DType,
+    n: usize,
+    key: Philox,
+    kind: u32,
+    first: u32,
+) -> Result<Tensor> {
+    // Indices are u32 on both sides; a fill that wrapped around would silently repeat draws.
+    if n as u64 + first as u64 > u32::MAX as u64 + 1 {
+        return Err(Error::Invalid(format!(
+            "random fill of {n} elements from index {first} runs past Philox's 2^32 indices"
+        )));
+    }
+    let out = Tensor::empty(gpu, out_shape, dtype)?;
+    let p = Params {
+        n: n as u32,
+        kind,
+        seed_lo: key.seed as u32,
+        seed_hi: (key.seed >> 32) as u32,
+        stream: key.stream,
+        substream: key.substream,
+        first,
+        _pad: 0,
+    };
+    gpu.dispatch(&spec(), &p, &[out.buffer()], Gpu::grid_1d(n as u64, WG))?;
+    Ok(out)
+}
+
+fn count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::Invalid(format!("shape {shape:?} overflows")))
+}
+
+/// An f32 tensor of `shape` whose element `i` is draw `first + i` of `key` from `dist`.
+pub fn fill(
+    gpu: &Gpu,
+    shape: &[usize],
+    key: Philox,
+    dist: Distribution,
+    first: u32,
+) -> Result<Tensor> {
+    let n = count(shape)?;
+    run(gpu, shape, DType::F32, n, key, dist as u32, first)
+}
+
+/// Uniforms in (0, 1), bit-identical to [`Philox::uniform`].
+pub fn uniform(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(gpu, shape, key, Distribution::Uniform, 0)
+}
+
+/// Standard normals as [`Philox::normal`].
+pub fn normal(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(gpu, shape, key, Distribution::Normal, 0)
+}
+
+/// Standard Gumbel noise as [`Philox::gumbel`].
+pub fn gumbel(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(gpu, shape, key, Distribution::Gumbel, 0)
+}
+
+/// All four raw Philox words per element: a u32 tensor of shape `[shape.., 4]`, bit-identical to
+/// [`Philox::words`] at indices `first..`.
+pub fn words(gpu: &Gpu, shape: &[usize], key: Philox, first: u32) -> Result<Tensor> {
+    let n = count(shape)?;
+    let mut out_shape = shape.to_vec();
+    out_shape.push(4);
+    if n > (u32::MAX / 4) as usize {
+        return Err(Error::shape(
+            "random::words",
+            format!("{shape:?} needs more than 2^32 output words"),
+        ));
+    }
+    run(gpu, &out_shape, DType::U32, n, key, KIND_WORDS, first)
+}

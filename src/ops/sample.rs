@@ -1,0 +1,253 @@
+//! Categorical sampling over the last axis by Gumbel-max: `x = argmax_k(logits_k/τ + g_k·m)`.
+//!
+//! This is bionemo-moco's D3PM `_sample_categorical`: `g = −log(−log(u))` with `u` clipped below at
+//! `u_min` (moco: 1e-6), the temperature divides the logits and not the noise, and `m` is a per-row
+//! noise mask (moco's `t != last_time_idx`): where `m = 0` the draw is the deterministic argmax of
+//! `logits/τ`. The uniforms come from Philox — element `e = row·K + k` of a (seed, stream, substream)
+//! key, so a draw replays on the CPU — or from an injected tensor, for parity with a reference that
+//! drew its own.
+
+use super::{check_u32_len, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::rng::Philox;
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = concat!(
+    include_str!("../../shaders/philox.wgsl"),
+    include_str!("../../shaders/sample.wgsl")
+);
+
+/// Rows at least this wide get a workgroup each instead of an invocation each.
+pub const WIDE_K: usize = 512;
+
+/// Where the Gumbel noise comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Noise<'a> {
+    /// No noise: a deterministic argmax of `logits/τ` for every row.
+    None,
+    /// Philox uniforms; class `k` of row `r` uses index `r·K + k` of the key.
+    Philox(Philox),
+    /// Uniforms in (0, 1] with the logits' shape (clipped below at `u_min` like the Philox ones).
+    Uniforms(&'a Tensor),
+}
+
+/// How to draw. [`Categorical::new`] gives moco's defaults: `τ = 1`, `u_min = 1e-6`, no mask.
+#[derive(Clone, Copy, Debug)]
+pub struct Categorical<'a> {
+    pub noise: Noise<'a>,
+    /// Divides the logits (must be > 0). For probability inputs this samples ∝ p^(1/τ).
+    pub temperature: f32,
+    /// Uniforms are clipped to `[u_min, 1]` before `−log(−log u)` (moco clips at 1e-6).
+    pub u_min: f32,
+    /// Per-row noise weight, f32, usually 0/1. Its shape is a prefix of the rows' shape: `[B]`
+    /// applies one value per batch element of `[B, N, K]` logits, `[B, N]` one per row.
+    pub mask: Option<&'a Tensor>,
+}
+
+impl<'a> Categorical<'a> {
+    pub fn new(noise: Noise<'a>) -> Self {
+        Categorical {
+            noise,
+            temperature: 1.0,
+            u_min: 1e-6,
+            mask: None,
+        }
+    }
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.temperature = t;
+        self
+    }
+    pub fn u_min(mut self, u: f32) -> Self {
+        self.u_min = u;
+        self
+    }
+    pub fn mask(mut self, m: &'a Tensor) -> Self {
+        self.mask = Some(m);
+        self
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    k: u32,
+    flags: u32,
+    mask_div: u32,
+    temperature: f32,
+    u_min: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream: u32,
+    substream: u32,
+    _pad: [u32; 2],
+}
+
+const F_PROBS: u32 = 1;
+const F_MASK: u32 = 2;
+const F_INJECTED: u32 = 4;
+const F_NO_NOISE: u32 = 8;
+
+const BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+
+/// One class index (u32) per row of `logits [.., K]`: the output has the leading shape `[..]`.
+pub fn gumbel_max(logits: &Tensor, opts: &Categorical<'_>) -> Result<Tensor> {
+    draw("gumbel_max", logits, opts, false)
+}
+
+/// As [`gumbel_max`] for probabilities `[.., K]` (need not be normalised): the logits are `log p`,
+/// and a class with `p ≤ 0` is never drawn. A row with no positive entry yields class 0.
+pub fn sample_probs(probs: &Tensor, opts: &Categorical<'_>) -> Result<Tensor> {
+    draw("sample_probs", probs, opts, true)
+}
+
+/// The sampler's Gumbel noise for given uniforms: `−log(−log(max(u, u_min)))`, elementwise (for views
+/// of the noise, and to check the transform against references).
+pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
+    const OP: &str = "gumbel_noise";
+    u.expect_dtype(OP, DType::F32)?;
+    check_u32_len(OP, u)?;
+    if !(0.0..1.0).contains(&u_min) {
+        return Err(Error::Invalid(format!(
+            "{OP}: u_min must lie in [0, 1), got {u_min}"
+        )));
+    }
+    let out = Tensor::empty(u.gpu(), u.shape(), DType::F32)?;
+    let p = Params {
+        rows: u.len() as u32,
+        k: 1,
+        flags: 0,
+        mask_div: 1,
+        temperature: 1.0,
+        u_min,
+        seed_lo: 0,
+        seed_hi: 0,
+        stream: 0,
+        substream: 0,
+        _pad: [0; 2],
+    };
+    let spec = KernelSpec {
+        family: "sample",
+        source: SRC,
+        entry: "gumbel_noise",
+        defines: "",
+        bindings: &[Access::Read, Access::ReadWrite],
+    };
+    u.gpu().dispatch(
+        &spec,
+        &p,
+        &[u.buffer(), out.buffer()],
+        Gpu::grid_1d(u.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// Deterministic argmax over the last axis (first index on ties).
+pub fn argmax(logits: &Tensor) -> Result<Tensor> {
+    gumbel_max(logits, &Categorical::new(Noise::None))
+}
+
+fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Result<Tensor> {
+    x.expect_dtype(op, DType::F32)?;
+    check_u32_len(op, x)?;
+    let Some((&k, lead)) = x.shape().split_last() else {
+        return Err(Error::shape(op, "needs at least one axis (the classes)"));
+    };
+    if k == 0 {
+        return Err(Error::shape(op, format!("{:?} has no classes", x.shape())));
+    }
+    if !(opts.temperature > 0.0 && opts.temperature.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{op}: temperature must be positive and finite, got {}",
+            opts.temperature
+        )));
+    }
+    if !(0.0..1.0).contains(&opts.u_min) {
+        return Err(Error::Invalid(format!(
+            "{op}: u_min must lie in [0, 1), got {}",
+            opts.u_min
+        )));
+    }
+    let rows: usize = lead.iter().product();
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, lead, DType::U32)?;
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        flags: if probs { F_PROBS } else { 0 },
+        mask_div: 1,
+        temperature: opts.temperature,
+        u_min: opts.u_min,
+        seed_lo: 0,
+        seed_hi: 0,
+        stream: 0,
+        substream: 0,
+        _pad: [0; 2],
+    };
+    let mut uni = x;
+    match opts.noise {
+        Noise::None => {}
+        Noise::Philox(key) => {
+            p.seed_lo = key.seed as u32;
+            p.seed_hi = (key.seed >> 32) as u32;
+            p.stream = key.stream;
+            p.substream = key.substream;
+        }
+        Noise::Uniforms(u) => {
+            u.expect_dtype(op, DType::F32)?;
+            if u.shape() != x.shape() {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "uniforms {:?} must have the logits' shape {:?}",
+                        u.shape(),
+                        x.shape()
+                    ),
+                ));
+            }
+            p.flags |= F_INJECTED;
+            uni = u;
+        }
+    }
+    let mut mask = x;
+    if matches!(opts.noise, Noise::None) {
+        p.flags |= F_NO_NOISE;
+    } else if let Some(m) = opts.mask {
+        m.expect_dtype(op, DType::F32)?;
+        if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "mask {:?} must be a prefix of the rows' shape {lead:?}",
+                    m.shape()
+                ),
+            ));
+        }
+        p.flags |= F_MASK;
+        p.mask_div = (rows / m.len().max(1)).max(1) as u32;
+        mask = m;
+    }
+    if rows == 0 {
+        return Ok(out);
+    }
+    let (entry, groups) = if k >= WIDE_K {
+        ("gumbel_max_wide", Gpu::grid_1d(rows as u64, 1))
+    } else {
+        ("gumbel_max", Gpu::grid_1d(rows as u64, WG))
+    };
+    let spec = KernelSpec {
+        family: "sample",
+        source: SRC,
+        entry,
+        defines: "",
+        bindings: BINDINGS,
+    };
+    gpu.dispatch(
+        &spec,
+        &p,
+        &[x.buffer(), uni.buffer(), mask.buffer(), out.buffer()],
+        groups,
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,570 @@
+//! Discrete-diffusion transitions and posteriors over the last axis (K classes).
+//!
+//! Every reference family uses matrices of one shape, `Q = α I + (1 − α) 1πᵀ` (row = from-state,
+//! column = to-state, so `p_next = p_prev @ Q`): the one-step `Q_t` with the per-step keep factor
+//! `α_t`, the cumulative `Q̄_t` with `ᾱ_t`, and a prior `π` that is uniform (D3PM/Hoogeboom/DiGress
+//! uniform), absorbing `e_m` (masking) or any marginal (DiGress). The closed forms here never build a
+//! K×K matrix; [`matrices`] and [`probs_matmul`] exist for heatmaps and custom (non-closed-form)
+//! transitions, and [`d3pm_posterior_logits_matrices`] for posteriors over such matrices.
+//!
+//! Time indexing is the caller's: these kernels take the coefficients of one reverse step,
+//! [`StepCoefs`] (α_t of `Q_t`, ᾱ_{t−1} of `Q̄_{t−1}`, ᾱ_t of `Q̄_t`, and moco's `t == last_time_idx`
+//! flag), shared by the batch or one row per batch element (the first axis).
+//!
+//! Which posterior:
+//! - [`d3pm_posterior_logits`]: bionemo-moco / official D3PM. Unnormalised logits
+//!   `log(Q_t[i, x_t] + 1e-6) + log(Σ_c softmax(x0)_c Q̄_{t−1}[c, i] + 1e-6)`; at the last step the
+//!   x0 logits themselves.
+//! - [`digress_posterior_probs`]: DiGress. The exact mixture `Σ_{x0} p̂(x0) q(x_{t−1} | x_t, x0)`,
+//!   dividing by `q(x_t | x0)` (0 → 1e-6), normalised; all-zero rows become uniform.
+//! - [`multinomial_posterior_log`]: Hoogeboom's multinomial diffusion `q_posterior`, normalised log
+//!   probabilities. For t > 0 it equals the moco form (without the 1e-6 terms); at t = 0 pass
+//!   `alpha_bar_prev = 1`, which re-weights p̂(x0) by the x_t likelihood (moco returns p̂(x0) there).
+
+use super::{check_u32_len, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{Access, Gpu, GpuBuffer, KernelSpec};
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/transition.wgsl");
+
+/// The stationary distribution π of `Q = α I + (1 − α) 1πᵀ`.
+#[derive(Clone, Copy, Debug)]
+pub enum Prior<'a> {
+    /// π = 1/K.
+    Uniform,
+    /// π = e_m: everything is absorbed into class m (the mask token).
+    Absorbing(usize),
+    /// Any distribution: an f32 tensor `[K]` (rows of DiGress' `1·mᵀ`). It should sum to 1; that is
+    /// not checked on the GPU.
+    Marginal(&'a Tensor),
+}
+
+/// A scalar coefficient, shared by the whole batch or one per batch element.
+#[derive(Clone, Copy, Debug)]
+pub enum Coef<'a> {
+    Shared(f32),
+    /// f32 `[B]`, B = the first axis of the input.
+    PerBatch(&'a Tensor),
+}
+
+/// The coefficients of one reverse step t → t−1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepCoefs {
+    /// Keep factor of the one-step `Q_t` (DiGress: `1 − β_t`, unclamped).
+    pub alpha_t: f32,
+    /// ᾱ of `Q̄_{t−1}`; 1 where `Q̄_{t−1} = I` (moco's `Q̄prev_0`, Hoogeboom at t = 0).
+    pub alpha_bar_prev: f32,
+    /// ᾱ of `Q̄_t` (used by DiGress' division by `q(x_t | x0)`).
+    pub alpha_bar_t: f32,
+    /// moco's `t == last_time_idx`: the D3PM posterior returns the x0 logits unchanged.
+    pub last: bool,
+}
+
+impl StepCoefs {
+    /// The row of a per-batch coefficient tensor `[B, 4]`.
+    pub fn row(&self) -> [f32; 4] {
+        [
+            self.alpha_t,
+            self.alpha_bar_prev,
+            self.alpha_bar_t,
+            if self.last { 1.0 } else { 0.0 },
+        ]
+    }
+}
+
+/// Step coefficients shared by the batch, or an f32 tensor `[B, 4]` of [`StepCoefs::row`]s.
+#[derive(Clone, Copy, Debug)]
+pub enum Coefs<'a> {
+    Shared(StepCoefs),
+    PerBatch(&'a Tensor),
+}
+
+/// The model's x0 prediction.
+#[derive(Clone, Copy, Debug)]
+pub enum X0<'a> {
+    /// f32 logits `[.., K]` (softmax gives p̂(x0)).
+    Logits(&'a Tensor),
+    /// u32 class ids `[..]` below `k`: moco reads them as logits `log(onehot + 1e-6)`, Hoogeboom as
+    /// `log(max(onehot, 1e-30))`, DiGress as the exact one-hot.
+    Ids { ids: &'a Tensor, k: usize },
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    k: u32,
+    rows_per_batch: u32,
+    flags: u32,
+    prior: u32,
+    absorb: u32,
+    form: u32,
+    coef_stride: u32,
+    c: [f32; 4],
+    n: u32,
+    mat_stride_a: u32,
+    mat_stride_b: u32,
+    _pad: u32,
+}
+
+const F_PER_BATCH: u32 = 1;
+const F_X0_IDS: u32 = 2;
+const F_TRANSPOSE: u32 = 4;
+
+const FORM_D3PM: u32 = 0;
+const FORM_DIGRESS: u32 = 1;
+const FORM_MULTINOMIAL: u32 = 2;
+
+fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
+    KernelSpec {
+        family: "transition",
+        source: SRC,
+        entry,
+        defines: "",
+        bindings,
+    }
+}
+
+const R: Access = Access::Read;
+const W: Access = Access::ReadWrite;
+
+fn check_k(op: &'static str, k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::shape(op, "K must be at least 1"));
+    }
+    if k > (u32::MAX as usize) / k.max(1) {
+        return Err(Error::shape(op, format!("K = {k} is too large")));
+    }
+    Ok(())
+}
+
+/// Fills the prior fields of `p` and returns the buffer to bind as π (`fallback` when π is implicit).
+fn prior<'b>(
+    op: &'static str,
+    pr: &Prior<'b>,
+    k: usize,
+    p: &mut Params,
+    fallback: &'b GpuBuffer,
+) -> Result<&'b GpuBuffer> {
+    match *pr {
+        Prior::Uniform => {
+            p.prior = 0;
+            Ok(fallback)
+        }
+        Prior::Absorbing(m) => {
+            if m >= k {
+                return Err(Error::Invalid(format!(
+                    "{op}: absorbing class {m} is not below K = {k}"
+                )));
+            }
+            p.prior = 1;
+            p.absorb = m as u32;
+            Ok(fallback)
+        }
+        Prior::Marginal(t) => {
+            t.expect_dtype(op, DType::F32)?;
+            if t.shape() != [k] {
+                return Err(Error::shape(
+                    op,
+                    format!("marginal prior {:?} must be [{k}]", t.shape()),
+                ));
+            }
+            p.prior = 2;
+            Ok(t.buffer())
+        }
+    }
+}
+
+/// Leading batch size of a `[B, ..]` tensor and the rows per batch element, for per-batch reads.
+fn batch_rows(op: &'static str, lead: &[usize], rows: usize) -> Result<(usize, usize)> {
+    let Some(&b) = lead.first() else {
+        return Err(Error::shape(
+            op,
+            "per-batch coefficients need a batch axis on the input",
+        ));
+    };
+    Ok((b, rows.checked_div(b).unwrap_or(0).max(1)))
+}
+
+fn coef<'b>(
+    op: &'static str,
+    c: &Coef<'b>,
+    lead: &[usize],
+    rows: usize,
+    p: &mut Params,
+    fallback: &'b GpuBuffer,
+) -> Result<&'b GpuBuffer> {
+    p.rows_per_batch = rows.max(1) as u32;
+    p.coef_stride = 1;
+    match *c {
+        Coef::Shared(v) => {
+            p.c[0] = v;
+            Ok(fallback)
+        }
+        Coef::PerBatch(t) => {
+            t.expect_dtype(op, DType::F32)?;
+            let (b, per) = batch_rows(op, lead, rows)?;
+            if t.shape() != [b] {
+                return Err(Error::shape(
+                    op,
+                    format!("per-batch coefficient {:?} must be [{b}]", t.shape()),
+                ));
+            }
+            p.flags |= F_PER_BATCH;
+            p.rows_per_batch = per as u32;
+            Ok(t.buffer())
+        }
+    }
+}
+
+fn coefs<'b>(
+    op: &'static str,
+    c: &Coefs<'b>,
+    lead: &[usize],
+    rows: usize,
+    p: &mut Params,
+    fallback: &'b GpuBuffer,
+) -> Result<&'b GpuBuffer> {
+    p.rows_per_batch = rows.max(1) as u32;
+    p.coef_stride = 4;
+    match *c {
+        Coefs::Shared(s) => {
+            p.c = s.row();
+            Ok(fallback)
+        }
+        Coefs::PerBatch(t) => {
+            t.expect_dtype(op, DType::F32)?;
+            let (b, per) = batch_rows(op, lead, rows)?;
+            if t.shape() != [b, 4] {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "per-batch step coefficients {:?} must be [{b}, 4]",
+                        t.shape()
+                    ),
+                ));
+            }
+            p.flags |= F_PER_BATCH;
+            p.rows_per_batch = per as u32;
+            Ok(t.buffer())
+        }
+    }
+}
+
+/// `[B, K, K]` matrices `α_b I + (1 − α_b) 1πᵀ` for an f32 tensor of α values `[B]`: `Q_t` for
+/// per-step α, `Q̄_t` for cumulative ᾱ.
+pub fn matrices(alphas: &Tensor, pr: Prior<'_>, k: usize) -> Result<Tensor> {
+    const OP: &str = "transition::matrices";
+    check_k(OP, k)?;
+    alphas.expect_dtype(OP, DType::F32)?;
+    if alphas.dims() != 1 {
+        return Err(Error::shape(
+            OP,
+            format!("alphas {:?} must be [B]", alphas.shape()),
+        ));
+    }
+    let b = alphas.len();
+    let out = Tensor::empty(alphas.gpu(), &[b, k, k], DType::F32)?;
+    check_u32_len(OP, &out)?;
+    let mut p = Params {
+        n: out.len() as u32,
+        k: k as u32,
+        ..Default::default()
+    };
+    let pi = prior(OP, &pr, k, &mut p, alphas.buffer())?;
+    alphas.gpu().dispatch(
+        &spec("matrices", &[R, R, W]),
+        &p,
+        &[pi, alphas.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// `q(x_t | x0) = onehot(x0) @ Q̄_t` for u32 class ids `[..]` (each below `k`): f32 `[.., K]`.
+pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) -> Result<Tensor> {
+    const OP: &str = "transition::forward_ids";
+    check_k(OP, k)?;
+    x0.expect_dtype(OP, DType::U32)?;
+    let mut shape = x0.shape().to_vec();
+    shape.push(k);
+    let out = Tensor::empty(x0.gpu(), &shape, DType::F32)?;
+    check_u32_len(OP, &out)?;
+    let rows = x0.len();
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        n: out.len() as u32,
+        ..Default::default()
+    };
+    let pi = prior(OP, &pr, k, &mut p, x0.buffer())?;
+    let cb = coef(OP, &alpha_bar, x0.shape(), rows, &mut p, x0.buffer())?;
+    x0.gpu().dispatch(
+        &spec("forward_ids", &[R, R, R, W]),
+        &p,
+        &[pi, cb, x0.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// `x0 @ Q̄_t` for probability (or one-hot) rows `[.., K]`, as `ᾱ x0 + (1 − ᾱ)(Σ x0) π`.
+pub fn forward_probs(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>) -> Result<Tensor> {
+    const OP: &str = "transition::forward_probs";
+    let (k, lead, rows) = rows_of(OP, x0)?;
+    let out = Tensor::empty(x0.gpu(), x0.shape(), DType::F32)?;
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        ..Default::default()
+    };
+    let pi = prior(OP, &pr, k, &mut p, x0.buffer())?;
+    let cb = coef(OP, &alpha_bar, lead, rows, &mut p, x0.buffer())?;
+    x0.gpu().dispatch(
+        &spec("forward_probs", &[R, R, R, W]),
+        &p,
+        &[pi, cb, x0.buffer(), out.buffer()],
+        Gpu::grid_1d(rows as u64, WG),
+    )?;
+    Ok(out)
+}
+
+fn rows_of<'t>(op: &'static str, x: &'t Tensor) -> Result<(usize, &'t [usize], usize)> {
+    x.expect_dtype(op, DType::F32)?;
+    check_u32_len(op, x)?;
+    let Some((&k, lead)) = x.shape().split_last() else {
+        return Err(Error::shape(op, "needs a class axis"));
+    };
+    check_k(op, k)?;
+    Ok((k, lead, lead.iter().product()))
+}
+
+/// `probs @ M_b` for rows `[B, .., K]` and matrices `[B, K, K]` (or one shared `[K, K]`); with
+/// `transpose`, `probs @ M_bᵀ` (e.g. `onehot(x_t) @ Q_tᵀ`, the likelihood column).
+pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Tensor> {
+    const OP: &str = "transition::probs_matmul";
+    let (k, lead, rows) = rows_of(OP, probs)?;
+    mats.expect_dtype(OP, DType::F32)?;
+    let stride = mat_stride(OP, mats, k, lead)?;
+    let out = Tensor::empty(probs.gpu(), probs.shape(), DType::F32)?;
+    let per = rows
+        .checked_div(lead.first().copied().unwrap_or(1))
+        .unwrap_or(0)
+        .max(1);
+    let p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        rows_per_batch: per as u32,
+        flags: if transpose { F_TRANSPOSE } else { 0 },
+        n: out.len() as u32,
+        mat_stride_a: stride,
+        ..Default::default()
+    };
+    probs.gpu().dispatch(
+        &spec("probs_matmul", &[R, R, W]),
+        &p,
+        &[probs.buffer(), mats.buffer(), out.buffer()],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// Element stride between batch matrices: `K²` for `[B, K, K]`, 0 for a shared `[K, K]`.
+fn mat_stride(op: &'static str, m: &Tensor, k: usize, lead: &[usize]) -> Result<u32> {
+    if m.shape() == [k, k] {
+        return Ok(0);
+    }
+    if lead.is_empty() || m.shape() != [lead[0], k, k] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "matrices {:?} must be [{k}, {k}] or [B, {k}, {k}] with B = {:?}",
+                m.shape(),
+                lead.first()
+            ),
+        ));
+    }
+    Ok((k * k) as u32)
+}
+
+/// Checks x0 against x_t `[..]` (u32) and returns (K, flags, x0 buffer).
+fn x0_and_xt<'b>(
+    op: &'static str,
+    x0: &X0<'b>,
+    xt: &Tensor,
+) -> Result<(usize, u32, &'b GpuBuffer)> {
+    xt.expect_dtype(op, DType::U32)?;
+    check_u32_len(op, xt)?;
+    match *x0 {
+        X0::Logits(l) => {
+            let (k, lead, _) = rows_of(op, l)?;
+            if lead != xt.shape() {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "x0 logits {:?} must be x_t's shape {:?} plus a class axis",
+                        l.shape(),
+                        xt.shape()
+                    ),
+                ));
+            }
+            Ok((k, 0, l.buffer()))
+        }
+        X0::Ids { ids, k } => {
+            check_k(op, k)?;
+            ids.expect_dtype(op, DType::U32)?;
+            if ids.shape() != xt.shape() {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "x0 ids {:?} must have x_t's shape {:?}",
+                        ids.shape(),
+                        xt.shape()
+                    ),
+                ));
+            }
+            Ok((k, F_X0_IDS, ids.buffer()))
+        }
+    }
+}
+
+fn posterior(
+    op: &'static str,
+    form: u32,
+    x0: X0<'_>,
+    xt: &Tensor,
+    c: Coefs<'_>,
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    let (k, flags, x0b) = x0_and_xt(op, &x0, xt)?;
+    let rows = xt.len();
+    let mut shape = xt.shape().to_vec();
+    shape.push(k);
+    let out = Tensor::empty(xt.gpu(), &shape, DType::F32)?;
+    check_u32_len(op, &out)?;
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        flags,
+        form,
+        ..Default::default()
+    };
+    let pi = prior(op, &pr, k, &mut p, xt.buffer())?;
+    let cb = coefs(op, &c, xt.shape(), rows, &mut p, xt.buffer())?;
+    xt.gpu().dispatch(
+        &spec("posterior", &[R, R, R, R, W]),
+        &p,
+        &[pi, cb, x0b, xt.buffer(), out.buffer()],
+        Gpu::grid_1d(rows as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// moco/D3PM `_q_posterior_logits` in closed form: f32 `[.., K]` unnormalised logits
+/// `log(Q_t[i, x_t] + 1e-6) + log(Σ_c softmax(x0)_c Q̄_{t−1}[c, i] + 1e-6)`, or the x0 logits where
+/// `last` is set. `x_t` is u32 `[..]` (ids below K; larger ids are read as K − 1).
+pub fn d3pm_posterior_logits(
+    x0: X0<'_>,
+    x_t: &Tensor,
+    c: Coefs<'_>,
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    posterior(
+        "transition::d3pm_posterior_logits",
+        FORM_D3PM,
+        x0,
+        x_t,
+        c,
+        pr,
+    )
+}
+
+/// DiGress `compute_batched_over0_posterior_distribution` + normalisation: f32 probabilities `[.., K]`.
+/// Uses `alpha_t`, `alpha_bar_prev` (DiGress' ᾱ_s) and `alpha_bar_t`; `last` is ignored.
+pub fn digress_posterior_probs(
+    x0: X0<'_>,
+    x_t: &Tensor,
+    c: Coefs<'_>,
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    posterior(
+        "transition::digress_posterior_probs",
+        FORM_DIGRESS,
+        x0,
+        x_t,
+        c,
+        pr,
+    )
+}
+
+/// Hoogeboom's multinomial `q_posterior(log_softmax(x0), log x_t, t)`: f32 normalised log
+/// probabilities `[.., K]`. Uses `alpha_t` and `alpha_bar_prev` (1 at t = 0); `last` is ignored. With
+/// a non-uniform prior the one-step term is `Q_t[i, x_t]` (Hoogeboom's symmetric `Q_t[x_t, i]` is the
+/// same thing for uniform π).
+pub fn multinomial_posterior_log(
+    x0: X0<'_>,
+    x_t: &Tensor,
+    c: Coefs<'_>,
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    posterior(
+        "transition::multinomial_posterior_log",
+        FORM_MULTINOMIAL,
+        x0,
+        x_t,
+        c,
+        pr,
+    )
+}
+
+/// moco/D3PM posterior logits from explicit matrices (custom transitions): `q_t` is `Q_t` and
+/// `q_bar_prev` is `Q̄_{t−1}`, each `[B, K, K]` or a shared `[K, K]`. Of `c` only `last` is used.
+pub fn d3pm_posterior_logits_matrices(
+    x0: X0<'_>,
+    x_t: &Tensor,
+    q_t: &Tensor,
+    q_bar_prev: &Tensor,
+    c: Coefs<'_>,
+) -> Result<Tensor> {
+    const OP: &str = "transition::d3pm_posterior_logits_matrices";
+    let (k, flags, x0b) = x0_and_xt(OP, &x0, x_t)?;
+    q_t.expect_dtype(OP, DType::F32)?;
+    q_bar_prev.expect_dtype(OP, DType::F32)?;
+    let sa = mat_stride(OP, q_t, k, x_t.shape())?;
+    let sb = mat_stride(OP, q_bar_prev, k, x_t.shape())?;
+    let rows = x_t.len();
+    let mut shape = x_t.shape().to_vec();
+    shape.push(k);
+    let out = Tensor::empty(x_t.gpu(), &shape, DType::F32)?;
+    check_u32_len(OP, &out)?;
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        flags,
+        form: FORM_D3PM,
+        mat_stride_a: sa,
+        mat_stride_b: sb,
+        ..Default::default()
+    };
+    let cb = coefs(OP, &c, x_t.shape(), rows, &mut p, x_t.buffer())?;
+    // Coefficients and matrices share the batch axis (the first of x_t).
+    p.rows_per_batch = rows
+        .checked_div(x_t.shape().first().copied().unwrap_or(1))
+        .unwrap_or(0)
+        .max(1) as u32;
+    x_t.gpu().dispatch(
+        &spec("posterior_matrices", &[R, R, R, R, R, W]),
+        &p,
+        &[
+            q_t.buffer(),
+            cb,
+            x0b,
+            x_t.buffer(),
+            q_bar_prev.buffer(),
+            out.buffer(),
+        ],
+        Gpu::grid_1d(rows as u64, WG),
+    )?;
+    Ok(out)
+}

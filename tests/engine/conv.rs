@@ -1,0 +1,211 @@
+//! conv2d and nearest 2× upsampling against direct CPU loops. conv2d is a reduction: `assert_close`
+//! with rtol 1e-4, atol 1e-5. Upsampling is a copy and must be exact.
+
+use crate::common::{assert_close, gpu, Rng};
+use diffscope::ops::conv::{self, Padding};
+use diffscope::{Error, Tensor};
+
+/// Direct convolution in f64: (x, [n, cin, h, w]), (weight, [cout, kh, kw]).
+fn cpu_conv2d(
+    x: &[f32],
+    [n, cin, h, w]: [usize; 4],
+    wt: &[f32],
+    [cout, kh, kw]: [usize; 3],
+    bias: Option<&[f32]>,
+    stride: usize,
+    pad: Padding,
+) -> (Vec<f32>, [usize; 4]) {
+    let ho = (h + pad.top + pad.bottom - kh) / stride + 1;
+    let wo = (w + pad.left + pad.right - kw) / stride + 1;
+    let mut out = vec![0f32; n * cout * ho * wo];
+    for b in 0..n {
+        for co in 0..cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = bias.map_or(0.0, |bb| bb[co] as f64);
+                    for ci in 0..cin {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * stride + ky) as isize - pad.top as isize;
+                                let ix = (ox * stride + kx) as isize - pad.left as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = x[((b * cin + ci) * h + iy as usize) * w + ix as usize];
+                                let wv = wt[((co * cin + ci) * kh + ky) * kw + kx];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((b * cout + co) * ho + oy) * wo + ox] = s as f32;
+                }
+            }
+        }
+    }
+    (out, [n, cout, ho, wo])
+}
+
+struct Case {
+    x: [usize; 4],
+    w: [usize; 3],
+    bias: bool,
+    stride: usize,
+    pad: Padding,
+}
+
+#[test]
+fn conv2d_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(21);
+    let cases = [
+        // A UNet 3×3 "same" convolution.
+        Case {
+            x: [2, 3, 7, 9],
+            w: [5, 3, 3],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(1),
+        },
+        // 1×1 shortcut convolution, no bias.
+        Case {
+            x: [1, 13, 5, 5],
+            w: [29, 1, 1],
+            bias: false,
+            stride: 1,
+            pad: Padding::same(0),
+        },
+        // diffusers Downsample2D(padding=0): pad (0, 1, 0, 1), then stride 2, even and odd sizes.
+        Case {
+            x: [1, 4, 8, 8],
+            w: [4, 3, 3],
+            bias: true,
+            stride: 2,
+            pad: Padding::new(0, 1, 0, 1),
+        },
+        Case {
+            x: [2, 3, 7, 13],
+            w: [6, 3, 3],
+            bias: true,
+            stride: 2,
+            pad: Padding::new(0, 1, 0, 1),
+        },
+        // Downsample2D(padding=1): symmetric padding with stride 2.
+        Case {
+            x: [1, 5, 9, 9],
+            w: [7, 3, 3],
+            bias: true,
+            stride: 2,
+            pad: Padding::same(1),
+        },
+        // More output channels than one tile, K = 153 (not a multiple of the K step), 169 pixels.
+        Case {
+            x: [1, 17, 13, 13],
+            w: [70, 3, 3],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(1),
+        },
+        // A UNet-sized layer: several channel and pixel tiles.
+        Case {
+            x: [1, 32, 16, 16],
+            w: [64, 3, 3],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(1),
+        },
+        // A general kernel shape with lopsided padding, and a 1×1 input.
+        Case {
+            x: [2, 2, 6, 5],
+            w: [3, 2, 5],
+            bias: false,
+            stride: 1,
+            pad: Padding::new(1, 0, 2, 3),
+        },
+        Case {
+            x: [1, 1, 1, 1],
+            w: [1, 1, 1],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(0),
+        },
+    ];
+    for c in cases {
+        let [n, cin, h, w] = c.x;
+        let [cout, kh, kw] = c.w;
+        let xv = rng.vec(n * cin * h * w, -1.0, 1.0);
+        let wv = rng.vec(cout * cin * kh * kw, -0.5, 0.5);
+        let bv = rng.vec(cout, -1.0, 1.0);
+        let tx = Tensor::from_f32(&g, &c.x, &xv).unwrap();
+        let tw = Tensor::from_f32(&g, &[cout, cin, kh, kw], &wv).unwrap();
+        let tb = Tensor::from_f32(&g, &[cout], &bv).unwrap();
+        let bias = c.bias.then_some(&bv[..]);
+        let (want, shape) = cpu_conv2d(&xv, c.x, &wv, c.w, bias, c.stride, c.pad);
+        let got = conv::conv2d(&tx, &tw, c.bias.then_some(&tb), c.stride, c.pad).unwrap();
+        assert_eq!(got.shape(), &shape);
+        assert_close(
+            &format!("conv2d x {:?} w {:?} s{} {:?}", c.x, c.w, c.stride, c.pad),
+            &got.to_f32().unwrap(),
+            &want,
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn upsample_nearest2x_is_exact() {
+    let g = gpu();
+    let mut rng = Rng::new(22);
+    for shape in [[1, 1, 1, 1], [2, 3, 7, 5], [1, 4, 13, 29]] {
+        let [n, c, h, w] = shape;
+        let x = rng.vec(n * c * h * w, -1.0, 1.0);
+        let t = Tensor::from_f32(&g, &shape, &x).unwrap();
+        let out = conv::upsample_nearest2x(&t).unwrap();
+        assert_eq!(out.shape(), &[n, c, 2 * h, 2 * w]);
+        let mut want = Vec::with_capacity(4 * x.len());
+        for nc in 0..n * c {
+            for oy in 0..2 * h {
+                for ox in 0..2 * w {
+                    want.push(x[(nc * h + oy / 2) * w + ox / 2]);
+                }
+            }
+        }
+        assert_close("upsample", &out.to_f32().unwrap(), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn conv_errors_are_typed() {
+    let g = gpu();
+    let x = Tensor::from_f32(&g, &[1, 3, 4, 4], &[0.0; 48]).unwrap();
+    let w = Tensor::from_f32(&g, &[2, 4, 3, 3], &[0.0; 72]).unwrap();
+    assert!(matches!(
+        conv::conv2d(&x, &w, None, 1, Padding::same(1)),
+        Err(Error::Shape { .. })
+    ));
+    let w = Tensor::from_f32(&g, &[2, 3, 3, 3], &[0.0; 54]).unwrap();
+    let b = Tensor::from_f32(&g, &[3], &[0.0; 3]).unwrap();
+    assert!(matches!(
+        conv::conv2d(&x, &w, Some(&b), 1, Padding::same(1)),
+        Err(Error::Shape { .. })
+    ));
+    let w5 = Tensor::from_f32(&g, &[2, 3, 5, 5], &[0.0; 150]).unwrap();
+    assert!(matches!(
+        conv::conv2d(&x, &w5, None, 1, Padding::same(0)),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        conv::conv2d(&x, &w, None, 0, Padding::same(1)),
+        Err(Error::Invalid(_))
+    ));
+    let flat = Tensor::from_f32(&g, &[3, 16], &[0.0; 48]).unwrap();
+    assert!(matches!(
+        conv::upsample_nearest2x(&flat),
+        Err(Error::Shape { .. })
+    ));
+    let u = Tensor::from_u32(&g, &[1, 3, 4, 4], &[0; 48]).unwrap();
+    assert!(matches!(
+        conv::conv2d(&u, &w, None, 1, Padding::same(1)),
+        Err(Error::DType { .. })
+    ));
+}

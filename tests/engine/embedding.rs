@@ -1,0 +1,199 @@
+//! Row gathers (exact: they move bits) and diffusers' timestep embedding, against a CPU port of
+//! `get_timestep_embedding` that repeats torch's float32 steps and evaluates sin/cos in f64.
+
+use crate::common::{assert_close, gpu, Rng};
+use diffscope::ops::embedding;
+use diffscope::{Error, Tensor};
+
+#[test]
+fn gather_rows_matches_cpu_and_zeroes_bad_ids() {
+    let g = gpu();
+    let mut rng = Rng::new(41);
+    let (v, d) = (13, 29);
+    let table = rng.vec(v * d, -1.0, 1.0);
+    let tt = Tensor::from_f32(&g, &[v, d], &table).unwrap();
+    // Some ids past the table: uploaded unchecked, they must read as zero rows.
+    let ids: Vec<u32> = (0..21)
+        .map(|i| {
+            if i % 5 == 4 {
+                13 + i
+            } else {
+                rng.below(v) as u32
+            }
+        })
+        .collect();
+    let ti = Tensor::from_u32(&g, &[3, 7], &ids).unwrap();
+    let out = embedding::gather_rows(&tt, &ti).unwrap();
+    assert_eq!(out.shape(), &[3, 7, d]);
+    let table = &table;
+    let want: Vec<f32> = ids
+        .iter()
+        .flat_map(|&id| {
+            let id = id as usize;
+            (0..d).map(move |c| if id < v { table[id * d + c] } else { 0.0 })
+        })
+        .collect();
+    assert_close("gather f32", &out.to_f32().unwrap(), &want, 0.0, 0.0);
+
+    // u32 tables gather the same way.
+    let table_u: Vec<u32> = (0..7 * 3).collect();
+    let tu = Tensor::from_u32(&g, &[7, 3], &table_u).unwrap();
+    let ids = Tensor::from_indices(&g, &[4], &[6, 0, 3, 3], 7, "ids").unwrap();
+    let out = embedding::gather_rows(&tu, &ids).unwrap();
+    assert_eq!(
+        out.to_u32().unwrap(),
+        vec![18, 19, 20, 0, 1, 2, 9, 10, 11, 9, 10, 11]
+    );
+}
+
+#[test]
+fn gather_rows_errors_are_typed() {
+    let g = gpu();
+    let table = Tensor::from_f32(&g, &[4, 2], &[0.0; 8]).unwrap();
+    let fids = Tensor::from_f32(&g, &[2], &[0.0; 2]).unwrap();
+    assert!(matches!(
+        embedding::gather_rows(&table, &fids),
+        Err(Error::DType { .. })
+    ));
+    let ids = Tensor::from_u32(&g, &[2], &[0; 2]).unwrap();
+    let flat = Tensor::from_f32(&g, &[8], &[0.0; 8]).unwrap();
+    assert!(matches!(
+        embedding::gather_rows(&flat, &ids),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        Tensor::from_indices(&g, &[2], &[1, 4], 4, "ids"),
+        Err(Error::IndexOutOfRange { index: 4, .. })
+    ));
+}
+
+/// diffusers' float32 computation; returns each element with its angle (0 for the padding column).
+fn cpu_timestep_embedding(
+    t: &[f32],
+    dim: usize,
+    flip: bool,
+    shift: f32,
+    scale: f32,
+    max_period: f32,
+) -> Vec<(f32, f32)> {
+    let half = dim / 2;
+    let neg_log = -(max_period as f64).ln() as f32;
+    let denom = half as f32 - shift;
+    let mut out = Vec::new();
+    for &tb in t {
+        let args: Vec<f32> = (0..half)
+            .map(|j| {
+                let e = neg_log * j as f32 / denom;
+                let freq = (e as f64).exp() as f32;
+                scale * (tb * freq)
+            })
+            .collect();
+        let sin = args.iter().map(|&a| ((a as f64).sin() as f32, a));
+        let cos = args.iter().map(|&a| ((a as f64).cos() as f32, a));
+        if flip {
+            out.extend(cos.chain(sin));
+        } else {
+            out.extend(sin.chain(cos));
+        }
+        if dim % 2 == 1 {
+            out.push((0.0, 0.0));
+        }
+    }
+    out
+}
+
+/// sin and cos have slope up to 1 in their angle, and an f32 angle is only known to half an ulp
+/// (torch's own float32 result carries the same rounding). So the tolerance is 2e-6 plus two ulps of
+/// the angle: 2e-6 for t ≲ 10, about 1.2e-4 at t = 999, where |angle| ≈ 1000.
+#[track_caller]
+fn assert_embedding_close(what: &str, got: &[f32], want: &[(f32, f32)]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &(w, angle))) in got.iter().zip(want).enumerate() {
+        let tol = 2e-6 + 2.0 * f32::EPSILON * angle.abs();
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}: element {i}: got {g}, want {w} (angle {angle}, tol {tol:e})"
+        );
+    }
+}
+
+#[test]
+fn timestep_embedding_golden_values() {
+    let g = gpu();
+    // ANCHOR_MATH §7.3, "correct" sinusoidal embedding, dim 8 at t = 3. It is diffusers' form with
+    // flip_sin_to_cos = false and downscale_freq_shift = 1 (frequencies 10000^(−j/3)); shift 0
+    // would give 0.29552 in position 1.
+    let t = Tensor::from_f32(&g, &[1], &[3.0]).unwrap();
+    let got = embedding::timestep_embedding(&t, 8, false, 1.0, 1.0, 10000.0)
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    let want = [
+        0.14112, 0.138798, 0.006463, 0.0003, -0.989992, 0.990321, 0.999979, 1.0,
+    ];
+    // The anchor is printed to 6 significant digits.
+    assert_close("temb dim 8 t=3", &got, &want, 0.0, 1e-6);
+
+    // ANCHOR_MATH §7.1: diffusers temb (dim 128, flip false, shift 1) at t = 999, printed to 5
+    // decimals; at this angle (≈ 999 rad) float32 rounding of the angle alone is ~6e-5.
+    let t = Tensor::from_f32(&g, &[1], &[999.0]).unwrap();
+    let got = embedding::timestep_embedding(&t, 128, false, 1.0, 1.0, 10000.0)
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    let first = [-0.02646, 0.72672, -0.92157, -0.27180];
+    let second = [0.99965, -0.68694, -0.38822, -0.96235];
+    assert_close("temb 128 t=999 [0:4]", &got[0..4], &first, 0.0, 6e-5);
+    assert_close("temb 128 t=999 [64:68]", &got[64..68], &second, 0.0, 6e-5);
+}
+
+#[test]
+fn timestep_embedding_matches_cpu() {
+    let g = gpu();
+    let ts = [0.0f32, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
+    let tt = Tensor::from_f32(&g, &[ts.len()], &ts).unwrap();
+    for (dim, flip, shift, scale, max_period) in [
+        (8, false, 1.0, 1.0, 10000.0),
+        (128, true, 1.0, 1.0, 10000.0),
+        (128, false, 0.0, 1.0, 10000.0),
+        (13, true, 0.0, 0.5, 10000.0),
+        (257, false, 1.0, 1.0, 100.0),
+        (32, true, 0.0, 1000.0, 10000.0),
+        (1, false, 1.0, 1.0, 10000.0),
+        (2, true, 0.0, 1.0, 10000.0),
+    ] {
+        let out = embedding::timestep_embedding(&tt, dim, flip, shift, scale, max_period).unwrap();
+        assert_eq!(out.shape(), &[ts.len(), dim]);
+        let want = cpu_timestep_embedding(&ts, dim, flip, shift, scale, max_period);
+        assert_embedding_close(
+            &format!("temb dim {dim} flip {flip} shift {shift} scale {scale} period {max_period}"),
+            &out.to_f32().unwrap(),
+            &want,
+        );
+    }
+    // Integer timesteps are converted like torch's `.float()`.
+    let tu = Tensor::from_u32(&g, &[3], &[0, 7, 999]).unwrap();
+    let out = embedding::timestep_embedding(&tu, 64, true, 1.0, 1.0, 10000.0).unwrap();
+    let want = cpu_timestep_embedding(&[0.0, 7.0, 999.0], 64, true, 1.0, 1.0, 10000.0);
+    assert_embedding_close("temb u32 t", &out.to_f32().unwrap(), &want);
+}
+
+#[test]
+fn timestep_embedding_errors_are_typed() {
+    let g = gpu();
+    let t = Tensor::from_f32(&g, &[2, 1], &[0.0; 2]).unwrap();
+    assert!(matches!(
+        embedding::timestep_embedding(&t, 8, false, 1.0, 1.0, 10000.0),
+        Err(Error::Shape { .. })
+    ));
+    let t = Tensor::from_f32(&g, &[2], &[0.0; 2]).unwrap();
+    // half = 1 and shift 1 divide by zero in diffusers.
+    assert!(matches!(
+        embedding::timestep_embedding(&t, 2, false, 1.0, 1.0, 10000.0),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        embedding::timestep_embedding(&t, 8, false, 1.0, 1.0, 0.0),
+        Err(Error::Invalid(_))
+    ));
+}

@@ -1,0 +1,196 @@
+//! concat, permute and slice against CPU index arithmetic. They copy bits, so results must be exact.
+
+use crate::common::{gpu, Rng};
+use diffscope::ops::layout;
+use diffscope::{Error, Tensor};
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Row-major coordinates of every element of `shape`, in order.
+fn coords(shape: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
+    let n: usize = shape.iter().product();
+    (0..n).map(move |mut lin| {
+        let mut c = vec![0; shape.len()];
+        for i in (0..shape.len()).rev() {
+            c[i] = lin % shape[i];
+            lin /= shape[i];
+        }
+        c
+    })
+}
+
+fn at(data: &[f32], shape: &[usize], c: &[usize]) -> f32 {
+    data[c
+        .iter()
+        .zip(strides(shape))
+        .map(|(a, s)| a * s)
+        .sum::<usize>()]
+}
+
+#[test]
+fn concat_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(51);
+    // (shape of the first input, dim, sizes along dim): UNet skip concat on channels, first and
+    // last dimensions, and six inputs (two dispatches).
+    let cases: &[(&[usize], usize, &[usize])] = &[
+        (&[2, 3, 7, 5], 1, &[3, 13]),
+        (&[7, 29], 0, &[7, 1, 255]),
+        (&[3, 13, 2], 2, &[2, 1, 7]),
+        (&[1, 5, 3], 1, &[5, 1, 2, 7, 3, 4]),
+        (&[257], 0, &[257, 13]),
+    ];
+    for &(base, dim, sizes) in cases {
+        let mut datas = Vec::new();
+        let mut shapes = Vec::new();
+        for &s in sizes {
+            let mut shape = base.to_vec();
+            shape[dim] = s;
+            datas.push(rng.vec(shape.iter().product(), -1.0, 1.0));
+            shapes.push(shape);
+        }
+        let ts: Vec<Tensor> = datas
+            .iter()
+            .zip(&shapes)
+            .map(|(d, s)| Tensor::from_f32(&g, s, d).unwrap())
+            .collect();
+        let refs: Vec<&Tensor> = ts.iter().collect();
+        let out = layout::concat(&refs, dim).unwrap();
+        let mut shape = base.to_vec();
+        shape[dim] = sizes.iter().sum();
+        assert_eq!(out.shape(), &shape[..]);
+        let want: Vec<f32> = coords(&shape)
+            .map(|mut c| {
+                let mut k = 0;
+                while c[dim] >= sizes[k] {
+                    c[dim] -= sizes[k];
+                    k += 1;
+                }
+                at(&datas[k], &shapes[k], &c)
+            })
+            .collect();
+        assert_eq!(
+            out.to_f32().unwrap(),
+            want,
+            "concat {base:?} dim {dim} {sizes:?}"
+        );
+    }
+}
+
+#[test]
+fn permute_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(52);
+    let cases: &[(&[usize], &[usize])] = &[
+        // [B, L, H, D] → [B, H, L, D]
+        (&[2, 13, 3, 7], &[0, 2, 1, 3]),
+        // NCHW → NHWC
+        (&[1, 5, 7, 9], &[0, 2, 3, 1]),
+        (&[29, 257], &[1, 0]),
+        (&[7], &[0]),
+        (&[2, 3, 1, 5, 2, 3], &[5, 3, 0, 4, 2, 1]),
+    ];
+    for &(shape, perm) in cases {
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let t = Tensor::from_f32(&g, shape, &x).unwrap();
+        let out = layout::permute(&t, perm).unwrap();
+        let oshape: Vec<usize> = perm.iter().map(|&d| shape[d]).collect();
+        assert_eq!(out.shape(), &oshape[..]);
+        let want: Vec<f32> = coords(&oshape)
+            .map(|oc| {
+                let mut ic = vec![0; shape.len()];
+                for (i, &d) in perm.iter().enumerate() {
+                    ic[d] = oc[i];
+                }
+                at(&x, shape, &ic)
+            })
+            .collect();
+        assert_eq!(out.to_f32().unwrap(), want, "permute {shape:?} {perm:?}");
+    }
+    // u32 data moves unchanged.
+    let u = Tensor::from_u32(&g, &[2, 3], &[0, 1, 2, 3, 4, 5]).unwrap();
+    let out = layout::permute(&u, &[1, 0]).unwrap();
+    assert_eq!(out.to_u32().unwrap(), vec![0, 3, 1, 4, 2, 5]);
+}
+
+#[test]
+fn slice_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(53);
+    let cases: &[(&[usize], usize, usize, usize)] = &[
+        (&[2, 16, 7, 5], 1, 3, 13),
+        (&[257, 3], 0, 255, 2),
+        (&[7, 29], 1, 0, 29),
+        (&[3, 13, 7], 2, 6, 1),
+        (&[5, 4], 0, 2, 0),
+    ];
+    for &(shape, dim, start, len) in cases {
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let t = Tensor::from_f32(&g, shape, &x).unwrap();
+        let out = layout::slice(&t, dim, start, len).unwrap();
+        let mut oshape = shape.to_vec();
+        oshape[dim] = len;
+        assert_eq!(out.shape(), &oshape[..]);
+        let want: Vec<f32> = coords(&oshape)
+            .map(|mut c| {
+                c[dim] += start;
+                at(&x, shape, &c)
+            })
+            .collect();
+        if len > 0 {
+            assert_eq!(
+                out.to_f32().unwrap(),
+                want,
+                "slice {shape:?} dim {dim} {start}+{len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn layout_errors_are_typed() {
+    let g = gpu();
+    let a = Tensor::from_f32(&g, &[2, 3], &[0.0; 6]).unwrap();
+    let b = Tensor::from_f32(&g, &[3, 3], &[0.0; 9]).unwrap();
+    let u = Tensor::from_u32(&g, &[2, 3], &[0; 6]).unwrap();
+    assert!(matches!(
+        layout::concat(&[&a, &b], 1),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        layout::concat(&[&a, &b], 2),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        layout::concat(&[&a, &u], 0),
+        Err(Error::DType { .. })
+    ));
+    assert!(matches!(layout::concat(&[], 0), Err(Error::Invalid(_))));
+    assert!(matches!(
+        layout::permute(&a, &[0, 0]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        layout::permute(&a, &[1]),
+        Err(Error::Shape { .. })
+    ));
+    let r7 = Tensor::from_f32(&g, &[1; 7], &[0.0]).unwrap();
+    assert!(matches!(
+        layout::permute(&r7, &[0, 1, 2, 3, 4, 5, 6]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        layout::slice(&a, 1, 2, 2),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        layout::slice(&a, 2, 0, 1),
+        Err(Error::Shape { .. })
+    ));
+}

