@@ -81,9 +81,6 @@ fn apply_unary(op: u32, x: f32) -> f32 {
     }
 }
 
-fn dim(arr: array<vec4<u32>, 2>, d: u32) -> u32 {
-    return arr[d / 4u][d % 4u];
-}
 
 @group(0) @binding(1) var<storage, read> ua: array<f32>;
 @group(0) @binding(2) var<storage, read_write> uout: array<f32>;
@@ -102,10 +99,14 @@ fn broadcast_offsets(i: u32) -> vec3<u32> {
     var o = vec3<u32>(0u, 0u, 0u);
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let du = u32(d);
-        let s = dim(p.shape, du);
+        // Index the uniform arrays in place: passing them to a helper by value would copy them into
+        // private memory, which software rasterisers turn into per-lane stack traffic (10x slower).
+        let q = du / 4u;
+        let r = du % 4u;
+        let s = p.shape[q][r];
         let c = rem % s;
         rem = rem / s;
-        o = o + c * vec3<u32>(dim(p.sa, du), dim(p.sb, du), dim(p.sc, du));
+        o = o + c * vec3<u32>(p.sa[q][r], p.sb[q][r], p.sc[q][r]);
     }
     return o;
 }

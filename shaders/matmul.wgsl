@@ -1,23 +1,30 @@
 // Batched matmul with a fused epilogue: out = act(alpha·(A@B) + bias[N]) + residual[.., M, N].
 //
-// Prepended by the driver (src/ops/matmul.rs), so one source serves every configuration:
-//   TM, TN    outputs per invocation along M and N (multiples of 4; vec4 accumulators along N)
+// Prepended by the driver (src/ops/matmul.rs) as constants, so one source serves every configuration:
+//   TM, TN    outputs per invocation along M and N (multiples of 4; accumulators are vec4s along N)
 //   WGX, WGY  workgroup size; a workgroup covers BM = WGY·TM rows and BN = WGX·TN columns
-//   BK        depth of the shared-memory tiles of `matmul_smem` (the other entry points ignore it)
+//   BK        depth of the shared-memory tiles of `matmul_smem` (0 for the other kernels)
 //   TRANS_A   A is stored [K, M] instead of [M, K]
 //   TRANS_B   B is stored [N, K] instead of [K, N] (PyTorch's Linear weight)
 //   VEC_A     A's contiguous dimension is a multiple of 4, so 4 consecutive elements are one vec4
 //   VEC_B     likewise for B
 //   VEC_N     N is a multiple of 4: output, bias and residual rows are vec4-aligned
-// Transposes and alignment are constants rather than uniforms because a uniform branch in the inner
-// loop is executed with masks (both sides) on SIMD-on-CPU drivers such as lavapipe.
+// Transposes and alignment are constants rather than uniforms because a uniform branch is executed
+// with masks (both sides) on SIMD-on-CPU drivers such as lavapipe.
+//
+// The two register-blocked entry points, `matmul_reg` and `matmul_smem`, are also prepended: the
+// driver writes their TM×TN block out as straight-line code with one variable per accumulator. A
+// `for` over TM and TN with an array of accumulators would be shorter, but naga bounds every loop
+// with an extra exit counter, which stops the driver from unrolling it, and the array then lives in
+// indexed memory: 2.5× slower on lavapipe. Everything they share lives here.
 //
 // Every buffer is bound as array<vec4<f32>> so that aligned operands can be read four elements per
 // load; unaligned ones are read one element at a time through `a[i >> 2][i & 3]`. Pool buffers are
 // multiples of 32 bytes, so the vec4 view always covers the whole tensor.
 //
-// Edges: rows and columns past M and N are clamped to the last valid one when loading (the result is
-// computed but never stored), so the inner loops carry no bounds tests; stores are guarded.
+// Edges: rows and columns past M and N are clamped to the last valid one (or quad) when loading —
+// the result is computed but never stored — so the inner loops carry no bounds tests; stores are
+// guarded.
 
 struct Params {
     m: u32,
@@ -118,12 +125,16 @@ fn act4(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(act1(v.x), act1(v.y), act1(v.z), act1(v.w));
 }
 
-// Epilogue for the four outputs (row, col..col+4) of batch entry `z`; `acc` is the raw A@B.
-fn finish4(z: u32, r_off: u32, row: u32, col: u32, acc: vec4<f32>) {
+fn fma4(acc: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return fma(vec4<f32>(a.w), b3, fma(vec4<f32>(a.z), b2, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.x), b0, acc))));
+}
+
+// Epilogue for the four outputs (row, col..col+4) of batch entry `z`; `v` is alpha·(A@B).
+fn finish4(z: u32, r_off: u32, row: u32, col: u32, v_in: vec4<f32>) {
     if (row >= p.m || col >= p.n) {
         return;
     }
-    var v = p.alpha * acc;
+    var v = v_in;
     let o = z * p.m * p.n + row * p.n + col;
     let ro = r_off + row * p.n + col;
     if (VEC_N) {
@@ -155,150 +166,61 @@ fn finish4(z: u32, r_off: u32, row: u32, col: u32, acc: vec4<f32>) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Register-blocked, no shared memory: each invocation computes TM×TN outputs from TM rows of A and TN
-// columns of B, four steps of K at a time (one vec4 per row or column when aligned). On lavapipe every
-// storage or workgroup load is a per-lane loop and a barrier is a coroutine switch, so the win is in
-// doing as many FMAs per load as registers allow, and shared memory only adds loads.
-
-@compute @workgroup_size(WGX, WGY, 1)
-fn matmul_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let z = p.b0 + wg.z;
-    let row0 = p.m0 + (wg.y * WGY + lid.y) * TM;
-    let col0 = p.n0 + (wg.x * WGX + lid.x) * TN;
-    if (row0 >= p.m || col0 >= p.n) {
+// The register-blocked kernels store alpha·(A@B) with this (one short inlined copy per accumulator),
+// then, only if there is more to the epilogue, run `epilogue_pass` over what they stored: one copy of
+// the activation code in a loop instead of TM·TN/4 inlined ones, which would multiply compile time.
+fn store_raw(z: u32, row: u32, col: u32, acc: vec4<f32>) {
+    if (row >= p.m || col >= p.n) {
         return;
     }
-    let offs = batch_offsets(z);
-    let mm = p.m;
-    let nn = p.n;
-    let kk_all = p.k;
-
-    // Clamped row and column indices (see the header).
-    var ra: array<u32, TM>;
-    for (var i = 0u; i < TM; i++) {
-        ra[i] = min(row0 + i, mm - 1u);
-    }
-    var cb: array<u32, TN>;
-    for (var j = 0u; j < TN; j++) {
-        cb[j] = min(col0 + j, nn - 1u);
-    }
-
-    var acc: array<vec4<f32>, TM * TN4>;
-    for (var i = 0u; i < TM * TN4; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-
-    let k4 = kk_all & ~3u;
-    for (var k = 0u; k < k4; k += 4u) {
-        // av[i] = A[row i, k..k+4]
-        var av: array<vec4<f32>, TM>;
-        if (TRANS_A) {
-            for (var q = 0u; q < 4u; q++) {
-                let base = offs.x + (k + q) * mm;
-                if (VEC_A) {
-                    for (var i4 = 0u; i4 < TM4; i4++) {
-                        // M % 4 == 0, so a quad is either all valid or all past the end.
-                        let v = ma[(base + min(row0 + 4u * i4, mm - 4u)) >> 2u];
-                        av[4u * i4][q] = v.x;
-                        av[4u * i4 + 1u][q] = v.y;
-                        av[4u * i4 + 2u][q] = v.z;
-                        av[4u * i4 + 3u][q] = v.w;
-                    }
-                } else {
-                    for (var i = 0u; i < TM; i++) {
-                        av[i][q] = lda(base + ra[i]);
-                    }
-                }
-            }
-        } else {
-            for (var i = 0u; i < TM; i++) {
-                let base = offs.x + ra[i] * kk_all + k;
-                if (VEC_A) {
-                    av[i] = ma[base >> 2u];
-                } else {
-                    av[i] = vec4<f32>(lda(base), lda(base + 1u), lda(base + 2u), lda(base + 3u));
-                }
-            }
-        }
-        // bv[q * TN4 + j4] = B[k + q, col0 + 4·j4 .. +4]
-        var bv: array<vec4<f32>, 4u * TN4>;
-        if (TRANS_B) {
-            for (var j = 0u; j < TN; j++) {
-                let base = offs.y + cb[j] * kk_all + k;
-                var v: vec4<f32>;
-                if (VEC_B) {
-                    v = mb[base >> 2u];
-                } else {
-                    v = vec4<f32>(ldb(base), ldb(base + 1u), ldb(base + 2u), ldb(base + 3u));
-                }
-                bv[j / 4u][j % 4u] = v.x;
-                bv[TN4 + j / 4u][j % 4u] = v.y;
-                bv[2u * TN4 + j / 4u][j % 4u] = v.z;
-                bv[3u * TN4 + j / 4u][j % 4u] = v.w;
-            }
-        } else {
-            for (var q = 0u; q < 4u; q++) {
-                let base = offs.y + (k + q) * nn;
-                for (var j4 = 0u; j4 < TN4; j4++) {
-                    if (VEC_B) {
-                        // N % 4 == 0, so a quad is either all valid or all past the end.
-                        bv[q * TN4 + j4] = mb[(base + min(col0 + 4u * j4, nn - 4u)) >> 2u];
-                    } else {
-                        bv[q * TN4 + j4] = vec4<f32>(ldb(base + cb[4u * j4]), ldb(base + cb[4u * j4 + 1u]),
-                            ldb(base + cb[4u * j4 + 2u]), ldb(base + cb[4u * j4 + 3u]));
-                    }
-                }
-            }
-        }
-        for (var i = 0u; i < TM; i++) {
-            for (var q = 0u; q < 4u; q++) {
-                let s = vec4<f32>(av[i][q]);
-                for (var j4 = 0u; j4 < TN4; j4++) {
-                    acc[i * TN4 + j4] = fma(s, bv[q * TN4 + j4], acc[i * TN4 + j4]);
-                }
+    let v = p.alpha * acc;
+    let o = z * p.m * p.n + row * p.n + col;
+    if (VEC_N) {
+        mout[o >> 2u] = v;
+    } else {
+        for (var c = 0u; c < 4u; c++) {
+            if (col + c < p.n) {
+                let oi = o + c;
+                mout[oi >> 2u][oi & 3u] = v[c];
             }
         }
     }
-    // The last K % 4 steps, one element at a time.
-    for (var k = k4; k < kk_all; k++) {
-        var bs: array<vec4<f32>, TN4>;
-        for (var j = 0u; j < TN; j++) {
-            var bi: u32;
-            if (TRANS_B) {
-                bi = offs.y + cb[j] * kk_all + k;
+}
+
+fn has_epilogue() -> bool {
+    return p.act != ACT_NONE || p.has_bias != 0u || p.has_res != 0u;
+}
+
+// Bias, activation and residual over the TM×TN block at (row0, col0), which this invocation has just
+// stored (a read after its own write sees it).
+fn epilogue_pass(z: u32, r_off: u32, row0: u32, col0: u32) {
+    for (var e = 0u; e < TM * TN4; e++) {
+        let row = row0 + e / TN4;
+        let col = col0 + 4u * (e % TN4);
+        if (row < p.m && col < p.n) {
+            let o = z * p.m * p.n + row * p.n + col;
+            var v: vec4<f32>;
+            if (VEC_N) {
+                v = mout[o >> 2u];
             } else {
-                bi = offs.y + k * nn + cb[j];
+                for (var c = 0u; c < 4u; c++) {
+                    if (col + c < p.n) {
+                        let oi = o + c;
+                        v[c] = mout[oi >> 2u][oi & 3u];
+                    }
+                }
             }
-            bs[j / 4u][j % 4u] = ldb(bi);
-        }
-        for (var i = 0u; i < TM; i++) {
-            var ai: u32;
-            if (TRANS_A) {
-                ai = offs.x + k * mm + ra[i];
-            } else {
-                ai = offs.x + ra[i] * kk_all + k;
-            }
-            let s = vec4<f32>(lda(ai));
-            for (var j4 = 0u; j4 < TN4; j4++) {
-                acc[i * TN4 + j4] = fma(s, bs[j4], acc[i * TN4 + j4]);
-            }
-        }
-    }
-
-    for (var i = 0u; i < TM; i++) {
-        for (var j4 = 0u; j4 < TN4; j4++) {
-            finish4(z, offs.z, row0 + i, col0 + 4u * j4, acc[i * TN4 + j4]);
+            finish4(z, r_off, row, col, v);
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Register-blocked with shared-memory tiles, for real GPUs: the workgroup stages a BK-deep slice of its
-// BM rows of A and BN columns of B in workgroup memory (stored k-major so each invocation reads its TM
-// rows and TN columns as vec4s), then every invocation accumulates TM×TN outputs from it. Global loads
-// are scalar and cooperative (consecutive invocations read consecutive addresses in either layout);
-// elements past K are stored as zeros so they add nothing.
+// Shared-memory staging for `matmul_smem` (real GPUs): the workgroup stages a BK-deep slice of its BM
+// rows of A and BN columns of B in workgroup memory, stored k-major so each invocation reads its TM
+// rows and TN columns as vec4s. Global loads are scalar and cooperative, the fastest-varying index
+// following each operand's contiguous dimension so neighbouring invocations load neighbouring
+// addresses; elements past K are stored as zeros so they add nothing.
 
 const NT: u32 = WGX * WGY;
 // BK is 0 for the other kernels; the whole module is validated whatever the entry point.
@@ -308,98 +230,55 @@ const SMEM_B: u32 = BKS * BN / 4u;
 var<workgroup> sa_tile: array<vec4<f32>, SMEM_A>; // [BK][BM / 4]
 var<workgroup> sb_tile: array<vec4<f32>, SMEM_B>; // [BK][BN / 4]
 
-@compute @workgroup_size(WGX, WGY, 1)
-fn matmul_smem(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let z = p.b0 + wg.z;
-    let tile_row = p.m0 + wg.y * BM;
-    let tile_col = p.n0 + wg.x * BN;
-    let row0 = tile_row + lid.y * TM;
-    let col0 = tile_col + lid.x * TN;
-    let lidx = lid.y * WGX + lid.x;
-    let offs = batch_offsets(z);
+fn stage_tiles(k0: u32, tile_row: u32, tile_col: u32, lidx: u32, offs: vec3<u32>) {
     let mm = p.m;
     let nn = p.n;
-    let kk_all = p.k;
-
-    var acc: array<vec4<f32>, TM * TN4>;
-    for (var i = 0u; i < TM * TN4; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-
-    for (var k0 = 0u; k0 < kk_all; k0 += BKS) {
-        // Stage A[tile rows, k0..k0+BK] as [k][m]. The fastest-varying index follows A's contiguous
-        // dimension so that neighbouring invocations load neighbouring addresses.
-        for (var e = lidx; e < BM * BKS; e += NT) {
-            var r: u32;
-            var q: u32;
+    let kk = p.k;
+    for (var e = lidx; e < BM * BKS; e += NT) {
+        var r: u32;
+        var q: u32;
+        if (TRANS_A) {
+            r = e % BM;
+            q = e / BM;
+        } else {
+            q = e % BKS;
+            r = e / BKS;
+        }
+        let row = min(tile_row + r, mm - 1u);
+        let k = k0 + q;
+        var v = 0.0;
+        if (k < kk) {
             if (TRANS_A) {
-                r = e % BM;
-                q = e / BM;
+                v = lda(offs.x + k * mm + row);
             } else {
-                q = e % BKS;
-                r = e / BKS;
-            }
-            let row = min(tile_row + r, mm - 1u);
-            let k = k0 + q;
-            var v = 0.0;
-            if (k < kk_all) {
-                if (TRANS_A) {
-                    v = lda(offs.x + k * mm + row);
-                } else {
-                    v = lda(offs.x + row * kk_all + k);
-                }
-            }
-            let si = q * BM + r;
-            sa_tile[si >> 2u][si & 3u] = v;
-        }
-        for (var e = lidx; e < BN * BKS; e += NT) {
-            var c: u32;
-            var q: u32;
-            if (TRANS_B) {
-                q = e % BKS;
-                c = e / BKS;
-            } else {
-                c = e % BN;
-                q = e / BN;
-            }
-            let col = min(tile_col + c, nn - 1u);
-            let k = k0 + q;
-            var v = 0.0;
-            if (k < kk_all) {
-                if (TRANS_B) {
-                    v = ldb(offs.y + col * kk_all + k);
-                } else {
-                    v = ldb(offs.y + k * nn + col);
-                }
-            }
-            let si = q * BN + c;
-            sb_tile[si >> 2u][si & 3u] = v;
-        }
-        workgroupBarrier();
-
-        for (var q = 0u; q < BKS; q++) {
-            var av: array<vec4<f32>, TM4>;
-            for (var i4 = 0u; i4 < TM4; i4++) {
-                av[i4] = sa_tile[(q * BM + lid.y * TM) / 4u + i4];
-            }
-            var bv: array<vec4<f32>, TN4>;
-            for (var j4 = 0u; j4 < TN4; j4++) {
-                bv[j4] = sb_tile[(q * BN + lid.x * TN) / 4u + j4];
-            }
-            for (var i = 0u; i < TM; i++) {
-                let s = vec4<f32>(av[i / 4u][i % 4u]);
-                for (var j4 = 0u; j4 < TN4; j4++) {
-                    acc[i * TN4 + j4] = fma(s, bv[j4], acc[i * TN4 + j4]);
-                }
+                v = lda(offs.x + row * kk + k);
             }
         }
-        workgroupBarrier();
+        let si = q * BM + r;
+        sa_tile[si >> 2u][si & 3u] = v;
     }
-
-    for (var i = 0u; i < TM; i++) {
-        for (var j4 = 0u; j4 < TN4; j4++) {
-            finish4(z, offs.z, row0 + i, col0 + 4u * j4, acc[i * TN4 + j4]);
+    for (var e = lidx; e < BN * BKS; e += NT) {
+        var c: u32;
+        var q: u32;
+        if (TRANS_B) {
+            q = e % BKS;
+            c = e / BKS;
+        } else {
+            c = e % BN;
+            q = e / BN;
         }
+        let col = min(tile_col + c, nn - 1u);
+        let k = k0 + q;
+        var v = 0.0;
+        if (k < kk) {
+            if (TRANS_B) {
+                v = ldb(offs.y + col * kk + k);
+            } else {
+                v = ldb(offs.y + k * nn + col);
+            }
+        }
+        let si = q * BN + c;
+        sb_tile[si >> 2u][si & 3u] = v;
     }
 }
 
@@ -449,12 +328,12 @@ fn matmul_baseline(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         workgroupBarrier();
     }
     if (row < mm && col < nn) {
-        finish1(z, offs.z, row, col, acc);
+        finish1(z, offs.z, row, col, p.alpha * acc);
     }
 }
 
-fn finish1(z: u32, r_off: u32, row: u32, col: u32, acc: f32) {
-    var x = p.alpha * acc;
+fn finish1(z: u32, r_off: u32, row: u32, col: u32, v: f32) {
+    var x = v;
     if (p.has_bias != 0u) {
         x = x + mbias[col >> 2u][col & 3u];
     }

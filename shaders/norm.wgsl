@@ -195,3 +195,33 @@ fn group_norm(
         nout[base + j] = y;
     }
 }
+
+// LayerNorm over many short rows (an MLP or transformer hidden state): one invocation per row with no
+// barriers. A 256-wide workgroup per 128-element row leaves most lanes idle and, on software
+// rasterisers, pays a coroutine switch per barrier.
+@compute @workgroup_size(256)
+fn layer_norm_short(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row = gid.x + gid.y * nwg.x * WGN;
+    if (row >= p.rows) { return; }
+    let base = row * p.n;
+    var s = 0.0;
+    for (var j = 0u; j < p.n; j = j + 1u) {
+        s = s + nx[base + j];
+    }
+    let mean = s / f32(p.n);
+    var q = 0.0;
+    for (var j = 0u; j < p.n; j = j + 1u) {
+        let d = nx[base + j] - mean;
+        q = q + d * d;
+    }
+    let inv = 1.0 / sqrt(q / f32(p.n) + p.eps);
+    for (var j = 0u; j < p.n; j = j + 1u) {
+        var y = (nx[base + j] - mean) * inv;
+        if ((p.flags & FLAG_WEIGHT) != 0u) { y = y * nw[j]; }
+        if ((p.flags & FLAG_BIAS) != 0u) { y = y + nb[j]; }
+        nout[base + j] = y;
+    }
+}

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod process;
 pub mod rng;
 pub mod tensor;
+pub mod trajectory;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -191,4 +191,8 @@ impl Denoiser for FilmMlp {
     fn num_labels(&self) -> Option<usize> {
         Some(self.config.num_labels)
     }
+
+    fn gpu(&self) -> Option<&Gpu> {
+        Some(self.out.w.gpu())
+    }
 }

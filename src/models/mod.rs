@@ -3,6 +3,7 @@
 //! for discrete ones). Samplers live in `crate::process` and never look inside a model.
 
 pub mod film_mlp;
+pub mod zoo;
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -17,4 +18,6 @@ pub trait Denoiser {
     fn sample_shape(&self) -> &[usize];
     /// Number of real labels (the null label is this index), if the model is conditional.
     fn num_labels(&self) -> Option<usize>;
+    /// The device the weights live on.
+    fn gpu(&self) -> Option<&crate::gpu::Gpu>;
 }

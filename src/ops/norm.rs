@@ -16,6 +16,9 @@ const SRC: &str = include_str!("../../shaders/norm.wgsl");
 /// reduction over a few classes would leave nearly every invocation idle.
 const SHORT_ROW: usize = 32;
 
+/// LayerNorm rows up to this long get one invocation each when there are at least 64 of them.
+const SHORT_NORM_ROW: usize = 1024;
+
 const FLAG_WEIGHT: u32 = 1;
 const FLAG_BIAS: u32 = 2;
 const FLAG_SILU: u32 = 4;
@@ -135,6 +138,12 @@ fn normalise(
     let b = bias.unwrap_or(x);
     p.flags |= if weight.is_some() { FLAG_WEIGHT } else { 0 };
     p.flags |= if bias.is_some() { FLAG_BIAS } else { 0 };
+    // Many short LayerNorm rows: a row per invocation beats a workgroup per row (see the shader).
+    let (entry, grid) = if entry == "layer_norm" && p.n as usize <= SHORT_NORM_ROW && p.rows >= 64 {
+        ("layer_norm_short", Gpu::grid_1d(p.rows as u64, WG))
+    } else {
+        (entry, Gpu::grid_1d(p.rows as u64, 1))
+    };
     x.gpu().dispatch(
         &spec(
             entry,
@@ -142,7 +151,7 @@ fn normalise(
         ),
         &p,
         &[x.buffer(), w.buffer(), b.buffer(), out.buffer()],
-        Gpu::grid_1d(p.rows as u64, 1),
+        grid,
     )?;
     Ok(out)
 }

@@ -137,9 +137,11 @@ impl SchedulerConfig {
                     c.variance = match string()? {
                         "fixed_small" => Variance::FixedSmall,
                         "fixed_large" => Variance::FixedLarge,
-                        o => return Err(bad(format!(
+                        o => {
+                            return Err(bad(format!(
                             "variance_type \"{o}\" is not supported (fixed_small or fixed_large)"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 "clip_sample" => c.clip_sample = boolean()?,

@@ -120,8 +120,12 @@ fn softmax_many_short_rows() {
 fn layer_norm_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(13);
-    for &n in ODD_SIZES.iter().chain(&[1000]) {
-        let rows = 3;
+    // 3 rows take the workgroup-per-row path, 70 rows the row-per-invocation path.
+    for (&n, rows) in ODD_SIZES
+        .iter()
+        .chain(&[1000])
+        .flat_map(|n| [(n, 3usize), (n, 70)])
+    {
         let x: Vec<f32> = rng
             .vec(rows * n, -3.0, 3.0)
             .iter()
@@ -138,7 +142,13 @@ fn layer_norm_matches_cpu() {
             .to_f32()
             .unwrap();
         let want = cpu_norm_rows(&x, n, eps, |_, j| (w[j] as f64, b[j] as f64), false);
-        assert_close(&format!("layer_norm n={n}"), &got, &want, 1e-4, 1e-5);
+        assert_close(
+            &format!("layer_norm n={n} rows={rows}"),
+            &got,
+            &want,
+            1e-4,
+            1e-5,
+        );
         let got = norm::layer_norm(&tx, None, None, eps)
             .unwrap()
             .to_f32()

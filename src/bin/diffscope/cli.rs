@@ -30,6 +30,10 @@ enum Command {
     },
     /// Measure kernels and a representative reverse step.
     Bench(crate::bench::BenchArgs),
+    /// Sample from a model (headless).
+    Sample(crate::sample::SampleArgs),
+    /// One denoiser evaluation on given tensors (for parity checks with other implementations).
+    Forward(crate::sample::ForwardArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +56,8 @@ pub fn main() -> ExitCode {
         None => run_app(&opts),
         Some(Command::Info { json }) => info(&opts, json),
         Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
+        Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
+        Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

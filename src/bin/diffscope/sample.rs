@@ -1,0 +1,329 @@
+//! `diffscope sample` and `diffscope forward`: headless sampling and single denoiser evaluations.
+
+use diffscope::models::zoo::{self, GaussianModel};
+use diffscope::process::gaussian::{SampleSettings, Sampler};
+use diffscope::trajectory::sample_blocking;
+use diffscope::weights::Weights;
+use diffscope::{Error, Gpu, GpuOptions, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// A shipped model (see `diffscope info --models`).
+    #[arg(
+        long,
+        conflicts_with = "model_dir",
+        required_unless_present = "model_dir"
+    )]
+    model: Option<String>,
+    /// A model folder: config.json, scheduler_config.json and one .safetensors file.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn load(&self, gpu: &Gpu) -> Result<GaussianModel> {
+        match (&self.model, &self.model_dir) {
+            (Some(name), _) => zoo::load_shipped(gpu, name),
+            (None, Some(dir)) => zoo::load_dir(gpu, dir),
+            (None, None) => Err(Error::Invalid(
+                "give --model NAME or --model-dir DIR".into(),
+            )),
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerArg {
+    Ddpm,
+    Ddim,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = SamplerArg::Ddpm)]
+    sampler: SamplerArg,
+    /// Reverse steps (default: every training timestep for DDPM, 50 for DDIM).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// DDIM η (0 = deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    eta: f32,
+    /// Label for every sample (conditional models); default: cycle through the labels.
+    #[arg(long)]
+    label: Option<u32>,
+    /// Classifier-free guidance weight w in uncond + w·(cond − uncond); 1 = plain conditional.
+    #[arg(long, default_value_t = 1.0)]
+    cfg: f32,
+    /// Start from this x_T (safetensors with tensor `x` of shape [N, ..]).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Output: .safetensors (tensor `samples`, `labels`) or .png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also store every step (x_t, x̂0, ε̂) in this .safetensors file.
+    #[arg(long)]
+    trajectory: Option<PathBuf>,
+}
+
+fn ext(p: &Path) -> String {
+    p.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+    // Check everything cheap before touching the GPU.
+    let out_ext = ext(&a.out);
+    if !matches!(out_ext.as_str(), "safetensors" | "png") {
+        return Err(Error::Invalid(format!(
+            "--out {}: use a .safetensors or .png file",
+            a.out.display()
+        )));
+    }
+    if a.n == 0 || a.n > 65536 {
+        return Err(Error::Invalid(format!("--n {} must be in 1..=65536", a.n)));
+    }
+    if !(a.cfg.is_finite() && a.cfg >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "--cfg {} must be a finite number ≥ 0",
+            a.cfg
+        )));
+    }
+    if !(a.eta.is_finite() && a.eta >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "--eta {} must be a finite number ≥ 0",
+            a.eta
+        )));
+    }
+    let gpu = Gpu::new(opts)?;
+    let model = a.model.load(&gpu)?;
+    let sampler = match a.sampler {
+        SamplerArg::Ddpm => Sampler::Ddpm,
+        SamplerArg::Ddim => Sampler::Ddim { eta: a.eta },
+    };
+    let steps = a.steps.unwrap_or(match a.sampler {
+        SamplerArg::Ddpm => model.process.train_timesteps(),
+        SamplerArg::Ddim => 50.min(model.process.train_timesteps()),
+    });
+    let labels = match model.denoiser.num_labels() {
+        Some(k) => {
+            if let Some(l) = a.label {
+                if l as usize >= k {
+                    return Err(Error::Invalid(format!(
+                        "--label {l} is out of range: {} has labels 0..{} ({})",
+                        model.name,
+                        k - 1,
+                        model.labels.join(", ")
+                    )));
+                }
+            }
+            Some(
+                (0..a.n)
+                    .map(|i| a.label.unwrap_or((i % k) as u32))
+                    .collect::<Vec<u32>>(),
+            )
+        }
+        None => {
+            if a.label.is_some() || a.cfg != 1.0 {
+                return Err(Error::Invalid(format!(
+                    "{} is unconditional: no --label or --cfg",
+                    model.name
+                )));
+            }
+            None
+        }
+    };
+    let init = match &a.init {
+        Some(p) => {
+            let mut w = Weights::from_file(p)?;
+            let mut shape = vec![a.n];
+            shape.extend_from_slice(model.denoiser.sample_shape());
+            Some(w.take("x", &shape)?.data)
+        }
+        None => None,
+    };
+    let settings = SampleSettings {
+        sampler,
+        steps,
+        seed: a.seed,
+        labels: labels.clone(),
+        guidance: (a.cfg != 1.0).then_some(a.cfg),
+    };
+    let t0 = std::time::Instant::now();
+    let traj = sample_blocking(
+        &model,
+        &settings,
+        a.n,
+        init.as_deref(),
+        a.trajectory.is_some(),
+    )?;
+    eprintln!(
+        "{} samples from {} in {steps} {:?} steps: {:.2} s",
+        a.n,
+        model.name,
+        a.sampler,
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(p) = &a.trajectory {
+        std::fs::write(p, traj.to_safetensors()?)?;
+    }
+    let samples = traj.final_state();
+    match out_ext.as_str() {
+        "png" => {
+            if traj.shape.len() == 2 && traj.shape[1] == 2 {
+                write_points_png(&a.out, samples, labels.as_deref(), model.data_range)?;
+            } else {
+                return Err(Error::Invalid(
+                    "PNG output for this model's data is not supported yet; use .safetensors"
+                        .into(),
+                ));
+            }
+        }
+        _ => {
+            let bytes: Vec<u8> = samples.iter().flat_map(|f| f.to_le_bytes()).collect();
+            let lbytes: Vec<u8> = labels
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|&l| (l as i64).to_le_bytes())
+                .collect();
+            let mut views = vec![(
+                "samples".to_string(),
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    traj.shape.clone(),
+                    &bytes,
+                )
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+            )];
+            if !lbytes.is_empty() {
+                views.push((
+                    "labels".to_string(),
+                    safetensors::tensor::TensorView::new(
+                        safetensors::Dtype::I64,
+                        vec![a.n],
+                        &lbytes,
+                    )
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+                ));
+            }
+            let data =
+                safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))?;
+            std::fs::write(&a.out, data)?;
+        }
+    }
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// A 512×512 scatter plot of 2-D points, coloured by label.
+fn write_points_png(
+    path: &Path,
+    pts: &[f32],
+    labels: Option<&[u32]>,
+    range: [f32; 2],
+) -> Result<()> {
+    const S: usize = 512;
+    const COLOURS: [[u8; 3]; 8] = [
+        [31, 119, 180],
+        [255, 127, 14],
+        [44, 160, 44],
+        [214, 39, 40],
+        [148, 103, 189],
+        [140, 86, 75],
+        [227, 119, 194],
+        [127, 127, 127],
+    ];
+    let mut img = vec![255u8; S * S * 3];
+    let (lo, hi) = (range[0] * 1.3, range[1] * 1.3);
+    for (i, p) in pts.chunks_exact(2).enumerate() {
+        let px = ((p[0] - lo) / (hi - lo) * S as f32) as i64;
+        let py = ((hi - p[1]) / (hi - lo) * S as f32) as i64;
+        let c = COLOURS[labels.map_or(0, |l| l[i] as usize) % COLOURS.len()];
+        for dy in -1..=1 {
+            for dx in -1..=1 {
+                let (x, y) = (px + dx, py + dy);
+                if (0..S as i64).contains(&x) && (0..S as i64).contains(&y) {
+                    let o = (y as usize * S + x as usize) * 3;
+                    img[o..o + 3].copy_from_slice(&c);
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), S as u32, S as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc
+        .write_header()
+        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
+    w.write_image_data(&img)
+        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// safetensors with `x` [N, ..], `t` [N] (integers or floats) and optional `label` [N].
+    #[arg(long)]
+    inputs: PathBuf,
+    /// Where to write tensor `out`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+    let mut w = Weights::from_file(&a.inputs)?;
+    let gpu = Gpu::new(opts)?;
+    let model = a.model.load(&gpu)?;
+    let xs = w
+        .shape_of("x")
+        .ok_or_else(|| Error::Invalid(format!("{}: no tensor \"x\"", a.inputs.display())))?
+        .to_vec();
+    let n = xs.first().copied().unwrap_or(0);
+    let mut want = vec![n];
+    want.extend_from_slice(model.denoiser.sample_shape());
+    let x = w.take("x", &want)?;
+    let t = w.take_numbers("t", &[n])?;
+    let labels = if w.contains("label") {
+        let (shape, l) = w.take_ints("label")?;
+        if shape != [n] {
+            return Err(Error::Invalid(format!(
+                "label has shape {shape:?}, expected [{n}]"
+            )));
+        }
+        let k = model.denoiser.num_labels().unwrap_or(0) as i64;
+        if let Some(bad) = l.iter().find(|&&v| v < 0 || v > k) {
+            return Err(Error::Invalid(format!(
+                "label {bad} is out of range 0..={k} ({k} = null label)"
+            )));
+        }
+        Some(l.iter().map(|&v| v as u32).collect::<Vec<_>>())
+    } else {
+        None
+    };
+    let xt = Tensor::from_f32(&gpu, &want, &x.data)?;
+    let tt = Tensor::from_f32(&gpu, &[n], &t.data)?;
+    let lt = match (&labels, model.denoiser.num_labels()) {
+        (Some(l), _) => Some(Tensor::from_u32(&gpu, &[n], l)?),
+        (None, Some(k)) => Some(Tensor::from_u32(&gpu, &[n], &vec![k as u32; n])?),
+        (None, None) => None,
+    };
+    let out = model.denoiser.forward(&xt, &tt, lt.as_ref())?.to_f32()?;
+    let bytes: Vec<u8> = out.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, want, &bytes)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let data = safetensors::serialize(vec![("out".to_string(), view)], None)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(&a.out, data)?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The shipped models, embedded in the binary (and the web build) so everything works offline, and
+//! loading a user's model folder of a supported architecture.
+
+use super::film_mlp::FilmMlp;
+use super::Denoiser;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::process::gaussian::{Gaussian, SchedulerConfig};
+use crate::weights::Weights;
+
+/// A model shipped in `assets/`.
+pub struct Shipped {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub config: &'static str,
+    pub scheduler: &'static str,
+    pub weights: &'static [u8],
+    /// Held-out data examples for the forward-process explorer (safetensors).
+    pub examples: &'static [u8],
+    pub card: &'static str,
+}
+
+pub const SHIPPED: &[Shipped] = &[Shipped {
+    name: "toy2d-mlp",
+    summary: "FiLM-MLP on six labelled 2-D shapes: watch particles flow (DDPM, 200 steps)",
+    config: include_str!("../../assets/toy2d-mlp/config.json"),
+    scheduler: include_str!("../../assets/toy2d-mlp/scheduler_config.json"),
+    weights: include_bytes!("../../assets/toy2d-mlp/model.safetensors"),
+    examples: include_bytes!("../../assets/toy2d-mlp/examples.safetensors"),
+    card: include_str!("../../assets/toy2d-mlp/card.json"),
+}];
+
+/// The model the app opens with.
+pub const DEFAULT_MODEL: &str = "toy2d-mlp";
+
+/// A loaded Gaussian model: its denoiser and its process.
+pub struct GaussianModel {
+    pub name: String,
+    pub denoiser: Box<dyn Denoiser>,
+    pub process: Gaussian,
+    /// Display names of the labels (index = label id), if conditional.
+    pub labels: Vec<String>,
+    /// The data range samples live in (e.g. [-1, 1]).
+    pub data_range: [f32; 2],
+}
+
+pub fn shipped(name: &str) -> Result<&'static Shipped> {
+    SHIPPED.iter().find(|m| m.name == name).ok_or_else(|| {
+        let names: Vec<&str> = SHIPPED.iter().map(|m| m.name).collect();
+        Error::Invalid(format!(
+            "no shipped model \"{name}\"; shipped models: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Build a model from a config, a scheduler config and weights (whatever their source).
+pub fn build(
+    gpu: &Gpu,
+    name: &str,
+    config: &str,
+    config_file: &str,
+    scheduler: &str,
+    scheduler_file: &str,
+    weights: Weights,
+) -> Result<GaussianModel> {
+    let v: serde_json::Value = serde_json::from_str(config).map_err(|e| Error::Config {
+        file: config_file.to_string(),
+        detail: format!("not valid JSON ({e})"),
+    })?;
+    let process = Gaussian::new(SchedulerConfig::from_json(scheduler, scheduler_file)?)?;
+    if v.get("architecture").and_then(|a| a.as_str()) == Some("film_mlp") {
+        let cfg = FilmMlp::parse_config(config, config_file)?;
+        let labels = cfg.labels.clone();
+        let range = cfg.data_range.unwrap_or([-1.0, 1.0]);
+        let m = FilmMlp::load(gpu, cfg, weights)?;
+        return Ok(GaussianModel {
+            name: name.to_string(),
+            denoiser: Box::new(m),
+            process,
+            labels,
+            data_range: range,
+        });
+    }
+    let class = v
+        .get("_class_name")
+        .and_then(|a| a.as_str())
+        .or_else(|| v.get("architecture").and_then(|a| a.as_str()))
+        .unwrap_or("(none)");
+    Err(Error::Config {
+        file: config_file.to_string(),
+        detail: format!("unsupported architecture \"{class}\" (supported: film_mlp)"),
+    })
+}
+
+pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<GaussianModel> {
+    let m = shipped(name)?;
+    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    build(
+        gpu,
+        name,
+        m.config,
+        &format!("{name}/config.json"),
+        m.scheduler,
+        &format!("{name}/scheduler_config.json"),
+        w,
+    )
+}
+
+/// Load a model folder: `config.json`, `scheduler_config.json` (or `scheduler/scheduler_config.json`,
+/// as in diffusers pipelines; `unet/` subfolders too) and one `.safetensors` weights file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
+    use std::path::PathBuf;
+    let io = |p: &std::path::Path, e: std::io::Error| Error::Config {
+        file: p.display().to_string(),
+        detail: e.to_string(),
+    };
+    let model_dir: PathBuf = if dir.join("unet/config.json").exists() {
+        dir.join("unet")
+    } else {
+        dir.to_path_buf()
+    };
+    let cfg_path = model_dir.join("config.json");
+    let config = std::fs::read_to_string(&cfg_path).map_err(|e| io(&cfg_path, e))?;
+    let sched_path = [
+        dir.join("scheduler_config.json"),
+        dir.join("scheduler/scheduler_config.json"),
+        model_dir.join("scheduler_config.json"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .ok_or_else(|| Error::Config {
+        file: dir.display().to_string(),
+        detail: "no scheduler_config.json (or scheduler/scheduler_config.json) in the folder"
+            .into(),
+    })?;
+    let scheduler = std::fs::read_to_string(&sched_path).map_err(|e| io(&sched_path, e))?;
+    let mut st: Vec<PathBuf> = std::fs::read_dir(&model_dir)
+        .map_err(|e| io(&model_dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("examples"))
+        })
+        .collect();
+    st.sort();
+    let weights_path = match st.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(Error::Config {
+                file: model_dir.display().to_string(),
+                detail: "no .safetensors weights in the folder (pickled .bin files are not read)"
+                    .into(),
+            })
+        }
+        many => {
+            return Err(Error::Config {
+                file: model_dir.display().to_string(),
+                detail: format!("{} .safetensors files; expected one", many.len()),
+            })
+        }
+    };
+    let w = Weights::from_file(&weights_path)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    build(
+        gpu,
+        &name,
+        &config,
+        &cfg_path.display().to_string(),
+        &scheduler,
+        &sched_path.display().to_string(),
+        w,
+    )
+}
