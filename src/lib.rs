@@ -4,6 +4,7 @@
 //! same way: [`gpu`] (device, buffers, pipelines) → [`tensor`] and [`ops`] (kernels) → processes and
 //! models → the app. See `ARCHITECTURE.md`.
 
+pub mod app;
 pub mod error;
 pub mod gpu;
 pub mod models;
@@ -12,6 +13,8 @@ pub mod process;
 pub mod rng;
 pub mod tensor;
 pub mod trajectory;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -3,9 +3,12 @@
 //! replaying it — or re-running from step k with the same seed — gives the same bits on one backend.
 
 use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::models::zoo::GaussianModel;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::ops::update::Extras;
 use crate::process::gaussian::{PlannedStep, SampleSettings};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::tensor::Tensor;
 
 /// Host copies of one trajectory.

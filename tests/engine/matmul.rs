@@ -225,6 +225,24 @@ fn all_kernels() -> Vec<MatmulKernel> {
     ks
 }
 
+/// Not candidates: small blocks with two quads along each axis and a workgroup that is not square, so
+/// the generated code exercises every index pattern of the generator (and `BK` below the tile depth)
+/// at a fraction of the compile time of the large candidates.
+const REG_TEST: MatmulKernel = MatmulKernel::Tiled {
+    tm: 8,
+    tn: 8,
+    wg_x: 4,
+    wg_y: 8,
+    bk: 0,
+};
+const SMEM_TEST: MatmulKernel = MatmulKernel::Tiled {
+    tm: 8,
+    tn: 8,
+    wg_x: 4,
+    wg_y: 4,
+    bk: 4,
+};
+
 /// (M, K, N): degenerate, odd, aligned (vec4 paths) and mixed.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
@@ -245,23 +263,37 @@ fn operand_shapes(
     (a, b)
 }
 
+/// Every layout (transposes × alignment × K tail) on the baseline and both generated kernels.
 #[test]
-fn every_kernel_every_transpose_odd_shapes() {
+fn every_layout_odd_shapes() {
     let mut rng = Rng::new(11);
-    for kern in all_kernels() {
-        let t0 = std::time::Instant::now();
+    for kern in [MatmulKernel::Baseline, REG_TEST, SMEM_TEST] {
         for &s in SHAPES {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (ash, bsh) = operand_shapes(s, ta, tb);
-                let t = std::time::Instant::now();
                 check(Some(kern), &Case::plain(&ash, &bsh, ta, tb), &mut rng);
-                eprintln!(
-                    "TIMING {kern} {s:?} {ta} {tb}: {:.3}",
-                    t.elapsed().as_secs_f64()
-                );
             }
         }
-        eprintln!("TIMING {kern} total {:.3}", t0.elapsed().as_secs_f64());
+    }
+}
+
+/// Every tuning candidate, on an aligned (vec4 loads) and an unaligned transposed (scalar loads and
+/// K tail) problem. Fewer layouts than above: the large blocks take about a second each to compile on
+/// lavapipe, and their code comes from the same generator.
+#[test]
+fn every_candidate() {
+    let mut rng = Rng::new(17);
+    for kern in tile_candidates() {
+        check(
+            Some(kern),
+            &Case::plain(&[36, 20], &[20, 12], false, false),
+            &mut rng,
+        );
+        check(
+            Some(kern),
+            &Case::plain(&[13, 7], &[29, 13], true, true),
+            &mut rng,
+        );
     }
 }
 
@@ -275,12 +307,7 @@ fn batch_broadcast() {
         (&[2, 1, 5, 7], &[1, 3, 7, 6]), // both broadcast
         (&[2, 3, 4, 8], &[3, 8, 4]),    // rank 4 against rank 3
     ];
-    let kernels = [
-        MatmulKernel::Baseline,
-        tile_candidates()[0],
-        *tile_candidates().last().unwrap(),
-    ];
-    for kern in kernels {
+    for kern in [MatmulKernel::Baseline, REG_TEST, SMEM_TEST] {
         for &(ash, bsh) in cases {
             for (ta, tb) in [(false, false), (true, true)] {
                 let mut a = ash.to_vec();
@@ -302,10 +329,7 @@ fn batch_broadcast() {
 #[test]
 fn fused_epilogue() {
     let mut rng = Rng::new(13);
-    let mut kernels = all_kernels();
-    kernels.truncate(3);
-    kernels.push(*tile_candidates().last().unwrap());
-    for kern in kernels {
+    for kern in [MatmulKernel::Baseline, REG_TEST, SMEM_TEST] {
         for act in [Act::None, Act::Silu, Act::Gelu, Act::Relu] {
             // Unaligned N (scalar epilogue) and aligned N (vec4 epilogue); residual batched and
             // broadcast over the batch.
@@ -436,7 +460,7 @@ fn errors_are_typed() {
     let t =
         |shape: &[usize]| Tensor::from_f32(&g, shape, &vec![0.0; shape.iter().product()]).unwrap();
     let (a, b) = (t(&[4, 5]), t(&[6, 3]));
-    let k = tile_candidates()[0];
+    let k = REG_TEST;
     let shape_err = |r: diffscope::Result<Tensor>, what: &str| match r {
         Err(Error::Shape { detail, .. }) => assert!(detail.contains(what), "{detail}"),
         other => panic!("expected a shape error containing {what:?}, got {other:?}"),
@@ -559,12 +583,12 @@ fn empty_dimensions() {
     let mut c = Case::plain(&[3, 0], &[0, 5], false, false);
     c.bias = true;
     c.act = Act::Relu;
-    check(Some(tile_candidates()[0]), &c, &mut rng);
+    check(Some(REG_TEST), &c, &mut rng);
     check(Some(MatmulKernel::Baseline), &c, &mut rng);
     // M = 0: an empty output, no dispatch.
     let a = Tensor::from_f32(&g, &[0, 4], &[]).unwrap();
     let b = Tensor::from_f32(&g, &[4, 5], &[0.0; 20]).unwrap();
-    let out = matmul_with(tile_candidates()[0], &a, &b, &Matmul::default()).unwrap();
+    let out = matmul_with(REG_TEST, &a, &b, &Matmul::default()).unwrap();
     assert_eq!(out.shape(), &[0, 5]);
 }
 
@@ -582,120 +606,44 @@ fn matmul_speed() {
         g.summary().name
     );
     for (k, s) in &timings {
-        println!("  {k:<24} {:7.2} ms at 256³", s * 1e3);
+        println!("  {k:<24} {:8.2} ms", s * 1e3);
     }
     let mut kernels = vec![MatmulKernel::Baseline];
     kernels.extend(tile_candidates());
+    let sizes = [256, 512, 1024];
     println!(
-        "{:<24} {:>10} {:>10} {:>10}",
+        "{:<26} {:>8} {:>8} {:>8}",
         "GFLOP/s", "n=256", "n=512", "n=1024"
     );
+    let (mut base, mut ship) = ([0.0; 3], [0.0; 3]);
     for k in kernels {
         let shipped = k == chosen;
-        let mut row = format!("{:<24}", format!("{k}{}", if shipped { " *" } else { "" }));
-        for n in [256, 512, 1024] {
-            // The slow ones only where the comparison needs them.
+        let mut row = format!(
+            "{:<26}",
+            format!("{k}{}", if shipped { " (shipped)" } else { "" })
+        );
+        for (i, n) in sizes.into_iter().enumerate() {
+            // 1024 only where the comparison needs it: the baseline alone takes many seconds.
             if n == 1024 && !(shipped || k == MatmulKernel::Baseline) {
-                row += &format!(" {:>10}", "-");
+                row += &format!(" {:>8}", "-");
                 continue;
             }
-            let reps = if n == 1024 { 3 } else { 5 };
-            row += &format!(" {:>10.2}", bench_gflops(&g, n, k, reps).unwrap());
+            let gf = bench_gflops(&g, n, k, 3).unwrap();
+            if shipped {
+                ship[i] = gf;
+            }
+            if k == MatmulKernel::Baseline {
+                base[i] = gf;
+            }
+            row += &format!(" {gf:>8.2}");
         }
         println!("{row}");
     }
-}
-
-#[test]
-#[ignore]
-fn zz_experiment() {
-    let g = gpu();
-    let n: usize = std::env::var("EXPN")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(256);
-    let ks: Vec<MatmulKernel> = std::env::var("EXPK")
-        .unwrap()
-        .split(',')
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let mut best = vec![0f64; ks.len()];
-    for round in 0..3 {
-        for (i, &k) in ks.iter().enumerate() {
-            let gf = bench_gflops(&g, n, k, 1).unwrap();
-            best[i] = best[i].max(gf);
-            if round == 2 {
-                println!("{k:<24} {:.3} GFLOP/s (best of 3)", best[i]);
-            }
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn zz_experiment2() {
-    use diffscope::gpu::{Access, KernelSpec};
-    let g = gpu();
-    let src: &'static str = Box::leak(
-        std::fs::read_to_string("/tmp/mmexp/exp.wgsl")
-            .unwrap()
-            .into_boxed_str(),
+    println!(
+        "{:<26} {:>7.1}× {:>7.1}× {:>7.1}×",
+        "shipped / baseline",
+        ship[0] / base[0],
+        ship[1] / base[1],
+        ship[2] / base[2]
     );
-    let n: usize = std::env::var("EXPN")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(256);
-    let mut rng = Rng::new(1);
-    let a = Tensor::from_f32(&g, &[n, n], &rng.vec(n * n, -1.0, 1.0)).unwrap();
-    let b = Tensor::from_f32(&g, &[n, n], &rng.vec(n * n, -1.0, 1.0)).unwrap();
-    let mut params = [0u32; 44];
-    params[0] = n as u32;
-    params[1] = n as u32;
-    params[2] = n as u32;
-    params[10] = 1f32.to_bits();
-    for p in params.iter_mut().take(20).skip(12) {
-        *p = 1;
-    }
-    let bindings: &'static [Access] = &[
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::ReadWrite,
-    ];
-    for _round in 0..2 {
-        for (entry, tm, tn) in [("g1616", 16usize, 16usize), ("g3216", 32, 16)] {
-            let spec = KernelSpec {
-                family: "mmexp",
-                source: src,
-                entry,
-                defines: "",
-                bindings,
-            };
-            let run = || {
-                let out = Tensor::empty(&g, &[n, n], diffscope::DType::F32).unwrap();
-                let gx = n.div_ceil(8 * tn) as u32;
-                let gy = n.div_ceil(8 * tm) as u32;
-                g.dispatch(
-                    &spec,
-                    &params,
-                    &[a.buffer(), b.buffer(), a.buffer(), a.buffer(), out.buffer()],
-                    [gx, gy, 1],
-                )
-                .unwrap();
-                out
-            };
-            let _o = run();
-            g.wait_idle().unwrap();
-            let t = std::time::Instant::now();
-            let _o = run();
-            g.wait_idle().unwrap();
-            let s = t.elapsed().as_secs_f64();
-            println!("{entry}: {:.3} GFLOP/s", 2.0 * (n as f64).powi(3) / s / 1e9);
-        }
-        for k in ["reg-16x16-wg8x8", "reg-32x16-wg8x8"] {
-            println!(
-                "{k}: {:.3} GFLOP/s",
-                bench_gflops(&g, n, k.parse().unwrap(), 1).unwrap()
-            );
-        }
-    }
 }

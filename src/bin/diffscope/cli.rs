@@ -68,10 +68,48 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_app(_opts: &GpuOptions) -> diffscope::Result<()> {
-    Err(diffscope::Error::Invalid(
-        "the app is not built yet; try `diffscope info` or `diffscope bench`".into(),
-    ))
+fn run_app(opts: &GpuOptions) -> diffscope::Result<()> {
+    use std::sync::Arc;
+    let choice = opts.adapter.clone();
+    let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    // egui-wgpu asks for WebGL2-level limits on GL adapters, which allow no compute; ask for what the
+    // adapter has instead (diffscope checks its own minimums in Gpu::from_device).
+    setup.device_descriptor = Arc::new(|adapter| wgpu::DeviceDescriptor {
+        label: Some("diffscope app"),
+        required_limits: adapter.limits(),
+        ..Default::default()
+    });
+    if let Some(c) = choice {
+        setup.native_adapter_selector =
+            Some(Arc::new(move |adapters: &[wgpu::Adapter], _surface| {
+                adapters
+                    .iter()
+                    .find(|a| {
+                        let i = a.get_info();
+                        let c = c.to_lowercase();
+                        i.name.to_lowercase().contains(&c)
+                            || format!("{:?}", i.backend).to_lowercase() == c
+                    })
+                    .cloned()
+                    .ok_or_else(|| format!("no adapter matches \"{c}\""))
+            }));
+    }
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_inner_size([1100.0, 760.0])
+            .with_title("diffscope"),
+        wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
+            wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    eframe::run_native(
+        "diffscope",
+        options,
+        Box::new(|cc| Ok(Box::new(diffscope::app::DiffscopeApp::new(cc)))),
+    )
+    .map_err(|e| diffscope::Error::Device(format!("could not open the app window: {e}")))
 }
 
 fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {

@@ -1,0 +1,50 @@
+//! The browser entry point: `index.html` loads the wasm module and calls `start(canvas)`. The app is
+//! the same [`crate::app::DiffscopeApp`] as on the desktop; compute runs on the browser's WebGPU.
+
+use wasm_bindgen::prelude::*;
+
+/// A handle JavaScript holds on the running app.
+#[wasm_bindgen]
+pub struct WebHandle {
+    runner: eframe::WebRunner,
+}
+
+#[wasm_bindgen]
+impl WebHandle {
+    #[allow(clippy::new_without_default)]
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        eframe::WebLogger::init(log::LevelFilter::Info).ok();
+        WebHandle {
+            runner: eframe::WebRunner::new(),
+        }
+    }
+
+    /// Start the app on `canvas`. Fails (with a message the page shows) when the browser has no
+    /// WebGPU adapter.
+    #[wasm_bindgen]
+    pub async fn start(&self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsValue> {
+        let mut options = eframe::WebOptions::default();
+        let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+        // Compute needs WebGPU: the WebGL2 fallback has no compute shaders.
+        setup.instance_descriptor.backends = wgpu::Backends::BROWSER_WEBGPU;
+        setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
+            label: Some("diffscope web"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        });
+        options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::CreateNew(setup);
+        self.runner
+            .start(
+                canvas,
+                options,
+                Box::new(|cc| Ok(Box::new(crate::app::DiffscopeApp::new(cc)))),
+            )
+            .await
+    }
+
+    #[wasm_bindgen]
+    pub fn destroy(&self) {
+        self.runner.destroy();
+    }
+}
