@@ -20,7 +20,8 @@
 //
 // Every buffer is bound as array<vec4<f32>> so that aligned operands can be read four elements per
 // load; unaligned ones are read one element at a time through `a[i >> 2][i & 3]`. Pool buffers are
-// multiples of 32 bytes, so the vec4 view always covers the whole tensor.
+// multiples of 32 bytes, so the vec4 view always covers the whole tensor. (Wide loads are for GPUs:
+// lavapipe pays per element and lane either way, so there only the elements loaded per FMA count.)
 //
 // Edges: rows and columns past M and N are clamped to the last valid one (or quad) when loading —
 // the result is computed but never stored — so the inner loops carry no bounds tests; stores are
@@ -57,7 +58,6 @@ const ACT_SILU: u32 = 1u;
 const ACT_GELU: u32 = 2u;
 const ACT_RELU: u32 = 3u;
 
-const TM4: u32 = TM / 4u;
 const TN4: u32 = TN / 4u;
 const BM: u32 = WGY * TM;
 const BN: u32 = WGX * TN;
@@ -125,11 +125,14 @@ fn act4(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(act1(v.x), act1(v.y), act1(v.z), act1(v.w));
 }
 
+// acc + Σ_q a[q]·b_q: four steps of K for four columns (the generated kernels' inner statement).
 fn fma4(acc: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
     return fma(vec4<f32>(a.w), b3, fma(vec4<f32>(a.z), b2, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.x), b0, acc))));
 }
 
-// Epilogue for the four outputs (row, col..col+4) of batch entry `z`; `v` is alpha·(A@B).
+// Epilogue for the four outputs (row, col..col+4) of batch entry `z`; `v_in` is alpha·(A@B). The
+// generated kernels inline it once, in a loop over their outputs (see store_accumulators in the
+// driver): an inlined copy per accumulator would multiply compile time.
 fn finish4(z: u32, r_off: u32, row: u32, col: u32, v_in: vec4<f32>) {
     if (row >= p.m || col >= p.n) {
         return;
@@ -162,55 +165,6 @@ fn finish4(z: u32, r_off: u32, row: u32, col: u32, v_in: vec4<f32>) {
                 let oi = o + c;
                 mout[oi >> 2u][oi & 3u] = x;
             }
-        }
-    }
-}
-
-// The register-blocked kernels store alpha·(A@B) with this (one short inlined copy per accumulator),
-// then, only if there is more to the epilogue, run `epilogue_pass` over what they stored: one copy of
-// the activation code in a loop instead of TM·TN/4 inlined ones, which would multiply compile time.
-fn store_raw(z: u32, row: u32, col: u32, acc: vec4<f32>) {
-    if (row >= p.m || col >= p.n) {
-        return;
-    }
-    let v = p.alpha * acc;
-    let o = z * p.m * p.n + row * p.n + col;
-    if (VEC_N) {
-        mout[o >> 2u] = v;
-    } else {
-        for (var c = 0u; c < 4u; c++) {
-            if (col + c < p.n) {
-                let oi = o + c;
-                mout[oi >> 2u][oi & 3u] = v[c];
-            }
-        }
-    }
-}
-
-fn has_epilogue() -> bool {
-    return p.act != ACT_NONE || p.has_bias != 0u || p.has_res != 0u;
-}
-
-// Bias, activation and residual over the TM×TN block at (row0, col0), which this invocation has just
-// stored (a read after its own write sees it).
-fn epilogue_pass(z: u32, r_off: u32, row0: u32, col0: u32) {
-    for (var e = 0u; e < TM * TN4; e++) {
-        let row = row0 + e / TN4;
-        let col = col0 + 4u * (e % TN4);
-        if (row < p.m && col < p.n) {
-            let o = z * p.m * p.n + row * p.n + col;
-            var v: vec4<f32>;
-            if (VEC_N) {
-                v = mout[o >> 2u];
-            } else {
-                for (var c = 0u; c < 4u; c++) {
-                    if (col + c < p.n) {
-                        let oi = o + c;
-                        v[c] = mout[oi >> 2u][oi & 3u];
-                    }
-                }
-            }
-            finish4(z, r_off, row, col, v);
         }
     }
 }

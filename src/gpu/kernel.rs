@@ -37,7 +37,10 @@ pub(crate) struct Kernel {
 
 #[derive(Default)]
 pub(crate) struct KernelCache {
-    kernels: HashMap<(&'static str, &'static str, String), Arc<Kernel>>,
+    /// (family, entry) → defines → kernel. Two levels so a lookup borrows `defines` (generated kernels
+    /// carry kilobytes of it) instead of allocating a key per dispatch.
+    kernels: HashMap<(&'static str, &'static str), HashMap<String, Arc<Kernel>>>,
+    count: u64,
     bind_groups: HashMap<(u64, Vec<u64>), Arc<wgpu::BindGroup>>,
 }
 
@@ -51,8 +54,11 @@ impl KernelCache {
         device: &wgpu::Device,
         spec: &KernelSpec<'_>,
     ) -> Result<(Arc<Kernel>, bool), String> {
-        let key = (spec.family, spec.entry, spec.defines.to_string());
-        if let Some(k) = self.kernels.get(&key) {
+        if let Some(k) = self
+            .kernels
+            .get(&(spec.family, spec.entry))
+            .and_then(|m| m.get(spec.defines))
+        {
             return Ok((k.clone(), false));
         }
         let label = format!("{}::{}", spec.family, spec.entry);
@@ -107,12 +113,16 @@ impl KernelCache {
         if let Some(err) = pollster_lite::block_on(scope.pop()) {
             return Err(format!("kernel {label}: {err}"));
         }
+        self.count += 1;
         let k = Arc::new(Kernel {
-            id: self.kernels.len() as u64 + 1,
+            id: self.count,
             pipeline,
             layout,
         });
-        self.kernels.insert(key, k.clone());
+        self.kernels
+            .entry((spec.family, spec.entry))
+            .or_default()
+            .insert(spec.defines.to_string(), k.clone());
         Ok((k, true))
     }
 

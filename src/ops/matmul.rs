@@ -2,17 +2,22 @@
 //! and the `linear` layer built on it.
 //!
 //! Several kernels implement it (`shaders/matmul.wgsl`): the textbook shared-memory kernel, kept as
-//! the yardstick, and register-blocked ones whose tile shape is a set of WGSL constants. Which one is
-//! fastest depends on the device — on lavapipe shared memory only costs, on real GPUs it usually
-//! pays — so [`matmul`] times the [`tile_candidates`] once per device at first use and remembers the
-//! winner (see [`device_kernel`]).
+//! the yardstick, and register-blocked ones — straight from storage (`matmul_reg`) or through
+//! shared-memory tiles (`matmul_smem`) — configured by WGSL constants prepended to the source, their
+//! TM×TN block written out here as straight-line WGSL (see the shader's header for why). Which one is
+//! fastest depends on the device: on lavapipe shared memory only costs and the biggest register
+//! block wins; on real GPUs shared-memory tiles usually do. So [`matmul`] times the
+//! [`tile_candidates`] once per device at first use and remembers the winner (see
+//! [`device_kernel`]).
 
 use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, MAX_RANK};
 use crate::error::{Error, Result};
 use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 const SRC: &str = include_str!("../../shaders/matmul.wgsl");
 
@@ -450,8 +455,9 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         vec_b: if opts.trans_b { k % 4 == 0 } else { n % 4 == 0 },
         vec_n: n % 4 == 0,
         k_tail: k % 4 != 0,
+        k_main: k >= 4,
     };
-    let (entry, bm, bn, defines) = kernel_source(kernel, layout);
+    let (entry, bm, bn, defines) = kernel_source_cached(kernel, layout);
     let spec = KernelSpec {
         family: "matmul",
         source: SRC,
@@ -487,7 +493,7 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
 }
 
 /// How the operands of one call are laid out; part of every pipeline's identity.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Layout {
     trans_a: bool,
     trans_b: bool,
@@ -500,6 +506,25 @@ struct Layout {
     /// K is not a multiple of 4, so `matmul_reg` needs its one-step-at-a-time tail loop. Leaving the
     /// loop out when it cannot run saves compile time (lavapipe's is seconds for the large blocks).
     k_tail: bool,
+    /// K ≥ 4, so the main loop of `matmul_reg` runs at all (tiny input layers have K = 2 or 3).
+    k_main: bool,
+}
+
+type Source = (&'static str, u32, u32, Arc<str>);
+
+/// [`kernel_source`], generated once per kernel and layout: the large blocks are tens of kilobytes of
+/// WGSL, too much to format on every call of an op that runs many times per denoising step.
+fn kernel_source_cached(kernel: MatmulKernel, l: Layout) -> Source {
+    static CACHE: Mutex<Option<HashMap<(MatmulKernel, Layout), Source>>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .get_or_insert_with(HashMap::new)
+        .entry((kernel, l))
+        .or_insert_with(|| {
+            let (entry, bm, bn, src) = kernel_source(kernel, l);
+            (entry, bm, bn, src.into())
+        })
+        .clone()
 }
 
 /// Entry point, rows and columns per workgroup, and the WGSL prepended to the source.
@@ -655,6 +680,26 @@ fn gen_reg(tm: u32, tn: u32, l: Layout) -> String {
     }
     declare_accumulators(&mut w, tm, tn4);
     emit!("    let k4 = kk & ~3u;");
+    if l.k_main {
+        gen_reg_main(&mut w, tm, tn4, l);
+    }
+    if l.k_tail {
+        gen_reg_tail(&mut w, tm, tn4, l);
+    }
+    store_accumulators(&mut w, tm, tn4);
+    emit!("}}");
+    w
+}
+
+/// The main loop of `matmul_reg`: four steps of K per iteration.
+fn gen_reg_main(w: &mut String, tm: usize, tn4: usize, l: Layout) {
+    let tn = 4 * tn4;
+    macro_rules! emit {
+        ($($t:tt)*) => {{
+            w.push_str(&format!($($t)*));
+            w.push('\n');
+        }};
+    }
     emit!("    for (var k = 0u; k < k4; k += 4u) {{");
     // a{i} = A[row i, k..k+4]
     match (l.trans_a, l.vec_a) {
@@ -749,12 +794,6 @@ fn gen_reg(tm: u32, tn: u32, l: Layout) -> String {
         }
     }
     emit!("    }}");
-    if l.k_tail {
-        gen_reg_tail(&mut w, tm, tn4, l);
-    }
-    store_accumulators(&mut w, tm, tn4);
-    emit!("}}");
-    w
 }
 
 /// The last K % 4 steps of `matmul_reg`, one element at a time.
@@ -884,8 +923,8 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, act: Act) -> R
 }
 
 /// The kernel [`matmul`] uses on `gpu`: the one stored by an earlier choice, else `DIFFSCOPE_MATMUL`
-/// if set (native), else — natively — the fastest of [`tile_candidates`] on a 256³ problem (1024³ on
-/// hardware GPUs, where 256³ is over before the timer notices), else [`WEB_DEFAULT`].
+/// if set (native), else — natively — the winner of [`tune`], else (the web, which cannot block to
+/// time anything) [`WEB_DEFAULT`]. The choice is stored on the device ([`Gpu::set_tuned`]).
 pub fn device_kernel(gpu: &Gpu) -> Result<MatmulKernel> {
     if let Some(k) = gpu.tuned(TUNE_KEY).and_then(|s| s.parse().ok()) {
         return Ok(k);
