@@ -14,5 +14,6 @@ mod norm;
 mod random;
 mod runtime;
 mod sample;
+mod sampling;
 mod transition;
 mod update;
