@@ -3,7 +3,7 @@
 //! both fixed variances, clip on and off, linear and cosine schedules, leading and trailing spacing.
 
 use crate::common::{assert_close, gpu};
-use diffscope::ops::update::{self, Extras, ModelOutput, Noise};
+use diffscope::ops::update::{self, Extras, ModelOutput, Noise, StepOutput};
 use diffscope::process::gaussian::{Gaussian, PlannedStep, Sampler, SchedulerConfig};
 use diffscope::weights::Weights;
 use diffscope::Tensor;
@@ -13,95 +13,106 @@ const FIX: &str = concat!(
     "/tests/fixtures/scheduler_steps.safetensors"
 );
 const SHAPE: [usize; 3] = [3, 2, 5];
+const EXTRAS: Extras = Extras {
+    x0: true,
+    eps: false,
+};
 
-fn config(w: &mut Weights, p: &str) -> serde_json::Value {
-    let bytes: Vec<u8> = w
-        .take_ints(&format!("{p}.config"))
-        .unwrap()
-        .1
-        .iter()
-        .map(|&b| b as u8)
-        .collect();
-    serde_json::from_slice(&bytes).unwrap()
+/// One recorded diffusers step: its settings, inputs and outputs.
+struct Case {
+    config: serde_json::Value,
+    sched: Gaussian,
+    meta: Vec<i64>,
+    x: Tensor,
+    model_output: Tensor,
+    noise: Tensor,
+    prev_sample: Vec<f32>,
+    pred_original_sample: Vec<f32>,
 }
 
-fn scheduler(cfg: &serde_json::Value) -> Gaussian {
-    let mut c = serde_json::Map::new();
-    for k in [
-        "beta_schedule",
-        "prediction_type",
-        "variance_type",
-        "clip_sample",
-        "timestep_spacing",
-    ] {
-        if let Some(v) = cfg.get(k) {
-            c.insert(k.into(), v.clone());
+impl Case {
+    fn take(w: &mut Weights, p: &str) -> Case {
+        let g = gpu();
+        let bytes: Vec<u8> = w
+            .take_ints(&format!("{p}.config"))
+            .unwrap()
+            .1
+            .iter()
+            .map(|&b| b as u8)
+            .collect();
+        let config: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut c = serde_json::Map::new();
+        for k in [
+            "beta_schedule",
+            "prediction_type",
+            "variance_type",
+            "clip_sample",
+            "timestep_spacing",
+        ] {
+            if let Some(v) = config.get(k) {
+                c.insert(k.into(), v.clone());
+            }
+        }
+        let json = serde_json::Value::Object(c).to_string();
+        let sched = Gaussian::new(SchedulerConfig::from_json(&json, "fixture").unwrap()).unwrap();
+        let mut host = |name: &str| w.take(&format!("{p}.{name}"), &SHAPE).unwrap().data;
+        let (x, mo, z) = (host("x"), host("model_output"), host("noise"));
+        let (prev_sample, pred_original_sample) =
+            (host("prev_sample"), host("pred_original_sample"));
+        let up = |v: &[f32]| Tensor::from_f32(&g, &SHAPE, v).unwrap();
+        Case {
+            meta: w.take_ints(&format!("{p}.meta")).unwrap().1,
+            x: up(&x),
+            model_output: up(&mo),
+            noise: up(&z),
+            config,
+            sched,
+            prev_sample,
+            pred_original_sample,
         }
     }
-    let json = serde_json::Value::Object(c).to_string();
-    Gaussian::new(SchedulerConfig::from_json(&json, "fixture").unwrap()).unwrap()
+
+    fn check(&self, what: &str, out: StepOutput) {
+        let what = format!("{what} {}", self.config);
+        assert_close(
+            &format!("{what} prev"),
+            &out.x_prev.to_f32().unwrap(),
+            &self.prev_sample,
+            1e-5,
+            1e-6,
+        );
+        let x0 = out.x0.unwrap().to_f32().unwrap();
+        assert_close(
+            &format!("{what} x0"),
+            &x0,
+            &self.pred_original_sample,
+            1e-5,
+            1e-6,
+        );
+    }
 }
 
 #[test]
 fn ddpm_steps_match_diffusers() {
-    let g = gpu();
     let mut w = Weights::from_file(FIX.as_ref()).unwrap();
     let mut i = 0;
     while w.contains(&format!("ddpm.{i}.x")) {
-        let p = format!("ddpm.{i}");
-        let cfg = config(&mut w, &p);
-        let sched = scheduler(&cfg);
-        let t = w.take_ints(&format!("{p}.meta")).unwrap().1[0] as usize;
-        let x =
-            Tensor::from_f32(&g, &SHAPE, &w.take(&format!("{p}.x"), &SHAPE).unwrap().data).unwrap();
-        let mo = Tensor::from_f32(
-            &g,
-            &SHAPE,
-            &w.take(&format!("{p}.model_output"), &SHAPE).unwrap().data,
-        )
-        .unwrap();
-        let z = Tensor::from_f32(
-            &g,
-            &SHAPE,
-            &w.take(&format!("{p}.noise"), &SHAPE).unwrap().data,
-        )
-        .unwrap();
-        let want = w.take(&format!("{p}.prev_sample"), &SHAPE).unwrap().data;
-        let want_x0 = w
-            .take(&format!("{p}.pred_original_sample"), &SHAPE)
-            .unwrap()
-            .data;
+        let c = Case::take(&mut w, &format!("ddpm.{i}"));
+        let t = c.meta[0] as usize;
         // Without set_timesteps, diffusers steps t → t−1.
-        let params = sched.ddpm_params(PlannedStep {
+        let params = c.sched.ddpm_params(PlannedStep {
             t,
             prev: t.checked_sub(1),
         });
         let out = update::ddpm_step(
-            &x,
-            ModelOutput::Plain(&mo),
+            &c.x,
+            ModelOutput::Plain(&c.model_output),
             &params,
-            Noise::Injected(&z),
-            Extras {
-                x0: true,
-                eps: false,
-            },
+            Noise::Injected(&c.noise),
+            EXTRAS,
         )
         .unwrap();
-        let what = format!("ddpm {i} t={t} {cfg}");
-        assert_close(
-            &format!("{what} prev"),
-            &out.x_prev.to_f32().unwrap(),
-            &want,
-            1e-5,
-            1e-6,
-        );
-        assert_close(
-            &format!("{what} x0"),
-            &out.x0.unwrap().to_f32().unwrap(),
-            &want_x0,
-            1e-5,
-            1e-6,
-        );
+        c.check(&format!("ddpm {i} t={t}"), out);
         i += 1;
     }
     assert_eq!(i, 96);
@@ -109,66 +120,27 @@ fn ddpm_steps_match_diffusers() {
 
 #[test]
 fn ddim_steps_match_diffusers() {
-    let g = gpu();
     let mut w = Weights::from_file(FIX.as_ref()).unwrap();
     let mut i = 0;
     while w.contains(&format!("ddim.{i}.x")) {
-        let p = format!("ddim.{i}");
-        let cfg = config(&mut w, &p);
-        let sched = scheduler(&cfg);
-        let meta = w.take_ints(&format!("{p}.meta")).unwrap().1;
-        let (t, steps) = (meta[0] as usize, meta[1] as usize);
-        let eta = cfg["eta"].as_f64().unwrap() as f32;
-        let plan = sched.plan(Sampler::Ddim { eta }, steps).unwrap();
+        let c = Case::take(&mut w, &format!("ddim.{i}"));
+        let (t, steps) = (c.meta[0] as usize, c.meta[1] as usize);
+        let eta = c.config["eta"].as_f64().unwrap() as f32;
+        let plan = c.sched.plan(Sampler::Ddim { eta }, steps).unwrap();
         let s = *plan
             .iter()
             .find(|s| s.t == t)
             .expect("fixture timestep is in the plan");
-        let x =
-            Tensor::from_f32(&g, &SHAPE, &w.take(&format!("{p}.x"), &SHAPE).unwrap().data).unwrap();
-        let mo = Tensor::from_f32(
-            &g,
-            &SHAPE,
-            &w.take(&format!("{p}.model_output"), &SHAPE).unwrap().data,
-        )
-        .unwrap();
-        let z = Tensor::from_f32(
-            &g,
-            &SHAPE,
-            &w.take(&format!("{p}.noise"), &SHAPE).unwrap().data,
-        )
-        .unwrap();
-        let want = w.take(&format!("{p}.prev_sample"), &SHAPE).unwrap().data;
-        let want_x0 = w
-            .take(&format!("{p}.pred_original_sample"), &SHAPE)
-            .unwrap()
-            .data;
+        let params = c.sched.ddim_params(s, eta);
         let out = update::ddim_step(
-            &x,
-            ModelOutput::Plain(&mo),
-            &sched.ddim_params(s, eta),
-            Noise::Injected(&z),
-            Extras {
-                x0: true,
-                eps: false,
-            },
+            &c.x,
+            ModelOutput::Plain(&c.model_output),
+            &params,
+            Noise::Injected(&c.noise),
+            EXTRAS,
         )
         .unwrap();
-        let what = format!("ddim {i} t={t}/{steps} {cfg}");
-        assert_close(
-            &format!("{what} prev"),
-            &out.x_prev.to_f32().unwrap(),
-            &want,
-            1e-5,
-            1e-6,
-        );
-        assert_close(
-            &format!("{what} x0"),
-            &out.x0.unwrap().to_f32().unwrap(),
-            &want_x0,
-            1e-5,
-            1e-6,
-        );
+        c.check(&format!("ddim {i} t={t}/{steps}"), out);
         i += 1;
     }
     assert_eq!(i, 72);
