@@ -2,6 +2,7 @@
 //! loading a user's model folder of a supported architecture.
 
 use super::film_mlp::FilmMlp;
+use super::unet::{UNet2D, UNetConfig};
 use super::Denoiser;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -82,6 +83,20 @@ pub fn build(
             data_range: range,
         });
     }
+    if v.get("_class_name").and_then(|a| a.as_str()) == Some("UNet2DModel") {
+        let cfg = UNetConfig::from_json(config, config_file)?;
+        let m = UNet2D::load(gpu, cfg, weights)?;
+        let labels = (0..m.num_labels().unwrap_or(0))
+            .map(|i| i.to_string())
+            .collect();
+        return Ok(GaussianModel {
+            name: name.to_string(),
+            denoiser: Box::new(m),
+            process,
+            labels,
+            data_range: [-1.0, 1.0],
+        });
+    }
     let class = v
         .get("_class_name")
         .and_then(|a| a.as_str())
@@ -89,7 +104,7 @@ pub fn build(
         .unwrap_or("(none)");
     Err(Error::Config {
         file: config_file.to_string(),
-        detail: format!("unsupported architecture \"{class}\" (supported: film_mlp)"),
+        detail: format!("unsupported architecture \"{class}\" (supported: film_mlp, UNet2DModel)"),
     })
 }
 

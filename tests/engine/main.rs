@@ -16,4 +16,5 @@ mod runtime;
 mod sample;
 mod sampling;
 mod transition;
+mod unet;
 mod update;

@@ -1,0 +1,88 @@
+//! diffusers' UNet2DModel against diffusers 0.42.1 itself (random weights; tools/fixtures_unet.py), in
+//! the mnist-unet layout and the google/ddpm-cifar10-32 layout; and the config checks.
+
+use crate::common::{gpu, rel_l2};
+use diffscope::models::unet::{UNet2D, UNetConfig};
+use diffscope::models::Denoiser;
+use diffscope::weights::Weights;
+use diffscope::Tensor;
+
+fn dir(name: &str) -> String {
+    format!("{}/tests/fixtures/unet_{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(name: &str) -> UNet2D {
+    let d = dir(name);
+    let cfg = std::fs::read_to_string(format!("{d}/config.json")).unwrap();
+    let cfg = UNetConfig::from_json(&cfg, "config.json").unwrap();
+    let w =
+        Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
+    UNet2D::load(&gpu(), cfg, w).unwrap()
+}
+
+fn check(name: &str) {
+    let g = gpu();
+    let m = load(name);
+    let mut io = Weights::from_file(format!("{}/io.safetensors", dir(name)).as_ref()).unwrap();
+    let shape = io.shape_of("x").unwrap().to_vec();
+    let x = io.take("x", &shape).unwrap();
+    let t = io.take_numbers("t", &[shape[0]]).unwrap();
+    let labels = io.contains("label").then(|| {
+        let l: Vec<u32> = io
+            .take_ints("label")
+            .unwrap()
+            .1
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
+        Tensor::from_u32(&g, &[l.len()], &l).unwrap()
+    });
+    let want = io.take("out", &shape).unwrap();
+    let xt = Tensor::from_f32(&g, &shape, &x.data).unwrap();
+    let tt = Tensor::from_f32(&g, &[shape[0]], &t.data).unwrap();
+    let got = m
+        .forward(&xt, &tt, labels.as_ref())
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    let err = rel_l2(&got, &want.data);
+    assert!(err <= 1e-4, "{name}: relative L2 error {err:e}");
+}
+
+#[test]
+fn unet_matches_diffusers_mnist_layout() {
+    check("mnist_like");
+}
+
+#[test]
+fn unet_matches_diffusers_cifar10_layout() {
+    check("cifar_like");
+}
+
+#[test]
+fn unet_config_errors_name_the_field() {
+    let cfg = std::fs::read_to_string(format!("{}/config.json", dir("cifar_like"))).unwrap();
+    let bad = cfg.replace("\"DownBlock2D\"", "\"CrossAttnDownBlock2D\"");
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CrossAttnDownBlock2D"), "{e}");
+    let bad = cfg.replace("\"act_fn\"", "\"act_fun\"");
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field \"act_fun\""), "{e}");
+    // Weights for another config: the missing or mis-shaped tensor is named.
+    let c = UNetConfig::from_json(
+        &cfg.replace("[8, 16]", "[8, 24]")
+            .replace("[\n    8,\n    16\n  ]", "[8, 24]"),
+        "c.json",
+    )
+    .unwrap();
+    let w = Weights::from_file(
+        format!("{}/diffusion_pytorch_model.safetensors", dir("cifar_like")).as_ref(),
+    )
+    .unwrap();
+    let e = UNet2D::load(&gpu(), c, w).err().unwrap().to_string();
+    assert!(e.contains("tensor \""), "{e}");
+}
