@@ -44,6 +44,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt", default="/tmp/mnist_unet.ckpt")
     ap.add_argument("--out", default="assets/mnist-unet")
+    ap.add_argument("--resume-weights", default=None,
+                    help="a weights-only checkpoint (see --save-weights) to continue from when --ckpt is absent")
+    ap.add_argument("--save-weights", default=None,
+                    help="also write model+EMA weights (fp16) and the step here at every checkpoint, small enough to commit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = mnist_data.load(args.mnist)
@@ -62,6 +66,14 @@ def main():
         unet.load_state_dict(ck["unet"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
         step, losses = ck["step"], ck["losses"]; g.set_state(ck["gen"]); torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}", flush=True)
+    if not os.path.exists(args.ckpt) and args.resume_weights and os.path.exists(args.resume_weights):
+        from safetensors.torch import load_file
+        sd = load_file(args.resume_weights)
+        unet.load_state_dict({k[5:]: v.float() for k, v in sd.items() if k.startswith("unet.")})
+        ema.load_state_dict({k[4:]: v.float() for k, v in sd.items() if k.startswith("ema.")})
+        step = int(sd["step"].item())
+        g.manual_seed(args.seed + step)
+        print(f"resumed weights at step {step} (optimizer state restarts)", flush=True)
     print(f"{sum(p.numel() for p in unet.parameters())} parameters, {len(x_train)} training digits", flush=True)
     t0 = time.time()
     unet.train()
@@ -90,6 +102,13 @@ def main():
             torch.save(dict(unet=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
                             losses=losses, gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
             os.replace(tmp, args.ckpt)
+            if args.save_weights:
+                from safetensors.torch import save_file
+                sd = {f"unet.{k}": v.half() for k, v in unet.state_dict().items()}
+                sd.update({f"ema.{k}": v.half() for k, v in ema.state_dict().items()})
+                sd["step"] = torch.tensor([step])
+                save_file(sd, args.save_weights + ".tmp")
+                os.replace(args.save_weights + ".tmp", args.save_weights)
     os.makedirs(args.out, exist_ok=True)
     ema.save_pretrained(args.out, safe_serialization=True)
     sched.save_pretrained(args.out)

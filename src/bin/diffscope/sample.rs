@@ -180,11 +180,13 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         "png" => {
             if traj.shape.len() == 2 && traj.shape[1] == 2 {
                 write_points_png(&a.out, samples, labels.as_deref(), model.data_range)?;
+            } else if traj.shape.len() == 4 && matches!(traj.shape[1], 1 | 3) {
+                write_image_grid(&a.out, samples, &traj.shape, model.data_range)?;
             } else {
-                return Err(Error::Invalid(
-                    "PNG output for this model's data is not supported yet; use .safetensors"
-                        .into(),
-                ));
+                return Err(Error::Invalid(format!(
+                    "PNG output needs 2-D points or 1/3-channel images, not {:?}; use .safetensors",
+                    traj.shape
+                )));
             }
         }
         _ => {
@@ -220,6 +222,43 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         }
     }
     eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// Images `[N, C, H, W]` in `range` as a grid (⌈√N⌉ columns, 2-pixel gaps), the way diffusers'
+/// pipelines map `[-1, 1]` to pixels: `(x − lo)/(hi − lo)` clamped to [0, 1].
+fn write_image_grid(path: &Path, x: &[f32], shape: &[usize], range: [f32; 2]) -> Result<()> {
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    let gap = 2;
+    let (gw, gh) = (cols * (w + gap) + gap, rows * (h + gap) + gap);
+    let mut img = vec![40u8; gw * gh * 3];
+    for i in 0..n {
+        let (ox, oy) = (gap + (i % cols) * (w + gap), gap + (i / cols) * (h + gap));
+        for y in 0..h {
+            for xx in 0..w {
+                for ch in 0..3 {
+                    let src = i * c * h * w + (ch % c) * h * w + y * w + xx;
+                    let v = ((x[src] - range[0]) / (range[1] - range[0])).clamp(0.0, 1.0);
+                    img[((oy + y) * gw + ox + xx) * 3 + ch] = (v * 255.0).round() as u8;
+                }
+            }
+        }
+    }
+    write_rgb_png(path, &img, gw, gh)
+}
+
+fn write_rgb_png(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc
+        .write_header()
+        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
+    wr.write_image_data(img)
+        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
     Ok(())
 }
 
