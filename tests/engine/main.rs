@@ -2,6 +2,7 @@
 //! Each module is one kernel family.
 
 mod attention;
+mod cli;
 mod common;
 mod conv;
 mod elementwise;

@@ -27,6 +27,9 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// List the shipped models instead (no GPU needed).
+        #[arg(long)]
+        models: bool,
     },
     /// Measure kernels and a representative reverse step.
     Bench(crate::bench::BenchArgs),
@@ -54,7 +57,13 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => run_app(&opts),
-        Some(Command::Info { json }) => info(&opts, json),
+        Some(Command::Info { models: true, .. }) => {
+            for m in diffscope::models::zoo::SHIPPED {
+                println!("{:<16} {}", m.name, m.summary);
+            }
+            Ok(())
+        }
+        Some(Command::Info { json, .. }) => info(&opts, json),
         Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
         Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
         Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
