@@ -453,164 +453,91 @@ pub struct UNet2D {
 }
 
 impl UNet2D {
-    pub fn load(g: &Gpu, config: UNetConfig, mut w: Weights) -> Result<UNet2D> {
+    pub fn load(g: &Gpu, config: UNetConfig, mut weights: Weights) -> Result<UNet2D> {
         let c = &config;
         let ch = &c.block_out_channels;
-        let temb = ch[0] * 4;
-        let (groups, eps) = (c.norm_num_groups, c.norm_eps);
-        let time1 = Lin::load(&mut w, g, &["time_embedding.linear_1"], temb, ch[0])?;
-        let time2 = Lin::load(&mut w, g, &["time_embedding.linear_2"], temb, temb)?;
+        let nb = ch.len();
+        let l = BlockLoader {
+            g,
+            temb: ch[0] * 4,
+            groups: c.norm_num_groups,
+            eps: c.norm_eps,
+            head_dim: c.attention_head_dim,
+        };
+        let w = &mut weights;
+        let time1 = Lin::load(w, g, &["time_embedding.linear_1"], l.temb, ch[0])?;
+        let time2 = Lin::load(w, g, &["time_embedding.linear_2"], l.temb, l.temb)?;
         let class_emb = match c.num_class_embeds {
-            Some(k) => Some(w.upload(g, "class_embedding.weight", &[k, temb])?),
+            Some(k) => Some(w.upload(g, "class_embedding.weight", &[k, l.temb])?),
             None => None,
         };
-        let conv_in = Conv::load(&mut w, g, "conv_in", ch[0], c.in_channels, 3)?;
-        let nb = ch.len();
+        let conv_in = Conv::load(w, g, "conv_in", ch[0], c.in_channels, 3)?;
         let mut down = Vec::new();
         let mut prev = ch[0];
         for (i, ty) in c.down_block_types.iter().enumerate() {
             let out = ch[i];
-            let mut b = Block {
-                resnets: vec![],
-                attns: vec![],
-                resample: None,
-            };
-            for j in 0..c.layers_per_block {
-                let cin = if j == 0 { prev } else { out };
-                b.resnets.push(Resnet::load(
-                    &mut w,
-                    g,
-                    &format!("down_blocks.{i}.resnets.{j}"),
-                    cin,
-                    out,
-                    temb,
-                    groups,
-                    eps,
-                    1.0,
-                )?);
-                if ty == "AttnDownBlock2D" {
-                    b.attns.push(Attn::load(
-                        &mut w,
-                        g,
-                        &format!("down_blocks.{i}.attentions.{j}"),
-                        out,
-                        c.attention_head_dim.or(Some(out)),
-                        groups,
-                        eps,
-                        1.0,
-                    )?);
-                }
-            }
-            if i + 1 < nb {
-                b.resample = Some(Conv::load(
-                    &mut w,
-                    g,
-                    &format!("down_blocks.{i}.downsamplers.0.conv"),
-                    out,
-                    out,
-                    3,
-                )?);
-            }
-            down.push(b);
+            let inputs: Vec<usize> = (0..c.layers_per_block)
+                .map(|j| if j == 0 { prev } else { out })
+                .collect();
+            let resample = (i + 1 < nb).then_some("downsamplers");
+            down.push(l.block(
+                w,
+                &format!("down_blocks.{i}"),
+                &inputs,
+                out,
+                ty == "AttnDownBlock2D",
+                resample,
+            )?);
             prev = out;
         }
         let last = ch[nb - 1];
         let msf = c.mid_block_scale_factor;
         let mut mid = Block {
-            resnets: vec![],
+            resnets: vec![l.resnet(w, "mid_block.resnets.0", last, last, msf)?],
             attns: vec![],
             resample: None,
         };
-        mid.resnets.push(Resnet::load(
-            &mut w,
-            g,
-            "mid_block.resnets.0",
-            last,
-            last,
-            temb,
-            groups,
-            eps,
-            msf,
-        )?);
         if c.add_attention {
-            mid.attns.push(Attn::load(
-                &mut w,
-                g,
-                "mid_block.attentions.0",
-                last,
-                c.attention_head_dim.or(Some(last)),
-                groups,
-                eps,
-                msf,
-            )?);
+            mid.attns
+                .push(l.attn(w, "mid_block.attentions.0", last, msf)?);
         }
-        mid.resnets.push(Resnet::load(
-            &mut w,
-            g,
-            "mid_block.resnets.1",
-            last,
-            last,
-            temb,
-            groups,
-            eps,
-            msf,
-        )?);
+        mid.resnets
+            .push(l.resnet(w, "mid_block.resnets.1", last, last, msf)?);
         let rev: Vec<usize> = ch.iter().rev().copied().collect();
         let mut up = Vec::new();
         let mut prev_out = rev[0];
         for (i, ty) in c.up_block_types.iter().enumerate() {
             let out = rev[i];
-            let input = rev[(i + 1).min(nb - 1)];
-            let mut b = Block {
-                resnets: vec![],
-                attns: vec![],
-                resample: None,
-            };
-            for j in 0..=c.layers_per_block {
-                let skip = if j == c.layers_per_block { input } else { out };
-                let rin = if j == 0 { prev_out } else { out };
-                b.resnets.push(Resnet::load(
-                    &mut w,
-                    g,
-                    &format!("up_blocks.{i}.resnets.{j}"),
-                    rin + skip,
-                    out,
-                    temb,
-                    groups,
-                    eps,
-                    1.0,
-                )?);
-                if ty == "AttnUpBlock2D" {
-                    b.attns.push(Attn::load(
-                        &mut w,
-                        g,
-                        &format!("up_blocks.{i}.attentions.{j}"),
-                        out,
-                        c.attention_head_dim.or(Some(out)),
-                        groups,
-                        eps,
-                        1.0,
-                    )?);
-                }
-            }
-            if i + 1 < nb {
-                b.resample = Some(Conv::load(
-                    &mut w,
-                    g,
-                    &format!("up_blocks.{i}.upsamplers.0.conv"),
-                    out,
-                    out,
-                    3,
-                )?);
-            }
-            up.push(b);
+            let skip_last = rev[(i + 1).min(nb - 1)];
+            // Resnet j takes cat([h, skip]): h has prev_out channels for j = 0, then out; the skips
+            // pop off the down path's stack, the last one being the previous level's width.
+            let inputs: Vec<usize> = (0..=c.layers_per_block)
+                .map(|j| {
+                    let h = if j == 0 { prev_out } else { out };
+                    h + if j == c.layers_per_block {
+                        skip_last
+                    } else {
+                        out
+                    }
+                })
+                .collect();
+            let resample = (i + 1 < nb).then_some("upsamplers");
+            up.push(l.block(
+                w,
+                &format!("up_blocks.{i}"),
+                &inputs,
+                out,
+                ty == "AttnUpBlock2D",
+                resample,
+            )?);
             prev_out = out;
         }
-        let norm_out = Norm::load(&mut w, g, "conv_norm_out", ch[0])?;
-        let conv_out = Conv::load(&mut w, g, "conv_out", c.out_channels, ch[0], 3)?;
-        w.finish()?;
+        let norm_out = Norm::load(w, g, "conv_norm_out", ch[0])?;
+        let conv_out = Conv::load(w, g, "conv_out", c.out_channels, ch[0], 3)?;
+        let sample_shape = vec![c.in_channels, c.sample_size, c.sample_size];
+        weights.finish()?;
         Ok(UNet2D {
-            sample_shape: vec![c.in_channels, c.sample_size, c.sample_size],
+            sample_shape,
             config,
             time1,
             time2,
@@ -622,6 +549,88 @@ impl UNet2D {
             norm_out,
             conv_out,
         })
+    }
+}
+
+/// What every resnet and attention of one UNet shares.
+struct BlockLoader<'a> {
+    g: &'a Gpu,
+    temb: usize,
+    groups: usize,
+    eps: f32,
+    head_dim: Option<usize>,
+}
+
+impl BlockLoader<'_> {
+    fn resnet(
+        &self,
+        w: &mut Weights,
+        p: &str,
+        cin: usize,
+        cout: usize,
+        scale: f32,
+    ) -> Result<Resnet> {
+        Resnet::load(
+            w,
+            self.g,
+            p,
+            cin,
+            cout,
+            self.temb,
+            self.groups,
+            self.eps,
+            scale,
+        )
+    }
+
+    fn attn(&self, w: &mut Weights, p: &str, c: usize, scale: f32) -> Result<Attn> {
+        Attn::load(
+            w,
+            self.g,
+            p,
+            c,
+            self.head_dim.or(Some(c)),
+            self.groups,
+            self.eps,
+            scale,
+        )
+    }
+
+    /// A down or up block `p`: one resnet per entry of `inputs` (its input channels), each followed by
+    /// attention when `attn`, then the `resample` conv (`downsamplers`/`upsamplers`) if any.
+    fn block(
+        &self,
+        w: &mut Weights,
+        p: &str,
+        inputs: &[usize],
+        out: usize,
+        attn: bool,
+        resample: Option<&str>,
+    ) -> Result<Block> {
+        let mut b = Block {
+            resnets: vec![],
+            attns: vec![],
+            resample: None,
+        };
+        for (j, &cin) in inputs.iter().enumerate() {
+            b.resnets
+                .push(self.resnet(w, &format!("{p}.resnets.{j}"), cin, out, 1.0)?);
+            if attn {
+                b.attns
+                    .push(self.attn(w, &format!("{p}.attentions.{j}"), out, 1.0)?);
+            }
+        }
+        if let Some(r) = resample {
+            b.resample = Some(Conv::load(
+                w,
+                self.g,
+                &format!("{p}.{r}.0.conv"),
+                out,
+                out,
+                3,
+            )?);
+        }
+        Ok(b)
     }
 }
 
