@@ -3,6 +3,7 @@
 //! process. Compute runs on eframe's own wgpu device.
 
 mod points;
+mod schedule;
 
 use crate::gpu::Gpu;
 use crate::models::zoo::{self, GaussianModel};
@@ -344,6 +345,18 @@ impl DiffscopeApp {
         });
         if changed {
             self.restart();
+        }
+        if let Some(m) = &self.model {
+            ui.separator();
+            ui.label("Noise schedule");
+            let t = if self.show_forward {
+                Some(self.forward_t)
+            } else {
+                self.session
+                    .as_ref()
+                    .and_then(|s| s.plan.get(self.view).map(|p| p.t))
+            };
+            schedule::draw(ui, &m.process.alphas_cumprod, t);
         }
     }
 

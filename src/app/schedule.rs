@@ -1,0 +1,54 @@
+//! The noise schedule as a small plot: ᾱ_t (signal kept) and 1 − ᾱ_t (noise), with the step being
+//! viewed marked, so the reverse run can be read against the schedule.
+
+use egui::{Color32, Pos2, Sense, Stroke, Vec2};
+
+pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>) {
+    let w = ui.available_width().min(260.0);
+    let (resp, painter) = ui.allocate_painter(Vec2::new(w, 110.0), Sense::hover());
+    let r = resp.rect.shrink(4.0);
+    painter.rect_stroke(
+        resp.rect,
+        2.0,
+        Stroke::new(1.0, Color32::from_gray(90)),
+        egui::StrokeKind::Inside,
+    );
+    let n = alphas_cumprod.len().max(2);
+    let at = |i: usize, v: f32| {
+        Pos2::new(
+            r.left() + i as f32 / (n - 1) as f32 * r.width(),
+            r.bottom() - v * r.height(),
+        )
+    };
+    let signal: Vec<Pos2> = alphas_cumprod
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| at(i, a))
+        .collect();
+    let noise: Vec<Pos2> = alphas_cumprod
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| at(i, 1.0 - a))
+        .collect();
+    painter.add(egui::Shape::line(
+        signal,
+        Stroke::new(1.5, Color32::from_rgb(90, 170, 255)),
+    ));
+    painter.add(egui::Shape::line(
+        noise,
+        Stroke::new(1.5, Color32::from_rgb(255, 140, 60)),
+    ));
+    if let Some(t) = current_t.filter(|&t| t < alphas_cumprod.len()) {
+        let x = at(t, 0.0).x;
+        painter.line_segment(
+            [Pos2::new(x, r.top()), Pos2::new(x, r.bottom())],
+            Stroke::new(1.0, Color32::WHITE),
+        );
+    }
+    ui.label(
+        egui::RichText::new(
+            "blue: ᾱ_t, the share of signal variance kept · orange: 1 − ᾱ_t, the noise",
+        )
+        .small(),
+    );
+}
