@@ -62,6 +62,8 @@ impl Philox {
         }
     }
 
+    /// The Philox key `[seed_lo, seed_hi]`; every kernel's parameter block takes it from here, so the
+    /// CPU and GPU split the seed the same way.
     pub fn key(&self) -> [u32; 2] {
         [self.seed as u32, (self.seed >> 32) as u32]
     }

@@ -71,8 +71,8 @@ fn run(
     let p = Params {
         n: n as u32,
         kind,
-        seed_lo: key.seed as u32,
-        seed_hi: (key.seed >> 32) as u32,
+        seed_lo: key.key()[0],
+        seed_hi: key.key()[1],
         stream: key.stream,
         substream: key.substream,
         first,

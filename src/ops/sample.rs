@@ -189,8 +189,7 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
     match opts.noise {
         Noise::None => {}
         Noise::Philox(key) => {
-            p.seed_lo = key.seed as u32;
-            p.seed_hi = (key.seed >> 32) as u32;
+            [p.seed_lo, p.seed_hi] = key.key();
             p.stream = key.stream;
             p.substream = key.substream;
         }

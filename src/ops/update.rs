@@ -466,8 +466,7 @@ fn run(
         Noise::None => {}
         Noise::Philox(key) => {
             p.flags |= F_NOISE_PHILOX;
-            p.seed_lo = key.seed as u32;
-            p.seed_hi = (key.seed >> 32) as u32;
+            [p.seed_lo, p.seed_hi] = key.key();
             p.stream = key.stream;
             p.substream = key.substream;
         }
