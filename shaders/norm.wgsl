@@ -25,7 +25,7 @@ const FLAG_LOG: u32 = 8u;
 
 const WGN: u32 = 256u;
 // Below every finite input, so a row of very negative logits still gets a true maximum.
-const NEG_BIG: f32 = -3.4028235e38;
+const NEG_BIG: f32 = -3.0e38; // Tint refuses literals past f32::MAX, and -3.4028235e38 parses just past it
 
 @group(0) @binding(0) var<uniform> p: Params;
 

@@ -43,6 +43,14 @@ impl WebHandle {
             .await
     }
 
+    /// The app's state as JSON (see `DiffscopeApp::status_json`), for the page and browser tests.
+    #[wasm_bindgen]
+    pub fn status(&self) -> String {
+        self.runner
+            .app_mut::<crate::app::DiffscopeApp>()
+            .map_or_else(|| "null".to_string(), |app| app.status_json())
+    }
+
     #[wasm_bindgen]
     pub fn destroy(&self) {
         self.runner.destroy();

@@ -422,8 +422,46 @@ fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
     Ok(t.data.chunks(per).map(|c| c.to_vec()).collect())
 }
 
+impl DiffscopeApp {
+    /// A machine-readable snapshot for tests and the page (JSON): which model, how far the run is, the
+    /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
+    pub fn status_json(&self) -> String {
+        let s = self.session.as_ref();
+        let last = s.and_then(|s| s.states.last());
+        let (mean, std, finite) = last.map_or((0.0, 0.0, true), |v| {
+            let n = v.len().max(1) as f64;
+            let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+            (m, var.sqrt(), v.iter().all(|x| x.is_finite()))
+        });
+        serde_json::json!({
+            "adapter": self.gpu.as_ref().map(|g| g.adapter_info().name.clone()),
+            "model": self.model.as_ref().map(|m| m.name.clone()),
+            "recorded": s.map_or(0, |s| s.states.len()),
+            "total": s.map_or(0, |s| s.plan.len() + 1),
+            "error": self.error,
+            "last_mean": mean,
+            "last_std": std,
+            "last_finite": finite,
+        })
+        .to_string()
+    }
+}
+
 impl eframe::App for DiffscopeApp {
+    // Lets the web handle reach the app (status for tests and the page).
+    #[cfg(target_arch = "wasm32")]
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        // Errors the device reports after the fact (the web's validation, a lost device) are shown,
+        // the first one kept: later ones are usually its consequences.
+        if let Some(e) = self.gpu.as_ref().and_then(|g| g.take_error()) {
+            self.playing = false;
+            self.error.get_or_insert(format!("GPU: {e}"));
+        }
         self.pump();
         self.pump_forward();
         if let Some(s) = &self.session {

@@ -49,10 +49,12 @@ pub(crate) struct KernelCache {
 const MAX_BIND_GROUPS: usize = 8192;
 
 impl KernelCache {
+    /// `late_errors` receives validation errors that only arrive asynchronously (the web).
     pub fn kernel(
         &mut self,
         device: &wgpu::Device,
         spec: &KernelSpec<'_>,
+        late_errors: &ErrorSink,
     ) -> Result<(Arc<Kernel>, bool), String> {
         if let Some(k) = self
             .kernels
@@ -110,9 +112,28 @@ impl KernelCache {
             compilation_options: Default::default(),
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(err) = pollster_lite::block_on(scope.pop()) {
             return Err(format!("kernel {label}: {err}"));
         }
+        // Dawn answers the scope later, as a promise: the pipeline is cached already (an invalid one
+        // only produces more errors), so the first error is what the user must see.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let sink = late_errors.clone();
+            let label = label.clone();
+            // Pop now (scopes are a stack), await the answer later.
+            let answer = scope.pop();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(err) = answer.await {
+                    log::error!("kernel {label}: {err}");
+                    let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(format!("kernel {label}: {err}"));
+                }
+            });
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = late_errors;
         self.count += 1;
         let k = Arc::new(Kernel {
             id: self.count,
@@ -170,8 +191,11 @@ impl KernelCache {
     }
 }
 
-/// Error scopes resolve immediately on native wgpu-core; on the web the future is a JS promise we cannot
-/// wait for synchronously, so there we only poll it once and otherwise rely on the uncaptured-error hook.
+/// Where errors reported after the fact go (the device's last error, shown by the app).
+pub type ErrorSink = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// Error scopes resolve immediately on native wgpu-core, so one poll answers them.
+#[cfg(not(target_arch = "wasm32"))]
 mod pollster_lite {
     use std::future::Future;
     use std::pin::pin;

@@ -500,7 +500,7 @@ impl Gpu {
         let mut st = self.state();
         let (kernel, created) = st
             .kernels
-            .kernel(&self.0.device, spec)
+            .kernel(&self.0.device, spec, &self.0.last_error)
             .map_err(Error::Validation)?;
         if created {
             Counters::add(&self.0.counters.pipelines_created, 1);
