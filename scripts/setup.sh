@@ -12,6 +12,10 @@ need_apt=()
 for extra in "$@"; do
   case "$extra" in
     --window) command -v Xvfb >/dev/null || need_apt+=(xvfb xauth) ;;
+    # The browser tests: the system's Chromium (never a downloaded one) driven from Node.
+    --browser)
+      command -v chromium >/dev/null || need_apt+=(chromium)
+      command -v npm >/dev/null || need_apt+=(nodejs npm) ;;
   esac
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

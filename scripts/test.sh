@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then checks formatting, lints native and wasm32,
-# builds the wasm32 library, and runs every test (kernels on lavapipe when there is no GPU).
+# runs every test (kernels on lavapipe when there is no GPU), then builds the browser version and runs
+# it in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+source scripts/setup.sh --browser
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 rustup component list --installed | grep -q rustfmt || rustup component add rustfmt
 rustup component list --installed | grep -q clippy || rustup component add clippy
@@ -15,8 +16,10 @@ step "clippy (native)"
 cargo clippy --all-targets --locked -- -D warnings
 step "clippy (wasm32)"
 cargo clippy --lib --bin diffscope --target wasm32-unknown-unknown --locked -- -D warnings
-step "build (wasm32)"
-cargo build --lib --target wasm32-unknown-unknown --locked
 step "tests"
 cargo test --locked -- --test-threads=2
+step "browser build (wasm32 release + wasm-bindgen) and end-to-end test in headless Chromium"
+./scripts/build-web.sh
+(cd tests/web && npm ci --no-audit --no-fund --silent)
+node tests/web/e2e.js web
 echo; echo "all checks passed"

@@ -1,0 +1,145 @@
+// Browser end-to-end test: serves web/ (built by scripts/build-web.sh), opens it in the system's
+// headless Chromium with WebGPU on SwiftShader, and checks that the default model really denoises there:
+// steps advance, no GPU error is reported, the state stays finite and spread out (a collapsed or blank
+// picture fails), and the canvas shows a picture. A second launch without WebGPU must show the message
+// that explains why nothing can run. Usage: node tests/web/e2e.js [web-dir] [screenshot.png]
+'use strict';
+const http = require('http');
+const fs = require('fs');
+const path = require('path');
+const zlib = require('zlib');
+const { chromium } = require('playwright-core');
+
+const webDir = path.resolve(process.argv[2] || path.join(__dirname, '..', '..', 'web'));
+const shotPath = process.argv[3] || path.join(require('os').tmpdir(), 'diffscope-web.png');
+const BASE_ARGS = ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic'];
+const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-angle=vulkan'];
+// SwiftShader on two busy cores renders about a frame a second: wait generously, assert strictly.
+const STEPS_WANTED = 4;
+const TIMEOUT_MS = 240000;
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+function serve(dir) {
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent(req.url.split('?')[0]).replace(/^\/+/, '') || 'index.html';
+    const file = path.join(dir, rel);
+    if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404); res.end(); return;
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise(ok => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+// Minimal PNG decoder for Chromium's screenshots (8-bit RGB/RGBA, not interlaced).
+function decodePng(buf) {
+  let pos = 8, width = 0, height = 0, channels = 4;
+  const idat = [];
+  while (pos < buf.length) {
+    const len = buf.readUInt32BE(pos), type = buf.toString('ascii', pos + 4, pos + 8);
+    const data = buf.subarray(pos + 8, pos + 8 + len);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0); height = data.readUInt32BE(4);
+      if (data[8] !== 8 || data[12] !== 0) throw new Error('unsupported PNG');
+      channels = { 2: 3, 6: 4 }[data[9]];
+      if (!channels) throw new Error('unsupported PNG colour type ' + data[9]);
+    } else if (type === 'IDAT') idat.push(data);
+    pos += 12 + len;
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const stride = width * channels, px = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const f = raw[y * (stride + 1)], src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? px[y * stride + x - channels] : 0;
+      const b = y > 0 ? px[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? px[(y - 1) * stride + x - channels] : 0;
+      let v = src[x];
+      if (f === 1) v += a; else if (f === 2) v += b; else if (f === 3) v += (a + b) >> 1;
+      else if (f === 4) { const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
+      px[y * stride + x] = v & 255;
+    }
+  }
+  return { width, height, channels, px };
+}
+
+function check(cond, msg) { if (!cond) throw new Error(msg); console.log('ok   ' + msg); }
+
+async function launch(extra) {
+  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'diffscope-chromium-'));
+  return chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: BASE_ARGS.concat(extra), viewport: { width: 1100, height: 760 },
+  });
+}
+
+async function withWebGpu(url) {
+  const ctx = await launch(WEBGPU_ARGS);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const logs = [];
+  page.on('console', m => logs.push(m.type() + ': ' + m.text()));
+  page.on('pageerror', e => logs.push('pageerror: ' + e));
+  try {
+    await page.goto(url);
+    const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
+    await page.waitForFunction(n => {
+      if (!window.diffscope) return false;
+      const s = JSON.parse(window.diffscope.status());
+      return s && (s.error || s.recorded >= n);
+    }, STEPS_WANTED, { timeout: TIMEOUT_MS, polling: 500 });
+    const s = await status();
+    console.log('status', JSON.stringify(s));
+    check(s.error === null, 'no error reported by the app (got ' + s.error + ')');
+    check(s.model === 'toy2d-mlp', 'the embedded default model is loaded');
+    check(s.recorded >= STEPS_WANTED && s.total > s.recorded, 'reverse steps advance in the browser');
+    check(s.last_finite, 'the state is finite');
+    // x_T ~ N(0, I) and the first steps barely change it: a spread near 1 (0 means a collapsed state).
+    check(s.last_std > 0.5 && s.last_std < 2, 'the state keeps its spread (std ' + s.last_std.toFixed(3) + ')');
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'no panic or page error');
+    const shot = decodePng(await page.screenshot({ path: shotPath, timeout: 180000 }));
+    // The plot area (right of the side panel) must show many distinct colours: dots over a background.
+    const colours = new Set();
+    for (let y = 60; y < shot.height - 90; y += 3)
+      for (let x = 260; x < shot.width - 10; x += 3) {
+        const i = (y * shot.width + x) * shot.channels;
+        colours.add((shot.px[i] << 16) | (shot.px[i + 1] << 8) | shot.px[i + 2]);
+      }
+    check(colours.size >= 8, 'the canvas shows a picture (' + colours.size + ' colours in the plot area)');
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function withoutWebGpu(url) {
+  const ctx = await launch([]);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  try {
+    await page.goto(url);
+    await page.waitForFunction(() => /WebGPU/.test(document.getElementById('message')?.textContent || ''),
+      null, { timeout: 60000 });
+    check(true, 'without WebGPU the page says that WebGPU is needed');
+  } finally {
+    await ctx.close();
+  }
+}
+
+(async () => {
+  for (const f of ['index.html', 'pkg/diffscope.js', 'pkg/diffscope_bg.wasm'])
+    if (!fs.existsSync(path.join(webDir, f))) throw new Error(webDir + '/' + f + ' is missing: run scripts/build-web.sh');
+  const server = await serve(webDir);
+  const url = 'http://127.0.0.1:' + server.address().port + '/index.html';
+  try {
+    await withWebGpu(url);
+    await withoutWebGpu(url);
+    console.log('web e2e: all checks passed (screenshot ' + shotPath + ')');
+  } finally {
+    server.close();
+  }
+})().catch(e => { console.error('web e2e FAILED: ' + e.message); process.exit(1); });
