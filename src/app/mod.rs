@@ -2,6 +2,7 @@
 //! one step per frame without blocking, scrub through every recorded step, and explore the forward
 //! process. Compute runs on eframe's own wgpu device.
 
+mod images;
 mod points;
 mod schedule;
 
@@ -12,6 +13,60 @@ use crate::tensor::{Tensor, TensorReadback};
 use crate::weights::Weights;
 use egui::{Color32, RichText};
 
+/// One recorded reverse step on the host: the state, and (for image models) what the network predicted
+/// on the way there. Step 0 is x_T and has no prediction.
+struct Frame {
+    x: Vec<f32>,
+    x0: Option<Vec<f32>>,
+    eps: Option<Vec<f32>>,
+}
+
+/// Readbacks of one step in flight; the frame is complete when all have arrived.
+struct PendingFrame {
+    index: usize,
+    x: TensorReadback,
+    x0: Option<TensorReadback>,
+    eps: Option<TensorReadback>,
+    got: [Option<Vec<f32>>; 3],
+}
+
+impl PendingFrame {
+    fn new(index: usize, x: &Tensor, x0: Option<&Tensor>, eps: Option<&Tensor>) -> PendingFrame {
+        PendingFrame {
+            index,
+            x: x.read(),
+            x0: x0.map(Tensor::read),
+            eps: eps.map(Tensor::read),
+            got: [None, None, None],
+        }
+    }
+
+    /// The frame once every readback has landed; never waits.
+    fn poll(&mut self) -> Option<crate::Result<Frame>> {
+        let slots = [Some(&mut self.x), self.x0.as_mut(), self.eps.as_mut()];
+        for (slot, rb) in self.got.iter_mut().zip(slots) {
+            if let (None, Some(rb)) = (&slot, rb) {
+                match rb.try_f32()? {
+                    Ok(v) => *slot = Some(v),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+        if self.got[0].is_none()
+            || (self.x0.is_some() && self.got[1].is_none())
+            || (self.eps.is_some() && self.got[2].is_none())
+        {
+            return None;
+        }
+        let [x, x0, eps] = std::mem::take(&mut self.got);
+        Some(Ok(Frame {
+            x: x.unwrap_or_default(),
+            x0,
+            eps,
+        }))
+    }
+}
+
 /// A reverse run in progress or finished: host snapshots of every state so far.
 struct Session {
     settings: SampleSettings,
@@ -19,10 +74,12 @@ struct Session {
     n: usize,
     /// The GPU state after `states.len() - 1` steps (the state the next step starts from).
     x: Tensor,
-    /// A readback in flight: the state after step `k` (and the GPU tensor it came from).
-    pending: Option<(usize, TensorReadback)>,
-    states: Vec<Vec<f32>>,
+    /// Readbacks in flight: the state after step `index`.
+    pending: Option<PendingFrame>,
+    states: Vec<Frame>,
     started: web_time::Instant,
+    /// Bumped whenever a new run starts, so cached views know they are stale.
+    id: u64,
 }
 
 impl Session {
@@ -53,10 +110,36 @@ pub struct DiffscopeApp {
     forward_points: Option<(usize, Vec<f32>)>,
     examples: Vec<Vec<f32>>,
     show_forward: bool,
+    // Image views: textures for x_t, x̂0, ε̂ and the (session, step) they show.
+    textures: [Option<egui::TextureHandle>; 3],
+    textures_show: Option<(u64, usize)>,
+    sessions_started: u64,
+    #[cfg(not(target_arch = "wasm32"))]
+    user_dir: String,
+    dropped_inbox: DroppedInbox,
+}
+
+/// Dropped files, read: (name, bytes or why not), one batch per drop.
+type DroppedInbox = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, Result<Vec<u8>, String>)>>>>;
+
+/// What the app opens with.
+pub enum Start {
+    Shipped(String),
+    #[cfg(not(target_arch = "wasm32"))]
+    Dir(std::path::PathBuf),
 }
 
 impl DiffscopeApp {
+    fn next_session_id(&mut self) -> u64 {
+        self.sessions_started += 1;
+        self.sessions_started
+    }
+
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        Self::with_start(cc, Start::Shipped(zoo::DEFAULT_MODEL.to_string()))
+    }
+
+    pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
         let mut app = DiffscopeApp {
             gpu: None,
             error: None,
@@ -77,6 +160,12 @@ impl DiffscopeApp {
             forward_points: None,
             examples: Vec::new(),
             show_forward: false,
+            textures: [None, None, None],
+            textures_show: None,
+            sessions_started: 0,
+            #[cfg(not(target_arch = "wasm32"))]
+            user_dir: String::new(),
+            dropped_inbox: Default::default(),
         };
         match cc.wgpu_render_state.as_ref() {
             Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
@@ -90,27 +179,90 @@ impl DiffscopeApp {
                 )
             }
         }
-        if app.gpu.is_some() {
-            app.load_model(zoo::DEFAULT_MODEL);
+        if let Some(gpu) = app.gpu.clone() {
+            match start {
+                Start::Shipped(name) => app.load_model(&name),
+                #[cfg(not(target_arch = "wasm32"))]
+                Start::Dir(d) => {
+                    app.user_dir = d.display().to_string();
+                    app.load_user_model(zoo::load_dir(&gpu, &d));
+                }
+            }
+            let _ = gpu;
         }
         app
     }
 
     fn load_model(&mut self, name: &str) {
         let Some(gpu) = self.gpu.clone() else { return };
+        let card = zoo::shipped(name).ok().map(|s| s.card);
+        let examples = zoo::shipped(name)
+            .ok()
+            .and_then(|s| load_examples(s.examples).ok())
+            .unwrap_or_default();
+        let m = zoo::load_shipped(&gpu, name);
+        self.install_model(m, card, examples);
+    }
+
+    /// A user's own model: files dropped on the window (or picked in the browser), or a folder path.
+    fn load_user_model(&mut self, m: crate::Result<GaussianModel>) {
+        self.install_model(m, None, Vec::new());
+    }
+
+    fn install_model(
+        &mut self,
+        m: crate::Result<GaussianModel>,
+        card: Option<&str>,
+        examples: Vec<Vec<f32>>,
+    ) {
         self.session = None;
-        match zoo::load_shipped(&gpu, name) {
+        match m {
             Ok(m) => {
+                self.error = None;
                 self.steps = m.process.train_timesteps();
                 self.forward_t = self.steps / 4;
-                self.examples = zoo::shipped(name)
-                    .ok()
-                    .and_then(|s| load_examples(s.examples).ok())
-                    .unwrap_or_default();
+                self.label = 0;
+                self.guidance = 1.0;
+                self.ddim = false;
+                self.n = if m.denoiser.sample_shape().len() == 3 {
+                    16
+                } else {
+                    1024
+                };
+                if let Some(card) = card {
+                    self.apply_card_defaults(card);
+                }
+                self.textures = [None, None, None];
+                self.examples = examples;
                 self.model = Some(m);
                 self.restart();
             }
             Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// A model card may suggest how the app should open it (`"app": {"sampler": "ddim", "steps": 50,
+    /// "guidance": 3, "n": 16}`): a 1000-step UNet is better met with 50 DDIM steps than 1000 DDPM ones.
+    fn apply_card_defaults(&mut self, card: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(card) else {
+            return;
+        };
+        let Some(app) = v.get("app") else { return };
+        let tt = self.steps.max(1);
+        if let Some(s) = app.get("sampler").and_then(|s| s.as_str()) {
+            self.ddim = s == "ddim";
+        }
+        if let Some(k) = app.get("steps").and_then(|s| s.as_u64()) {
+            self.steps = (k as usize).clamp(1, tt);
+        }
+        if let Some(e) = app.get("eta").and_then(|s| s.as_f64()) {
+            self.eta = (e as f32).clamp(0.0, 1.0);
+        }
+        if let Some(w) = app.get("guidance").and_then(|s| s.as_f64()) {
+            self.guidance = (w as f32).clamp(0.0, 10.0);
+        }
+        if let Some(n) = app.get("n").and_then(|s| s.as_u64()) {
+            self.n = (n as usize).clamp(1, 4096);
         }
     }
 
@@ -131,6 +283,7 @@ impl DiffscopeApp {
 
     /// Start a new trajectory from x_T with the current settings.
     fn restart(&mut self) {
+        let id = self.next_session_id();
         let Some(m) = &self.model else { return };
         let settings = self.settings();
         let result = (|| {
@@ -139,15 +292,16 @@ impl DiffscopeApp {
             let x = m
                 .process
                 .initial(&gpu, self.n, m.denoiser.sample_shape(), settings.seed)?;
-            let rb = x.read();
+            let pending = Some(PendingFrame::new(0, &x, None, None));
             Ok::<_, crate::Error>(Session {
                 settings,
                 plan,
                 n: self.n,
                 x,
-                pending: Some((0, rb)),
+                pending,
                 states: Vec::new(),
                 started: web_time::Instant::now(),
+                id,
             })
         })();
         match result {
@@ -165,7 +319,7 @@ impl DiffscopeApp {
         let Some(m) = &self.model else { return };
         let Some(s) = &self.session else { return };
         let k = self.view.min(s.states.len().saturating_sub(1));
-        let state = s.states[k].clone();
+        let state = s.states[k].x.clone();
         let mut shape = vec![s.n];
         shape.extend_from_slice(m.denoiser.sample_shape());
         let gpu = m.denoiser.gpu().expect("device").clone();
@@ -175,16 +329,18 @@ impl DiffscopeApp {
         match Tensor::from_f32(&gpu, &shape, &state) {
             Ok(x) => {
                 let plan = s.plan.clone();
-                let mut states = s.states[..=k].to_vec();
+                let n = s.n;
+                let mut states = self.session.take().map(|s| s.states).unwrap_or_default();
                 states.truncate(k + 1);
                 self.session = Some(Session {
                     settings,
                     plan,
-                    n: s.n,
+                    n,
                     x,
                     pending: None,
                     states,
                     started: web_time::Instant::now(),
+                    id: self.next_session_id(),
                 });
                 self.follow = true;
                 self.playing = true;
@@ -197,12 +353,12 @@ impl DiffscopeApp {
     fn pump(&mut self) {
         let Some(m) = &self.model else { return };
         let Some(s) = &mut self.session else { return };
-        if let Some((k, rb)) = &mut s.pending {
-            match rb.try_f32() {
+        if let Some(p) = &mut s.pending {
+            match p.poll() {
                 None => return,
-                Some(Ok(v)) => {
-                    debug_assert_eq!(*k, s.states.len());
-                    s.states.push(v);
+                Some(Ok(f)) => {
+                    debug_assert_eq!(p.index, s.states.len());
+                    s.states.push(f);
                     s.pending = None;
                 }
                 Some(Err(e)) => {
@@ -217,19 +373,25 @@ impl DiffscopeApp {
         }
         let k = s.states.len() - 1;
         let gpu = m.denoiser.gpu().expect("device").clone();
-        let out = m.process.step(
-            m.denoiser.as_ref(),
-            &s.x,
-            &s.plan,
-            k,
-            &s.settings,
-            Default::default(),
-        );
+        // Image models show what the network predicted at every step; points show only the state.
+        let images = m.denoiser.sample_shape().len() == 3;
+        let extras = crate::ops::update::Extras {
+            x0: images,
+            eps: images,
+        };
+        let out = m
+            .process
+            .step(m.denoiser.as_ref(), &s.x, &s.plan, k, &s.settings, extras);
         match out {
             Ok(o) => {
                 gpu.submit();
                 s.x = o.x_prev;
-                s.pending = Some((k + 1, s.x.read()));
+                s.pending = Some(PendingFrame::new(
+                    k + 1,
+                    &s.x,
+                    o.x0.as_ref(),
+                    o.eps.as_ref(),
+                ));
             }
             Err(e) => {
                 self.error = Some(e.to_string());
@@ -299,6 +461,10 @@ impl DiffscopeApp {
         if let Some(p) = pick {
             self.load_model(p);
         }
+        if !zoo::SHIPPED.iter().any(|s| s.name == current) && !current.is_empty() {
+            let _ = ui.selectable_label(true, format!("{current} (yours)"));
+        }
+        self.user_model_controls(ui);
         ui.separator();
         let mut changed = false;
         if let Some(m) = &self.model {
@@ -327,11 +493,16 @@ impl DiffscopeApp {
                     .add(egui::Slider::new(&mut self.eta, 0.0..=1.0).text("η"))
                     .changed();
             }
+            let (range, what) = if m.denoiser.sample_shape().len() == 3 {
+                (1..=64, "images")
+            } else {
+                (16..=4096, "points")
+            };
             changed |= ui
                 .add(
-                    egui::Slider::new(&mut self.n, 16..=4096)
+                    egui::Slider::new(&mut self.n, range)
                         .logarithmic(true)
-                        .text("points"),
+                        .text(what),
                 )
                 .changed();
         }
@@ -357,6 +528,85 @@ impl DiffscopeApp {
                     .and_then(|s| s.plan.get(self.view).map(|p| p.t))
             };
             schedule::draw(ui, &m.process.alphas_cumprod, t);
+        }
+    }
+
+    /// Load your own checkpoint of a supported architecture (diffusers UNet2DModel, FiLM-MLP):
+    /// drop its config.json, scheduler_config.json and .safetensors on the window, or (desktop) type
+    /// the folder's path.
+    fn user_model_controls(&mut self, ui: &mut egui::Ui) {
+        ui.collapsing("Your own model", |ui| {
+            ui.label(
+                RichText::new(
+                    "Drop config.json, scheduler_config.json and the .safetensors weights of a \
+                     diffusers UNet2DModel (or a FiLM-MLP) here. Safetensors only: pickles are never read.",
+                )
+                .small(),
+            );
+            #[cfg(not(target_arch = "wasm32"))]
+            ui.horizontal(|ui| {
+                ui.add(egui::TextEdit::singleline(&mut self.user_dir).hint_text("model folder"));
+                if ui.button("Load").clicked() {
+                    if let Some(gpu) = self.gpu.clone() {
+                        let m = zoo::load_dir(&gpu, std::path::Path::new(self.user_dir.trim()));
+                        self.load_user_model(m);
+                    }
+                }
+            });
+        });
+    }
+
+    /// Files dropped on the window. Native reads them at once; the browser only reads files
+    /// asynchronously, so there they arrive through `dropped_inbox` a few frames later.
+    fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        let arrived =
+            std::mem::take(&mut *self.dropped_inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        if !dropped.is_empty() {
+            let names: Vec<String> = dropped
+                .iter()
+                .map(|f| f.path().display().to_string())
+                .collect();
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let read: Vec<_> = names
+                    .into_iter()
+                    .zip(dropped.iter().map(|f| f.bytes()))
+                    .collect();
+                self.dropped_inbox
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(read);
+                ctx.request_repaint();
+            }
+            #[cfg(target_arch = "wasm32")]
+            {
+                let inbox = self.dropped_inbox.clone();
+                let ctx = ctx.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let mut read = Vec::new();
+                    for (name, f) in names.into_iter().zip(dropped.iter()) {
+                        read.push((name, f.bytes_async().await));
+                    }
+                    inbox.lock().unwrap_or_else(|p| p.into_inner()).push(read);
+                    ctx.request_repaint();
+                });
+            }
+        }
+        for batch in arrived {
+            let mut files = Vec::new();
+            for (name, bytes) in batch {
+                match bytes {
+                    Ok(b) => files.push((name, b)),
+                    Err(e) => {
+                        self.error = Some(format!("{name}: {e}"));
+                        return;
+                    }
+                }
+            }
+            let Some(gpu) = self.gpu.clone() else { return };
+            let m = zoo::load_files(&gpu, "dropped model", &files);
+            self.load_user_model(m);
         }
     }
 
@@ -427,7 +677,7 @@ impl DiffscopeApp {
     /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
     pub fn status_json(&self) -> String {
         let s = self.session.as_ref();
-        let last = s.and_then(|s| s.states.last());
+        let last = s.and_then(|s| s.states.last()).map(|f| &f.x);
         let (mean, std, finite) = last.map_or((0.0, 0.0, true), |v| {
             let n = v.len().max(1) as f64;
             let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
@@ -462,6 +712,7 @@ impl eframe::App for DiffscopeApp {
             self.playing = false;
             self.error.get_or_insert(format!("GPU: {e}"));
         }
+        self.take_dropped_files(ui.ctx());
         self.pump();
         self.pump_forward();
         if let Some(s) = &self.session {
@@ -519,8 +770,63 @@ impl eframe::App for DiffscopeApp {
                 "Reverse process, step {v}: the network predicts the noise ε̂ in x_t (t = {t}) and each \
                  step removes part of it: x_(t−1) = posterior mean(x_t, x̂0) + σ_t·z."
             ));
-            let trail: Vec<&[f32]> = (v.saturating_sub(4)..=v).map(|k| s.states[k].as_slice()).collect();
-            points::draw(ui, &trail, s.settings.labels.as_deref(), m.data_range);
+            let shape = m.denoiser.sample_shape();
+            if let &[c, h, w] = shape {
+                let n = s.n;
+                let f = &s.states[v];
+                let cols = (n as f64).sqrt().ceil() as usize;
+                let key = (s.id, v);
+                let grids = (self.textures_show != Some(key)).then(|| {
+                    let dims = [n, c, h, w];
+                    let range = images::Scale::Range(m.data_range);
+                    [
+                        Some(images::grid(&f.x, dims, cols, range)),
+                        f.x0.as_ref().map(|x0| images::grid(x0, dims, cols, range)),
+                        f.eps
+                            .as_ref()
+                            .map(|e| images::grid(e, dims, cols, images::Scale::Noise)),
+                    ]
+                });
+                self.textures_show = Some(key);
+                let captions = [
+                    format!("x_t (t = {t})"),
+                    "x̂0: the network's guess of the clean image".to_string(),
+                    "ε̂: the noise it sees in x_t".to_string(),
+                ];
+                let width = ((ui.available_width() - 24.0) / 3.0).max(64.0);
+                ui.horizontal_top(|ui| {
+                    let mut grids = grids;
+                    for (i, cap) in captions.iter().enumerate() {
+                        let img = grids.as_mut().and_then(|g| g[i].take());
+                        match img {
+                            Some(img) => {
+                                images::panel(ui, &mut self.textures[i], &format!("view{i}"), img, cap, width)
+                            }
+                            None if grids.is_some() => {
+                                // A step without this prediction (x_T): drop the stale picture.
+                                self.textures[i] = None;
+                            }
+                            None => {
+                                if let Some(tex) = &self.textures[i] {
+                                    let sz = tex.size_vec2();
+                                    ui.vertical(|ui| {
+                                        ui.label(cap.as_str());
+                                        ui.image((tex.id(), egui::vec2(width, width * sz.y / sz.x)));
+                                    });
+                                }
+                            }
+                        }
+                    }
+                });
+                ui.label(
+                    "x̂0 = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: early on it is a blurry average of plausible digits; \
+                     it sharpens as the noise is removed. The step mixes x̂0 and x_t to get x_(t−1).",
+                );
+            } else {
+                let trail: Vec<&[f32]> =
+                    (v.saturating_sub(4)..=v).map(|k| s.states[k].x.as_slice()).collect();
+                points::draw(ui, &trail, s.settings.labels.as_deref(), m.data_range);
+            }
         });
     }
 }

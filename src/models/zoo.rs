@@ -122,6 +122,59 @@ pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<GaussianModel> {
     )
 }
 
+/// Build a model from files a user handed over (dropped on the window, or picked in the browser):
+/// `config.json`, `scheduler_config.json` and one `.safetensors` weights file, by file name.
+pub fn load_files(gpu: &Gpu, name: &str, files: &[(String, Vec<u8>)]) -> Result<GaussianModel> {
+    let base = |f: &str| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string();
+    let find = |want: &str| files.iter().find(|(f, _)| base(f) == want);
+    let text = |want: &str| -> Result<String> {
+        let (f, b) = find(want).ok_or_else(|| Error::Config {
+            file: want.to_string(),
+            detail: format!(
+                "missing: a model needs config.json, scheduler_config.json and one .safetensors file \
+                 (got {})",
+                files.iter().map(|(f, _)| base(f)).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        String::from_utf8(b.clone()).map_err(|_| Error::Config {
+            file: f.clone(),
+            detail: "not UTF-8 text".into(),
+        })
+    };
+    let config = text("config.json")?;
+    let scheduler = text("scheduler_config.json")?;
+    let st: Vec<&(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(f, _)| f.ends_with(".safetensors") && !base(f).starts_with("examples"))
+        .collect();
+    let (wf, wb) = match st.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::Config {
+                file: name.to_string(),
+                detail: "no .safetensors weights among the files (pickled .bin files are not read)"
+                    .into(),
+            })
+        }
+        many => {
+            return Err(Error::Config {
+                file: name.to_string(),
+                detail: format!("{} .safetensors files; expected one", many.len()),
+            })
+        }
+    };
+    let w = Weights::from_bytes(wb, wf)?;
+    build(
+        gpu,
+        name,
+        &config,
+        "config.json",
+        &scheduler,
+        "scheduler_config.json",
+        w,
+    )
+}
+
 /// Load a model folder: `config.json`, `scheduler_config.json` (or `scheduler/scheduler_config.json`,
 /// as in diffusers pipelines; `unet/` subfolders too) and one `.safetensors` weights file.
 #[cfg(not(target_arch = "wasm32"))]

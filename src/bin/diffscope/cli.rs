@@ -16,6 +16,12 @@ struct Cli {
     /// "cpu" / "gpu". Overrides the DIFFSCOPE_ADAPTER environment variable.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// The app opens this shipped model (see `info --models`) instead of the default.
+    #[arg(long, value_name = "MODEL")]
+    open: Option<String>,
+    /// The app opens your own model folder (config.json, scheduler_config.json, one .safetensors).
+    #[arg(long, value_name = "DIR", conflicts_with = "open")]
+    open_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -56,7 +62,22 @@ pub fn main() -> ExitCode {
         adapter: cli.adapter.clone(),
     };
     let result = match cli.command {
-        None => run_app(&opts),
+        None => {
+            let start = match (cli.open, cli.open_dir) {
+                (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
+                (Some(m), None) => diffscope::models::zoo::shipped(&m)
+                    .map(|_| diffscope::app::Start::Shipped(m)),
+                (None, None) => Ok(diffscope::app::Start::Shipped(
+                    diffscope::models::zoo::DEFAULT_MODEL.to_string(),
+                )),
+            };
+            start.and_then(|s| run_app(&opts, s))
+        }
+        Some(_) if cli.open.is_some() || cli.open_dir.is_some() => Err(diffscope::Error::Invalid(
+            "--open and --open-dir are for the app (no subcommand); sample and forward take --model \
+             or --model-dir"
+                .into(),
+        )),
         Some(Command::Info { models: true, .. }) => {
             for m in diffscope::models::zoo::SHIPPED {
                 println!("{:<16} {}", m.name, m.summary);
@@ -77,7 +98,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_app(opts: &GpuOptions) -> diffscope::Result<()> {
+fn run_app(opts: &GpuOptions, start: diffscope::app::Start) -> diffscope::Result<()> {
     use std::sync::Arc;
     let choice = opts.adapter.clone();
     let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
@@ -116,7 +137,11 @@ fn run_app(opts: &GpuOptions) -> diffscope::Result<()> {
     eframe::run_native(
         "diffscope",
         options,
-        Box::new(|cc| Ok(Box::new(diffscope::app::DiffscopeApp::new(cc)))),
+        Box::new(|cc| {
+            Ok(Box::new(diffscope::app::DiffscopeApp::with_start(
+                cc, start,
+            )))
+        }),
     )
     .map_err(|e| diffscope::Error::Device(format!("could not open the app window: {e}")))
 }
