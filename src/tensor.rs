@@ -239,6 +239,25 @@ impl Tensor {
         }
     }
 
+    /// Start reading several tensors back with one submission. Never blocks.
+    pub fn read_many(tensors: &[&Tensor]) -> Vec<TensorReadback> {
+        let Some(first) = tensors.first() else {
+            return Vec::new();
+        };
+        let bufs: Vec<(&crate::gpu::GpuBuffer, u64)> =
+            tensors.iter().map(|t| (&*t.buf, t.bytes())).collect();
+        first
+            .gpu()
+            .read_many(&bufs)
+            .into_iter()
+            .zip(tensors)
+            .map(|(inner, t)| TensorReadback {
+                inner,
+                dtype: t.dtype,
+            })
+            .collect()
+    }
+
     /// Read back as f32, blocking (native: CLI, tests, benches).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn to_f32(&self) -> Result<Vec<f32>> {

@@ -31,12 +31,19 @@ struct PendingFrame {
 }
 
 impl PendingFrame {
+    /// Starts the readbacks, submitting the step recorded so far with them (one submission).
     fn new(index: usize, x: &Tensor, x0: Option<&Tensor>, eps: Option<&Tensor>) -> PendingFrame {
+        let all: Vec<&Tensor> = [Some(x), x0, eps].into_iter().flatten().collect();
+        let mut rbs = Tensor::read_many(&all).into_iter();
+        let mut next = |want: bool| if want { rbs.next() } else { None };
+        let x = next(true).expect("x is always read");
+        let x0 = next(x0.is_some());
+        let eps = next(eps.is_some());
         PendingFrame {
             index,
-            x: x.read(),
-            x0: x0.map(Tensor::read),
-            eps: eps.map(Tensor::read),
+            x,
+            x0,
+            eps,
             got: [None, None, None],
         }
     }
@@ -372,7 +379,6 @@ impl DiffscopeApp {
             return;
         }
         let k = s.states.len() - 1;
-        let gpu = m.denoiser.gpu().expect("device").clone();
         // Image models show what the network predicted at every step; points show only the state.
         let images = m.denoiser.sample_shape().len() == 3;
         let extras = crate::ops::update::Extras {
@@ -384,7 +390,6 @@ impl DiffscopeApp {
             .step(m.denoiser.as_ref(), &s.x, &s.plan, k, &s.settings, extras);
         match out {
             Ok(o) => {
-                gpu.submit();
                 s.x = o.x_prev;
                 s.pending = Some(PendingFrame::new(
                     k + 1,

@@ -625,6 +625,30 @@ impl Gpu {
     /// Submit pending work and copy `bytes` of `buf` back to the host without blocking: poll the
     /// returned [`Readback`] each frame, `.await` it, or (native only) `wait()` on it.
     pub fn read(&self, buf: &GpuBuffer, bytes: u64) -> Readback {
+        self.read_many(&[(buf, bytes)])
+            .pop()
+            .expect("one readback per buffer")
+    }
+
+    /// Start reading several buffers back with one submission (the step's own work included): a
+    /// reverse step that also shows x̂0 and ε̂ stays one submission.
+    pub fn read_many(&self, bufs: &[(&GpuBuffer, u64)]) -> Vec<Readback> {
+        let staged: Vec<_> = bufs
+            .iter()
+            .map(|&(buf, bytes)| (self.stage_copy(buf, bytes), bytes))
+            .collect();
+        self.submit();
+        staged
+            .into_iter()
+            .map(|((staging, size), bytes)| {
+                Counters::add(&self.0.counters.bytes_read_back, bytes);
+                Readback::start(self.clone(), staging, size, bytes)
+            })
+            .collect()
+    }
+
+    /// Record a copy of `buf` into a staging buffer (mapped only after the submit).
+    fn stage_copy(&self, buf: &GpuBuffer, bytes: u64) -> (pool::PooledBuffer, u64) {
         let size = bytes.next_multiple_of(4).max(4);
         let (staging, created) =
             self.state()
@@ -640,9 +664,7 @@ impl Gpu {
             dst_offset: 0,
             size,
         });
-        self.submit();
-        Counters::add(&self.0.counters.bytes_read_back, bytes);
-        Readback::start(self.clone(), staging, size, bytes)
+        (staging, size)
     }
 
     /// Block until all submitted work is done (native only; the web cannot block).

@@ -103,3 +103,26 @@ fn adapter_choice_that_matches_nothing_is_an_error() {
     assert!(matches!(e, Error::NoAdapter(_)), "{e}");
     assert!(e.to_string().contains("no-such-adapter-xyz"));
 }
+
+#[test]
+fn several_readbacks_with_the_recorded_step_are_one_submission() {
+    let g = gpu();
+    let a = Tensor::from_f32(&g, &[3, 5], &(0..15).map(|i| i as f32).collect::<Vec<_>>()).unwrap();
+    let b = Tensor::from_f32(&g, &[7], &[0.5; 7]).unwrap();
+    g.wait_idle().unwrap();
+    let before = g.counters();
+    // Recorded work (two kernels) plus three readbacks: one submission.
+    let c = ew::unary_affine(&a, ew::Unary::Identity, -1.0, 0.0).unwrap();
+    let d = ew::unary_affine(&b, ew::Unary::Identity, -1.0, 0.0).unwrap();
+    let rbs = Tensor::read_many(&[&a, &c, &d]);
+    let after = g.counters();
+    assert_eq!(after.submissions - before.submissions, 1);
+    let got: Vec<Vec<f32>> = rbs
+        .into_iter()
+        .map(|r| pollster::block_on(r.f32()).unwrap())
+        .collect();
+    assert_eq!(got[0][14], 14.0);
+    assert_eq!(got[1][14], -14.0);
+    assert_eq!(got[2], vec![-0.5; 7]);
+    assert!(Tensor::read_many(&[]).is_empty());
+}
