@@ -4,7 +4,7 @@
 # it in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh --browser
+source scripts/setup.sh --browser --window
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 rustup component list --installed | grep -q rustfmt || rustup component add rustfmt
 rustup component list --installed | grep -q clippy || rustup component add clippy
@@ -18,6 +18,14 @@ step "clippy (wasm32)"
 cargo clippy --lib --bin diffscope --target wasm32-unknown-unknown --locked -- -D warnings
 step "tests"
 cargo test --locked -- --test-threads=2
+step "native app window under Xvfb: self-check and screenshot"
+display=":$((90 + RANDOM % 100))"
+Xvfb "$display" -screen 0 1280x800x24 >/dev/null 2>&1 &
+xvfb_pid=$!
+trap 'kill $xvfb_pid 2>/dev/null || true' EXIT
+sleep 1
+DISPLAY="$display" ./target/debug/diffscope --screenshot target/app-window.png --after-steps 5 --timeout 300
+kill $xvfb_pid 2>/dev/null || true
 step "browser build (wasm32 release + wasm-bindgen) and end-to-end test in headless Chromium"
 ./scripts/build-web.sh
 (cd tests/web && npm ci --no-audit --no-fund --silent)

@@ -2,6 +2,8 @@
 //! one step per frame without blocking, scrub through every recorded step, and explore the forward
 //! process. Compute runs on eframe's own wgpu device.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod autopilot;
 mod images;
 mod points;
 mod schedule;
@@ -124,6 +126,8 @@ pub struct DiffscopeApp {
     #[cfg(not(target_arch = "wasm32"))]
     user_dir: String,
     dropped_inbox: DroppedInbox,
+    #[cfg(not(target_arch = "wasm32"))]
+    autopilot: Option<autopilot::Autopilot>,
 }
 
 /// Dropped files, read: (name, bytes or why not), one batch per drop.
@@ -144,6 +148,13 @@ impl DiffscopeApp {
 
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
         Self::with_start(cc, Start::Shipped(zoo::DEFAULT_MODEL.to_string()))
+    }
+
+    /// Run the native self-check (see [`autopilot`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_autopilot(mut self, ap: autopilot::Autopilot) -> Self {
+        self.autopilot = Some(ap);
+        self
     }
 
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
@@ -173,6 +184,8 @@ impl DiffscopeApp {
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
             dropped_inbox: Default::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            autopilot: None,
         };
         match cc.wgpu_render_state.as_ref() {
             Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
@@ -718,6 +731,13 @@ impl eframe::App for DiffscopeApp {
             self.error.get_or_insert(format!("GPU: {e}"));
         }
         self.take_dropped_files(ui.ctx());
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(mut ap) = self.autopilot.take() {
+            let recorded = self.session.as_ref().map_or(0, |s| s.states.len());
+            let error = self.error.clone();
+            ap.drive(ui.ctx(), recorded, error.as_deref(), || self.status_json());
+            self.autopilot = Some(ap);
+        }
         self.pump();
         self.pump_forward();
         if let Some(s) = &self.session {

@@ -22,6 +22,15 @@ struct Cli {
     /// The app opens your own model folder (config.json, scheduler_config.json, one .safetensors).
     #[arg(long, value_name = "DIR", conflicts_with = "open")]
     open_dir: Option<std::path::PathBuf>,
+    /// Self-check of the app window (tests under Xvfb): sample until --after-steps steps are
+    /// recorded, save a screenshot of the window here, print the app's status and close. Fails if the
+    /// app shows an error or does not advance within --timeout seconds.
+    #[arg(long, value_name = "PNG", hide = true)]
+    screenshot: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 5, hide = true, requires = "screenshot")]
+    after_steps: usize,
+    #[arg(long, default_value_t = 300, hide = true, requires = "screenshot")]
+    timeout: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -71,7 +80,10 @@ pub fn main() -> ExitCode {
                     diffscope::models::zoo::DEFAULT_MODEL.to_string(),
                 )),
             };
-            start.and_then(|s| run_app(&opts, s))
+            let autopilot = cli.screenshot.map(|p| {
+                diffscope::app::autopilot::Autopilot::new(p, cli.after_steps, cli.timeout)
+            });
+            start.and_then(|s| run_app(&opts, s, autopilot))
         }
         Some(_) if cli.open.is_some() || cli.open_dir.is_some() => Err(diffscope::Error::Invalid(
             "--open and --open-dir are for the app (no subcommand); sample and forward take --model \
@@ -98,7 +110,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_app(opts: &GpuOptions, start: diffscope::app::Start) -> diffscope::Result<()> {
+fn run_app(
+    opts: &GpuOptions,
+    start: diffscope::app::Start,
+    autopilot: Option<diffscope::app::autopilot::Autopilot>,
+) -> diffscope::Result<()> {
+    let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
     use std::sync::Arc;
     let choice = opts.adapter.clone();
     let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
@@ -138,12 +155,27 @@ fn run_app(opts: &GpuOptions, start: diffscope::app::Start) -> diffscope::Result
         "diffscope",
         options,
         Box::new(|cc| {
-            Ok(Box::new(diffscope::app::DiffscopeApp::with_start(
-                cc, start,
-            )))
+            let app = diffscope::app::DiffscopeApp::with_start(cc, start);
+            Ok(Box::new(match autopilot {
+                Some(a) => app.with_autopilot(a),
+                None => app,
+            }))
         }),
     )
-    .map_err(|e| diffscope::Error::Device(format!("could not open the app window: {e}")))
+    .map_err(|e| diffscope::Error::Device(format!("could not open the app window: {e}")))?;
+    match outcome.map(|o| o.lock().unwrap_or_else(|p| p.into_inner()).take()) {
+        None => Ok(()),
+        Some(Some(Ok(status))) => {
+            println!("{status}");
+            Ok(())
+        }
+        Some(Some(Err(e))) => Err(diffscope::Error::Invalid(format!(
+            "app self-check failed: {e}"
+        ))),
+        Some(None) => Err(diffscope::Error::Invalid(
+            "app self-check failed: the window closed before the check finished".into(),
+        )),
+    }
 }
 
 fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {

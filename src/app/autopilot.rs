@@ -1,0 +1,79 @@
+//! Headless-friendly self-check of the native app (used by the test script under Xvfb): open the app,
+//! let it sample until `after_steps` steps are recorded, take a screenshot of the real window, write
+//! it as PNG with the app's status, and close. A run that shows an error or never advances fails.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub struct Autopilot {
+    pub screenshot: PathBuf,
+    pub after_steps: usize,
+    pub timeout: std::time::Duration,
+    /// Filled when the app closes: the status JSON, or why the check failed.
+    pub outcome: Arc<Mutex<Option<Result<String, String>>>>,
+    pub(super) started: Option<std::time::Instant>,
+    pub(super) requested: bool,
+    pub(super) shot: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+}
+
+impl Autopilot {
+    pub fn new(screenshot: PathBuf, after_steps: usize, timeout_s: u64) -> Autopilot {
+        Autopilot {
+            screenshot,
+            after_steps,
+            timeout: std::time::Duration::from_secs(timeout_s),
+            outcome: Arc::default(),
+            started: None,
+            requested: false,
+            shot: Arc::default(),
+        }
+    }
+
+    /// Called every frame with the app's step count, error and status.
+    pub(super) fn drive(
+        &mut self,
+        ctx: &egui::Context,
+        recorded: usize,
+        error: Option<&str>,
+        status: impl FnOnce() -> String,
+    ) {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        ctx.request_repaint();
+        let timed_out = started.elapsed() > self.timeout;
+        if !self.requested && (recorded >= self.after_steps || error.is_some() || timed_out) {
+            self.requested = true;
+            let slot = self.shot.clone();
+            let c = ctx.clone();
+            ctx.request_screenshot(move |img| {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(img);
+                c.request_repaint();
+            });
+        }
+        let shot = self.shot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(img) = shot {
+            let saved = save_png(&self.screenshot, &img);
+            let outcome = match (error, saved) {
+                (Some(e), _) => Err(format!("the app shows an error: {e}")),
+                (None, Err(e)) => Err(format!("{}: {e}", self.screenshot.display())),
+                (None, Ok(())) if recorded < self.after_steps => Err(format!(
+                    "only {recorded} of {} steps after {:?}",
+                    self.after_steps, self.timeout
+                )),
+                (None, Ok(())) => Ok(status()),
+            };
+            *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+fn save_png(path: &std::path::Path, img: &egui::ColorImage) -> std::io::Result<()> {
+    let f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut enc = png::Encoder::new(f, img.size[0] as u32, img.size[1] as u32);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().map_err(std::io::Error::other)?;
+    let bytes: Vec<u8> = img.pixels.iter().flat_map(|p| p.to_array()).collect();
+    w.write_image_data(&bytes).map_err(std::io::Error::other)?;
+    w.finish().map_err(std::io::Error::other)
+}
