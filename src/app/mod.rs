@@ -439,7 +439,10 @@ impl DiffscopeApp {
         let Some(ex) = self.examples.get(self.label as usize) else {
             return;
         };
-        let r = Tensor::from_f32(gpu, &[ex.len() / 2, 2], ex)
+        let per: usize = m.denoiser.sample_shape().iter().product();
+        let mut shape = vec![ex.len() / per.max(1)];
+        shape.extend_from_slice(m.denoiser.sample_shape());
+        let r = Tensor::from_f32(gpu, &shape, ex)
             .and_then(|x0| m.process.forward(&x0, want, self.seed));
         match r {
             Ok((xt, _)) => self.forward_pending = Some((want, xt.read())),
@@ -680,12 +683,17 @@ impl DiffscopeApp {
 }
 
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
+    // One entry per label: a point set ("points", [labels, N, 2]) or a few images ("images",
+    // [labels, K, C, H, W]).
     let mut w = Weights::from_bytes(bytes, "examples")?;
-    let shape = w
-        .shape_of("points")
-        .ok_or_else(|| crate::Error::Invalid("examples lack \"points\"".into()))?
-        .to_vec();
-    let t = w.take("points", &shape)?;
+    let name = ["points", "images"]
+        .into_iter()
+        .find(|n| w.contains(n))
+        .ok_or_else(|| {
+            crate::Error::Invalid("examples hold neither \"points\" nor \"images\"".into())
+        })?;
+    let shape = w.shape_of(name).unwrap_or_default().to_vec();
+    let t = w.take(name, &shape)?;
     let per = t.data.len() / shape[0].max(1);
     Ok(t.data.chunks(per).map(|c| c.to_vec()).collect())
 }
@@ -780,7 +788,20 @@ impl eframe::App for DiffscopeApp {
                          ᾱ_t is the share of the signal's variance left after t noising steps; \
                          as it falls to 0 every shape dissolves into the same Gaussian."
                     ));
-                    points::draw(ui, &[pts.as_slice()], None, m.data_range);
+                    if let &[c, h, w] = m.denoiser.sample_shape() {
+                        let n = pts.len() / (c * h * w).max(1);
+                        let img = images::grid(
+                            pts,
+                            [n, c, h, w],
+                            n.min(8),
+                            images::Scale::Range(m.data_range),
+                        );
+                        let width = ui.available_width().min(900.0);
+                        images::panel(ui, &mut self.textures[0], "view0", img, "x_t ~ q(x_t | x0)", width);
+                        self.textures_show = None;
+                    } else {
+                        points::draw(ui, &[pts.as_slice()], None, m.data_range);
+                    }
                 }
                 return;
             }

@@ -132,6 +132,8 @@ struct Inner {
     counters: Counters,
     state: Mutex<State>,
     last_error: Arc<Mutex<Option<String>>>,
+    /// Per-kernel wall time when profiling (native): (family::entry) → (dispatches, seconds).
+    profile: Mutex<Option<std::collections::BTreeMap<String, (u64, f64)>>>,
 }
 
 /// A handle to the device and its runtime state; cheap to clone.
@@ -365,6 +367,7 @@ impl Gpu {
             counters: Counters::default(),
             state: Mutex::new(State::default()),
             last_error,
+            profile: Mutex::new(None),
         })))
     }
 
@@ -497,6 +500,12 @@ impl Gpu {
         if full {
             self.submit();
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        let profiling = self.profiling();
+        #[cfg(not(target_arch = "wasm32"))]
+        if profiling {
+            self.wait_idle()?;
+        }
         let mut st = self.state();
         let (kernel, created) = st
             .kernels
@@ -522,8 +531,50 @@ impl Gpu {
             offset,
             groups,
         });
+        drop(st);
         Counters::add(&self.0.counters.dispatches, 1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if profiling {
+            let t0 = std::time::Instant::now();
+            self.wait_idle()?;
+            let secs = t0.elapsed().as_secs_f64();
+            let mut p = self.0.profile.lock().unwrap_or_else(|p| p.into_inner());
+            let e = p
+                .get_or_insert_with(Default::default)
+                .entry(format!("{}::{}", spec.family, spec.entry))
+                .or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += secs;
+        }
         Ok(())
+    }
+
+    /// Time every dispatch on its own (native; each is submitted and waited for, so the whole run is
+    /// slower, but the split between kernels is what a profile is for).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn set_profiling(&self, on: bool) {
+        *self.0.profile.lock().unwrap_or_else(|p| p.into_inner()) = on.then(Default::default);
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn profiling(&self) -> bool {
+        self.0
+            .profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Kernel → (dispatches, seconds) since profiling was switched on, slowest first.
+    pub fn profile_report(&self) -> Vec<(String, u64, f64)> {
+        let p = self.0.profile.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = p
+            .iter()
+            .flatten()
+            .map(|(k, &(n, s))| (k.clone(), n, s))
+            .collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 
     /// Record a buffer-to-buffer copy.

@@ -2,7 +2,7 @@
 //! with rtol 1e-4, atol 1e-5. Upsampling is a copy and must be exact.
 
 use crate::common::{assert_close, gpu, Rng};
-use diffscope::ops::conv::{self, Padding};
+use diffscope::ops::conv::{self, ConvKernel, Padding};
 use diffscope::{Error, Tensor};
 
 /// Direct convolution in f64: (x, [n, cin, h, w]), (weight, [cout, kh, kw]).
@@ -122,6 +122,20 @@ fn conv2d_matches_cpu() {
             pad: Padding::new(1, 0, 2, 3),
         },
         Case {
+            x: [2, 3, 10, 11],
+            w: [6, 5, 5],
+            bias: true,
+            stride: 3,
+            pad: Padding::same(2),
+        },
+        Case {
+            x: [1, 5, 6, 7],
+            w: [5, 1, 1],
+            bias: false,
+            stride: 1,
+            pad: Padding::same(0),
+        },
+        Case {
             x: [1, 1, 1, 1],
             w: [1, 1, 1],
             bias: true,
@@ -140,15 +154,26 @@ fn conv2d_matches_cpu() {
         let tb = Tensor::from_f32(&g, &[cout], &bv).unwrap();
         let bias = c.bias.then_some(&bv[..]);
         let (want, shape) = cpu_conv2d(&xv, c.x, &wv, c.w, bias, c.stride, c.pad);
-        let got = conv::conv2d(&tx, &tw, c.bias.then_some(&tb), c.stride, c.pad).unwrap();
-        assert_eq!(got.shape(), &shape);
-        assert_close(
-            &format!("conv2d x {:?} w {:?} s{} {:?}", c.x, c.w, c.stride, c.pad),
-            &got.to_f32().unwrap(),
-            &want,
-            1e-4,
-            1e-5,
-        );
+        // Both kernels, wherever the direct one applies (its row segment must fit).
+        let mut kernels = vec![ConvKernel::Gemm];
+        if ConvKernel::pick(kw, c.stride) == ConvKernel::Direct {
+            kernels.push(ConvKernel::Direct);
+        }
+        for k in kernels {
+            let got =
+                conv::conv2d_with(&tx, &tw, c.bias.then_some(&tb), c.stride, c.pad, k).unwrap();
+            assert_eq!(got.shape(), &shape);
+            assert_close(
+                &format!(
+                    "conv2d {k:?} x {:?} w {:?} s{} {:?}",
+                    c.x, c.w, c.stride, c.pad
+                ),
+                &got.to_f32().unwrap(),
+                &want,
+                1e-4,
+                1e-5,
+            );
+        }
     }
 }
 

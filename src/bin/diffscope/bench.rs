@@ -141,6 +141,33 @@ fn mlp_step(gpu: &Gpu, steps: usize) -> Result<(CounterSnapshot, f64)> {
     ))
 }
 
+/// 3×3 convolutions at the shapes of a small MNIST UNet: the direct kernel against the tiled GEMM.
+fn conv_bench(gpu: &Gpu, reps: usize, print: bool) -> Result<Vec<serde_json::Value>> {
+    use diffscope::ops::conv::{conv2d_with, ConvKernel, Padding};
+    let mut out = Vec::new();
+    for (n, c, hw) in [(16, 16, 28), (16, 32, 14), (16, 96, 7)] {
+        let x = Tensor::from_f32(gpu, &[n, c, hw, hw], &ramp(n * c * hw * hw))?;
+        let w = Tensor::from_f32(gpu, &[c, c, 3, 3], &ramp(c * c * 9))?;
+        let flop = 2.0 * (n * c * c * 9 * hw * hw) as f64;
+        let mut row = json!({"n": n, "channels": c, "size": hw});
+        for (name, k) in [("direct", ConvKernel::Direct), ("gemm", ConvKernel::Gemm)] {
+            let secs = median_secs(gpu, reps, || {
+                conv2d_with(&x, &w, None, 1, Padding::same(1), k).map(|_| ())
+            })?;
+            row[name] = json!(flop / secs / 1e9);
+        }
+        if print {
+            eprintln!(
+                "conv2d 3x3 [{n},{c},{hw},{hw}]: direct {:.2} GFLOP/s, gemm {:.2} GFLOP/s",
+                row["direct"].as_f64().unwrap_or(0.0),
+                row["gemm"].as_f64().unwrap_or(0.0)
+            );
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
     let gpu = Gpu::new(opts)?;
     let (sizes, reps, bw_n): (&[usize], usize, usize) = if args.quick {
@@ -160,6 +187,7 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
             mm.push(json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}));
         }
     }
+    let conv = conv_bench(&gpu, if args.quick { 1 } else { 3 }, !args.json)?;
     let (ddpm_gbps, copy_gbps) = bandwidth(&gpu, bw_n, reps)?;
     let (counters, ms) = mlp_step(&gpu, if args.quick { 3 } else { 20 })?;
     let s = gpu.summary();
@@ -167,6 +195,7 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
         "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
         "quick": args.quick,
         "matmul": mm,
+        "conv2d": conv,
         "bandwidth_elements": bw_n,
         "ddpm_step_gbps": ddpm_gbps,
         "copy_gbps": copy_gbps,

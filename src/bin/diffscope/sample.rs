@@ -71,6 +71,9 @@ pub struct SampleArgs {
     /// Also store every step (x_t, x̂0, ε̂) in this .safetensors file.
     #[arg(long)]
     trajectory: Option<PathBuf>,
+    /// Time every kernel on its own and print where the time goes (slower overall).
+    #[arg(long)]
+    profile: bool,
 }
 
 fn ext(p: &Path) -> String {
@@ -157,6 +160,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         labels: labels.clone(),
         guidance: (a.cfg != 1.0).then_some(a.cfg),
     };
+    gpu.set_profiling(a.profile);
     let t0 = std::time::Instant::now();
     let traj = sample_blocking(
         &model,
@@ -172,6 +176,21 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         a.sampler,
         t0.elapsed().as_secs_f64()
     );
+    if a.profile {
+        let rows = gpu.profile_report();
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        eprintln!(
+            "{:<40} {:>9} {:>10} {:>6}",
+            "kernel", "dispatches", "ms", "share"
+        );
+        for (k, n, secs) in rows {
+            eprintln!(
+                "{k:<40} {n:>9} {:>10.1} {:>5.1}%",
+                secs * 1e3,
+                100.0 * secs / total.max(1e-12)
+            );
+        }
+    }
     if let Some(p) = &a.trajectory {
         std::fs::write(p, traj.to_safetensors()?)?;
     }
