@@ -1,5 +1,6 @@
-//! The noise schedule as a small plot: ᾱ_t (signal kept) and 1 − ᾱ_t (noise), with the step being
-//! viewed marked, so the reverse run can be read against the schedule.
+//! The noise schedule as a small plot: ᾱ_t (signal kept), 1 − ᾱ_t (noise) and the log signal-to-noise
+//! ratio, with the step being viewed marked and its exact values (β_t, ᾱ_t, SNR) below, so the reverse
+//! run can be read against the schedule.
 
 use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
@@ -38,6 +39,24 @@ pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>)
         noise,
         Stroke::new(1.5, Color32::from_rgb(255, 140, 60)),
     ));
+    // log SNR spans tens of nats: drawn on its own scale, from its minimum (bottom) to maximum (top).
+    let snr: Vec<f32> = alphas_cumprod.iter().map(|&a| log_snr(a)).collect();
+    let (lo, hi) = snr
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    if hi > lo {
+        let snr_line: Vec<Pos2> = snr
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, &v)| at(i, (v - lo) / (hi - lo)))
+            .collect();
+        painter.add(egui::Shape::line(
+            snr_line,
+            Stroke::new(1.0, Color32::from_rgb(120, 200, 120)),
+        ));
+    }
     if let Some(t) = current_t.filter(|&t| t < alphas_cumprod.len()) {
         let x = at(t, 0.0).x;
         painter.line_segment(
@@ -47,8 +66,26 @@ pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>)
     }
     ui.label(
         egui::RichText::new(
-            "blue: ᾱ_t, the share of signal variance kept · orange: 1 − ᾱ_t, the noise",
+            "blue: ᾱ_t, the share of signal variance kept · orange: 1 − ᾱ_t, the noise · green: \
+             log SNR = log(ᾱ_t / (1 − ᾱ_t)), rescaled",
         )
         .small(),
     );
+    if let Some(t) = current_t.filter(|&t| t < alphas_cumprod.len()) {
+        let a = alphas_cumprod[t];
+        let prev = if t == 0 { 1.0 } else { alphas_cumprod[t - 1] };
+        let beta = 1.0 - a / prev;
+        ui.label(
+            egui::RichText::new(format!(
+                "t = {t}: β_t = {beta:.4}, ᾱ_t = {a:.4}, SNR = {:.3} (log {:.2})",
+                a / (1.0 - a),
+                log_snr(a)
+            ))
+            .small(),
+        );
+    }
+}
+
+fn log_snr(a: f32) -> f32 {
+    (a / (1.0 - a)).ln()
 }
