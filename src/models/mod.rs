@@ -2,7 +2,10 @@
 //! its timestep and an optional label to the network's output (ε, x0 or v for Gaussian models, logits
 //! for discrete ones). Samplers live in `crate::process` and never look inside a model.
 
+pub mod digress;
 pub mod film_mlp;
+pub mod graph_features;
+pub mod graph_transformer;
 pub mod unet;
 pub mod zoo;
 
