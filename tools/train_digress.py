@@ -198,7 +198,7 @@ def main():
             "loss": "CE_X + 5 CE_E (TrainLossDiscrete, lambda_train [5, 0])",
             "final_loss_mean_last_200": float(np.mean(losses[-200:])) if losses else None,
             "first_loss_mean_first_50": float(np.mean(losses[:50])) if losses else None,
-            "cpu_seconds_total": elapsed_before + (time.time() - t0),
+            "wall_seconds_total": elapsed_before + (time.time() - t0),
             "torch_threads": args.threads,
         },
         "data": (f"{preset['dataset']}: {PRESETS[args.name]}, 200 graphs (train 128 / val 32 / test 40), "

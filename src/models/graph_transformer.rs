@@ -99,7 +99,7 @@ impl Dims {
             file: file.to_string(),
             detail,
         };
-        if d.heads == 0 || d.dx % d.heads != 0 {
+        if d.heads == 0 || !d.dx.is_multiple_of(d.heads) {
             return Err(bad(format!(
                 "dx = {} must be a multiple of n_head = {}",
                 d.dx, d.heads

@@ -6,6 +6,7 @@ pub mod digress;
 pub mod film_mlp;
 pub mod graph_features;
 pub mod graph_transformer;
+pub mod graph_zoo;
 pub mod unet;
 pub mod zoo;
 

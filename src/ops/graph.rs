@@ -175,14 +175,14 @@ pub fn node_edge_attention(
     for t in [qkv, e12, ymod] {
         t.expect_dtype(OP, DType::F32)?;
     }
-    if qkv.dims() != 3 || qkv.dim(2) % 3 != 0 {
+    if qkv.dims() != 3 || !qkv.dim(2).is_multiple_of(3) {
         return Err(Error::shape(
             OP,
             format!("qkv {:?} must be [B, n, 3·dx]", qkv.shape()),
         ));
     }
     let (b, n, dx) = (qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3);
-    if heads == 0 || dx % heads != 0 {
+    if heads == 0 || !dx.is_multiple_of(heads) {
         return Err(Error::shape(
             OP,
             format!("dx = {dx} is not a multiple of {heads} heads"),

@@ -144,7 +144,7 @@ impl GraphBatch {
             }
             for i in 0..n {
                 let xi = x[g * n + i];
-                if (i < c && xi as usize >= dx && xi != NONE) || (i >= c && xi != NONE) {
+                if xi != NONE && (i >= c || xi as usize >= dx) {
                     return Err(Error::Invalid(format!(
                         "graph {g}: node {i} has class {xi} (classes are below {dx}; padding is NONE)"
                     )));
@@ -152,7 +152,7 @@ impl GraphBatch {
                 for j in 0..n {
                     let v = e[(g * n + i) * n + j];
                     let valid = i < c && j < c;
-                    if (valid && v as usize >= de && v != NONE) || (!valid && v != NONE) {
+                    if v != NONE && (!valid || v as usize >= de) {
                         return Err(Error::Invalid(format!(
                             "graph {g}: pair ({i}, {j}) has class {v} (classes are below {de}; padding is NONE)"
                         )));
@@ -231,6 +231,7 @@ impl Digress {
         self.schedule.steps
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn draw(
         &self,
         px: &Tensor,

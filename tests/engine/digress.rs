@@ -423,3 +423,38 @@ fn digress_transformer_matches_pytorch() {
     assert!(net.forward(&y, &e, &y, &counts).is_err());
     assert!(net.forward(&x, &e, &y, &[9, 9, 9]).is_err());
 }
+
+#[test]
+fn digress_graph_files_are_validated() {
+    use diffscope::models::digress::{validate_graphs, Graph};
+    let ok = Graph {
+        num_nodes: 3,
+        node_classes: vec![0; 3],
+        edges: vec![(0, 1, 1), (2, 1, 1)],
+    };
+    assert!(validate_graphs(std::slice::from_ref(&ok), 1, 2, 16).is_ok());
+    let bad = |f: &dyn Fn(&mut Graph), want: &str| {
+        let mut g = ok.clone();
+        f(&mut g);
+        let e = validate_graphs(&[g], 1, 2, 16).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    };
+    bad(&|g| g.edges.push((1, 1, 1)), "self-loop");
+    bad(&|g| g.edges.push((1, 0, 2)), "out of range");
+    bad(&|g| g.edges[1].2 = 2, "class 2");
+    bad(&|g| g.edges.push((1, 2, 1)), "listed twice");
+    bad(&|g| g.edges.push((0, 7, 1)), "outside");
+    bad(&|g| g.node_classes[0] = 3, "node class 3");
+    bad(
+        &|g| {
+            g.num_nodes = 40;
+            g.node_classes = vec![0; 40];
+        },
+        "supports 1 to 16",
+    );
+    // Asymmetric: the same pair in both orders with different classes (three edge classes).
+    let mut g = ok.clone();
+    g.edges.push((1, 0, 2));
+    let e = validate_graphs(&[g], 1, 3, 16).unwrap_err().to_string();
+    assert!(e.contains("asymmetric"), "{e}");
+}
