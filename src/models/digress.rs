@@ -6,7 +6,7 @@ use super::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransforme
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::graph::{onehot, NONE};
-use crate::process::graph::{sample_node_counts, Digress, GraphBatch, GraphNoise};
+use crate::process::graph::{sample_node_counts, Digress, GraphBatch};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 
@@ -109,6 +109,7 @@ impl DigressModel {
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<DigressModel> {
         let cfg_path = dir.join("config.json");
         let json = std::fs::read_to_string(&cfg_path)?;
@@ -162,6 +163,8 @@ impl DigressModel {
         self.net.forward(&x_in, &e_in, &y_in, &z.counts)
     }
 
+    /// Native only: it blocks on a readback every step (the app steps asynchronously instead).
+    #[cfg(not(target_arch = "wasm32"))]
     /// Full reverse run from z_T for `counts` (or counts drawn from the node-count distribution),
     /// calling `on_step(s, &z_s)` after every step. Returns the final batch.
     pub fn sample(
@@ -179,15 +182,22 @@ impl DigressModel {
                 self.max_nodes()
             )));
         }
-        let mut z = self
-            .process
-            .prior(gpu, counts, n, GraphNoise::Philox(seed))?;
+        let mut z = self.process.prior(
+            gpu,
+            counts,
+            n,
+            crate::process::graph::GraphNoise::Philox(seed),
+        )?;
         let mut host_e = z.e.to_u32()?;
         for s in (0..self.process.steps()).rev() {
             let out = self.predict(&z, &host_e, s + 1)?;
-            let (z2, _, _) = self
-                .process
-                .step(&out.x, &out.e, &z, s, GraphNoise::Philox(seed))?;
+            let (z2, _, _) = self.process.step(
+                &out.x,
+                &out.e,
+                &z,
+                s,
+                crate::process::graph::GraphNoise::Philox(seed),
+            )?;
             z = z2;
             host_e = z.e.to_u32()?;
             let host_x = z.x.to_u32()?;
