@@ -37,6 +37,9 @@ const PRIOR_ABSORBING: u32 = 1u;
 const FORM_D3PM: u32 = 0u;
 const FORM_DIGRESS: u32 = 1u;
 const FORM_MULTINOMIAL: u32 = 2u;
+// DiGress with β_t given exactly (coefficient 3): Q_t = β_t u + (1 − β_t) I as DiGress forms it, and
+// ids ≥ K read as DiGress's all-zero x_t rows (whose posterior is uniform).
+const FORM_DIGRESS_BETA: u32 = 3u;
 
 // A finite stand-in for log 0 (WGSL implementations may assume finite math).
 const LOG_ZERO: f32 = -1.0e30;
@@ -213,10 +216,17 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let last = coef(b, 3u) != 0.0;
     let k = tp.k;
     let base = r * k;
+    if (tp.form == FORM_DIGRESS_BETA && txt[r] >= k) {
+        for (var i = 0u; i < k; i = i + 1u) {
+            pout[base + i] = 1.0 / f32(k);
+        }
+        return;
+    }
     let xt = min(txt[r], k - 1u);
     let pi_xt = prior_pi(xt);
-    // Likelihood q(x_t | x_{t−1} = i) = Q_t[i, x_t] = a_t [i == x_t] + (1 − a_t) π_{x_t}.
-    let lik_other = (1.0 - a_t) * pi_xt;
+    // Likelihood q(x_t | x_{t−1} = i) = Q_t[i, x_t] = a_t [i == x_t] + (1 − a_t) π_{x_t}; DiGress
+    // forms (1 − a_t) as its table's β_t, which 1 − a_t only approximates in f32.
+    let lik_other = select((1.0 - a_t), coef(b, 3u), tp.form == FORM_DIGRESS_BETA) * pi_xt;
     let lik_xt = a_t + lik_other;
 
     if (tp.form == FORM_D3PM) {
@@ -237,7 +247,7 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
 
     let st = row_stats(r, xt);
-    if (tp.form == FORM_DIGRESS) {
+    if (tp.form == FORM_DIGRESS || tp.form == FORM_DIGRESS_BETA) {
         // q(x_t | x0) = Q̄_t[x0, x_t], with DiGress's 0 → 1e-6; only two values occur.
         var d_other = (1.0 - ab_t) * pi_xt;
         var d_xt = ab_t + d_other;

@@ -2,7 +2,11 @@
 //! its timestep and an optional label to the network's output (ε, x0 or v for Gaussian models, logits
 //! for discrete ones). Samplers live in `crate::process` and never look inside a model.
 
+pub mod digress;
 pub mod film_mlp;
+pub mod graph_features;
+pub mod graph_transformer;
+pub mod graph_zoo;
 pub mod unet;
 pub mod zoo;
 

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod embedding;
+pub mod graph;
 pub mod layout;
 pub mod matmul;
 pub mod norm;

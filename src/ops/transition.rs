@@ -115,6 +115,7 @@ const F_TRANSPOSE: u32 = 4;
 const FORM_D3PM: u32 = 0;
 const FORM_DIGRESS: u32 = 1;
 const FORM_MULTINOMIAL: u32 = 2;
+const FORM_DIGRESS_BETA: u32 = 3;
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
@@ -496,6 +497,79 @@ pub fn digress_posterior_probs(
         c,
         pr,
     )
+}
+
+/// The coefficients of one DiGress reverse step t → s = t − 1, straight from its schedule tables.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DigressCoefs {
+    /// `betas[t]` (unclamped; 1 at t = T).
+    pub beta_t: f32,
+    /// `alphas_bar[s]`.
+    pub alpha_bar_s: f32,
+    /// `alphas_bar[t]`.
+    pub alpha_bar_t: f32,
+}
+
+/// DiGress's reverse-step probabilities exactly as `sample_p_zs_given_zt` forms them: as
+/// [`digress_posterior_probs`], but `Q_t = β_t·1πᵀ + (1 − β_t)·I` is built from β_t itself (1 − α_t
+/// loses digits in f32 when β_t is small), and an x_t id ≥ K stands for DiGress's all-zero one-hot
+/// row (padding, the diagonal of a prior draw), whose posterior is uniform.
+pub fn digress_step_probs(
+    x0: X0<'_>,
+    x_t: &Tensor,
+    c: DigressCoefs,
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    let coefs = StepCoefs {
+        alpha_t: 1.0 - c.beta_t,
+        alpha_bar_prev: c.alpha_bar_s,
+        alpha_bar_t: c.alpha_bar_t,
+        last: false,
+    };
+    let mut row = coefs.row();
+    row[3] = c.beta_t;
+    posterior_row(
+        "transition::digress_step_probs",
+        FORM_DIGRESS_BETA,
+        x0,
+        x_t,
+        row,
+        pr,
+    )
+}
+
+fn posterior_row(
+    op: &'static str,
+    form: u32,
+    x0: X0<'_>,
+    xt: &Tensor,
+    row: [f32; 4],
+    pr: Prior<'_>,
+) -> Result<Tensor> {
+    let (k, flags, x0b) = x0_and_xt(op, &x0, xt)?;
+    let rows = xt.len();
+    let mut shape = xt.shape().to_vec();
+    shape.push(k);
+    let out = Tensor::empty(xt.gpu(), &shape, DType::F32)?;
+    check_u32_len(op, &out)?;
+    let mut p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        flags,
+        form,
+        rows_per_batch: rows.max(1) as u32,
+        coef_stride: 4,
+        c: row,
+        ..Default::default()
+    };
+    let pi = prior(op, &pr, k, &mut p, xt.buffer())?;
+    xt.gpu().dispatch(
+        &spec("posterior", &[R, R, R, R, W]),
+        &p,
+        &[pi, xt.buffer(), x0b, xt.buffer(), out.buffer()],
+        Gpu::grid_1d(rows as u64, WG),
+    )?;
+    Ok(out)
 }
 
 /// Hoogeboom's multinomial `q_posterior(log_softmax(x0), log x_t, t)`: f32 normalised log

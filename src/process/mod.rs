@@ -3,4 +3,5 @@
 //! network produced that output.
 
 pub mod gaussian;
+pub mod graph;
 pub mod schedule;

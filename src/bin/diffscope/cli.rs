@@ -94,6 +94,9 @@ pub fn main() -> ExitCode {
             for m in diffscope::models::zoo::SHIPPED {
                 println!("{:<16} {}", m.name, m.summary);
             }
+            for m in diffscope::models::graph_zoo::GRAPH_MODELS {
+                println!("{:<16} {}", m.name, m.summary);
+            }
             Ok(())
         }
         Some(Command::Info { json, .. }) => info(&opts, json),

@@ -1,5 +1,6 @@
 //! `diffscope sample` and `diffscope forward`: headless sampling and single denoiser evaluations.
 
+use diffscope::models::graph_zoo as zoo_graph;
 use diffscope::models::zoo::{self, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::trajectory::sample_blocking;
@@ -83,6 +84,26 @@ fn ext(p: &Path) -> String {
 }
 
 pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+    let graph_model = a
+        .model
+        .model
+        .as_deref()
+        .is_some_and(zoo_graph::is_graph_model)
+        || a.model
+            .model_dir
+            .as_deref()
+            .is_some_and(crate::graph::is_graph_dir);
+    if graph_model {
+        return crate::graph::sample(
+            opts,
+            a.model.model.as_deref(),
+            a.model.model_dir.as_deref(),
+            a.n,
+            a.seed,
+            &a.out,
+            a.trajectory.as_deref(),
+        );
+    }
     // Check everything cheap before touching the GPU.
     let out_ext = ext(&a.out);
     if !matches!(out_ext.as_str(), "safetensors" | "png") {

@@ -1,0 +1,290 @@
+//! A DiGress model: the graph transformer, its structural input features and the process, loaded from
+//! a folder (`config.json`, `model.safetensors`, optionally `dataset.json`) or the shipped zoo.
+
+use super::graph_features::{graph_features, X_FEATURES, Y_FEATURES};
+use super::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransformer};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::graph::{onehot, NONE};
+use crate::process::graph::{sample_node_counts, Digress, GraphBatch};
+use crate::tensor::Tensor;
+use crate::weights::Weights;
+
+pub struct DigressModel {
+    pub name: String,
+    pub config: DigressConfig,
+    pub net: GraphTransformer,
+    pub process: Digress,
+}
+
+/// One finished graph: node classes and the edges (i < j) with their class (≥ 1).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Graph {
+    pub num_nodes: usize,
+    pub node_classes: Vec<u32>,
+    pub edges: Vec<(usize, usize, u32)>,
+}
+
+impl DigressModel {
+    pub fn parse_config(json: &str, file: &str) -> Result<DigressConfig> {
+        let c: DigressConfig = serde_json::from_str(json).map_err(|e| Error::Config {
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+        let bad = |d: String| Error::Config {
+            file: file.to_string(),
+            detail: d,
+        };
+        if c.architecture != "digress_graph_transformer" {
+            return Err(bad(format!(
+                "architecture is \"{}\", expected \"digress_graph_transformer\"",
+                c.architecture
+            )));
+        }
+        if c.noise_schedule != "cosine" || !["marginal", "uniform"].contains(&c.transition.as_str())
+        {
+            return Err(bad(format!(
+                "noise_schedule \"{}\" / transition \"{}\": only cosine with marginal or uniform is supported",
+                c.noise_schedule, c.transition
+            )));
+        }
+        if c.extra_features != "all" {
+            return Err(bad(format!(
+                "extra_features \"{}\": only \"all\" is supported",
+                c.extra_features
+            )));
+        }
+        if c.node_count_hist.len() != c.max_n_nodes + 1 {
+            return Err(bad(format!(
+                "node_count_hist has {} entries, expected max_n_nodes + 1 = {}",
+                c.node_count_hist.len(),
+                c.max_n_nodes + 1
+            )));
+        }
+        Ok(c)
+    }
+
+    pub fn load(
+        gpu: &Gpu,
+        name: &str,
+        config: DigressConfig,
+        weights: Weights,
+        file: &str,
+    ) -> Result<DigressModel> {
+        let dims = Dims::from_maps(
+            config.n_layers,
+            &config.input_dims,
+            &config.hidden_mlp_dims,
+            &config.hidden_dims,
+            &config.output_dims,
+            file,
+        )?;
+        let (dx, de) = (config.x_marginals.len(), config.e_marginals.len());
+        if dims.x_out != dx
+            || dims.e_out != de
+            || dims.x_in != dx + X_FEATURES
+            || dims.y_in != Y_FEATURES + 1
+        {
+            return Err(Error::Config {
+                file: file.to_string(),
+                detail: format!(
+                    "dims {dims:?} do not fit {dx} node and {de} edge classes with the 'all' extra features \
+                     (X_in = classes + {X_FEATURES}, y_in = {})",
+                    Y_FEATURES + 1
+                ),
+            });
+        }
+        let (xl, el) = if config.transition == "uniform" {
+            (vec![1.0 / dx as f32; dx], vec![1.0 / de as f32; de])
+        } else {
+            (config.x_marginals.clone(), config.e_marginals.clone())
+        };
+        let process = Digress::new(gpu, config.diffusion_steps, &xl, &el)?;
+        let net = GraphTransformer::load(gpu, dims, weights)?;
+        Ok(DigressModel {
+            name: name.to_string(),
+            config,
+            net,
+            process,
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<DigressModel> {
+        let cfg_path = dir.join("config.json");
+        let json = std::fs::read_to_string(&cfg_path)?;
+        let file = cfg_path.display().to_string();
+        let config = Self::parse_config(&json, &file)?;
+        let weights = Weights::from_file(&dir.join("model.safetensors"))?;
+        let name = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::load(gpu, &name, config, weights, &file)
+    }
+
+    /// The largest graph this model samples or reads.
+    pub fn max_nodes(&self) -> usize {
+        self.config.max_n_nodes
+    }
+
+    /// The network's logits at z_t (t in 1..=T): structural features on the host from `host_e` (the
+    /// batch's edge ids, `[B·n·n]`), the rest on the device.
+    pub fn predict(&self, z: &GraphBatch, host_e: &[u32], t: usize) -> Result<GraphOutput> {
+        let (b, n) = (z.len(), z.n());
+        if host_e.len() != b * n * n {
+            return Err(Error::shape(
+                "DigressModel::predict",
+                "host edge ids do not match the batch",
+            ));
+        }
+        let gpu = z.x.gpu();
+        let mut xf = Vec::with_capacity(b * n * X_FEATURES);
+        let mut yf = Vec::with_capacity(b * (Y_FEATURES + 1));
+        let tn = t as f32 / self.process.steps() as f32;
+        for g in 0..b {
+            let c = z.counts[g];
+            let mut adj = vec![0u8; c * c];
+            for i in 0..c {
+                for j in 0..c {
+                    let v = host_e[(g * n + i) * n + j];
+                    adj[i * c + j] = u8::from(v != 0 && v != NONE);
+                }
+            }
+            let (x, y) = graph_features(&adj, c, n, self.config.max_n_nodes);
+            xf.extend(x);
+            yf.extend(y);
+            yf.push(tn);
+        }
+        let extra = Tensor::from_f32(gpu, &[b, n, X_FEATURES], &xf)?;
+        let x_in = onehot(&z.x, self.process.dx, Some(&extra))?;
+        let e_in = onehot(&z.e, self.process.de, None)?;
+        let y_in = Tensor::from_f32(gpu, &[b, Y_FEATURES + 1], &yf)?;
+        self.net.forward(&x_in, &e_in, &y_in, &z.counts)
+    }
+
+    /// Native only: it blocks on a readback every step (the app steps asynchronously instead).
+    #[cfg(not(target_arch = "wasm32"))]
+    /// Full reverse run from z_T for `counts` (or counts drawn from the node-count distribution),
+    /// calling `on_step(s, &z_s)` after every step. Returns the final batch.
+    pub fn sample(
+        &self,
+        gpu: &Gpu,
+        counts: &[usize],
+        seed: u64,
+        mut on_step: impl FnMut(usize, &GraphBatch, &[u32], &[u32]) -> Result<()>,
+    ) -> Result<GraphBatch> {
+        let n = counts.iter().copied().max().unwrap_or(0);
+        if n > self.max_nodes() {
+            return Err(Error::Invalid(format!(
+                "{} supports graphs of at most {} nodes, asked for {n}",
+                self.name,
+                self.max_nodes()
+            )));
+        }
+        let mut z = self.process.prior(
+            gpu,
+            counts,
+            n,
+            crate::process::graph::GraphNoise::Philox(seed),
+        )?;
+        let mut host_e = z.e.to_u32()?;
+        for s in (0..self.process.steps()).rev() {
+            let out = self.predict(&z, &host_e, s + 1)?;
+            let (z2, _, _) = self.process.step(
+                &out.x,
+                &out.e,
+                &z,
+                s,
+                crate::process::graph::GraphNoise::Philox(seed),
+            )?;
+            z = z2;
+            host_e = z.e.to_u32()?;
+            let host_x = z.x.to_u32()?;
+            on_step(s, &z, &host_x, &host_e)?;
+        }
+        Ok(z)
+    }
+
+    pub fn sample_counts(&self, count: usize, seed: u64) -> Result<Vec<usize>> {
+        sample_node_counts(&self.config.node_count_hist, count, seed)
+    }
+}
+
+/// The graphs of a batch from host ids.
+pub fn graphs_from_ids(counts: &[usize], n: usize, x: &[u32], e: &[u32]) -> Vec<Graph> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(g, &c)| {
+            let mut edges = Vec::new();
+            for i in 0..c {
+                for j in i + 1..c {
+                    let v = e[(g * n + i) * n + j];
+                    if v != 0 && v != NONE {
+                        edges.push((i, j, v));
+                    }
+                }
+            }
+            Graph {
+                num_nodes: c,
+                node_classes: (0..c).map(|i| x[g * n + i]).collect(),
+                edges,
+            }
+        })
+        .collect()
+}
+
+/// Checks graphs read from a user's file against a model: node counts in 1..=`max_nodes`, node
+/// classes below `dx`, edges between distinct existing nodes with a class in 1..`de`, each unordered
+/// pair at most once (a pair listed in both orders with different classes is an asymmetric graph).
+pub fn validate_graphs(graphs: &[Graph], dx: usize, de: usize, max_nodes: usize) -> Result<()> {
+    for (g, gr) in graphs.iter().enumerate() {
+        let n = gr.num_nodes;
+        if n == 0 || n > max_nodes {
+            return Err(Error::Invalid(format!(
+                "graph {g} has {n} nodes; this model supports 1 to {max_nodes}"
+            )));
+        }
+        if gr.node_classes.len() != n {
+            return Err(Error::Invalid(format!(
+                "graph {g}: {} node classes for {n} nodes",
+                gr.node_classes.len()
+            )));
+        }
+        if let Some(c) = gr.node_classes.iter().find(|&&c| c as usize >= dx) {
+            return Err(Error::Invalid(format!(
+                "graph {g}: node class {c} is out of range (the model has {dx} node classes)"
+            )));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for &(i, j, c) in &gr.edges {
+            if i >= n || j >= n {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: edge ({i}, {j}) names a node outside 0..{n}"
+                )));
+            }
+            if i == j {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: self-loop at node {i} (DiGress graphs have none)"
+                )));
+            }
+            if c == 0 || c as usize >= de {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: edge ({i}, {j}) has class {c}, out of range: edge classes are 1 to {} (0 means no edge)",
+                    de - 1
+                )));
+            }
+            let key = (i.min(j), i.max(j));
+            if let Some(&prev) = seen.get(&key) {
+                return Err(Error::Invalid(if prev != c {
+                    format!("graph {g}: edge ({i}, {j}) is asymmetric (classes {prev} and {c})")
+                } else {
+                    format!("graph {g}: edge ({i}, {j}) is listed twice")
+                }));
+            }
+            seen.insert(key, c);
+        }
+    }
+    Ok(())
+}
