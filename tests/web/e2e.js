@@ -84,7 +84,13 @@ async function withWebGpu(url) {
   page.on('console', m => logs.push(m.type() + ': ' + m.text()));
   page.on('pageerror', e => logs.push('pageerror: ' + e));
   try {
+    const t0 = Date.now();
     await page.goto(url);
+    // Reported, not asserted (speed is for benchmarks): page load to the first reverse step.
+    page.waitForFunction(() => window.diffscope && JSON.parse(window.diffscope.status()).recorded >= 2,
+      null, { timeout: TIMEOUT_MS, polling: 100 })
+      .then(() => console.log('page load to first reverse step: ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s'))
+      .catch(() => {});
     const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
     await page.waitForFunction(n => {
       if (!window.diffscope) return false;
