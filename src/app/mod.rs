@@ -4,6 +4,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod autopilot;
+mod graphs;
 mod images;
 mod points;
 mod schedule;
@@ -128,6 +129,10 @@ pub struct DiffscopeApp {
     dropped_inbox: DroppedInbox,
     #[cfg(not(target_arch = "wasm32"))]
     autopilot: Option<autopilot::Autopilot>,
+    // Graph models (DiGress) run instead of a Gaussian model when one is picked.
+    graph_model: Option<crate::models::digress::DigressModel>,
+    graph_run: Option<graphs::GraphRun>,
+    graphs_n: usize,
 }
 
 /// Dropped files, read: (name, bytes or why not), one batch per drop.
@@ -186,6 +191,9 @@ impl DiffscopeApp {
             dropped_inbox: Default::default(),
             #[cfg(not(target_arch = "wasm32"))]
             autopilot: None,
+            graph_model: None,
+            graph_run: None,
+            graphs_n: 4,
         };
         match cc.wgpu_render_state.as_ref() {
             Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
@@ -201,6 +209,9 @@ impl DiffscopeApp {
         }
         if let Some(gpu) = app.gpu.clone() {
             match start {
+                Start::Shipped(name) if crate::models::graph_zoo::is_graph_model(&name) => {
+                    app.load_graph_model(&name)
+                }
                 Start::Shipped(name) => app.load_model(&name),
                 #[cfg(not(target_arch = "wasm32"))]
                 Start::Dir(d) => {
@@ -222,6 +233,119 @@ impl DiffscopeApp {
             .unwrap_or_default();
         let m = zoo::load_shipped(&gpu, name);
         self.install_model(m, card, examples);
+    }
+
+    fn load_graph_model(&mut self, name: &str) {
+        let Some(gpu) = self.gpu.clone() else { return };
+        self.model = None;
+        self.session = None;
+        self.show_forward = false;
+        match crate::models::graph_zoo::load_graph_shipped(&gpu, name) {
+            Ok(m) => {
+                self.error = None;
+                self.graph_model = Some(m);
+                self.restart_graphs();
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn restart_graphs(&mut self) {
+        let (Some(m), Some(gpu)) = (&self.graph_model, &self.gpu) else {
+            return;
+        };
+        match graphs::GraphRun::start(m, gpu, self.graphs_n, self.seed) {
+            Ok(r) => {
+                self.graph_run = Some(r);
+                self.view = 0;
+                self.follow = true;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn graph_controls(&mut self, ui: &mut egui::Ui) {
+        ui.separator();
+        let mut changed = ui
+            .add(egui::Slider::new(&mut self.graphs_n, 1..=16).text("graphs"))
+            .changed();
+        ui.horizontal(|ui| {
+            ui.label("seed");
+            changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
+            if ui.button("new seed").clicked() {
+                self.seed = self.seed.wrapping_add(1);
+                changed = true;
+            }
+        });
+        if changed {
+            self.restart_graphs();
+        }
+        if let Some(m) = &self.graph_model {
+            ui.separator();
+            ui.label(
+                RichText::new(format!(
+                    "DiGress, T = {}: nodes and edges are categories. Each step the graph transformer \
+                     predicts the clean graph p(G0 | Gt); the step mixes it with the marginal-preserving \
+                     noise q(Gt | Gt−1) into p(Gt−1 | Gt) and samples every node and every edge pair \
+                     (upper triangle, mirrored) from it.",
+                    m.process.steps()
+                ))
+                .small(),
+            );
+        }
+    }
+
+    fn pump_graphs(&mut self) {
+        let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) else {
+            return;
+        };
+        if let Err(e) = r.pump(m, self.playing) {
+            self.error = Some(e.to_string());
+            self.playing = false;
+        }
+    }
+
+    fn graph_timeline(&mut self, ui: &mut egui::Ui) {
+        let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) else {
+            return;
+        };
+        let recorded = r.frames.len();
+        let total = r.total(m);
+        ui.horizontal(|ui| {
+            if ui
+                .button(if self.playing { "Pause" } else { "Play" })
+                .clicked()
+            {
+                self.playing = !self.playing;
+            }
+            if ui.button("< Step back").clicked() {
+                self.follow = false;
+                self.view = self.view.saturating_sub(1);
+            }
+            if ui.button("Step >").clicked() {
+                self.follow = false;
+                if self.view + 1 < recorded {
+                    self.view += 1;
+                }
+            }
+            let secs = r.started.elapsed().as_secs_f64().max(1e-3);
+            ui.label(format!(
+                "step {} / {} · {:.1} steps/s",
+                recorded.saturating_sub(1),
+                total - 1,
+                recorded.saturating_sub(1) as f64 / secs
+            ));
+        });
+        if recorded > 0 {
+            let mut v = self.view.min(recorded - 1);
+            if ui
+                .add(egui::Slider::new(&mut v, 0..=recorded - 1).text("viewed step"))
+                .changed()
+            {
+                self.follow = v == recorded - 1;
+                self.view = v;
+            }
+        }
     }
 
     /// A user's own model: files dropped on the window (or picked in the browser), or a folder path.
@@ -479,8 +603,28 @@ impl DiffscopeApp {
                 pick = Some(s.name);
             }
         }
+        let current_graph = self.graph_model.as_ref().map(|m| m.name.clone());
+        let mut pick_graph = None;
+        for g in crate::models::graph_zoo::GRAPH_MODELS {
+            if ui
+                .selectable_label(current_graph.as_deref() == Some(g.name), g.name)
+                .on_hover_text(g.summary)
+                .clicked()
+            {
+                pick_graph = Some(g.name);
+            }
+        }
         if let Some(p) = pick {
+            self.graph_model = None;
+            self.graph_run = None;
             self.load_model(p);
+        }
+        if let Some(p) = pick_graph {
+            self.load_graph_model(p);
+        }
+        if self.graph_model.is_some() {
+            self.graph_controls(ui);
+            return;
         }
         if !zoo::SHIPPED.iter().any(|s| s.name == current) && !current.is_empty() {
             let _ = ui.selectable_label(true, format!("{current} (yours)"));
@@ -712,9 +856,16 @@ impl DiffscopeApp {
         });
         serde_json::json!({
             "adapter": self.gpu.as_ref().map(|g| g.adapter_info().name.clone()),
-            "model": self.model.as_ref().map(|m| m.name.clone()),
-            "recorded": s.map_or(0, |s| s.states.len()),
-            "total": s.map_or(0, |s| s.plan.len() + 1),
+            "model": self.model.as_ref().map(|m| m.name.clone())
+                .or_else(|| self.graph_model.as_ref().map(|m| m.name.clone())),
+            "recorded": s.map_or(0, |s| s.states.len())
+                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len())),
+            "total": s.map_or(0, |s| s.plan.len() + 1).max(
+                match (&self.graph_model, &self.graph_run) {
+                    (Some(m), Some(r)) => r.total(m),
+                    _ => 0,
+                }
+            ),
             "error": self.error,
             "last_mean": mean,
             "last_std": std,
@@ -741,13 +892,28 @@ impl eframe::App for DiffscopeApp {
         self.take_dropped_files(ui.ctx());
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(mut ap) = self.autopilot.take() {
-            let recorded = self.session.as_ref().map_or(0, |s| s.states.len());
+            let recorded = self
+                .session
+                .as_ref()
+                .map_or(0, |s| s.states.len())
+                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len()));
             let error = self.error.clone();
             ap.drive(ui.ctx(), recorded, error.as_deref(), || self.status_json());
             self.autopilot = Some(ap);
         }
         self.pump();
         self.pump_forward();
+        self.pump_graphs();
+        if let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) {
+            if self.follow {
+                self.view = r.frames.len().saturating_sub(1);
+            }
+            // Relaxes on every frame drawn; frames keep coming while sampling (and on interaction).
+            r.relax_layout(self.view.min(r.frames.len().saturating_sub(1)), 8);
+            if !r.done(m) && self.playing {
+                ui.ctx().request_repaint();
+            }
+        }
         if let Some(s) = &self.session {
             if self.follow {
                 self.view = s.states.len().saturating_sub(1);
@@ -763,6 +929,10 @@ impl eframe::App for DiffscopeApp {
                     ui.colored_label(Color32::LIGHT_RED, format!("error: {e}"));
                 });
             }
+            if self.graph_model.is_some() {
+                self.graph_timeline(ui);
+                return;
+            }
             self.timeline(ui);
             ui.horizontal(|ui| {
                 ui.checkbox(&mut self.show_forward, "forward process q(x_t | x0)");
@@ -776,6 +946,19 @@ impl eframe::App for DiffscopeApp {
             });
         });
         egui::CentralPanel::default().show(ui, |ui| {
+            if let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) {
+                let Some(f) = r.frames.get(self.view.min(r.frames.len().saturating_sub(1))) else {
+                    ui.spinner();
+                    return;
+                };
+                let t = m.process.steps().saturating_sub(self.view);
+                ui.label(format!(
+                    "Reverse process at t = {t}: at t = T every node and edge is drawn from the data's \
+                     marginals; by t = 0 the structure (here: planarity) must have emerged."
+                ));
+                graphs::draw(ui, r, f);
+                return;
+            }
             let Some(m) = &self.model else {
                 ui.label("no model loaded");
                 return;

@@ -74,6 +74,9 @@ pub fn main() -> ExitCode {
         None => {
             let start = match (cli.open, cli.open_dir) {
                 (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
+                (Some(m), None) if diffscope::models::graph_zoo::is_graph_model(&m) => {
+                    Ok(diffscope::app::Start::Shipped(m))
+                }
                 (Some(m), None) => diffscope::models::zoo::shipped(&m)
                     .map(|_| diffscope::app::Start::Shipped(m)),
                 (None, None) => Ok(diffscope::app::Start::Shipped(
