@@ -35,6 +35,8 @@ def main():
               os.path.join(a.dir, "examples.safetensors"))
 
     training = json.load(open(os.path.join(a.dir, "training.json")))
+    training["command"] = ("python tools/train_mnist_unet.py --mnist PACKAGE --ckpt CKPT --out assets/mnist-unet "
+                           f"--steps {training['steps']} && python tools/mnist_assets.py --mnist PACKAGE")
     sched = json.load(open(os.path.join(a.dir, "scheduler_config.json")))
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
     card = {
