@@ -16,12 +16,15 @@ pub struct GraphFrame {
     pub e: Vec<u32>,
 }
 
+/// Readbacks of node and edge ids in flight, and what has arrived.
+type PendingIds = (TensorReadback, TensorReadback, [Option<Vec<u32>>; 2]);
+
 pub struct GraphRun {
     pub counts: Vec<usize>,
     pub n: usize,
     pub seed: u64,
     z: GraphBatch,
-    pending: Option<(TensorReadback, TensorReadback, [Option<Vec<u32>>; 2])>,
+    pending: Option<PendingIds>,
     pub frames: Vec<GraphFrame>,
     pub started: web_time::Instant,
     /// Node positions per graph in [-1, 1]², carried from frame to frame.
