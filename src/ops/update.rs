@@ -191,6 +191,32 @@ impl DdpmStepParams {
         }
     }
 
+    /// labml `DenoiseDiffusion.p_sample`, evaluated in float32 in labml's order of operations:
+    /// `eps_coef = (1 − α_t)/√(1−ᾱ_t)`, `μ = (1/√α_t)(x_t − eps_coef·ε̂)`, `σ = √variance`. labml
+    /// forms `1 − α_t` from the float32 `α_t = 1 − β_t`, which cancels near t = 0 (β_0 = 1e-4 comes
+    /// back with a ~6e-4 relative error); doing the same here is what matches it. `variance` is
+    /// added at every step, the last one included, as labml does.
+    pub fn labml(
+        prediction: Prediction,
+        alpha_t: f32,
+        alpha_bar_t: f32,
+        variance: f32,
+        clip: Option<f32>,
+    ) -> Self {
+        let s1mab = (1.0 - alpha_bar_t).sqrt();
+        DdpmStepParams {
+            prediction,
+            sqrt_alpha_bar_t: alpha_bar_t.sqrt(),
+            sqrt_one_minus_alpha_bar_t: s1mab,
+            mean: DdpmMean::Epsilon {
+                coef_xt: 1.0 / alpha_t.sqrt(),
+                coef_eps: (1.0 - alpha_t) / s1mab,
+            },
+            sigma: variance.sqrt(),
+            clip,
+        }
+    }
+
     /// labml `p_sample` / the snippet's `p_sample`: `(1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂) + σ z` with
     /// per-step `alpha_t` (β_t = 1 − α_t) and the caller's σ (labml √β_t at every step, the snippet
     /// √posterior_variance and 0 at its last step).

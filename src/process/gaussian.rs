@@ -30,6 +30,19 @@ pub enum Variance {
     FixedLarge,
 }
 
+/// Whose DDPM ancestral step to reproduce. The two agree in exact arithmetic on the mean for
+/// consecutive steps but round differently, and differ at the last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DdpmStyle {
+    /// diffusers `DDPMScheduler.step`: posterior-form mean with β recomputed as `1 − ᾱ_t/ᾱ_prev`;
+    /// no noise on the last step.
+    Diffusers,
+    /// labml `DenoiseDiffusion.p_sample`: `(1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂) + σ z` from the table
+    /// `α_t = 1 − β_t`, with noise added at *every* step, t = 0 included (labml's σ at t = 0 is
+    /// √β_0 = 0.01). labml only steps t → t−1; a strided plan uses the step's own `α = ᾱ_t/ᾱ_prev`.
+    Labml,
+}
+
 /// A diffusers scheduler configuration, validated.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SchedulerConfig {
@@ -44,6 +57,9 @@ pub struct SchedulerConfig {
     pub timestep_spacing: Spacing,
     pub steps_offset: usize,
     pub set_alpha_to_one: bool,
+    /// A diffscope extension (`"ddpm_style"` in the JSON; diffusers ignores it): `Diffusers` unless
+    /// a model was trained and sampled with labml's sampler.
+    pub ddpm_style: DdpmStyle,
 }
 
 impl Default for SchedulerConfig {
@@ -61,11 +77,25 @@ impl Default for SchedulerConfig {
             timestep_spacing: Spacing::Leading,
             steps_offset: 0,
             set_alpha_to_one: true,
+            ddpm_style: DdpmStyle::Diffusers,
         }
     }
 }
 
 impl SchedulerConfig {
+    /// labml's DDPM (`DenoiseDiffusion(eps_model, n_steps)`): β = linspace(1e-4, 0.02, T), ε
+    /// prediction, σ² = β_t ("fixed_large"), no clipping, noise at every step including t = 0.
+    /// labml's models see data in [0, 1], not [−1, 1].
+    pub fn labml(num_train_timesteps: usize) -> SchedulerConfig {
+        SchedulerConfig {
+            num_train_timesteps,
+            variance: Variance::FixedLarge,
+            clip_sample: false,
+            ddpm_style: DdpmStyle::Labml,
+            ..SchedulerConfig::default()
+        }
+    }
+
     /// Parse a diffusers `scheduler_config.json` (DDPMScheduler or DDIMScheduler). Unknown fields and
     /// settings diffscope does not implement are errors that name the field.
     pub fn from_json(json: &str, file: &str) -> Result<SchedulerConfig> {
@@ -149,6 +179,13 @@ impl SchedulerConfig {
                 "timestep_spacing" => c.timestep_spacing = Spacing::parse(string()?)?,
                 "steps_offset" => c.steps_offset = int()?,
                 "set_alpha_to_one" => c.set_alpha_to_one = boolean()?,
+                "ddpm_style" => {
+                    c.ddpm_style = match string()? {
+                        "diffusers" => DdpmStyle::Diffusers,
+                        "labml" => DdpmStyle::Labml,
+                        o => return Err(bad(format!("ddpm_style \"{o}\" (diffusers or labml)"))),
+                    }
+                }
                 "thresholding" | "rescale_betas_zero_snr" => {
                     if boolean()? {
                         return Err(bad(format!("{k} = true is not supported")));
@@ -287,6 +324,9 @@ impl Gaussian {
     }
 
     pub fn ddpm_params(&self, s: PlannedStep) -> DdpmStepParams {
+        if self.config.ddpm_style == DdpmStyle::Labml {
+            return self.labml_params(s);
+        }
         DdpmStepParams::diffusers(
             self.config.prediction.into(),
             self.alphas_cumprod[s.t] as f64,
@@ -295,6 +335,29 @@ impl Gaussian {
                 Variance::FixedSmall => DdpmVariance::FixedSmall,
                 Variance::FixedLarge => DdpmVariance::FixedLarge,
             },
+            self.clip(),
+        )
+    }
+
+    fn labml_params(&self, s: PlannedStep) -> DdpmStepParams {
+        let ab = self.alphas_cumprod[s.t];
+        let ab_prev = s.prev.map_or(1.0, |p| self.alphas_cumprod[p]);
+        let (alpha, beta) = if s.prev == s.t.checked_sub(1) {
+            // labml's own step: its float32 tables α = 1 − β and σ² = β.
+            (1.0 - self.betas[s.t], self.betas[s.t])
+        } else {
+            let a = ab / ab_prev;
+            (a, 1.0 - a)
+        };
+        let variance = match self.config.variance {
+            Variance::FixedLarge => beta,
+            Variance::FixedSmall => (1.0 - ab_prev) / (1.0 - ab) * beta,
+        };
+        DdpmStepParams::labml(
+            self.config.prediction.into(),
+            alpha,
+            ab,
+            variance,
             self.clip(),
         )
     }
@@ -455,6 +518,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("learned"), "{e}");
+        let c = SchedulerConfig::from_json(r#"{"ddpm_style": "labml"}"#, "s.json").unwrap();
+        assert_eq!(c.ddpm_style, DdpmStyle::Labml);
+        let e = SchedulerConfig::from_json(r#"{"ddpm_style": "ddim"}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ddpm_style \"ddim\""), "{e}");
         assert!(SchedulerConfig::from_json("[1,2]", "s").is_err());
         assert!(SchedulerConfig::from_json("{", "s").is_err());
     }

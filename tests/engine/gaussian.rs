@@ -145,3 +145,75 @@ fn ddim_steps_match_diffusers() {
     }
     assert_eq!(i, 72);
 }
+
+/// labml's `DenoiseDiffusion.p_sample` (labml-nn 0.5.1, tools/fixtures_labml.py) with its ε model's
+/// output and its noise injected, at t = 999 … 0: our DDPM step configured as labml.
+#[test]
+fn ddpm_steps_match_labml() {
+    let g = gpu();
+    let mut w = Weights::from_file(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/labml_steps.safetensors"
+        )
+        .as_ref(),
+    )
+    .unwrap();
+    let sched = Gaussian::new(SchedulerConfig::labml(1000)).unwrap();
+    // labml's float32 tables. torch's CPU linspace is SIMD-vectorised and its last bit differs
+    // from the scalar definition in ~20% of entries (1 ulp), so the tables agree to rounding only.
+    let beta = w.take("beta", &[1000]).unwrap().data;
+    let alpha_bar = w.take("alpha_bar", &[1000]).unwrap().data;
+    assert_close("labml β", &sched.betas, &beta, 1e-6, 0.0);
+    assert_close("labml ᾱ", &sched.alphas_cumprod, &alpha_bar, 1e-6, 0.0);
+
+    let plan = sched.plan(Sampler::Ddpm, 1000).unwrap();
+    let shape = [3, 1, 4, 5];
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while w.contains(&format!("labml.{i}.x")) {
+        let p = format!("labml.{i}");
+        let t = w.take_ints(&format!("{p}.meta")).unwrap().1[0] as usize;
+        let mut host = |n: &str| w.take(&format!("{p}.{n}"), &shape).unwrap().data;
+        let (x, eps, z, want) = (
+            host("x"),
+            host("eps_theta"),
+            host("noise"),
+            host("prev_sample"),
+        );
+        let s = *plan.iter().find(|s| s.t == t).unwrap();
+        let params = sched.ddpm_params(s);
+        if t == 0 {
+            // labml adds √β_0 noise at the last step, which diffusers does not.
+            assert_eq!(params.sigma, 1e-4f32.sqrt());
+        }
+        let up = |v: &[f32]| Tensor::from_f32(&g, &shape, v).unwrap();
+        let (x, eps, z) = (up(&x), up(&eps), up(&z));
+        let out = update::ddpm_step(
+            &x,
+            ModelOutput::Plain(&eps),
+            &params,
+            Noise::Injected(&z),
+            Extras::default(),
+        )
+        .unwrap();
+        assert_close(
+            &format!("labml p_sample t={t}"),
+            &out.x_prev.to_f32().unwrap(),
+            &want,
+            1e-5,
+            1e-6,
+        );
+        seen.push(t);
+        i += 1;
+    }
+    assert_eq!(seen, [999, 998, 500, 37, 1, 0]);
+    // The diffusers style would not add noise at t = 0: the option is what makes the difference.
+    let diffusers = Gaussian::new(SchedulerConfig {
+        variance: diffscope::process::gaussian::Variance::FixedLarge,
+        clip_sample: false,
+        ..SchedulerConfig::default()
+    })
+    .unwrap();
+    assert_eq!(diffusers.ddpm_params(plan[999]).sigma, 0.0);
+}

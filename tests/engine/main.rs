@@ -5,6 +5,7 @@ mod attention;
 mod cli;
 mod common;
 mod conv;
+mod ddim_trajectory;
 mod digress;
 mod elementwise;
 mod embedding;
