@@ -2,6 +2,7 @@
 //! Each module is one kernel family.
 
 mod attention;
+mod checkpoints;
 mod cli;
 mod common;
 mod conv;
