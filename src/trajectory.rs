@@ -119,6 +119,8 @@ pub fn sample_blocking(
             .process
             .step(model.denoiser.as_ref(), &x, &plan, k, settings, extras)?;
         gpu.submit();
+        // A validation error or a lost device makes every later state wrong: stop at once.
+        gpu.check()?;
         x = out.x_prev;
         if record {
             traj.states.push(x.to_f32()?);
@@ -133,9 +135,7 @@ pub fn sample_blocking(
     if !record {
         traj.states.push(x.to_f32()?);
     }
-    if let Some(e) = gpu.take_error() {
-        return Err(Error::Validation(e));
-    }
+    gpu.check()?;
     Ok(traj)
 }
 

@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod common;
 mod conv;
+mod device;
 mod elementwise;
 mod embedding;
 mod film_mlp;
