@@ -9,6 +9,7 @@ use crate::gpu::Gpu;
 use crate::models::zoo::{self, GaussianModel};
 use crate::process::gaussian::{PlannedStep, SampleSettings, Sampler};
 use crate::tensor::{Tensor, TensorReadback};
+use crate::trajectory::{History, DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS};
 use crate::weights::Weights;
 use egui::{Color32, RichText};
 
@@ -21,7 +22,8 @@ struct Session {
     x: Tensor,
     /// A readback in flight: the state after step `k` (and the GPU tensor it came from).
     pending: Option<(usize, TensorReadback)>,
-    states: Vec<Vec<f32>>,
+    /// Host copies of the states, under a memory cap (older steps thinned; see `History`).
+    states: History,
     started: web_time::Instant,
 }
 
@@ -34,6 +36,8 @@ impl Session {
 pub struct DiffscopeApp {
     gpu: Option<Gpu>,
     error: Option<String>,
+    /// The compute device was lost: offer to open a new one and carry on.
+    device_lost: bool,
     model: Option<GaussianModel>,
     session: Option<Session>,
     // Controls.
@@ -60,6 +64,7 @@ impl DiffscopeApp {
         let mut app = DiffscopeApp {
             gpu: None,
             error: None,
+            device_lost: false,
             model: None,
             session: None,
             seed: 0,
@@ -146,7 +151,7 @@ impl DiffscopeApp {
                 n: self.n,
                 x,
                 pending: Some((0, rb)),
-                states: Vec::new(),
+                states: History::new(DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS),
                 started: web_time::Instant::now(),
             })
         })();
@@ -164,8 +169,10 @@ impl DiffscopeApp {
     fn fork(&mut self) {
         let Some(m) = &self.model else { return };
         let Some(s) = &self.session else { return };
-        let k = self.view.min(s.states.len().saturating_sub(1));
-        let state = s.states[k].clone();
+        let Some((k, state)) = s.states.nearest(self.view) else {
+            return;
+        };
+        let state = state.to_vec();
         let mut shape = vec![s.n];
         shape.extend_from_slice(m.denoiser.sample_shape());
         let gpu = m.denoiser.gpu().expect("device").clone();
@@ -175,8 +182,7 @@ impl DiffscopeApp {
         match Tensor::from_f32(&gpu, &shape, &state) {
             Ok(x) => {
                 let plan = s.plan.clone();
-                let mut states = s.states[..=k].to_vec();
-                states.truncate(k + 1);
+                let states = s.states.truncated(k);
                 self.session = Some(Session {
                     settings,
                     plan,
@@ -193,12 +199,68 @@ impl DiffscopeApp {
         }
     }
 
+    /// After the device was lost: open a new one, reload the model, and continue the run from the
+    /// newest state kept on the host (the trajectory is a pure function of its settings, so it goes
+    /// on exactly as it would have).
+    fn recover_device(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let fresh = match &self.gpu {
+            Some(g) => g.recreate(),
+            None => Gpu::new(&Default::default()),
+        };
+        #[cfg(target_arch = "wasm32")]
+        let fresh: crate::Result<Gpu> = Err(crate::Error::DeviceLost(
+            "reload the page to get a new WebGPU device".into(),
+        ));
+        let gpu = match fresh {
+            Ok(g) => g,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
+            return;
+        };
+        let model = match zoo::load_shipped(&gpu, &name) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let resumed = self.session.take().and_then(|s| {
+            let (k, state) = s.states.nearest(s.states.len().checked_sub(1)?)?;
+            let mut shape = vec![s.n];
+            shape.extend_from_slice(model.denoiser.sample_shape());
+            let x = Tensor::from_f32(&gpu, &shape, state).ok()?;
+            Some(Session {
+                states: s.states.truncated(k),
+                x,
+                pending: None,
+                ..s
+            })
+        });
+        self.gpu = Some(gpu);
+        self.model = Some(model);
+        self.session = resumed;
+        self.error = None;
+        self.device_lost = false;
+        if self.session.is_none() {
+            self.restart();
+        }
+        self.playing = true;
+    }
+
     /// Advance the trajectory by at most one step per frame; never waits for the GPU.
     fn pump(&mut self) {
         let Some(m) = &self.model else { return };
         let Some(s) = &mut self.session else { return };
+        let gpu = m.denoiser.gpu().expect("device").clone();
         if let Some((k, rb)) = &mut s.pending {
-            match rb.try_f32() {
+            // A state is recorded only if the device reported nothing wrong while computing it: a
+            // validation error or a lost device would make it a wrong picture.
+            match rb.try_f32().map(|r| r.and_then(|v| gpu.check().map(|_| v))) {
                 None => return,
                 Some(Ok(v)) => {
                     debug_assert_eq!(*k, s.states.len());
@@ -206,7 +268,9 @@ impl DiffscopeApp {
                     s.pending = None;
                 }
                 Some(Err(e)) => {
+                    self.device_lost = matches!(e, crate::Error::DeviceLost(_));
                     self.error = Some(e.to_string());
+                    self.playing = false;
                     s.pending = None;
                     return;
                 }
@@ -216,7 +280,6 @@ impl DiffscopeApp {
             return;
         }
         let k = s.states.len() - 1;
-        let gpu = m.denoiser.gpu().expect("device").clone();
         let out = m.process.step(
             m.denoiser.as_ref(),
             &s.x,
@@ -437,9 +500,17 @@ impl eframe::App for DiffscopeApp {
         egui::Panel::left("controls").show(ui, |ui| self.controls(ui));
         egui::Panel::bottom("timeline").show(ui, |ui| {
             if let Some(e) = &self.error {
+                let mut recover = false;
                 ui.horizontal(|ui| {
                     ui.colored_label(Color32::LIGHT_RED, format!("error: {e}"));
+                    if self.device_lost && ui.button("Open a new GPU device and continue").clicked()
+                    {
+                        recover = true;
+                    }
                 });
+                if recover {
+                    self.recover_device();
+                }
             }
             self.timeline(ui);
             ui.horizontal(|ui| {
@@ -475,13 +546,24 @@ impl eframe::App for DiffscopeApp {
                 ui.spinner();
                 return;
             }
-            let v = self.view.min(s.states.len() - 1);
+            let want = self.view.min(s.states.len() - 1);
+            // A step thinned out by the memory cap is shown as the nearest kept one, and said so.
+            let Some((v, _)) = s.states.nearest(want) else { return };
+            if v != want {
+                ui.label(
+                    RichText::new(format!(
+                        "step {want} was not kept (memory cap: older steps are kept every {} steps); showing step {v}",
+                        s.states.stride()
+                    ))
+                    .color(Color32::YELLOW),
+                );
+            }
             let t = if v < s.plan.len() { s.plan[v].t as i64 } else { -1 };
             ui.label(format!(
                 "Reverse process, step {v}: the network predicts the noise ε̂ in x_t (t = {t}) and each \
                  step removes part of it: x_(t−1) = posterior mean(x_t, x̂0) + σ_t·z."
             ));
-            let trail: Vec<&[f32]> = (v.saturating_sub(4)..=v).map(|k| s.states[k].as_slice()).collect();
+            let trail: Vec<&[f32]> = (v.saturating_sub(4)..=v).filter_map(|k| s.states.get(k)).collect();
             points::draw(ui, &trail, s.settings.labels.as_deref(), m.data_range);
         });
     }
