@@ -35,6 +35,23 @@ pub enum Error {
     },
     #[error("weights {file}: {detail}")]
     Weights { file: String, detail: String },
+    /// A checkpoint that cannot be used as it is; `problem` says what and names the tensor.
+    #[error("weights {file}: {problem}")]
+    Checkpoint {
+        file: String,
+        problem: crate::weights::WeightsProblem,
+    },
+    /// A config field outside what diffscope accepts (wrong type, absurd size, inconsistent).
+    #[error("model config {file}: field \"{field}\": {detail}")]
+    ConfigField {
+        file: String,
+        field: String,
+        detail: String,
+    },
+    /// The device was lost (driver reset, GPU removed, out of memory, or destroyed): everything on it
+    /// is gone; open a new `Gpu` (see `Gpu::recreate`) and reload.
+    #[error("the GPU device was lost ({0}); diffscope can open a new one and carry on")]
+    DeviceLost(String),
     #[error("model config {file}: {detail}")]
     Config { file: String, detail: String },
     #[error("invalid argument: {0}")]

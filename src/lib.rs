@@ -18,5 +18,5 @@ pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuOptions};
+pub use gpu::{Gpu, GpuOptions, LimitCaps};
 pub use tensor::{DType, Tensor};

@@ -46,7 +46,10 @@ impl Tensor {
     /// An uninitialised tensor (contents are whatever the pooled buffer held).
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = numel(shape)?;
-        let bytes = (n * dtype.size()) as u64;
+        let bytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::Invalid(format!("shape {shape:?} overflows")))?
+            as u64;
         let buf = gpu.alloc(
             bytes,
             &format!("a {} tensor of shape {shape:?}", dtype.name()),

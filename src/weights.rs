@@ -1,12 +1,117 @@
 //! Safetensors weights, checked before they reach the GPU: every tensor a model asks for must exist
-//! with the expected shape and finite values, and nothing may be left unused. A truncated or lying
-//! file, a wrong dtype or a NaN is an error that names the file and the tensor.
+//! with the expected shape and finite values, and nothing may be left unused. Files are parsed with
+//! the `safetensors` crate (never pickle); before that, the header is read on its own so that a
+//! truncated or lying file, out-of-bounds or overlapping offsets or an unknown dtype is reported as a
+//! [`WeightsProblem`] that names the tensor at fault. These checks are generic: every model family that
+//! loads through [`Weights`] gets them.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
+
+/// The largest checkpoint diffscope reads (bytes). Larger files could not be bound on any device
+/// diffscope targets, and reading them whole would exhaust memory first.
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// What is wrong with a checkpoint. Each variant names the tensor (or the part of the file) at fault.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WeightsProblem {
+    #[error("could not read the file ({0})")]
+    Read(String),
+    #[error("the file is {bytes} bytes, more than diffscope loads ({limit} bytes)")]
+    FileTooLarge { bytes: u64, limit: u64 },
+    #[error("the file is {bytes} bytes, too short for a safetensors header (truncated?)")]
+    Truncated { bytes: u64 },
+    #[error(
+        "the header length field says {claimed} bytes but only {available} follow (truncated, or \
+         not a safetensors file)"
+    )]
+    HeaderLength { claimed: u64, available: u64 },
+    #[error("the header is not valid safetensors JSON ({0})")]
+    Header(String),
+    #[error("tensor \"{tensor}\": {detail}")]
+    BadEntry { tensor: String, detail: String },
+    #[error(
+        "tensor \"{tensor}\" has dtype {dtype}; diffscope reads F32, F16 and BF16 (converted to \
+         F32) and integer tensors"
+    )]
+    UnsupportedDtype { tensor: String, dtype: String },
+    #[error(
+        "tensor \"{tensor}\" claims bytes {start}..{end} but the data section holds {len} bytes \
+         (truncated file, or a header that lies)"
+    )]
+    OutOfBounds {
+        tensor: String,
+        start: u64,
+        end: u64,
+        len: u64,
+    },
+    #[error("tensors \"{first}\" and \"{second}\" overlap in the file (bytes {start}..{end})")]
+    Overlap {
+        first: String,
+        second: String,
+        start: u64,
+        end: u64,
+    },
+    #[error("tensor \"{tensor}\" is stored in {bytes} bytes, but shape {shape:?} of {dtype} needs {needed}")]
+    SizeMismatch {
+        tensor: String,
+        dtype: String,
+        shape: Vec<usize>,
+        bytes: u64,
+        needed: String,
+    },
+    #[error("{unused} bytes of the data section (from byte {start}) belong to no tensor")]
+    Gap { start: u64, unused: u64 },
+    #[error("tensor \"{tensor}\" holds a non-finite value ({value}) at element {index}")]
+    NonFinite {
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+    #[error("missing tensor \"{tensor}\" (expected shape {shape:?})")]
+    Missing { tensor: String, shape: Vec<usize> },
+    #[error("tensor \"{tensor}\" has shape {got:?}, the model config needs {want:?}")]
+    WrongShape {
+        tensor: String,
+        got: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error("tensor \"{tensor}\" is an integer tensor; a floating-point one is needed")]
+    NotFloat { tensor: String },
+    #[error("tensor \"{tensor}\" must hold integers")]
+    NotInteger { tensor: String },
+    #[error("tensor \"{tensor}\" holds {value}, beyond the integer range diffscope reads")]
+    IntegerRange { tensor: String, value: u64 },
+    #[error(
+        "{count} tensor(s) the model config does not use, e.g. \"{}\" (is this file for another config?)",
+        names.join("\", \"")
+    )]
+    Extra { count: usize, names: Vec<String> },
+}
+
+impl WeightsProblem {
+    /// The tensor at fault, if the problem is about one tensor.
+    pub fn tensor(&self) -> Option<&str> {
+        use WeightsProblem::*;
+        match self {
+            BadEntry { tensor, .. }
+            | UnsupportedDtype { tensor, .. }
+            | OutOfBounds { tensor, .. }
+            | SizeMismatch { tensor, .. }
+            | NonFinite { tensor, .. }
+            | Missing { tensor, .. }
+            | WrongShape { tensor, .. }
+            | NotFloat { tensor }
+            | NotInteger { tensor }
+            | IntegerRange { tensor, .. } => Some(tensor),
+            Overlap { first, .. } => Some(first),
+            _ => None,
+        }
+    }
+}
 
 /// A tensor on the host. Floating-point tensors are converted to f32 (`data`); integer tensors keep
 /// their values in `ints` (and `data` holds them as f32 for callers that accept either).
@@ -22,46 +127,201 @@ pub struct Weights {
     tensors: BTreeMap<String, HostTensor>,
 }
 
-impl Weights {
-    /// Parse safetensors bytes; f32, f16 and bf16 are accepted (converted to f32).
-    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Weights> {
-        let err = |detail: String| Error::Weights {
-            file: file.to_string(),
-            detail,
+/// Bits per element of a dtype name the safetensors format defines.
+fn dtype_bits(name: &str) -> Option<u64> {
+    Some(match name {
+        "F4" => 4,
+        "F6_E2M3" | "F6_E3M2" => 6,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 8,
+        "I16" | "U16" | "F16" | "BF16" => 16,
+        "I32" | "U32" | "F32" => 32,
+        "I64" | "U64" | "F64" => 64,
+        _ => return None,
+    })
+}
+
+/// Read the header on its own and check the layout it describes, so that every inconsistency names
+/// its tensor (the safetensors crate, which parses the file afterwards, reports some without names).
+fn check_layout(bytes: &[u8]) -> std::result::Result<(), WeightsProblem> {
+    use WeightsProblem::*;
+    let total = bytes.len() as u64;
+    let Some(len_bytes) = bytes.get(..8) else {
+        return Err(Truncated { bytes: total });
+    };
+    let mut le = [0u8; 8];
+    le.copy_from_slice(len_bytes);
+    let claimed = u64::from_le_bytes(le);
+    let available = total - 8;
+    if claimed > available {
+        return Err(HeaderLength { claimed, available });
+    }
+    let header = &bytes[8..8 + claimed as usize];
+    let text = std::str::from_utf8(header).map_err(|e| Header(format!("not UTF-8: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Header(e.to_string()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Header("the header is not a JSON object".into()))?;
+    let data_len = available - claimed;
+    // (start, end, name) of every tensor.
+    let mut spans: Vec<(u64, u64, &str)> = Vec::with_capacity(obj.len());
+    for (name, entry) in obj {
+        if name == "__metadata__" {
+            let strings = entry
+                .as_object()
+                .is_some_and(|m| m.values().all(|x| x.is_string()));
+            if !strings {
+                return Err(Header("__metadata__ must map names to strings".to_string()));
+            }
+            continue;
+        }
+        let bad = |detail: &str| BadEntry {
+            tensor: name.clone(),
+            detail: detail.to_string(),
         };
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| err(format!("not a valid safetensors file ({e})")))?;
+        let e = entry
+            .as_object()
+            .ok_or_else(|| bad("its header entry is not an object"))?;
+        let dtype = e
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| bad("no \"dtype\" string"))?;
+        let bits = dtype_bits(dtype).ok_or_else(|| UnsupportedDtype {
+            tensor: name.clone(),
+            dtype: format!("\"{dtype}\" (not a safetensors dtype)"),
+        })?;
+        let shape: Vec<u64> = e
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+            .ok_or_else(|| bad("\"shape\" must be a list of non-negative integers"))?;
+        let offsets: Vec<u64> = e
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect())
+            .filter(|o: &Vec<u64>| o.len() == 2)
+            .ok_or_else(|| bad("\"data_offsets\" must be two non-negative integers"))?;
+        let (start, end) = (offsets[0], offsets[1]);
+        if end < start {
+            return Err(bad(&format!(
+                "data_offsets [{start}, {end}] end before they start"
+            )));
+        }
+        if end > data_len {
+            return Err(OutOfBounds {
+                tensor: name.clone(),
+                start,
+                end,
+                len: data_len,
+            });
+        }
+        let needed = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .and_then(|n| n.checked_mul(bits))
+            .filter(|b| b % 8 == 0)
+            .map(|b| b / 8);
+        if needed != Some(end - start) {
+            return Err(SizeMismatch {
+                tensor: name.clone(),
+                dtype: dtype.to_string(),
+                shape: shape.iter().map(|&d| d as usize).collect(),
+                bytes: end - start,
+                needed: match needed {
+                    Some(n) => format!("{n} bytes"),
+                    None => "more bytes than a file can hold (or a fraction of a byte)".into(),
+                },
+            });
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort();
+    let mut at = 0u64;
+    let mut prev: Option<(u64, u64, &str)> = None;
+    for &(start, end, name) in &spans {
+        if let Some((ps, pe, pn)) = prev {
+            if start < pe && start < end && ps < pe {
+                return Err(Overlap {
+                    first: pn.to_string(),
+                    second: name.to_string(),
+                    start,
+                    end: pe.min(end),
+                });
+            }
+        }
+        if start > at {
+            return Err(Gap {
+                start: at,
+                unused: start - at,
+            });
+        }
+        at = at.max(end);
+        if start < end {
+            prev = Some((start, end, name));
+        }
+    }
+    if at < data_len {
+        return Err(Gap {
+            start: at,
+            unused: data_len - at,
+        });
+    }
+    Ok(())
+}
+
+fn le_ints<const N: usize>(raw: &[u8], f: impl Fn([u8; N]) -> i64) -> Vec<i64> {
+    raw.chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            f(a)
+        })
+        .collect()
+}
+
+impl Weights {
+    /// Parse safetensors bytes; f32, f16 and bf16 are accepted (converted to f32), integer tensors are
+    /// kept as integers, anything else is refused. Every float must be finite.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Weights> {
+        let err = |problem: WeightsProblem| Error::Checkpoint {
+            file: file.to_string(),
+            problem,
+        };
+        check_layout(bytes).map_err(err)?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
+            err(match e {
+                safetensors::SafeTensorError::InvalidOffset(tensor) => WeightsProblem::BadEntry {
+                    tensor,
+                    detail: "its data_offsets do not follow the previous tensor's".into(),
+                },
+                other => WeightsProblem::Header(other.to_string()),
+            })
+        })?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
             let ints: Option<Vec<i64>> = match view.dtype() {
-                Dtype::I64 => Some(
-                    raw.chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                ),
-                Dtype::I32 => Some(
-                    raw.chunks_exact(4)
-                        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
-                        .collect(),
-                ),
-                Dtype::U32 => Some(
-                    raw.chunks_exact(4)
-                        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
-                        .collect(),
-                ),
-                Dtype::I16 => Some(
-                    raw.chunks_exact(2)
-                        .map(|c| i16::from_le_bytes(c.try_into().expect("2 bytes")) as i64)
-                        .collect(),
-                ),
+                Dtype::I64 => Some(le_ints::<8>(raw, i64::from_le_bytes)),
+                Dtype::U64 => {
+                    let v = le_ints::<8>(raw, |b| u64::from_le_bytes(b) as i64);
+                    if let Some(&bad) = v.iter().find(|&&x| x < 0) {
+                        return Err(err(WeightsProblem::IntegerRange {
+                            tensor: name,
+                            value: bad as u64,
+                        }));
+                    }
+                    Some(v)
+                }
+                Dtype::I32 => Some(le_ints::<4>(raw, |b| i32::from_le_bytes(b) as i64)),
+                Dtype::U32 => Some(le_ints::<4>(raw, |b| u32::from_le_bytes(b) as i64)),
+                Dtype::I16 => Some(le_ints::<2>(raw, |b| i16::from_le_bytes(b) as i64)),
+                Dtype::U16 => Some(le_ints::<2>(raw, |b| u16::from_le_bytes(b) as i64)),
                 Dtype::U8 => Some(raw.iter().map(|&b| b as i64).collect()),
                 Dtype::I8 => Some(raw.iter().map(|&b| b as i8 as i64).collect()),
                 _ => None,
             };
             if let Some(ints) = ints {
                 tensors.insert(
-                    name.clone(),
+                    name,
                     HostTensor {
                         shape: view.shape().to_vec(),
                         data: ints.iter().map(|&v| v as f32).collect(),
@@ -84,19 +344,21 @@ impl Weights {
                     .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
                     .collect(),
                 other => {
-                    return Err(err(format!(
-                        "tensor \"{name}\" has dtype {other:?}; diffscope reads F32, F16, BF16 and integer tensors"
-                    )))
+                    return Err(err(WeightsProblem::UnsupportedDtype {
+                        tensor: name,
+                        dtype: format!("{other:?}"),
+                    }))
                 }
             };
-            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                return Err(err(format!(
-                    "tensor \"{name}\" holds a non-finite value ({}) at element {i}",
-                    data[i]
-                )));
+            if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+                return Err(err(WeightsProblem::NonFinite {
+                    tensor: name,
+                    index,
+                    value: data[index],
+                }));
             }
             tensors.insert(
-                name.clone(),
+                name,
                 HostTensor {
                     shape: view.shape().to_vec(),
                     data,
@@ -112,11 +374,33 @@ impl Weights {
 
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(path: &std::path::Path) -> Result<Weights> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Weights {
-            file: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-        Self::from_bytes(&bytes, &path.display().to_string())
+        let file = path.display().to_string();
+        let err = |problem: WeightsProblem| Error::Checkpoint {
+            file: file.clone(),
+            problem,
+        };
+        let read = |e: std::io::Error| err(WeightsProblem::Read(e.to_string()));
+        let meta = std::fs::metadata(path).map_err(read)?;
+        if meta.is_dir() {
+            return Err(err(WeightsProblem::Read(
+                "it is a directory, not a .safetensors file".into(),
+            )));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(err(WeightsProblem::FileTooLarge {
+                bytes: meta.len(),
+                limit: MAX_FILE_BYTES,
+            }));
+        }
+        let bytes = std::fs::read(path).map_err(read)?;
+        Self::from_bytes(&bytes, &file)
+    }
+
+    fn problem(&self, problem: WeightsProblem) -> Error {
+        Error::Checkpoint {
+            file: self.file.clone(),
+            problem,
+        }
     }
 
     pub fn file(&self) -> &str {
@@ -135,28 +419,26 @@ impl Weights {
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let t = self.take_numbers(name, shape)?;
         if t.ints.is_some() {
-            return Err(Error::Weights {
-                file: self.file.clone(),
-                detail: format!(
-                    "tensor \"{name}\" is an integer tensor; a floating-point one is needed"
-                ),
-            });
+            return Err(self.problem(WeightsProblem::NotFloat {
+                tensor: name.to_string(),
+            }));
         }
         Ok(t)
     }
 
     /// Remove and return the integer tensor `name` (any shape).
     pub fn take_ints(&mut self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-        let t = self.tensors.remove(name).ok_or_else(|| Error::Weights {
-            file: self.file.clone(),
-            detail: format!("missing tensor \"{name}\""),
-        })?;
+        let Some(t) = self.tensors.remove(name) else {
+            return Err(self.problem(WeightsProblem::Missing {
+                tensor: name.to_string(),
+                shape: Vec::new(),
+            }));
+        };
         match t.ints {
             Some(v) => Ok((t.shape, v)),
-            None => Err(Error::Weights {
-                file: self.file.clone(),
-                detail: format!("tensor \"{name}\" must hold integers"),
-            }),
+            None => Err(self.problem(WeightsProblem::NotInteger {
+                tensor: name.to_string(),
+            })),
         }
     }
 
@@ -167,18 +449,18 @@ impl Weights {
 
     /// Remove and return `name` (floating-point or integer, as f32), which must have exactly `shape`.
     pub fn take_numbers(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-        let t = self.tensors.remove(name).ok_or_else(|| Error::Weights {
-            file: self.file.clone(),
-            detail: format!("missing tensor \"{name}\" (expected shape {shape:?})"),
-        })?;
+        let Some(t) = self.tensors.remove(name) else {
+            return Err(self.problem(WeightsProblem::Missing {
+                tensor: name.to_string(),
+                shape: shape.to_vec(),
+            }));
+        };
         if t.shape != shape {
-            return Err(Error::Weights {
-                file: self.file.clone(),
-                detail: format!(
-                    "tensor \"{name}\" has shape {:?}, the model config needs {shape:?}",
-                    t.shape
-                ),
-            });
+            return Err(self.problem(WeightsProblem::WrongShape {
+                tensor: name.to_string(),
+                got: t.shape,
+                want: shape.to_vec(),
+            }));
         }
         Ok(t)
     }
@@ -188,25 +470,34 @@ impl Weights {
         let found = names.iter().find(|n| self.tensors.contains_key(**n));
         match found {
             Some(n) => self.take(n, shape),
-            None => Err(Error::Weights {
-                file: self.file.clone(),
-                detail: format!(
-                    "missing tensor \"{}\" (expected shape {shape:?})",
-                    names.join("\" or \"")
-                ),
-            }),
+            None => Err(self.problem(WeightsProblem::Missing {
+                tensor: names.join("\" or \""),
+                shape: shape.to_vec(),
+            })),
         }
+    }
+
+    /// Upload a host tensor, naming it when it is too large for one binding on this device.
+    fn to_gpu(&self, gpu: &Gpu, name: &str, shape: &[usize], t: HostTensor) -> Result<Tensor> {
+        Tensor::from_f32(gpu, shape, &t.data).map_err(|e| match e {
+            Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
+                what: format!("tensor \"{name}\" of {}", self.file),
+                bytes,
+                limit,
+            },
+            other => other,
+        })
     }
 
     /// `take` and upload to the GPU.
     pub fn upload(&mut self, gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.take(name, shape)?;
-        Tensor::from_f32(gpu, shape, &t.data)
+        self.to_gpu(gpu, name, shape, t)
     }
 
     pub fn upload_any(&mut self, gpu: &Gpu, names: &[&str], shape: &[usize]) -> Result<Tensor> {
         let t = self.take_any(names, shape)?;
-        Tensor::from_f32(gpu, shape, &t.data)
+        self.to_gpu(gpu, &names.join("\" / \""), shape, t)
     }
 
     /// Every tensor must have been taken: an extra tensor means the file is not for this config.
@@ -214,14 +505,13 @@ impl Weights {
         if self.tensors.is_empty() {
             return Ok(());
         }
-        let extra: Vec<&str> = self.tensors.keys().map(|s| s.as_str()).take(5).collect();
-        Err(Error::Weights {
+        let names = self.tensors.keys().take(5).cloned().collect();
+        Err(Error::Checkpoint {
             file: self.file,
-            detail: format!(
-                "{} tensor(s) the model config does not use, e.g. \"{}\"",
-                self.tensors.len(),
-                extra.join("\", \"")
-            ),
+            problem: WeightsProblem::Extra {
+                count: self.tensors.len(),
+                names,
+            },
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::gpu::Gpu;
 use crate::models::zoo::{self, GaussianModel};
 use crate::process::gaussian::{PlannedStep, SampleSettings, Sampler};
 use crate::tensor::{Tensor, TensorReadback};
+use crate::trajectory::{History, DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS};
 use crate::weights::Weights;
 use egui::{Color32, RichText};
 
@@ -22,6 +23,23 @@ struct Frame {
     x: Vec<f32>,
     x0: Option<Vec<f32>>,
     eps: Option<Vec<f32>>,
+}
+
+impl Frame {
+    /// One buffer for the history: x, then x̂0 and ε̂ when present (each as long as x).
+    fn flatten(self) -> Vec<f32> {
+        let mut v = self.x;
+        v.extend(self.x0.unwrap_or_default());
+        v.extend(self.eps.unwrap_or_default());
+        v
+    }
+}
+
+/// A history entry back as (x, x̂0, ε̂), given the length of x.
+fn split_frame(v: &[f32], per: usize) -> (&[f32], Option<&[f32]>, Option<&[f32]>) {
+    let per = per.min(v.len()).max(1);
+    let mut parts = v.chunks(per);
+    (parts.next().unwrap_or(&[]), parts.next(), parts.next())
 }
 
 /// Readbacks of one step in flight; the frame is complete when all have arrived.
@@ -86,7 +104,9 @@ struct Session {
     x: Tensor,
     /// Readbacks in flight: the state after step `index`.
     pending: Option<PendingFrame>,
-    states: Vec<Frame>,
+    /// Host copies of every step's frame (x, then x̂0 and ε̂ when recorded, concatenated) under a
+    /// memory cap: older steps are thinned (see `History`).
+    states: History,
     started: web_time::Instant,
     /// Bumped whenever a new run starts, so cached views know they are stale.
     id: u64,
@@ -101,6 +121,8 @@ impl Session {
 pub struct DiffscopeApp {
     gpu: Option<Gpu>,
     error: Option<String>,
+    /// The compute device was lost: offer to open a new one and carry on.
+    device_lost: bool,
     model: Option<GaussianModel>,
     session: Option<Session>,
     // Controls.
@@ -166,6 +188,7 @@ impl DiffscopeApp {
         let mut app = DiffscopeApp {
             gpu: None,
             error: None,
+            device_lost: false,
             model: None,
             session: None,
             seed: 0,
@@ -443,7 +466,7 @@ impl DiffscopeApp {
                 n: self.n,
                 x,
                 pending,
-                states: Vec::new(),
+                states: History::new(DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS),
                 started: web_time::Instant::now(),
                 id,
             })
@@ -462,8 +485,12 @@ impl DiffscopeApp {
     fn fork(&mut self) {
         let Some(m) = &self.model else { return };
         let Some(s) = &self.session else { return };
-        let k = self.view.min(s.states.len().saturating_sub(1));
-        let state = s.states[k].x.clone();
+        let Some((k, state)) = s.states.nearest(self.view) else {
+            return;
+        };
+        // Only the state itself (a frame may carry x̂0 and ε̂ after it).
+        let per = s.n * m.denoiser.sample_shape().iter().product::<usize>();
+        let state = state[..per.min(state.len())].to_vec();
         let mut shape = vec![s.n];
         shape.extend_from_slice(m.denoiser.sample_shape());
         let gpu = m.denoiser.gpu().expect("device").clone();
@@ -474,8 +501,7 @@ impl DiffscopeApp {
             Ok(x) => {
                 let plan = s.plan.clone();
                 let n = s.n;
-                let mut states = self.session.take().map(|s| s.states).unwrap_or_default();
-                states.truncate(k + 1);
+                let states = s.states.truncated(k);
                 self.session = Some(Session {
                     settings,
                     plan,
@@ -493,20 +519,79 @@ impl DiffscopeApp {
         }
     }
 
+    /// After the device was lost: open a new one, reload the model, and continue the run from the
+    /// newest state kept on the host (the trajectory is a pure function of its settings, so it goes
+    /// on exactly as it would have).
+    fn recover_device(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let fresh = match &self.gpu {
+            Some(g) => g.recreate(),
+            None => Gpu::new(&Default::default()),
+        };
+        #[cfg(target_arch = "wasm32")]
+        let fresh: crate::Result<Gpu> = Err(crate::Error::DeviceLost(
+            "reload the page to get a new WebGPU device".into(),
+        ));
+        let gpu = match fresh {
+            Ok(g) => g,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
+            return;
+        };
+        let model = match zoo::load_shipped(&gpu, &name) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let resumed = self.session.take().and_then(|s| {
+            let (k, state) = s.states.nearest(s.states.len().checked_sub(1)?)?;
+            let mut shape = vec![s.n];
+            shape.extend_from_slice(model.denoiser.sample_shape());
+            let per: usize = shape.iter().product();
+            let x = Tensor::from_f32(&gpu, &shape, split_frame(state, per).0).ok()?;
+            Some(Session {
+                states: s.states.truncated(k),
+                x,
+                pending: None,
+                ..s
+            })
+        });
+        self.gpu = Some(gpu);
+        self.model = Some(model);
+        self.session = resumed;
+        self.error = None;
+        self.device_lost = false;
+        if self.session.is_none() {
+            self.restart();
+        }
+        self.playing = true;
+    }
+
     /// Advance the trajectory by at most one step per frame; never waits for the GPU.
     fn pump(&mut self) {
         let Some(m) = &self.model else { return };
         let Some(s) = &mut self.session else { return };
+        let gpu = m.denoiser.gpu().expect("device").clone();
         if let Some(p) = &mut s.pending {
-            match p.poll() {
+            // A state is recorded only if the device reported nothing wrong while computing it: a
+            // validation error or a lost device would make it a wrong picture.
+            match p.poll().map(|r| r.and_then(|f| gpu.check().map(|_| f))) {
                 None => return,
                 Some(Ok(f)) => {
                     debug_assert_eq!(p.index, s.states.len());
-                    s.states.push(f);
+                    s.states.push(f.flatten());
                     s.pending = None;
                 }
                 Some(Err(e)) => {
+                    self.device_lost = matches!(e, crate::Error::DeviceLost(_));
                     self.error = Some(e.to_string());
+                    self.playing = false;
                     s.pending = None;
                     return;
                 }
@@ -847,7 +932,12 @@ impl DiffscopeApp {
     /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
     pub fn status_json(&self) -> String {
         let s = self.session.as_ref();
-        let last = s.and_then(|s| s.states.last()).map(|f| &f.x);
+        let per = self.model.as_ref().map_or(1, |m| {
+            s.map_or(1, |s| s.n) * m.denoiser.sample_shape().iter().product::<usize>()
+        });
+        let last = s
+            .and_then(|s| s.states.last())
+            .map(|f| split_frame(f, per).0);
         let (mean, std, finite) = last.map_or((0.0, 0.0, true), |v| {
             let n = v.len().max(1) as f64;
             let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
@@ -925,9 +1015,17 @@ impl eframe::App for DiffscopeApp {
         egui::Panel::left("controls").show(ui, |ui| self.controls(ui));
         egui::Panel::bottom("timeline").show(ui, |ui| {
             if let Some(e) = &self.error {
+                let mut recover = false;
                 ui.horizontal(|ui| {
                     ui.colored_label(Color32::LIGHT_RED, format!("error: {e}"));
+                    if self.device_lost && ui.button("Open a new GPU device and continue").clicked()
+                    {
+                        recover = true;
+                    }
                 });
+                if recover {
+                    self.recover_device();
+                }
             }
             if self.graph_model.is_some() {
                 self.graph_timeline(ui);
@@ -993,7 +1091,18 @@ impl eframe::App for DiffscopeApp {
                 ui.spinner();
                 return;
             }
-            let v = self.view.min(s.states.len() - 1);
+            let want = self.view.min(s.states.len() - 1);
+            // A step thinned out by the memory cap is shown as the nearest kept one, and said so.
+            let Some((v, _)) = s.states.nearest(want) else { return };
+            if v != want {
+                ui.label(
+                    RichText::new(format!(
+                        "step {want} was not kept (memory cap: older steps are kept every {} steps); showing step {v}",
+                        s.states.stride()
+                    ))
+                    .color(Color32::YELLOW),
+                );
+            }
             let t = if v < s.plan.len() { s.plan[v].t as i64 } else { -1 };
             ui.label(format!(
                 "Reverse process, step {v}: the network predicts the noise ε̂ in x_t (t = {t}) and each \
@@ -1002,18 +1111,16 @@ impl eframe::App for DiffscopeApp {
             let shape = m.denoiser.sample_shape();
             if let &[c, h, w] = shape {
                 let n = s.n;
-                let f = &s.states[v];
+                let (fx, fx0, feps) = split_frame(s.states.get(v).unwrap_or(&[]), n * c * h * w);
                 let cols = (n as f64).sqrt().ceil() as usize;
                 let key = (s.id, v);
                 let grids = (self.textures_show != Some(key)).then(|| {
                     let dims = [n, c, h, w];
                     let range = images::Scale::Range(m.data_range);
                     [
-                        Some(images::grid(&f.x, dims, cols, range)),
-                        f.x0.as_ref().map(|x0| images::grid(x0, dims, cols, range)),
-                        f.eps
-                            .as_ref()
-                            .map(|e| images::grid(e, dims, cols, images::Scale::Noise)),
+                        Some(images::grid(fx, dims, cols, range)),
+                        fx0.map(|x0| images::grid(x0, dims, cols, range)),
+                        feps.map(|e| images::grid(e, dims, cols, images::Scale::Noise)),
                     ]
                 });
                 self.textures_show = Some(key);
@@ -1052,8 +1159,11 @@ impl eframe::App for DiffscopeApp {
                      it sharpens as the noise is removed. The step mixes x̂0 and x_t to get x_(t−1).",
                 );
             } else {
-                let trail: Vec<&[f32]> =
-                    (v.saturating_sub(4)..=v).map(|k| s.states[k].x.as_slice()).collect();
+                let per = s.n * shape.iter().product::<usize>();
+                let trail: Vec<&[f32]> = (v.saturating_sub(4)..=v)
+                    .filter_map(|k| s.states.get(k))
+                    .map(|f| split_frame(f, per).0)
+                    .collect();
                 points::draw(ui, &trail, s.settings.labels.as_deref(), m.data_range);
             }
         });

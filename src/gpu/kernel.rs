@@ -50,7 +50,7 @@ const MAX_BIND_GROUPS: usize = 8192;
 
 impl KernelCache {
     /// `late_errors` receives validation errors that only arrive asynchronously (the web).
-    pub fn kernel(
+    pub(crate) fn kernel(
         &mut self,
         device: &wgpu::Device,
         spec: &KernelSpec<'_>,
@@ -127,8 +127,7 @@ impl KernelCache {
             wasm_bindgen_futures::spawn_local(async move {
                 if let Some(err) = answer.await {
                     log::error!("kernel {label}: {err}");
-                    let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(format!("kernel {label}: {err}"));
+                    sink.record(format!("kernel {label}: {err}"));
                 }
             });
         }
@@ -191,8 +190,8 @@ impl KernelCache {
     }
 }
 
-/// Where errors reported after the fact go (the device's last error, shown by the app).
-pub type ErrorSink = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+/// Where errors reported after the fact go (the device's error record, surfaced by `Gpu::check`).
+pub(crate) type ErrorSink = std::sync::Arc<super::DeviceErrors>;
 
 /// Error scopes resolve immediately on native wgpu-core, so one poll answers them.
 #[cfg(not(target_arch = "wasm32"))]

@@ -39,6 +39,25 @@ pub struct GpuOptions {
     pub adapter: Option<String>,
 }
 
+/// Device limits lower than the adapter's, e.g. to prove in tests that a model too large for a device
+/// is refused with a clear message (a real device with small limits behaves the same way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitCaps {
+    pub max_storage_buffer_binding_size: Option<u64>,
+    pub max_buffer_size: Option<u64>,
+}
+
+impl LimitCaps {
+    fn apply(&self, limits: &mut wgpu::Limits) {
+        if let Some(v) = self.max_storage_buffer_binding_size {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(v);
+        }
+        if let Some(v) = self.max_buffer_size {
+            limits.max_buffer_size = limits.max_buffer_size.min(v);
+        }
+    }
+}
+
 /// What a user needs to know about the adapter in use.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AdapterSummary {
@@ -131,9 +150,39 @@ struct Inner {
     param_align: u64,
     counters: Counters,
     state: Mutex<State>,
-    last_error: Arc<Mutex<Option<String>>>,
     /// Per-kernel wall time when profiling (native): (family::entry) → (dispatches, seconds).
     profile: Mutex<Option<std::collections::BTreeMap<String, (u64, f64)>>>,
+    /// Parameter slots in the arena (fewer than `ARENA_SLOTS` on a device with a small buffer limit).
+    arena_slots: u64,
+    errors: Arc<DeviceErrors>,
+    /// How this device was opened, so that a lost one can be replaced by an equivalent one.
+    origin: Origin,
+}
+
+/// Errors wgpu reports outside an error scope, and whether the device is lost. Written by wgpu's
+/// callbacks (any thread), read by [`Gpu::check`].
+#[derive(Default)]
+pub(crate) struct DeviceErrors {
+    /// The first uncaptured error since the last `check`, and how many followed it.
+    first: Mutex<Option<(String, u64)>>,
+    lost: Mutex<Option<String>>,
+}
+
+impl DeviceErrors {
+    /// Keep the first error (later ones are usually its consequences) and count the rest.
+    pub(crate) fn record(&self, text: String) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *first {
+            Some((_, more)) => *more += 1,
+            None => *first = Some((text, 0)),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Origin {
+    opts: GpuOptions,
+    caps: LimitCaps,
 }
 
 /// A handle to the device and its runtime state; cheap to clone.
@@ -144,6 +193,25 @@ impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({} / {:?})", self.0.info.name, self.0.info.backend)
     }
+}
+
+/// An error and its causes on one line: wgpu's own message says only "Validation Error"; the cause
+/// (which resource, which usage conflict) is in the source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    let mut text: Vec<String> = Vec::new();
+    for p in parts {
+        let p = p.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !p.is_empty() && !text.iter().any(|t| t.contains(&p)) {
+            text.push(p);
+        }
+    }
+    text.join(": ")
 }
 
 /// What every diffscope kernel needs from a device; checked up front so a weak adapter gets a clear
@@ -227,7 +295,17 @@ impl Gpu {
         pollster::block_on(Self::new_async(opts))
     }
 
+    /// [`Gpu::new`] with device limits capped below the adapter's.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_capped(opts: &GpuOptions, caps: LimitCaps) -> Result<Gpu> {
+        pollster::block_on(Self::new_capped_async(opts, caps))
+    }
+
     pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
+        Self::new_capped_async(opts, LimitCaps::default()).await
+    }
+
+    pub async fn new_capped_async(opts: &GpuOptions, caps: LimitCaps) -> Result<Gpu> {
         #[cfg(not(target_arch = "wasm32"))]
         let from_env = std::env::var("DIFFSCOPE_ADAPTER")
             .ok()
@@ -238,7 +316,23 @@ impl Gpu {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = Self::pick_adapter(&instance, choice.as_deref()).await?;
-        Self::from_adapter(&adapter).await
+        let gpu = Self::from_adapter(&adapter, caps).await?;
+        Ok(gpu.with_origin(Origin {
+            opts: opts.clone(),
+            caps,
+        }))
+    }
+
+    /// A fresh device opened the way this one was (same adapter choice and limits), e.g. after this
+    /// one was lost. Nothing carries over: reload models and re-upload state (host copies of a
+    /// trajectory make that possible). A device shared with eframe is replaced by a standalone one.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn recreate(&self) -> Result<Gpu> {
+        pollster::block_on(self.recreate_async())
+    }
+
+    pub async fn recreate_async(&self) -> Result<Gpu> {
+        Self::new_capped_async(&self.0.origin.opts, self.0.origin.caps).await
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -301,9 +395,10 @@ impl Gpu {
             })
     }
 
-    async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+    async fn from_adapter(adapter: &wgpu::Adapter, caps: LimitCaps) -> Result<Gpu> {
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        caps.apply(&mut limits);
         check_requirements(&info, &limits)?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -328,6 +423,16 @@ impl Gpu {
         }
     }
 
+    fn with_origin(self, origin: Origin) -> Gpu {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.origin = origin;
+                Gpu(Arc::new(inner))
+            }
+            Err(shared) => Gpu(shared),
+        }
+    }
+
     /// Features the adapter offers (the device enables only what diffscope asks for).
     pub fn adapter_features(&self) -> wgpu::Features {
         self.0.adapter_features
@@ -342,20 +447,35 @@ impl Gpu {
     ) -> Result<Gpu> {
         let limits = device.limits();
         check_requirements(&info, &limits)?;
+        // Before anything is created: wgpu's default handler panics on the first validation error.
+        let errors = Arc::new(DeviceErrors::default());
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let text = error_chain(&e);
+            log::error!("wgpu: {text}");
+            sink.record(text);
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            log::error!("wgpu: device lost ({reason:?}): {msg}");
+            let why = match reason {
+                wgpu::DeviceLostReason::Destroyed => "destroyed".to_string(),
+                wgpu::DeviceLostReason::Unknown if msg.is_empty() => {
+                    "driver reset or GPU removed".into()
+                }
+                wgpu::DeviceLostReason::Unknown => msg,
+            };
+            *sink.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        });
         let param_align = (limits.min_uniform_buffer_offset_alignment as u64).max(MAX_PARAMS);
+        let arena_slots = ARENA_SLOTS.min(limits.max_buffer_size / param_align).max(1);
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("diffscope params arena"),
-            size: param_align * ARENA_SLOTS,
+            size: param_align * arena_slots,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let adapter_features = device.features();
-        let last_error: Arc<Mutex<Option<String>>> = Arc::default();
-        let sink = last_error.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            log::error!("wgpu: {e}");
-            *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        }));
         Ok(Gpu(Arc::new(Inner {
             device,
             queue,
@@ -366,8 +486,10 @@ impl Gpu {
             param_align,
             counters: Counters::default(),
             state: Mutex::new(State::default()),
-            last_error,
             profile: Mutex::new(None),
+            arena_slots,
+            errors,
+            origin: Origin::default(),
         })))
     }
 
@@ -394,13 +516,42 @@ impl Gpu {
         matches!(self.0.info.device_type, wgpu::DeviceType::Cpu)
     }
 
-    /// The last error wgpu reported outside an error scope, if any (taken).
+    /// The first error wgpu reported outside an error scope since the last call, if any (taken).
     pub fn take_error(&self) -> Option<String> {
-        self.0
-            .last_error
+        let first = self
+            .0
+            .errors
+            .first
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .take();
+        first.map(|(e, more)| match more {
+            0 => e,
+            n => format!("{e} (and {n} more errors)"),
+        })
+    }
+
+    /// Why the device was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.0
+            .errors
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Surface what wgpu reported asynchronously: a lost device, or a validation error that no error
+    /// scope caught (the results since then may be wrong). Call it after each step that the user
+    /// will see.
+    pub fn check(&self) -> Result<()> {
+        if let Some(why) = self.lost() {
+            return Err(Error::DeviceLost(why));
+        }
+        match self.take_error() {
+            Some(e) => Err(Error::Validation(e)),
+            None => Ok(()),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -415,7 +566,8 @@ impl Gpu {
 
     /// A pooled storage buffer of at least `bytes`. `what` names it in the error when it is too large.
     pub fn alloc(&self, bytes: u64, what: &str) -> Result<GpuBuffer> {
-        let limit = self.max_binding();
+        // Buffers are bound whole, so a buffer may not exceed the binding limit (in 4-byte units).
+        let limit = self.max_binding() & !3;
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what.to_string(),
@@ -425,7 +577,8 @@ impl Gpu {
         }
         let (pooled, created) = {
             let mut st = self.state();
-            st.pool.acquire(&self.0.device, bytes, pool::STORAGE_USAGE)
+            st.pool
+                .acquire(&self.0.device, bytes, limit, pool::STORAGE_USAGE)
         };
         if created {
             Counters::add(&self.0.counters.buffers_created, 1);
@@ -495,7 +648,7 @@ impl Gpu {
         }
         let full = {
             let st = self.state();
-            st.params.len() as u64 + self.0.param_align > self.0.param_align * ARENA_SLOTS
+            st.params.len() as u64 + self.0.param_align > self.0.param_align * self.0.arena_slots
         };
         if full {
             self.submit();
@@ -509,7 +662,7 @@ impl Gpu {
         let mut st = self.state();
         let (kernel, created) = st
             .kernels
-            .kernel(&self.0.device, spec, &self.0.last_error)
+            .kernel(&self.0.device, spec, &self.0.errors)
             .map_err(Error::Validation)?;
         if created {
             Counters::add(&self.0.counters.pipelines_created, 1);
@@ -701,10 +854,11 @@ impl Gpu {
     /// Record a copy of `buf` into a staging buffer (mapped only after the submit).
     fn stage_copy(&self, buf: &GpuBuffer, bytes: u64) -> (pool::PooledBuffer, u64) {
         let size = bytes.next_multiple_of(4).max(4);
+        let max = self.0.limits.max_buffer_size & !3;
         let (staging, created) =
             self.state()
                 .pool
-                .acquire(&self.0.device, size, pool::STAGING_USAGE);
+                .acquire(&self.0.device, size, max, pool::STAGING_USAGE);
         if created {
             Counters::add(&self.0.counters.buffers_created, 1);
         }

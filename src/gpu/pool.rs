@@ -44,14 +44,17 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    /// A buffer of at least `bytes`, and whether it had to be created.
+    /// A buffer of at least `bytes` (at most `max`, the device's limit, which `bytes` must not
+    /// exceed), and whether it had to be created.
     pub fn acquire(
         &mut self,
         device: &wgpu::Device,
         bytes: u64,
+        max: u64,
         usage: wgpu::BufferUsages,
     ) -> (PooledBuffer, bool) {
-        let class = size_class(bytes);
+        // A size class past the limit would be an invalid buffer; the limit itself is a class then.
+        let class = size_class(bytes).min(max.max(bytes.next_multiple_of(4)));
         if let Some(b) = self
             .free
             .get_mut(&(class, usage.bits()))

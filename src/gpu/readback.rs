@@ -62,7 +62,10 @@ impl Readback {
                 None
             }
             MapState::Done => Some(Err(Error::Readback("already taken".into()))),
-            MapState::Mapped(Err(e)) => Some(Err(Error::Readback(e))),
+            MapState::Mapped(Err(e)) => Some(Err(match self.gpu.lost() {
+                Some(why) => Error::DeviceLost(why),
+                None => Error::Readback(e),
+            })),
             MapState::Mapped(Ok(())) => {
                 drop(st);
                 Some(self.finish())
@@ -93,6 +96,10 @@ impl Readback {
         loop {
             if let Some(r) = self.try_take() {
                 return r;
+            }
+            // A lost device may never call back: don't wait for it.
+            if let Some(why) = self.gpu.lost() {
+                return Err(Error::DeviceLost(why));
             }
             self.gpu
                 .device()

@@ -67,31 +67,94 @@ pub struct FilmMlp {
 
 impl FilmMlp {
     pub fn parse_config(json: &str, file: &str) -> Result<FilmMlpConfig> {
-        let c: FilmMlpConfig = serde_json::from_str(json).map_err(|e| Error::Config {
-            file: file.to_string(),
-            detail: e.to_string(),
-        })?;
+        use super::limits::field_error;
         let bad = |d: String| Error::Config {
             file: file.to_string(),
             detail: d,
         };
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        // Check each field's type first so a wrong one is named (serde's message gives a column).
+        for (k, val) in obj {
+            let ok =
+                match k.as_str() {
+                    "architecture" => val.is_string(),
+                    "data_dim" | "dim" | "depth" | "num_labels" | "null_label" => val.is_u64(),
+                    "labels" => val
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(|x| x.is_string())),
+                    "data_range" => {
+                        val.is_null()
+                            || val
+                                .as_array()
+                                .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x.is_number()))
+                    }
+                    _ => return Err(field_error(
+                        file,
+                        k,
+                        "unknown field (film_mlp configs have architecture, data_dim, dim, depth, \
+                         num_labels, null_label, labels, data_range)",
+                    )),
+                };
+            if !ok {
+                return Err(field_error(
+                    file,
+                    k,
+                    format!("{val} has the wrong type or form"),
+                ));
+            }
+        }
+        let c: FilmMlpConfig = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         if c.architecture != "film_mlp" {
             return Err(bad(format!(
                 "architecture is \"{}\", expected \"film_mlp\"",
                 c.architecture
             )));
         }
-        if c.dim < 4 || !c.dim.is_multiple_of(2) || c.data_dim == 0 || c.depth == 0 {
-            return Err(bad(format!(
-                "dim {} (must be even, ≥ 4), data_dim {} and depth {} (≥ 1)",
-                c.dim, c.data_dim, c.depth
-            )));
+        use super::limits as lim;
+        lim::size(file, "data_dim", c.data_dim, 1..=lim::MAX_DATA_CHANNELS)?;
+        lim::size(file, "dim", c.dim, 4..=lim::MAX_WIDTH)?;
+        if !c.dim.is_multiple_of(2) {
+            return Err(field_error(
+                file,
+                "dim",
+                format!("{} must be even (sin/cos halves)", c.dim),
+            ));
         }
+        lim::size(file, "depth", c.depth, 1..=lim::MAX_DEPTH)?;
+        lim::size(file, "num_labels", c.num_labels, 0..=lim::MAX_LABELS)?;
         if c.null_label != c.num_labels {
-            return Err(bad(format!(
-                "null_label must equal num_labels ({}), got {}",
-                c.num_labels, c.null_label
-            )));
+            return Err(field_error(
+                file,
+                "null_label",
+                format!(
+                    "must equal num_labels ({}), got {}",
+                    c.num_labels, c.null_label
+                ),
+            ));
+        }
+        if !c.labels.is_empty() && c.labels.len() != c.num_labels {
+            return Err(field_error(
+                file,
+                "labels",
+                format!(
+                    "{} names for {} labels (give one per label, or none)",
+                    c.labels.len(),
+                    c.num_labels
+                ),
+            ));
+        }
+        if let Some([lo, hi]) = c.data_range {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(field_error(
+                    file,
+                    "data_range",
+                    format!("[{lo}, {hi}] must be finite with low < high"),
+                ));
+            }
         }
         Ok(c)
     }

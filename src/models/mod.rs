@@ -7,6 +7,7 @@ pub mod film_mlp;
 pub mod graph_features;
 pub mod graph_transformer;
 pub mod graph_zoo;
+pub mod limits;
 pub mod unet;
 pub mod zoo;
 

@@ -86,11 +86,13 @@ impl UNetConfig {
         };
         for (k, val) in obj {
             let int = || {
-                val.as_u64().map(|u| u as usize).ok_or_else(|| {
-                    bad(format!(
-                        "field \"{k}\" must be a non-negative integer, got {val}"
-                    ))
-                })
+                val.as_u64()
+                    .and_then(|u| usize::try_from(u).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "field \"{k}\" must be a non-negative integer, got {val}"
+                        ))
+                    })
             };
             let num = || {
                 val.as_f64()
@@ -120,8 +122,20 @@ impl UNetConfig {
                 "_diffusers_version" | "_name_or_path" | "num_train_timesteps" | "dropout" => {}
                 "sample_size" => {
                     c.sample_size = match val {
+                        // [height, width]: diffscope runs square images only.
                         serde_json::Value::Array(a) => {
-                            a.first().and_then(|x| x.as_u64()).unwrap_or(0) as usize
+                            let sides: Vec<u64> = a.iter().filter_map(|x| x.as_u64()).collect();
+                            match sides.as_slice() {
+                                [h, w] if h == w && a.len() == 2 => {
+                                    usize::try_from(*h).unwrap_or(usize::MAX)
+                                }
+                                _ => {
+                                    return Err(bad(format!(
+                                        "field \"sample_size\" = {val}: diffscope needs a square \
+                                         size (one integer or [n, n])"
+                                    )))
+                                }
+                            }
                         }
                         _ => int()?,
                     }
@@ -145,7 +159,11 @@ impl UNetConfig {
                 "block_out_channels" => {
                     c.block_out_channels = val
                         .as_array()
-                        .and_then(|a| a.iter().map(|x| x.as_u64().map(|u| u as usize)).collect())
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|x| x.as_u64().and_then(|u| usize::try_from(u).ok()))
+                                .collect()
+                        })
                         .ok_or_else(
                             || bad("block_out_channels must be a list of integers".into()),
                         )?
@@ -172,6 +190,72 @@ impl UNetConfig {
                     c.num_class_embeds = if val.is_null() { None } else { Some(int()?) }
                 }
                 other => return Err(bad(format!("unknown field \"{other}\""))),
+            }
+        }
+        {
+            use super::limits::{self as lim, field_error};
+            lim::size(file, "sample_size", c.sample_size, 1..=lim::MAX_SPATIAL)?;
+            lim::size(
+                file,
+                "in_channels",
+                c.in_channels,
+                1..=lim::MAX_DATA_CHANNELS,
+            )?;
+            lim::size(
+                file,
+                "out_channels",
+                c.out_channels,
+                1..=lim::MAX_DATA_CHANNELS,
+            )?;
+            lim::size(
+                file,
+                "block_out_channels",
+                c.block_out_channels.len(),
+                1..=lim::MAX_LEVELS,
+            )?;
+            for &ch in &c.block_out_channels {
+                lim::size(file, "block_out_channels", ch, 1..=lim::MAX_WIDTH)?;
+            }
+            lim::size(
+                file,
+                "layers_per_block",
+                c.layers_per_block,
+                1..=lim::MAX_DEPTH,
+            )?;
+            lim::size(
+                file,
+                "norm_num_groups",
+                c.norm_num_groups,
+                1..=lim::MAX_WIDTH,
+            )?;
+            lim::size(file, "downsample_padding", c.downsample_padding, 0..=1)?;
+            if let Some(hd) = c.attention_head_dim {
+                lim::size(file, "attention_head_dim", hd, 1..=lim::MAX_WIDTH)?;
+            }
+            if let Some(k) = c.num_class_embeds {
+                // The last class is the null label, so a conditional UNet has at least one real one.
+                lim::size(file, "num_class_embeds", k, 2..=lim::MAX_LABELS)?;
+            }
+            lim::number(file, "norm_eps", c.norm_eps as f64, 1e-12..=1.0)?;
+            lim::number(file, "freq_shift", c.freq_shift as f64, -1e6..=1e6)?;
+            lim::number(
+                file,
+                "mid_block_scale_factor",
+                c.mid_block_scale_factor as f64,
+                1e-6..=1e6,
+            )?;
+            // Each level but the last halves the image; the skip connections need exact halves.
+            let levels = c.block_out_channels.len();
+            let div = 1usize << (levels - 1);
+            if !c.sample_size.is_multiple_of(div) {
+                return Err(field_error(
+                    file,
+                    "sample_size",
+                    format!(
+                        "{} is not divisible by {div}, which {levels} resolution levels need",
+                        c.sample_size
+                    ),
+                ));
             }
         }
         let n = c.block_out_channels.len();

@@ -970,7 +970,11 @@ const TUNE_BUDGET: std::time::Duration = std::time::Duration::from_millis(1000);
 #[cfg(not(target_arch = "wasm32"))]
 pub fn tune(gpu: &Gpu) -> Result<(MatmulKernel, Vec<(MatmulKernel, f64)>)> {
     let start = std::time::Instant::now();
-    let n = if gpu.is_software() { 256 } else { 1024 };
+    let mut n: usize = if gpu.is_software() { 256 } else { 1024 };
+    // A device with small bindings tunes on what fits (n² f32 per operand).
+    while n > 32 && (n * n * 4) as u64 > gpu.max_binding() {
+        n /= 2;
+    }
     let (a, b) = square_inputs(gpu, n)?;
     let mut timings: Vec<(MatmulKernel, f64)> = Vec::new();
     let mut first_err = None;

@@ -115,11 +115,13 @@ impl SchedulerConfig {
                     .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
             };
             let int = || {
-                val.as_u64().map(|u| u as usize).ok_or_else(|| {
-                    bad(format!(
-                        "field \"{k}\" must be a non-negative integer, got {val}"
-                    ))
-                })
+                val.as_u64()
+                    .and_then(|u| usize::try_from(u).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "field \"{k}\" must be a non-negative integer, got {val}"
+                        ))
+                    })
             };
             let boolean = || {
                 val.as_bool()
@@ -197,9 +199,22 @@ impl SchedulerConfig {
                 other => return Err(bad(format!("unknown field \"{other}\""))),
             }
         }
-        if c.num_train_timesteps == 0 {
-            return Err(bad("num_train_timesteps must be at least 1".into()));
-        }
+        use crate::models::limits as lim;
+        let t = lim::size(
+            file,
+            "num_train_timesteps",
+            c.num_train_timesteps,
+            1..=lim::MAX_TRAIN_TIMESTEPS,
+        )?;
+        lim::number(file, "beta_start", c.beta_start, 0.0..=0.999)?;
+        lim::number(file, "beta_end", c.beta_end, 0.0..=0.999)?;
+        lim::number(
+            file,
+            "clip_sample_range",
+            c.clip_sample_range as f64,
+            1e-6..=1e6,
+        )?;
+        lim::size(file, "steps_offset", c.steps_offset, 0..=t - 1)?;
         Ok(c)
     }
 }
@@ -221,6 +236,18 @@ impl Gaussian {
             config.beta_end,
         )?;
         let ac = alphas_cumprod(&b);
+        // ᾱ_t = 0 would make x̂0 = (x_t − √(1−ᾱ)ε̂)/√ᾱ infinite: refuse rather than draw NaNs.
+        if let Some(t) = ac.iter().position(|&a| !(a > 0.0 && a.is_finite())) {
+            return Err(Error::Invalid(format!(
+                "the β schedule ({:?}, β from {} to {} over {} timesteps) drives ᾱ_t to {} at t = {t}; \
+                 no sampler can divide by it",
+                config.beta_schedule,
+                config.beta_start,
+                config.beta_end,
+                config.num_train_timesteps,
+                ac[t]
+            )));
+        }
         Ok(Gaussian {
             config,
             betas: b,

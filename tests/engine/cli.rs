@@ -61,61 +61,615 @@ fn sample_writes_safetensors_and_png() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// One bad invocation: arguments, the exit code it must give (2: clap's usage errors; 1: everything
+/// diffscope checks itself) and words the message must contain.
+struct Bad<'a> {
+    args: Vec<std::ffi::OsString>,
+    code: i32,
+    needles: &'a [&'a str],
+    no_display: bool,
+}
+
+fn bad<'a>(args: &[&str], code: i32, needles: &'a [&'a str]) -> Bad<'a> {
+    Bad {
+        args: args.iter().map(|a| a.into()).collect(),
+        code,
+        needles,
+        no_display: false,
+    }
+}
+
+fn st_file(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.2.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.1.clone(), b)
+                .unwrap();
+            (t.0.to_string(), v)
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
 #[test]
-fn nonsense_arguments_are_clear_errors() {
-    let (code, text) = run(&["frobnicate"]);
-    assert_eq!(code, 2, "{text}");
-    let (code, text) = run(&[
-        "sample",
-        "--model",
-        "no-such-model",
-        "--out",
-        "/tmp/x.safetensors",
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        text.contains("toy2d-mlp"),
-        "should list the shipped models: {text}"
+fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
+    let dir = std::env::temp_dir().join(format!("diffscope-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let toy = diffscope::models::zoo::shipped("toy2d-mlp").unwrap();
+    // Model folders, each broken in one way.
+    let folder = |name: &str, files: &[(&str, &[u8])]| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, b) in files {
+            std::fs::write(d.join(f), b).unwrap();
+        }
+        d.to_string_lossy().to_string()
+    };
+    let (cfg, sch, w) = (toy.config.as_bytes(), toy.scheduler.as_bytes(), toy.weights);
+    let md_noweights = folder(
+        "noweights",
+        &[("config.json", cfg), ("scheduler_config.json", sch)],
     );
-    let (code, text) = run(&["sample", "--model", "toy2d-mlp", "--out", "/tmp/x.txt"]);
-    assert_eq!(code, 1);
-    assert!(text.contains(".safetensors or .png"), "{text}");
-    let (code, text) = run(&[
-        "sample",
-        "--model",
-        "toy2d-mlp",
-        "--label",
-        "99",
-        "--out",
-        "/tmp/x.png",
-    ]);
-    assert_eq!(code, 1);
-    assert!(text.contains("--label 99 is out of range"), "{text}");
-    let (code, text) = run(&[
-        "sample",
-        "--model",
-        "toy2d-mlp",
-        "--n",
-        "0",
-        "--out",
-        "/tmp/x.png",
-    ]);
-    assert_eq!(code, 1);
-    assert!(text.contains("--n 0"), "{text}");
-    let (code, _) = run(&["sample", "--out", "/tmp/x.png"]);
-    assert_eq!(code, 2, "a model is required");
-    let (code, text) = run(&[
-        "forward",
-        "--model",
-        "toy2d-mlp",
-        "--inputs",
-        "/nonexistent.safetensors",
-        "--out",
-        "/tmp/o.safetensors",
-    ]);
-    assert_eq!(code, 1);
-    assert!(text.contains("/nonexistent.safetensors"), "{text}");
-    let (code, text) = run(&["--adapter", "no-such-gpu", "info"]);
-    assert_eq!(code, 1);
-    assert!(text.contains("no-such-gpu"), "{text}");
+    let md_pickle = folder(
+        "pickle",
+        &[
+            ("config.json", cfg),
+            ("scheduler_config.json", sch),
+            ("pytorch_model.bin", b"PK"),
+        ],
+    );
+    let md_nosched = folder("nosched", &[("config.json", cfg), ("model.safetensors", w)]);
+    let md_truncated = folder(
+        "truncated",
+        &[
+            ("config.json", cfg),
+            ("scheduler_config.json", sch),
+            ("model.safetensors", &w[..w.len() / 2]),
+        ],
+    );
+    let md_two = folder(
+        "two",
+        &[
+            ("config.json", cfg),
+            ("scheduler_config.json", sch),
+            ("a.safetensors", w),
+            ("b.safetensors", w),
+        ],
+    );
+    let huge = toy.config.replace("\"dim\": 128", "\"dim\": 1099511627776");
+    assert_ne!(huge, toy.config);
+    let md_hugecfg = folder(
+        "hugecfg",
+        &[
+            ("config.json", huge.as_bytes()),
+            ("scheduler_config.json", sch),
+            ("model.safetensors", w),
+        ],
+    );
+    std::fs::write(
+        p("init_wrong.safetensors"),
+        st_file(&[("x", vec![3, 2], vec![0.0; 6])]),
+    )
+    .unwrap();
+    std::fs::write(
+        p("init_nan.safetensors"),
+        st_file(&[("x", vec![4, 2], vec![f32::NAN; 8])]),
+    )
+    .unwrap();
+    std::fs::write(p("text.safetensors"), b"hello, not safetensors").unwrap();
+    std::fs::write(
+        p("in_nox.safetensors"),
+        st_file(&[("t", vec![2], vec![1.0, 2.0])]),
+    )
+    .unwrap();
+    std::fs::write(
+        p("in_badx.safetensors"),
+        st_file(&[
+            ("x", vec![2, 3], vec![0.0; 6]),
+            ("t", vec![2], vec![1.0, 2.0]),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        p("in_badt.safetensors"),
+        st_file(&[
+            ("x", vec![2, 2], vec![0.0; 4]),
+            ("t", vec![3], vec![1.0; 3]),
+        ]),
+    )
+    .unwrap();
+    let out_png = p("o.png");
+    let out_st = p("o.safetensors");
+    let s = |v: &str| v.to_string();
+    let sample = |extra: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = ["sample", "--model", "toy2d-mlp"]
+            .iter()
+            .map(|x| s(x))
+            .collect();
+        v.extend_from_slice(extra);
+        v
+    };
+    let owned: Vec<(Vec<String>, i32, &[&str])> = vec![
+        (vec![s("frobnicate")], 2, &["unrecognized subcommand"]),
+        (vec![s("sample")], 2, &["--model"]),
+        (
+            vec![s("sample"), s("--model"), s("toy2d-mlp")],
+            2,
+            &["--out"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--model-dir"),
+                s("/tmp"),
+                s("--out"),
+                out_png.clone(),
+            ],
+            2,
+            &["cannot be used with"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("no-such-model"),
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["no-such-model", "toy2d-mlp"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s(""),
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["no shipped model"],
+        ),
+        (
+            sample(&[s("--out"), p("o.txt")]),
+            1,
+            &[".safetensors or .png"],
+        ),
+        (
+            sample(&[s("--out"), p("noext")]),
+            1,
+            &[".safetensors or .png"],
+        ),
+        (sample(&[s("--out"), s("")]), 2, &["--out"]),
+        (
+            sample(&[s("--out"), s("/nonexistent-dir/o.png")]),
+            1,
+            &["/nonexistent-dir", "does not exist"],
+        ),
+        (
+            sample(&[s("--out"), p("o.png"), s("--trajectory"), p("t.png")]),
+            1,
+            &["--trajectory", ".safetensors"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--trajectory"),
+                s("/nonexistent-dir/t.safetensors"),
+            ]),
+            1,
+            &["/nonexistent-dir"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--n"), s("0")]),
+            1,
+            &["--n 0"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--n"), s("100000")]),
+            1,
+            &["--n 100000"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--n"), s("abc")]),
+            2,
+            &["--n"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--n"), s("-5")]),
+            2,
+            &["-5"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--n"),
+                s("99999999999999999999999"),
+            ]),
+            2,
+            &["--n"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--steps"), s("0")]),
+            1,
+            &["0 sampling steps", "1..=200"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--steps"), s("201")]),
+            1,
+            &["201 sampling steps"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--sampler"), s("euler")]),
+            2,
+            &["euler", "ddpm"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--eta"), s("nan")]),
+            1,
+            &["--eta NaN"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--eta=-1")]),
+            1,
+            &["--eta -1"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--cfg"), s("inf")]),
+            1,
+            &["--cfg inf"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--cfg"), s("1e40")]),
+            1,
+            &["--cfg inf"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--cfg=-2")]),
+            1,
+            &["--cfg -2"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--label"), s("99")]),
+            1,
+            &["--label 99 is out of range", "two_moons"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--label"), s("-1")]),
+            2,
+            &["-1"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--seed"),
+                s("18446744073709551616"),
+            ]),
+            2,
+            &["--seed"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--init"),
+                s("/nonexistent.safetensors"),
+            ]),
+            1,
+            &["/nonexistent.safetensors", "could not read"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--init"),
+                dir.to_string_lossy().to_string(),
+            ]),
+            1,
+            &["is a directory"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--init"),
+                p("text.safetensors"),
+            ]),
+            1,
+            &["text.safetensors", "header"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--init"),
+                p("init_wrong.safetensors"),
+            ]),
+            1,
+            &["--init", "\"x\"", "[3, 2]", "[16, 2]"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--init"),
+                p("init_nan.safetensors"),
+            ]),
+            1,
+            &["\"x\"", "non-finite"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                s("/nonexistent-model"),
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["/nonexistent-model"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                p("text.safetensors"),
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["text.safetensors"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_noweights,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["no .safetensors weights"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_pickle,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["pickled .bin files are not read"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_nosched,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["no scheduler_config.json"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_truncated,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["model.safetensors", "truncated"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_two,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["2 .safetensors files"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model-dir"),
+                md_hugecfg,
+                s("--out"),
+                out_png.clone(),
+            ],
+            1,
+            &["\"dim\"", "1099511627776"],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                s("/nonexistent.safetensors"),
+                s("--out"),
+                out_st.clone(),
+            ],
+            1,
+            &["/nonexistent.safetensors"],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                p("in_nox.safetensors"),
+                s("--out"),
+                out_st.clone(),
+            ],
+            1,
+            &["no tensor \"x\""],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                p("in_badx.safetensors"),
+                s("--out"),
+                out_st.clone(),
+            ],
+            1,
+            &["\"x\"", "[2, 3]"],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                p("in_badt.safetensors"),
+                s("--out"),
+                out_st.clone(),
+            ],
+            1,
+            &["\"t\"", "[3]"],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                p("in_badt.safetensors"),
+                s("--out"),
+                p("o.png"),
+            ],
+            1,
+            &["--out", ".safetensors"],
+        ),
+        (
+            vec![
+                s("forward"),
+                s("--model"),
+                s("toy2d-mlp"),
+                s("--inputs"),
+                p("in_badt.safetensors"),
+                s("--out"),
+                s("/nonexistent-dir/o.safetensors"),
+            ],
+            1,
+            &["/nonexistent-dir"],
+        ),
+        (
+            vec![s("--adapter"), s("no-such-gpu"), s("info")],
+            1,
+            &["no-such-gpu"],
+        ),
+        (vec![s("info"), s("--bogus")], 2, &["--bogus"]),
+        (vec![s("bench"), s("--bogus")], 2, &["--bogus"]),
+    ];
+    let mut cases: Vec<Bad> = owned
+        .iter()
+        .map(|(a, c, n)| Bad {
+            args: a.iter().map(|x| x.into()).collect(),
+            code: *c,
+            needles: n,
+            no_display: false,
+        })
+        .collect();
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut c = bad(&["sample", "--model"], 2, &["invalid UTF-8"]);
+        c.args.push(std::ffi::OsStr::from_bytes(b"toy\xff").into());
+        cases.push(c);
+    }
+    let mut app = bad(&[], 1, &["needs a display", "headless"]);
+    app.no_display = true;
+    cases.push(app);
+
+    eprintln!("| invocation | exit | message |\n|---|---|---|");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_diffscope"));
+        cmd.args(&c.args);
+        if c.no_display {
+            cmd.env_remove("DISPLAY")
+                .env_remove("WAYLAND_DISPLAY")
+                .env_remove("WAYLAND_SOCKET");
+        }
+        let out = cmd.output().expect("run diffscope");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let shown: Vec<String> = c
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().replace(&*dir.to_string_lossy(), "$TMP"))
+            .collect();
+        let first = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or("")
+            .replace(&*dir.to_string_lossy(), "$TMP");
+        eprintln!(
+            "| `diffscope {}` | {} | {} |",
+            shown.join(" "),
+            out.status.code().unwrap_or(-1),
+            first.replace('|', "\\|")
+        );
+        for bad_word in [
+            "panicked",
+            "RUST_BACKTRACE",
+            "stack backtrace",
+            "internal error",
+        ] {
+            if err.contains(bad_word) {
+                failures.push(format!("{shown:?}: {bad_word}: {err}"));
+            }
+        }
+        if out.status.code() != Some(c.code) {
+            failures.push(format!(
+                "{shown:?}: exit {:?}, want {}: {err}",
+                out.status.code(),
+                c.code
+            ));
+        }
+        for n in c.needles {
+            if !err.contains(n) {
+                failures.push(format!("{shown:?} should mention {n:?}: {err}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+        .args(["info", "--models"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the child writes: its write fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("stdout was closed"), "{err}");
 }

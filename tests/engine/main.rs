@@ -2,16 +2,20 @@
 //! Each module is one kernel family.
 
 mod attention;
+mod checkpoints;
 mod cli;
 mod common;
 mod conv;
 mod ddim_trajectory;
+mod determinism;
+mod device;
 mod digress;
 mod elementwise;
 mod embedding;
 mod film_mlp;
 mod gaussian;
 mod layout;
+mod longrun;
 mod matmul;
 mod norm;
 mod random;

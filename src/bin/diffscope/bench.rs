@@ -211,10 +211,10 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
         },
     });
     if args.json {
-        println!(
+        crate::cli::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        )?;
     } else {
         eprintln!(
             "fused DDPM step: {ddpm_gbps:.2} GB/s; copy: {copy_gbps:.2} GB/s ({:.0} % of copy)",

@@ -5,6 +5,33 @@ use clap::{Parser, Subcommand};
 use diffscope::{Gpu, GpuOptions};
 use std::process::ExitCode;
 
+/// `println!` that returns an error instead of panicking when stdout is closed (`diffscope … | head`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*).map_err(diffscope::Error::from)
+    }};
+}
+pub(crate) use outln;
+
+/// A panic is a bug in diffscope: say so in one line (no backtrace) and exit with 101, which the CLI
+/// tests treat as a failure.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("diffscope: internal error (a bug; please report it): {msg}{at}");
+    }));
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "diffscope",
@@ -59,6 +86,7 @@ pub fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off,naga=error"),
     )
     .init();
+    install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -95,10 +123,14 @@ pub fn main() -> ExitCode {
         )),
         Some(Command::Info { models: true, .. }) => {
             for m in diffscope::models::zoo::SHIPPED {
-                println!("{:<16} {}", m.name, m.summary);
+                if let Err(e) = outln!("{:<16} {}", m.name, m.summary) {
+                    return fail(&e);
+                }
             }
             for m in diffscope::models::graph_zoo::GRAPH_MODELS {
-                println!("{:<16} {}", m.name, m.summary);
+                if let Err(e) = outln!("{:<16} {}", m.name, m.summary) {
+                    return fail(&e);
+                }
             }
             Ok(())
         }
@@ -109,11 +141,18 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("diffscope: error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &diffscope::Error) -> ExitCode {
+    match e {
+        diffscope::Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            eprintln!("diffscope: error: stdout was closed before the output was written")
+        }
+        _ => eprintln!("diffscope: error: {e}"),
+    }
+    ExitCode::FAILURE
 }
 
 fn run_app(
@@ -168,7 +207,13 @@ fn run_app(
             }))
         }),
     )
-    .map_err(|e| diffscope::Error::Device(format!("could not open the app window: {e}")))?;
+    .map_err(|e| {
+        diffscope::Error::Io(std::io::Error::other(format!(
+            "could not open the app window ({}). The app needs a display (X11 or Wayland); \
+             without one, use the headless commands: info, sample, forward, bench",
+            short_window_error(&e.to_string())
+        )))
+    })?;
     match outcome.map(|o| o.lock().unwrap_or_else(|p| p.into_inner()).take()) {
         None => Ok(()),
         Some(Some(Ok(status))) => {
@@ -181,6 +226,14 @@ fn run_app(
         Some(None) => Err(diffscope::Error::Invalid(
             "app self-check failed: the window closed before the check finished".into(),
         )),
+    }
+}
+
+/// winit's errors carry a source path and line; keep the part a user can act on.
+fn short_window_error(e: &str) -> String {
+    match e.rfind(": ") {
+        Some(i) if e.contains(".rs:") => e[i + 2..].trim().to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -218,19 +271,19 @@ fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
             "device_features": features,
             "adapter_features": adapter_features,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
-        println!("adapter:  {} ({})", s.name, s.device_type);
-        println!("backend:  {}", s.backend);
-        println!("driver:   {} {}", s.driver, s.driver_info);
-        println!("software: {}", gpu.is_software());
-        println!("limits:");
+        outln!("adapter:  {} ({})", s.name, s.device_type)?;
+        outln!("backend:  {}", s.backend)?;
+        outln!("driver:   {} {}", s.driver, s.driver_info)?;
+        outln!("software: {}", gpu.is_software())?;
+        outln!("limits:")?;
         if let Some(obj) = limits.as_object() {
             for (k, v) in obj {
-                println!("  {k}: {v}");
+                outln!("  {k}: {v}")?;
             }
         }
-        println!("adapter features: {}", adapter_features.join(", "));
+        outln!("adapter features: {}", adapter_features.join(", "))?;
     }
     Ok(())
 }

@@ -77,6 +77,44 @@ pub struct SampleArgs {
     profile: bool,
 }
 
+/// The folder `path` goes into must exist, and `path` must not be a folder: checked before any
+/// sampling so a typo does not cost a whole run.
+fn check_output(flag: &str, path: &Path) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{flag} {} is a folder; give a file name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// An I/O error that names the file.
+fn io_at<'a>(path: &'a Path, what: &str) -> impl Fn(std::io::Error) -> Error + 'a {
+    let what = what.to_string();
+    move |e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{what} {}: {e}", path.display()),
+        ))
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(io_at(path, "writing"))
+}
+
 fn ext(p: &Path) -> String {
     p.extension()
         .map(|e| e.to_string_lossy().to_lowercase())
@@ -112,6 +150,21 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             a.out.display()
         )));
     }
+    check_output("--out", &a.out)?;
+    if let Some(t) = &a.trajectory {
+        if ext(t) != "safetensors" {
+            return Err(Error::Invalid(format!(
+                "--trajectory {}: use a .safetensors file",
+                t.display()
+            )));
+        }
+        check_output("--trajectory", t)?;
+    }
+    // Read the initial state now: a bad file is reported before the GPU starts.
+    let mut init_weights = match &a.init {
+        Some(p) => Some(Weights::from_file(p)?),
+        None => None,
+    };
     if a.n == 0 || a.n > 65536 {
         return Err(Error::Invalid(format!("--n {} must be in 1..=65536", a.n)));
     }
@@ -165,12 +218,17 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             None
         }
     };
-    let init = match &a.init {
-        Some(p) => {
-            let mut w = Weights::from_file(p)?;
+    let init = match &mut init_weights {
+        Some(w) => {
             let mut shape = vec![a.n];
             shape.extend_from_slice(model.denoiser.sample_shape());
-            Some(w.take("x", &shape)?.data)
+            let x = w.take("x", &shape).map_err(|e| {
+                Error::Invalid(format!(
+                    "--init: {e} (x must be [--n, ..the model's sample shape {:?}])",
+                    model.denoiser.sample_shape()
+                ))
+            })?;
+            Some(x.data)
         }
         None => None,
     };
@@ -213,7 +271,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         }
     }
     if let Some(p) = &a.trajectory {
-        std::fs::write(p, traj.to_safetensors()?)?;
+        write_file(p, &traj.to_safetensors()?)?;
     }
     let samples = traj.final_state();
     match out_ext.as_str() {
@@ -258,7 +316,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             }
             let data =
                 safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))?;
-            std::fs::write(&a.out, data)?;
+            write_file(&a.out, &data)?;
         }
     }
     eprintln!("wrote {}", a.out.display());
@@ -290,7 +348,7 @@ fn write_image_grid(path: &Path, x: &[f32], shape: &[usize], range: [f32; 2]) ->
 }
 
 fn write_rgb_png(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
-    let file = std::fs::File::create(path)?;
+    let file = std::fs::File::create(path).map_err(io_at(path, "writing"))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
@@ -336,7 +394,7 @@ fn write_points_png(
             }
         }
     }
-    let file = std::fs::File::create(path)?;
+    let file = std::fs::File::create(path).map_err(io_at(path, "writing"))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), S as u32, S as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
@@ -361,6 +419,13 @@ pub struct ForwardArgs {
 }
 
 pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+    if ext(&a.out) != "safetensors" {
+        return Err(Error::Invalid(format!(
+            "--out {}: use a .safetensors file",
+            a.out.display()
+        )));
+    }
+    check_output("--out", &a.out)?;
     let mut w = Weights::from_file(&a.inputs)?;
     let gpu = Gpu::new(opts)?;
     let model = a.model.load(&gpu)?;
@@ -369,6 +434,12 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
         .ok_or_else(|| Error::Invalid(format!("{}: no tensor \"x\"", a.inputs.display())))?
         .to_vec();
     let n = xs.first().copied().unwrap_or(0);
+    if n == 0 || n > 65536 {
+        return Err(Error::Invalid(format!(
+            "{}: tensor \"x\" has shape {xs:?}; its first dimension (the batch) must be in 1..=65536",
+            a.inputs.display()
+        )));
+    }
     let mut want = vec![n];
     want.extend_from_slice(model.denoiser.sample_shape());
     let x = w.take("x", &want)?;
@@ -403,6 +474,6 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let data = safetensors::serialize(vec![("out".to_string(), view)], None)
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&a.out, data)?;
+    write_file(&a.out, &data)?;
     Ok(())
 }

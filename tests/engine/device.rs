@@ -1,0 +1,177 @@
+//! Device limits and device errors: a model too large for a device's bindings is refused with a
+//! message that names the tensor and the limit (tested on devices opened with artificially low
+//! limits); an invalid dispatch's uncaptured validation error is surfaced as `Error::Validation`; a lost
+//! device is reported as `Error::DeviceLost` (no panic, no hang) and a recreated device carries the
+//! trajectory on from its host copy, bit for bit.
+
+use crate::common::gpu;
+use diffscope::gpu::{Access, KernelSpec};
+use diffscope::models::zoo;
+use diffscope::process::gaussian::{SampleSettings, Sampler};
+use diffscope::trajectory::sample_blocking;
+use diffscope::{Error, Gpu, LimitCaps, Tensor};
+
+fn settings(n: usize, steps: usize) -> SampleSettings {
+    SampleSettings {
+        sampler: Sampler::Ddim { eta: 1.0 },
+        steps,
+        seed: 7,
+        labels: Some(vec![2; n]),
+        guidance: None,
+    }
+}
+
+fn capped(caps: LimitCaps) -> Gpu {
+    Gpu::new_capped(&Default::default(), caps).expect("open a capped device")
+}
+
+#[test]
+fn a_model_larger_than_the_binding_limit_is_refused_by_name() {
+    // toy2d-mlp's 128×128 f32 matrices are 64 KiB; a 16 KiB binding limit cannot hold them.
+    for caps in [
+        LimitCaps {
+            max_storage_buffer_binding_size: Some(16 << 10),
+            ..Default::default()
+        },
+        LimitCaps {
+            max_buffer_size: Some(16 << 10),
+            ..Default::default()
+        },
+    ] {
+        let g = capped(caps);
+        assert_eq!(g.max_binding(), 16 << 10, "the device enforces the cap");
+        let e = match zoo::load_shipped(&g, "toy2d-mlp") {
+            Ok(_) => panic!("{caps:?}: a model with 64 KiB tensors loaded"),
+            Err(e) => e,
+        };
+        match &e {
+            Error::TooLarge { what, bytes, limit } => {
+                assert!(what.contains("time_mlp.0.weight"), "{e}");
+                assert_eq!((*bytes, *limit), (65536, 16384), "{e}");
+            }
+            other => panic!("{caps:?}: expected TooLarge, got {other}"),
+        }
+        eprintln!("{caps:?}: {e}");
+        g.check().expect("refusing created no invalid GPU object");
+    }
+}
+
+#[test]
+fn activations_past_the_limit_are_refused_and_smaller_batches_run() {
+    // 64 KiB: the weights fit exactly; a batch of 1024 needs [1024, 128] f32 = 512 KiB activations.
+    let g = capped(LimitCaps {
+        max_storage_buffer_binding_size: Some(64 << 10),
+        ..Default::default()
+    });
+    let m = zoo::load_shipped(&g, "toy2d-mlp").expect("weights fit in 64 KiB bindings");
+    let e = sample_blocking(&m, &settings(1024, 3), 1024, None, false)
+        .err()
+        .expect("a batch of 1024 must be refused");
+    assert!(
+        matches!(&e, Error::TooLarge { what, limit: 65536, .. } if what.contains("[1024, 128]")),
+        "{e}"
+    );
+    eprintln!("batch 1024 on a 64 KiB device: {e}");
+    // The refusal left the device usable, and a batch that fits gives the uncapped device's bits.
+    let small = sample_blocking(&m, &settings(64, 3), 64, None, false).unwrap();
+    let reference = zoo::load_shipped(&gpu(), "toy2d-mlp").unwrap();
+    let want = sample_blocking(&reference, &settings(64, 3), 64, None, false).unwrap();
+    assert_eq!(small.final_state(), want.final_state());
+    g.check().unwrap();
+}
+
+const COPY: &str = "
+struct P { n: u32, a: u32, b: u32, c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < p.n { dst[gid.x] = src[gid.x]; }
+}
+";
+
+#[test]
+fn an_invalid_dispatch_is_surfaced_and_the_device_carries_on() {
+    let g = Gpu::new(&Default::default()).unwrap();
+    let spec = KernelSpec {
+        family: "test",
+        source: COPY,
+        entry: "main",
+        defines: "",
+        bindings: &[Access::Read, Access::ReadWrite],
+    };
+    let x = Tensor::from_f32(&g, &[64], &[1.0; 64]).unwrap();
+    let y = Tensor::zeros(&g, &[64], diffscope::DType::F32).unwrap();
+    // Valid: distinct buffers.
+    g.dispatch(
+        &spec,
+        &[64u32, 0, 0, 0],
+        &[x.buffer(), y.buffer()],
+        [1, 1, 1],
+    )
+    .unwrap();
+    g.submit();
+    g.check().expect("a valid dispatch reports nothing");
+    assert_eq!(y.to_f32().unwrap(), vec![1.0; 64]);
+    // Invalid: one buffer bound read-only and read-write in the same dispatch. wgpu reports this
+    // outside any error scope; without the handler it would panic the process.
+    g.dispatch(
+        &spec,
+        &[64u32, 0, 0, 0],
+        &[x.buffer(), x.buffer()],
+        [1, 1, 1],
+    )
+    .unwrap();
+    g.submit();
+    let _ = g.wait_idle();
+    match g.check() {
+        Err(Error::Validation(msg)) => eprintln!("invalid dispatch surfaced: {msg}"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    g.check().expect("an error is reported once");
+    // The device is still usable.
+    let z = diffscope::ops::elementwise::affine(&y, 2.0, 1.0).unwrap();
+    assert_eq!(z.to_f32().unwrap(), vec![3.0; 64]);
+    g.check().unwrap();
+}
+
+#[test]
+fn a_lost_device_is_reported_and_a_new_one_carries_on_bit_for_bit() {
+    let g = Gpu::new(&Default::default()).unwrap();
+    let m = zoo::load_shipped(&g, "toy2d-mlp").unwrap();
+    let (n, s) = (32, settings(32, 12));
+    let full = sample_blocking(&m, &s, n, None, true).unwrap();
+
+    g.device().destroy();
+    let _ = g.device().poll(wgpu::PollType::Poll);
+    assert!(g.lost().is_some(), "the lost callback fired");
+    match sample_blocking(&m, &s, n, None, false) {
+        Err(Error::DeviceLost(why)) => eprintln!("after destroy: {why}"),
+        other => panic!("expected DeviceLost, got {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(g.check(), Err(Error::DeviceLost(_))));
+    let x = Tensor::from_f32(&g, &[4], &[1.0; 4]);
+    let read = x.and_then(|x| x.to_f32());
+    assert!(
+        matches!(read, Err(Error::DeviceLost(_))),
+        "a readback on a lost device is an error, not a hang: {read:?}"
+    );
+
+    // Recreate, reload, and resume from the host copy of step k.
+    let g2 = g.recreate().unwrap();
+    assert!(g2.lost().is_none());
+    let m2 = zoo::load_shipped(&g2, "toy2d-mlp").unwrap();
+    let plan = m2.process.plan(s.sampler, s.steps).unwrap();
+    let k = 5;
+    let mut x = Tensor::from_f32(&g2, &[n, 2], &full.states[k]).unwrap();
+    for i in k..plan.len() {
+        x = m2
+            .process
+            .step(m2.denoiser.as_ref(), &x, &plan, i, &s, Default::default())
+            .unwrap()
+            .x_prev;
+    }
+    assert_eq!(x.to_f32().unwrap(), full.final_state());
+    g2.check().unwrap();
+}
