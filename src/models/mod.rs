@@ -3,6 +3,7 @@
 //! for discrete ones). Samplers live in `crate::process` and never look inside a model.
 
 pub mod film_mlp;
+pub mod seq_transformer;
 pub mod unet;
 pub mod zoo;
 

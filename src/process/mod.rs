@@ -2,5 +2,6 @@
 //! reverse steps. A process turns a model's output into the next state; it does not know which
 //! network produced that output.
 
+pub mod discrete;
 pub mod gaussian;
 pub mod schedule;

@@ -5,6 +5,7 @@ mod attention;
 mod cli;
 mod common;
 mod conv;
+mod discrete;
 mod elementwise;
 mod embedding;
 mod film_mlp;
