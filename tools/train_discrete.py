@@ -129,6 +129,7 @@ def export(model, args, spec, extra):
         proc = dict(process="d3pm", num_classes=spec["K"], seq_len=spec["L"], nsteps=spec["T"],
                     schedule=dict(kind="cosine", nu=1.0, s=0.008), prior=spec["prior"], last_time_idx=0,
                     vocab="_abcdefghijklmnopqrstuvwxyz" + ("?" if spec["prior"] == "absorbing" else ""))
+        proc["pad_token"] = 0
         if spec["prior"] == "absorbing":
             proc["mask_token"] = spec["K"] - 1
     else:

@@ -113,6 +113,9 @@ pub struct ProcessConfig {
     pub last_time_idx: usize,
     #[serde(default)]
     pub mask_token: Option<usize>,
+    /// The class that pads short sequences (words), if any.
+    #[serde(default)]
+    pub pad_token: Option<usize>,
     /// One character per class id, for text and FASTA output.
     pub vocab: String,
 }

@@ -366,3 +366,159 @@ fn multinomial_step_samples_its_posterior() {
     // 3 degrees of freedom: P(χ² > 16.27) = 0.001.
     assert!(chi2 < 16.27, "χ² = {chi2}, counts {counts:?}, p {p:?}");
 }
+
+/// A tiny word model folder for the CLI: the fixture's random d3 transformer (K = 6: pad, a–d, mask;
+/// length 8) with an absorbing D3PM of 10 steps.
+fn tiny_model_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffscope-discrete-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfgs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/model_configs.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("config.json"), cfgs["d3"].to_string()).unwrap();
+    std::fs::write(
+        dir.join("process.json"),
+        r#"{"process":"d3pm","num_classes":6,"seq_len":8,"nsteps":10,"schedule":{"kind":"cosine","nu":1.0,"s":0.008},"prior":"absorbing","last_time_idx":0,"mask_token":5,"pad_token":0,"vocab":"_abcd?"}"#,
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{DIR}/model_d3.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffscope"))
+        .args(args)
+        .output()
+        .expect("run diffscope");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "{args:?} panicked: {text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn cli_samples_sequences_and_computes_nll() {
+    let dir = tiny_model_dir("cli");
+    let md = dir.to_str().unwrap();
+    let txt = dir.join("w.txt");
+    let traj = dir.join("traj.safetensors");
+    let (code, text) = run(&[
+        "sample",
+        "--model-dir",
+        md,
+        "--n",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        txt.to_str().unwrap(),
+        "--trajectory",
+        traj.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<String> = std::fs::read_to_string(&txt)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.len() <= 8 && l.chars().all(|c| "_abcd?".contains(c))),
+        "{lines:?}"
+    );
+    let mut w = Weights::from_file(&traj).unwrap();
+    let (s, states) = w.take_ints("x_t").unwrap();
+    assert_eq!(s, vec![11, 5, 8]);
+    // Absorbing: the run starts all-mask.
+    assert!(states[..40].iter().all(|&v| v == 5));
+    let p = w.take("probs", &[10, 5, 8, 6]).unwrap().data;
+    for row in p.chunks(6) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+    // The same seed replays bit for bit; safetensors output holds the ids.
+    let st = dir.join("w.safetensors");
+    let (code, text) = run(&[
+        "sample",
+        "--model-dir",
+        md,
+        "--n",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let (shape, ids) = Weights::from_file(&st)
+        .unwrap()
+        .take_ints("tokens")
+        .unwrap();
+    assert_eq!(shape, vec![5, 8]);
+    assert_eq!(&ids[..], &states[10 * 40..]);
+
+    // nll on a word file; errors for characters outside the vocabulary and for long words.
+    let data = dir.join("d.txt");
+    std::fs::write(&data, "abc\ndd\nabcdabcd\n").unwrap();
+    let (code, text) = run(&[
+        "nll",
+        "--model-dir",
+        md,
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    assert_eq!(v["sequences"], 3);
+    assert!(v["bits_per_token"].as_f64().unwrap() > 0.0);
+    for (content, want) in [
+        ("abz\n", "'z'"),
+        ("abcdabcda\n", "length 9"),
+        ("a?b\n", "'?'"),
+    ] {
+        std::fs::write(&data, content).unwrap();
+        let (code, text) = run(&["nll", "--model-dir", md, "--data", data.to_str().unwrap()]);
+        assert_ne!(code, 0);
+        assert!(text.contains(want), "{content:?}: {text}");
+    }
+    // Token ids ≥ K and a wrong length in safetensors data; bad temperatures.
+    let bad = dir.join("bad.safetensors");
+    let write_ids = |shape: Vec<usize>, ids: Vec<i64>| {
+        let bytes: Vec<u8> = ids.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, shape, &bytes).unwrap();
+        std::fs::write(
+            &bad,
+            safetensors::serialize(vec![("tokens".to_string(), view)], None).unwrap(),
+        )
+        .unwrap();
+    };
+    write_ids(vec![1, 8], vec![0, 1, 2, 6, 0, 0, 0, 0]);
+    let (code, text) = run(&["nll", "--model-dir", md, "--data", bad.to_str().unwrap()]);
+    assert!(code != 0 && text.contains("token id 6"), "{text}");
+    write_ids(vec![1, 7], vec![0; 7]);
+    let (code, text) = run(&["nll", "--model-dir", md, "--data", bad.to_str().unwrap()]);
+    assert!(code != 0 && text.contains("[N, 8]"), "{text}");
+    for t in ["0", "-1", "nan"] {
+        let arg = format!("--temperature={t}");
+        let (code, text) = run(&[
+            "sample",
+            "--model-dir",
+            md,
+            "--out",
+            txt.to_str().unwrap(),
+            &arg,
+        ]);
+        assert!(code != 0 && text.contains("temperature"), "{t}: {text}");
+    }
+}

@@ -37,6 +37,8 @@ enum Command {
     Sample(crate::sample::SampleArgs),
     /// One denoiser evaluation on given tensors (for parity checks with other implementations).
     Forward(crate::sample::ForwardArgs),
+    /// The ELBO (bits per token) of held-out sequences under a discrete model, on the GPU.
+    Nll(crate::discrete::NllArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -58,8 +60,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => run_app(&opts),
         Some(Command::Info { models: true, .. }) => {
-            for m in diffscope::models::zoo::SHIPPED {
-                println!("{:<16} {}", m.name, m.summary);
+            for m in diffscope::models::zoo::SHIPPED
+                .iter()
+                .chain(diffscope::models::zoo::DISCRETE_SHIPPED)
+            {
+                println!("{:<22} {}", m.name, m.summary);
             }
             Ok(())
         }
@@ -67,6 +72,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
         Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
         Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
+        Some(Command::Nll(args)) => crate::discrete::nll(&opts, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
