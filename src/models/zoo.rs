@@ -195,15 +195,26 @@ pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
 
 /// The shipped discrete (sequence) models; `scheduler` holds their `process.json`. Kept apart from
 /// [`SHIPPED`] because they load into a [`DiscreteModel`], not a [`GaussianModel`].
-pub const DISCRETE_SHIPPED: &[Shipped] = &[Shipped {
-    name: "words-absorb",
-    summary: "D3PM (absorbing/mask noise, moco) over English words of 2–12 letters (100 steps)",
-    config: include_str!("../../assets/words-absorb/config.json"),
-    scheduler: include_str!("../../assets/words-absorb/process.json"),
-    weights: include_bytes!("../../assets/words-absorb/model.safetensors"),
-    examples: include_bytes!("../../assets/words-absorb/examples.safetensors"),
-    card: include_str!("../../assets/words-absorb/card.json"),
-}];
+pub const DISCRETE_SHIPPED: &[Shipped] = &[
+    Shipped {
+        name: "words-absorb",
+        summary: "D3PM (absorbing/mask noise, moco) over English words of 2–12 letters (100 steps)",
+        config: include_str!("../../assets/words-absorb/config.json"),
+        scheduler: include_str!("../../assets/words-absorb/process.json"),
+        weights: include_bytes!("../../assets/words-absorb/model.safetensors"),
+        examples: include_bytes!("../../assets/words-absorb/examples.safetensors"),
+        card: include_str!("../../assets/words-absorb/card.json"),
+    },
+    Shipped {
+        name: "words-uniform",
+        summary: "D3PM (uniform noise, moco) over English words of 2–12 letters (100 steps)",
+        config: include_str!("../../assets/words-uniform/config.json"),
+        scheduler: include_str!("../../assets/words-uniform/process.json"),
+        weights: include_bytes!("../../assets/words-uniform/model.safetensors"),
+        examples: include_bytes!("../../assets/words-uniform/examples.safetensors"),
+        card: include_str!("../../assets/words-uniform/card.json"),
+    },
+];
 
 /// A loaded discrete model: the sequence transformer, its process and the process settings (vocab,
 /// sequence length, special tokens).

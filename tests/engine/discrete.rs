@@ -522,3 +522,25 @@ fn cli_samples_sequences_and_computes_nll() {
         assert!(code != 0 && text.contains("temperature"), "{t}: {text}");
     }
 }
+
+#[test]
+fn shipped_discrete_models_load_and_encode() {
+    let g = gpu();
+    for s in diffscope::models::zoo::DISCRETE_SHIPPED {
+        let m = diffscope::models::zoo::load_shipped_discrete(&g, s.name).unwrap();
+        assert_eq!(m.process.k(), m.config.num_classes, "{}", s.name);
+        let card: serde_json::Value = serde_json::from_str(s.card).unwrap();
+        assert_eq!(card["name"], s.name);
+        // The held-out examples are valid ids of the right length, and text round-trips.
+        let (shape, ids) = Weights::from_bytes(s.examples, "examples")
+            .unwrap()
+            .take_ints("tokens")
+            .unwrap();
+        assert_eq!(shape[1], m.config.seq_len);
+        assert!(ids.iter().all(|&v| v >= 0 && (v as usize) < m.process.k()));
+        let row: Vec<u32> = ids[..shape[1]].iter().map(|&v| v as u32).collect();
+        let text = m.decode(&row);
+        assert_eq!(m.encode(&text, "round trip").unwrap(), row, "{}", s.name);
+    }
+    assert!(diffscope::models::zoo::load_shipped_discrete(&g, "nope").is_err());
+}
