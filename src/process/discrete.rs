@@ -193,7 +193,10 @@ impl D3pm {
             DiscretePrior::Custom(p) => {
                 // moco checks the sum one-sidedly; a distribution must sum to 1 either way.
                 let s: f32 = p.iter().sum();
-                if p.len() != k || (s - 1.0).abs() > 1e-5 || p.iter().any(|v| v.is_nan() || *v < 0.0) {
+                if p.len() != k
+                    || (s - 1.0).abs() > 1e-5
+                    || p.iter().any(|v| v.is_nan() || *v < 0.0)
+                {
                     return Err(Error::Invalid(format!(
                         "custom prior must be {k} non-negative probabilities summing to 1, got {p:?}"
                     )));
