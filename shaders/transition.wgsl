@@ -22,7 +22,11 @@ struct TParams {
     n: u32,
     mat_stride_a: u32,
     mat_stride_b: u32,
-    _pad: u32,
+    c4: f32,
+    c5: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> tp: TParams;
@@ -30,6 +34,8 @@ struct TParams {
 const F_PER_BATCH: u32 = 1u;
 const F_X0_IDS: u32 = 2u;
 const F_TRANSPOSE: u32 = 4u;
+// Coefficients 4 and 5 hold 1 − α_t and 1 − ᾱ_{t−1}, computed precisely by the caller.
+const F_COMPLEMENT: u32 = 16u;
 
 const PRIOR_UNIFORM: u32 = 0u;
 const PRIOR_ABSORBING: u32 = 1u;
@@ -72,8 +78,18 @@ fn coef(b: u32, j: u32) -> f32 {
         case 0u: { return tp.c0; }
         case 1u: { return tp.c1; }
         case 2u: { return tp.c2; }
-        default: { return tp.c3; }
+        case 3u: { return tp.c3; }
+        case 4u: { return tp.c4; }
+        default: { return tp.c5; }
     }
+}
+
+// 1 − coefficient j (j = 0: α_t, 1: ᾱ_{t−1}), from the caller's precise value when given.
+fn one_minus(b: u32, j: u32) -> f32 {
+    if ((tp.flags & F_COMPLEMENT) != 0u) {
+        return coef(b, j + 4u);
+    }
+    return 1.0 - coef(b, j);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -226,7 +242,8 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let pi_xt = prior_pi(xt);
     // Likelihood q(x_t | x_{t−1} = i) = Q_t[i, x_t] = a_t [i == x_t] + (1 − a_t) π_{x_t}; DiGress
     // forms (1 − a_t) as its table's β_t, which 1 − a_t only approximates in f32.
-    let lik_other = select((1.0 - a_t), coef(b, 3u), tp.form == FORM_DIGRESS_BETA) * pi_xt;
+    let lik_other = select(one_minus(b, 0u), coef(b, 3u), tp.form == FORM_DIGRESS_BETA) * pi_xt;
+    let om_ab_prev = one_minus(b, 1u);
     let lik_xt = a_t + lik_other;
 
     if (tp.form == FORM_D3PM) {
@@ -239,7 +256,7 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let st = row_stats(r, xt);
         for (var i = 0u; i < k; i = i + 1u) {
             let p = exp(x0_logit(r, i) - st.m) / st.z;
-            let bi = ab_prev * p + (1.0 - ab_prev) * prior_pi(i);
+            let bi = ab_prev * p + om_ab_prev * prior_pi(i);
             let ai = select(lik_other, lik_xt, i == xt);
             pout[base + i] = log(ai + 1e-6) + log(bi + 1e-6);
         }
@@ -260,7 +277,7 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
             let p = exp(x0_logit(r, i) - st.m) / st.z;
             let den = select(d_other, d_xt, i == xt);
             let u = select(lik_other, lik_xt, i == xt)
-                * (ab_prev * p / den + (1.0 - ab_prev) * prior_pi(i) * s);
+                * (ab_prev * p / den + om_ab_prev * prior_pi(i) * s);
             pout[base + i] = u;
             tot = tot + u;
         }
@@ -278,7 +295,7 @@ fn posterior(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     var acc = 0.0;
     for (var i = 0u; i < k; i = i + 1u) {
         let lp = x0_logit(r, i) - lse;
-        let la = log_add_lin(log_ab + lp, (1.0 - ab_prev) * prior_pi(i));
+        let la = log_add_lin(log_ab + lp, om_ab_prev * prior_pi(i));
         let lik = select(a_t * 1e-30 + lik_other, lik_xt, i == xt);
         let u = max(la + log(lik), LOG_ZERO);
         pout[base + i] = u;
@@ -329,4 +346,55 @@ fn posterior_matrices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         let ai = qt_mat[qa + i * k + xt];
         qout[base + i] = log(ai + 1e-6) + log(bi + 1e-6);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Per-row divergences for losses and ELBOs. Both inputs are logits (normalised here by logsumexp):
+// KL(softmax(a) ‖ softmax(b)) per row, or with F_NLL the cross-entropy −log softmax(b)[id].
+// a in binding 1, b in binding 2, ids in binding 4, the per-row result in binding 5.
+
+const F_NLL: u32 = 8u;
+
+fn row_lse_b(base: u32) -> f32 {
+    var m = LOG_ZERO;
+    for (var c = 0u; c < tp.k; c = c + 1u) {
+        m = max(m, tcoef[base + c]);
+    }
+    var z = 0.0;
+    for (var c = 0u; c < tp.k; c = c + 1u) {
+        z = z + exp(tcoef[base + c] - m);
+    }
+    return m + log(z);
+}
+
+@compute @workgroup_size(256)
+fn divergence(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = flat(gid, nwg);
+    if (r >= tp.rows) { return; }
+    let k = tp.k;
+    let base = r * k;
+    let lse_b = row_lse_b(base);
+    if ((tp.flags & F_NLL) != 0u) {
+        pout[r] = lse_b - tcoef[base + min(txt[r], k - 1u)];
+        return;
+    }
+    var m = LOG_ZERO;
+    for (var c = 0u; c < k; c = c + 1u) {
+        m = max(m, tpi[base + c]);
+    }
+    var z = 0.0;
+    for (var c = 0u; c < k; c = c + 1u) {
+        z = z + exp(tpi[base + c] - m);
+    }
+    let lse_a = m + log(z);
+    var kl = 0.0;
+    for (var c = 0u; c < k; c = c + 1u) {
+        let la = tpi[base + c] - lse_a;
+        let pa = exp(la);
+        // 0 · log 0 = 0: classes a rules out contribute nothing, whatever b says.
+        if (pa > 0.0) {
+            kl = kl + pa * (la - (tcoef[base + c] - lse_b));
+        }
+    }
+    pout[r] = kl;
 }

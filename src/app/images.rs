@@ -92,7 +92,8 @@ mod tests {
     #[test]
     fn noise_scale_is_symmetric_and_non_finite_is_black() {
         let img = grid(&[0.0, f32::NAN], [2, 1, 1, 1], 2, Scale::Noise);
-        assert_eq!(img.pixels[4 + 1], Color32::from_gray(128));
-        assert_eq!(img.pixels[4 + 3], Color32::from_gray(0));
+        assert_eq!(img.size, [5, 3]);
+        assert_eq!(img.pixels[5 + 1], Color32::from_gray(128));
+        assert_eq!(img.pixels[5 + 3], Color32::from_gray(0));
     }
 }

@@ -8,6 +8,7 @@ pub mod graph_features;
 pub mod graph_transformer;
 pub mod graph_zoo;
 pub mod limits;
+pub mod seq_transformer;
 pub mod unet;
 pub mod zoo;
 

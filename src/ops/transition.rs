@@ -74,10 +74,16 @@ impl StepCoefs {
 }
 
 /// Step coefficients shared by the batch, or an f32 tensor `[B, 4]` of [`StepCoefs::row`]s.
+///
+/// The `Precise` forms also carry `1 − α_t` and `1 − ᾱ_{t−1}` computed by the caller (in f64): near
+/// t = 0 they are ~3e-4, and `1 − α` formed in f32 from α loses ~1e-4 of it, which Hoogeboom's float64
+/// schedule does not. Rows of `[B, 6]`: [`StepCoefs::row`] then the two complements.
 #[derive(Clone, Copy, Debug)]
 pub enum Coefs<'a> {
     Shared(StepCoefs),
     PerBatch(&'a Tensor),
+    SharedPrecise(StepCoefs, [f32; 2]),
+    PerBatchPrecise(&'a Tensor),
 }
 
 /// The model's x0 prediction.
@@ -105,12 +111,15 @@ struct Params {
     n: u32,
     mat_stride_a: u32,
     mat_stride_b: u32,
-    _pad: u32,
+    c4: f32,
+    c5: f32,
+    _pad: [u32; 3],
 }
 
 const F_PER_BATCH: u32 = 1;
 const F_X0_IDS: u32 = 2;
 const F_TRANSPOSE: u32 = 4;
+const F_COMPLEMENT: u32 = 16;
 
 const FORM_D3PM: u32 = 0;
 const FORM_DIGRESS: u32 = 1;
@@ -229,28 +238,38 @@ fn coefs<'b>(
 ) -> Result<&'b GpuBuffer> {
     p.rows_per_batch = rows.max(1) as u32;
     p.coef_stride = 4;
-    match *c {
+    let (t, width) = match *c {
         Coefs::Shared(s) => {
             p.c = s.row();
-            Ok(fallback)
+            return Ok(fallback);
         }
-        Coefs::PerBatch(t) => {
-            t.expect_dtype(op, DType::F32)?;
-            let (b, per) = batch_rows(op, lead, rows)?;
-            if t.shape() != [b, 4] {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "per-batch step coefficients {:?} must be [{b}, 4]",
-                        t.shape()
-                    ),
-                ));
-            }
-            p.flags |= F_PER_BATCH;
-            p.rows_per_batch = per as u32;
-            Ok(t.buffer())
+        Coefs::SharedPrecise(s, [a, b]) => {
+            p.c = s.row();
+            (p.c4, p.c5) = (a, b);
+            p.flags |= F_COMPLEMENT;
+            return Ok(fallback);
         }
+        Coefs::PerBatch(t) => (t, 4),
+        Coefs::PerBatchPrecise(t) => {
+            p.flags |= F_COMPLEMENT;
+            (t, 6)
+        }
+    };
+    t.expect_dtype(op, DType::F32)?;
+    let (b, per) = batch_rows(op, lead, rows)?;
+    if t.shape() != [b, width] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "per-batch step coefficients {:?} must be [{b}, {width}]",
+                t.shape()
+            ),
+        ));
     }
+    p.flags |= F_PER_BATCH;
+    p.coef_stride = width as u32;
+    p.rows_per_batch = per as u32;
+    Ok(t.buffer())
 }
 
 /// `[B, K, K]` matrices `α_b I + (1 − α_b) 1πᵀ` for an f32 tensor of α values `[B]`: `Q_t` for
@@ -636,6 +655,80 @@ pub fn d3pm_posterior_logits_matrices(
             x0b,
             x_t.buffer(),
             q_bar_prev.buffer(),
+            out.buffer(),
+        ],
+        Gpu::grid_1d(rows as u64, WG),
+    )?;
+    Ok(out)
+}
+
+const F_NLL: u32 = 8;
+
+/// Per-row `KL(softmax(a) ‖ softmax(b))` over the last axis of two f32 logit tensors `[.., K]` of one
+/// shape (normalised log probabilities pass through unchanged): f32 `[..]`. Classes where
+/// `softmax(a)` underflows to 0 contribute nothing.
+pub fn row_kl(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "transition::row_kl";
+    let (k, lead, rows) = rows_of(OP, a)?;
+    b.expect_dtype(OP, DType::F32)?;
+    if a.shape() != b.shape() {
+        return Err(Error::shape(
+            OP,
+            format!("{:?} and {:?} must have one shape", a.shape(), b.shape()),
+        ));
+    }
+    divergence(OP, a, b, a, k, lead, rows, 0)
+}
+
+/// Per-row cross-entropy `−log softmax(logits)[id]` for f32 logits `[.., K]` and u32 ids `[..]`
+/// (ids at or above K are read as K − 1; upload ids with [`Tensor::from_indices`] to refuse them).
+pub fn row_nll(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    const OP: &str = "transition::row_nll";
+    let (k, lead, rows) = rows_of(OP, logits)?;
+    ids.expect_dtype(OP, DType::U32)?;
+    if ids.shape() != lead {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "ids {:?} must be the logits' shape {:?} without the class axis",
+                ids.shape(),
+                logits.shape()
+            ),
+        ));
+    }
+    divergence(OP, logits, logits, ids, k, lead, rows, F_NLL)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn divergence(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    ids: &Tensor,
+    k: usize,
+    lead: &[usize],
+    rows: usize,
+    flags: u32,
+) -> Result<Tensor> {
+    let out = Tensor::empty(a.gpu(), lead, DType::F32)?;
+    if rows == 0 {
+        return Ok(out);
+    }
+    check_u32_len(op, b)?;
+    let p = Params {
+        rows: rows as u32,
+        k: k as u32,
+        flags,
+        ..Default::default()
+    };
+    a.gpu().dispatch(
+        &spec("divergence", &[R, R, R, R, W]),
+        &p,
+        &[
+            a.buffer(),
+            b.buffer(),
+            a.buffer(),
+            ids.buffer(),
             out.buffer(),
         ],
         Gpu::grid_1d(rows as u64, WG),

@@ -2,6 +2,7 @@
 //! reverse steps. A process turns a model's output into the next state; it does not know which
 //! network produced that output.
 
+pub mod discrete;
 pub mod gaussian;
 pub mod graph;
 pub mod schedule;

@@ -26,9 +26,12 @@ fn good() -> Vec<u8> {
     )
 }
 
+/// name → (shape, values), to edit a checkpoint before writing it.
+type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 fn problem(r: Result<Weights, Error>) -> P {
     match r {
-        Err(Error::Checkpoint { problem, .. }) => problem,
+        Err(Error::Checkpoint { problem, .. }) => *problem,
         Err(other) => panic!("expected a checkpoint error, got {other}"),
         Ok(_) => panic!("expected a checkpoint error, the file was accepted"),
     }
@@ -334,7 +337,7 @@ fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
     let tensors = toy2d_tensors();
     build_toy2d(cfg, sched, shipped.weights).expect("the shipped model loads");
 
-    let edit = |f: &dyn Fn(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>)| {
+    let edit = |f: &dyn Fn(&mut Tensors)| {
         let mut t = tensors.clone();
         f(&mut t);
         serialize(&t, None)

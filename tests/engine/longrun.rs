@@ -92,7 +92,7 @@ fn long_run_in_its_own_process() {
             history.push(v);
             if run > 0 {
                 step += 1;
-                if step % 1000 == 0 {
+                if step.is_multiple_of(1000) {
                     samples.push((step, rss_bytes().unwrap_or(0), g.counters()));
                 }
             }

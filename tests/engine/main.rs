@@ -10,6 +10,7 @@ mod ddim_trajectory;
 mod determinism;
 mod device;
 mod digress;
+mod discrete;
 mod elementwise;
 mod embedding;
 mod film_mlp;

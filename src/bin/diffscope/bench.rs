@@ -190,6 +190,7 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
     let conv = conv_bench(&gpu, if args.quick { 1 } else { 3 }, !args.json)?;
     let (ddpm_gbps, copy_gbps) = bandwidth(&gpu, bw_n, reps)?;
     let (counters, ms) = mlp_step(&gpu, if args.quick { 3 } else { 20 })?;
+    let discrete = crate::discrete::bench(&gpu, args.quick, args.json)?;
     let s = gpu.summary();
     let report = json!({
         "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
@@ -209,6 +210,7 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
             "bytes_uploaded": counters.bytes_uploaded,
             "ms_per_step": ms,
         },
+        "discrete_steps": discrete,
     });
     if args.json {
         crate::cli::outln!(

@@ -79,6 +79,8 @@ enum Command {
     Sample(crate::sample::SampleArgs),
     /// One denoiser evaluation on given tensors (for parity checks with other implementations).
     Forward(crate::sample::ForwardArgs),
+    /// The ELBO (bits per token) of held-out sequences under a discrete model, on the GPU.
+    Nll(crate::discrete::NllArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -122,13 +124,16 @@ pub fn main() -> ExitCode {
                 .into(),
         )),
         Some(Command::Info { models: true, .. }) => {
-            for m in diffscope::models::zoo::SHIPPED {
-                if let Err(e) = outln!("{:<16} {}", m.name, m.summary) {
+            for m in diffscope::models::zoo::SHIPPED
+                .iter()
+                .chain(diffscope::models::zoo::DISCRETE_SHIPPED)
+            {
+                if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
                     return fail(&e);
                 }
             }
             for m in diffscope::models::graph_zoo::GRAPH_MODELS {
-                if let Err(e) = outln!("{:<16} {}", m.name, m.summary) {
+                if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
                     return fail(&e);
                 }
             }
@@ -138,6 +143,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
         Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
         Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
+        Some(Command::Nll(args)) => crate::discrete::nll(&opts, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
+mod discrete;
+#[cfg(not(target_arch = "wasm32"))]
 mod graph;
 #[cfg(not(target_arch = "wasm32"))]
 mod sample;

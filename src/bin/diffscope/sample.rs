@@ -16,10 +16,10 @@ pub struct ModelArgs {
         conflicts_with = "model_dir",
         required_unless_present = "model_dir"
     )]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     /// A model folder: config.json, scheduler_config.json and one .safetensors file.
     #[arg(long)]
-    model_dir: Option<PathBuf>,
+    pub(crate) model_dir: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -43,38 +43,42 @@ pub enum SamplerArg {
 #[derive(clap::Args, Debug)]
 pub struct SampleArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     /// Number of samples.
     #[arg(long, default_value_t = 16)]
-    n: usize,
+    pub(crate) n: usize,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     #[arg(long, value_enum, default_value_t = SamplerArg::Ddpm)]
-    sampler: SamplerArg,
+    pub(crate) sampler: SamplerArg,
     /// Reverse steps (default: every training timestep for DDPM, 50 for DDIM).
     #[arg(long)]
-    steps: Option<usize>,
+    pub(crate) steps: Option<usize>,
     /// DDIM η (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
-    eta: f32,
+    pub(crate) eta: f32,
     /// Label for every sample (conditional models); default: cycle through the labels.
     #[arg(long)]
-    label: Option<u32>,
+    pub(crate) label: Option<u32>,
     /// Classifier-free guidance weight w in uncond + w·(cond − uncond); 1 = plain conditional.
     #[arg(long, default_value_t = 1.0)]
-    cfg: f32,
+    pub(crate) cfg: f32,
     /// Start from this x_T (safetensors with tensor `x` of shape [N, ..]).
     #[arg(long)]
-    init: Option<PathBuf>,
+    pub(crate) init: Option<PathBuf>,
     /// Output: .safetensors (tensor `samples`, `labels`) or .png.
     #[arg(long)]
-    out: PathBuf,
-    /// Also store every step (x_t, x̂0, ε̂) in this .safetensors file.
+    pub(crate) out: PathBuf,
+    /// Also store every step (x_t, x̂0, ε̂; for sequence models x_t and per-position probabilities)
+    /// in this .safetensors file.
     #[arg(long)]
-    trajectory: Option<PathBuf>,
+    pub(crate) trajectory: Option<PathBuf>,
+    /// Sequence models: divides the posterior logits before the Gumbel-max draw (> 0).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) temperature: f32,
     /// Time every kernel on its own and print where the time goes (slower overall).
     #[arg(long)]
-    profile: bool,
+    pub(crate) profile: bool,
 }
 
 /// The folder `path` goes into must exist, and `path` must not be a folder: checked before any
@@ -141,6 +145,14 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             &a.out,
             a.trajectory.as_deref(),
         );
+    }
+    if crate::discrete::is_discrete(&a.model) {
+        return crate::discrete::sample(opts, a);
+    }
+    if a.temperature != 1.0 {
+        return Err(Error::Invalid(
+            "--temperature is for sequence (discrete) models".into(),
+        ));
     }
     // Check everything cheap before touching the GPU.
     let out_ext = ext(&a.out);
@@ -409,16 +421,19 @@ fn write_points_png(
 #[derive(clap::Args, Debug)]
 pub struct ForwardArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     /// safetensors with `x` [N, ..], `t` [N] (integers or floats) and optional `label` [N].
     #[arg(long)]
-    inputs: PathBuf,
+    pub(crate) inputs: PathBuf,
     /// Where to write tensor `out`.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+    if crate::discrete::is_discrete(&a.model) {
+        return crate::discrete::forward(opts, a);
+    }
     if ext(&a.out) != "safetensors" {
         return Err(Error::Invalid(format!(
             "--out {}: use a .safetensors file",

@@ -1,0 +1,436 @@
+//! The discrete (sequence) models on the command line: `sample` to text, FASTA or safetensors with an
+//! optional trajectory, `forward` (logits for given ids), and `nll` (the ELBO of data in bits per
+//! token).
+
+use crate::sample::{ForwardArgs, ModelArgs, SampleArgs};
+use diffscope::models::zoo::{self, DiscreteModel};
+use diffscope::models::Denoiser;
+use diffscope::process::discrete::probabilities;
+use diffscope::weights::Weights;
+use diffscope::{Error, Gpu, GpuOptions, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+/// Whether the model arguments name a discrete model (a shipped one, or a folder with `process.json`).
+pub fn is_discrete(m: &ModelArgs) -> bool {
+    match (&m.model, &m.model_dir) {
+        (Some(name), _) => zoo::shipped_discrete(name).is_some(),
+        (None, Some(dir)) => dir.join("process.json").exists(),
+        _ => false,
+    }
+}
+
+fn load(gpu: &Gpu, m: &ModelArgs) -> Result<DiscreteModel> {
+    match (&m.model, &m.model_dir) {
+        (Some(name), _) => zoo::load_shipped_discrete(gpu, name),
+        (None, Some(dir)) => zoo::load_dir_discrete(gpu, dir),
+        _ => Err(Error::Invalid(
+            "give --model NAME or --model-dir DIR".into(),
+        )),
+    }
+}
+
+fn ext(p: &Path) -> String {
+    p.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+fn safetensors_bytes(
+    tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            safetensors::tensor::TensorView::new(*d, s.clone(), b)
+                .map(|v| (n.to_string(), v))
+                .map_err(|e| Error::Invalid(format!("tensor {n}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn i64_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect()
+}
+
+pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+    let out_ext = ext(&a.out);
+    if !matches!(out_ext.as_str(), "txt" | "fasta" | "fa" | "safetensors") {
+        return Err(Error::Invalid(format!(
+            "--out {}: use .txt, .fasta or .safetensors for a sequence model",
+            a.out.display()
+        )));
+    }
+    if a.n == 0 || a.n > 65536 {
+        return Err(Error::Invalid(format!("--n {} must be in 1..=65536", a.n)));
+    }
+    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "--temperature {} must be a finite number > 0",
+            a.temperature
+        )));
+    }
+    if a.label.is_some() || a.cfg != 1.0 || a.steps.is_some() || a.init.is_some() || a.eta != 0.0 {
+        return Err(Error::Invalid(
+            "sequence models sample ancestrally over every step: no --label, --cfg, --steps, --eta or --init"
+                .into(),
+        ));
+    }
+    if let Some(p) = &a.trajectory {
+        if ext(p) != "safetensors" {
+            return Err(Error::Invalid(format!(
+                "--trajectory {}: use a .safetensors file",
+                p.display()
+            )));
+        }
+    }
+    let gpu = Gpu::new(opts)?;
+    let m = load(&gpu, &a.model)?;
+    let l = m.config.seq_len;
+    let k = m.process.k();
+    let t0 = std::time::Instant::now();
+    let mut x = m.process.prior_sample(&gpu, a.n, l, a.seed)?;
+    let ts = m.process.timesteps();
+    let record = a.trajectory.is_some();
+    let (mut states, mut probs) = (Vec::new(), Vec::new());
+    for (i, &t) in ts.iter().enumerate() {
+        if record {
+            states.extend(x.to_u32()?);
+        }
+        let out = m
+            .process
+            .step(&m.denoiser, &x, t, i, a.seed, a.temperature)?;
+        if record {
+            probs.extend(probabilities(&out.logits)?.to_f32()?);
+        }
+        x = out.x_prev;
+        gpu.submit();
+    }
+    let ids = x.to_u32()?;
+    eprintln!(
+        "{} sequences from {} ({}) in {} steps: {:.2} s",
+        a.n,
+        m.name,
+        m.process.describe(),
+        ts.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(p) = &a.trajectory {
+        states.extend(&ids);
+        let s = ts.len();
+        let tsv: Vec<u32> = ts.iter().map(|&t| t as u32).collect();
+        let data = safetensors_bytes(vec![
+            (
+                "x_t",
+                safetensors::Dtype::I64,
+                vec![s + 1, a.n, l],
+                i64_bytes(&states),
+            ),
+            (
+                "probs",
+                safetensors::Dtype::F32,
+                vec![s, a.n, l, k],
+                probs.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            ),
+            (
+                "timesteps",
+                safetensors::Dtype::I64,
+                vec![s],
+                i64_bytes(&tsv),
+            ),
+        ])?;
+        std::fs::write(p, data)?;
+    }
+    let rows: Vec<String> = ids.chunks(l).map(|r| m.decode(r)).collect();
+    match out_ext.as_str() {
+        "txt" => {
+            let mut s = rows.join("\n");
+            s.push('\n');
+            std::fs::write(&a.out, s)?;
+        }
+        "fasta" | "fa" => {
+            let s: String = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!(">{i}\n{r}\n"))
+                .collect();
+            std::fs::write(&a.out, s)?;
+        }
+        _ => {
+            let data = safetensors_bytes(vec![(
+                "tokens",
+                safetensors::Dtype::I64,
+                vec![a.n, l],
+                i64_bytes(&ids),
+            )])?;
+            std::fs::write(&a.out, data)?;
+        }
+    }
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// Sequences from a data file: `.txt` (one sequence per line; blank lines skipped), `.fasta`/`.fa`
+/// (records joined across lines), or `.safetensors` (integer tensor `tokens [N, L]`). Every id is
+/// checked against the vocabulary.
+pub fn read_data(m: &DiscreteModel, path: &Path) -> Result<Vec<u32>> {
+    let l = m.config.seq_len;
+    let k = m.process.k();
+    let what = |i: usize| format!("{} sequence {}", path.display(), i + 1);
+    match ext(path).as_str() {
+        "safetensors" => {
+            let mut w = Weights::from_file(path)?;
+            let (shape, v) = w.take_ints("tokens")?;
+            if shape.len() != 2 || shape[1] != l {
+                return Err(Error::Invalid(format!(
+                    "{}: tokens has shape {shape:?}, {} needs [N, {l}]",
+                    path.display(),
+                    m.name
+                )));
+            }
+            v.iter()
+                .map(|&id| {
+                    if id < 0 || id >= k as i64 {
+                        Err(Error::Invalid(format!(
+                            "{}: token id {id} is outside 0..{k}",
+                            path.display()
+                        )))
+                    } else {
+                        Ok(id as u32)
+                    }
+                })
+                .collect()
+        }
+        e @ ("txt" | "fasta" | "fa") => {
+            let text = std::fs::read_to_string(path)?;
+            let seqs: Vec<String> = if e == "txt" {
+                text.lines()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            } else {
+                let mut v: Vec<String> = Vec::new();
+                for line in text.lines().map(str::trim).filter(|s| !s.is_empty()) {
+                    if line.starts_with('>') {
+                        v.push(String::new());
+                    } else if let Some(last) = v.last_mut() {
+                        last.push_str(&line.to_uppercase());
+                    } else {
+                        return Err(Error::Invalid(format!(
+                            "{}: FASTA sequence data before the first '>' header",
+                            path.display()
+                        )));
+                    }
+                }
+                v
+            };
+            let mut ids = Vec::with_capacity(seqs.len() * l);
+            for (i, s) in seqs.iter().enumerate() {
+                ids.extend(m.encode(s, &what(i))?);
+            }
+            Ok(ids)
+        }
+        _ => Err(Error::Invalid(format!(
+            "{}: use a .txt, .fasta or .safetensors data file",
+            path.display()
+        ))),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NllArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Held-out data: .txt (one sequence per line), .fasta, or .safetensors (`tokens` [N, L]).
+    #[arg(long)]
+    data: PathBuf,
+    /// Use only the first N sequences.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Seed of the x_t ~ q(x_t | x0) draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The ELBO of held-out data on the GPU: per-sequence terms summed, in bits per token.
+pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
+    if a.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    let gpu = Gpu::new(opts)?;
+    let m = load(&gpu, &a.model)?;
+    let l = m.config.seq_len;
+    let mut ids = read_data(&m, &a.data)?;
+    let mut n = ids.len() / l;
+    if let Some(lim) = a.limit {
+        n = n.min(lim);
+        ids.truncate(n * l);
+    }
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no sequences",
+            a.data.display()
+        )));
+    }
+    let t0 = std::time::Instant::now();
+    let steps = m.process.nsteps();
+    let mut per_term = vec![0f64; steps + 1];
+    let mut total = 0f64;
+    for (bi, chunk) in ids.chunks(a.batch * l).enumerate() {
+        let b = chunk.len() / l;
+        let x0 = Tensor::from_indices(&gpu, &[b, l], chunk, m.process.k() as u32, "data")?;
+        // Each batch gets its own draws: the seed advances with the batch index.
+        let terms = m.process.elbo_terms(
+            &m.denoiser,
+            &x0,
+            a.seed.wrapping_add(bi as u64 * 0x9E37_79B9),
+            None,
+        )?;
+        for (i, row) in terms.iter().enumerate() {
+            let s: f64 = row.iter().sum();
+            per_term[i] += s;
+            total += s;
+        }
+    }
+    let tokens = (n * l) as f64;
+    let bpt = total / tokens / std::f64::consts::LN_2;
+    let secs = t0.elapsed().as_secs_f64();
+    let ln2 = std::f64::consts::LN_2;
+    if a.json {
+        let v = serde_json::json!({
+            "model": m.name,
+            "process": m.process.describe(),
+            "sequences": n,
+            "tokens": n * l,
+            "bits_per_token": bpt,
+            "decoder_bits_per_token": per_term[0] / tokens / ln2,
+            "prior_bits_per_token": per_term[steps] / tokens / ln2,
+            "diffusion_bits_per_token": per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
+            "seconds": secs,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "{}: ELBO {bpt:.4} bits/token over {n} sequences × {l} tokens (decoder {:.4}, diffusion {:.4}, prior {:.2e}) in {secs:.1} s",
+            m.name,
+            per_term[0] / tokens / ln2,
+            per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
+            per_term[steps] / tokens / ln2,
+        );
+    }
+    Ok(())
+}
+
+/// `diffscope forward` for a sequence model: `x` integer ids `[N, L]`, `t` `[N]` → `out` logits.
+pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+    let mut w = Weights::from_file(&a.inputs)?;
+    let gpu = Gpu::new(opts)?;
+    let m = load(&gpu, &a.model)?;
+    let l = m.config.seq_len;
+    let k = m.process.k();
+    let (shape, x) = w.take_ints("x")?;
+    if shape.len() != 2 || shape[1] != l {
+        return Err(Error::Invalid(format!(
+            "x has shape {shape:?}, {} needs [N, {l}]",
+            m.name
+        )));
+    }
+    let n = shape[0];
+    if let Some(bad) = x.iter().find(|&&v| v < 0 || v >= k as i64) {
+        return Err(Error::Invalid(format!("token id {bad} is outside 0..{k}")));
+    }
+    let t = w.take_numbers("t", &[n])?;
+    if let Some(bad) = t
+        .data
+        .iter()
+        .find(|&&v| !(v >= 0.0 && (v as usize) < m.process.nsteps() + m.config.last_time_idx))
+    {
+        return Err(Error::Invalid(format!(
+            "timestep {bad} is outside the model's {} steps",
+            m.process.nsteps()
+        )));
+    }
+    let ids: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+    let xt = Tensor::from_u32(&gpu, &[n, l], &ids)?;
+    let tt = Tensor::from_f32(&gpu, &[n], &t.data)?;
+    let out = m.denoiser.forward(&xt, &tt, None)?.to_f32()?;
+    let data = safetensors_bytes(vec![(
+        "out",
+        safetensors::Dtype::F32,
+        vec![n, l, k],
+        out.iter().flat_map(|f| f.to_le_bytes()).collect(),
+    )])?;
+    std::fs::write(&a.out, data)?;
+    Ok(())
+}
+
+/// ms per reverse step at a batch size, with the GPU counters per step (for `diffscope bench`).
+pub fn bench_step(
+    gpu: &Gpu,
+    m: &DiscreteModel,
+    batch: usize,
+    steps: usize,
+) -> Result<(diffscope::gpu::CounterSnapshot, f64)> {
+    let l = m.config.seq_len;
+    let mut x = m.process.prior_sample(gpu, batch, l, 1)?;
+    let ts = m.process.timesteps();
+    // Warm-up: pipelines, bind groups and pool buffers.
+    for (i, &t) in ts.iter().take(3).enumerate() {
+        x = m.process.step(&m.denoiser, &x, t, i, 1, 1.0)?.x_prev;
+        gpu.submit();
+    }
+    gpu.wait_idle()?;
+    let before = gpu.counters();
+    let t0 = std::time::Instant::now();
+    let n = steps.min(ts.len() - 3).max(1);
+    for (i, &t) in ts.iter().skip(3).take(n).enumerate() {
+        x = m.process.step(&m.denoiser, &x, t, i + 3, 1, 1.0)?.x_prev;
+        gpu.submit();
+    }
+    gpu.wait_idle()?;
+    let secs = t0.elapsed().as_secs_f64();
+    let d = gpu.counters() - before;
+    let per = |v: u64| v / n as u64;
+    Ok((
+        diffscope::gpu::CounterSnapshot {
+            submissions: per(d.submissions),
+            dispatches: per(d.dispatches),
+            buffers_created: per(d.buffers_created),
+            bytes_uploaded: per(d.bytes_uploaded),
+            bytes_read_back: per(d.bytes_read_back),
+            pipelines_created: per(d.pipelines_created),
+            bind_groups_created: per(d.bind_groups_created),
+        },
+        secs / n as f64 * 1e3,
+    ))
+}
+
+/// The discrete part of `diffscope bench`: every shipped sequence model at batch 1 and 64.
+pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
+    let mut out = Vec::new();
+    for s in zoo::DISCRETE_SHIPPED {
+        let m = zoo::load_shipped_discrete(gpu, s.name)?;
+        for batch in [1usize, 64] {
+            let (c, ms) = bench_step(gpu, &m, batch, if quick { 3 } else { 10 })?;
+            if !json {
+                eprintln!(
+                    "{} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
+                    s.name, c.submissions, c.buffers_created, c.dispatches
+                );
+            }
+            out.push(serde_json::json!({
+                "model": s.name, "batch": batch, "ms_per_step": ms,
+                "submissions": c.submissions, "buffers_created": c.buffers_created,
+                "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
+                "bytes_uploaded": c.bytes_uploaded,
+            }));
+        }
+    }
+    Ok(serde_json::Value::Array(out))
+}

@@ -1,0 +1,213 @@
+//! The sequence transformer denoiser for discrete diffusion: token + learned position embeddings, a
+//! time embedding (diffusers' sinusoid, `flip_sin_to_cos = false`, `freq_shift = 1`, through
+//! Linear-GELU-Linear) added at every position, pre-LN blocks `h + Attn(LN h)`, `h + FF(LN h)` with
+//! FF = Linear-GELU-Linear, a final LayerNorm and K logits per position. Mirrors
+//! `tools/seq_transformer.py` parameter for parameter.
+
+use super::Denoiser;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::attention::{attention, MAX_HEAD_DIM};
+use crate::ops::elementwise as ew;
+use crate::ops::embedding;
+use crate::ops::matmul::{linear, Act};
+use crate::ops::norm::layer_norm;
+use crate::tensor::{DType, Tensor};
+use crate::weights::Weights;
+
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeqTransformerConfig {
+    pub architecture: String,
+    /// Input classes (token ids are below this).
+    pub vocab: usize,
+    pub seq_len: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub ff_mult: usize,
+    /// Logits per position.
+    pub out_classes: usize,
+}
+
+struct Lin {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Lin {
+    fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Lin> {
+        Ok(Lin {
+            w: w.upload(gpu, &format!("{name}.weight"), &[out_f, in_f])?,
+            b: w.upload(gpu, &format!("{name}.bias"), &[out_f])?,
+        })
+    }
+    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        linear(x, &self.w, Some(&self.b), act)
+    }
+}
+
+struct Norm {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Norm {
+    fn load(w: &mut Weights, gpu: &Gpu, name: &str, d: usize) -> Result<Norm> {
+        Ok(Norm {
+            w: w.upload(gpu, &format!("{name}.weight"), &[d])?,
+            b: w.upload(gpu, &format!("{name}.bias"), &[d])?,
+        })
+    }
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x, Some(&self.w), Some(&self.b), 1e-5)
+    }
+}
+
+struct Block {
+    ln1: Norm,
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    proj: Lin,
+    ln2: Norm,
+    ff1: Lin,
+    ff2: Lin,
+}
+
+pub struct SeqTransformer {
+    pub config: SeqTransformerConfig,
+    sample_shape: Vec<usize>,
+    tok_emb: Tensor,
+    pos_emb: Tensor,
+    time1: Lin,
+    time2: Lin,
+    blocks: Vec<Block>,
+    ln_f: Norm,
+    head: Lin,
+}
+
+impl SeqTransformer {
+    pub fn parse_config(json: &str, file: &str) -> Result<SeqTransformerConfig> {
+        let bad = |d: String| Error::Config {
+            file: file.to_string(),
+            detail: d,
+        };
+        let c: SeqTransformerConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        if c.architecture != "seq_transformer" {
+            return Err(bad(format!(
+                "architecture is \"{}\", expected \"seq_transformer\"",
+                c.architecture
+            )));
+        }
+        if c.dim < 4
+            || !c.dim.is_multiple_of(2)
+            || c.heads == 0
+            || !c.dim.is_multiple_of(c.heads)
+            || c.dim / c.heads > MAX_HEAD_DIM
+        {
+            return Err(bad(format!(
+                "dim {} must be even and split into {} heads of at most {MAX_HEAD_DIM}",
+                c.dim, c.heads
+            )));
+        }
+        if c.vocab == 0 || c.seq_len == 0 || c.depth == 0 || c.ff_mult == 0 || c.out_classes == 0 {
+            return Err(bad(
+                "vocab, seq_len, depth, ff_mult and out_classes must be at least 1".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    pub fn load(gpu: &Gpu, config: SeqTransformerConfig, mut w: Weights) -> Result<SeqTransformer> {
+        let d = config.dim;
+        let f = config.ff_mult * d;
+        let tok_emb = w.upload(gpu, "tok_emb.weight", &[config.vocab, d])?;
+        let pos_emb = w.upload(gpu, "pos_emb", &[config.seq_len, d])?;
+        let time1 = Lin::load(&mut w, gpu, "time_mlp.0", d, d)?;
+        let time2 = Lin::load(&mut w, gpu, "time_mlp.2", d, d)?;
+        let mut blocks = Vec::with_capacity(config.depth);
+        for i in 0..config.depth {
+            let p = format!("blocks.{i}");
+            blocks.push(Block {
+                ln1: Norm::load(&mut w, gpu, &format!("{p}.ln1"), d)?,
+                q: Lin::load(&mut w, gpu, &format!("{p}.q"), d, d)?,
+                k: Lin::load(&mut w, gpu, &format!("{p}.k"), d, d)?,
+                v: Lin::load(&mut w, gpu, &format!("{p}.v"), d, d)?,
+                proj: Lin::load(&mut w, gpu, &format!("{p}.proj"), d, d)?,
+                ln2: Norm::load(&mut w, gpu, &format!("{p}.ln2"), d)?,
+                ff1: Lin::load(&mut w, gpu, &format!("{p}.ff1"), f, d)?,
+                ff2: Lin::load(&mut w, gpu, &format!("{p}.ff2"), d, f)?,
+            });
+        }
+        let ln_f = Norm::load(&mut w, gpu, "ln_f", d)?;
+        let head = Lin::load(&mut w, gpu, "head", config.out_classes, d)?;
+        w.finish()?;
+        Ok(SeqTransformer {
+            sample_shape: vec![config.seq_len],
+            config,
+            tok_emb,
+            pos_emb,
+            time1,
+            time2,
+            blocks,
+            ln_f,
+            head,
+        })
+    }
+}
+
+impl Denoiser for SeqTransformer {
+    /// `x`: u32 token ids `[N, L]` (below `vocab`; upload with `Tensor::from_indices` to have bad ids
+    /// refused — the gather reads an out-of-range id as a zero row); `t`: f32 `[N]`. Returns f32
+    /// logits `[N, L, out_classes]`.
+    fn forward(&self, x: &Tensor, t: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "seq_transformer";
+        x.expect_dtype(OP, DType::U32)?;
+        let n = x.shape().first().copied().unwrap_or(0);
+        let l = self.config.seq_len;
+        if x.shape() != [n, l] || t.shape() != [n] {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "x {:?} must be [N, {l}] and t {:?} [N]",
+                    x.shape(),
+                    t.shape()
+                ),
+            ));
+        }
+        if labels.is_some() {
+            return Err(Error::Invalid("this model takes no labels".into()));
+        }
+        let d = self.config.dim;
+        let temb = embedding::timestep_embedding(t, d, false, 1.0, 1.0, 10000.0)?;
+        let temb = self.time1.apply(&temb, Act::Gelu)?;
+        let temb = self.time2.apply(&temb, Act::None)?.reshape(&[n, 1, d])?;
+        let h = embedding::gather_rows(&self.tok_emb, x)?;
+        let h = ew::add(&h, &self.pos_emb)?;
+        let mut h = ew::add(&h, &temb)?;
+        for b in &self.blocks {
+            let a = b.ln1.apply(&h)?;
+            let q = b.q.apply(&a, Act::None)?;
+            let k = b.k.apply(&a, Act::None)?;
+            let v = b.v.apply(&a, Act::None)?;
+            let att = attention(&q, &k, &v, self.config.heads, None)?;
+            h = ew::add(&h, &b.proj.apply(&att, Act::None)?)?;
+            let f = b.ff1.apply(&b.ln2.apply(&h)?, Act::Gelu)?;
+            h = ew::add(&h, &b.ff2.apply(&f, Act::None)?)?;
+        }
+        self.head.apply(&self.ln_f.apply(&h)?, Act::None)
+    }
+
+    fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    fn num_labels(&self) -> Option<usize> {
+        None
+    }
+
+    fn gpu(&self) -> Option<&Gpu> {
+        Some(self.head.w.gpu())
+    }
+}

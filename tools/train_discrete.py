@@ -1,0 +1,261 @@
+"""Train the discrete-diffusion models shipped in assets/ with the sequence transformer (seq_transformer.py):
+
+    python tools/train_discrete.py --model words-absorb          # D3PM, absorbing prior (bionemo-moco)
+    python tools/train_discrete.py --model words-uniform         # D3PM, uniform prior (bionemo-moco)
+    python tools/train_discrete.py --model promoter-multinomial  # multinomial diffusion (Hoogeboom)
+
+The D3PM models use bionemo-moco 0.0.2.2's own D3PM interpolant (cosine schedule, interpolate, loss);
+the multinomial model uses tools/multinomial_ref.py and its vb_stochastic loss (bits/char).
+Checkpoints to --ckpt every 200 steps and resumes from it; stops at --steps or after --minutes of
+training in this run. --export-only writes assets/<model>/ from the checkpoint without training.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+import promoter_data
+import words_data
+from multinomial_ref import Multinomial
+from seq_transformer import SeqTransformer
+
+SPECS = {
+    "words-absorb": dict(kind="d3pm", prior="absorbing", K=28, L=12, T=100),
+    "words-uniform": dict(kind="d3pm", prior="uniform", K=27, L=12, T=100),
+    "promoter-multinomial": dict(kind="multinomial", K=4, L=50, T=100),
+}
+
+
+def make_d3pm(spec):
+    from bionemo.moco.distributions.prior import DiscreteMaskedPrior, DiscreteUniformPrior
+    from bionemo.moco.distributions.time import UniformTimeDistribution
+    from bionemo.moco.interpolants import D3PM
+    from bionemo.moco.schedules.noise.discrete_noise_schedules import DiscreteCosineNoiseSchedule
+    prior = (DiscreteMaskedPrior(num_classes=spec["K"], inclusive=True) if spec["prior"] == "absorbing"
+             else DiscreteUniformPrior(num_classes=spec["K"]))
+    return D3PM(time_distribution=UniformTimeDistribution(discrete_time=True, nsteps=spec["T"]),
+                prior_distribution=prior, noise_schedule=DiscreteCosineNoiseSchedule(nsteps=spec["T"]),
+                device="cpu")
+
+
+def load_data(name):
+    if name.startswith("words"):
+        train, held = words_data.split(words_data.load_words())
+        return words_data.encode(train), words_data.encode(held), train, held
+    seqs = promoter_data.generate(20000, seed=0)
+    train, held = promoter_data.split(seqs)
+    return promoter_data.encode(train), promoter_data.encode(held), train, held
+
+
+@torch.no_grad()
+def d3pm_elbo_terms(model, d3pm, x0):
+    """Per-sequence ELBO terms [T + 1, B] in nats, moco's index convention (index 0 already noised):
+    L_0 = −log softmax(model(x_0, 0))[x0] (moco's last step returns the model's x0 prediction);
+    L_t = KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t)) for t ≥ 1, where q ∝ Q_t[·, x_t] ⊙ Q̄_{t−1}[x0, ·]
+    exactly and p_θ = softmax(moco's posterior logits); last, KL(q(x_{T−1} | x0) ‖ π) with log π floored
+    at log 1e-30 (the absorbing π is a point mass)."""
+    T, K = d3pm.noise_schedule.nsteps, d3pm.num_classes
+    b = x0.shape[0]
+    oh = torch.nn.functional.one_hot(x0, K).float()
+    out = []
+    for t in range(T):
+        tt = torch.full((b,), t, dtype=torch.long)
+        xt = d3pm.interpolate(x0, tt)
+        logits = model(xt, tt)
+        if t == 0:
+            out.append(-(torch.log_softmax(logits, -1) * oh).sum(-1).sum(-1))
+            continue
+        A = d3pm._Qt[t][:, xt].permute(1, 2, 0)          # Q_t[i, x_t] → [B, L, K]
+        Bq = oh @ d3pm._Qt_prev_bar[t]                    # Q̄_{t−1}[x0, i]
+        q = A * Bq
+        logq = torch.log(q.clamp(min=1e-30)) - torch.log(q.sum(-1, keepdim=True))
+        q = q / q.sum(-1, keepdim=True)
+        logp = torch.log_softmax(d3pm._q_posterior_logits(logits, tt, xt), -1)
+        out.append((q * (logq - logp)).sum(-1).sum(-1))
+    qT = oh @ d3pm._Qt_bar[T - 1]
+    pi = d3pm.prior_distribution.prior_dist.float()
+    out.append((qT * (torch.log(qT.clamp(min=1e-30)) - torch.log(pi.clamp(min=1e-30)))).sum(-1).sum(-1))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def d3pm_sample(model, d3pm, n, L, temperature=1.0):
+    x = d3pm.sample_prior((n, L))
+    for t in reversed(range(d3pm.noise_schedule.nsteps)):
+        tt = torch.full((n,), t, dtype=torch.long)
+        x = d3pm.step(model(x, tt), tt, x, temperature=temperature)
+    return x
+
+
+def word_figures(samples, train, held):
+    """Share of real words (canonical: letters then pads only), and of new words found in held-out."""
+    trs, hes = set(train), set(held)
+    words = []
+    for row in samples:
+        ids = [int(i) for i in row]
+        n = next((i for i, v in enumerate(ids) if v == 0), len(ids))
+        ok = all(1 <= v <= 26 for v in ids[:n]) and all(v == 0 for v in ids[n:])
+        words.append(words_data.decode(ids) if ok else None)
+    n = len(words)
+    return dict(n=n, canonical=sum(w is not None for w in words) / n,
+                dictionary_word=sum(w in trs or w in hes for w in words if w) / n,
+                in_training=sum(w in trs for w in words if w) / n,
+                new_in_heldout=sum(w in hes and w not in trs for w in words if w) / n,
+                unique=len(set(w for w in words if w)) / n,
+                examples=[w if w else "".join("_" if int(v) == 0 else "?" if int(v) > 26 else chr(96 + int(v)) for v in r)
+                          for w, r in zip(words[:20], samples[:20])])
+
+
+def promoter_figures(seqs, held):
+    return dict(n=len(seqs), both_boxes_le1mm=float(np.mean([promoter_data.has_promoter(s, 1) for s in seqs])),
+                both_boxes_le2mm=float(np.mean([promoter_data.has_promoter(s, 2) for s in seqs])),
+                js_6mer_vs_heldout_bits=float(promoter_data.js_divergence(promoter_data.kmer_spectrum(seqs),
+                                                                          promoter_data.kmer_spectrum(held))))
+
+
+def export(model, args, spec, extra):
+    out = args.out or f"assets/{args.model}"
+    os.makedirs(out, exist_ok=True)
+    sd = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, f"{out}/model.safetensors")
+    cfg = dict(architecture="seq_transformer", **model.config)
+    json.dump(cfg, open(f"{out}/config.json", "w"), indent=2)
+    if spec["kind"] == "d3pm":
+        proc = dict(process="d3pm", num_classes=spec["K"], seq_len=spec["L"], nsteps=spec["T"],
+                    schedule=dict(kind="cosine", nu=1.0, s=0.008), prior=spec["prior"], last_time_idx=0,
+                    vocab="_abcdefghijklmnopqrstuvwxyz" + ("?" if spec["prior"] == "absorbing" else ""))
+        proc["pad_token"] = 0
+        if spec["prior"] == "absorbing":
+            proc["mask_token"] = spec["K"] - 1
+    else:
+        proc = dict(process="multinomial", num_classes=4, seq_len=50, nsteps=spec["T"],
+                    schedule=dict(kind="hoogeboom_cosine_sqrt", s=0.008), vocab="ACGT")
+    json.dump(proc, open(f"{out}/process.json", "w"), indent=2)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, choices=list(SPECS))
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--minutes", type=float, default=40.0)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--vb-scale", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ckpt", default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--eval-n", type=int, default=1000)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = SPECS[args.model]
+    ckpt = args.ckpt or f"/tmp/{args.model}.ckpt"
+    xtr, xhe, train, held = load_data(args.model)
+    torch.manual_seed(args.seed)
+    model = SeqTransformer(spec["K"], spec["L"], args.dim, args.depth, args.heads)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    proc = make_d3pm(spec) if spec["kind"] == "d3pm" else Multinomial(spec["K"], spec["T"])
+    rng = np.random.default_rng(args.seed)
+    step, losses, seconds = 0, [], 0.0
+    if os.path.exists(ckpt):
+        ck = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
+        step, losses, seconds = ck["step"], ck["losses"], ck.get("seconds", 0.0)
+        rng.bit_generator.state = ck["rng"]; torch.set_rng_state(ck["torch_rng"])
+        if spec["kind"] == "multinomial":
+            proc.Lt_history, proc.Lt_count = ck["Lt_history"], ck["Lt_count"]
+        print(f"resumed at step {step}", flush=True)
+    t0 = time.time()
+
+    def save():
+        d = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, losses=losses,
+                 seconds=seconds + time.time() - t0, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
+        if spec["kind"] == "multinomial":
+            d.update(Lt_history=proc.Lt_history, Lt_count=proc.Lt_count)
+        torch.save(d, ckpt + ".tmp"); os.replace(ckpt + ".tmp", ckpt)
+
+    xtr_t = torch.from_numpy(xtr)
+    while not args.export_only and step < args.steps and time.time() - t0 < args.minutes * 60:
+        lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x0 = xtr_t[torch.from_numpy(rng.integers(0, len(xtr), args.batch))]
+        if spec["kind"] == "d3pm":
+            t = proc.sample_time(args.batch)
+            xt = proc.interpolate(x0, t)
+            loss = proc.loss(model(xt, t), x0, xt, t, vb_scale=args.vb_scale).mean()
+        else:
+            loss = -proc.train_log_prob(model, x0).sum() / (math.log(2) * x0.numel())
+        opt.zero_grad(); loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item()); step += 1
+        if step % 200 == 0:
+            print(f"step {step} loss {np.mean(losses[-200:]):.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)", flush=True)
+            save()
+    if not args.export_only:
+        save()
+    model.eval()
+    # Evaluate with the exported (fp16-rounded) weights, so the figures belong to the shipped model.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    torch.manual_seed(1234)
+    n = args.eval_n
+    quality = {}
+    heldx = torch.from_numpy(xhe[:n])
+    if spec["kind"] == "d3pm":
+        terms = d3pm_elbo_terms(model, proc, heldx)
+        quality["heldout_elbo_bits_per_token"] = float(terms.sum(0).mean() / (spec["L"] * math.log(2)))
+        s = d3pm_sample(model, proc, n, spec["L"])
+        quality["pytorch_samples"] = word_figures(s.numpy(), train, held)
+    else:
+        terms = proc.elbo_terms(model, heldx)
+        quality["heldout_elbo_bits_per_token"] = float(terms.sum(0).mean() / (spec["L"] * math.log(2)))
+        s = proc.sample(model, n, spec["L"], torch.Generator().manual_seed(1234))
+        seqs = [promoter_data.decode(r) for r in s]
+        r = np.random.default_rng(1)
+        rnd = ["".join(r.choice(list("ACGT"), size=50)) for _ in range(n)]
+        quality["pytorch_samples"] = promoter_figures(seqs, held)
+        quality["training_data"] = promoter_figures(train[:n], held)
+        quality["uniform_random"] = promoter_figures(rnd, held)
+        quality["pytorch_samples"]["examples"] = seqs[:10]
+    quality["heldout_elbo_sequences"] = len(heldx)
+    print(json.dumps(quality, indent=1), flush=True)
+    out = export(model, args, spec, quality)
+    card = dict(
+        name=args.model, architecture="seq_transformer", parameters=sum(p.numel() for p in model.parameters()),
+        process=("D3PM (bionemo-moco 0.0.2.2 interpolant), " + spec.get("prior", "") + " prior, cosine schedule"
+                 if spec["kind"] == "d3pm" else "multinomial diffusion (Hoogeboom et al.), √α cosine schedule"),
+        training=dict(command=f"python tools/train_discrete.py --model {args.model} --steps {args.steps} --batch {args.batch} "
+                              f"--dim {args.dim} --depth {args.depth} --heads {args.heads} --lr {args.lr} --vb-scale {args.vb_scale} --seed {args.seed}",
+                      steps=step, batch=args.batch, optimizer="AdamW, warmup + cosine lr, grad clip 1",
+                      loss=("moco D3PM.loss (cross-entropy on x0, vb_scale %g)" % args.vb_scale if spec["kind"] == "d3pm"
+                            else "vb_stochastic −log p(x) in bits/char with importance-sampled t"),
+                      final_loss=float(np.mean(losses[-200:])) if losses else None,
+                      training_seconds=round(seconds + time.time() - t0)),
+        data=("Debian wamerican /usr/share/dict/american-english, lowercase a–z words of 2–12 letters, "
+              f"{len(train)} train / {len(held)} held-out (tools/words_data.py, seed 0)" if args.model.startswith("words")
+              else f"synthetic σ70 promoters from tools/promoter_data.py (seed 0): {len(train)} train / {len(held)} held-out"),
+        weights="fp16",
+        quality=quality,
+        elbo_definition=("bits/token = Σ_t L_t / (L ln 2), one x_t ~ q(x_t|x0) per t, averaged over held-out sequences; "
+                         "see d3pm_elbo_terms / Multinomial.elbo_terms"),
+    )
+    json.dump(card, open(f"{out}/card.json", "w"), indent=2)
+    ex = {"tokens": torch.from_numpy(xhe[: min(len(xhe), 4096)]).to(torch.int32)}
+    save_file(ex, f"{out}/examples.safetensors")
+
+
+if __name__ == "__main__":
+    main()
