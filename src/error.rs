@@ -39,7 +39,7 @@ pub enum Error {
     #[error("weights {file}: {problem}")]
     Checkpoint {
         file: String,
-        problem: crate::weights::WeightsProblem,
+        problem: Box<crate::weights::WeightsProblem>,
     },
     /// A config field outside what diffscope accepts (wrong type, absurd size, inconsistent).
     #[error("model config {file}: field \"{field}\": {detail}")]

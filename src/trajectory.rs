@@ -173,10 +173,8 @@ impl History {
     pub fn push(&mut self, state: Vec<f32>) {
         let size = std::mem::size_of_val(state.as_slice());
         // The recent window must fit under the cap on its own (plus x_T).
-        if size > 0 {
-            self.recent = self
-                .recent
-                .min((self.cap_bytes / size).saturating_sub(1).max(1));
+        if let Some(fit) = self.cap_bytes.checked_div(size) {
+            self.recent = self.recent.min(fit.saturating_sub(1).max(1));
         }
         self.bytes += size;
         self.states.insert(self.len, state);

@@ -284,7 +284,7 @@ impl Weights {
     pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Weights> {
         let err = |problem: WeightsProblem| Error::Checkpoint {
             file: file.to_string(),
-            problem,
+            problem: Box::new(problem),
         };
         check_layout(bytes).map_err(err)?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| {
@@ -377,7 +377,7 @@ impl Weights {
         let file = path.display().to_string();
         let err = |problem: WeightsProblem| Error::Checkpoint {
             file: file.clone(),
-            problem,
+            problem: Box::new(problem),
         };
         let read = |e: std::io::Error| err(WeightsProblem::Read(e.to_string()));
         let meta = std::fs::metadata(path).map_err(read)?;
@@ -399,7 +399,7 @@ impl Weights {
     fn problem(&self, problem: WeightsProblem) -> Error {
         Error::Checkpoint {
             file: self.file.clone(),
-            problem,
+            problem: Box::new(problem),
         }
     }
 
@@ -508,10 +508,10 @@ impl Weights {
         let names = self.tensors.keys().take(5).cloned().collect();
         Err(Error::Checkpoint {
             file: self.file,
-            problem: WeightsProblem::Extra {
+            problem: Box::new(WeightsProblem::Extra {
                 count: self.tensors.len(),
                 names,
-            },
+            }),
         })
     }
 }
