@@ -39,7 +39,6 @@ pub enum Error {
     #[error("weights {file}: {problem}")]
     Checkpoint {
         file: String,
-        // Boxed: the problem carries names and sizes, and every Result pays for the largest error.
         problem: Box<crate::weights::WeightsProblem>,
     },
     /// A config field outside what diffscope accepts (wrong type, absurd size, inconsistent).

@@ -26,9 +26,6 @@ fn good() -> Vec<u8> {
     )
 }
 
-/// name → (shape, values), to edit a checkpoint before writing it.
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
 fn problem(r: Result<Weights, Error>) -> P {
     match r {
         Err(Error::Checkpoint { problem, .. }) => *problem,
@@ -38,6 +35,9 @@ fn problem(r: Result<Weights, Error>) -> P {
 }
 
 type Check = fn(&P) -> bool;
+
+/// Host tensors by name: (shape, values).
+type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 #[test]
 fn bad_checkpoint_bytes_are_typed_errors_naming_the_tensor() {
@@ -278,7 +278,7 @@ fn bad_checkpoint_bytes_are_typed_errors_naming_the_tensor() {
 }
 
 /// The shipped toy2d-mlp checkpoint, as editable host tensors.
-fn toy2d_tensors() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+fn toy2d_tensors() -> Tensors {
     let bytes = zoo::shipped("toy2d-mlp").unwrap().weights;
     let mut w = Weights::from_bytes(bytes, "toy2d").unwrap();
     let names: Vec<String> = w.names().map(String::from).collect();
@@ -292,7 +292,7 @@ fn toy2d_tensors() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         .collect()
 }
 
-fn serialize(t: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, int_name: Option<&str>) -> Vec<u8> {
+fn serialize(t: &Tensors, int_name: Option<&str>) -> Vec<u8> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = t
         .iter()
         .map(|(n, (s, d))| {
@@ -654,7 +654,16 @@ fn mutated_corpus_never_panics() {
     use diffscope::models::unet::UNetConfig;
     use diffscope::process::gaussian::{Gaussian, Sampler, SchedulerConfig};
     let (mut ok, mut refused) = (0, 0);
-    for i in 0..20_000 {
+    // DIFFSCOPE_FUZZ_SECS=600 turns this into a long stable-toolchain fuzzing run (at least the
+    // usual 20,000 iterations either way).
+    let secs: u64 = std::env::var("DIFFSCOPE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let start = std::time::Instant::now();
+    let mut i = 0usize;
+    while i < 20_000 || start.elapsed().as_secs() < secs {
+        i += 1;
         let b = mutate(&mut rng, &weights[i % weights.len()]);
         match Weights::from_bytes(&b, "m") {
             Ok(mut w) => {
@@ -686,7 +695,11 @@ fn mutated_corpus_never_panics() {
             }
         }
     }
-    eprintln!("mutated corpus: {ok} checkpoints accepted, {refused} refused with typed errors");
+    eprintln!(
+        "mutated corpus: {i} iterations in {:.1} s: {ok} checkpoints accepted, {refused} refused \
+         with typed errors, {i} configs parsed",
+        start.elapsed().as_secs_f64()
+    );
     assert!(
         ok > 0 && refused > 0,
         "the mutations must exercise both paths"
