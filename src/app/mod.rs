@@ -8,6 +8,7 @@ mod graphs;
 mod images;
 mod points;
 mod schedule;
+mod sequences;
 
 use crate::gpu::Gpu;
 use crate::models::zoo::{self, GaussianModel};
@@ -155,10 +156,20 @@ pub struct DiffscopeApp {
     graph_model: Option<crate::models::digress::DigressModel>,
     graph_run: Option<graphs::GraphRun>,
     graphs_n: usize,
+    // Sequence models (D3PM, multinomial).
+    seq_model: Option<crate::models::zoo::DiscreteModel>,
+    seq_run: Option<sequences::SeqRun>,
+    seq_n: usize,
+    temperature: f32,
 }
 
 /// Dropped files, read: (name, bytes or why not), one batch per drop.
 type DroppedInbox = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, Result<Vec<u8>, String>)>>>>;
+
+/// When a run started (for its steps/s).
+struct Started {
+    started: web_time::Instant,
+}
 
 /// What the app opens with.
 pub enum Start {
@@ -217,6 +228,10 @@ impl DiffscopeApp {
             graph_model: None,
             graph_run: None,
             graphs_n: 4,
+            seq_model: None,
+            seq_run: None,
+            seq_n: 8,
+            temperature: 1.0,
         };
         match cc.wgpu_render_state.as_ref() {
             Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
@@ -234,6 +249,9 @@ impl DiffscopeApp {
             match start {
                 Start::Shipped(name) if crate::models::graph_zoo::is_graph_model(&name) => {
                     app.load_graph_model(&name)
+                }
+                Start::Shipped(name) if zoo::shipped_discrete(&name).is_some() => {
+                    app.load_seq_model(&name)
                 }
                 Start::Shipped(name) => app.load_model(&name),
                 #[cfg(not(target_arch = "wasm32"))]
@@ -332,8 +350,25 @@ impl DiffscopeApp {
         let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) else {
             return;
         };
-        let recorded = r.frames.len();
-        let total = r.total(m);
+        let (recorded, total, started) = (r.frames.len(), r.total(m), r.started);
+        self.run_timeline(ui, recorded, total, started);
+    }
+
+    fn seq_timeline(&mut self, ui: &mut egui::Ui) {
+        let Some(r) = &self.seq_run else { return };
+        let (recorded, total, started) = (r.frames.len(), r.total(), r.started);
+        self.run_timeline(ui, recorded, total, started);
+    }
+
+    /// Play/pause, step back/forward and the scrub slider for the discrete runs.
+    fn run_timeline(
+        &mut self,
+        ui: &mut egui::Ui,
+        recorded: usize,
+        total: usize,
+        started: web_time::Instant,
+    ) {
+        let r = Started { started };
         ui.horizontal(|ui| {
             if ui
                 .button(if self.playing { "Pause" } else { "Play" })
@@ -355,7 +390,7 @@ impl DiffscopeApp {
             ui.label(format!(
                 "step {} / {} · {:.1} steps/s",
                 recorded.saturating_sub(1),
-                total - 1,
+                total.saturating_sub(1),
                 recorded.saturating_sub(1) as f64 / secs
             ));
         });
@@ -368,6 +403,93 @@ impl DiffscopeApp {
                 self.follow = v == recorded - 1;
                 self.view = v;
             }
+        }
+    }
+
+    fn load_seq_model(&mut self, name: &str) {
+        let Some(gpu) = self.gpu.clone() else { return };
+        self.model = None;
+        self.session = None;
+        self.graph_model = None;
+        self.graph_run = None;
+        self.show_forward = false;
+        match zoo::load_shipped_discrete(&gpu, name) {
+            Ok(m) => {
+                self.error = None;
+                self.seq_model = Some(m);
+                self.restart_seqs();
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn restart_seqs(&mut self) {
+        let (Some(m), Some(gpu)) = (&self.seq_model, &self.gpu) else {
+            return;
+        };
+        match sequences::SeqRun::start(m, gpu, self.seq_n, self.seed, self.temperature) {
+            Ok(r) => {
+                self.seq_run = Some(r);
+                self.view = 0;
+                self.follow = true;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn seq_controls(&mut self, ui: &mut egui::Ui) {
+        ui.separator();
+        let mut changed = ui
+            .add(egui::Slider::new(&mut self.seq_n, 1..=32).text("sequences"))
+            .changed();
+        changed |= ui
+            .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
+            .on_hover_text("divides the posterior logits before each draw: < 1 is greedier")
+            .changed();
+        ui.horizontal(|ui| {
+            ui.label("seed");
+            changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
+            if ui.button("new seed").clicked() {
+                self.seed = self.seed.wrapping_add(1);
+                changed = true;
+            }
+        });
+        if changed {
+            self.restart_seqs();
+        }
+        if let Some(m) = &self.seq_model {
+            ui.separator();
+            let text = match m.config.prior.as_deref() {
+                Some("absorbing") => {
+                    "Absorbing (mask) noise: q(x_t | x0) keeps each token with \
+                    probability ᾱ_t and otherwise replaces it by the mask. Reversing it, the model \
+                    un-masks positions one by one — once a letter appears it stays."
+                }
+                Some("uniform") => {
+                    "Uniform noise: q(x_t | x0) keeps each token with probability \
+                    ᾱ_t and otherwise draws any token uniformly. Reversing it, every position can \
+                    change at every step until the word settles."
+                }
+                _ => {
+                    "Multinomial diffusion (Hoogeboom): x_t mixes x0 with the uniform distribution \
+                    (ᾱ_t on a √α cosine schedule); each step samples p(x_(t−1) | x_t) from the \
+                    model's x̂0 through the exact posterior."
+                }
+            };
+            ui.label(RichText::new(text).small());
+        }
+    }
+
+    fn pump_seqs(&mut self) {
+        let (Some(m), Some(r)) = (&self.seq_model, &mut self.seq_run) else {
+            return;
+        };
+        if let Err(e) = r.pump(m, self.playing) {
+            self.error = Some(e.to_string());
+            self.playing = false;
+        }
+        if self.follow {
+            self.view = r.frames.len().saturating_sub(1);
         }
     }
 
@@ -699,16 +821,38 @@ impl DiffscopeApp {
                 pick_graph = Some(g.name);
             }
         }
+        let current_seq = self.seq_model.as_ref().map(|m| m.name.clone());
+        let mut pick_seq = None;
+        for d in zoo::DISCRETE_SHIPPED {
+            if ui
+                .selectable_label(current_seq.as_deref() == Some(d.name), d.name)
+                .on_hover_text(d.summary)
+                .clicked()
+            {
+                pick_seq = Some(d.name);
+            }
+        }
         if let Some(p) = pick {
             self.graph_model = None;
             self.graph_run = None;
+            self.seq_model = None;
+            self.seq_run = None;
             self.load_model(p);
         }
         if let Some(p) = pick_graph {
+            self.seq_model = None;
+            self.seq_run = None;
             self.load_graph_model(p);
+        }
+        if let Some(p) = pick_seq {
+            self.load_seq_model(p);
         }
         if self.graph_model.is_some() {
             self.graph_controls(ui);
+            return;
+        }
+        if self.seq_model.is_some() {
+            self.seq_controls(ui);
             return;
         }
         if !zoo::SHIPPED.iter().any(|s| s.name == current) && !current.is_empty() {
@@ -947,9 +1091,11 @@ impl DiffscopeApp {
         serde_json::json!({
             "adapter": self.gpu.as_ref().map(|g| g.adapter_info().name.clone()),
             "model": self.model.as_ref().map(|m| m.name.clone())
-                .or_else(|| self.graph_model.as_ref().map(|m| m.name.clone())),
+                .or_else(|| self.graph_model.as_ref().map(|m| m.name.clone()))
+                .or_else(|| self.seq_model.as_ref().map(|m| m.name.clone())),
             "recorded": s.map_or(0, |s| s.states.len())
-                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len())),
+                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len()))
+                .max(self.seq_run.as_ref().map_or(0, |r| r.frames.len())),
             "total": s.map_or(0, |s| s.plan.len() + 1).max(
                 match (&self.graph_model, &self.graph_run) {
                     (Some(m), Some(r)) => r.total(m),
@@ -986,7 +1132,8 @@ impl eframe::App for DiffscopeApp {
                 .session
                 .as_ref()
                 .map_or(0, |s| s.states.len())
-                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len()));
+                .max(self.graph_run.as_ref().map_or(0, |r| r.frames.len()))
+                .max(self.seq_run.as_ref().map_or(0, |r| r.frames.len()));
             let error = self.error.clone();
             ap.drive(ui.ctx(), recorded, error.as_deref(), || self.status_json());
             self.autopilot = Some(ap);
@@ -994,6 +1141,12 @@ impl eframe::App for DiffscopeApp {
         self.pump();
         self.pump_forward();
         self.pump_graphs();
+        self.pump_seqs();
+        if let Some(r) = &self.seq_run {
+            if !r.done() && self.playing {
+                ui.ctx().request_repaint();
+            }
+        }
         if let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) {
             if self.follow {
                 self.view = r.frames.len().saturating_sub(1);
@@ -1031,6 +1184,10 @@ impl eframe::App for DiffscopeApp {
                 self.graph_timeline(ui);
                 return;
             }
+            if self.seq_model.is_some() {
+                self.seq_timeline(ui);
+                return;
+            }
             self.timeline(ui);
             ui.horizontal(|ui| {
                 ui.checkbox(&mut self.show_forward, "forward process q(x_t | x0)");
@@ -1044,6 +1201,22 @@ impl eframe::App for DiffscopeApp {
             });
         });
         egui::CentralPanel::default().show(ui, |ui| {
+            if let (Some(m), Some(r)) = (&self.seq_model, &self.seq_run) {
+                if r.frames.is_empty() {
+                    ui.spinner();
+                    return;
+                }
+                let v = self.view.min(r.frames.len() - 1);
+                let t = r.t_of(v).map_or("0 (done)".to_string(), |t| t.to_string());
+                ui.label(format!(
+                    "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
+                     clean token at every position; the step combines it with the noise process into \
+                     p(x_(t−1) | x_t) and draws each token (Gumbel-max). Cells are shaded by the \
+                     model's probability of the token shown; yellow outlines mark what changed."
+                ));
+                sequences::draw(ui, m, r, v);
+                return;
+            }
             if let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) {
                 let Some(f) = r.frames.get(self.view.min(r.frames.len().saturating_sub(1))) else {
                     ui.spinner();

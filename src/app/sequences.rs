@@ -14,13 +14,20 @@ pub struct SeqFrame {
     pub prob: Option<Vec<f32>>,
 }
 
+/// Readbacks of the tokens and the logits in flight, and what has arrived.
+type PendingTokens = (
+    TensorReadback,
+    Option<TensorReadback>,
+    [Option<Vec<f32>>; 2],
+);
+
 pub struct SeqRun {
     pub n: usize,
     pub seed: u64,
     pub temperature: f32,
     x: Tensor,
     timesteps: Vec<usize>,
-    pending: Option<(TensorReadback, Option<TensorReadback>, [Option<Vec<f32>>; 2])>,
+    pending: Option<PendingTokens>,
     pub frames: Vec<SeqFrame>,
     pub started: web_time::Instant,
 }
@@ -77,7 +84,11 @@ impl SeqRun {
                 return Ok(());
             }
             let [ids, logits] = std::mem::take(got);
-            let ids: Vec<u32> = ids.unwrap_or_default().into_iter().map(|v| v as u32).collect();
+            let ids: Vec<u32> = ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v as u32)
+                .collect();
             let k = m.process.k();
             let prob = logits.map(|l| {
                 ids.iter()
@@ -119,7 +130,8 @@ pub fn draw(ui: &mut egui::Ui, m: &DiscreteModel, run: &SeqRun, v: usize) {
     let cell = ((ui.available_width() - 20.0) / l as f32).clamp(12.0, 28.0);
     let font = egui::FontId::monospace(cell * 0.6);
     for s in 0..run.n {
-        let (resp, painter) = ui.allocate_painter(Vec2::new(cell * l as f32, cell + 2.0), Sense::hover());
+        let (resp, painter) =
+            ui.allocate_painter(Vec2::new(cell * l as f32, cell + 2.0), Sense::hover());
         for p in 0..l {
             let i = s * l + p;
             let id = f.ids.get(i).copied().unwrap_or(0) as usize;
@@ -129,7 +141,12 @@ pub fn draw(ui: &mut egui::Ui, m: &DiscreteModel, run: &SeqRun, v: usize) {
             );
             let masked = m.config.mask_token == Some(id);
             let pad = m.config.pad_token == Some(id);
-            let q = f.prob.as_ref().and_then(|pr| pr.get(i)).copied().unwrap_or(0.0);
+            let q = f
+                .prob
+                .as_ref()
+                .and_then(|pr| pr.get(i))
+                .copied()
+                .unwrap_or(0.0);
             let bg = if masked {
                 Color32::from_gray(60)
             } else {
@@ -139,7 +156,12 @@ pub fn draw(ui: &mut egui::Ui, m: &DiscreteModel, run: &SeqRun, v: usize) {
             };
             painter.rect_filled(r, 3.0, bg);
             if prev.is_some_and(|pf| pf.ids.get(i) != f.ids.get(i)) {
-                painter.rect_stroke(r, 3.0, Stroke::new(2.0, Color32::YELLOW), egui::StrokeKind::Inside);
+                painter.rect_stroke(
+                    r,
+                    3.0,
+                    Stroke::new(2.0, Color32::YELLOW),
+                    egui::StrokeKind::Inside,
+                );
             }
             let ch = if masked {
                 ' '
@@ -148,7 +170,13 @@ pub fn draw(ui: &mut egui::Ui, m: &DiscreteModel, run: &SeqRun, v: usize) {
             } else {
                 vocab.get(id).copied().unwrap_or('?')
             };
-            painter.text(r.center(), egui::Align2::CENTER_CENTER, ch, font.clone(), Color32::BLACK);
+            painter.text(
+                r.center(),
+                egui::Align2::CENTER_CENTER,
+                ch,
+                font.clone(),
+                Color32::BLACK,
+            );
         }
     }
 }

@@ -104,7 +104,10 @@ pub fn main() -> ExitCode {
         None => {
             let start = match (cli.open, cli.open_dir) {
                 (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
-                (Some(m), None) if diffscope::models::graph_zoo::is_graph_model(&m) => {
+                (Some(m), None)
+                    if diffscope::models::graph_zoo::is_graph_model(&m)
+                        || diffscope::models::zoo::shipped_discrete(&m).is_some() =>
+                {
                     Ok(diffscope::app::Start::Shipped(m))
                 }
                 (Some(m), None) => diffscope::models::zoo::shipped(&m)
