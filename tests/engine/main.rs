@@ -10,6 +10,7 @@ mod elementwise;
 mod embedding;
 mod film_mlp;
 mod gaussian;
+mod graph_eval;
 mod layout;
 mod matmul;
 mod norm;
