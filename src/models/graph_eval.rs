@@ -1165,6 +1165,8 @@ pub struct GraphEval {
     /// MMD²(generated, test) / MMD²(train, test), as in DiGress's paper tables.
     pub ratio: Mmds,
     pub vun: Vun,
+    /// The valid fraction of the test graphs themselves (what the validity test makes of real data).
+    pub reference_valid: f64,
 }
 
 pub fn evaluate(
@@ -1190,5 +1192,7 @@ pub fn evaluate(
         mmd,
         mmd_train_test: base,
         vun: vun(&g, &tr, validity),
+        reference_valid: te.iter().filter(|a| validity.check(a)).count() as f64
+            / te.len().max(1) as f64,
     })
 }

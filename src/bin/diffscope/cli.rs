@@ -52,6 +52,8 @@ enum Command {
     Sample(crate::sample::SampleArgs),
     /// One denoiser evaluation on given tensors (for parity checks with other implementations).
     Forward(crate::sample::ForwardArgs),
+    /// DiGress's metrics of sampled graphs: MMD² ratios against the model's test graphs and V.U.N.
+    EvalGraphs(crate::graph::EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +105,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
         Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
         Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
+        Some(Command::EvalGraphs(args)) => crate::graph::eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
