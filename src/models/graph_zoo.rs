@@ -15,15 +15,25 @@ pub struct ShippedGraph {
     pub card: &'static str,
 }
 
-pub const GRAPH_MODELS: &[ShippedGraph] = &[ShippedGraph {
-    name: "planar-digress",
-    summary:
-        "DiGress on 16-node planar graphs (Delaunay triangulations, SPECTRE recipe scaled down)",
-    config: include_str!("../../assets/planar-digress/config.json"),
-    weights: include_bytes!("../../assets/planar-digress/model.safetensors"),
-    dataset: include_str!("../../assets/planar-digress/dataset.json"),
-    card: include_str!("../../assets/planar-digress/card.json"),
-}];
+pub const GRAPH_MODELS: &[ShippedGraph] = &[
+    ShippedGraph {
+        name: "planar-digress",
+        summary:
+            "DiGress on 16-node planar graphs (Delaunay triangulations, SPECTRE recipe scaled down)",
+        config: include_str!("../../assets/planar-digress/config.json"),
+        weights: include_bytes!("../../assets/planar-digress/model.safetensors"),
+        dataset: include_str!("../../assets/planar-digress/dataset.json"),
+        card: include_str!("../../assets/planar-digress/card.json"),
+    },
+    ShippedGraph {
+        name: "sbm-digress",
+        summary: "DiGress on SBM graphs (2-3 blocks of 6-10 nodes), barely trained (52 steps)",
+        config: include_str!("../../assets/sbm-digress/config.json"),
+        weights: include_bytes!("../../assets/sbm-digress/model.safetensors"),
+        dataset: include_str!("../../assets/sbm-digress/dataset.json"),
+        card: include_str!("../../assets/sbm-digress/card.json"),
+    },
+];
 
 pub fn is_graph_model(name: &str) -> bool {
     GRAPH_MODELS.iter().any(|m| m.name == name)

@@ -15,6 +15,7 @@ mod elementwise;
 mod embedding;
 mod film_mlp;
 mod gaussian;
+mod graph_eval;
 mod layout;
 mod longrun;
 mod matmul;

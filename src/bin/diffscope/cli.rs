@@ -81,6 +81,8 @@ enum Command {
     Forward(crate::sample::ForwardArgs),
     /// The ELBO (bits per token) of held-out sequences under a discrete model, on the GPU.
     Nll(crate::discrete::NllArgs),
+    /// DiGress's metrics of sampled graphs: MMD² ratios against the model's test graphs and V.U.N.
+    EvalGraphs(crate::graph::EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -147,6 +149,7 @@ pub fn main() -> ExitCode {
         Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
         Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
         Some(Command::Nll(args)) => crate::discrete::nll(&opts, &args),
+        Some(Command::EvalGraphs(args)) => crate::graph::eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

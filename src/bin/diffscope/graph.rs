@@ -83,3 +83,111 @@ pub fn sample(
     );
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A shipped graph model (see `info --models`): its config and train/test graphs.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Your own DiGress folder: config.json and dataset.json (train/val/test graphs).
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    model_dir: Option<std::path::PathBuf>,
+    /// Generated graphs as written by `diffscope sample` (a JSON list of graphs).
+    graphs: std::path::PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `diffscope eval-graphs`: DiGress's metrics of generated graphs against the model's test graphs.
+/// Needs no GPU.
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    use diffscope::models::graph_eval::{evaluate, Validity};
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Error::Invalid(format!("reading {}: {e}", p.display())))
+    };
+    let (config, dataset) = match (&a.model, &a.model_dir) {
+        (Some(n), _) => {
+            let m = graph_zoo::shipped_graph(n)?;
+            (
+                DigressModel::parse_config(m.config, &format!("{n}/config.json"))?,
+                graph_zoo::shipped_dataset(n)?,
+            )
+        }
+        (None, Some(d)) => {
+            let (c, s) = (d.join("config.json"), d.join("dataset.json"));
+            (
+                DigressModel::parse_config(&read(&c)?, &c.display().to_string())?,
+                graph_zoo::parse_dataset(&read(&s)?, &s.display().to_string())?,
+            )
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "give --model NAME or --model-dir DIR".into(),
+            ))
+        }
+    };
+    let file = a.graphs.display().to_string();
+    let graphs: Vec<Graph> =
+        serde_json::from_str(&read(&a.graphs)?).map_err(|e| Error::Config {
+            file: file.clone(),
+            detail: format!("expected a JSON list of graphs as `diffscope sample` writes: {e}"),
+        })?;
+    if graphs.is_empty() {
+        return Err(Error::Invalid(format!("{file}: no graphs")));
+    }
+    diffscope::models::digress::validate_graphs(
+        &graphs,
+        config.x_marginals.len(),
+        config.e_marginals.len(),
+        config.max_n_nodes,
+    )
+    .map_err(|e| Error::Invalid(format!("{file}: {e}")))?;
+    let validity = Validity::for_dataset(&config.dataset)?;
+    let r = evaluate(&graphs, &dataset.train, &dataset.test, &validity)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{} generated graphs vs {} test graphs ({} validity)",
+        r.generated, r.reference, config.dataset
+    );
+    println!("metric       MMD²(gen,test)  MMD²(train,test)  ratio");
+    for (name, g, t, q) in [
+        (
+            "degree",
+            r.mmd.degree,
+            r.mmd_train_test.degree,
+            r.ratio.degree,
+        ),
+        (
+            "clustering",
+            r.mmd.clustering,
+            r.mmd_train_test.clustering,
+            r.ratio.clustering,
+        ),
+        ("orbit", r.mmd.orbit, r.mmd_train_test.orbit, r.ratio.orbit),
+        (
+            "spectral",
+            r.mmd.spectral,
+            r.mmd_train_test.spectral,
+            r.ratio.spectral,
+        ),
+    ] {
+        println!("{name:<12} {g:>14.6} {t:>17.6} {q:>6.2}");
+    }
+    println!(
+        "valid {:.3}  unique {:.3}  unique+novel {:.3}  V.U.N. {:.3}",
+        r.vun.valid, r.vun.unique, r.vun.unique_novel, r.vun.vun
+    );
+    println!(
+        "test graphs valid {:.3} (the validity test on real data)",
+        r.reference_valid
+    );
+    Ok(())
+}
