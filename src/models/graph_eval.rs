@@ -489,6 +489,8 @@ pub fn is_isomorphic(a: &Adj, b: &Adj) -> bool {
         }
     }
     let mut map = vec![usize::MAX; a.n];
+    // The backtracking state travels as arguments so the recursion needs no struct of borrows.
+    #[allow(clippy::too_many_arguments)]
     fn go(
         k: usize,
         order: &[usize],
@@ -1118,11 +1120,15 @@ pub struct Vun {
     pub vun: f64,
 }
 
+/// A graph's Weisfeiler–Lehman key: (nodes, edges, sorted colour hashes).
+type WlKey = (usize, usize, Vec<u64>);
+
 /// DiGress's `eval_fraction_unique_non_isomorphic_valid`, plus the plain valid fraction.
 pub fn vun(generated: &[Adj], train: &[Adj], validity: &Validity) -> Vun {
     let total = generated.len().max(1) as f64;
     let train_keys: Vec<_> = train.iter().map(wl_key).collect();
-    let mut uniques: Vec<(usize, (usize, usize, Vec<u64>))> = Vec::new();
+    // (index into `generated`, its WL key)
+    let mut uniques: Vec<(usize, WlKey)> = Vec::new();
     let (mut dup, mut iso, mut count, mut valid) = (0, 0, 0, 0);
     for (gi, g) in generated.iter().enumerate() {
         let ok = validity.check(g);
