@@ -125,6 +125,8 @@ pub struct HostTensor {
 pub struct Weights {
     file: String,
     tensors: BTreeMap<String, HostTensor>,
+    /// Made-up weights (see [`Weights::synthetic`]): the seed.
+    synthetic: Option<u64>,
 }
 
 /// Bits per element of a dtype name the safetensors format defines.
@@ -369,7 +371,48 @@ impl Weights {
         Ok(Weights {
             file: file.to_string(),
             tensors,
+            synthetic: None,
         })
+    }
+
+    /// Weights that make up every floating-point tensor a model asks for, with the shape it asks for:
+    /// deterministic uniforms in ±1/√fan_in (fan_in = all but the first axis), so activations stay
+    /// O(1). For timing a model whose trained weights are not at hand (`diffscope bench`); the
+    /// outputs mean nothing.
+    pub fn synthetic(label: &str, seed: u64) -> Weights {
+        Weights {
+            file: label.to_string(),
+            tensors: BTreeMap::new(),
+            synthetic: Some(seed),
+        }
+    }
+
+    fn made_up(seed: u64, name: &str, shape: &[usize]) -> HostTensor {
+        // FNV-1a of the name, so each tensor gets its own numbers whatever order they are taken in.
+        let key = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+        let a = 1.0 / (fan_in as f32).sqrt();
+        let n: usize = shape.iter().product();
+        let mut state = seed ^ key;
+        let data = (0..n)
+            .map(|_| {
+                // splitmix64
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                let u = (z >> 40) as f32 / (1u64 << 24) as f32;
+                a * (2.0 * u - 1.0)
+            })
+            .collect();
+        HostTensor {
+            shape: shape.to_vec(),
+            data,
+            ints: None,
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -449,6 +492,9 @@ impl Weights {
 
     /// Remove and return `name` (floating-point or integer, as f32), which must have exactly `shape`.
     pub fn take_numbers(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        if let (Some(seed), false) = (self.synthetic, self.tensors.contains_key(name)) {
+            return Ok(Self::made_up(seed, name, shape));
+        }
         let Some(t) = self.tensors.remove(name) else {
             return Err(self.problem(WeightsProblem::Missing {
                 tensor: name.to_string(),
@@ -467,7 +513,10 @@ impl Weights {
 
     /// The first of `names` that exists (for renamed parameters, e.g. `query` → `to_q`).
     pub fn take_any(&mut self, names: &[&str], shape: &[usize]) -> Result<HostTensor> {
-        let found = names.iter().find(|n| self.tensors.contains_key(**n));
+        let found = names
+            .iter()
+            .find(|n| self.tensors.contains_key(**n))
+            .or(self.synthetic.and(names.first()));
         match found {
             Some(n) => self.take(n, shape),
             None => Err(self.problem(WeightsProblem::Missing {
@@ -620,5 +669,23 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         assert_eq!(f16_to_f32(0x8000), -0.0);
         assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn synthetic_weights_have_the_asked_shape_and_stay_in_range() {
+        let mut w = Weights::synthetic("bench", 3);
+        let a = w.take("conv.weight", &[4, 3, 3, 3]).unwrap();
+        assert_eq!(a.shape, [4, 3, 3, 3]);
+        let bound = 1.0 / 27f32.sqrt();
+        assert!(a.data.iter().all(|v| v.abs() <= bound));
+        // Not constant, and the same name gives the same numbers.
+        assert!(a.data.iter().any(|v| (v - a.data[0]).abs() > 1e-3));
+        let again = Weights::synthetic("bench", 3)
+            .take("conv.weight", &[4, 3, 3, 3])
+            .unwrap();
+        assert_eq!(a.data, again.data);
+        let b = w.take_any(&["to_q.weight", "query.weight"], &[2]).unwrap();
+        assert_eq!(b.shape, [2]);
+        assert!(w.finish().is_ok());
     }
 }

@@ -814,3 +814,30 @@ fn graph_sampling_and_eval_end_to_end() {
     assert!(text.contains("no shipped graph model"), "{text}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// `bench --steps-only` times real models through the product's step: one submission and no new
+/// buffers per step once warm, for the FiLM-MLP and for a UNet folder given by `--model-dir`.
+#[test]
+fn bench_times_model_steps_from_a_model_dir() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ddim_trajectory");
+    let out = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+        .args(["bench", "--quick", "--steps-only", "--json", "--model-dir", dir])
+        .output()
+        .expect("run diffscope");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = v["model_steps"].as_array().unwrap();
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| s["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["toy2d-mlp", "ddim_trajectory", "ddim_trajectory"]);
+    for s in steps {
+        assert!(s["ms_per_step"].as_f64().unwrap() > 0.0, "{s}");
+        assert_eq!(s["per_step"]["submissions"], 1, "{s}");
+        assert_eq!(s["per_step"]["buffers_created"], 0, "{s}");
+        assert!(s["per_step"]["dispatches"].as_u64().unwrap() > 10, "{s}");
+    }
+    assert!(v["kernels"].is_null());
+}

@@ -1,13 +1,17 @@
-//! `diffscope bench`: kernel throughput and the cost of a representative reverse step, measured in one
-//! run so the figures can be compared with each other (this machine drifts ±30–50 % over minutes).
+//! `diffscope bench`: kernel throughput and the cost of reverse steps (a representative MLP, the
+//! shipped toy2d-mlp at 4,096 points, and mnist-unet at batch 1 and 16), measured in one run so the
+//! figures can be compared with each other (this machine drifts ±30–50 % over minutes).
 
 use diffscope::gpu::CounterSnapshot;
+use diffscope::models::zoo::{self, GaussianModel};
 use diffscope::ops::elementwise as ew;
 use diffscope::ops::matmul::{self, linear, Act, MatmulKernel};
 use diffscope::ops::update::{
     self, DdpmStepParams, DdpmVariance, Extras, ModelOutput, Noise, Prediction,
 };
+use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::rng::{Philox, Substream};
+use diffscope::weights::Weights;
 use diffscope::{Gpu, GpuOptions, Result, Tensor};
 use serde_json::json;
 use std::time::Instant;
@@ -20,6 +24,158 @@ pub struct BenchArgs {
     /// Smaller sizes and fewer repetitions (a smoke test, not a measurement).
     #[arg(long)]
     quick: bool,
+    /// Time this image model folder (diffusers UNet2DModel layout, as `sample --model-dir`) instead
+    /// of mnist-unet.
+    #[arg(long)]
+    model_dir: Option<std::path::PathBuf>,
+    /// Only the models' reverse steps (skip the kernel throughput figures, which take minutes on a
+    /// software adapter).
+    #[arg(long)]
+    steps_only: bool,
+}
+
+/// mnist-unet's architecture and scheduler (tools/train_mnist_unet.py), for timing it with made-up
+/// weights when the trained model is not shipped in this build.
+const MNIST_UNET_CONFIG: &str = r#"{"_class_name": "UNet2DModel", "sample_size": 28, "in_channels": 1,
+  "out_channels": 1, "layers_per_block": 2, "block_out_channels": [32, 64, 64],
+  "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+  "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 8,
+  "num_class_embeds": 11}"#;
+const MNIST_UNET_SCHEDULER: &str = r#"{"_class_name": "DDPMScheduler", "num_train_timesteps": 1000,
+  "beta_schedule": "linear", "prediction_type": "epsilon", "clip_sample": true,
+  "variance_type": "fixed_small"}"#;
+
+/// The image model to time and where it came from.
+fn image_model(gpu: &Gpu, args: &BenchArgs) -> Result<(GaussianModel, String)> {
+    if let Some(dir) = &args.model_dir {
+        return Ok((zoo::load_dir(gpu, dir)?, dir.display().to_string()));
+    }
+    if zoo::shipped("mnist-unet").is_ok() {
+        return Ok((zoo::load_shipped(gpu, "mnist-unet")?, "shipped".into()));
+    }
+    let m = zoo::build(
+        gpu,
+        "mnist-unet",
+        MNIST_UNET_CONFIG,
+        "mnist-unet config (built in)",
+        MNIST_UNET_SCHEDULER,
+        "mnist-unet scheduler (built in)",
+        Weights::synthetic("mnist-unet (made-up weights)", 0),
+    )?;
+    Ok((m, "architecture only, made-up weights".into()))
+}
+
+/// A model's reverse step at `batch` (conditional models get label 0, no guidance): the product's
+/// `Gaussian::step`, one submission per step, DDPM from the middle of the schedule.
+fn model_step(
+    gpu: &Gpu,
+    m: &GaussianModel,
+    batch: usize,
+    warm: usize,
+    steps: usize,
+) -> Result<StepCost> {
+    let settings = SampleSettings {
+        sampler: Sampler::Ddpm,
+        steps: m.process.train_timesteps(),
+        seed: 1,
+        labels: m.denoiser.num_labels().map(|_| vec![0; batch]),
+        guidance: None,
+    };
+    let plan = m.process.plan(settings.sampler, settings.steps)?;
+    let mut x = m
+        .process
+        .initial(gpu, batch, m.denoiser.sample_shape(), settings.seed)?;
+    let mut k = plan.len() / 2;
+    let mut step = |x: &Tensor| -> Result<Tensor> {
+        let out = m.process.step(
+            m.denoiser.as_ref(),
+            x,
+            &plan,
+            k,
+            &settings,
+            Extras::default(),
+        )?;
+        gpu.submit();
+        k += 1;
+        Ok(out.x_prev)
+    };
+    timed(gpu, warm, steps, || {
+        x = step(&x)?;
+        Ok(())
+    })
+}
+
+/// What one reverse step costs, averaged over back-to-back steps.
+struct StepCost {
+    counters: CounterSnapshot,
+    ms: f64,
+    /// CPU ms (all threads), where the OS reports it.
+    cpu_ms: Option<f64>,
+}
+
+/// Run `step` `warm` times, wait, then time `steps` more queued back to back (as the app and
+/// `sample` run them) and wait for the GPU.
+fn timed(
+    gpu: &Gpu,
+    warm: usize,
+    steps: usize,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<StepCost> {
+    for _ in 0..warm {
+        step()?;
+    }
+    gpu.wait_idle()?;
+    let before = gpu.counters();
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    gpu.wait_idle()?;
+    let secs = t.elapsed().as_secs_f64();
+    let per = steps as f64;
+    Ok(StepCost {
+        counters: per_step(gpu.counters() - before, steps),
+        ms: secs / per * 1e3,
+        cpu_ms: cpu0.zip(cpu_secs()).map(|(a, b)| (b - a) / per * 1e3),
+    })
+}
+
+/// CPU seconds this process has used, all threads (lavapipe's included), where Linux reports them:
+/// on a machine shared with other jobs, wall time measures the share the scheduler gave us and CPU
+/// time the work. `/proc/self/stat` counts in USER_HZ, which Linux fixes at 100.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn per_step(d: CounterSnapshot, steps: usize) -> CounterSnapshot {
+    let per = |v: u64| v / steps as u64;
+    CounterSnapshot {
+        submissions: per(d.submissions),
+        dispatches: per(d.dispatches),
+        buffers_created: per(d.buffers_created),
+        bytes_uploaded: per(d.bytes_uploaded),
+        bytes_read_back: per(d.bytes_read_back),
+        pipelines_created: per(d.pipelines_created),
+        bind_groups_created: per(d.bind_groups_created),
+    }
+}
+
+fn counters_json(c: &CounterSnapshot) -> serde_json::Value {
+    json!({
+        "submissions": c.submissions,
+        "dispatches": c.dispatches,
+        "buffers_created": c.buffers_created,
+        "bind_groups_created": c.bind_groups_created,
+        "pipelines_created": c.pipelines_created,
+        "bytes_uploaded": c.bytes_uploaded,
+        "bytes_read_back": c.bytes_read_back,
+    })
 }
 
 /// Median seconds of `f` over `reps` runs after one warm-up; each run waits for the GPU.
@@ -78,8 +234,8 @@ fn bandwidth(gpu: &Gpu, n: usize, reps: usize) -> Result<(f64, f64)> {
 }
 
 /// The representative model of the issue: a 4-layer MLP denoiser (64 → 256 → 256 → 256 → 64, SiLU)
-/// on a 256×64 batch, plus the fused DDPM update. Returns per-step counters and ms per step.
-fn mlp_step(gpu: &Gpu, steps: usize) -> Result<(CounterSnapshot, f64)> {
+/// on a 256×64 batch, plus the fused DDPM update.
+fn mlp_step(gpu: &Gpu, steps: usize) -> Result<StepCost> {
     let dims = [64usize, 256, 256, 256, 64];
     let mut layers = Vec::new();
     for w in dims.windows(2) {
@@ -114,33 +270,14 @@ fn mlp_step(gpu: &Gpu, steps: usize) -> Result<(CounterSnapshot, f64)> {
         gpu.submit();
         Ok(out.x_prev)
     };
-    for _ in 0..3 {
+    timed(gpu, 3, steps, || {
         x = step(&x)?;
-    }
-    gpu.wait_idle()?;
-    let before = gpu.counters();
-    let t = Instant::now();
-    for _ in 0..steps {
-        x = step(&x)?;
-    }
-    gpu.wait_idle()?;
-    let secs = t.elapsed().as_secs_f64();
-    let d = gpu.counters() - before;
-    let per = |v: u64| v / steps as u64;
-    Ok((
-        CounterSnapshot {
-            submissions: per(d.submissions),
-            dispatches: per(d.dispatches),
-            buffers_created: per(d.buffers_created),
-            bytes_uploaded: per(d.bytes_uploaded),
-            bytes_read_back: per(d.bytes_read_back),
-            pipelines_created: per(d.pipelines_created),
-            bind_groups_created: per(d.bind_groups_created),
-        },
-        secs / steps as f64 * 1e3,
-    ))
+        Ok(())
+    })
 }
 
+/// Kernel throughput: matmul against the textbook kernel, the fused update against a copy, and the
+/// representative MLP step.
 /// 3×3 convolutions at the shapes of a small MNIST UNet: the direct kernel against the tiled GEMM.
 fn conv_bench(gpu: &Gpu, reps: usize, print: bool) -> Result<Vec<serde_json::Value>> {
     use diffscope::ops::conv::{conv2d_with, ConvKernel, Padding};
@@ -168,33 +305,35 @@ fn conv_bench(gpu: &Gpu, reps: usize, print: bool) -> Result<Vec<serde_json::Val
     Ok(out)
 }
 
-pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
-    let gpu = Gpu::new(opts)?;
+fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
     let (sizes, reps, bw_n): (&[usize], usize, usize) = if args.quick {
         (&[64, 128], 2, 1 << 16)
     } else {
         (&[256, 512, 1024], 5, 1 << 22)
     };
-    let shipped = matmul::device_kernel(&gpu)?;
+    let shipped = matmul::device_kernel(gpu)?;
     let mut mm = Vec::new();
     for &n in sizes {
         for (name, k) in [("shipped", shipped), ("baseline", MatmulKernel::Baseline)] {
             let reps = if n >= 1024 { reps.min(3) } else { reps };
-            let gflops = matmul::bench_gflops(&gpu, n, k, reps)?;
+            let gflops = matmul::bench_gflops(gpu, n, k, reps)?;
             if !args.json {
                 eprintln!("matmul n={n:<5} {name:<8} ({k}): {gflops:.2} GFLOP/s");
             }
             mm.push(json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}));
         }
     }
-    let conv = conv_bench(&gpu, if args.quick { 1 } else { 3 }, !args.json)?;
-    let (ddpm_gbps, copy_gbps) = bandwidth(&gpu, bw_n, reps)?;
-    let (counters, ms) = mlp_step(&gpu, if args.quick { 3 } else { 20 })?;
-    let discrete = crate::discrete::bench(&gpu, args.quick, args.json)?;
-    let s = gpu.summary();
-    let report = json!({
-        "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
-        "quick": args.quick,
+    let conv = conv_bench(gpu, if args.quick { 1 } else { 3 }, !args.json)?;
+    let (ddpm_gbps, copy_gbps) = bandwidth(gpu, bw_n, reps)?;
+    let StepCost { counters, ms, .. } = mlp_step(gpu, if args.quick { 3 } else { 20 })?;
+    if !args.json {
+        eprintln!(
+            "fused DDPM step: {ddpm_gbps:.2} GB/s; copy: {copy_gbps:.2} GB/s ({:.0} % of copy)",
+            100.0 * ddpm_gbps / copy_gbps
+        );
+        eprintln!("MLP reverse step: {ms:.2} ms, {counters:?}");
+    }
+    Ok(json!({
         "matmul": mm,
         "conv2d": conv,
         "bandwidth_elements": bw_n,
@@ -210,19 +349,75 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
             "bytes_uploaded": counters.bytes_uploaded,
             "ms_per_step": ms,
         },
+    }))
+}
+
+/// The models' reverse steps: toy2d-mlp at 4,096 points, mnist-unet (or `--model-dir`) at batch 1
+/// and 16.
+fn model_steps(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
+    let toy = zoo::load_shipped(gpu, "toy2d-mlp")?;
+    let (image, source) = image_model(gpu, args)?;
+    // (model, where from, batch, warm-up steps, timed steps)
+    let runs: [(&GaussianModel, &str, usize, usize, usize); 3] = if args.quick {
+        [
+            (&toy, "shipped", 256, 2, 3),
+            (&image, &source, 1, 1, 1),
+            (&image, &source, 2, 1, 1),
+        ]
+    } else {
+        [
+            (&toy, "shipped", 4096, 2, 20),
+            (&image, &source, 1, 1, 3),
+            (&image, &source, 16, 1, 2),
+        ]
+    };
+    let mut out = Vec::new();
+    for (m, source, batch, warm, steps) in runs {
+        let r = model_step(gpu, m, batch, warm, steps)?;
+        let c = &r.counters;
+        if !args.json {
+            let cpu = r
+                .cpu_ms
+                .map_or(String::new(), |v| format!(" ({v:.1} ms CPU)"));
+            eprintln!(
+                "{} ({source}) batch {batch}: {:.1} ms per reverse step{cpu}; per step {} submission(s), {} dispatches, {} buffers and {} bind groups created",
+                m.name, r.ms, c.submissions, c.dispatches, c.buffers_created, c.bind_groups_created
+            );
+        }
+        out.push(json!({
+            "model": m.name, "source": source, "batch": batch, "steps_timed": steps,
+            "ms_per_step": r.ms, "cpu_ms_per_step": r.cpu_ms, "per_step": counters_json(c),
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
+}
+
+pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
+    let gpu = Gpu::new(opts)?;
+    let s = gpu.summary();
+    if !args.json {
+        eprintln!("adapter: {} ({})", s.name, s.backend);
+    }
+    let kernels = if args.steps_only {
+        serde_json::Value::Null
+    } else {
+        kernels(&gpu, args)?
+    };
+    let models = model_steps(&gpu, args)?;
+    let discrete = crate::discrete::bench(&gpu, args.quick, args.json)?;
+    let report = json!({
+        "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
+        "quick": args.quick,
+        "kernels": kernels,
+        "model_steps": models,
         "discrete_steps": discrete,
     });
     if args.json {
+        // A closed stdout is an error, not a panic.
         crate::cli::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         )?;
-    } else {
-        eprintln!(
-            "fused DDPM step: {ddpm_gbps:.2} GB/s; copy: {copy_gbps:.2} GB/s ({:.0} % of copy)",
-            100.0 * ddpm_gbps / copy_gbps
-        );
-        eprintln!("MLP reverse step: {ms:.2} ms, {counters:?}");
     }
     Ok(())
 }
