@@ -659,15 +659,16 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
 
 #[test]
 fn a_closed_stdout_is_an_error_not_a_panic() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+    // A pipe whose reading end is closed before the child starts: its first write fails with EPIPE
+    // whatever the timing (closing it after spawning raced with a fast child on a busy machine).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_diffscope"))
         .args(["info", "--models"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Close the reading end before the child writes: its write fails with EPIPE.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -819,19 +820,26 @@ fn graph_sampling_and_eval_end_to_end() {
 /// buffers per step once warm, for the FiLM-MLP and for a UNet folder given by `--model-dir`.
 #[test]
 fn bench_times_model_steps_from_a_model_dir() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ddim_trajectory");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ddim_trajectory"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_diffscope"))
-        .args(["bench", "--quick", "--steps-only", "--json", "--model-dir", dir])
+        .args([
+            "bench",
+            "--quick",
+            "--steps-only",
+            "--json",
+            "--model-dir",
+            dir,
+        ])
         .output()
         .expect("run diffscope");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let steps = v["model_steps"].as_array().unwrap();
-    let names: Vec<&str> = steps
-        .iter()
-        .map(|s| s["model"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = steps.iter().map(|s| s["model"].as_str().unwrap()).collect();
     assert_eq!(names, ["toy2d-mlp", "ddim_trajectory", "ddim_trajectory"]);
     for s in steps {
         assert!(s["ms_per_step"].as_f64().unwrap() > 0.0, "{s}");
