@@ -305,11 +305,9 @@ impl DiffscopeApp {
         }
     }
 
-    fn graph_controls(&mut self, ui: &mut egui::Ui) {
-        ui.separator();
-        let mut changed = ui
-            .add(egui::Slider::new(&mut self.graphs_n, 1..=16).text("graphs"))
-            .changed();
+    /// The seed and "new seed" row every family shows; true when the seed changed.
+    fn seed_row(&mut self, ui: &mut egui::Ui) -> bool {
+        let mut changed = false;
         ui.horizontal(|ui| {
             ui.label("seed");
             changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
@@ -318,6 +316,15 @@ impl DiffscopeApp {
                 changed = true;
             }
         });
+        changed
+    }
+
+    fn graph_controls(&mut self, ui: &mut egui::Ui) {
+        ui.separator();
+        let mut changed = ui
+            .add(egui::Slider::new(&mut self.graphs_n, 1..=16).text("graphs"))
+            .changed();
+        changed |= self.seed_row(ui);
         if changed {
             self.restart_graphs();
         }
@@ -446,14 +453,7 @@ impl DiffscopeApp {
             .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
             .on_hover_text("divides the posterior logits before each draw: < 1 is greedier")
             .changed();
-        ui.horizontal(|ui| {
-            ui.label("seed");
-            changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
-            if ui.button("new seed").clicked() {
-                self.seed = self.seed.wrapping_add(1);
-                changed = true;
-            }
-        });
+        changed |= self.seed_row(ui);
         if changed {
             self.restart_seqs();
         }
@@ -900,14 +900,7 @@ impl DiffscopeApp {
                 )
                 .changed();
         }
-        ui.horizontal(|ui| {
-            ui.label("seed");
-            changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
-            if ui.button("new seed").clicked() {
-                self.seed = self.seed.wrapping_add(1);
-                changed = true;
-            }
-        });
+        changed |= self.seed_row(ui);
         if changed {
             self.restart();
         }
