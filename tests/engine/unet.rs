@@ -86,3 +86,91 @@ fn unet_config_errors_name_the_field() {
     let e = UNet2D::load(&gpu(), c, w).err().unwrap().to_string();
     assert!(e.contains("tensor \""), "{e}");
 }
+
+/// The app's loop over a UNet: a guided DDIM step (twice the batch through the model), with x, x̂0 and
+/// ε̂ read back in the step's submission, again and again. Once warm, a step must create no buffer,
+/// pipeline or bind group: the pool hands a repeated allocation pattern the same buffers, so the bind
+/// groups (keyed on buffer ids) come from the cache.
+#[test]
+fn repeated_unet_steps_create_nothing_after_warm_up() {
+    use diffscope::models::zoo;
+    use diffscope::ops::update::Extras;
+    use diffscope::process::gaussian::{SampleSettings, Sampler};
+    use diffscope::Gpu;
+    // Its own device: the counters are per device.
+    let g = Gpu::new(&Default::default()).unwrap();
+    let d = dir("mnist_like");
+    let m = zoo::build(
+        &g,
+        "unet fixture",
+        &std::fs::read_to_string(format!("{d}/config.json")).unwrap(),
+        "config.json",
+        r#"{"_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "linear",
+            "prediction_type": "epsilon", "clip_sample": true}"#,
+        "scheduler (test)",
+        Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap(),
+    )
+    .unwrap();
+    let n = 2;
+    let settings = SampleSettings {
+        sampler: Sampler::Ddim { eta: 0.0 },
+        steps: 40,
+        seed: 3,
+        labels: m.denoiser.num_labels().map(|_| vec![1; n]),
+        guidance: Some(3.0),
+    };
+    assert!(
+        settings.labels.is_some(),
+        "the fixture is class-conditional"
+    );
+    let plan = m.process.plan(settings.sampler, settings.steps).unwrap();
+    let mut x = m
+        .process
+        .initial(&g, n, m.denoiser.sample_shape(), settings.seed)
+        .unwrap();
+    let mut counts = Vec::new();
+    for k in 0..plan.len() {
+        let before = g.counters();
+        let out = m
+            .process
+            .step(
+                m.denoiser.as_ref(),
+                &x,
+                &plan,
+                k,
+                &settings,
+                Extras {
+                    x0: true,
+                    eps: true,
+                },
+            )
+            .unwrap();
+        let (x0, eps) = (out.x0.unwrap(), out.eps.unwrap());
+        let back = Tensor::read_many(&[&out.x_prev, &x0, &eps]);
+        for r in back {
+            assert!(pollster::block_on(r.f32())
+                .unwrap()
+                .iter()
+                .all(|v| v.is_finite()));
+        }
+        x = out.x_prev;
+        counts.push(g.counters() - before);
+    }
+    // The state x moves through the pool one step behind the temporaries (it is dropped after the
+    // next step is recorded), so the free set takes a few steps to settle: measured, step 0 creates
+    // 173 bind groups, steps 1-8 one each (17 at step 2, the first DDIM step past t = T), then none.
+    let warm = 10;
+    for (k, c) in counts.iter().enumerate().skip(warm) {
+        assert_eq!(
+            (
+                c.buffers_created,
+                c.pipelines_created,
+                c.bind_groups_created
+            ),
+            (0, 0, 0),
+            "step {k} created GPU objects: {c:?} (step 0: {:?})",
+            counts[0]
+        );
+    }
+    assert!(counts[0].bind_groups_created > 20, "{:?}", counts[0]);
+}
