@@ -71,6 +71,11 @@ impl GraphRun {
         })
     }
 
+    /// Steps started: recorded frames plus the one in flight.
+    pub fn launched(&self) -> usize {
+        self.frames.len() + self.pending.is_some() as usize
+    }
+
     pub fn total(&self, model: &DigressModel) -> usize {
         model.process.steps() + 1
     }

@@ -5,6 +5,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod autopilot;
 mod graphs;
+mod heatmap;
 mod images;
 mod points;
 mod schedule;
@@ -161,6 +162,16 @@ pub struct DiffscopeApp {
     seq_run: Option<sequences::SeqRun>,
     seq_n: usize,
     temperature: f32,
+    /// The sequence whose distributions the detail panel shows.
+    seq_selected: usize,
+    /// The detail panel shows the model's x̂0 distribution (else the step's posterior).
+    seq_show_x0: bool,
+    seq_examples: Vec<Vec<u32>>,
+    seq_forward: sequences::SeqForward,
+    /// Playback speed cap in steps per second (`None`: as fast as the device goes).
+    max_rate: Option<f32>,
+    /// When the last step was launched (for the speed cap).
+    last_launch: Option<web_time::Instant>,
 }
 
 /// Dropped files, read: (name, bytes or why not), one batch per drop.
@@ -232,6 +243,12 @@ impl DiffscopeApp {
             seq_run: None,
             seq_n: 8,
             temperature: 1.0,
+            seq_selected: 0,
+            seq_show_x0: true,
+            seq_examples: Vec::new(),
+            seq_forward: Default::default(),
+            max_rate: None,
+            last_launch: None,
         };
         match cc.wgpu_render_state.as_ref() {
             Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
@@ -305,6 +322,50 @@ impl DiffscopeApp {
         }
     }
 
+    /// Steps launched so far by the active run, recorded or in flight (for the speed cap).
+    fn progress(&self) -> usize {
+        self.session
+            .as_ref()
+            .map_or(0, |s| s.states.len() + s.pending.is_some() as usize)
+            + self.graph_run.as_ref().map_or(0, |r| r.launched())
+            + self.seq_run.as_ref().map_or(0, |r| r.launched())
+    }
+
+    /// Whether the speed cap lets a step start now; if not, asks for a frame when it will.
+    fn may_step(&self, ctx: &egui::Context) -> bool {
+        let (Some(rate), Some(last)) = (self.max_rate, self.last_launch) else {
+            return true;
+        };
+        let period = std::time::Duration::from_secs_f32(1.0 / rate.max(0.01));
+        let since = last.elapsed();
+        if since >= period {
+            return true;
+        }
+        if self.playing {
+            ctx.request_repaint_after(period - since);
+        }
+        false
+    }
+
+    /// The playback speed: as fast as the device goes, or at most so many steps per second.
+    fn speed_row(&mut self, ui: &mut egui::Ui) {
+        let mut capped = self.max_rate.is_some();
+        ui.checkbox(&mut capped, "slow down")
+            .on_hover_text("cap the playback speed, to watch each step");
+        match (capped, self.max_rate) {
+            (true, None) => self.max_rate = Some(5.0),
+            (false, Some(_)) => self.max_rate = None,
+            _ => {}
+        }
+        if let Some(r) = &mut self.max_rate {
+            ui.add(
+                egui::Slider::new(r, 0.2..=60.0)
+                    .logarithmic(true)
+                    .text("steps/s"),
+            );
+        }
+    }
+
     /// The seed and "new seed" row every family shows; true when the seed changed.
     fn seed_row(&mut self, ui: &mut egui::Ui) -> bool {
         let mut changed = false;
@@ -343,11 +404,11 @@ impl DiffscopeApp {
         }
     }
 
-    fn pump_graphs(&mut self) {
+    fn pump_graphs(&mut self, may_step: bool) {
         let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) else {
             return;
         };
-        if let Err(e) = r.pump(m, self.playing) {
+        if let Err(e) = r.pump(m, self.playing && may_step) {
             self.error = Some(e.to_string());
             self.playing = false;
         }
@@ -400,6 +461,7 @@ impl DiffscopeApp {
                 total.saturating_sub(1),
                 recorded.saturating_sub(1) as f64 / secs
             ));
+            self.speed_row(ui);
         });
         if recorded > 0 {
             let mut v = self.view.min(recorded - 1);
@@ -423,6 +485,16 @@ impl DiffscopeApp {
         match zoo::load_shipped_discrete(&gpu, name) {
             Ok(m) => {
                 self.error = None;
+                let k = m.process.k() as u32;
+                self.seq_examples = zoo::shipped_discrete(name)
+                    .and_then(|s| sequences::load_examples(s.examples, 64).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
+                    .collect();
+                let ts = m.process.timesteps();
+                self.seq_forward = sequences::SeqForward::new(ts[ts.len() / 2]);
+                self.seq_selected = 0;
                 self.seq_model = Some(m);
                 self.restart_seqs();
             }
@@ -480,11 +552,16 @@ impl DiffscopeApp {
         }
     }
 
-    fn pump_seqs(&mut self) {
+    fn pump_seqs(&mut self, may_step: bool) {
+        if let (true, Some(m), Some(gpu)) = (self.show_forward, &self.seq_model, &self.gpu) {
+            if let Err(e) = self.seq_forward.pump(m, gpu, &self.seq_examples, self.seed) {
+                self.error = Some(e.to_string());
+            }
+        }
         let (Some(m), Some(r)) = (&self.seq_model, &mut self.seq_run) else {
             return;
         };
-        if let Err(e) = r.pump(m, self.playing) {
+        if let Err(e) = r.pump(m, self.playing && may_step) {
             self.error = Some(e.to_string());
             self.playing = false;
         }
@@ -696,7 +773,7 @@ impl DiffscopeApp {
     }
 
     /// Advance the trajectory by at most one step per frame; never waits for the GPU.
-    fn pump(&mut self) {
+    fn pump(&mut self, may_step: bool) {
         let Some(m) = &self.model else { return };
         let Some(s) = &mut self.session else { return };
         let gpu = m.denoiser.gpu().expect("device").clone();
@@ -719,7 +796,7 @@ impl DiffscopeApp {
                 }
             }
         }
-        if !self.playing || s.done() {
+        if !self.playing || !may_step || s.done() {
             return;
         }
         let k = s.states.len() - 1;
@@ -1042,6 +1119,7 @@ impl DiffscopeApp {
                 self.view = v;
             }
         }
+        ui.horizontal(|ui| self.speed_row(ui));
         if fork {
             self.fork();
         }
@@ -1131,10 +1209,15 @@ impl eframe::App for DiffscopeApp {
             ap.drive(ui.ctx(), recorded, error.as_deref(), || self.status_json());
             self.autopilot = Some(ap);
         }
-        self.pump();
+        let may_step = self.may_step(ui.ctx());
+        let before = self.progress();
+        self.pump(may_step);
         self.pump_forward();
-        self.pump_graphs();
-        self.pump_seqs();
+        self.pump_graphs(may_step);
+        self.pump_seqs(may_step);
+        if self.progress() > before {
+            self.last_launch = Some(web_time::Instant::now());
+        }
         if let Some(r) = &self.seq_run {
             if !r.done() && self.playing {
                 ui.ctx().request_repaint();
@@ -1177,8 +1260,24 @@ impl eframe::App for DiffscopeApp {
                 self.graph_timeline(ui);
                 return;
             }
-            if self.seq_model.is_some() {
+            if let Some(m) = &self.seq_model {
+                let ts = m.process.timesteps();
+                let (lo, hi) = (
+                    ts.iter().copied().min().unwrap_or(0),
+                    ts.iter().copied().max().unwrap_or(0),
+                );
                 self.seq_timeline(ui);
+                ui.horizontal(|ui| {
+                    ui.checkbox(&mut self.show_forward, "forward process q(x_t | x0)");
+                    if self.show_forward && !self.seq_examples.is_empty() {
+                        let fw = &mut self.seq_forward;
+                        ui.add(
+                            egui::Slider::new(&mut fw.example, 0..=self.seq_examples.len() - 1)
+                                .text("example"),
+                        );
+                        ui.add(egui::Slider::new(&mut fw.t, lo..=hi).text("t"));
+                    }
+                });
                 return;
             }
             self.timeline(ui);
@@ -1199,15 +1298,38 @@ impl eframe::App for DiffscopeApp {
                     ui.spinner();
                     return;
                 }
+                if self.show_forward {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        sequences::draw_forward(ui, m, &self.seq_forward, &self.seq_examples);
+                        ui.collapsing("Transition matrices at this t", |ui| {
+                            sequences::matrices(ui, m, self.seq_forward.t)
+                        });
+                    });
+                    return;
+                }
                 let v = self.view.min(r.frames.len() - 1);
                 let t = r.t_of(v).map_or("0 (done)".to_string(), |t| t.to_string());
                 ui.label(format!(
                     "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
                      clean token at every position; the step combines it with the noise process into \
                      p(x_(t−1) | x_t) and draws each token (Gumbel-max). Cells are shaded by the \
-                     model's probability of the token shown; yellow outlines mark what changed."
+                     model's probability of the token shown; yellow outlines mark what changed. \
+                     Click a sequence to see its distributions below."
                 ));
-                sequences::draw(ui, m, r, v);
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    let row = &mut self.seq_selected;
+                    *row = (*row).min(r.n.saturating_sub(1));
+                    sequences::draw(ui, m, r, v, row);
+                    ui.separator();
+                    sequences::detail(ui, m, r, v, *row, &mut self.seq_show_x0);
+                    // The step from frame v−1 to v ran at t_of(v − 1); x_T shows the first step's.
+                    let t_mat = r.t_of(v.saturating_sub(1)).or_else(|| r.t_of(0));
+                    if let Some(t) = t_mat {
+                        ui.collapsing("Transition matrices Q_t and Q̄_t", |ui| {
+                            sequences::matrices(ui, m, t)
+                        });
+                    }
+                });
                 return;
             }
             if let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) {

@@ -566,6 +566,8 @@ pub struct StepOut {
     pub x_prev: Tensor,
     /// The distribution the step sampled from, as (unnormalised) logits `[B, L, K]`.
     pub logits: Tensor,
+    /// The model's prediction of the clean tokens, p̂(x0 | x_t), as logits `[B, L, K]`.
+    pub x0_logits: Tensor,
 }
 
 impl Process {
@@ -674,6 +676,23 @@ impl Process {
         }
     }
 
+    /// `Q_t` (`bar = false`) or `Q̄_t` in closed form, `a·I + (1 − a)·1πᵀ`, as `(a, π)`: what the
+    /// app's heatmaps and the forward explorer's per-position distributions show, without the GPU.
+    pub fn transition(&self, t: usize, bar: bool) -> Result<(f32, Vec<f32>)> {
+        match self {
+            Process::D3pm(d) => {
+                let i = d.index(t)?;
+                let a = if bar { d.alpha_bars[i] } else { d.alphas[i] };
+                Ok((a, d.pi()))
+            }
+            Process::Multinomial(m) => {
+                m.check(t)?;
+                let a = if bar { m.alpha_bars[t] } else { m.alphas[t] };
+                Ok((a, vec![1.0 / m.k as f32; m.k]))
+            }
+        }
+    }
+
     pub fn forward_probs(&self, x0: &Tensor, t: usize) -> Result<Tensor> {
         match self {
             Process::D3pm(d) => d.forward_probs(x0, &[t]),
@@ -701,13 +720,17 @@ impl Process {
     ) -> Result<StepOut> {
         let n = x_t.dim(0);
         let tt = Tensor::from_f32(x_t.gpu(), &[n], &vec![t as f32; n])?;
-        let logits = model.forward(x_t, &tt, None)?;
+        let x0_logits = model.forward(x_t, &tt, None)?;
         let noise = Noise::Philox(Philox::new(seed, index as u32, Substream::Gumbel));
         let (x_prev, logits) = match self {
-            Process::D3pm(d) => d.step(&logits, x_t, &[t], temperature, noise)?,
-            Process::Multinomial(m) => m.step(&logits, x_t, &[t], temperature, noise)?,
+            Process::D3pm(d) => d.step(&x0_logits, x_t, &[t], temperature, noise)?,
+            Process::Multinomial(m) => m.step(&x0_logits, x_t, &[t], temperature, noise)?,
         };
-        Ok(StepOut { x_prev, logits })
+        Ok(StepOut {
+            x_prev,
+            logits,
+            x0_logits,
+        })
     }
 
     #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
@@ -835,6 +858,18 @@ fn per_sequence(rows: &[f32], b: usize) -> Vec<f64> {
     rows.chunks(per.max(1))
         .map(|c| c.iter().map(|&v| v as f64).sum())
         .collect()
+}
+
+/// The `[K, K]` matrix `a·I + (1 − a)·1πᵀ` (row = from, column = to) of [`Process::transition`].
+pub fn transition_matrix(a: f32, pi: &[f32]) -> Vec<f32> {
+    let k = pi.len();
+    let mut q = vec![0.0; k * k];
+    for (r, row) in q.chunks_mut(k.max(1)).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = (1.0 - a) * pi[c] + if r == c { a } else { 0.0 };
+        }
+    }
+    q
 }
 
 /// Per-position probabilities (softmax over classes) of a step's logits, for trajectories and views.

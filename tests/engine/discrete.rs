@@ -9,8 +9,8 @@ use diffscope::models::Denoiser;
 use diffscope::ops::sample::Noise;
 use diffscope::ops::transition::X0;
 use diffscope::process::discrete::{
-    hoogeboom_cosine_alphas, moco_cosine_alphas, moco_linear_alphas, D3pm, DiscretePrior,
-    Multinomial, Process,
+    hoogeboom_cosine_alphas, moco_cosine_alphas, moco_linear_alphas, transition_matrix, D3pm,
+    DiscretePrior, Multinomial, Process,
 };
 use diffscope::weights::Weights;
 use diffscope::{Gpu, Tensor};
@@ -82,7 +82,19 @@ fn d3pm_matches_bionemo_moco() {
         assert_close(&format!("{name} alphas"), &d.alphas, &alphas, 0.0, 1e-6);
         let (_, qt) = f32s(&mut w, "Qt");
         let (_, qbar) = f32s(&mut w, "Qt_bar");
+        // The app's host-side matrices (heatmaps) against moco's too.
+        let host = Process::D3pm(d3pm_for(&g, case, &prior));
         for i in 0..d.nsteps {
+            for (bar, want) in [(false, &qt), (true, &qbar)] {
+                let (a, pi) = host.transition(i + last, bar).unwrap();
+                assert_close(
+                    &format!("{name} host Q{}_{i}", if bar { "̄" } else { "" }),
+                    &transition_matrix(a, &pi),
+                    &want[i * k * k..(i + 1) * k * k],
+                    1e-5,
+                    1e-6,
+                );
+            }
             let got = d.matrix(&g, i + last, false).unwrap().to_f32().unwrap();
             assert_close(
                 &format!("{name} Q_{i}"),
@@ -194,6 +206,21 @@ fn multinomial_matches_hoogeboom() {
         .map(|p| p.ln())
         .collect();
     assert_close("q_pred", &got, &want, 1e-5, 1e-5);
+    // The host-side Q̄_t (the app's views): row x0 of Q̄_t is q(x_t | x0).
+    let host = Process::Multinomial(Multinomial::new(4, 100).unwrap());
+    let ids = x0.to_u32().unwrap();
+    let per = ids.len() / t.len();
+    let mut from_host = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let (a, pi) = host.transition(t[i / per], true).unwrap();
+        let q = transition_matrix(a, &pi);
+        from_host.extend(
+            q[id as usize * 4..id as usize * 4 + 4]
+                .iter()
+                .map(|p| p.ln()),
+        );
+    }
+    assert_close("host Q̄_t rows", &from_host, &want, 1e-5, 1e-5);
     let (_, want) = f32s(&mut w, "q_posterior");
     let got = m
         .posterior_log(X0::Ids { ids: &x0, k: 4 }, &xt, &t)
