@@ -4,6 +4,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod autopilot;
+mod export;
 mod graphs;
 mod heatmap;
 mod images;
@@ -172,6 +173,11 @@ pub struct DiffscopeApp {
     max_rate: Option<f32>,
     /// When the last step was launched (for the speed cap).
     last_launch: Option<web_time::Instant>,
+    /// What the last export did (shown under the timeline).
+    notice: Option<String>,
+    /// Where exports are written on the desktop.
+    #[cfg(not(target_arch = "wasm32"))]
+    export_dir: std::path::PathBuf,
 }
 
 /// Dropped files, read: (name, bytes or why not), one batch per drop.
@@ -199,6 +205,13 @@ impl DiffscopeApp {
         Self::with_start(cc, Start::Shipped(zoo::DEFAULT_MODEL.to_string()))
     }
 
+    /// Write exports to `dir` (default: `diffscope-exports` in the working directory).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_export_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.export_dir = dir.into();
+        self
+    }
+
     /// Run the native self-check (see [`autopilot`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn with_autopilot(mut self, ap: autopilot::Autopilot) -> Self {
@@ -207,6 +220,20 @@ impl DiffscopeApp {
     }
 
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
+        let gpu = match cc.wgpu_render_state.as_ref() {
+            Some(rs) => Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone())
+                .map_err(|e| e.to_string()),
+            None => Err(
+                "no WebGPU/wgpu device: diffscope needs compute shaders (in a browser, use one with WebGPU)"
+                    .into(),
+            ),
+        };
+        Self::with_gpu(gpu, start)
+    }
+
+    /// The app on a compute device of the caller's (or the reason there is none, shown in the UI):
+    /// eframe passes its own; tests pass one they made.
+    pub fn with_gpu(gpu: std::result::Result<Gpu, String>, start: Start) -> Self {
         let mut app = DiffscopeApp {
             gpu: None,
             error: None,
@@ -249,18 +276,13 @@ impl DiffscopeApp {
             seq_forward: Default::default(),
             max_rate: None,
             last_launch: None,
+            notice: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            export_dir: "diffscope-exports".into(),
         };
-        match cc.wgpu_render_state.as_ref() {
-            Some(rs) => match Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone()) {
-                Ok(g) => app.gpu = Some(g),
-                Err(e) => app.error = Some(e.to_string()),
-            },
-            None => {
-                app.error = Some(
-                    "no WebGPU/wgpu device: diffscope needs compute shaders (in a browser, use one with WebGPU)"
-                        .into(),
-                )
-            }
+        match gpu {
+            Ok(g) => app.gpu = Some(g),
+            Err(e) => app.error = Some(e),
         }
         if let Some(gpu) = app.gpu.clone() {
             match start {
@@ -370,8 +392,11 @@ impl DiffscopeApp {
     fn seed_row(&mut self, ui: &mut egui::Ui) -> bool {
         let mut changed = false;
         ui.horizontal(|ui| {
-            ui.label("seed");
-            changed |= ui.add(egui::DragValue::new(&mut self.seed)).changed();
+            let name = ui.label("seed").id;
+            changed |= ui
+                .add(egui::DragValue::new(&mut self.seed))
+                .labelled_by(name)
+                .changed();
             if ui.button("new seed").clicked() {
                 self.seed = self.seed.wrapping_add(1);
                 changed = true;
@@ -1126,6 +1151,232 @@ impl DiffscopeApp {
     }
 }
 
+impl DiffscopeApp {
+    /// The export buttons of the active family, and the last export's result.
+    fn export_row(&mut self, ui: &mut egui::Ui) {
+        let mut made: Option<crate::Result<export::Export>> = None;
+        ui.horizontal(|ui| {
+            ui.label("Export:");
+            if self.seq_model.is_some() {
+                if ui
+                    .button("sequences (viewed step)")
+                    .on_hover_text("FASTA for DNA, plain text otherwise")
+                    .clicked()
+                {
+                    made = Some(self.export_sequences(false));
+                }
+                if ui
+                    .button("trajectory of the selected sequence")
+                    .on_hover_text("one line per step, x_T first")
+                    .clicked()
+                {
+                    made = Some(self.export_sequences(true));
+                }
+            } else if self.graph_model.is_some() {
+                if ui
+                    .button("graphs (viewed step, JSON)")
+                    .on_hover_text("node classes and edges (i, j, class) of every graph")
+                    .clicked()
+                {
+                    made = Some(self.export_graphs());
+                }
+            } else if self.session.is_some() {
+                if ui
+                    .button("frame (PNG)")
+                    .on_hover_text("the viewed step as drawn: x_t, x̂0 and ε̂ for images")
+                    .clicked()
+                {
+                    made = Some(self.export_frame());
+                }
+                if ui
+                    .button("trajectory strip (PNG)")
+                    .on_hover_text(
+                        "each sample's x_t at 10 steps up to the viewed one, left to right",
+                    )
+                    .clicked()
+                {
+                    made = Some(self.export_strip());
+                }
+            }
+            if let Some(n) = &self.notice {
+                ui.label(RichText::new(n).small());
+            }
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        let deliver = |e: export::Export| export::deliver(&e, &self.export_dir);
+        #[cfg(target_arch = "wasm32")]
+        let deliver = |e: export::Export| export::deliver(&e);
+        match made.map(|r| r.and_then(deliver)) {
+            Some(Ok(msg)) => self.notice = Some(msg),
+            Some(Err(e)) => self.error = Some(format!("export: {e}")),
+            None => {}
+        }
+    }
+
+    /// The viewed Gaussian step: x_t | x̂0 | ε̂ grids for images, the point cloud for points.
+    fn export_frame(&self) -> crate::Result<export::Export> {
+        let (Some(m), Some(s)) = (&self.model, &self.session) else {
+            return Err(crate::Error::Invalid("nothing to export yet".into()));
+        };
+        let (v, f) = s
+            .states
+            .nearest(self.view)
+            .ok_or_else(|| crate::Error::Invalid("no step recorded yet".into()))?;
+        let shape = m.denoiser.sample_shape();
+        let img = if let &[c, h, w] = shape {
+            let per = s.n * c * h * w;
+            let (fx, fx0, feps) = split_frame(f, per);
+            let dims = [s.n, c, h, w];
+            let cols = (s.n as f64).sqrt().ceil() as usize;
+            let range = images::Scale::Range(m.data_range);
+            let mut parts = vec![images::grid(fx, dims, cols, range)];
+            parts.extend(fx0.map(|x0| images::grid(x0, dims, cols, range)));
+            parts.extend(feps.map(|e| images::grid(e, dims, cols, images::Scale::Noise)));
+            export::upscale(&export::hstack(&parts, 2, Color32::WHITE), 4)
+        } else {
+            export::points_image(split_frame(f, s.n * 2).0, m.data_range, 512)
+        };
+        Ok(export::Export {
+            file_name: export::file_name(
+                &m.name,
+                &format!("seed{}-step{v}", s.settings.seed),
+                "png",
+            ),
+            mime: "image/png",
+            bytes: export::png(&img)?,
+        })
+    }
+
+    /// Each image sample as a row of x_t at 10 evenly spaced kept steps from x_T to the viewed one.
+    fn export_strip(&self) -> crate::Result<export::Export> {
+        let (Some(m), Some(s)) = (&self.model, &self.session) else {
+            return Err(crate::Error::Invalid("nothing to export yet".into()));
+        };
+        let &[c, h, w] = m.denoiser.sample_shape() else {
+            return Err(crate::Error::Invalid(
+                "a trajectory strip is for image models; export a frame instead".into(),
+            ));
+        };
+        let end = self.view.min(s.states.len().saturating_sub(1));
+        let mut steps: Vec<usize> = (0..10).map(|i| i * end / 9).collect();
+        steps.dedup();
+        let per = c * h * w;
+        let frames: Vec<(usize, &[f32])> =
+            steps.iter().filter_map(|&k| s.states.nearest(k)).collect();
+        let rows: Vec<egui::ColorImage> = (0..s.n.min(8))
+            .map(|i| {
+                let tiles: Vec<f32> = frames
+                    .iter()
+                    .flat_map(|(_, f)| split_frame(f, s.n * per).0[i * per..(i + 1) * per].to_vec())
+                    .collect();
+                images::grid(
+                    &tiles,
+                    [frames.len(), c, h, w],
+                    frames.len(),
+                    images::Scale::Range(m.data_range),
+                )
+            })
+            .collect();
+        let img = export::upscale(&export::vstack(&rows, 0, Color32::WHITE), 3);
+        Ok(export::Export {
+            file_name: export::file_name(
+                &m.name,
+                &format!("seed{}-strip-to-step{end}", s.settings.seed),
+                "png",
+            ),
+            mime: "image/png",
+            bytes: export::png(&img)?,
+        })
+    }
+
+    /// The viewed step's sequences (FASTA for DNA), or the selected one's whole trajectory.
+    fn export_sequences(&self, trajectory: bool) -> crate::Result<export::Export> {
+        let (Some(m), Some(r)) = (&self.seq_model, &self.seq_run) else {
+            return Err(crate::Error::Invalid("nothing to export yet".into()));
+        };
+        let l = m.config.seq_len.max(1);
+        let v = self.view.min(r.frames.len().saturating_sub(1));
+        let decode = |ids: &[u32]| -> String {
+            // Masked positions as '?', whatever the vocabulary calls the mask.
+            ids.iter()
+                .map(|&i| {
+                    if m.config.mask_token == Some(i as usize) {
+                        "?".to_string()
+                    } else {
+                        m.decode(&[i])
+                    }
+                })
+                .collect()
+        };
+        let dna = m.data_chars().chars().all(|c| "ACGTN".contains(c));
+        let (text, what, ext, mime) = if trajectory {
+            let row = self.seq_selected;
+            let lines: Vec<String> = r.frames[..=v]
+                .iter()
+                .map(|f| decode(f.ids.get(row * l..(row + 1) * l).unwrap_or(&[])))
+                .collect();
+            (
+                lines.join("\n") + "\n",
+                format!("seq{}-trajectory-to-step{v}", row + 1),
+                "txt",
+                "text/plain",
+            )
+        } else {
+            let seqs: Vec<String> = r
+                .frames
+                .get(v)
+                .map(|f| f.ids.chunks(l).map(decode).collect())
+                .unwrap_or_default();
+            if dna {
+                (
+                    export::fasta(&format!("{}_seed{}_step{v}_", m.name, r.seed), &seqs),
+                    format!("seed{}-step{v}", r.seed),
+                    "fasta",
+                    "text/x-fasta",
+                )
+            } else {
+                (
+                    seqs.join("\n") + "\n",
+                    format!("seed{}-step{v}", r.seed),
+                    "txt",
+                    "text/plain",
+                )
+            }
+        };
+        Ok(export::Export {
+            file_name: export::file_name(&m.name, &what, ext),
+            mime,
+            bytes: text.into_bytes(),
+        })
+    }
+
+    /// The viewed step's graphs as JSON.
+    fn export_graphs(&self) -> crate::Result<export::Export> {
+        let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) else {
+            return Err(crate::Error::Invalid("nothing to export yet".into()));
+        };
+        let v = self.view.min(r.frames.len().saturating_sub(1));
+        let f = r
+            .frames
+            .get(v)
+            .ok_or_else(|| crate::Error::Invalid("no step recorded yet".into()))?;
+        let graphs = crate::models::digress::graphs_from_ids(&r.counts, r.n, &f.x, &f.e);
+        let json = serde_json::json!({
+            "model": m.name,
+            "seed": r.seed,
+            "step": v,
+            "t": m.process.steps().saturating_sub(v),
+            "graphs": graphs,
+        });
+        Ok(export::Export {
+            file_name: export::file_name(&m.name, &format!("seed{}-step{v}", r.seed), "json"),
+            mime: "application/json",
+            bytes: serde_json::to_vec_pretty(&json)
+                .map_err(|e| crate::Error::Invalid(format!("JSON: {e}")))?,
+        })
+    }
+}
+
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
     // One entry per label: a point set ("points", [labels, N, 2]) or a few images ("images",
     // [labels, K, C, H, W]).
@@ -1190,6 +1441,13 @@ impl eframe::App for DiffscopeApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl DiffscopeApp {
+    /// One frame of the whole app in `ui` (eframe's window, or a test harness).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         // Errors the device reports after the fact (the web's validation, a lost device) are shown,
         // the first one kept: later ones are usually its consequences.
         if let Some(e) = self.gpu.as_ref().and_then(|g| g.take_error()) {
@@ -1258,6 +1516,7 @@ impl eframe::App for DiffscopeApp {
             }
             if self.graph_model.is_some() {
                 self.graph_timeline(ui);
+                self.export_row(ui);
                 return;
             }
             if let Some(m) = &self.seq_model {
@@ -1267,6 +1526,7 @@ impl eframe::App for DiffscopeApp {
                     ts.iter().copied().max().unwrap_or(0),
                 );
                 self.seq_timeline(ui);
+                self.export_row(ui);
                 ui.horizontal(|ui| {
                     ui.checkbox(&mut self.show_forward, "forward process q(x_t | x0)");
                     if self.show_forward && !self.seq_examples.is_empty() {
@@ -1281,6 +1541,7 @@ impl eframe::App for DiffscopeApp {
                 return;
             }
             self.timeline(ui);
+            self.export_row(ui);
             ui.horizontal(|ui| {
                 ui.checkbox(&mut self.show_forward, "forward process q(x_t | x0)");
                 if self.show_forward {

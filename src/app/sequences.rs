@@ -38,6 +38,9 @@ struct PendingTokens {
     got: Vec<Option<Vec<f32>>>,
 }
 
+/// A frame's tokens and its logits (the step's, then the model's), once all have arrived.
+type Arrived = (Vec<u32>, Vec<Vec<f32>>);
+
 impl PendingTokens {
     fn new(ids: TensorReadback, logits: Vec<TensorReadback>) -> PendingTokens {
         let got = logits.iter().map(|_| None).collect();
@@ -50,7 +53,7 @@ impl PendingTokens {
     }
 
     /// Everything, once it has all arrived.
-    fn poll(&mut self) -> crate::Result<Option<(Vec<u32>, Vec<Vec<f32>>)>> {
+    fn poll(&mut self) -> crate::Result<Option<Arrived>> {
         if self.got_ids.is_none() {
             if let Some(r) = self.ids.try_u32() {
                 self.got_ids = Some(r?);
@@ -417,7 +420,7 @@ pub fn draw_forward(ui: &mut egui::Ui, m: &DiscreteModel, fw: &SeqForward, examp
     let l = ex.len();
     ui.label(format!(
         "Forward process at t = {}: q(x_t | x0) keeps each token with probability ᾱ_t = {a:.4} and \
-         otherwise draws it from π — row x0 of Q̄_t = ᾱ_t·I + (1 − ᾱ_t)·1πᵀ.",
+         otherwise draws it from π — row x0 of Q̄_t = ᾱ_t·I + (1 − ᾱ_t)·1π^T.",
         fw.t
     ));
     ui.label(format!("x0: \"{}\"", m.decode(ex)));

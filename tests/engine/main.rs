@@ -1,6 +1,7 @@
 //! The engine's tests: every kernel against a plain-Rust reference, in one process on one device.
 //! Each module is one kernel family.
 
+mod app;
 mod attention;
 mod checkpoints;
 mod cli;
