@@ -158,6 +158,10 @@ pub struct DiffscopeApp {
     graph_model: Option<crate::models::digress::DigressModel>,
     graph_run: Option<graphs::GraphRun>,
     graphs_n: usize,
+    /// Draw the network's edge beliefs p̂ over the sampled graphs.
+    graph_predicted: bool,
+    graph_examples: Vec<crate::models::digress::Graph>,
+    graph_forward: graphs::GraphForward,
     // Sequence models (D3PM, multinomial).
     seq_model: Option<crate::models::zoo::DiscreteModel>,
     seq_run: Option<sequences::SeqRun>,
@@ -266,6 +270,9 @@ impl DiffscopeApp {
             graph_model: None,
             graph_run: None,
             graphs_n: 4,
+            graph_predicted: true,
+            graph_examples: Vec::new(),
+            graph_forward: Default::default(),
             seq_model: None,
             seq_run: None,
             seq_n: 8,
@@ -323,6 +330,11 @@ impl DiffscopeApp {
         match crate::models::graph_zoo::load_graph_shipped(&gpu, name) {
             Ok(m) => {
                 self.error = None;
+                // The forward explorer's examples: the held-out split the model was not trained on.
+                self.graph_examples = crate::models::graph_zoo::shipped_dataset(name)
+                    .map(|d| d.test.into_iter().take(32).collect())
+                    .unwrap_or_default();
+                self.graph_forward = graphs::GraphForward::new(m.process.steps() / 4);
                 self.graph_model = Some(m);
                 self.restart_graphs();
             }
@@ -414,6 +426,11 @@ impl DiffscopeApp {
         if changed {
             self.restart_graphs();
         }
+        ui.checkbox(&mut self.graph_predicted, "the network's p̂(edge)")
+            .on_hover_text(
+                "fade each edge by the network's belief that it belongs to the clean graph, and dash \
+                 pairs it expects to become edges (p̂ ≥ 0.3)",
+            );
         if let Some(m) = &self.graph_model {
             ui.separator();
             ui.label(
@@ -430,6 +447,14 @@ impl DiffscopeApp {
     }
 
     fn pump_graphs(&mut self, may_step: bool) {
+        if let (true, Some(m), Some(gpu)) = (self.show_forward, &self.graph_model, &self.gpu) {
+            if let Err(e) = self
+                .graph_forward
+                .pump(m, gpu, &self.graph_examples, self.seed)
+            {
+                self.error = Some(e.to_string());
+            }
+        }
         let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) else {
             return;
         };
@@ -1481,6 +1506,9 @@ impl DiffscopeApp {
                 ui.ctx().request_repaint();
             }
         }
+        if self.seq_forward.busy() || self.graph_forward.busy() {
+            ui.ctx().request_repaint();
+        }
         if let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) {
             if self.follow {
                 self.view = r.frames.len().saturating_sub(1);
@@ -1514,9 +1542,21 @@ impl DiffscopeApp {
                     self.recover_device();
                 }
             }
-            if self.graph_model.is_some() {
+            if let Some(m) = &self.graph_model {
+                let steps = m.process.steps();
                 self.graph_timeline(ui);
                 self.export_row(ui);
+                ui.horizontal(|ui| {
+                    ui.checkbox(&mut self.show_forward, "forward process q(G_t | G_0)");
+                    if self.show_forward && !self.graph_examples.is_empty() {
+                        let fw = &mut self.graph_forward;
+                        ui.add(
+                            egui::Slider::new(&mut fw.example, 0..=self.graph_examples.len() - 1)
+                                .text("data graph"),
+                        );
+                        ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
+                    }
+                });
                 return;
             }
             if let Some(m) = &self.seq_model {
@@ -1593,6 +1633,10 @@ impl DiffscopeApp {
                 });
                 return;
             }
+            if let (true, Some(m)) = (self.show_forward, &self.graph_model) {
+                self.graph_forward.draw(ui, m, &self.graph_examples);
+                return;
+            }
             if let (Some(m), Some(r)) = (&self.graph_model, &self.graph_run) {
                 let Some(f) = r.frames.get(self.view.min(r.frames.len().saturating_sub(1))) else {
                     ui.spinner();
@@ -1603,7 +1647,7 @@ impl DiffscopeApp {
                     "Reverse process at t = {t}: at t = T every node and edge is drawn from the data's \
                      marginals; by t = 0 the structure (here: planarity) must have emerged."
                 ));
-                graphs::draw(ui, r, f);
+                graphs::draw(ui, r, f, self.graph_predicted);
                 return;
             }
             let Some(m) = &self.model else {

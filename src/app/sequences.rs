@@ -361,6 +361,11 @@ pub struct SeqForward {
 }
 
 impl SeqForward {
+    /// A draw is on its way (keep frames coming to collect it).
+    pub fn busy(&self) -> bool {
+        self.pending.is_some()
+    }
+
     pub fn new(t: usize) -> SeqForward {
         SeqForward {
             t,

@@ -214,6 +214,18 @@ fn graphs_export_as_json_with_valid_edges() {
             assert!(e[2].as_u64().unwrap() >= 1, "edge class 0 means no edge");
         }
     }
+
+    // The forward explorer: a held-out data graph and a draw of q(G_t | G_0) beside it.
+    h.get_by_label("forward process q(G_t | G_0)").click();
+    for _ in 0..300 {
+        h.step();
+        if h.query_by_label_contains("G_t ~ q(G_t | G_0)").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(h.query_by_label_contains("G_t ~ q(G_t | G_0)").is_some());
+    assert!(h.query_by_label_contains("G_0 (a data graph)").is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
