@@ -253,7 +253,8 @@ def main():
                          "see d3pm_elbo_terms / Multinomial.elbo_terms"),
     )
     json.dump(card, open(f"{out}/card.json", "w"), indent=2)
-    ex = {"tokens": torch.from_numpy(xhe[: min(len(xhe), 4096)]).to(torch.int32)}
+    # u8 ids (K ≤ 256): the app embeds these, so they are kept small.
+    ex = {"tokens": torch.from_numpy(xhe[: min(len(xhe), 1024)]).to(torch.uint8)}
     save_file(ex, f"{out}/examples.safetensors")
 
 
