@@ -20,7 +20,7 @@ impl WebHandle {
         }
     }
 
-    /// Start the app on `canvas`. Fails (with a message the page shows) when the browser has no
+    /// Start the app on `canvas` with the model the page's `?model=` names (else the default). Fails (with a message the page shows) when the browser has no
     /// WebGPU adapter.
     #[wasm_bindgen]
     pub async fn start(&self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsValue> {
@@ -34,11 +34,26 @@ impl WebHandle {
             ..Default::default()
         });
         options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::CreateNew(setup);
+        // `?model=NAME` opens that shipped model (links to a model, and the browser tests).
+        let model = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|q| {
+                q.trim_start_matches('?')
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("model=").map(str::to_string))
+            })
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| crate::models::zoo::DEFAULT_MODEL.to_string());
         self.runner
             .start(
                 canvas,
                 options,
-                Box::new(|cc| Ok(Box::new(crate::app::DiffscopeApp::new(cc)))),
+                Box::new(move |cc| {
+                    Ok(Box::new(crate::app::DiffscopeApp::with_start(
+                        cc,
+                        crate::app::Start::Shipped(model),
+                    )))
+                }),
             )
             .await
     }

@@ -24,8 +24,11 @@ struct PendingIds {
     x: TensorReadback,
     e: TensorReadback,
     logits: Option<TensorReadback>,
-    got: (Option<Vec<u32>>, Option<Vec<u32>>, Option<Vec<f32>>),
+    got: Arrived,
 }
+
+/// What has arrived so far: node ids, edge ids, edge logits.
+type Arrived = (Option<Vec<u32>>, Option<Vec<u32>>, Option<Vec<f32>>);
 
 impl PendingIds {
     fn new(x: TensorReadback, e: TensorReadback, logits: Option<TensorReadback>) -> PendingIds {

@@ -2,7 +2,9 @@
 // headless Chromium with WebGPU on SwiftShader, and checks that the default model really denoises there:
 // steps advance, no GPU error is reported, the state stays finite and spread out (a collapsed or blank
 // picture fails), and the canvas shows a picture. A second launch without WebGPU must show the message
-// that explains why nothing can run. Usage: node tests/web/e2e.js [web-dir] [screenshot.png]
+// that explains why nothing can run. Then each model in E2E_MODELS (comma-separated; default words-absorb,
+// a discrete family) is opened with ?model=NAME and must step without error; each gets a screenshot
+// beside the first (name-MODEL.png). Usage: node tests/web/e2e.js [web-dir] [screenshot.png]
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -123,6 +125,37 @@ async function withWebGpu(url) {
   }
 }
 
+// Another shipped model by URL: it loads, steps without error, and its picture is saved.
+async function otherModel(url, model, steps) {
+  const ctx = await launch(WEBGPU_ARGS);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const logs = [];
+  page.on('console', m => logs.push(m.type() + ': ' + m.text()));
+  page.on('pageerror', e => logs.push('pageerror: ' + e));
+  try {
+    await page.goto(url + '?model=' + model);
+    await page.waitForFunction(n => {
+      if (!window.diffscope) return false;
+      const s = JSON.parse(window.diffscope.status());
+      return s && (s.error || s.recorded >= n);
+    }, steps, { timeout: TIMEOUT_MS, polling: 500 });
+    const s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    console.log('status', JSON.stringify(s));
+    check(s.error === null, model + ': no error reported by the app (got ' + s.error + ')');
+    check(s.model === model, model + ': ?model= opened it');
+    check(s.recorded >= steps, model + ': reverse steps advance');
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), model + ': no panic or page error');
+    const shot = shotPath.replace(/\.png$/, '') + '-' + model + '.png';
+    await page.screenshot({ path: shot, timeout: 180000 });
+    console.log('screenshot ' + shot);
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
+
 async function withoutWebGpu(url) {
   const ctx = await launch([]);
   const page = ctx.pages()[0] || await ctx.newPage();
@@ -143,6 +176,8 @@ async function withoutWebGpu(url) {
   const url = 'http://127.0.0.1:' + server.address().port + '/index.html';
   try {
     await withWebGpu(url);
+    const others = (process.env.E2E_MODELS ?? 'words-absorb').split(',').filter(Boolean);
+    for (const m of others) await otherModel(url, m, Number(process.env.E2E_STEPS || 3));
     await withoutWebGpu(url);
     console.log('web e2e: all checks passed (screenshot ' + shotPath + ')');
   } finally {
