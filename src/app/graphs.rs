@@ -118,6 +118,28 @@ impl GraphRun {
         })
     }
 
+    /// Continue from frame `at` with a new seed: later frames are dropped and the run goes on from
+    /// that frame's graphs (same node counts; the steps' noise is keyed by the new seed).
+    pub fn fork(
+        &mut self,
+        model: &DigressModel,
+        gpu: &Gpu,
+        at: usize,
+        seed: u64,
+    ) -> crate::Result<()> {
+        let f = self
+            .frames
+            .get(at)
+            .ok_or_else(|| crate::Error::Invalid(format!("no frame {at} to fork from")))?;
+        let p = &model.process;
+        self.z = GraphBatch::from_host(gpu, &self.counts, self.n, &f.x, &f.e, p.dx, p.de)?;
+        self.frames.truncate(at + 1);
+        self.pending = None;
+        self.seed = seed;
+        self.started = web_time::Instant::now();
+        Ok(())
+    }
+
     /// Steps started: recorded frames plus the one in flight.
     pub fn launched(&self) -> usize {
         self.frames.len() + self.pending.is_some() as usize

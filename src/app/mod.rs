@@ -487,6 +487,7 @@ impl DiffscopeApp {
         started: web_time::Instant,
     ) {
         let r = Started { started };
+        let mut fork = false;
         ui.horizontal(|ui| {
             if ui
                 .button(if self.playing { "Pause" } else { "Play" })
@@ -503,6 +504,13 @@ impl DiffscopeApp {
                 if self.view + 1 < recorded {
                     self.view += 1;
                 }
+            }
+            if ui
+                .button("Fork here")
+                .on_hover_text("continue from this step with a new seed")
+                .clicked()
+            {
+                fork = true;
             }
             let secs = r.started.elapsed().as_secs_f64().max(1e-3);
             ui.label(format!(
@@ -522,6 +530,31 @@ impl DiffscopeApp {
                 self.follow = v == recorded - 1;
                 self.view = v;
             }
+        }
+        if fork {
+            self.fork_discrete();
+        }
+    }
+
+    /// "Fork here" for sequence and graph runs: continue from the viewed step with a new seed.
+    fn fork_discrete(&mut self) {
+        let Some(gpu) = self.gpu.clone() else { return };
+        let seed = self.seed.wrapping_add(1);
+        let r = match (&mut self.seq_run, &self.graph_model, &mut self.graph_run) {
+            (Some(r), _, _) => r.fork(&gpu, self.view.min(r.frames.len().saturating_sub(1)), seed),
+            (None, Some(m), Some(r)) => {
+                let at = self.view.min(r.frames.len().saturating_sub(1));
+                r.fork(m, &gpu, at, seed)
+            }
+            _ => return,
+        };
+        match r {
+            Ok(()) => {
+                self.seed = seed;
+                self.follow = true;
+                self.playing = true;
+            }
+            Err(e) => self.error = Some(e.to_string()),
         }
     }
 

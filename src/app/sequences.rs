@@ -120,6 +120,22 @@ impl SeqRun {
         self.frames.len() + self.pending.is_some() as usize
     }
 
+    /// Continue from frame `at` with a new seed: later frames are dropped and the run goes on from
+    /// that frame's tokens (the steps' noise is keyed by the new seed from here on).
+    pub fn fork(&mut self, gpu: &Gpu, at: usize, seed: u64) -> crate::Result<()> {
+        let f = self
+            .frames
+            .get(at)
+            .ok_or_else(|| crate::Error::Invalid(format!("no frame {at} to fork from")))?;
+        let l = f.ids.len() / self.n.max(1);
+        self.x = Tensor::from_u32(gpu, &[self.n, l], &f.ids)?;
+        self.frames.truncate(at + 1);
+        self.pending = None;
+        self.seed = seed;
+        self.started = web_time::Instant::now();
+        Ok(())
+    }
+
     /// The timestep the viewed frame is at (x_T is frame 0).
     pub fn t_of(&self, frame: usize) -> Option<usize> {
         self.timesteps.get(frame).copied()

@@ -176,6 +176,46 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
         }
     }
 
+    // Fork four steps back: the run continues from there with a new seed, and keeps the steps up to
+    // the fork exactly.
+    let kept = lines.len() - 4; // frames 0..kept stay
+    for _ in 0..4 {
+        h.get_by_label("< Step back").click();
+        h.step();
+    }
+    h.get_by_label("Fork here").click();
+    h.step();
+    assert_eq!(status(&h)["recorded"].as_u64(), Some(kept as u64));
+    run_until(&mut h, 3000, |s| {
+        s["recorded"].as_u64() >= Some(kept as u64 + 5)
+    });
+    h.get_by_label("Pause").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("trajectory of the selected sequence")
+        .click();
+    h.step();
+    let new_file = files_in(&dir)
+        .into_iter()
+        .find(|f| f != &files[0])
+        .expect("a second export");
+    let forked: Vec<Vec<char>> = std::fs::read_to_string(&new_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.chars().collect())
+        .collect();
+    assert!(
+        forked.len() >= kept + 5,
+        "{} lines after the fork",
+        forked.len()
+    );
+    assert_eq!(
+        &forked[..kept],
+        &lines[..kept],
+        "the steps before the fork are kept"
+    );
+
     // The forward explorer: an example, its q(x_t | x0) and draws from it.
     h.get_by_label("forward process q(x_t | x0)").click();
     for _ in 0..200 {
@@ -214,6 +254,19 @@ fn graphs_export_as_json_with_valid_edges() {
             assert!(e[2].as_u64().unwrap() >= 1, "edge class 0 means no edge");
         }
     }
+
+    // Fork from one step back: the graphs are uploaded from the host copy and the run goes on.
+    h.get_by_label("Pause").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    let r = status(&h)["recorded"].as_u64().unwrap();
+    h.get_by_label("< Step back").click();
+    h.step();
+    h.get_by_label("Fork here").click();
+    h.step();
+    assert_eq!(status(&h)["recorded"].as_u64(), Some(r - 1));
+    run_until(&mut h, 3000, |s| s["recorded"].as_u64() >= Some(r + 1));
 
     // The forward explorer: a held-out data graph and a draw of q(G_t | G_0) beside it.
     h.get_by_label("forward process q(G_t | G_0)").click();
