@@ -35,7 +35,16 @@ pub fn draw(
     col_labels: &[String],
     cell: f32,
 ) {
-    let margin = if row_labels.is_empty() { 0.0 } else { 18.0 };
+    let longest = row_labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let margin = if longest == 0 {
+        0.0
+    } else {
+        8.0 + 7.0 * longest as f32
+    };
     let top = if col_labels.is_empty() { 0.0 } else { 14.0 };
     let size = Vec2::new(margin + cell * cols as f32, top + cell * rows as f32);
     let (resp, painter) = ui.allocate_painter(size, Sense::hover());

@@ -443,6 +443,31 @@ impl DiffscopeApp {
                 ))
                 .small(),
             );
+            ui.separator();
+            ui.label("Noise schedule (ᾱ_t: chance a node or pair keeps its class)");
+            let t = if self.show_forward {
+                self.graph_forward.t
+            } else {
+                m.process.steps().saturating_sub(self.view)
+            };
+            schedule::draw(ui, &m.process.schedule.alphas_bar, Some(t));
+            // Q̄_t for edges: marginal transitions keep the edge density of the data at every t.
+            let ab = m.process.schedule.alphas_bar.get(t).copied().unwrap_or(0.0);
+            let q = crate::process::discrete::transition_matrix(ab, &m.process.e_limit);
+            let names: Vec<String> = (0..m.process.de)
+                .map(|i| {
+                    if i == 0 {
+                        "none".into()
+                    } else {
+                        format!("edge{i}")
+                    }
+                })
+                .collect();
+            ui.label(format!(
+                "Q̄_t for edges at t = {t} (rows: from, columns: to)"
+            ));
+            let short: Vec<String> = (0..m.process.de).map(|i| i.to_string()).collect();
+            heatmap::draw(ui, &q, m.process.de, m.process.de, &names, &short, 28.0);
         }
     }
 
@@ -632,6 +657,15 @@ impl DiffscopeApp {
                 }
             };
             ui.label(RichText::new(text).small());
+            ui.separator();
+            ui.label("Noise schedule (ᾱ_t: chance a token is still clean)");
+            let (first, abar) = m.process.alpha_bars();
+            let t = if self.show_forward {
+                Some(self.seq_forward.t)
+            } else {
+                self.seq_run.as_ref().and_then(|r| r.t_of(self.view))
+            };
+            schedule::draw(ui, abar, t.map(|t| t.saturating_sub(first)));
         }
     }
 
@@ -1676,9 +1710,16 @@ impl DiffscopeApp {
                     return;
                 };
                 let t = m.process.steps().saturating_sub(self.view);
+                let structure = if m.name.contains("planar") {
+                    "planarity: no two edges cross in some drawing"
+                } else if m.name.contains("sbm") {
+                    "communities: dense blocks, sparse links between them"
+                } else {
+                    "the training graphs' structure"
+                };
                 ui.label(format!(
                     "Reverse process at t = {t}: at t = T every node and edge is drawn from the data's \
-                     marginals; by t = 0 the structure (here: planarity) must have emerged."
+                     marginals; by t = 0 the structure ({structure}) must have emerged."
                 ));
                 graphs::draw(ui, r, f, self.graph_predicted);
                 return;

@@ -676,6 +676,14 @@ impl Process {
         }
     }
 
+    /// ᾱ over the process's timesteps and the timestep of its first entry (moco's `last_time_idx`).
+    pub fn alpha_bars(&self) -> (usize, &[f32]) {
+        match self {
+            Process::D3pm(d) => (d.last_time_idx, &d.alpha_bars),
+            Process::Multinomial(m) => (0, &m.alpha_bars),
+        }
+    }
+
     /// `Q_t` (`bar = false`) or `Q̄_t` in closed form, `a·I + (1 − a)·1πᵀ`, as `(a, π)`: what the
     /// app's heatmaps and the forward explorer's per-position distributions show, without the GPU.
     pub fn transition(&self, t: usize, bar: bool) -> Result<(f32, Vec<f32>)> {
