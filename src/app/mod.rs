@@ -1515,7 +1515,7 @@ impl DiffscopeApp {
                     (Some(m), Some(r)) => r.total(m),
                     _ => 0,
                 }
-            ),
+            ).max(self.seq_run.as_ref().map_or(0, |r| r.total())),
             "error": self.error,
             "last_mean": mean,
             "last_std": std,

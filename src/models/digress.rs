@@ -54,6 +54,28 @@ impl DigressModel {
                 c.extra_features
             )));
         }
+        {
+            use super::limits as lim;
+            // n² edge pairs per graph: 1,024 nodes is already a million pairs per step.
+            lim::size(file, "max_n_nodes", c.max_n_nodes, 1..=1024)?;
+            lim::size(file, "n_layers", c.n_layers, 1..=lim::MAX_DEPTH)?;
+            lim::size(
+                file,
+                "diffusion_steps",
+                c.diffusion_steps,
+                1..=lim::MAX_TRAIN_TIMESTEPS,
+            )?;
+            for (map, what) in [
+                (&c.input_dims, "input_dims"),
+                (&c.hidden_mlp_dims, "hidden_mlp_dims"),
+                (&c.hidden_dims, "hidden_dims"),
+                (&c.output_dims, "output_dims"),
+            ] {
+                for (k, &v) in map {
+                    lim::size(file, &format!("{what}.{k}"), v, 0..=lim::MAX_WIDTH)?;
+                }
+            }
+        }
         if c.node_count_hist.len() != c.max_n_nodes + 1 {
             return Err(bad(format!(
                 "node_count_hist has {} entries, expected max_n_nodes + 1 = {}",

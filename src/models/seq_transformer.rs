@@ -116,6 +116,15 @@ impl SeqTransformer {
                 "vocab, seq_len, depth, ff_mult and out_classes must be at least 1".into(),
             ));
         }
+        // A downloaded config can claim anything: sizes past these would overflow later products or
+        // exhaust memory before any device limit is consulted.
+        use super::limits as lim;
+        lim::size(file, "vocab", c.vocab, 1..=lim::MAX_LABELS)?;
+        lim::size(file, "out_classes", c.out_classes, 1..=lim::MAX_LABELS)?;
+        lim::size(file, "seq_len", c.seq_len, 1..=lim::MAX_SPATIAL)?;
+        lim::size(file, "dim", c.dim, 4..=lim::MAX_WIDTH)?;
+        lim::size(file, "depth", c.depth, 1..=lim::MAX_DEPTH)?;
+        lim::size(file, "ff_mult", c.ff_mult, 1..=64)?;
         Ok(c)
     }
 

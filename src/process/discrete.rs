@@ -586,6 +586,21 @@ impl Process {
         if c.seq_len == 0 {
             return Err(bad("seq_len must be at least 1".into()));
         }
+        use crate::models::limits as lim;
+        lim::size(file, "num_classes", c.num_classes, 2..=lim::MAX_LABELS)?;
+        lim::size(file, "seq_len", c.seq_len, 1..=lim::MAX_SPATIAL)?;
+        lim::size(file, "nsteps", c.nsteps, 1..=lim::MAX_TRAIN_TIMESTEPS)?;
+        lim::size(
+            file,
+            "last_time_idx",
+            c.last_time_idx,
+            0..=lim::MAX_TRAIN_TIMESTEPS,
+        )?;
+        for (field, tok) in [("mask_token", c.mask_token), ("pad_token", c.pad_token)] {
+            if let Some(t) = tok {
+                lim::size(file, field, t, 0..=c.num_classes - 1)?;
+            }
+        }
         match c.process.as_str() {
             "d3pm" => {
                 let alphas = match c.schedule.kind.as_str() {

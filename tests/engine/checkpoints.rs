@@ -584,6 +584,83 @@ fn absurd_unet_configs_name_the_field() {
     }
 }
 
+/// Absurd sizes in a sequence model's config.json / process.json or a DiGress config name the field,
+/// before anything is allocated.
+#[test]
+fn absurd_discrete_and_graph_configs_name_the_field() {
+    use diffscope::models::digress::DigressModel;
+    use diffscope::models::seq_transformer::SeqTransformer;
+    use diffscope::process::discrete::{Process, ProcessConfig};
+    let with = |base: &str, key: &str, value: &str| -> String {
+        let mut v: serde_json::Value = serde_json::from_str(base).unwrap();
+        let mut at = &mut v;
+        let mut keys = key.split('.').peekable();
+        while let Some(k) = keys.next() {
+            if keys.peek().is_none() {
+                at[k] = serde_json::from_str(value).unwrap();
+                break;
+            }
+            at = &mut at[k];
+        }
+        v.to_string()
+    };
+    let seq = include_str!("../../assets/words-absorb/config.json");
+    let proc = include_str!("../../assets/words-absorb/process.json");
+    let graph = include_str!("../../assets/planar-digress/config.json");
+    SeqTransformer::parse_config(seq, "config.json").expect("shipped config parses");
+    DigressModel::parse_config(graph, "config.json").expect("shipped config parses");
+    let g = crate::common::gpu();
+    let process = |json: &str| -> diffscope::Result<()> {
+        let c: ProcessConfig = serde_json::from_str(json).unwrap();
+        Process::from_config(&g, &c, "process.json").map(|_| ())
+    };
+    process(proc).expect("shipped process parses");
+    eprintln!("| bad discrete or graph config | error |\n|---|---|");
+    let check = |what: &str, field: &str, r: diffscope::Result<()>| {
+        let e = r.expect_err(what);
+        eprintln!("| {what} | {e} |");
+        assert!(
+            matches!(&e, diffscope::Error::ConfigField { field: f, .. } if f == field),
+            "{what}: expected field {field}, got {e}"
+        );
+    };
+    for (field, value) in [
+        ("seq_len", "1000000000"),
+        ("vocab", "1099511627776"),
+        ("depth", "100000"),
+        ("ff_mult", "100000"),
+        ("out_classes", "1099511627776"),
+    ] {
+        let r = SeqTransformer::parse_config(&with(seq, field, value), "config.json").map(|_| ());
+        check(&format!("config {field} = {value}"), field, r);
+    }
+    for (field, value) in [
+        ("nsteps", "1000000000000"),
+        ("num_classes", "1"),
+        ("seq_len", "1000000000"),
+        ("mask_token", "28"),
+        ("pad_token", "4000000000"),
+        ("last_time_idx", "1000000000000"),
+    ] {
+        let json = with(proc, field, value);
+        let json = if field == "num_classes" {
+            with(&with(&json, "vocab", "\"a\""), "mask_token", "0")
+        } else {
+            json
+        };
+        check(&format!("process {field} = {value}"), field, process(&json));
+    }
+    for (field, value) in [
+        ("max_n_nodes", "100000"),
+        ("n_layers", "100000"),
+        ("diffusion_steps", "1000000000000"),
+        ("hidden_dims.dx", "1099511627776"),
+    ] {
+        let r = DigressModel::parse_config(&with(graph, field, value), "config.json").map(|_| ());
+        check(&format!("graph {field} = {value}"), field, r);
+    }
+}
+
 /// The stable-toolchain stand-in for the fuzzer: deterministic mutations (bit flips, byte overwrites,
 /// truncations, splices, length-field lies) of the fuzz corpus through the loader and the config
 /// parsers. Anything but `Ok` or a typed error — a panic — fails the test.

@@ -114,3 +114,97 @@ fn every_family_replays_and_resumes_bit_for_bit() {
         eprintln!("determinism: {family}: ok");
     }
 }
+
+/// Every step of a discrete run as host ids: x_T first.
+fn discrete_run(
+    m: &zoo::DiscreteModel,
+    start: Vec<u32>,
+    first_index: usize,
+    n: usize,
+    seed: u64,
+    temperature: f32,
+) -> Vec<Vec<u32>> {
+    let g = gpu();
+    let ts = m.process.timesteps();
+    let mut x = Tensor::from_u32(&g, &[n, m.config.seq_len], &start).unwrap();
+    let mut out = vec![start];
+    for (i, &t) in ts.iter().enumerate().skip(first_index) {
+        x = m
+            .process
+            .step(&m.denoiser, &x, t, i, seed, temperature)
+            .unwrap()
+            .x_prev;
+        out.push(x.to_u32().unwrap());
+    }
+    out
+}
+
+/// The discrete families (absorbing and uniform D3PM, multinomial): the same bits twice, a resumed run
+/// equal to the rest of the first, and a new seed that changes the result.
+#[test]
+fn discrete_families_replay_and_resume_bit_for_bit() {
+    let g = gpu();
+    for name in ["words-absorb", "words-uniform"] {
+        let m = zoo::load_shipped_discrete(&g, name).unwrap();
+        let n = 3;
+        let x_t = m
+            .process
+            .prior_sample(&g, n, m.config.seq_len, 7)
+            .unwrap()
+            .to_u32()
+            .unwrap();
+        let a = discrete_run(&m, x_t.clone(), 0, n, 7, 0.9);
+        let b = discrete_run(&m, x_t.clone(), 0, n, 7, 0.9);
+        assert_eq!(a, b, "{name}: two runs differ");
+        assert_eq!(a.len(), m.process.timesteps().len() + 1);
+        for k in [1, a.len() / 2, a.len() - 2] {
+            let resumed = discrete_run(&m, a[k].clone(), k, n, 7, 0.9);
+            assert_eq!(resumed[..], a[k..], "{name}: resumed from step {k}");
+        }
+        let c = discrete_run(&m, x_t, 0, n, 8, 0.9);
+        assert_ne!(c.last(), a.last(), "{name}: the seed is ignored");
+        eprintln!("determinism: {name}: ok");
+    }
+}
+
+/// DiGress: the same graphs twice, and a run resumed from host copies of step k (as the app's fork
+/// and device recovery do) equal to the rest of the first.
+#[test]
+fn graph_family_replays_and_resumes_bit_for_bit() {
+    use diffscope::models::graph_zoo;
+    use diffscope::process::graph::{GraphBatch, GraphNoise};
+    let g = gpu();
+    let m = graph_zoo::load_graph_shipped(&g, "planar-digress").unwrap();
+    let counts = m.sample_counts(2, 5).unwrap();
+    let n = *counts.iter().max().unwrap();
+    let p = &m.process;
+    // A short stretch of the reverse run from t = T: (x, e) ids after each step.
+    let run = |z0: GraphBatch, t0: usize, steps: usize, seed: u64| -> Vec<(Vec<u32>, Vec<u32>)> {
+        let mut z = z0;
+        let mut host = (z.x.to_u32().unwrap(), z.e.to_u32().unwrap());
+        let mut out = vec![host.clone()];
+        for t in (t0 + 1 - steps..=t0).rev() {
+            let o = m.predict(&z, &host.1, t).unwrap();
+            z = p
+                .step(&o.x, &o.e, &z, t - 1, GraphNoise::Philox(seed))
+                .unwrap()
+                .0;
+            host = (z.x.to_u32().unwrap(), z.e.to_u32().unwrap());
+            out.push(host.clone());
+        }
+        out
+    };
+    let prior = || p.prior(&g, &counts, n, GraphNoise::Philox(5)).unwrap();
+    let t0 = p.steps();
+    let a = run(prior(), t0, 6, 5);
+    let b = run(prior(), t0, 6, 5);
+    assert_eq!(a, b, "two graph runs differ");
+    for k in [1, 3] {
+        let (x, e) = &a[k];
+        let z = GraphBatch::from_host(&g, &counts, n, x, e, p.dx, p.de).unwrap();
+        let resumed = run(z, t0 - k, 6 - k, 5);
+        assert_eq!(resumed[..], a[k..], "resumed from step {k}");
+    }
+    let c = run(prior(), t0, 6, 6);
+    assert_ne!(c.last(), a.last(), "the seed is ignored");
+}
