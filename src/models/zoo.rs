@@ -279,6 +279,16 @@ pub const DISCRETE_SHIPPED: &[Shipped] = &[
         examples: include_bytes!("../../assets/words-uniform/examples.safetensors"),
         card: include_str!("../../assets/words-uniform/card.json"),
     },
+    Shipped {
+        name: "promoter-multinomial",
+        summary: "multinomial diffusion (Hoogeboom) over 50-nt ACGT promoter-like sequences (synthetic σ70 \
+                  boxes TTGACA / TATAAT, 100 steps)",
+        config: include_str!("../../assets/promoter-multinomial/config.json"),
+        scheduler: include_str!("../../assets/promoter-multinomial/process.json"),
+        weights: include_bytes!("../../assets/promoter-multinomial/model.safetensors"),
+        examples: include_bytes!("../../assets/promoter-multinomial/examples.safetensors"),
+        card: include_str!("../../assets/promoter-multinomial/card.json"),
+    },
 ];
 
 /// A loaded discrete model: the sequence transformer, its process and the process settings (vocab,

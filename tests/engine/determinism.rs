@@ -144,7 +144,7 @@ fn discrete_run(
 #[test]
 fn discrete_families_replay_and_resume_bit_for_bit() {
     let g = gpu();
-    for name in ["words-absorb", "words-uniform"] {
+    for name in ["words-absorb", "words-uniform", "promoter-multinomial"] {
         let m = zoo::load_shipped_discrete(&g, name).unwrap();
         let n = 3;
         let x_t = m
