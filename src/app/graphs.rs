@@ -14,7 +14,7 @@ use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 pub struct GraphFrame {
     pub x: Vec<u32>,
     pub e: Vec<u32>,
-    /// The network's probability that each pair is an edge of the clean graph, p̂(e_ij ≠ 0 | G_t),
+    /// The network's probability that each pair is an edge of the clean graph, p_θ(e_ij ≠ 0 | G_t),
     /// `[B·n·n]` in 1/255 steps (none for z_T).
     pub p_edge: Option<Vec<u8>>,
 }
@@ -272,7 +272,7 @@ const EDGE_COLOURS: [Color32; 4] = [
 ];
 
 /// Draw every graph of `frame` in a grid of panels; with `predicted`, the network's belief about
-/// each pair too (edges drawn by p̂, likely edges that are not there yet dashed).
+/// each pair too (edges drawn by p_θ, likely edges that are not there yet dashed).
 pub fn draw(ui: &mut egui::Ui, run: &GraphRun, frame: &GraphFrame, predicted: bool) {
     let (counts, n) = (&run.counts, run.n);
     let b = counts.len().max(1);

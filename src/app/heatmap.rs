@@ -1,4 +1,4 @@
-//! A labelled heatmap of probabilities in [0, 1]: transition matrices Q_t / Q̄_t (rows = from, columns
+//! A labelled heatmap of probabilities in [0, 1]: transition matrices Q_t / Qbar_t (rows = from, columns
 //! = to) and per-position categorical distributions (rows = classes, columns = positions). Hovering a
 //! cell shows its value, so the picture can be read exactly.
 

@@ -1,4 +1,4 @@
-//! Image batches as a grid: x_t, the predicted clean image x̂0 and the predicted noise ε̂ side by side.
+//! Image batches as a grid: x_t, the predicted clean image x0_pred and the predicted noise ε_pred side by side.
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 

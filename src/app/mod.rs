@@ -29,7 +29,7 @@ struct Frame {
 }
 
 impl Frame {
-    /// One buffer for the history: x, then x̂0 and ε̂ when present (each as long as x).
+    /// One buffer for the history: x, then x0_pred and ε_pred when present (each as long as x).
     fn flatten(self) -> Vec<f32> {
         let mut v = self.x;
         v.extend(self.x0.unwrap_or_default());
@@ -38,7 +38,7 @@ impl Frame {
     }
 }
 
-/// A history entry back as (x, x̂0, ε̂), given the length of x.
+/// A history entry back as (x, x0_pred, ε_pred), given the length of x.
 fn split_frame(v: &[f32], per: usize) -> (&[f32], Option<&[f32]>, Option<&[f32]>) {
     let per = per.min(v.len()).max(1);
     let mut parts = v.chunks(per);
@@ -107,7 +107,7 @@ struct Session {
     x: Tensor,
     /// Readbacks in flight: the state after step `index`.
     pending: Option<PendingFrame>,
-    /// Host copies of every step's frame (x, then x̂0 and ε̂ when recorded, concatenated) under a
+    /// Host copies of every step's frame (x, then x0_pred and ε_pred when recorded, concatenated) under a
     /// memory cap: older steps are thinned (see `History`).
     states: History,
     started: web_time::Instant,
@@ -145,7 +145,7 @@ pub struct DiffscopeApp {
     forward_points: Option<(usize, Vec<f32>)>,
     examples: Vec<Vec<f32>>,
     show_forward: bool,
-    // Image views: textures for x_t, x̂0, ε̂ and the (session, step) they show.
+    // Image views: textures for x_t, x0_pred, ε_pred and the (session, step) they show.
     textures: [Option<egui::TextureHandle>; 3],
     textures_show: Option<(u64, usize)>,
     sessions_started: u64,
@@ -158,7 +158,7 @@ pub struct DiffscopeApp {
     graph_model: Option<crate::models::digress::DigressModel>,
     graph_run: Option<graphs::GraphRun>,
     graphs_n: usize,
-    /// Draw the network's edge beliefs p̂ over the sampled graphs.
+    /// Draw the network's edge beliefs p_θ over the sampled graphs.
     graph_predicted: bool,
     graph_examples: Vec<crate::models::digress::Graph>,
     graph_forward: graphs::GraphForward,
@@ -169,7 +169,7 @@ pub struct DiffscopeApp {
     temperature: f32,
     /// The sequence whose distributions the detail panel shows.
     seq_selected: usize,
-    /// The detail panel shows the model's x̂0 distribution (else the step's posterior).
+    /// The detail panel shows the model's x0_pred distribution (else the step's posterior).
     seq_show_x0: bool,
     seq_examples: Vec<Vec<u32>>,
     seq_forward: sequences::SeqForward,
@@ -426,10 +426,10 @@ impl DiffscopeApp {
         if changed {
             self.restart_graphs();
         }
-        ui.checkbox(&mut self.graph_predicted, "the network's p̂(edge)")
+        ui.checkbox(&mut self.graph_predicted, "the network's p_θ(edge)")
             .on_hover_text(
                 "fade each edge by the network's belief that it belongs to the clean graph, and dash \
-                 pairs it expects to become edges (p̂ ≥ 0.3)",
+                 pairs it expects to become edges (p_θ ≥ 0.3)",
             );
         if let Some(m) = &self.graph_model {
             ui.separator();
@@ -451,7 +451,7 @@ impl DiffscopeApp {
                 m.process.steps().saturating_sub(self.view)
             };
             schedule::draw(ui, &m.process.schedule.alphas_bar, Some(t));
-            // Q̄_t for edges: marginal transitions keep the edge density of the data at every t.
+            // Qbar_t for edges: marginal transitions keep the edge density of the data at every t.
             let ab = m.process.schedule.alphas_bar.get(t).copied().unwrap_or(0.0);
             let q = crate::process::discrete::transition_matrix(ab, &m.process.e_limit);
             let names: Vec<String> = (0..m.process.de)
@@ -464,7 +464,7 @@ impl DiffscopeApp {
                 })
                 .collect();
             ui.label(format!(
-                "Q̄_t for edges at t = {t} (rows: from, columns: to)"
+                "Qbar_t for edges at t = {t} (rows: from, columns: to)"
             ));
             let short: Vec<String> = (0..m.process.de).map(|i| i.to_string()).collect();
             heatmap::draw(ui, &q, m.process.de, m.process.de, &names, &short, 28.0);
@@ -653,7 +653,7 @@ impl DiffscopeApp {
                 _ => {
                     "Multinomial diffusion (Hoogeboom): x_t mixes x0 with the uniform distribution \
                     (ᾱ_t on a √α cosine schedule); each step samples p(x_(t−1) | x_t) from the \
-                    model's x̂0 through the exact posterior."
+                    model's x0_pred through the exact posterior."
                 }
             };
             ui.label(RichText::new(text).small());
@@ -804,7 +804,7 @@ impl DiffscopeApp {
         let Some((k, state)) = s.states.nearest(self.view) else {
             return;
         };
-        // Only the state itself (a frame may carry x̂0 and ε̂ after it).
+        // Only the state itself (a frame may carry x0_pred and ε_pred after it).
         let per = s.n * m.denoiser.sample_shape().iter().product::<usize>();
         let state = state[..per.min(state.len())].to_vec();
         let mut shape = vec![s.n];
@@ -1067,7 +1067,7 @@ impl DiffscopeApp {
                 changed |= ui
                     .add(egui::Slider::new(&mut self.guidance, 0.0..=5.0).text("guidance w"))
                     .on_hover_text(
-                        "ε̂ = ε̂_uncond + w·(ε̂_cond − ε̂_uncond); w = 1 is plain conditional",
+                        "ε_pred = ε_uncond + w·(ε_cond − ε_uncond); w = 1 is plain conditional",
                     )
                     .changed();
             }
@@ -1275,7 +1275,7 @@ impl DiffscopeApp {
             } else if self.session.is_some() {
                 if ui
                     .button("frame (PNG)")
-                    .on_hover_text("the viewed step as drawn: x_t, x̂0 and ε̂ for images")
+                    .on_hover_text("the viewed step as drawn: x_t, x0_pred and ε_pred for images")
                     .clicked()
                 {
                     made = Some(self.export_frame());
@@ -1305,7 +1305,7 @@ impl DiffscopeApp {
         }
     }
 
-    /// The viewed Gaussian step: x_t | x̂0 | ε̂ grids for images, the point cloud for points.
+    /// The viewed Gaussian step: x_t | x0_pred | ε_pred grids for images, the point cloud for points.
     fn export_frame(&self) -> crate::Result<export::Export> {
         let (Some(m), Some(s)) = (&self.model, &self.session) else {
             return Err(crate::Error::Invalid("nothing to export yet".into()));
@@ -1693,7 +1693,7 @@ impl DiffscopeApp {
                     // The step from frame v−1 to v ran at t_of(v − 1); x_T shows the first step's.
                     let t_mat = r.t_of(v.saturating_sub(1)).or_else(|| r.t_of(0));
                     if let Some(t) = t_mat {
-                        ui.collapsing("Transition matrices Q_t and Q̄_t", |ui| {
+                        ui.collapsing("Transition matrices Q_t and Qbar_t", |ui| {
                             sequences::matrices(ui, m, t)
                         });
                     }
@@ -1772,8 +1772,8 @@ impl DiffscopeApp {
             }
             let t = if v < s.plan.len() { s.plan[v].t as i64 } else { -1 };
             ui.label(format!(
-                "Reverse process, step {v}: the network predicts the noise ε̂ in x_t (t = {t}) and each \
-                 step removes part of it: x_(t−1) = posterior mean(x_t, x̂0) + σ_t·z."
+                "Reverse process, step {v}: the network predicts the noise ε_pred in x_t (t = {t}) and each \
+                 step removes part of it: x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z."
             ));
             let shape = m.denoiser.sample_shape();
             if let &[c, h, w] = shape {
@@ -1793,8 +1793,8 @@ impl DiffscopeApp {
                 self.textures_show = Some(key);
                 let captions = [
                     format!("x_t (t = {t})"),
-                    "x̂0: the network's guess of the clean image".to_string(),
-                    "ε̂: the noise it sees in x_t".to_string(),
+                    "x0_pred: the network's guess of the clean image".to_string(),
+                    "ε_pred: the noise it sees in x_t".to_string(),
                 ];
                 let width = ((ui.available_width() - 24.0) / 3.0).max(64.0);
                 ui.horizontal_top(|ui| {
@@ -1822,8 +1822,8 @@ impl DiffscopeApp {
                     }
                 });
                 ui.label(
-                    "x̂0 = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: early on it is a blurry average of plausible digits; \
-                     it sharpens as the noise is removed. The step mixes x̂0 and x_t to get x_(t−1).",
+                    "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred) / √ᾱ_t: early on it is a blurry average of plausible digits; \
+                     it sharpens as the noise is removed. The step mixes x0_pred and x_t to get x_(t−1).",
                 );
             } else {
                 let per = s.n * shape.iter().product::<usize>();

@@ -13,7 +13,7 @@ pub struct SeqFrame {
     /// The distribution this step drew from, p(x_(t−1) | x_t), over every class at every position:
     /// `[n, L, K]` (none for x_T).
     pub probs: Option<Vec<f32>>,
-    /// The model's prediction of the clean tokens at this step, p̂(x0 | x_t), `[n, L, K]`.
+    /// The model's prediction of the clean tokens at this step, p_θ(x0 | x_t), `[n, L, K]`.
     pub x0_probs: Option<Vec<f32>>,
 }
 
@@ -313,7 +313,7 @@ pub fn detail(
     let cell = heatmap_cell(ui, k, l);
     ui.horizontal(|ui| {
         ui.label(format!("Sequence {}:", row + 1));
-        ui.radio_value(show_x0, true, "the model's x̂0: p̂(x0 | x_t)");
+        ui.radio_value(show_x0, true, "the model's x0_pred: p_θ(x0 | x_t)");
         ui.radio_value(show_x0, false, "the step's p(x_(t−1) | x_t)");
     });
     match if *show_x0 { &f.x0_probs } else { &f.probs } {
@@ -323,7 +323,7 @@ pub fn detail(
                     "What the network believes the clean sequence is, at each position (columns; the \
                      token now shown is on top) over every class (rows). Hover a cell for its value."
                 } else {
-                    "The distribution the step drew from: the model's x̂0 pushed through the posterior \
+                    "The distribution the step drew from: the model's x0_pred pushed through the posterior \
                      q(x_(t−1) | x_t, x0). Masked positions mostly stay masked until their turn."
                 })
                 .small(),
@@ -427,7 +427,7 @@ impl SeqForward {
     }
 }
 
-/// The explorer's picture: x0, the per-position distribution q(x_t | x0) = row x0 of Q̄_t (closed
+/// The explorer's picture: x0, the per-position distribution q(x_t | x0) = row x0 of Qbar_t (closed
 /// form), and draws from it.
 pub fn draw_forward(ui: &mut egui::Ui, m: &DiscreteModel, fw: &SeqForward, examples: &[Vec<u32>]) {
     let Some(ex) = examples.get(fw.example) else {
@@ -441,7 +441,7 @@ pub fn draw_forward(ui: &mut egui::Ui, m: &DiscreteModel, fw: &SeqForward, examp
     let l = ex.len();
     ui.label(format!(
         "Forward process at t = {}: q(x_t | x0) keeps each token with probability ᾱ_t = {a:.4} and \
-         otherwise draws it from π — row x0 of Q̄_t = ᾱ_t·I + (1 − ᾱ_t)·1π^T.",
+         otherwise draws it from π — row x0 of Qbar_t = ᾱ_t·I + (1 − ᾱ_t)·1π^T.",
         fw.t
     ));
     ui.label(format!("x0: \"{}\"", m.decode(ex)));
@@ -478,13 +478,13 @@ fn heatmap_cell(ui: &egui::Ui, k: usize, l: usize) -> f32 {
         .clamp(5.0, 22.0)
 }
 
-/// Q_t and Q̄_t at timestep `t` as heatmaps (rows: from, columns: to).
+/// Q_t and Qbar_t at timestep `t` as heatmaps (rows: from, columns: to).
 pub fn matrices(ui: &mut egui::Ui, m: &DiscreteModel, t: usize) {
     let k = m.process.k();
     let labels = super::heatmap::vocab_labels(&m.vocab(), m.config.pad_token);
     let cell = (220.0 / k as f32).clamp(5.0, 40.0);
     ui.horizontal_top(|ui| {
-        for (bar, name) in [(false, "Q_t"), (true, "Q̄_t")] {
+        for (bar, name) in [(false, "Q_t"), (true, "Qbar_t")] {
             if let Ok((a, pi)) = m.process.transition(t, bar) {
                 ui.vertical(|ui| {
                     ui.label(format!(
@@ -499,7 +499,7 @@ pub fn matrices(ui: &mut egui::Ui, m: &DiscreteModel, t: usize) {
     });
     ui.label(
         RichText::new(
-            "Row i is where a token of class i goes: Q_t is one step, Q̄_t = Q_1···Q_t all steps from \
+            "Row i is where a token of class i goes: Q_t is one step, Qbar_t = Q_1···Q_t all steps from \
              x0. Absorbing noise fills one column (the mask), uniform noise spreads each row evenly.",
         )
         .small(),

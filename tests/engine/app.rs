@@ -150,7 +150,7 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     let mut h = harness(Start::Shipped("words-absorb".into()), &dir);
     run_until(&mut h, 3000, |s| s["recorded"].as_u64() >= Some(12));
     assert!(
-        h.query_by_label_contains("the model's x̂0").is_some(),
+        h.query_by_label_contains("the model's x0_pred").is_some(),
         "the detail panel is shown"
     );
     h.get_by_label("Pause").click();
