@@ -51,6 +51,26 @@ fn run_until(
     );
 }
 
+/// Run frames until a widget whose label contains `text` shows (GPU work lands a few frames later).
+fn wait_for_label(h: &mut Harness<'_, DiffscopeApp>, text: &str, max_frames: usize) {
+    for _ in 0..max_frames {
+        h.step();
+        if h.query_by_label_contains(text).is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("no \"{text}\" after {max_frames} frames: {}", status(h));
+}
+
+/// Pause and let the step in flight land.
+fn pause(h: &mut Harness<'_, DiffscopeApp>) {
+    h.get_by_label("Pause").click();
+    for _ in 0..3 {
+        h.step();
+    }
+}
+
 fn files_in(dir: &PathBuf) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -153,10 +173,7 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
         h.query_by_label_contains("the model's x0_pred").is_some(),
         "the detail panel is shown"
     );
-    h.get_by_label("Pause").click();
-    for _ in 0..3 {
-        h.step();
-    }
+    pause(&mut h);
 
     // The selected sequence's trajectory: x_T is all mask, and under absorbing noise a token, once
     // un-masked, never changes again.
@@ -189,10 +206,7 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     run_until(&mut h, 3000, |s| {
         s["recorded"].as_u64() >= Some(kept as u64 + 5)
     });
-    h.get_by_label("Pause").click();
-    for _ in 0..3 {
-        h.step();
-    }
+    pause(&mut h);
     h.get_by_label("trajectory of the selected sequence")
         .click();
     h.step();
@@ -218,14 +232,7 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
 
     // The forward explorer: an example, its q(x_t | x0) and draws from it.
     h.get_by_label("forward process q(x_t | x0)").click();
-    for _ in 0..200 {
-        h.step();
-        if h.query_by_label_contains("draws of x_t").is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert!(h.query_by_label_contains("draws of x_t").is_some());
+    wait_for_label(&mut h, "draws of x_t", 200);
     assert!(h.query_by_label_contains("x0: \"").is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -256,10 +263,7 @@ fn graphs_export_as_json_with_valid_edges() {
     }
 
     // Fork from one step back: the graphs are uploaded from the host copy and the run goes on.
-    h.get_by_label("Pause").click();
-    for _ in 0..3 {
-        h.step();
-    }
+    pause(&mut h);
     let r = status(&h)["recorded"].as_u64().unwrap();
     h.get_by_label("< Step back").click();
     h.step();
@@ -270,14 +274,7 @@ fn graphs_export_as_json_with_valid_edges() {
 
     // The forward explorer: a held-out data graph and a draw of q(G_t | G_0) beside it.
     h.get_by_label("forward process q(G_t | G_0)").click();
-    for _ in 0..300 {
-        h.step();
-        if h.query_by_label_contains("G_t ~ q(G_t | G_0)").is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert!(h.query_by_label_contains("G_t ~ q(G_t | G_0)").is_some());
+    wait_for_label(&mut h, "G_t ~ q(G_t | G_0)", 300);
     assert!(h.query_by_label_contains("G_0 (a data graph)").is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
