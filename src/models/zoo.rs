@@ -34,7 +34,7 @@ pub const SHIPPED: &[Shipped] = &[
     Shipped {
         name: "mnist-unet",
         summary: "class-conditional diffusers UNet2DModel on MNIST digits (1.3 M parameters, \
-                  1000 steps; opens with 50 DDIM steps and guidance 3)",
+                  1000 steps; opens with 50 DDIM steps, guidance 1)",
         config: include_str!("../../assets/mnist-unet/config.json"),
         scheduler: include_str!("../../assets/mnist-unet/scheduler_config.json"),
         weights: include_bytes!("../../assets/mnist-unet/diffusion_pytorch_model.safetensors"),
