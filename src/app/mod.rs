@@ -1770,7 +1770,12 @@ impl DiffscopeApp {
                     .color(Color32::YELLOW),
                 );
             }
-            let t = if v < s.plan.len() { s.plan[v].t as i64 } else { -1 };
+            // After the last step the state is the sample itself: x_0, no timestep left.
+            let t = if v < s.plan.len() {
+                s.plan[v].t.to_string()
+            } else {
+                "0, done".to_string()
+            };
             ui.label(format!(
                 "Reverse process, step {v}: the network predicts the noise ε_pred in x_t (t = {t}) and each \
                  step removes part of it: x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z."
