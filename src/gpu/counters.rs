@@ -45,6 +45,22 @@ impl Counters {
     }
 }
 
+impl CounterSnapshot {
+    /// Each counter divided by `n` (rounded down): the cost of one of `n` equal steps.
+    pub fn per_step(self, n: usize) -> CounterSnapshot {
+        let per = |v: u64| v / n.max(1) as u64;
+        CounterSnapshot {
+            submissions: per(self.submissions),
+            dispatches: per(self.dispatches),
+            buffers_created: per(self.buffers_created),
+            bytes_uploaded: per(self.bytes_uploaded),
+            bytes_read_back: per(self.bytes_read_back),
+            pipelines_created: per(self.pipelines_created),
+            bind_groups_created: per(self.bind_groups_created),
+        }
+    }
+}
+
 impl std::ops::Sub for CounterSnapshot {
     type Output = CounterSnapshot;
     fn sub(self, o: Self) -> Self {

@@ -135,7 +135,7 @@ fn timed(
     let secs = t.elapsed().as_secs_f64();
     let per = steps as f64;
     Ok(StepCost {
-        counters: per_step(gpu.counters() - before, steps),
+        counters: (gpu.counters() - before).per_step(steps),
         ms: secs / per * 1e3,
         cpu_ms: cpu0.zip(cpu_secs()).map(|(a, b)| (b - a) / per * 1e3),
     })
@@ -151,19 +151,6 @@ fn cpu_secs() -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
-}
-
-fn per_step(d: CounterSnapshot, steps: usize) -> CounterSnapshot {
-    let per = |v: u64| v / steps as u64;
-    CounterSnapshot {
-        submissions: per(d.submissions),
-        dispatches: per(d.dispatches),
-        buffers_created: per(d.buffers_created),
-        bytes_uploaded: per(d.bytes_uploaded),
-        bytes_read_back: per(d.bytes_read_back),
-        pipelines_created: per(d.pipelines_created),
-        bind_groups_created: per(d.bind_groups_created),
-    }
 }
 
 fn counters_json(c: &CounterSnapshot) -> serde_json::Value {

@@ -396,19 +396,7 @@ pub fn bench_step(
     gpu.wait_idle()?;
     let secs = t0.elapsed().as_secs_f64();
     let d = gpu.counters() - before;
-    let per = |v: u64| v / n as u64;
-    Ok((
-        diffscope::gpu::CounterSnapshot {
-            submissions: per(d.submissions),
-            dispatches: per(d.dispatches),
-            buffers_created: per(d.buffers_created),
-            bytes_uploaded: per(d.bytes_uploaded),
-            bytes_read_back: per(d.bytes_read_back),
-            pipelines_created: per(d.pipelines_created),
-            bind_groups_created: per(d.bind_groups_created),
-        },
-        secs / n as f64 * 1e3,
-    ))
+    Ok((d.per_step(n), secs / n as f64 * 1e3))
 }
 
 /// The discrete part of `diffscope bench`: every shipped sequence model at batch 1 and 64.
