@@ -184,47 +184,8 @@ pub fn normalized_laplacian_eigenvalues(a: &Adj) -> Vec<f64> {
             m[i * n + j] = l * s[i] * s[j];
         }
     }
-    let mut ev = symmetric_eigenvalues(&mut m, n);
-    ev.sort_by(f64::total_cmp);
-    ev
-}
-
-fn symmetric_eigenvalues(m: &mut [f64], n: usize) -> Vec<f64> {
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[i * n + j] * m[i * n + j])
-            .sum();
-        if off < 1e-30 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = m[p * n + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (m[q * n + q] - m[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let sn = t * c;
-                for k in 0..n {
-                    let akp = m[k * n + p];
-                    let akq = m[k * n + q];
-                    m[k * n + p] = c * akp - sn * akq;
-                    m[k * n + q] = sn * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = m[p * n + k];
-                    let aqk = m[q * n + k];
-                    m[p * n + k] = c * apk - sn * aqk;
-                    m[q * n + k] = sn * apk + c * aqk;
-                }
-            }
-        }
-    }
-    (0..n).map(|i| m[i * n + i]).collect()
+    // Ascending already.
+    super::graph_features::jacobi_eigh(&m, n).0
 }
 
 /// DiGress's spectral descriptor: 200-bin histogram of the normalised Laplacian's eigenvalues on
@@ -852,61 +813,17 @@ pub fn fit_sbm(a: &Adj, max_blocks: usize) -> Vec<usize> {
 /// Eigenvectors of A (columns, by descending eigenvalue).
 fn adjacency_eigvecs(a: &Adj) -> Vec<Vec<f64>> {
     let n = a.n;
-    let mut m: Vec<f64> = (0..n * n)
+    let m: Vec<f64> = (0..n * n)
         .map(|k| a.has(k / n, k % n) as u8 as f64)
         .collect();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    for _ in 0..100 {
-        let off: f64 = (0..n * n)
-            .filter(|k| k / n != k % n)
-            .map(|k| m[k] * m[k])
-            .sum();
-        if off < 1e-24 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = m[p * n + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (m[q * n + q] - m[p * n + p]) / (2.0 * apq);
-                let t = if theta == 0.0 {
-                    1.0
-                } else {
-                    theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt())
-                };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (x, y) = (m[k * n + p], m[k * n + q]);
-                    m[k * n + p] = c * x - s * y;
-                    m[k * n + q] = s * x + c * y;
-                }
-                for k in 0..n {
-                    let (x, y) = (m[p * n + k], m[q * n + k]);
-                    m[p * n + k] = c * x - s * y;
-                    m[q * n + k] = s * x + c * y;
-                }
-                for k in 0..n {
-                    let (x, y) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * x - s * y;
-                    v[k * n + q] = s * x + c * y;
-                }
-            }
-        }
-    }
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&i, &j| m[j * n + j].total_cmp(&m[i * n + i]));
-    idx.iter()
-        .map(|&c| (0..n).map(|r| v[r * n + c]).collect())
+    // Ascending eigenvalues with vectors as columns; the largest first here.
+    let (_, v) = super::graph_features::jacobi_eigh(&m, n);
+    (0..n)
+        .rev()
+        .map(|c| (0..n).map(|r| v[r * n + c]).collect())
         .collect()
 }
 
-/// k-means (deterministic farthest-point seeding) on the top-`b` eigenvector embedding.
 fn spectral_init(eig: &[Vec<f64>], n: usize, b: usize) -> Vec<usize> {
     if b <= 1 || n == 0 {
         return vec![0; n];
