@@ -156,17 +156,27 @@ impl GraphRun {
     /// Collect a finished readback, then (if `play`) record the next step. Never waits.
     pub fn pump(&mut self, model: &DigressModel, play: bool) -> crate::Result<()> {
         if let Some(p) = &mut self.pending {
-            if !p.poll()? {
+            // A failed readback is dropped: polling it again would only say "already taken".
+            let ready = match p.poll() {
+                Ok(ready) => ready,
+                Err(e) => {
+                    self.pending = None;
+                    return Err(e);
+                }
+            };
+            if !ready {
                 return Ok(());
             }
-            let (x, e, logits) = std::mem::take(&mut p.got);
+            let Some(p) = self.pending.take() else {
+                return Ok(());
+            };
+            let (x, e, logits) = p.got;
             let de = model.process.de;
             self.frames.push(GraphFrame {
                 x: x.unwrap_or_default(),
                 e: e.unwrap_or_default(),
                 p_edge: logits.map(|l| edge_probs(&l, de)),
             });
-            self.pending = None;
         }
         if !play || self.done(model) {
             return Ok(());

@@ -836,8 +836,8 @@ impl DiffscopeApp {
     }
 
     /// After the device was lost: open a new one, reload the model, and continue the run from the
-    /// newest state kept on the host (the trajectory is a pure function of its settings, so it goes
-    /// on exactly as it would have).
+    /// newest state kept on the host. Every family's trajectory is a pure function of its settings
+    /// and the state it resumes from, so the run goes on exactly as it would have.
     fn recover_device(&mut self) {
         #[cfg(not(target_arch = "wasm32"))]
         let fresh = match &self.gpu {
@@ -848,45 +848,74 @@ impl DiffscopeApp {
         let fresh: crate::Result<Gpu> = Err(crate::Error::DeviceLost(
             "reload the page to get a new WebGPU device".into(),
         ));
-        let gpu = match fresh {
-            Ok(g) => g,
-            Err(e) => {
-                self.error = Some(e.to_string());
-                return;
-            }
-        };
-        let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
-            return;
-        };
-        let model = match zoo::load_shipped(&gpu, &name) {
-            Ok(m) => m,
-            Err(e) => {
-                self.error = Some(e.to_string());
-                return;
-            }
-        };
-        let resumed = self.session.take().and_then(|s| {
-            let (k, state) = s.states.nearest(s.states.len().checked_sub(1)?)?;
-            let mut shape = vec![s.n];
-            shape.extend_from_slice(model.denoiser.sample_shape());
-            let per: usize = shape.iter().product();
-            let x = Tensor::from_f32(&gpu, &shape, split_frame(state, per).0).ok()?;
-            Some(Session {
-                states: s.states.truncated(k),
-                x,
-                pending: None,
-                ..s
-            })
+        let resumed = fresh.and_then(|gpu| {
+            self.resume_on(&gpu)?;
+            Ok(gpu)
         });
-        self.gpu = Some(gpu);
-        self.model = Some(model);
-        self.session = resumed;
-        self.error = None;
-        self.device_lost = false;
-        if self.session.is_none() {
-            self.restart();
+        match resumed {
+            Ok(gpu) => {
+                self.gpu = Some(gpu);
+                self.error = None;
+                self.device_lost = false;
+                self.playing = true;
+            }
+            Err(e) => self.error = Some(e.to_string()),
         }
-        self.playing = true;
+    }
+
+    /// Reload the open model on `gpu` and move the run onto it, from its newest host copy. Nothing
+    /// changes unless everything succeeds (a failed recovery can be tried again).
+    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
+        // Sequence and graph runs keep every frame on the host: a fork from the newest one with the
+        // run's own seed is its continuation. `fork` changes nothing when it fails.
+        if let (Some(m), Some(r)) = (&self.seq_model, &mut self.seq_run) {
+            let model = zoo::load_shipped_discrete(gpu, &m.name)?;
+            r.fork(gpu, r.frames.len().saturating_sub(1), r.seed)?;
+            self.seq_model = Some(model);
+            let example = self.seq_forward.example;
+            self.seq_forward = sequences::SeqForward::new(self.seq_forward.t);
+            self.seq_forward.example = example;
+            return Ok(());
+        }
+        if let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) {
+            let model = crate::models::graph_zoo::load_graph_shipped(gpu, &m.name)?;
+            r.fork(&model, gpu, r.frames.len().saturating_sub(1), r.seed)?;
+            self.graph_model = Some(model);
+            let example = self.graph_forward.example;
+            self.graph_forward = graphs::GraphForward::new(self.graph_forward.t);
+            self.graph_forward.example = example;
+            return Ok(());
+        }
+        let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
+            return Ok(());
+        };
+        let model = zoo::load_shipped(gpu, &name)?;
+        let resumed = match &self.session {
+            Some(s) if !s.states.is_empty() => {
+                let (k, state) = s.states.nearest(s.states.len() - 1).ok_or_else(|| {
+                    crate::Error::Invalid("no recorded state to resume from".into())
+                })?;
+                let mut shape = vec![s.n];
+                shape.extend_from_slice(model.denoiser.sample_shape());
+                let per: usize = shape.iter().product();
+                Some((k, Tensor::from_f32(gpu, &shape, split_frame(state, per).0)?))
+            }
+            _ => None,
+        };
+        self.model = Some(model);
+        self.forward_pending = None;
+        match (resumed, self.session.take()) {
+            (Some((k, x)), Some(s)) => {
+                self.session = Some(Session {
+                    states: s.states.truncated(k),
+                    x,
+                    pending: None,
+                    ..s
+                });
+            }
+            _ => self.restart(),
+        }
+        Ok(())
     }
 
     /// Advance the trajectory by at most one step per frame; never waits for the GPU.
@@ -905,7 +934,7 @@ impl DiffscopeApp {
                     s.pending = None;
                 }
                 Some(Err(e)) => {
-                    self.device_lost = matches!(e, crate::Error::DeviceLost(_));
+                    self.device_lost |= matches!(e, crate::Error::DeviceLost(_));
                     self.error = Some(e.to_string());
                     self.playing = false;
                     s.pending = None;
@@ -1488,6 +1517,31 @@ fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
 impl DiffscopeApp {
     /// A machine-readable snapshot for tests and the page (JSON): which model, how far the run is, the
     /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
+    /// The compute device the app runs on.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        self.gpu.as_ref()
+    }
+
+    /// The state after step `k` of the active run, as recorded on the host (token and class ids
+    /// as numbers; a graph's node then edge classes), or `None` if it is not (or no longer) kept.
+    pub fn recorded_state(&self, k: usize) -> Option<Vec<f32>> {
+        if let Some(r) = &self.seq_run {
+            return r
+                .frames
+                .get(k)
+                .map(|f| f.ids.iter().map(|&i| i as f32).collect());
+        }
+        if let Some(r) = &self.graph_run {
+            return r
+                .frames
+                .get(k)
+                .map(|f| f.x.iter().chain(&f.e).map(|&i| i as f32).collect());
+        }
+        let (m, s) = (self.model.as_ref()?, self.session.as_ref()?);
+        let per = s.n * m.denoiser.sample_shape().iter().product::<usize>();
+        s.states.get(k).map(|f| split_frame(f, per).0.to_vec())
+    }
+
     pub fn status_json(&self) -> String {
         let s = self.session.as_ref();
         let per = self.model.as_ref().map_or(1, |m| {
@@ -1546,6 +1600,14 @@ impl DiffscopeApp {
             self.playing = false;
             self.error.get_or_insert(format!("GPU: {e}"));
         }
+        // A lost device is the root of whatever else failed: say so, and offer a new one.
+        if let Some(why) = self.gpu.as_ref().and_then(|g| g.lost()) {
+            if !self.device_lost {
+                self.device_lost = true;
+                self.playing = false;
+                self.error = Some(format!("the GPU device was lost ({why})"));
+            }
+        }
         self.take_dropped_files(ui.ctx());
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(mut ap) = self.autopilot.take() {
@@ -1561,10 +1623,13 @@ impl DiffscopeApp {
         }
         let may_step = self.may_step(ui.ctx());
         let before = self.progress();
-        self.pump(may_step);
-        self.pump_forward();
-        self.pump_graphs(may_step);
-        self.pump_seqs(may_step);
+        // Nothing can run on a lost device: wait for the user to open a new one.
+        if !self.device_lost {
+            self.pump(may_step);
+            self.pump_forward();
+            self.pump_graphs(may_step);
+            self.pump_seqs(may_step);
+        }
         if self.progress() > before {
             self.last_launch = Some(web_time::Instant::now());
         }

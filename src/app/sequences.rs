@@ -143,7 +143,12 @@ impl SeqRun {
 
     pub fn pump(&mut self, m: &DiscreteModel, play: bool) -> crate::Result<()> {
         if let Some(p) = &mut self.pending {
-            let Some((ids, logits)) = p.poll()? else {
+            // A failed readback is dropped: polling it again would only say "already taken".
+            let polled = p.poll();
+            if polled.is_err() {
+                self.pending = None;
+            }
+            let Some((ids, logits)) = polled? else {
                 return Ok(());
             };
             let k = m.process.k();

@@ -304,3 +304,58 @@ fn a_missing_model_folder_and_a_missing_device_are_errors_in_the_ui() {
     h.step();
     assert!(h.query_by_label_contains("no adapter here").is_some());
 }
+
+/// Lose the app's device after `lose_at` recorded steps, press the recovery button, and check the run
+/// carries on on a new device exactly as an uninterrupted run does (state `check_at`, bit for bit).
+fn recovery_continues_exactly(model: &str, lose_at: u64, check_at: usize) {
+    let dir = export_dir("recover");
+    let mut a = harness(Start::Shipped(model.into()), &dir);
+    run_until(&mut a, 4000, |s| {
+        s["recorded"].as_u64() > Some(check_at as u64)
+    });
+    pause(&mut a);
+    let want = a.state().recorded_state(check_at).expect("reference state");
+    drop(a);
+
+    let mut b = harness(Start::Shipped(model.into()), &dir);
+    run_until(&mut b, 4000, |s| s["recorded"].as_u64() >= Some(lose_at));
+    b.state().gpu().expect("a device").device().destroy();
+    wait_for_label(&mut b, "Open a new GPU device and continue", 400);
+    // egui ignores a click on a widget in the frame it first appears (no user could make one).
+    b.step();
+    let err = status(&b)["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        err.contains("lost"),
+        "{model}: the error says the device was lost: {err}"
+    );
+    b.get_by_label("Open a new GPU device and continue").click();
+    b.step();
+    assert!(status(&b)["error"].is_null(), "{model}: {}", status(&b));
+    run_until(&mut b, 4000, |s| {
+        s["recorded"].as_u64() > Some(check_at as u64)
+    });
+    pause(&mut b);
+    let got = b
+        .state()
+        .recorded_state(check_at)
+        .expect("state after recovery");
+    assert_eq!(got.len(), want.len());
+    let differ = got
+        .iter()
+        .zip(&want)
+        .filter(|(g, w)| g.to_bits() != w.to_bits())
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{model}: {differ} of {} values differ at step {check_at}",
+        want.len()
+    );
+}
+
+#[test]
+fn a_lost_device_is_reported_and_the_run_resumes_exactly_on_a_new_one() {
+    recovery_continues_exactly("toy2d-mlp", 3, 8);
+    recovery_continues_exactly("words-absorb", 4, 10);
+    recovery_continues_exactly("planar-digress", 2, 4);
+}
