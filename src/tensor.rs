@@ -121,7 +121,7 @@ impl Tensor {
             ));
         }
         let t = Self::empty(gpu, shape, dtype)?;
-        gpu.write(&t.buf, 0, bytes);
+        gpu.write_unrecorded(&t.buf, 0, bytes);
         Ok(t)
     }
 

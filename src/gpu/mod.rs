@@ -599,6 +599,18 @@ impl Gpu {
         if pending {
             self.submit();
         }
+        self.write_unrecorded(buf, offset, data);
+    }
+
+    /// Write host data into a buffer that no recorded-but-unsubmitted command uses — one just taken
+    /// from the pool (released buffers are retired until the next submission, so a fresh one never
+    /// is). No flush is needed: `write_buffer` lands after all submitted work and before the pending
+    /// commands, none of which touch it. This keeps a step that uploads host data mid-recording (a
+    /// graph step's structural features) one submission.
+    pub(crate) fn write_unrecorded(&self, buf: &GpuBuffer, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
         // write_buffer needs a multiple of 4 bytes.
         if data.len().is_multiple_of(4) {
             self.0.queue.write_buffer(buf.raw(), offset, data);

@@ -178,10 +178,11 @@ impl DigressModel {
             yf.extend(y);
             yf.push(tn);
         }
+        // Uploads first: a write after recorded work would split the step into two submissions.
         let extra = Tensor::from_f32(gpu, &[b, n, X_FEATURES], &xf)?;
+        let y_in = Tensor::from_f32(gpu, &[b, Y_FEATURES + 1], &yf)?;
         let x_in = onehot(&z.x, self.process.dx, Some(&extra))?;
         let e_in = onehot(&z.e, self.process.de, None)?;
-        let y_in = Tensor::from_f32(gpu, &[b, Y_FEATURES + 1], &yf)?;
         self.net.forward(&x_in, &e_in, &y_in, &z.counts)
     }
 

@@ -458,3 +458,40 @@ fn digress_graph_files_are_validated() {
     let e = validate_graphs(&[g], 1, 3, 16).unwrap_err().to_string();
     assert!(e.contains("asymmetric"), "{e}");
 }
+
+/// A DiGress reverse step is one submission (its host features are uploaded into fresh buffers without
+/// flushing the recorded work) and creates no buffers, once warmed up.
+#[test]
+fn digress_steps_are_one_submission_and_create_no_buffers() {
+    use diffscope::models::graph_zoo;
+    use diffscope::process::graph::GraphNoise;
+    use diffscope::Gpu;
+    // Its own device: the counters are per device.
+    let g = Gpu::new(&Default::default()).unwrap();
+    let m = graph_zoo::load_graph_shipped(&g, "planar-digress").unwrap();
+    let counts = m.sample_counts(3, 5).unwrap();
+    let n = *counts.iter().max().unwrap();
+    let mut z = m
+        .process
+        .prior(&g, &counts, n, GraphNoise::Philox(5))
+        .unwrap();
+    let mut host_e = z.e.to_u32().unwrap();
+    let total = m.process.steps();
+    let mut per_step = Vec::new();
+    for s in (0..total).rev().take(8) {
+        let before = g.counters();
+        let out = m.predict(&z, &host_e, s + 1).unwrap();
+        z = m
+            .process
+            .step(&out.x, &out.e, &z, s, GraphNoise::Philox(5))
+            .unwrap()
+            .0;
+        host_e = z.e.to_u32().unwrap();
+        per_step.push(g.counters() - before);
+    }
+    // The first step also tunes the matmul tiles (their own submissions) and fills the pool.
+    for (i, c) in per_step.iter().enumerate().skip(2) {
+        assert_eq!(c.submissions, 1, "step {i}: {c:?}");
+        assert_eq!(c.buffers_created, 0, "step {i}: {c:?}");
+    }
+}

@@ -392,12 +392,14 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
     };
     let models = model_steps(&gpu, args)?;
     let discrete = crate::discrete::bench(&gpu, args.quick, args.json)?;
+    let graphs = crate::graph::bench(&gpu, args.quick, args.json)?;
     let report = json!({
         "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
         "quick": args.quick,
         "kernels": kernels,
         "model_steps": models,
         "discrete_steps": discrete,
+        "graph_steps": graphs,
     });
     if args.json {
         // A closed stdout is an error, not a panic.

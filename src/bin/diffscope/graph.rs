@@ -191,3 +191,65 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// ms per reverse step of a graph model at a batch size, with the GPU counters per step. A step is
+/// what `sample` does: the network (with the host's structural features of z_t), the posterior
+/// draw, and the readback of z_(t−1) that the next step's features need.
+fn bench_step(
+    gpu: &Gpu,
+    m: &DigressModel,
+    batch: usize,
+    steps: usize,
+) -> Result<(diffscope::gpu::CounterSnapshot, f64)> {
+    use diffscope::process::graph::GraphNoise;
+    let counts = m.sample_counts(batch, 1)?;
+    let n = counts.iter().copied().max().unwrap_or(1);
+    let mut z = m.process.prior(gpu, &counts, n, GraphNoise::Philox(1))?;
+    let mut host_e = z.e.to_u32()?;
+    let total = m.process.steps();
+    let warm = 3.min(total);
+    let timed = steps.min(total - warm).max(1);
+    let mut before = gpu.counters();
+    let mut t0 = std::time::Instant::now();
+    for (i, s) in (0..total).rev().take(warm + timed).enumerate() {
+        if i == warm {
+            gpu.wait_idle()?;
+            before = gpu.counters();
+            t0 = std::time::Instant::now();
+        }
+        let out = m.predict(&z, &host_e, s + 1)?;
+        z = m
+            .process
+            .step(&out.x, &out.e, &z, s, GraphNoise::Philox(1))?
+            .0;
+        host_e = z.e.to_u32()?;
+    }
+    gpu.wait_idle()?;
+    let secs = t0.elapsed().as_secs_f64();
+    let d = gpu.counters() - before;
+    Ok((d.per_step(timed), secs / timed as f64 * 1e3))
+}
+
+/// The graph part of `diffscope bench`: every shipped graph model at batch 1 and 16.
+pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
+    let mut out = Vec::new();
+    for s in graph_zoo::GRAPH_MODELS {
+        let m = graph_zoo::load_graph_shipped(gpu, s.name)?;
+        for batch in [1usize, 16] {
+            let (c, ms) = bench_step(gpu, &m, batch, if quick { 2 } else { 8 })?;
+            if !json {
+                eprintln!(
+                    "{} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
+                    s.name, c.submissions, c.buffers_created, c.dispatches
+                );
+            }
+            out.push(serde_json::json!({
+                "model": s.name, "batch": batch, "ms_per_step": ms,
+                "submissions": c.submissions, "buffers_created": c.buffers_created,
+                "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
+                "bytes_uploaded": c.bytes_uploaded, "bytes_read_back": c.bytes_read_back,
+            }));
+        }
+    }
+    Ok(serde_json::Value::Array(out))
+}
