@@ -359,3 +359,63 @@ fn a_lost_device_is_reported_and_the_run_resumes_exactly_on_a_new_one() {
     recovery_continues_exactly("words-absorb", 4, 10);
     recovery_continues_exactly("planar-digress", 2, 4);
 }
+
+#[test]
+fn image_model_shows_x_t_x0_pred_and_eps_pred_and_exports_them() {
+    let dir = export_dir("images");
+    let mut h = harness(Start::Shipped("mnist-unet".into()), &dir);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(3));
+    pause(&mut h);
+    for caption in ["x_t (t = ", "x0_pred: the network", "ε_pred: the noise"] {
+        assert!(
+            h.query_all_by_label_contains(caption).count() >= 1,
+            "no \"{caption}\" panel"
+        );
+    }
+    assert!(
+        h.query_by_label_contains("UI frame").is_some(),
+        "the frame time is shown"
+    );
+    let frames = status(&h)["ui_frames"]["frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 3, "frame stats: {}", status(&h));
+
+    h.get_by_label("frame (PNG)").click();
+    h.step();
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut dec = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&files[0]).unwrap(),
+    ));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    let (w, hgt) = (info.width as usize, info.height as usize);
+    let bpp = info.line_size / w;
+    // Three square grids side by side (x_t | x0_pred | ε_pred) with 2-pixel gaps, upscaled 4×.
+    let panel = (w - 2 * 2 * 4) / 3;
+    assert_eq!(panel, hgt, "{w}×{hgt}: three square panels");
+    let grey = |x: usize, y: usize| buf[y * info.line_size + x * bpp] as f64;
+    let stats = |p: usize| {
+        let x0 = p * (panel + 8);
+        let v: Vec<f64> = (0..hgt)
+            .flat_map(|y| (x0..x0 + panel).map(move |x| (x, y)))
+            .map(|(x, y)| grey(x, y))
+            .collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+        (m, sd, v)
+    };
+    let (xt, x0, eps) = (stats(0), stats(1), stats(2));
+    for (name, s) in [("x_t", &xt), ("x0_pred", &x0), ("ε_pred", &eps)] {
+        assert!(
+            s.1 > 5.0,
+            "{name} panel is flat: mean {:.1}, sd {:.1}",
+            s.0,
+            s.1
+        );
+    }
+    assert_ne!(xt.2, x0.2, "x0_pred differs from x_t");
+    assert_ne!(xt.2, eps.2, "ε_pred differs from x_t");
+    let _ = std::fs::remove_dir_all(&dir);
+}

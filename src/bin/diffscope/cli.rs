@@ -173,6 +173,7 @@ fn run_app(
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
 ) -> diffscope::Result<()> {
     let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
+    let compute_opts = opts.clone();
     use std::sync::Arc;
     let choice = opts.adapter.clone();
     let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
@@ -212,7 +213,16 @@ fn run_app(
         "diffscope",
         options,
         Box::new(|cc| {
-            let app = diffscope::app::DiffscopeApp::with_start(cc, start);
+            // Compute on a device of its own, so frames are not queued behind a reverse step
+            // (DIFFSCOPE_SHARED_DEVICE=1 computes on eframe's device instead, to compare).
+            let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
+                diffscope::app::DiffscopeApp::with_start(cc, start)
+            } else {
+                diffscope::app::DiffscopeApp::with_gpu(
+                    diffscope::Gpu::new(&compute_opts).map_err(|e| e.to_string()),
+                    start,
+                )
+            };
             Ok(Box::new(match autopilot {
                 Some(a) => app.with_autopilot(a),
                 None => app,
