@@ -57,6 +57,9 @@ def main():
                     help="init std of the class-embedding rows. torch's default N(0, 1) gives rows of norm ~8, larger "
                          "than the whole range of the time embedding: the label then dominates the conditioning and "
                          "guidance above 1 extrapolates off the learned manifold (the first mnist-unet collapsed at w = 3)")
+    ap.add_argument("--class-emb-lr-mult", type=float, default=1.0,
+                    help="learning-rate multiplier for the class embedding (a fine-tuning phase that draws it "
+                         "afresh uses 10 so the labels are learned again within a few thousand steps)")
     ap.add_argument("--reinit-class-embedding", action="store_true",
                     help="with --resume-weights: draw the class embedding afresh (N(0, class-emb-std)), copy the model "
                          "into the EMA, and run the learning-rate schedule from the resumed step (a fine-tuning phase)")
@@ -73,12 +76,19 @@ def main():
     ema = copy.deepcopy(unet).requires_grad_(False)
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon",
                           clip_sample=True, variance_type="fixed_small")
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
+    emb = list(unet.class_embedding.parameters())
+    rest = [p for n, p in unet.named_parameters() if not n.startswith("class_embedding.")]
+    opt = torch.optim.AdamW([dict(params=rest, mult=1.0), dict(params=emb, mult=args.class_emb_lr_mult)],
+                            lr=args.lr, weight_decay=0.0)
     step, losses, schedule_from = 0, [], 0
     g = torch.Generator().manual_seed(args.seed)
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, weights_only=False)
-        unet.load_state_dict(ck["unet"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
+        unet.load_state_dict(ck["unet"]); ema.load_state_dict(ck["ema"])
+        try:
+            opt.load_state_dict(ck["opt"])
+        except ValueError:  # a checkpoint from before the class embedding had its own group
+            print("optimizer state does not match the parameter groups: it restarts", flush=True)
         step, losses = ck["step"], ck["losses"]; g.set_state(ck["gen"]); torch.set_rng_state(ck["torch_rng"])
         schedule_from = ck.get("schedule_from", 0)
         print(f"resumed at step {step}", flush=True)
@@ -103,7 +113,7 @@ def main():
         warm = min(1.0, (s + 1) / 200)
         lr = args.lr * warm * 0.5 * (1 + math.cos(math.pi * s / (args.steps - schedule_from)))
         for pg in opt.param_groups:
-            pg["lr"] = lr
+            pg["lr"] = lr * pg["mult"]
         idx = torch.randint(0, len(x_train), (args.batch,), generator=g)
         x0, y = x_train[idx], y_train[idx].clone()
         y[torch.rand(args.batch, generator=g) < args.p_uncond] = NULL_LABEL
