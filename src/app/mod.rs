@@ -300,13 +300,12 @@ impl DiffscopeApp {
         }
         if let Some(gpu) = app.gpu.clone() {
             match start {
-                Start::Shipped(name) if crate::models::graph_zoo::is_graph_model(&name) => {
-                    app.load_graph_model(&name)
-                }
-                Start::Shipped(name) if zoo::shipped_discrete(&name).is_some() => {
-                    app.load_seq_model(&name)
-                }
-                Start::Shipped(name) => app.load_model(&name),
+                Start::Shipped(name) => match zoo::find(&name).map(|m| m.family) {
+                    Some(zoo::Family::Graph) => app.load_graph_model(&name),
+                    Some(zoo::Family::Sequence) => app.load_seq_model(&name),
+                    // An unknown name reaches the Gaussian loader, whose error lists the models.
+                    _ => app.load_model(&name),
+                },
                 #[cfg(not(target_arch = "wasm32"))]
                 Start::Dir(d) => {
                     app.user_dir = d.display().to_string();
@@ -323,7 +322,7 @@ impl DiffscopeApp {
         let card = zoo::shipped(name).ok().map(|s| s.card);
         let examples = zoo::shipped(name)
             .ok()
-            .and_then(|s| load_examples(s.examples).ok())
+            .and_then(|s| load_examples(s.data).ok())
             .unwrap_or_default();
         let m = zoo::load_shipped(&gpu, name);
         self.install_model(m, card, examples);
@@ -620,7 +619,7 @@ impl DiffscopeApp {
                 self.error = None;
                 let k = m.process.k() as u32;
                 self.seq_examples = zoo::shipped_discrete(name)
-                    .and_then(|s| sequences::load_examples(s.examples, 64).ok())
+                    .and_then(|s| sequences::load_examples(s.data, 64).ok())
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
@@ -1048,52 +1047,47 @@ impl DiffscopeApp {
             .as_ref()
             .map(|m| m.name.clone())
             .unwrap_or_default();
+        let current_graph = self.graph_model.as_ref().map(|m| m.name.clone());
+        let current_seq = self.seq_model.as_ref().map(|m| m.name.clone());
         let mut pick = None;
-        for s in zoo::SHIPPED {
+        let mut heading = None;
+        for s in zoo::MODELS {
+            if heading != Some(s.family) {
+                heading = Some(s.family);
+                ui.weak(match s.family {
+                    zoo::Family::Gaussian => "Gaussian: images and points",
+                    zoo::Family::Sequence => "discrete: sequences",
+                    zoo::Family::Graph => "discrete: graphs",
+                });
+            }
+            let open = match s.family {
+                zoo::Family::Gaussian => current == s.name,
+                zoo::Family::Sequence => current_seq.as_deref() == Some(s.name),
+                zoo::Family::Graph => current_graph.as_deref() == Some(s.name),
+            };
             if ui
-                .selectable_label(current == s.name, s.name)
+                .selectable_label(open, s.name)
                 .on_hover_text(s.summary)
                 .clicked()
             {
-                pick = Some(s.name);
+                pick = Some(s);
             }
         }
-        let current_graph = self.graph_model.as_ref().map(|m| m.name.clone());
-        let mut pick_graph = None;
-        for g in crate::models::graph_zoo::GRAPH_MODELS {
-            if ui
-                .selectable_label(current_graph.as_deref() == Some(g.name), g.name)
-                .on_hover_text(g.summary)
-                .clicked()
-            {
-                pick_graph = Some(g.name);
+        match pick.map(|s| (s.family, s.name)) {
+            Some((zoo::Family::Gaussian, name)) => {
+                self.graph_model = None;
+                self.graph_run = None;
+                self.seq_model = None;
+                self.seq_run = None;
+                self.load_model(name);
             }
-        }
-        let current_seq = self.seq_model.as_ref().map(|m| m.name.clone());
-        let mut pick_seq = None;
-        for d in zoo::DISCRETE_SHIPPED {
-            if ui
-                .selectable_label(current_seq.as_deref() == Some(d.name), d.name)
-                .on_hover_text(d.summary)
-                .clicked()
-            {
-                pick_seq = Some(d.name);
+            Some((zoo::Family::Graph, name)) => {
+                self.seq_model = None;
+                self.seq_run = None;
+                self.load_graph_model(name);
             }
-        }
-        if let Some(p) = pick {
-            self.graph_model = None;
-            self.graph_run = None;
-            self.seq_model = None;
-            self.seq_run = None;
-            self.load_model(p);
-        }
-        if let Some(p) = pick_graph {
-            self.seq_model = None;
-            self.seq_run = None;
-            self.load_graph_model(p);
-        }
-        if let Some(p) = pick_seq {
-            self.load_seq_model(p);
+            Some((zoo::Family::Sequence, name)) => self.load_seq_model(name),
+            None => {}
         }
         if self.graph_model.is_some() {
             self.graph_controls(ui);
@@ -1103,7 +1097,7 @@ impl DiffscopeApp {
             self.seq_controls(ui);
             return;
         }
-        if !zoo::SHIPPED.iter().any(|s| s.name == current) && !current.is_empty() {
+        if zoo::shipped(&current).is_err() && !current.is_empty() {
             let _ = ui.selectable_label(true, format!("{current} (yours)"));
         }
         self.user_model_controls(ui);

@@ -1,52 +1,19 @@
-//! The shipped DiGress graph models (embedded like the Gaussian zoo) and their datasets.
+//! Loading the shipped DiGress graph models (listed in [`zoo::MODELS`]) and their datasets.
 
 use super::digress::{DigressModel, Graph};
+use super::zoo::{self, Family, Shipped};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::weights::Weights;
 
-pub struct ShippedGraph {
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub config: &'static str,
-    pub weights: &'static [u8],
-    /// `{"train": [[n, [[i, j], ..]], ..], "val": .., "test": ..}` (the reference sets for metrics).
-    pub dataset: &'static str,
-    pub card: &'static str,
-}
-
-pub const GRAPH_MODELS: &[ShippedGraph] = &[
-    ShippedGraph {
-        name: "planar-digress",
-        summary:
-            "DiGress on 16-node planar graphs (Delaunay triangulations, SPECTRE recipe scaled down)",
-        config: include_str!("../../assets/planar-digress/config.json"),
-        weights: include_bytes!("../../assets/planar-digress/model.safetensors"),
-        dataset: include_str!("../../assets/planar-digress/dataset.json"),
-        card: include_str!("../../assets/planar-digress/card.json"),
-    },
-    ShippedGraph {
-        name: "sbm-digress",
-        summary: "DiGress on SBM graphs (2-3 blocks of 6-10 nodes), barely trained (52 steps)",
-        config: include_str!("../../assets/sbm-digress/config.json"),
-        weights: include_bytes!("../../assets/sbm-digress/model.safetensors"),
-        dataset: include_str!("../../assets/sbm-digress/dataset.json"),
-        card: include_str!("../../assets/sbm-digress/card.json"),
-    },
-];
-
+/// Whether `name` is a shipped graph model.
 pub fn is_graph_model(name: &str) -> bool {
-    GRAPH_MODELS.iter().any(|m| m.name == name)
+    zoo::find(name).is_some_and(|m| m.family == Family::Graph)
 }
 
-pub fn shipped_graph(name: &str) -> Result<&'static ShippedGraph> {
-    GRAPH_MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
-        let names: Vec<&str> = GRAPH_MODELS.iter().map(|m| m.name).collect();
-        Error::Invalid(format!(
-            "no shipped graph model \"{name}\"; graph models: {}",
-            names.join(", ")
-        ))
-    })
+/// A shipped graph model.
+pub fn shipped_graph(name: &str) -> Result<&'static Shipped> {
+    zoo::shipped_in(Family::Graph, name)
 }
 
 pub fn load_graph_shipped(gpu: &Gpu, name: &str) -> Result<DigressModel> {
@@ -93,5 +60,10 @@ pub fn parse_dataset(json: &str, file: &str) -> Result<GraphDataset> {
 
 pub fn shipped_dataset(name: &str) -> Result<GraphDataset> {
     let m = shipped_graph(name)?;
-    parse_dataset(m.dataset, &format!("{name}/dataset.json"))
+    let file = format!("{name}/dataset.json");
+    let json = std::str::from_utf8(m.data).map_err(|e| Error::Config {
+        file: file.clone(),
+        detail: e.to_string(),
+    })?;
+    parse_dataset(json, &file)
 }

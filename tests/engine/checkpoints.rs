@@ -333,7 +333,7 @@ fn build_toy2d(config: &str, scheduler: &str, weights: &[u8]) -> Result<(), Erro
 #[test]
 fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
     let shipped = zoo::shipped("toy2d-mlp").unwrap();
-    let (cfg, sched) = (shipped.config, shipped.scheduler);
+    let (cfg, sched) = (shipped.config, shipped.process);
     let tensors = toy2d_tensors();
     build_toy2d(cfg, sched, shipped.weights).expect("the shipped model loads");
 

@@ -111,7 +111,7 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
         }
         d.to_string_lossy().to_string()
     };
-    let (cfg, sch, w) = (toy.config.as_bytes(), toy.scheduler.as_bytes(), toy.weights);
+    let (cfg, sch, w) = (toy.config.as_bytes(), toy.process.as_bytes(), toy.weights);
     let md_noweights = folder(
         "noweights",
         &[("config.json", cfg), ("scheduler_config.json", sch)],

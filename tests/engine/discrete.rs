@@ -553,13 +553,13 @@ fn cli_samples_sequences_and_computes_nll() {
 #[test]
 fn shipped_discrete_models_load_and_encode() {
     let g = gpu();
-    for s in diffscope::models::zoo::DISCRETE_SHIPPED {
+    for s in diffscope::models::zoo::family(diffscope::models::zoo::Family::Sequence) {
         let m = diffscope::models::zoo::load_shipped_discrete(&g, s.name).unwrap();
         assert_eq!(m.process.k(), m.config.num_classes, "{}", s.name);
         let card: serde_json::Value = serde_json::from_str(s.card).unwrap();
         assert_eq!(card["name"], s.name);
         // The held-out examples are valid ids of the right length, and text round-trips.
-        let (shape, ids) = Weights::from_bytes(s.examples, "examples")
+        let (shape, ids) = Weights::from_bytes(s.data, "examples")
             .unwrap()
             .take_ints("tokens")
             .unwrap();

@@ -106,14 +106,17 @@ pub fn main() -> ExitCode {
         None => {
             let start = match (cli.open, cli.open_dir) {
                 (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
-                (Some(m), None)
-                    if diffscope::models::graph_zoo::is_graph_model(&m)
-                        || diffscope::models::zoo::shipped_discrete(&m).is_some() =>
-                {
-                    Ok(diffscope::app::Start::Shipped(m))
-                }
-                (Some(m), None) => diffscope::models::zoo::shipped(&m)
-                    .map(|_| diffscope::app::Start::Shipped(m)),
+                (Some(m), None) => match diffscope::models::zoo::find(&m) {
+                    Some(_) => Ok(diffscope::app::Start::Shipped(m)),
+                    None => Err(diffscope::Error::Invalid(format!(
+                        "no shipped model \"{m}\"; shipped models: {}",
+                        diffscope::models::zoo::MODELS
+                            .iter()
+                            .map(|s| s.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                },
                 (None, None) => Ok(diffscope::app::Start::Shipped(
                     diffscope::models::zoo::DEFAULT_MODEL.to_string(),
                 )),
@@ -129,15 +132,7 @@ pub fn main() -> ExitCode {
                 .into(),
         )),
         Some(Command::Info { models: true, .. }) => {
-            for m in diffscope::models::zoo::SHIPPED
-                .iter()
-                .chain(diffscope::models::zoo::DISCRETE_SHIPPED)
-            {
-                if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
-                    return fail(&e);
-                }
-            }
-            for m in diffscope::models::graph_zoo::GRAPH_MODELS {
+            for m in diffscope::models::zoo::MODELS {
                 if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
                     return fail(&e);
                 }

@@ -402,7 +402,7 @@ pub fn bench_step(
 /// The discrete part of `diffscope bench`: every shipped sequence model at batch 1 and 64.
 pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
-    for s in zoo::DISCRETE_SHIPPED {
+    for s in zoo::family(zoo::Family::Sequence) {
         let m = zoo::load_shipped_discrete(gpu, s.name)?;
         for batch in [1usize, 64] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 3 } else { 10 })?;

@@ -233,7 +233,7 @@ fn bench_step(
 /// The graph part of `diffscope bench`: every shipped graph model at batch 1 and 16.
 pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
-    for s in graph_zoo::GRAPH_MODELS {
+    for s in diffscope::models::zoo::family(diffscope::models::zoo::Family::Graph) {
         let m = graph_zoo::load_graph_shipped(gpu, s.name)?;
         for batch in [1usize, 16] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 2 } else { 8 })?;
