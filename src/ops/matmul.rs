@@ -253,7 +253,7 @@ fn smem_bytes(tm: u32, tn: u32, wg_x: u32, wg_y: u32, bk: u32) -> u64 {
 
 impl MatmulKernel {
     /// Refuse configurations the shader cannot express or the device (or WebGPU) cannot run.
-    fn validate(&self, gpu: &Gpu) -> Result<()> {
+    pub fn validate(&self, gpu: &Gpu) -> Result<()> {
         let MatmulKernel::Tiled {
             tm,
             tn,
@@ -338,8 +338,71 @@ fn strides_times(src: &[usize], out: &[usize], scale: usize) -> [u32; MAX_RANK] 
 /// Batched `a @ b` with the fused epilogue of `opts`, on the device's chosen kernel
 /// ([`device_kernel`]; the first call on a device may spend a moment tuning).
 pub fn matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
-    let kernel = device_kernel(a.gpu())?;
+    let kernel = match problem_size(a, b, opts) {
+        Some((m, n, k, batch)) => kernel_for(a.gpu(), m, n, k, batch)?,
+        // Malformed operands: `matmul_with` says what is wrong.
+        None => device_kernel(a.gpu())?,
+    };
     matmul_with(kernel, a, b, opts)
+}
+
+/// (M, N, K, number of batch entries) of `a @ b`, if the operands are matrices.
+fn problem_size(a: &Tensor, b: &Tensor, opts: &Matmul) -> Option<(usize, usize, usize, usize)> {
+    let (ar, br) = (a.dims(), b.dims());
+    if ar < 2 || br < 2 {
+        return None;
+    }
+    let (m, k) = if opts.trans_a {
+        (a.dim(ar - 1), a.dim(ar - 2))
+    } else {
+        (a.dim(ar - 2), a.dim(ar - 1))
+    };
+    let n = if opts.trans_b {
+        b.dim(br - 2)
+    } else {
+        b.dim(br - 1)
+    };
+    let batch = a.shape()[..ar - 2]
+        .iter()
+        .product::<usize>()
+        .max(b.shape()[..br - 2].iter().product::<usize>());
+    Some((m, n, k, batch))
+}
+
+/// The register block software rasterisers run large problems on. On lavapipe a 32×32 block per
+/// invocation does 1.7× the FMAs per load of the 16×16 one (each load is a loop over SIMD lanes there)
+/// and the small 4×4 workgroup keeps enough workgroups for every core: `cargo bench --bench matmul`
+/// measured 6.5 GFLOP/s at 1024³ against 3.8 for reg-16x16-wg8x8. On small or shallow problems it
+/// loses — per-invocation overhead and idle cores — (a DiGress step, K = 32: 84 vs 51 ms), so
+/// [`kernel_for`] only picks it for problems that are large in every direction.
+pub const SOFTWARE_LARGE: MatmulKernel = reg(32, 32, 4, 4);
+
+/// The kernel [`matmul`] runs an M×N×K problem with `batch` entries on: [`SOFTWARE_LARGE`] on a
+/// software adapter when the problem fills at least four of its workgroups, with K and N of at least
+/// 64; otherwise the device's tuned kernel ([`device_kernel`]). A kernel forced with
+/// `DIFFSCOPE_MATMUL` is used for everything.
+pub fn kernel_for(gpu: &Gpu, m: usize, n: usize, k: usize, batch: usize) -> Result<MatmulKernel> {
+    let tuned = device_kernel(gpu)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let forced = std::env::var(ENV_FORCE).is_ok_and(|s| !s.trim().is_empty());
+    #[cfg(target_arch = "wasm32")]
+    let forced = false;
+    if forced || !gpu.is_software() {
+        return Ok(tuned);
+    }
+    let MatmulKernel::Tiled {
+        tm, tn, wg_x, wg_y, ..
+    } = SOFTWARE_LARGE
+    else {
+        return Ok(tuned);
+    };
+    let (bm, bn) = ((tm * wg_y) as usize, (tn * wg_x) as usize);
+    let groups = m.div_ceil(bm) * n.div_ceil(bn) * batch;
+    if groups >= 4 && k >= 64 && n >= 64 && SOFTWARE_LARGE.validate(gpu).is_ok() {
+        Ok(SOFTWARE_LARGE)
+    } else {
+        Ok(tuned)
+    }
 }
 
 /// [`matmul`] on a given kernel (tests, benchmarks).

@@ -648,3 +648,38 @@ fn matmul_speed() {
         ship[2] / base[2]
     );
 }
+
+/// Software adapters run large problems on `SOFTWARE_LARGE` (32×32 blocks): it computes the same as
+/// the CPU, on partial tiles in every direction, and `matmul` picks it only for large problems.
+#[test]
+fn large_problems_on_software_adapters() {
+    let g = gpu();
+    let mut rng = Rng::new(23);
+    let big = mm::SOFTWARE_LARGE;
+    check(
+        Some(big),
+        &Case::plain(&[36, 20], &[13, 20], false, true),
+        &mut rng,
+    );
+    if !g.is_software() || std::env::var(mm::ENV_FORCE).is_ok_and(|s| !s.trim().is_empty()) {
+        return;
+    }
+    let tuned = device_kernel(&g).unwrap();
+    assert_eq!(mm::kernel_for(&g, 1024, 1024, 1024, 1).unwrap(), big);
+    // Shallow (a DiGress edge layer, K = 32), narrow, or too few workgroups: the tuned kernel.
+    assert_eq!(mm::kernel_for(&g, 4096, 32, 32, 1).unwrap(), tuned);
+    assert_eq!(mm::kernel_for(&g, 4096, 32, 256, 1).unwrap(), tuned);
+    assert_eq!(mm::kernel_for(&g, 256, 128, 256, 1).unwrap(), tuned);
+    assert_eq!(mm::kernel_for(&g, 256, 128, 256, 2).unwrap(), big);
+    // Through `matmul` (the device's choice): 3 × 2 workgroups of 128², partial in M, N and K.
+    check(
+        None,
+        &Case::plain(&[260, 67], &[67, 130], false, false),
+        &mut rng,
+    );
+    check(
+        None,
+        &Case::plain(&[67, 260], &[130, 67], true, true),
+        &mut rng,
+    );
+}

@@ -298,9 +298,10 @@ fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
     } else {
         (&[256, 512, 1024], 5, 1 << 22)
     };
-    let shipped = matmul::device_kernel(gpu)?;
     let mut mm = Vec::new();
     for &n in sizes {
+        // The kernel `matmul` itself would run this problem on.
+        let shipped = matmul::kernel_for(gpu, n, n, n, 1)?;
         for (name, k) in [("shipped", shipped), ("baseline", MatmulKernel::Baseline)] {
             let reps = if n >= 1024 { reps.min(3) } else { reps };
             let gflops = matmul::bench_gflops(gpu, n, k, reps)?;
