@@ -369,40 +369,44 @@ fn problem_size(a: &Tensor, b: &Tensor, opts: &Matmul) -> Option<(usize, usize, 
     Some((m, n, k, batch))
 }
 
-/// The register block software rasterisers run large problems on. On lavapipe a 32×32 block per
-/// invocation does 1.7× the FMAs per load of the 16×16 one (each load is a loop over SIMD lanes there)
-/// and the small 4×4 workgroup keeps enough workgroups for every core: `cargo bench --bench matmul`
-/// measured 6.5 GFLOP/s at 1024³ against 3.8 for reg-16x16-wg8x8. On small or shallow problems it
-/// loses — per-invocation overhead and idle cores — (a DiGress step, K = 32: 84 vs 51 ms), so
-/// [`kernel_for`] only picks it for problems that are large in every direction.
-pub const SOFTWARE_LARGE: MatmulKernel = reg(32, 32, 4, 4);
+/// The register blocks software rasterisers run large problems on: 32×32 outputs per invocation do
+/// 1.7× the FMAs per load of the 16×16 block (each load is a loop over SIMD lanes there). With 8×8
+/// workgroups (256² tiles) `cargo bench --bench matmul` measured 6.5 GFLOP/s at 1024³ on lavapipe,
+/// against 3.8 for reg-16x16-wg8x8; but a 256² tile leaves cores idle on medium problems (3.3 GFLOP/s
+/// at 256³, one workgroup), where 4×4 workgroups (128² tiles) do better (4.6; 5.0–5.3 at 1024³).
+/// Small or shallow problems lose on either — per-invocation overhead and idle cores (a DiGress step,
+/// K = 32: 84 vs 51 ms) — so [`kernel_for`] picks them only for problems large in every direction.
+pub const SOFTWARE_LARGE: MatmulKernel = reg(32, 32, 8, 8);
+/// See [`SOFTWARE_LARGE`].
+pub const SOFTWARE_MEDIUM: MatmulKernel = reg(32, 32, 4, 4);
 
-/// The kernel [`matmul`] runs an M×N×K problem with `batch` entries on: [`SOFTWARE_LARGE`] on a
-/// software adapter when the problem fills at least four of its workgroups, with K and N of at least
-/// 64; otherwise the device's tuned kernel ([`device_kernel`]). A kernel forced with
-/// `DIFFSCOPE_MATMUL` is used for everything.
+/// The kernel [`matmul`] runs an M×N×K problem with `batch` entries on. On a software adapter, with K
+/// and N of at least 64: [`SOFTWARE_LARGE`] when the problem fills at least eight of its workgroups,
+/// else [`SOFTWARE_MEDIUM`] when it fills four of its; otherwise (and on hardware) the device's tuned
+/// kernel ([`device_kernel`]). A kernel forced with `DIFFSCOPE_MATMUL` is used for everything.
 pub fn kernel_for(gpu: &Gpu, m: usize, n: usize, k: usize, batch: usize) -> Result<MatmulKernel> {
     let tuned = device_kernel(gpu)?;
     #[cfg(not(target_arch = "wasm32"))]
     let forced = std::env::var(ENV_FORCE).is_ok_and(|s| !s.trim().is_empty());
     #[cfg(target_arch = "wasm32")]
     let forced = false;
-    if forced || !gpu.is_software() {
+    if forced || !gpu.is_software() || k < 64 || n < 64 {
         return Ok(tuned);
     }
-    let MatmulKernel::Tiled {
-        tm, tn, wg_x, wg_y, ..
-    } = SOFTWARE_LARGE
-    else {
-        return Ok(tuned);
-    };
-    let (bm, bn) = ((tm * wg_y) as usize, (tn * wg_x) as usize);
-    let groups = m.div_ceil(bm) * n.div_ceil(bn) * batch;
-    if groups >= 4 && k >= 64 && n >= 64 && SOFTWARE_LARGE.validate(gpu).is_ok() {
-        Ok(SOFTWARE_LARGE)
-    } else {
-        Ok(tuned)
+    for (kernel, min_groups) in [(SOFTWARE_LARGE, 8), (SOFTWARE_MEDIUM, 4)] {
+        let MatmulKernel::Tiled {
+            tm, tn, wg_x, wg_y, ..
+        } = kernel
+        else {
+            continue;
+        };
+        let (bm, bn) = ((tm * wg_y) as usize, (tn * wg_x) as usize);
+        let groups = m.div_ceil(bm) * n.div_ceil(bn) * batch;
+        if groups >= min_groups && kernel.validate(gpu).is_ok() {
+            return Ok(kernel);
+        }
     }
+    Ok(tuned)
 }
 
 /// [`matmul`] on a given kernel (tests, benchmarks).

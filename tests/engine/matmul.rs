@@ -649,28 +649,32 @@ fn matmul_speed() {
     );
 }
 
-/// Software adapters run large problems on `SOFTWARE_LARGE` (32×32 blocks): it computes the same as
-/// the CPU, on partial tiles in every direction, and `matmul` picks it only for large problems.
+/// Software adapters run large problems on 32×32 blocks (`SOFTWARE_LARGE`, `SOFTWARE_MEDIUM`): they
+/// compute the same as the CPU, on partial tiles in every direction, and `matmul` picks them only for
+/// large problems.
 #[test]
 fn large_problems_on_software_adapters() {
     let g = gpu();
     let mut rng = Rng::new(23);
-    let big = mm::SOFTWARE_LARGE;
-    check(
-        Some(big),
-        &Case::plain(&[36, 20], &[13, 20], false, true),
-        &mut rng,
-    );
+    let (large, medium) = (mm::SOFTWARE_LARGE, mm::SOFTWARE_MEDIUM);
+    for k in [large, medium] {
+        check(
+            Some(k),
+            &Case::plain(&[36, 20], &[13, 20], false, true),
+            &mut rng,
+        );
+    }
     if !g.is_software() || std::env::var(mm::ENV_FORCE).is_ok_and(|s| !s.trim().is_empty()) {
         return;
     }
     let tuned = device_kernel(&g).unwrap();
-    assert_eq!(mm::kernel_for(&g, 1024, 1024, 1024, 1).unwrap(), big);
+    assert_eq!(mm::kernel_for(&g, 1024, 1024, 1024, 1).unwrap(), large);
+    assert_eq!(mm::kernel_for(&g, 256, 256, 256, 1).unwrap(), medium);
     // Shallow (a DiGress edge layer, K = 32), narrow, or too few workgroups: the tuned kernel.
     assert_eq!(mm::kernel_for(&g, 4096, 32, 32, 1).unwrap(), tuned);
     assert_eq!(mm::kernel_for(&g, 4096, 32, 256, 1).unwrap(), tuned);
     assert_eq!(mm::kernel_for(&g, 256, 128, 256, 1).unwrap(), tuned);
-    assert_eq!(mm::kernel_for(&g, 256, 128, 256, 2).unwrap(), big);
+    assert_eq!(mm::kernel_for(&g, 256, 128, 256, 2).unwrap(), medium);
     // Through `matmul` (the device's choice): 3 × 2 workgroups of 128², partial in M, N and K.
     check(
         None,
@@ -680,6 +684,12 @@ fn large_problems_on_software_adapters() {
     check(
         None,
         &Case::plain(&[67, 260], &[130, 67], true, true),
+        &mut rng,
+    );
+    // 3 × 3 workgroups of 256²: the large block, partial tiles again.
+    check(
+        None,
+        &Case::plain(&[520, 70], &[70, 600], false, false),
         &mut rng,
     );
 }
