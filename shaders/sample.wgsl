@@ -15,7 +15,8 @@ struct SampleParams {
     seed_hi: u32,
     stream: u32,
     substream: u32,
-    _pad0: u32,
+    // Rows per keep element (F_KEEP).
+    keep_div: u32,
     _pad1: u32,
 }
 
@@ -23,6 +24,8 @@ const F_PROBS: u32 = 1u;
 const F_MASK: u32 = 2u;
 const F_INJECTED: u32 = 4u;
 const F_NO_NOISE: u32 = 8u;
+// moco's `step(mask=…)`: the drawn class is multiplied by a per-row keep value (0 zeroes the output).
+const F_KEEP: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> sp: SampleParams;
 
@@ -70,7 +73,16 @@ fn row_mask(r: u32) -> f32 {
 @group(0) @binding(1) var<storage, read> tlogits: array<f32>;
 @group(0) @binding(2) var<storage, read> tuni: array<f32>;
 @group(0) @binding(3) var<storage, read> tmask: array<f32>;
-@group(0) @binding(4) var<storage, read_write> tout: array<u32>;
+@group(0) @binding(4) var<storage, read> tkeep: array<f32>;
+@group(0) @binding(5) var<storage, read_write> tout: array<u32>;
+
+// The class written for row r: `arg`, or 0 where the keep mask is 0.
+fn kept(r: u32, arg: u32) -> u32 {
+    if ((sp.flags & F_KEEP) != 0u && tkeep[r / sp.keep_div] == 0.0) {
+        return 0u;
+    }
+    return arg;
+}
 
 fn injected_at(e: u32) -> f32 {
     if ((sp.flags & F_INJECTED) != 0u) {
@@ -98,7 +110,7 @@ fn gumbel_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             found = true;
         }
     }
-    tout[r] = arg;
+    tout[r] = kept(r, arg);
 }
 
 const WIDE: u32 = 256u;
@@ -152,7 +164,7 @@ fn gumbel_max_wide(
         workgroupBarrier();
     }
     if (live && lid == 0u) {
-        tout[r] = w_arg[0];
+        tout[r] = kept(r, w_arg[0]);
     }
 }
 

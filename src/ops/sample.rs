@@ -43,6 +43,9 @@ pub struct Categorical<'a> {
     /// Per-row noise weight, f32, usually 0/1. Its shape is a prefix of the rows' shape: `[B]`
     /// applies one value per batch element of `[B, N, K]` logits, `[B, N]` one per row.
     pub mask: Option<&'a Tensor>,
+    /// moco's `step(mask=…)`: the drawn class times a per-row keep value (f32, 0/1; 0 writes class 0).
+    /// Shaped like `mask`: a prefix of the rows' shape.
+    pub keep: Option<&'a Tensor>,
 }
 
 impl<'a> Categorical<'a> {
@@ -52,6 +55,7 @@ impl<'a> Categorical<'a> {
             temperature: 1.0,
             u_min: 1e-6,
             mask: None,
+            keep: None,
         }
     }
     pub fn temperature(mut self, t: f32) -> Self {
@@ -64,6 +68,10 @@ impl<'a> Categorical<'a> {
     }
     pub fn mask(mut self, m: &'a Tensor) -> Self {
         self.mask = Some(m);
+        self
+    }
+    pub fn keep(mut self, m: &'a Tensor) -> Self {
+        self.keep = Some(m);
         self
     }
 }
@@ -81,15 +89,23 @@ struct Params {
     seed_hi: u32,
     stream: u32,
     substream: u32,
-    _pad: [u32; 2],
+    keep_div: u32,
+    _pad: u32,
 }
 
 const F_PROBS: u32 = 1;
 const F_MASK: u32 = 2;
 const F_INJECTED: u32 = 4;
 const F_NO_NOISE: u32 = 8;
+const F_KEEP: u32 = 16;
 
-const BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+const BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
 
 /// One class index (u32) per row of `logits [.., K]`: the output has the leading shape `[..]`.
 pub fn gumbel_max(logits: &Tensor, opts: &Categorical<'_>) -> Result<Tensor> {
@@ -125,7 +141,8 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
         seed_hi: 0,
         stream: 0,
         substream: 0,
-        _pad: [0; 2],
+        keep_div: 1,
+        _pad: 0,
     };
     let spec = KernelSpec {
         family: "sample",
@@ -183,7 +200,8 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         seed_hi: 0,
         stream: 0,
         substream: 0,
-        _pad: [0; 2],
+        keep_div: 1,
+        _pad: 0,
     };
     let mut uni = x;
     match opts.noise {
@@ -227,6 +245,22 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         p.mask_div = (rows / m.len().max(1)).max(1) as u32;
         mask = m;
     }
+    let mut keep = x;
+    if let Some(m) = opts.keep {
+        m.expect_dtype(op, DType::F32)?;
+        if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "keep mask {:?} must be a prefix of the rows' shape {lead:?}",
+                    m.shape()
+                ),
+            ));
+        }
+        p.flags |= F_KEEP;
+        p.keep_div = (rows / m.len().max(1)).max(1) as u32;
+        keep = m;
+    }
     if rows == 0 {
         return Ok(out);
     }
@@ -245,7 +279,13 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
     gpu.dispatch(
         &spec,
         &p,
-        &[x.buffer(), uni.buffer(), mask.buffer(), out.buffer()],
+        &[
+            x.buffer(),
+            uni.buffer(),
+            mask.buffer(),
+            keep.buffer(),
+            out.buffer(),
+        ],
         groups,
     )?;
     Ok(out)

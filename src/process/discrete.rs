@@ -318,12 +318,26 @@ impl D3pm {
         temperature: f32,
         noise: Noise<'_>,
     ) -> Result<(Tensor, Tensor)> {
+        self.step_masked(logits, x_t, t, temperature, noise, None)
+    }
+
+    /// [`D3pm::step`] with moco's `mask`: the next state times `mask` (f32 0/1, `[B, L]` or `[B]`), so
+    /// masked positions come out as class 0 (moco multiplies the ids; only 0/1 masks make sense).
+    pub fn step_masked(
+        &self,
+        logits: &Tensor,
+        x_t: &Tensor,
+        t: &[usize],
+        temperature: f32,
+        noise: Noise<'_>,
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
         let post = self.posterior_logits(X0::Logits(logits), x_t, t)?;
         let nz: Vec<f32> = t
             .iter()
             .map(|&t| (t != self.last_time_idx) as u32 as f32)
             .collect();
-        let mask = if t.len() > 1 {
+        let nz_mask = if t.len() > 1 {
             Some(Tensor::from_f32(x_t.gpu(), &[t.len()], &nz)?)
         } else {
             None
@@ -334,8 +348,11 @@ impl D3pm {
             noise
         };
         let mut opts = Categorical::new(noise).temperature(temperature);
-        if let Some(m) = &mask {
+        if let Some(m) = &nz_mask {
             opts = opts.mask(m);
+        }
+        if let Some(k) = mask {
+            opts = opts.keep(k);
         }
         let x = sample::gumbel_max(&post, &opts)?;
         Ok((x, post))

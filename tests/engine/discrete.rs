@@ -160,6 +160,32 @@ fn d3pm_matches_bionemo_moco() {
             let (_, want) = ints(&mut w, key);
             let (got, _) = d.step(&logits, &xt, &t, temp, Noise::Uniforms(&u)).unwrap();
             assert_eq!(got.to_u32().unwrap(), want, "{name} {key}");
+            // moco's `step(mask=m)` is this step's draw times m (`x_next * mask`): per position and
+            // per batch element.
+            let rows = want.len();
+            let b = xt.shape()[0];
+            for shape in [xt.shape().to_vec(), vec![b]] {
+                let n: usize = shape.iter().product();
+                let m: Vec<f32> = (0..n)
+                    .map(|i| ((i * 7 + 3) % 3 != 0) as u32 as f32)
+                    .collect();
+                let mt = Tensor::from_f32(&g, &shape, &m).unwrap();
+                let (got, _) = d
+                    .step_masked(&logits, &xt, &t, temp, Noise::Uniforms(&u), Some(&mt))
+                    .unwrap();
+                let masked: Vec<u32> = (0..rows)
+                    .map(|r| want[r] * m[r / (rows / n)] as u32)
+                    .collect();
+                assert!(
+                    masked.iter().zip(&want).any(|(a, b)| a != b),
+                    "the mask bites"
+                );
+                assert_eq!(
+                    got.to_u32().unwrap(),
+                    masked,
+                    "{name} {key} masked {shape:?}"
+                );
+            }
         }
 
         // The loss, without and with the variational term.
@@ -347,6 +373,12 @@ fn discrete_rejects_bad_input() {
     assert!(
         d.step(&logits, &x, &[3], -1.0, Noise::None).is_err(),
         "τ < 0"
+    );
+    let bad_mask = Tensor::from_f32(&g, &[3], &[1.0; 3]).unwrap();
+    assert!(
+        d.step_masked(&logits, &x, &[3], 1.0, Noise::None, Some(&bad_mask))
+            .is_err(),
+        "a mask that is not a prefix of [2, 3]"
     );
     assert!(D3pm::new(&g, 5, vec![0.9], DiscretePrior::Absorbing(5), 0).is_err());
     assert!(D3pm::new(
