@@ -913,7 +913,11 @@ impl DiffscopeApp {
         let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
             return Ok(());
         };
-        let model = zoo::load_shipped(gpu, &name)?;
+        let mut model = zoo::load_shipped(gpu, &name)?;
+        // The run's own settings (the clip switch lives in the model's scheduler config).
+        if let Some(old) = &self.model {
+            model.process.config.clip_sample = old.process.config.clip_sample;
+        }
         let resumed = match &self.session {
             Some(s) if !s.states.is_empty() => {
                 let (k, state) = s.states.nearest(s.states.len() - 1).ok_or_else(|| {
@@ -1103,7 +1107,7 @@ impl DiffscopeApp {
         self.user_model_controls(ui);
         ui.separator();
         let mut changed = false;
-        if let Some(m) = &self.model {
+        if let Some(m) = &mut self.model {
             if !m.labels.is_empty() {
                 egui::ComboBox::from_label("label")
                     .selected_text(m.labels[self.label as usize % m.labels.len()].clone())
@@ -1128,6 +1132,20 @@ impl DiffscopeApp {
                 changed |= ui
                     .add(egui::Slider::new(&mut self.eta, 0.0..=1.0).text("η"))
                     .changed();
+            }
+            let mut clip = m.process.config.clip_sample;
+            if ui
+                .checkbox(&mut clip, "clip x0_pred to the data range")
+                .on_hover_text(
+                    "diffusers' clip_sample: each step clamps the network's x0_pred to the data range \
+                     before stepping. With guidance above 1 the extrapolated ε_pred pushes x0_pred far \
+                     outside it, and clamping (while the step keeps the unclamped ε_pred) drives the \
+                     samples to saturated blobs — switch it off there.",
+                )
+                .changed()
+            {
+                m.process.config.clip_sample = clip;
+                changed = true;
             }
             let (range, what) = if m.denoiser.sample_shape().len() == 3 {
                 (1..=64, "images")

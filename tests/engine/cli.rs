@@ -244,6 +244,24 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             &[".safetensors or .png"],
         ),
         (
+            sample(&[s("--clip-sample"), s("maybe"), s("--out"), out_png.clone()]),
+            2,
+            &["--clip-sample", "on", "off"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("words-absorb"),
+                s("--clip-sample"),
+                s("off"),
+                s("--out"),
+                p("w.txt"),
+            ],
+            1,
+            &["--clip-sample is for Gaussian models"],
+        ),
+        (
             sample(&[s("--out"), p("noext")]),
             1,
             &[".safetensors or .png"],

@@ -40,6 +40,12 @@ pub enum SamplerArg {
     Ddim,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct SampleArgs {
     #[command(flatten)]
@@ -63,6 +69,10 @@ pub struct SampleArgs {
     /// Classifier-free guidance weight w in uncond + w·(cond − uncond); 1 = plain conditional.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) cfg: f32,
+    /// Clip x̂0 to the data range at each step (default: the scheduler config's `clip_sample`).
+    /// Static clipping with guidance above 1 oversaturates samples: turn it off there.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub(crate) clip_sample: Option<OnOff>,
     /// Start from this x_T (safetensors with tensor `x` of shape [N, ..]).
     #[arg(long)]
     pub(crate) init: Option<PathBuf>,
@@ -135,6 +145,11 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             .model_dir
             .as_deref()
             .is_some_and(crate::graph::is_graph_dir);
+    if (graph_model || crate::discrete::is_discrete(&a.model)) && a.clip_sample.is_some() {
+        return Err(Error::Invalid(
+            "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
+        ));
+    }
     if graph_model {
         return crate::graph::sample(
             opts,
@@ -193,7 +208,10 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         )));
     }
     let gpu = Gpu::new(opts)?;
-    let model = a.model.load(&gpu)?;
+    let mut model = a.model.load(&gpu)?;
+    if let Some(c) = a.clip_sample {
+        model.process.config.clip_sample = c == OnOff::On;
+    }
     let sampler = match a.sampler {
         SamplerArg::Ddpm => Sampler::Ddpm,
         SamplerArg::Ddim => Sampler::Ddim { eta: a.eta },
