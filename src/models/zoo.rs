@@ -63,7 +63,7 @@ pub const MODELS: &[Shipped] = &[
         name: "mnist-unet",
         family: Family::Gaussian,
         summary: "class-conditional diffusers UNet2DModel on MNIST digits (1.3 M parameters, \
-                  1000 steps; opens with 50 DDIM steps, guidance 1)",
+                  1000 steps; opens with 50 DDIM steps, guidance 3)",
         config: include_str!("../../assets/mnist-unet/config.json"),
         process: include_str!("../../assets/mnist-unet/scheduler_config.json"),
         weights: include_bytes!("../../assets/mnist-unet/diffusion_pytorch_model.safetensors"),
