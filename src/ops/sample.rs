@@ -165,6 +165,23 @@ pub fn argmax(logits: &Tensor) -> Result<Tensor> {
     gumbel_max(logits, &Categorical::new(Noise::None))
 }
 
+/// A per-row f32 tensor whose shape is a prefix of the rows' shape `lead`: how many rows share each of
+/// its entries.
+fn rows_per_entry(op: &'static str, what: &str, m: &Tensor, lead: &[usize]) -> Result<u32> {
+    m.expect_dtype(op, DType::F32)?;
+    if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{what} {:?} must be a prefix of the rows' shape {lead:?}",
+                m.shape()
+            ),
+        ));
+    }
+    let rows: usize = lead.iter().product();
+    Ok((rows / m.len().max(1)).max(1) as u32)
+}
+
 fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Result<Tensor> {
     x.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x)?;
@@ -231,34 +248,14 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
     if matches!(opts.noise, Noise::None) {
         p.flags |= F_NO_NOISE;
     } else if let Some(m) = opts.mask {
-        m.expect_dtype(op, DType::F32)?;
-        if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "mask {:?} must be a prefix of the rows' shape {lead:?}",
-                    m.shape()
-                ),
-            ));
-        }
         p.flags |= F_MASK;
-        p.mask_div = (rows / m.len().max(1)).max(1) as u32;
+        p.mask_div = rows_per_entry(op, "mask", m, lead)?;
         mask = m;
     }
     let mut keep = x;
     if let Some(m) = opts.keep {
-        m.expect_dtype(op, DType::F32)?;
-        if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "keep mask {:?} must be a prefix of the rows' shape {lead:?}",
-                    m.shape()
-                ),
-            ));
-        }
         p.flags |= F_KEEP;
-        p.keep_div = (rows / m.len().max(1)).max(1) as u32;
+        p.keep_div = rows_per_entry(op, "keep mask", m, lead)?;
         keep = m;
     }
     if rows == 0 {

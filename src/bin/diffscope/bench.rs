@@ -153,6 +153,29 @@ fn cpu_secs() -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// One row of the per-model step figures of the sequence and graph benches: printed (unless `json`)
+/// and returned as JSON.
+pub fn step_row(
+    model: &str,
+    batch: usize,
+    c: &CounterSnapshot,
+    ms: f64,
+    json: bool,
+) -> serde_json::Value {
+    if !json {
+        eprintln!(
+            "{model} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
+            c.submissions, c.buffers_created, c.dispatches
+        );
+    }
+    json!({
+        "model": model, "batch": batch, "ms_per_step": ms,
+        "submissions": c.submissions, "buffers_created": c.buffers_created,
+        "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
+        "bytes_uploaded": c.bytes_uploaded, "bytes_read_back": c.bytes_read_back,
+    })
+}
+
 fn counters_json(c: &CounterSnapshot) -> serde_json::Value {
     json!({
         "submissions": c.submissions,

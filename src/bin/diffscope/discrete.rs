@@ -406,18 +406,7 @@ pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
         let m = zoo::load_shipped_discrete(gpu, s.name)?;
         for batch in [1usize, 64] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 3 } else { 10 })?;
-            if !json {
-                eprintln!(
-                    "{} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
-                    s.name, c.submissions, c.buffers_created, c.dispatches
-                );
-            }
-            out.push(serde_json::json!({
-                "model": s.name, "batch": batch, "ms_per_step": ms,
-                "submissions": c.submissions, "buffers_created": c.buffers_created,
-                "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
-                "bytes_uploaded": c.bytes_uploaded,
-            }));
+            out.push(crate::bench::step_row(s.name, batch, &c, ms, json));
         }
     }
     Ok(serde_json::Value::Array(out))

@@ -237,18 +237,7 @@ pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
         let m = graph_zoo::load_graph_shipped(gpu, s.name)?;
         for batch in [1usize, 16] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 2 } else { 8 })?;
-            if !json {
-                eprintln!(
-                    "{} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
-                    s.name, c.submissions, c.buffers_created, c.dispatches
-                );
-            }
-            out.push(serde_json::json!({
-                "model": s.name, "batch": batch, "ms_per_step": ms,
-                "submissions": c.submissions, "buffers_created": c.buffers_created,
-                "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
-                "bytes_uploaded": c.bytes_uploaded, "bytes_read_back": c.bytes_read_back,
-            }));
+            out.push(crate::bench::step_row(s.name, batch, &c, ms, json));
         }
     }
     Ok(serde_json::Value::Array(out))
