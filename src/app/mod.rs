@@ -1552,8 +1552,6 @@ fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
 }
 
 impl DiffscopeApp {
-    /// A machine-readable snapshot for tests and the page (JSON): which model, how far the run is, the
-    /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
     /// The compute device the app runs on.
     pub fn gpu(&self) -> Option<&Gpu> {
         self.gpu.as_ref()
@@ -1579,6 +1577,8 @@ impl DiffscopeApp {
         s.states.get(k).map(|f| split_frame(f, per).0.to_vec())
     }
 
+    /// A machine-readable snapshot for tests and the page (JSON): which model, how far the run is, the
+    /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
     pub fn status_json(&self) -> String {
         let s = self.session.as_ref();
         let per = self.model.as_ref().map_or(1, |m| {

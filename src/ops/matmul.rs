@@ -386,11 +386,7 @@ pub const SOFTWARE_MEDIUM: MatmulKernel = reg(32, 32, 4, 4);
 /// kernel ([`device_kernel`]). A kernel forced with `DIFFSCOPE_MATMUL` is used for everything.
 pub fn kernel_for(gpu: &Gpu, m: usize, n: usize, k: usize, batch: usize) -> Result<MatmulKernel> {
     let tuned = device_kernel(gpu)?;
-    #[cfg(not(target_arch = "wasm32"))]
-    let forced = std::env::var(ENV_FORCE).is_ok_and(|s| !s.trim().is_empty());
-    #[cfg(target_arch = "wasm32")]
-    let forced = false;
-    if forced || !gpu.is_software() || k < 64 || n < 64 {
+    if k < 64 || n < 64 || !large_tiers(gpu) {
         return Ok(tuned);
     }
     for (kernel, min_groups) in [(SOFTWARE_LARGE, 8), (SOFTWARE_MEDIUM, 4)] {
@@ -401,12 +397,33 @@ pub fn kernel_for(gpu: &Gpu, m: usize, n: usize, k: usize, batch: usize) -> Resu
             continue;
         };
         let (bm, bn) = ((tm * wg_y) as usize, (tn * wg_x) as usize);
-        let groups = m.div_ceil(bm) * n.div_ceil(bn) * batch;
-        if groups >= min_groups && kernel.validate(gpu).is_ok() {
+        if m.div_ceil(bm) * n.div_ceil(bn) * batch >= min_groups {
             return Ok(kernel);
         }
     }
     Ok(tuned)
+}
+
+/// The key under which the device stores whether [`kernel_for`] may use the large-problem kernels.
+const LARGE_TIERS_KEY: &str = "matmul-large-tiers";
+
+/// Whether `gpu` runs large problems on [`SOFTWARE_LARGE`] / [`SOFTWARE_MEDIUM`]: a software
+/// adapter on which both are valid, with no kernel forced by `DIFFSCOPE_MATMUL`. Decided once per
+/// device, like the tuned kernel, so a matmul call pays a lookup, not the checks.
+fn large_tiers(gpu: &Gpu) -> bool {
+    if let Some(v) = gpu.tuned(LARGE_TIERS_KEY) {
+        return v == "on";
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let forced = std::env::var(ENV_FORCE).is_ok_and(|s| !s.trim().is_empty());
+    #[cfg(target_arch = "wasm32")]
+    let forced = false;
+    let on = !forced
+        && gpu.is_software()
+        && SOFTWARE_LARGE.validate(gpu).is_ok()
+        && SOFTWARE_MEDIUM.validate(gpu).is_ok();
+    gpu.set_tuned(LARGE_TIERS_KEY, if on { "on" } else { "off" });
+    on
 }
 
 /// [`matmul`] on a given kernel (tests, benchmarks).
