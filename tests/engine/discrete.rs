@@ -539,7 +539,17 @@ fn cli_samples_sequences_and_computes_nll() {
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
     assert_eq!(v["sequences"], 3);
-    assert!(v["bits_per_token"].as_f64().unwrap() > 0.0);
+    let bpt = v["bits_per_token"].as_f64().unwrap();
+    assert!(bpt > 0.0);
+    // Bits per character spread each word's bits (padding included) over its 3 + 2 + 8 letters.
+    assert_eq!(v["characters"], 13);
+    let bpc = v["bits_per_character"].as_f64().unwrap();
+    assert!(
+        (bpc - bpt * 24.0 / 13.0).abs() < 1e-9 * bpc,
+        "{bpc} vs {bpt}"
+    );
+    let bps = v["bits_per_sequence"].as_f64().unwrap();
+    assert!((bps - bpt * 8.0).abs() < 1e-9 * bps, "{bps} vs {bpt}");
     for (content, want) in [
         ("abz\n", "'z'"),
         ("abcdabcda\n", "length 9"),

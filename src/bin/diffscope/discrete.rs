@@ -299,16 +299,26 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
         }
     }
     let tokens = (n * l) as f64;
-    let bpt = total / tokens / std::f64::consts::LN_2;
-    let secs = t0.elapsed().as_secs_f64();
     let ln2 = std::f64::consts::LN_2;
+    let bpt = total / tokens / ln2;
+    // Padded data (words): the cost of the padding is part of each word's code length, so bits per
+    // character spreads the whole sequence's bits over its real characters only.
+    let chars = match m.config.pad_token {
+        Some(pad) => ids.iter().filter(|&&id| id as usize != pad).count(),
+        None => n * l,
+    };
+    let bpc = total / chars.max(1) as f64 / ln2;
+    let secs = t0.elapsed().as_secs_f64();
     if a.json {
         let v = serde_json::json!({
             "model": m.name,
             "process": m.process.describe(),
             "sequences": n,
             "tokens": n * l,
+            "characters": chars,
             "bits_per_token": bpt,
+            "bits_per_character": bpc,
+            "bits_per_sequence": total / n as f64 / ln2,
             "decoder_bits_per_token": per_term[0] / tokens / ln2,
             "prior_bits_per_token": per_term[steps] / tokens / ln2,
             "diffusion_bits_per_token": per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
@@ -317,8 +327,9 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         println!(
-            "{}: ELBO {bpt:.4} bits/token over {n} sequences × {l} tokens (decoder {:.4}, diffusion {:.4}, prior {:.2e}) in {secs:.1} s",
+            "{}: ELBO {bpt:.4} bits/token, {bpc:.4} bits/character, {:.2} bits/sequence over {n} sequences × {l} tokens (decoder {:.4}, diffusion {:.4}, prior {:.2e}) in {secs:.1} s",
             m.name,
+            total / n as f64 / ln2,
             per_term[0] / tokens / ln2,
             per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
             per_term[steps] / tokens / ln2,
