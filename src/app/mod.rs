@@ -624,6 +624,11 @@ impl DiffscopeApp {
                     .into_iter()
                     .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
                     .collect();
+                // A card may suggest a temperature (words-absorb: τ = 0.7 quadruples the share of
+                // real words); anything else opens at the model's own distribution, τ = 1.
+                self.temperature = zoo::shipped_discrete(name)
+                    .and_then(|s| card_suggestion(s.card, "temperature"))
+                    .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
                 let ts = m.process.timesteps();
                 self.seq_forward = sequences::SeqForward::new(ts[ts.len() / 2]);
                 self.seq_selected = 0;
@@ -762,10 +767,10 @@ impl DiffscopeApp {
         if let Some(k) = app.get("steps").and_then(|s| s.as_u64()) {
             self.steps = (k as usize).clamp(1, tt);
         }
-        if let Some(e) = app.get("eta").and_then(|s| s.as_f64()) {
+        if let Some(e) = card_suggestion(card, "eta") {
             self.eta = (e as f32).clamp(0.0, 1.0);
         }
-        if let Some(w) = app.get("guidance").and_then(|s| s.as_f64()) {
+        if let Some(w) = card_suggestion(card, "guidance") {
             self.guidance = (w as f32).clamp(0.0, 10.0);
         }
         if let Some(n) = app.get("n").and_then(|s| s.as_u64()) {
@@ -1535,6 +1540,12 @@ impl DiffscopeApp {
     }
 }
 
+/// A number the model card suggests for the app (`"app": {"temperature": 0.7}`), if any.
+fn card_suggestion(card: &str, key: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(card).ok()?;
+    v.get("app")?.get(key)?.as_f64()
+}
+
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
     // One entry per label: a point set ("points", [labels, N, 2]) or a few images ("images",
     // [labels, K, C, H, W]).
@@ -1611,6 +1622,7 @@ impl DiffscopeApp {
             "last_mean": mean,
             "last_std": std,
             "last_finite": finite,
+            "temperature": self.seq_run.as_ref().map(|r| r.temperature),
             "ui_frames": self.frame_stats.json(),
         })
         .to_string()

@@ -169,6 +169,9 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     let dir = export_dir("words");
     let mut h = harness(Start::Shipped("words-absorb".into()), &dir);
     run_until(&mut h, 3000, |s| s["recorded"].as_u64() >= Some(12));
+    // The run uses the temperature the model card suggests.
+    let t = status(&h)["temperature"].as_f64().unwrap();
+    assert!((t - 0.7).abs() < 1e-6, "temperature {t}");
     assert!(
         h.query_by_label_contains("the model's x0_pred").is_some(),
         "the detail panel is shown"
