@@ -627,7 +627,8 @@ impl DiffscopeApp {
                 // A card may suggest a temperature (words-absorb: τ = 0.7 quadruples the share of
                 // real words); anything else opens at the model's own distribution, τ = 1.
                 self.temperature = zoo::shipped_discrete(name)
-                    .and_then(|s| card_suggestion(s.card, "temperature"))
+                    .and_then(|s| card_app(s.card))
+                    .and_then(|app| app.get("temperature")?.as_f64())
                     .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
                 let ts = m.process.timesteps();
                 self.seq_forward = sequences::SeqForward::new(ts[ts.len() / 2]);
@@ -756,10 +757,7 @@ impl DiffscopeApp {
     /// A model card may suggest how the app should open it (`"app": {"sampler": "ddim", "steps": 50,
     /// "guidance": 3, "n": 16}`): a 1000-step UNet is better met with 50 DDIM steps than 1000 DDPM ones.
     fn apply_card_defaults(&mut self, card: &str) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(card) else {
-            return;
-        };
-        let Some(app) = v.get("app") else { return };
+        let Some(app) = card_app(card) else { return };
         let tt = self.steps.max(1);
         if let Some(s) = app.get("sampler").and_then(|s| s.as_str()) {
             self.ddim = s == "ddim";
@@ -767,10 +765,10 @@ impl DiffscopeApp {
         if let Some(k) = app.get("steps").and_then(|s| s.as_u64()) {
             self.steps = (k as usize).clamp(1, tt);
         }
-        if let Some(e) = card_suggestion(card, "eta") {
+        if let Some(e) = app.get("eta").and_then(|s| s.as_f64()) {
             self.eta = (e as f32).clamp(0.0, 1.0);
         }
-        if let Some(w) = card_suggestion(card, "guidance") {
+        if let Some(w) = app.get("guidance").and_then(|s| s.as_f64()) {
             self.guidance = (w as f32).clamp(0.0, 10.0);
         }
         if let Some(n) = app.get("n").and_then(|s| s.as_u64()) {
@@ -1540,10 +1538,10 @@ impl DiffscopeApp {
     }
 }
 
-/// A number the model card suggests for the app (`"app": {"temperature": 0.7}`), if any.
-fn card_suggestion(card: &str, key: &str) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_str(card).ok()?;
-    v.get("app")?.get(key)?.as_f64()
+/// What a model card suggests for opening the model in the app (its `"app"` object), if anything.
+fn card_app(card: &str) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(card).ok()?;
+    Some(v.get_mut("app")?.take())
 }
 
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {

@@ -308,6 +308,7 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
         None => n * l,
     };
     let bpc = total / chars.max(1) as f64 / ln2;
+    let bps = total / n as f64 / ln2;
     let secs = t0.elapsed().as_secs_f64();
     if a.json {
         let v = serde_json::json!({
@@ -318,7 +319,7 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
             "characters": chars,
             "bits_per_token": bpt,
             "bits_per_character": bpc,
-            "bits_per_sequence": total / n as f64 / ln2,
+            "bits_per_sequence": bps,
             "decoder_bits_per_token": per_term[0] / tokens / ln2,
             "prior_bits_per_token": per_term[steps] / tokens / ln2,
             "diffusion_bits_per_token": per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
@@ -327,9 +328,8 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         println!(
-            "{}: ELBO {bpt:.4} bits/token, {bpc:.4} bits/character, {:.2} bits/sequence over {n} sequences × {l} tokens (decoder {:.4}, diffusion {:.4}, prior {:.2e}) in {secs:.1} s",
+            "{}: ELBO {bpt:.4} bits/token, {bpc:.4} bits/character, {bps:.2} bits/sequence over {n} sequences × {l} tokens (decoder {:.4}, diffusion {:.4}, prior {:.2e}) in {secs:.1} s",
             m.name,
-            total / n as f64 / ln2,
             per_term[0] / tokens / ln2,
             per_term[1..steps].iter().sum::<f64>() / tokens / ln2,
             per_term[steps] / tokens / ln2,
