@@ -167,18 +167,25 @@ def main():
     proc = make_d3pm(spec) if spec["kind"] == "d3pm" else Multinomial(spec["K"], spec["T"])
     rng = np.random.default_rng(args.seed)
     step, losses, seconds = 0, [], 0.0
+    # (first step, --steps) of every run that trained this checkpoint: the cosine lr follows each run's
+    # own --steps, so a resumed model is only reproducible from the whole list, which the card records.
+    runs = []
     if os.path.exists(ckpt):
         ck = torch.load(ckpt, weights_only=False)
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
         step, losses, seconds = ck["step"], ck["losses"], ck.get("seconds", 0.0)
         rng.bit_generator.state = ck["rng"]; torch.set_rng_state(ck["torch_rng"])
+        # Checkpoints from before the history was kept: one run of unknown --steps up to here.
+        runs = ck.get("runs", [[0, None]] if step else [])
         if spec["kind"] == "multinomial":
             proc.Lt_history, proc.Lt_count = ck["Lt_history"], ck["Lt_count"]
         print(f"resumed at step {step}", flush=True)
     t0 = time.time()
+    if not args.export_only and step < args.steps and (not runs or runs[-1][1] != args.steps):
+        runs.append([step, args.steps])
 
     def save():
-        d = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, losses=losses,
+        d = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, losses=losses, runs=runs,
                  seconds=seconds + time.time() - t0, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
         if spec["kind"] == "multinomial":
             d.update(Lt_history=proc.Lt_history, Lt_count=proc.Lt_count)
@@ -239,6 +246,7 @@ def main():
                  if spec["kind"] == "d3pm" else "multinomial diffusion (Hoogeboom et al.), √α cosine schedule"),
         training=dict(command=f"python tools/train_discrete.py --model {args.model} --steps {args.steps} --batch {args.batch} "
                               f"--dim {args.dim} --depth {args.depth} --heads {args.heads} --lr {args.lr} --vb-scale {args.vb_scale} --seed {args.seed}",
+                      runs=[dict(from_step=a, steps_flag=b) for a, b in runs],
                       steps=step, batch=args.batch, optimizer="AdamW, warmup + cosine lr, grad clip 1",
                       loss=("moco D3PM.loss (cross-entropy on x0, vb_scale %g)" % args.vb_scale if spec["kind"] == "d3pm"
                             else "vb_stochastic −log p(x) in bits/char with importance-sampled t"),
