@@ -115,7 +115,7 @@ pub const MODELS: &[Shipped] = &[
     Shipped {
         name: "sbm-digress",
         family: Family::Graph,
-        summary: "DiGress on SBM graphs (2-3 blocks of 6-10 nodes), barely trained (52 steps)",
+        summary: "DiGress on SBM graphs (2-3 blocks of 6-10 nodes)",
         config: include_str!("../../assets/sbm-digress/config.json"),
         process: "",
         weights: include_bytes!("../../assets/sbm-digress/model.safetensors"),
