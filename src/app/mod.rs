@@ -1080,6 +1080,17 @@ impl DiffscopeApp {
                 pick = Some(s);
             }
         }
+        // The open model's card, in brief: a teaching tool should say how good its model is.
+        let open_name = current_graph
+            .as_deref()
+            .or(current_seq.as_deref())
+            .unwrap_or(&current);
+        if let Some(about) = zoo::find(open_name).and_then(|s| card_about(s.card)) {
+            egui::CollapsingHeader::new("about this model").show(ui, |ui| {
+                let font = egui::TextStyle::Small.resolve(ui.style());
+                ui.label(RichText::new(drawable(ui, &about, &font)).small());
+            });
+        }
         match pick.map(|s| (s.family, s.name)) {
             Some((zoo::Family::Gaussian, name)) => {
                 self.graph_model = None;
@@ -1542,6 +1553,53 @@ impl DiffscopeApp {
 fn card_app(card: &str) -> Option<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_str(card).ok()?;
     Some(v.get_mut("app")?.take())
+}
+
+/// A shipped model's card in a few lines: its size and training, its data, and what it was measured
+/// to do (the card's `status`, where it has one). None if the card says none of these.
+fn card_about(card: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(card).ok()?;
+    let mut lines = Vec::new();
+    let mut size = Vec::new();
+    if let Some(p) = v["parameters"].as_u64() {
+        size.push(format!("{:.2} M parameters", p as f64 / 1e6));
+    }
+    if let Some(s) = v["training"]["steps"].as_u64() {
+        size.push(format!("{s} training steps"));
+    }
+    if !size.is_empty() {
+        lines.push(size.join(", "));
+    }
+    for key in ["data", "status"] {
+        if let Some(t) = v[key].as_str() {
+            lines.push(t.to_string());
+        }
+    }
+    (!lines.is_empty()).then(|| lines.join("\n\n"))
+}
+
+/// `text` with each character the UI's font cannot draw replaced — arrows and relations by ASCII,
+/// anything else by '?' — so a card written for people shows no tofu boxes.
+fn drawable(ui: &egui::Ui, text: &str, font: &egui::FontId) -> String {
+    ui.ctx().fonts_mut(|f| {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_control() || f.has_glyph(font, c) {
+                out.push(c);
+                continue;
+            }
+            out.push_str(match c {
+                '→' => "->",
+                '≤' => "<=",
+                '≥' => ">=",
+                '≈' => "~",
+                '−' | '–' | '—' => "-",
+                '…' => "...",
+                _ => "?",
+            });
+        }
+        out
+    })
 }
 
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {

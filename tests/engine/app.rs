@@ -172,6 +172,15 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     // The run uses the temperature the model card suggests.
     let t = status(&h)["temperature"].as_f64().unwrap();
     assert!((t - 0.7).abs() < 1e-6, "temperature {t}");
+    // The gallery tells what the open model is and how good it is, from its card.
+    h.get_by_label("about this model").click();
+    wait_for_label(&mut h, "training steps", 50);
+    assert!(
+        h.query_by_label_contains("are dictionary words").is_some(),
+        "the card's measured quality is shown"
+    );
+    h.get_by_label("about this model").click();
+    h.step();
     assert!(
         h.query_by_label_contains("the model's x0_pred").is_some(),
         "the detail panel is shown"
