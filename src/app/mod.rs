@@ -185,6 +185,9 @@ pub struct DiffscopeApp {
     notice: Option<String>,
     /// Frame intervals and the app's work per frame.
     frame_stats: frames::FrameStats,
+    /// The open model's card in brief, ready to draw, and the model it belongs to: cards are static,
+    /// so it is parsed once per model, not once per frame.
+    about: Option<(String, Option<String>)>,
     /// Where exports are written on the desktop.
     #[cfg(not(target_arch = "wasm32"))]
     export_dir: std::path::PathBuf,
@@ -290,6 +293,7 @@ impl DiffscopeApp {
             max_rate: None,
             last_launch: None,
             frame_stats: Default::default(),
+            about: None,
             notice: None,
             #[cfg(not(target_arch = "wasm32"))]
             export_dir: "diffscope-exports".into(),
@@ -1085,10 +1089,16 @@ impl DiffscopeApp {
             .as_deref()
             .or(current_seq.as_deref())
             .unwrap_or(&current);
-        if let Some(about) = zoo::find(open_name).and_then(|s| card_about(s.card)) {
+        if self.about.as_ref().map(|(n, _)| n.as_str()) != Some(open_name) {
+            let font = egui::TextStyle::Small.resolve(ui.style());
+            let text = zoo::find(open_name)
+                .and_then(|s| card_about(s.card))
+                .map(|t| drawable(ui, &t, &font));
+            self.about = Some((open_name.to_string(), text));
+        }
+        if let Some((_, Some(about))) = &self.about {
             egui::CollapsingHeader::new("about this model").show(ui, |ui| {
-                let font = egui::TextStyle::Small.resolve(ui.style());
-                ui.label(RichText::new(drawable(ui, &about, &font)).small());
+                ui.label(RichText::new(about.as_str()).small());
             });
         }
         match pick.map(|s| (s.family, s.name)) {
