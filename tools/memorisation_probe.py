@@ -1,7 +1,7 @@
 """How many epochs does the words denoiser need to memorise a word list? A probe for words-absorb's 60 % aim.
 
-    python tools/memorisation_probe.py --words 2000 --max-epochs 300 --every 20
-    python tools/memorisation_probe.py --words 8000 --max-epochs 300 --every 20
+    python tools/memorisation_probe.py --words 2000 --max-epochs 400 --every 20    # 27 min on one core
+    python tools/memorisation_probe.py --words 500 --max-epochs 2000 --every 100   # 30 min
 
 Real dictionary words make up 60 % of samples only if the model puts most of its mass on the ~57,600
 training words (a model that generalises writes pronounceable non-words: words-absorb, 3.7 %). This trains
