@@ -7,7 +7,7 @@ Real dictionary words make up 60 % of samples only if the model puts most of its
 training words (a model that generalises writes pronounceable non-words: words-absorb, 3.7 %). This trains
 the shipped words-absorb architecture (the same D3PM from bionemo-moco, moco's loss, AdamW at a constant
 --lr after warm-up) on a random --words of the training words only, and every --every epochs prints one JSON line:
-the ELBO in bits/token of those words and of as many held-out words, and of --samples draws (τ = 1) the share
+the ELBO in bits/token of (up to 500 of) those words and of as many held-out words, and of --samples draws (τ = 1) the share
 that are words of the subset ("memorised") and of the whole dictionary. It stops when the memorised share
 reaches --target. How the epochs needed grow with the list size says how far the full list is on one CPU.
 """
