@@ -29,7 +29,7 @@ from seq_transformer import SeqTransformer  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--words", type=int, default=2000)
-    ap.add_argument("--max-epochs", type=int, default=300)
+    ap.add_argument("--max-epochs", type=int, default=400)
     ap.add_argument("--every", type=int, default=20)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dim", type=int, default=128)
@@ -65,13 +65,8 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = a.lr * min(1.0, (step + 1) / 200)
             x0 = sub[torch.from_numpy(rng.integers(0, a.words, a.batch))]
-            t = proc.sample_time(a.batch)
-            xt = proc.interpolate(x0, t)
-            loss = proc.loss(model(xt, t), x0, xt, t).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = td.d3pm_loss(model, proc, x0)
+            td.optimise(model, opt, loss)
             losses.append(loss.item())
             step += 1
         model.eval()

@@ -52,6 +52,21 @@ def load_data(name):
     return promoter_data.encode(train), promoter_data.encode(held), train, held
 
 
+def d3pm_loss(model, d3pm, x0, vb_scale=0.0):
+    """moco's D3PM training loss on a batch: one t and one x_t ~ q(x_t | x0) per sequence."""
+    t = d3pm.sample_time(x0.shape[0])
+    xt = d3pm.interpolate(x0, t)
+    return d3pm.loss(model(xt, t), x0, xt, t, vb_scale=vb_scale).mean()
+
+
+def optimise(model, opt, loss):
+    """One optimiser step on `loss`, gradients clipped to norm 1 (every discrete training here)."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 @torch.no_grad()
 def d3pm_elbo_terms(model, d3pm, x0):
     """Per-sequence ELBO terms [T + 1, B] in nats, moco's index convention (index 0 already noised):
@@ -198,14 +213,10 @@ def main():
             g["lr"] = lr
         x0 = xtr_t[torch.from_numpy(rng.integers(0, len(xtr), args.batch))]
         if spec["kind"] == "d3pm":
-            t = proc.sample_time(args.batch)
-            xt = proc.interpolate(x0, t)
-            loss = proc.loss(model(xt, t), x0, xt, t, vb_scale=args.vb_scale).mean()
+            loss = d3pm_loss(model, proc, x0, args.vb_scale)
         else:
             loss = -proc.train_log_prob(model, x0).sum() / (math.log(2) * x0.numel())
-        opt.zero_grad(); loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimise(model, opt, loss)
         losses.append(loss.item()); step += 1
         if step % 200 == 0:
             print(f"step {step} loss {np.mean(losses[-200:]):.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)", flush=True)
