@@ -3,13 +3,7 @@
 //! replaying it — or re-running from step k with the same seed — gives the same bits on one backend.
 
 use crate::error::{Error, Result};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::models::zoo::GaussianModel;
-#[cfg(not(target_arch = "wasm32"))]
-use crate::ops::update::Extras;
 use crate::process::gaussian::{PlannedStep, SampleSettings};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::tensor::Tensor;
 
 /// Host copies of one trajectory.
 #[derive(Clone, Debug)]
@@ -227,77 +221,6 @@ impl History {
         h.len = (k + 1).min(self.len);
         h
     }
-}
-
-/// Run a whole reverse trajectory, waiting for each step (native: CLI and tests). With `record`,
-/// every state and prediction is read back; otherwise only the final state is.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn sample_blocking(
-    model: &GaussianModel,
-    settings: &SampleSettings,
-    n: usize,
-    init: Option<&[f32]>,
-    record: bool,
-) -> Result<Trajectory> {
-    let gpu_shape = {
-        let mut s = vec![n];
-        s.extend_from_slice(model.denoiser.sample_shape());
-        s
-    };
-    let plan = model.process.plan(settings.sampler, settings.steps)?;
-    let gpu = crate::gpu::Gpu::clone(model_gpu(model)?);
-    let mut x = match init {
-        Some(v) => Tensor::from_f32(&gpu, &gpu_shape, v)?,
-        None => model
-            .process
-            .initial(&gpu, n, model.denoiser.sample_shape(), settings.seed)?,
-    };
-    let mut traj = Trajectory {
-        settings: settings.clone(),
-        shape: gpu_shape,
-        plan: plan.clone(),
-        states: Vec::new(),
-        x0: Vec::new(),
-        eps: Vec::new(),
-    };
-    if record {
-        traj.states.push(x.to_f32()?);
-    }
-    let extras = Extras {
-        x0: record,
-        eps: record,
-    };
-    for k in 0..plan.len() {
-        let out = model
-            .process
-            .step(model.denoiser.as_ref(), &x, &plan, k, settings, extras)?;
-        gpu.submit();
-        // A validation error or a lost device makes every later state wrong: stop at once.
-        gpu.check()?;
-        x = out.x_prev;
-        if record {
-            traj.states.push(x.to_f32()?);
-            if let Some(t) = out.x0 {
-                traj.x0.push(t.to_f32()?);
-            }
-            if let Some(t) = out.eps {
-                traj.eps.push(t.to_f32()?);
-            }
-        }
-    }
-    if !record {
-        traj.states.push(x.to_f32()?);
-    }
-    gpu.check()?;
-    Ok(traj)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn model_gpu(model: &GaussianModel) -> Result<&crate::gpu::Gpu> {
-    model
-        .denoiser
-        .gpu()
-        .ok_or_else(|| Error::Invalid("model has no GPU".into()))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl WebHandle {
                     .find_map(|kv| kv.strip_prefix("model=").map(str::to_string))
             })
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| crate::models::zoo::DEFAULT_MODEL.to_string());
+            .unwrap_or_else(|| crate::pipelines::zoo::DEFAULT_MODEL.to_string());
         self.runner
             .start(
                 canvas,

@@ -4,8 +4,8 @@
 //! edge appears or vanishes the picture drifts instead of jumping.
 
 use crate::gpu::Gpu;
-use crate::models::digress::DigressModel;
 use crate::ops::graph::NONE;
+use crate::pipelines::graph::DigressModel;
 use crate::process::graph::{GraphBatch, GraphNoise};
 use crate::tensor::{Tensor, TensorReadback};
 use egui::{Color32, Pos2, Sense, Stroke, Vec2};
@@ -409,7 +409,7 @@ impl GraphForward {
         &mut self,
         model: &DigressModel,
         gpu: &Gpu,
-        examples: &[crate::models::digress::Graph],
+        examples: &[crate::process::graph::Graph],
         seed: u64,
     ) -> crate::Result<()> {
         let Some(g) = examples.get(self.example) else {
@@ -460,7 +460,7 @@ impl GraphForward {
         &self,
         ui: &mut egui::Ui,
         model: &DigressModel,
-        examples: &[crate::models::digress::Graph],
+        examples: &[crate::process::graph::Graph],
     ) {
         let (Some(g), Some((_, at))) = (examples.get(self.example), &self.layout) else {
             ui.label("this model ships no example graphs");

@@ -17,7 +17,8 @@ mod schedule;
 mod sequences;
 
 use crate::gpu::Gpu;
-use crate::models::zoo::{self, GaussianModel};
+use crate::pipelines::gaussian::GaussianModel;
+use crate::pipelines::zoo;
 use crate::process::gaussian::{PlannedStep, SampleSettings, Sampler};
 use crate::tensor::{Tensor, TensorReadback};
 use crate::trajectory::{History, DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS};
@@ -159,15 +160,15 @@ pub struct DiffscopeApp {
     #[cfg(not(target_arch = "wasm32"))]
     autopilot: Option<autopilot::Autopilot>,
     // Graph models (DiGress) run instead of a Gaussian model when one is picked.
-    graph_model: Option<crate::models::digress::DigressModel>,
+    graph_model: Option<crate::pipelines::graph::DigressModel>,
     graph_run: Option<graphs::GraphRun>,
     graphs_n: usize,
     /// Draw the network's edge beliefs p_θ over the sampled graphs.
     graph_predicted: bool,
-    graph_examples: Vec<crate::models::digress::Graph>,
+    graph_examples: Vec<crate::process::graph::Graph>,
     graph_forward: graphs::GraphForward,
     // Sequence models (D3PM, multinomial).
-    seq_model: Option<crate::models::zoo::DiscreteModel>,
+    seq_model: Option<crate::pipelines::sequence::SequenceModel>,
     seq_run: Option<sequences::SeqRun>,
     seq_n: usize,
     temperature: f32,
@@ -313,7 +314,7 @@ impl DiffscopeApp {
                 #[cfg(not(target_arch = "wasm32"))]
                 Start::Dir(d) => {
                     app.user_dir = d.display().to_string();
-                    app.load_user_model(zoo::load_dir(&gpu, &d));
+                    app.load_user_model(crate::pipelines::gaussian::load_dir(&gpu, &d));
                 }
             }
             let _ = gpu;
@@ -323,12 +324,14 @@ impl DiffscopeApp {
 
     fn load_model(&mut self, name: &str) {
         let Some(gpu) = self.gpu.clone() else { return };
-        let card = zoo::shipped(name).ok().map(|s| s.card);
-        let examples = zoo::shipped(name)
+        let card = crate::pipelines::gaussian::shipped(name)
+            .ok()
+            .map(|s| s.card);
+        let examples = crate::pipelines::gaussian::shipped(name)
             .ok()
             .and_then(|s| load_examples(s.data).ok())
             .unwrap_or_default();
-        let m = zoo::load_shipped(&gpu, name);
+        let m = crate::pipelines::gaussian::load_shipped(&gpu, name);
         self.install_model(m, card, examples);
     }
 
@@ -337,11 +340,11 @@ impl DiffscopeApp {
         self.model = None;
         self.session = None;
         self.show_forward = false;
-        match crate::models::graph_zoo::load_graph_shipped(&gpu, name) {
+        match crate::pipelines::graph::load_graph_shipped(&gpu, name) {
             Ok(m) => {
                 self.error = None;
                 // The forward explorer's examples: the held-out split the model was not trained on.
-                self.graph_examples = crate::models::graph_zoo::shipped_dataset(name)
+                self.graph_examples = crate::pipelines::graph::dataset::shipped_dataset(name)
                     .map(|d| d.test.into_iter().take(32).collect())
                     .unwrap_or_default();
                 self.graph_forward = graphs::GraphForward::new(m.process.steps() / 4);
@@ -618,11 +621,11 @@ impl DiffscopeApp {
         self.graph_model = None;
         self.graph_run = None;
         self.show_forward = false;
-        match zoo::load_shipped_discrete(&gpu, name) {
+        match crate::pipelines::sequence::load_shipped(&gpu, name) {
             Ok(m) => {
                 self.error = None;
                 let k = m.process.k() as u32;
-                self.seq_examples = zoo::shipped_discrete(name)
+                self.seq_examples = crate::pipelines::sequence::shipped(name)
                     .and_then(|s| sequences::load_examples(s.data, 64).ok())
                     .unwrap_or_default()
                     .into_iter()
@@ -630,7 +633,7 @@ impl DiffscopeApp {
                     .collect();
                 // A card may suggest a temperature (words-absorb: τ = 0.7 quadruples the share of
                 // real words); anything else opens at the model's own distribution, τ = 1.
-                self.temperature = zoo::shipped_discrete(name)
+                self.temperature = crate::pipelines::sequence::shipped(name)
                     .and_then(|s| card_app(s.card))
                     .and_then(|app| app.get("temperature")?.as_f64())
                     .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
@@ -802,7 +805,7 @@ impl DiffscopeApp {
         let settings = self.settings();
         let result = (|| {
             let plan = m.process.plan(settings.sampler, settings.steps)?;
-            let gpu = m.denoiser.gpu().expect("loaded model has a device").clone();
+            let gpu = m.denoiser.gpu().clone();
             let x = m
                 .process
                 .initial(&gpu, self.n, m.denoiser.sample_shape(), settings.seed)?;
@@ -840,7 +843,7 @@ impl DiffscopeApp {
         let state = state[..per.min(state.len())].to_vec();
         let mut shape = vec![s.n];
         shape.extend_from_slice(m.denoiser.sample_shape());
-        let gpu = m.denoiser.gpu().expect("device").clone();
+        let gpu = m.denoiser.gpu().clone();
         self.seed = self.seed.wrapping_add(1);
         let mut settings = s.settings.clone();
         settings.seed = self.seed;
@@ -900,7 +903,7 @@ impl DiffscopeApp {
         // Sequence and graph runs keep every frame on the host: a fork from the newest one with the
         // run's own seed is its continuation. `fork` changes nothing when it fails.
         if let (Some(m), Some(r)) = (&self.seq_model, &mut self.seq_run) {
-            let model = zoo::load_shipped_discrete(gpu, &m.name)?;
+            let model = crate::pipelines::sequence::load_shipped(gpu, &m.name)?;
             r.fork(gpu, r.frames.len().saturating_sub(1), r.seed)?;
             self.seq_model = Some(model);
             let example = self.seq_forward.example;
@@ -909,7 +912,7 @@ impl DiffscopeApp {
             return Ok(());
         }
         if let (Some(m), Some(r)) = (&self.graph_model, &mut self.graph_run) {
-            let model = crate::models::graph_zoo::load_graph_shipped(gpu, &m.name)?;
+            let model = crate::pipelines::graph::load_graph_shipped(gpu, &m.name)?;
             r.fork(&model, gpu, r.frames.len().saturating_sub(1), r.seed)?;
             self.graph_model = Some(model);
             let example = self.graph_forward.example;
@@ -920,7 +923,7 @@ impl DiffscopeApp {
         let Some(name) = self.model.as_ref().map(|m| m.name.clone()) else {
             return Ok(());
         };
-        let mut model = zoo::load_shipped(gpu, &name)?;
+        let mut model = crate::pipelines::gaussian::load_shipped(gpu, &name)?;
         // The run's own settings (the clip switch lives in the model's scheduler config).
         if let Some(old) = &self.model {
             model.process.config.clip_sample = old.process.config.clip_sample;
@@ -957,7 +960,7 @@ impl DiffscopeApp {
     fn pump(&mut self, may_step: bool) {
         let Some(m) = &self.model else { return };
         let Some(s) = &mut self.session else { return };
-        let gpu = m.denoiser.gpu().expect("device").clone();
+        let gpu = m.denoiser.gpu().clone();
         if let Some(p) = &mut s.pending {
             // A state is recorded only if the device reported nothing wrong while computing it: a
             // validation error or a lost device would make it a wrong picture.
@@ -1125,7 +1128,7 @@ impl DiffscopeApp {
             self.seq_controls(ui);
             return;
         }
-        if zoo::shipped(&current).is_err() && !current.is_empty() {
+        if crate::pipelines::gaussian::shipped(&current).is_err() && !current.is_empty() {
             let _ = ui.selectable_label(true, format!("{current} (yours)"));
         }
         self.user_model_controls(ui);
@@ -1219,7 +1222,7 @@ impl DiffscopeApp {
                 ui.add(egui::TextEdit::singleline(&mut self.user_dir).hint_text("model folder"));
                 if ui.button("Load").clicked() {
                     if let Some(gpu) = self.gpu.clone() {
-                        let m = zoo::load_dir(&gpu, std::path::Path::new(self.user_dir.trim()));
+                        let m = crate::pipelines::gaussian::load_dir(&gpu, std::path::Path::new(self.user_dir.trim()));
                         self.load_user_model(m);
                     }
                 }
@@ -1276,7 +1279,7 @@ impl DiffscopeApp {
                 }
             }
             let Some(gpu) = self.gpu.clone() else { return };
-            let m = zoo::load_files(&gpu, "dropped model", &files);
+            let m = crate::pipelines::gaussian::load_files(&gpu, "dropped model", &files);
             self.load_user_model(m);
         }
     }
@@ -1542,7 +1545,7 @@ impl DiffscopeApp {
             .frames
             .get(v)
             .ok_or_else(|| crate::Error::Invalid("no step recorded yet".into()))?;
-        let graphs = crate::models::digress::graphs_from_ids(&r.counts, r.n, &f.x, &f.e);
+        let graphs = crate::process::graph::graphs_from_ids(&r.counts, r.n, &f.x, &f.e);
         let json = serde_json::json!({
             "model": m.name,
             "seed": r.seed,

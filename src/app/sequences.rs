@@ -4,7 +4,7 @@
 //! mask token is drawn as an empty slot — so absorbing noise visibly un-masks letter by letter.
 
 use crate::gpu::Gpu;
-use crate::models::zoo::DiscreteModel;
+use crate::pipelines::sequence::SequenceModel;
 use crate::tensor::{Tensor, TensorReadback};
 use egui::{Color32, RichText, Sense, Stroke, Vec2};
 
@@ -87,7 +87,7 @@ pub struct SeqRun {
 
 impl SeqRun {
     pub fn start(
-        m: &DiscreteModel,
+        m: &SequenceModel,
         gpu: &Gpu,
         n: usize,
         seed: u64,
@@ -141,7 +141,7 @@ impl SeqRun {
         self.timesteps.get(frame).copied()
     }
 
-    pub fn pump(&mut self, m: &DiscreteModel, play: bool) -> crate::Result<()> {
+    pub fn pump(&mut self, m: &SequenceModel, play: bool) -> crate::Result<()> {
         if let Some(p) = &mut self.pending {
             // A failed readback is dropped: polling it again would only say "already taken".
             let polled = p.poll();
@@ -193,7 +193,7 @@ fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
 /// position `i` (light = sure), `changed(i)` outlines the cell. Returns the row that was clicked.
 fn token_rows(
     ui: &mut egui::Ui,
-    m: &DiscreteModel,
+    m: &SequenceModel,
     ids: &[u32],
     shade: impl Fn(usize) -> f32,
     changed: impl Fn(usize) -> bool,
@@ -263,7 +263,7 @@ fn token_rows(
 
 /// Rows of token cells for frame `v` (the previous frame marks what changed); a click selects a row
 /// for [`detail`].
-pub fn draw(ui: &mut egui::Ui, m: &DiscreteModel, run: &SeqRun, v: usize, selected: &mut usize) {
+pub fn draw(ui: &mut egui::Ui, m: &SequenceModel, run: &SeqRun, v: usize, selected: &mut usize) {
     let Some(f) = run.frames.get(v) else { return };
     let prev = v.checked_sub(1).and_then(|p| run.frames.get(p));
     let k = m.process.k();
@@ -301,7 +301,7 @@ pub fn settled_at(run: &SeqRun, v: usize, row: usize, l: usize) -> Vec<Option<us
 /// class × position heatmap), and when each position settled.
 pub fn detail(
     ui: &mut egui::Ui,
-    m: &DiscreteModel,
+    m: &SequenceModel,
     run: &SeqRun,
     v: usize,
     row: usize,
@@ -398,7 +398,7 @@ impl SeqForward {
     /// Collect finished draws and ask for new ones when the example or t changed (never blocks).
     pub fn pump(
         &mut self,
-        m: &DiscreteModel,
+        m: &SequenceModel,
         gpu: &Gpu,
         examples: &[Vec<u32>],
         seed: u64,
@@ -434,7 +434,7 @@ impl SeqForward {
 
 /// The explorer's picture: x0, the per-position distribution q(x_t | x0) = row x0 of Qbar_t (closed
 /// form), and draws from it.
-pub fn draw_forward(ui: &mut egui::Ui, m: &DiscreteModel, fw: &SeqForward, examples: &[Vec<u32>]) {
+pub fn draw_forward(ui: &mut egui::Ui, m: &SequenceModel, fw: &SeqForward, examples: &[Vec<u32>]) {
     let Some(ex) = examples.get(fw.example) else {
         ui.label("this model ships no examples");
         return;
@@ -484,7 +484,7 @@ fn heatmap_cell(ui: &egui::Ui, k: usize, l: usize) -> f32 {
 }
 
 /// Q_t and Qbar_t at timestep `t` as heatmaps (rows: from, columns: to).
-pub fn matrices(ui: &mut egui::Ui, m: &DiscreteModel, t: usize) {
+pub fn matrices(ui: &mut egui::Ui, m: &SequenceModel, t: usize) {
     let k = m.process.k();
     let labels = super::heatmap::vocab_labels(&m.vocab(), m.config.pad_token);
     let cell = (220.0 / k as f32).clamp(5.0, 40.0);

@@ -2,13 +2,12 @@
 //! embedding (with a null label for guidance), then residual blocks `h + SiLU((1+s)·LN(Wh) + b)` whose
 //! scale and shift come from the embedding. Mirrors `tools/film_mlp.py` parameter for parameter.
 
-use super::Denoiser;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::elementwise::{self as ew, Unary};
 use crate::ops::embedding;
-use crate::ops::matmul::{linear, Act};
-use crate::ops::norm::layer_norm;
+use crate::ops::matmul::Act;
 use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
@@ -27,47 +26,29 @@ pub struct FilmMlpConfig {
     pub data_range: Option<[f32; 2]>,
 }
 
-struct Lin {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Lin {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Lin> {
-        Ok(Lin {
-            w: w.upload(gpu, &format!("{name}.weight"), &[out_f, in_f])?,
-            b: w.upload(gpu, &format!("{name}.bias"), &[out_f])?,
-        })
-    }
-    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        linear(x, &self.w, Some(&self.b), act)
-    }
-}
-
 struct Block {
-    lin: Lin,
-    norm_w: Tensor,
-    norm_b: Tensor,
+    lin: Linear,
+    norm: LayerNorm,
     // The checkpoint's `film` Linear (dim → 2·dim) split at load time into its scale and shift halves,
     // so no slicing is needed per step.
-    film_scale: Lin,
-    film_shift: Lin,
+    film_scale: Linear,
+    film_shift: Linear,
 }
 
 pub struct FilmMlp {
     pub config: FilmMlpConfig,
     sample_shape: Vec<usize>,
-    time1: Lin,
-    time2: Lin,
+    time1: Linear,
+    time2: Linear,
     label_emb: Tensor,
-    inp: Lin,
+    inp: Linear,
     blocks: Vec<Block>,
-    out: Lin,
+    out: Linear,
 }
 
 impl FilmMlp {
     pub fn parse_config(json: &str, file: &str) -> Result<FilmMlpConfig> {
-        use super::limits::field_error;
+        use crate::weights::limits::field_error;
         let bad = |d: String| Error::Config {
             file: file.to_string(),
             detail: d,
@@ -114,7 +95,7 @@ impl FilmMlp {
                 c.architecture
             )));
         }
-        use super::limits as lim;
+        use crate::weights::limits as lim;
         lim::size(file, "data_dim", c.data_dim, 1..=lim::MAX_DATA_CHANNELS)?;
         lim::size(file, "dim", c.dim, 4..=lim::MAX_WIDTH)?;
         if !c.dim.is_multiple_of(2) {
@@ -161,36 +142,34 @@ impl FilmMlp {
 
     pub fn load(gpu: &Gpu, config: FilmMlpConfig, mut w: Weights) -> Result<FilmMlp> {
         let d = config.dim;
-        let time1 = Lin::load(&mut w, gpu, "time_mlp.0", d, d)?;
-        let time2 = Lin::load(&mut w, gpu, "time_mlp.2", d, d)?;
+        let time1 = Linear::load(&mut w, gpu, "time_mlp.0", d, d)?;
+        let time2 = Linear::load(&mut w, gpu, "time_mlp.2", d, d)?;
         let label_emb = w.upload(gpu, "label_emb.weight", &[config.num_labels + 1, d])?;
-        let inp = Lin::load(&mut w, gpu, "inp", d, config.data_dim)?;
+        let inp = Linear::load(&mut w, gpu, "inp", d, config.data_dim)?;
         let mut blocks = Vec::with_capacity(config.depth);
         for i in 0..config.depth {
             let p = format!("blocks.{i}");
-            let lin = Lin::load(&mut w, gpu, &format!("{p}.lin"), d, d)?;
-            let norm_w = w.upload(gpu, &format!("{p}.norm.weight"), &[d])?;
-            let norm_b = w.upload(gpu, &format!("{p}.norm.bias"), &[d])?;
+            let lin = Linear::load(&mut w, gpu, &format!("{p}.lin"), d, d)?;
+            let norm = LayerNorm::load(&mut w, gpu, &format!("{p}.norm"), d)?;
             let fw = w.take(&format!("{p}.film.weight"), &[2 * d, d])?;
             let fb = w.take(&format!("{p}.film.bias"), &[2 * d])?;
             let half = |v: &[f32], i: usize, n: usize| v[i * n..(i + 1) * n].to_vec();
-            let film_scale = Lin {
-                w: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 0, d * d))?,
-                b: Tensor::from_f32(gpu, &[d], &half(&fb.data, 0, d))?,
+            let film_scale = Linear {
+                weight: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 0, d * d))?,
+                bias: Tensor::from_f32(gpu, &[d], &half(&fb.data, 0, d))?,
             };
-            let film_shift = Lin {
-                w: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 1, d * d))?,
-                b: Tensor::from_f32(gpu, &[d], &half(&fb.data, 1, d))?,
+            let film_shift = Linear {
+                weight: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 1, d * d))?,
+                bias: Tensor::from_f32(gpu, &[d], &half(&fb.data, 1, d))?,
             };
             blocks.push(Block {
                 lin,
-                norm_w,
-                norm_b,
+                norm,
                 film_scale,
                 film_shift,
             });
         }
-        let out = Lin::load(&mut w, gpu, "out", config.data_dim, d)?;
+        let out = Linear::load(&mut w, gpu, "out", config.data_dim, d)?;
         w.finish()?;
         Ok(FilmMlp {
             sample_shape: vec![config.data_dim],
@@ -231,20 +210,20 @@ impl Denoiser for FilmMlp {
         }
         let d = self.config.dim;
         let temb = embedding::timestep_embedding(t, d, false, 1.0, 1.0, 10000.0)?;
-        let temb = self.time1.apply(&temb, Act::Gelu)?;
-        let temb = self.time2.apply(&temb, Act::None)?;
+        let temb = self.time1.forward(&temb, Act::Gelu)?;
+        let temb = self.time2.forward(&temb, Act::None)?;
         let temb = ew::add(&temb, &embedding::gather_rows(&self.label_emb, labels)?)?;
         let st = ew::silu(&temb)?;
-        let mut h = self.inp.apply(x, Act::None)?;
+        let mut h = self.inp.forward(x, Act::None)?;
         for b in &self.blocks {
-            let scale = b.film_scale.apply(&st, Act::None)?;
-            let shift = b.film_shift.apply(&st, Act::None)?;
-            let a = b.lin.apply(&h, Act::None)?;
-            let a = layer_norm(&a, Some(&b.norm_w), Some(&b.norm_b), 1e-5)?;
+            let scale = b.film_scale.forward(&st, Act::None)?;
+            let shift = b.film_shift.forward(&st, Act::None)?;
+            let a = b.lin.forward(&h, Act::None)?;
+            let a = b.norm.forward(&a)?;
             let f = ew::film(&a, &scale, &shift, Unary::Silu)?;
             h = ew::add(&h, &f)?;
         }
-        self.out.apply(&h, Act::None)
+        self.out.forward(&h, Act::None)
     }
 
     fn sample_shape(&self) -> &[usize] {
@@ -255,7 +234,7 @@ impl Denoiser for FilmMlp {
         Some(self.config.num_labels)
     }
 
-    fn gpu(&self) -> Option<&Gpu> {
-        Some(self.out.w.gpu())
+    fn gpu(&self) -> &Gpu {
+        self.out.weight.gpu()
     }
 }

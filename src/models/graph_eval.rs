@@ -12,8 +12,8 @@
 //! - SBM validity: graph-tool's blockmodel fit is replaced by a documented approximation, see
 //!   [`SbmSpec`].
 
-use super::digress::Graph;
 use crate::error::{Error, Result};
+use crate::process::graph::Graph;
 
 /// The largest graph the metrics take (one u64 adjacency row per node).
 pub const MAX_EVAL_NODES: usize = 64;

@@ -6,11 +6,11 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::{LayerNorm, Linear};
 use crate::ops::elementwise as ew;
 use crate::ops::graph;
 use crate::ops::layout;
-use crate::ops::matmul::{linear, matmul, Act, Matmul};
-use crate::ops::norm::layer_norm;
+use crate::ops::matmul::Act;
 use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 use std::collections::BTreeMap;
@@ -128,112 +128,39 @@ impl Dims {
     }
 }
 
-struct Lin {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Lin {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Lin> {
-        Ok(Lin {
-            w: w.upload(gpu, &format!("{name}.weight"), &[out_f, in_f])?,
-            b: w.upload(gpu, &format!("{name}.bias"), &[out_f])?,
-        })
-    }
-    /// Several Linears of the same input side by side (one matmul instead of several).
-    fn load_cat(
-        w: &mut Weights,
-        gpu: &Gpu,
-        names: &[String],
-        out_f: usize,
-        in_f: usize,
-    ) -> Result<Lin> {
-        let mut wd = Vec::with_capacity(names.len() * out_f * in_f);
-        let mut bd = Vec::with_capacity(names.len() * out_f);
-        for n in names {
-            wd.extend(w.take(&format!("{n}.weight"), &[out_f, in_f])?.data);
-            bd.extend(w.take(&format!("{n}.bias"), &[out_f])?.data);
-        }
-        let k = names.len() * out_f;
-        Ok(Lin {
-            w: Tensor::from_f32(gpu, &[k, in_f], &wd)?,
-            b: Tensor::from_f32(gpu, &[k], &bd)?,
-        })
-    }
-    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        linear(x, &self.w, Some(&self.b), act)
-    }
-    /// `act(x Wᵀ + b) + residual`.
-    fn apply_res(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let in_f = self.w.dim(1);
-        let out_f = self.w.dim(0);
-        let rows = x.len() / in_f;
-        let y = matmul(
-            &x.reshape(&[rows, in_f])?,
-            &self.w,
-            &Matmul {
-                trans_b: true,
-                bias: Some(&self.b),
-                residual: Some(&residual.reshape(&[rows, out_f])?),
-                ..Default::default()
-            },
-        )?;
-        let mut shape = x.shape().to_vec();
-        *shape.last_mut().expect("rank ≥ 1") = out_f;
-        y.reshape(&shape)
-    }
-}
-
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Norm {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, d: usize) -> Result<Norm> {
-        Ok(Norm {
-            w: w.upload(gpu, &format!("{name}.weight"), &[d])?,
-            b: w.upload(gpu, &format!("{name}.bias"), &[d])?,
-        })
-    }
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x, Some(&self.w), Some(&self.b), 1e-5)
-    }
-}
-
 struct Mlp2 {
-    a: Lin,
-    b: Lin,
+    a: Linear,
+    b: Linear,
 }
 
 impl Mlp2 {
     fn load(w: &mut Weights, gpu: &Gpu, name: &str, i: usize, h: usize, o: usize) -> Result<Mlp2> {
         Ok(Mlp2 {
-            a: Lin::load(w, gpu, &format!("{name}.0"), h, i)?,
-            b: Lin::load(w, gpu, &format!("{name}.2"), o, h)?,
+            a: Linear::load(w, gpu, &format!("{name}.0"), h, i)?,
+            b: Linear::load(w, gpu, &format!("{name}.2"), o, h)?,
         })
     }
-    fn apply(&self, x: &Tensor, out_act: Act) -> Result<Tensor> {
-        self.b.apply(&self.a.apply(x, Act::Relu)?, out_act)
+    fn forward(&self, x: &Tensor, out_act: Act) -> Result<Tensor> {
+        self.b.forward(&self.a.forward(x, Act::Relu)?, out_act)
     }
 }
 
 struct Layer {
-    qkv: Lin,
-    e12: Lin,
-    ymod: Lin,
-    y_y: Lin,
-    x_y: Lin,
-    e_y: Lin,
-    x_out: Lin,
-    e_out: Lin,
+    qkv: Linear,
+    e12: Linear,
+    ymod: Linear,
+    y_y: Linear,
+    x_y: Linear,
+    e_y: Linear,
+    x_out: Linear,
+    e_out: Linear,
     y_out: Mlp2,
     lin_x: Mlp2,
     lin_e: Mlp2,
     lin_y: Mlp2,
-    norm_x: [Norm; 2],
-    norm_e: [Norm; 2],
-    norm_y: [Norm; 2],
+    norm_x: [LayerNorm; 2],
+    norm_e: [LayerNorm; 2],
+    norm_y: [LayerNorm; 2],
 }
 
 impl Layer {
@@ -242,40 +169,40 @@ impl Layer {
         let names = |xs: &[&str]| xs.iter().map(|x| format!("{a}.{x}")).collect::<Vec<_>>();
         let ff = |w: &mut Weights, l1: &str, l2: &str, dim: usize, ffd: usize| -> Result<Mlp2> {
             Ok(Mlp2 {
-                a: Lin::load(w, gpu, &format!("{p}.{l1}"), ffd, dim)?,
-                b: Lin::load(w, gpu, &format!("{p}.{l2}"), dim, ffd)?,
+                a: Linear::load(w, gpu, &format!("{p}.{l1}"), ffd, dim)?,
+                b: Linear::load(w, gpu, &format!("{p}.{l2}"), dim, ffd)?,
             })
         };
         Ok(Layer {
-            qkv: Lin::load_cat(w, gpu, &names(&["q", "k", "v"]), d.dx, d.dx)?,
-            e12: Lin::load_cat(w, gpu, &names(&["e_mul", "e_add"]), d.dx, d.de)?,
-            ymod: Lin::load_cat(
+            qkv: Linear::load_stacked(w, gpu, &names(&["q", "k", "v"]), d.dx, d.dx)?,
+            e12: Linear::load_stacked(w, gpu, &names(&["e_mul", "e_add"]), d.dx, d.de)?,
+            ymod: Linear::load_stacked(
                 w,
                 gpu,
                 &names(&["y_e_add", "y_e_mul", "y_x_add", "y_x_mul"]),
                 d.dx,
                 d.dy,
             )?,
-            y_y: Lin::load(w, gpu, &format!("{a}.y_y"), d.dy, d.dy)?,
-            x_y: Lin::load(w, gpu, &format!("{a}.x_y.lin"), d.dy, 4 * d.dx)?,
-            e_y: Lin::load(w, gpu, &format!("{a}.e_y.lin"), d.dy, 4 * d.de)?,
-            x_out: Lin::load(w, gpu, &format!("{a}.x_out"), d.dx, d.dx)?,
-            e_out: Lin::load(w, gpu, &format!("{a}.e_out"), d.de, d.dx)?,
+            y_y: Linear::load(w, gpu, &format!("{a}.y_y"), d.dy, d.dy)?,
+            x_y: Linear::load(w, gpu, &format!("{a}.x_y.lin"), d.dy, 4 * d.dx)?,
+            e_y: Linear::load(w, gpu, &format!("{a}.e_y.lin"), d.dy, 4 * d.de)?,
+            x_out: Linear::load(w, gpu, &format!("{a}.x_out"), d.dx, d.dx)?,
+            e_out: Linear::load(w, gpu, &format!("{a}.e_out"), d.de, d.dx)?,
             y_out: Mlp2::load(w, gpu, &format!("{a}.y_out"), d.dy, d.dy, d.dy)?,
             lin_x: ff(w, "linX1", "linX2", d.dx, d.ff_x)?,
             lin_e: ff(w, "linE1", "linE2", d.de, d.ff_e)?,
             lin_y: ff(w, "lin_y1", "lin_y2", d.dy, d.ff_y)?,
             norm_x: [
-                Norm::load(w, gpu, &format!("{p}.normX1"), d.dx)?,
-                Norm::load(w, gpu, &format!("{p}.normX2"), d.dx)?,
+                LayerNorm::load(w, gpu, &format!("{p}.normX1"), d.dx)?,
+                LayerNorm::load(w, gpu, &format!("{p}.normX2"), d.dx)?,
             ],
             norm_e: [
-                Norm::load(w, gpu, &format!("{p}.normE1"), d.de)?,
-                Norm::load(w, gpu, &format!("{p}.normE2"), d.de)?,
+                LayerNorm::load(w, gpu, &format!("{p}.normE1"), d.de)?,
+                LayerNorm::load(w, gpu, &format!("{p}.normE2"), d.de)?,
             ],
             norm_y: [
-                Norm::load(w, gpu, &format!("{p}.norm_y1"), d.dy)?,
-                Norm::load(w, gpu, &format!("{p}.norm_y2"), d.dy)?,
+                LayerNorm::load(w, gpu, &format!("{p}.norm_y1"), d.dy)?,
+                LayerNorm::load(w, gpu, &format!("{p}.norm_y2"), d.dy)?,
             ],
         })
     }
@@ -289,41 +216,41 @@ impl Layer {
         heads: usize,
     ) -> Result<[Tensor; 3]> {
         // NodeEdgeBlock.
-        let qkv = self.qkv.apply(x, Act::None)?;
-        let e12 = self.e12.apply(e, Act::None)?;
-        let ymod = self.ymod.apply(y, Act::None)?;
+        let qkv = self.qkv.forward(x, Act::None)?;
+        let e12 = self.e12.forward(e, Act::None)?;
+        let ymod = self.ymod.forward(y, Act::None)?;
         let (e_pre, x_pre) = graph::node_edge_attention(&qkv, &e12, &ymod, &m.counts, heads)?;
-        let new_e = ew::mul(&self.e_out.apply(&e_pre, Act::None)?, &m.edge)?;
-        let new_x = ew::mul(&self.x_out.apply(&x_pre, Act::None)?, &m.node)?;
+        let new_e = ew::mul(&self.e_out.forward(&e_pre, Act::None)?, &m.edge)?;
+        let new_x = ew::mul(&self.x_out.forward(&x_pre, Act::None)?, &m.node)?;
         let pooled_x = graph::pool(x, &m.counts)?;
         let pooled_e = graph::pool(e, &m.counts)?;
-        let yy = self.y_y.apply(y, Act::None)?;
+        let yy = self.y_y.forward(y, Act::None)?;
         let y_sum = ew::add(
-            &ew::add(&yy, &self.x_y.apply(&pooled_x, Act::None)?)?,
-            &self.e_y.apply(&pooled_e, Act::None)?,
+            &ew::add(&yy, &self.x_y.forward(&pooled_x, Act::None)?)?,
+            &self.e_y.forward(&pooled_e, Act::None)?,
         )?;
-        let new_y = self.y_out.apply(&y_sum, Act::None)?;
+        let new_y = self.y_out.forward(&y_sum, Act::None)?;
         // Post-LN residuals, then the feed-forward blocks (dropout is off at inference).
-        let x = self.norm_x[0].apply(&ew::add(x, &new_x)?)?;
-        let e = self.norm_e[0].apply(&ew::add(e, &new_e)?)?;
-        let y = self.norm_y[0].apply(&ew::add(y, &new_y)?)?;
-        let x = self.norm_x[1].apply(
+        let x = self.norm_x[0].forward(&ew::add(x, &new_x)?)?;
+        let e = self.norm_e[0].forward(&ew::add(e, &new_e)?)?;
+        let y = self.norm_y[0].forward(&ew::add(y, &new_y)?)?;
+        let x = self.norm_x[1].forward(
             &self
                 .lin_x
                 .b
-                .apply_res(&self.lin_x.a.apply(&x, Act::Relu)?, &x)?,
+                .forward_residual(&self.lin_x.a.forward(&x, Act::Relu)?, &x)?,
         )?;
-        let e = self.norm_e[1].apply(
+        let e = self.norm_e[1].forward(
             &self
                 .lin_e
                 .b
-                .apply_res(&self.lin_e.a.apply(&e, Act::Relu)?, &e)?,
+                .forward_residual(&self.lin_e.a.forward(&e, Act::Relu)?, &e)?,
         )?;
-        let y = self.norm_y[1].apply(
+        let y = self.norm_y[1].forward(
             &self
                 .lin_y
                 .b
-                .apply_res(&self.lin_y.a.apply(&y, Act::Relu)?, &y)?,
+                .forward_residual(&self.lin_y.a.forward(&y, Act::Relu)?, &y)?,
         )?;
         Ok([x, e, y])
     }
@@ -355,6 +282,11 @@ pub struct GraphTransformer {
 }
 
 impl GraphTransformer {
+    /// The device the weights live on.
+    pub fn gpu(&self) -> &Gpu {
+        self.mlp_out_e.b.weight.gpu()
+    }
+
     /// Loads every tensor of a DiGress `GraphTransformer` state dict (names as PyTorch writes them);
     /// missing, misshapen or extra tensors are errors.
     pub fn load(gpu: &Gpu, dims: Dims, mut w: Weights) -> Result<GraphTransformer> {
@@ -435,18 +367,18 @@ impl GraphTransformer {
         let gpu = x.gpu();
         let m = masks(gpu, counts, n)?;
         let x_to_out = layout::slice(x, 2, 0, d.x_out)?;
-        let new_e = self.mlp_in_e.apply(e, Act::Relu)?;
+        let new_e = self.mlp_in_e.forward(e, Act::Relu)?;
         let mut ee = graph::sym_edges(&new_e, None, &m.counts, false)?;
-        let mut xx = ew::mul(&self.mlp_in_x.apply(x, Act::Relu)?, &m.node)?;
-        let mut yy = self.mlp_in_y.apply(y, Act::Relu)?;
+        let mut xx = ew::mul(&self.mlp_in_x.forward(x, Act::Relu)?, &m.node)?;
+        let mut yy = self.mlp_in_y.forward(y, Act::Relu)?;
         for layer in &self.layers {
             let [x2, e2, y2] = layer.forward(&xx, &ee, &yy, &m, d.heads)?;
             xx = x2;
             ee = e2;
             yy = y2;
         }
-        let ox = self.mlp_out_x.apply(&xx, Act::None)?;
-        let oe = self.mlp_out_e.apply(&ee, Act::None)?;
+        let ox = self.mlp_out_x.forward(&xx, Act::None)?;
+        let oe = self.mlp_out_e.forward(&ee, Act::None)?;
         let x_out = ew::mul(&ew::add(&ox, &x_to_out)?, &m.node)?;
         let e_out = graph::sym_edges(&oe, Some(e), &m.counts, true)?;
         Ok(GraphOutput { x: x_out, e: e_out })

@@ -1,31 +1,10 @@
-//! Denoisers built from ops. A model is a JSON config plus safetensors weights; it maps a noisy state,
-//! its timestep and an optional label to the network's output (ε, x0 or v for Gaussian models, logits
-//! for discrete ones). Samplers live in `crate::process` and never look inside a model.
+//! The networks, built from `crate::nn`'s layers and `crate::ops`' kernels. Each is a JSON config plus
+//! safetensors weights; the Gaussian and sequence ones implement [`crate::nn::Denoiser`]. A network
+//! knows nothing of the process that samples with it: pairing the two is `crate::pipelines`' job.
 
-pub mod digress;
 pub mod film_mlp;
 pub mod graph_eval;
 pub mod graph_features;
 pub mod graph_transformer;
-pub mod graph_zoo;
-pub mod limits;
 pub mod seq_transformer;
 pub mod unet;
-pub mod zoo;
-
-use crate::error::Result;
-use crate::tensor::Tensor;
-
-/// A network that denoises a batch.
-pub trait Denoiser {
-    /// `x`: `[N, ..data shape]`; `t`: f32 `[N]` (the training timestep index, as a float);
-    /// `labels`: u32 `[N]` (the null label selects the unconditional branch), or `None` for an
-    /// unconditional model. Records the forward pass; returns the output with `x`'s shape.
-    fn forward(&self, x: &Tensor, t: &Tensor, labels: Option<&Tensor>) -> Result<Tensor>;
-    /// The shape of one sample (e.g. `[2]` for points, `[1, 32, 32]` for images).
-    fn sample_shape(&self) -> &[usize];
-    /// Number of real labels (the null label is this index), if the model is conditional.
-    fn num_labels(&self) -> Option<usize>;
-    /// The device the weights live on.
-    fn gpu(&self) -> Option<&crate::gpu::Gpu>;
-}

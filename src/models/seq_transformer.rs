@@ -4,14 +4,13 @@
 //! FF = Linear-GELU-Linear, a final LayerNorm and K logits per position. Mirrors
 //! `tools/seq_transformer.py` parameter for parameter.
 
-use super::Denoiser;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::attention::{attention, MAX_HEAD_DIM};
 use crate::ops::elementwise as ew;
 use crate::ops::embedding;
-use crate::ops::matmul::{linear, Act};
-use crate::ops::norm::layer_norm;
+use crate::ops::matmul::Act;
 use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
@@ -30,49 +29,15 @@ pub struct SeqTransformerConfig {
     pub out_classes: usize,
 }
 
-struct Lin {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Lin {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Lin> {
-        Ok(Lin {
-            w: w.upload(gpu, &format!("{name}.weight"), &[out_f, in_f])?,
-            b: w.upload(gpu, &format!("{name}.bias"), &[out_f])?,
-        })
-    }
-    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        linear(x, &self.w, Some(&self.b), act)
-    }
-}
-
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Norm {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, d: usize) -> Result<Norm> {
-        Ok(Norm {
-            w: w.upload(gpu, &format!("{name}.weight"), &[d])?,
-            b: w.upload(gpu, &format!("{name}.bias"), &[d])?,
-        })
-    }
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x, Some(&self.w), Some(&self.b), 1e-5)
-    }
-}
-
 struct Block {
-    ln1: Norm,
-    q: Lin,
-    k: Lin,
-    v: Lin,
-    proj: Lin,
-    ln2: Norm,
-    ff1: Lin,
-    ff2: Lin,
+    ln1: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    proj: Linear,
+    ln2: LayerNorm,
+    ff1: Linear,
+    ff2: Linear,
 }
 
 pub struct SeqTransformer {
@@ -80,11 +45,11 @@ pub struct SeqTransformer {
     sample_shape: Vec<usize>,
     tok_emb: Tensor,
     pos_emb: Tensor,
-    time1: Lin,
-    time2: Lin,
+    time1: Linear,
+    time2: Linear,
     blocks: Vec<Block>,
-    ln_f: Norm,
-    head: Lin,
+    ln_f: LayerNorm,
+    head: Linear,
 }
 
 impl SeqTransformer {
@@ -118,7 +83,7 @@ impl SeqTransformer {
         }
         // A downloaded config can claim anything: sizes past these would overflow later products or
         // exhaust memory before any device limit is consulted.
-        use super::limits as lim;
+        use crate::weights::limits as lim;
         lim::size(file, "vocab", c.vocab, 1..=lim::MAX_LABELS)?;
         lim::size(file, "out_classes", c.out_classes, 1..=lim::MAX_LABELS)?;
         lim::size(file, "seq_len", c.seq_len, 1..=lim::MAX_SPATIAL)?;
@@ -133,24 +98,24 @@ impl SeqTransformer {
         let f = config.ff_mult * d;
         let tok_emb = w.upload(gpu, "tok_emb.weight", &[config.vocab, d])?;
         let pos_emb = w.upload(gpu, "pos_emb", &[config.seq_len, d])?;
-        let time1 = Lin::load(&mut w, gpu, "time_mlp.0", d, d)?;
-        let time2 = Lin::load(&mut w, gpu, "time_mlp.2", d, d)?;
+        let time1 = Linear::load(&mut w, gpu, "time_mlp.0", d, d)?;
+        let time2 = Linear::load(&mut w, gpu, "time_mlp.2", d, d)?;
         let mut blocks = Vec::with_capacity(config.depth);
         for i in 0..config.depth {
             let p = format!("blocks.{i}");
             blocks.push(Block {
-                ln1: Norm::load(&mut w, gpu, &format!("{p}.ln1"), d)?,
-                q: Lin::load(&mut w, gpu, &format!("{p}.q"), d, d)?,
-                k: Lin::load(&mut w, gpu, &format!("{p}.k"), d, d)?,
-                v: Lin::load(&mut w, gpu, &format!("{p}.v"), d, d)?,
-                proj: Lin::load(&mut w, gpu, &format!("{p}.proj"), d, d)?,
-                ln2: Norm::load(&mut w, gpu, &format!("{p}.ln2"), d)?,
-                ff1: Lin::load(&mut w, gpu, &format!("{p}.ff1"), f, d)?,
-                ff2: Lin::load(&mut w, gpu, &format!("{p}.ff2"), d, f)?,
+                ln1: LayerNorm::load(&mut w, gpu, &format!("{p}.ln1"), d)?,
+                q: Linear::load(&mut w, gpu, &format!("{p}.q"), d, d)?,
+                k: Linear::load(&mut w, gpu, &format!("{p}.k"), d, d)?,
+                v: Linear::load(&mut w, gpu, &format!("{p}.v"), d, d)?,
+                proj: Linear::load(&mut w, gpu, &format!("{p}.proj"), d, d)?,
+                ln2: LayerNorm::load(&mut w, gpu, &format!("{p}.ln2"), d)?,
+                ff1: Linear::load(&mut w, gpu, &format!("{p}.ff1"), f, d)?,
+                ff2: Linear::load(&mut w, gpu, &format!("{p}.ff2"), d, f)?,
             });
         }
-        let ln_f = Norm::load(&mut w, gpu, "ln_f", d)?;
-        let head = Lin::load(&mut w, gpu, "head", config.out_classes, d)?;
+        let ln_f = LayerNorm::load(&mut w, gpu, "ln_f", d)?;
+        let head = Linear::load(&mut w, gpu, "head", config.out_classes, d)?;
         w.finish()?;
         Ok(SeqTransformer {
             sample_shape: vec![config.seq_len],
@@ -190,22 +155,22 @@ impl Denoiser for SeqTransformer {
         }
         let d = self.config.dim;
         let temb = embedding::timestep_embedding(t, d, false, 1.0, 1.0, 10000.0)?;
-        let temb = self.time1.apply(&temb, Act::Gelu)?;
-        let temb = self.time2.apply(&temb, Act::None)?.reshape(&[n, 1, d])?;
+        let temb = self.time1.forward(&temb, Act::Gelu)?;
+        let temb = self.time2.forward(&temb, Act::None)?.reshape(&[n, 1, d])?;
         let h = embedding::gather_rows(&self.tok_emb, x)?;
         let h = ew::add(&h, &self.pos_emb)?;
         let mut h = ew::add(&h, &temb)?;
         for b in &self.blocks {
-            let a = b.ln1.apply(&h)?;
-            let q = b.q.apply(&a, Act::None)?;
-            let k = b.k.apply(&a, Act::None)?;
-            let v = b.v.apply(&a, Act::None)?;
+            let a = b.ln1.forward(&h)?;
+            let q = b.q.forward(&a, Act::None)?;
+            let k = b.k.forward(&a, Act::None)?;
+            let v = b.v.forward(&a, Act::None)?;
             let att = attention(&q, &k, &v, self.config.heads, None)?;
-            h = ew::add(&h, &b.proj.apply(&att, Act::None)?)?;
-            let f = b.ff1.apply(&b.ln2.apply(&h)?, Act::Gelu)?;
-            h = ew::add(&h, &b.ff2.apply(&f, Act::None)?)?;
+            h = ew::add(&h, &b.proj.forward(&att, Act::None)?)?;
+            let f = b.ff1.forward(&b.ln2.forward(&h)?, Act::Gelu)?;
+            h = ew::add(&h, &b.ff2.forward(&f, Act::None)?)?;
         }
-        self.head.apply(&self.ln_f.apply(&h)?, Act::None)
+        self.head.forward(&self.ln_f.forward(&h)?, Act::None)
     }
 
     fn sample_shape(&self) -> &[usize] {
@@ -216,7 +181,7 @@ impl Denoiser for SeqTransformer {
         None
     }
 
-    fn gpu(&self) -> Option<&Gpu> {
-        Some(self.head.w.gpu())
+    fn gpu(&self) -> &Gpu {
+        self.head.weight.gpu()
     }
 }

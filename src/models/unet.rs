@@ -4,16 +4,15 @@
 //! `Timesteps` with `flip_sin_to_cos`/`freq_shift`, and class embeddings. Every config field is checked:
 //! an unknown field or a block type diffscope does not implement is an error naming it.
 
-use super::Denoiser;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::{Denoiser, GroupNorm, Linear};
 use crate::ops::attention::attention;
 use crate::ops::conv::{conv2d, upsample_nearest2x, Padding};
 use crate::ops::elementwise as ew;
 use crate::ops::embedding::{gather_rows, timestep_embedding};
 use crate::ops::layout::{concat, permute};
-use crate::ops::matmul::{linear, Act};
-use crate::ops::norm::{group_norm, group_norm_silu};
+use crate::ops::matmul::Act;
 use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
@@ -193,7 +192,7 @@ impl UNetConfig {
             }
         }
         {
-            use super::limits::{self as lim, field_error};
+            use crate::weights::limits::{self as lim, field_error};
             lim::size(file, "sample_size", c.sample_size, 1..=lim::MAX_SPATIAL)?;
             lim::size(
                 file,
@@ -323,50 +322,13 @@ impl Conv {
     }
 }
 
-struct Lin {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Lin {
-    fn load(w: &mut Weights, g: &Gpu, names: &[&str], out_f: usize, in_f: usize) -> Result<Lin> {
-        let ws: Vec<String> = names.iter().map(|n| format!("{n}.weight")).collect();
-        let bs: Vec<String> = names.iter().map(|n| format!("{n}.bias")).collect();
-        let wr: Vec<&str> = ws.iter().map(|s| s.as_str()).collect();
-        let br: Vec<&str> = bs.iter().map(|s| s.as_str()).collect();
-        Ok(Lin {
-            w: w.upload_any(g, &wr, &[out_f, in_f])?,
-            b: w.upload_any(g, &br, &[out_f])?,
-        })
-    }
-    fn apply(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        linear(x, &self.w, Some(&self.b), act)
-    }
-}
-
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Norm {
-    fn load(w: &mut Weights, g: &Gpu, name: &str, c: usize) -> Result<Norm> {
-        Ok(Norm {
-            w: w.upload(g, &format!("{name}.weight"), &[c])?,
-            b: w.upload(g, &format!("{name}.bias"), &[c])?,
-        })
-    }
-}
-
 struct Resnet {
-    norm1: Norm,
+    norm1: GroupNorm,
     conv1: Conv,
-    temb: Lin,
-    norm2: Norm,
+    temb: Linear,
+    norm2: GroupNorm,
     conv2: Conv,
     shortcut: Option<Conv>,
-    groups: usize,
-    eps: f32,
     scale: f32,
 }
 
@@ -384,10 +346,10 @@ impl Resnet {
         scale: f32,
     ) -> Result<Resnet> {
         Ok(Resnet {
-            norm1: Norm::load(w, g, &format!("{p}.norm1"), cin)?,
+            norm1: GroupNorm::load(w, g, &format!("{p}.norm1"), cin, groups, eps)?,
             conv1: Conv::load(w, g, &format!("{p}.conv1"), cout, cin, 3)?,
-            temb: Lin::load(w, g, &[&format!("{p}.time_emb_proj")], cout, temb)?,
-            norm2: Norm::load(w, g, &format!("{p}.norm2"), cout)?,
+            temb: Linear::load(w, g, &format!("{p}.time_emb_proj"), cout, temb)?,
+            norm2: GroupNorm::load(w, g, &format!("{p}.norm2"), cout, groups, eps)?,
             conv2: Conv::load(w, g, &format!("{p}.conv2"), cout, cout, 3)?,
             shortcut: if cin != cout {
                 Some(Conv::load(
@@ -401,32 +363,18 @@ impl Resnet {
             } else {
                 None
             },
-            groups,
-            eps,
             scale,
         })
     }
 
     /// `temb_act` is SiLU(temb), shared by every resnet.
     fn apply(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
-        let h = group_norm_silu(
-            x,
-            self.groups,
-            Some(&self.norm1.w),
-            Some(&self.norm1.b),
-            self.eps,
-        )?;
+        let h = self.norm1.forward_silu(x)?;
         let h = self.conv1.apply(&h, 1, Padding::same(1))?;
-        let t = self.temb.apply(temb_act, Act::None)?;
+        let t = self.temb.forward(temb_act, Act::None)?;
         let (n, c) = (t.dim(0), t.dim(1));
         let h = ew::add(&h, &t.reshape(&[n, c, 1, 1])?)?;
-        let h = group_norm_silu(
-            &h,
-            self.groups,
-            Some(&self.norm2.w),
-            Some(&self.norm2.b),
-            self.eps,
-        )?;
+        let h = self.norm2.forward_silu(&h)?;
         let h = self.conv2.apply(&h, 1, Padding::same(1))?;
         let skip = match &self.shortcut {
             Some(s) => s.apply(x, 1, Padding::same(0))?,
@@ -441,14 +389,12 @@ impl Resnet {
 }
 
 struct Attn {
-    norm: Norm,
-    q: Lin,
-    k: Lin,
-    v: Lin,
-    out: Lin,
+    norm: GroupNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     heads: usize,
-    groups: usize,
-    eps: f32,
     scale: f32,
 }
 
@@ -477,35 +423,27 @@ impl Attn {
         let [v1, v2] = n("to_v", "value");
         let [o1, o2] = n("to_out.0", "proj_attn");
         Ok(Attn {
-            norm: Norm::load(w, g, &format!("{p}.group_norm"), c)?,
-            q: Lin::load(w, g, &[&q1, &q2], c, c)?,
-            k: Lin::load(w, g, &[&k1, &k2], c, c)?,
-            v: Lin::load(w, g, &[&v1, &v2], c, c)?,
-            out: Lin::load(w, g, &[&o1, &o2], c, c)?,
+            norm: GroupNorm::load(w, g, &format!("{p}.group_norm"), c, groups, eps)?,
+            q: Linear::load_any(w, g, &[&q1, &q2], c, c)?,
+            k: Linear::load_any(w, g, &[&k1, &k2], c, c)?,
+            v: Linear::load_any(w, g, &[&v1, &v2], c, c)?,
+            out: Linear::load_any(w, g, &[&o1, &o2], c, c)?,
             heads: c / hd,
-            groups,
-            eps,
             scale,
         })
     }
 
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
-        let s = group_norm(
-            x,
-            self.groups,
-            Some(&self.norm.w),
-            Some(&self.norm.b),
-            self.eps,
-        )?;
+        let s = self.norm.forward(x)?;
         let s = permute(&s.reshape(&[n, c, h * w])?, &[0, 2, 1])?;
         let (q, k, v) = (
-            self.q.apply(&s, Act::None)?,
-            self.k.apply(&s, Act::None)?,
-            self.v.apply(&s, Act::None)?,
+            self.q.forward(&s, Act::None)?,
+            self.k.forward(&s, Act::None)?,
+            self.v.forward(&s, Act::None)?,
         );
         let a = attention(&q, &k, &v, self.heads, None)?;
-        let o = self.out.apply(&a, Act::None)?;
+        let o = self.out.forward(&a, Act::None)?;
         let o = permute(&o, &[0, 2, 1])?.reshape(&[n, c, h, w])?;
         if self.scale == 1.0 {
             ew::add(&o, x)
@@ -525,14 +463,14 @@ struct Block {
 pub struct UNet2D {
     pub config: UNetConfig,
     sample_shape: Vec<usize>,
-    time1: Lin,
-    time2: Lin,
+    time1: Linear,
+    time2: Linear,
     class_emb: Option<Tensor>,
     conv_in: Conv,
     down: Vec<Block>,
     mid: Block,
     up: Vec<Block>,
-    norm_out: Norm,
+    norm_out: GroupNorm,
     conv_out: Conv,
 }
 
@@ -549,8 +487,8 @@ impl UNet2D {
             head_dim: c.attention_head_dim,
         };
         let w = &mut weights;
-        let time1 = Lin::load(w, g, &["time_embedding.linear_1"], l.temb, ch[0])?;
-        let time2 = Lin::load(w, g, &["time_embedding.linear_2"], l.temb, l.temb)?;
+        let time1 = Linear::load(w, g, "time_embedding.linear_1", l.temb, ch[0])?;
+        let time2 = Linear::load(w, g, "time_embedding.linear_2", l.temb, l.temb)?;
         let class_emb = match c.num_class_embeds {
             Some(k) => Some(w.upload(g, "class_embedding.weight", &[k, l.temb])?),
             None => None,
@@ -616,7 +554,8 @@ impl UNet2D {
             )?);
             prev_out = out;
         }
-        let norm_out = Norm::load(w, g, "conv_norm_out", ch[0])?;
+        let norm_out =
+            GroupNorm::load(w, g, "conv_norm_out", ch[0], c.norm_num_groups, c.norm_eps)?;
         let conv_out = Conv::load(w, g, "conv_out", c.out_channels, ch[0], 3)?;
         let sample_shape = vec![c.in_channels, c.sample_size, c.sample_size];
         weights.finish()?;
@@ -753,8 +692,8 @@ impl Denoiser for UNet2D {
             1.0,
             10000.0,
         )?;
-        let temb = self.time1.apply(&temb, Act::Silu)?;
-        let mut temb = self.time2.apply(&temb, Act::None)?;
+        let temb = self.time1.forward(&temb, Act::Silu)?;
+        let mut temb = self.time2.forward(&temb, Act::None)?;
         if let Some(table) = &self.class_emb {
             let l = labels.ok_or_else(|| {
                 Error::Invalid("this UNet is class-conditional: labels are required".into())
@@ -802,13 +741,7 @@ impl Denoiser for UNet2D {
                 hs = conv.apply(&upsample_nearest2x(&hs)?, 1, Padding::same(1))?;
             }
         }
-        let hs = group_norm_silu(
-            &hs,
-            c.norm_num_groups,
-            Some(&self.norm_out.w),
-            Some(&self.norm_out.b),
-            c.norm_eps,
-        )?;
+        let hs = self.norm_out.forward_silu(&hs)?;
         self.conv_out.apply(&hs, 1, Padding::same(1))
     }
 
@@ -821,7 +754,7 @@ impl Denoiser for UNet2D {
         self.config.num_class_embeds.map(|k| k - 1)
     }
 
-    fn gpu(&self) -> Option<&Gpu> {
-        Some(self.conv_out.w.gpu())
+    fn gpu(&self) -> &Gpu {
+        self.conv_out.w.gpu()
     }
 }

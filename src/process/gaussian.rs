@@ -3,7 +3,7 @@
 
 use super::schedule::{alphas_cumprod, betas, timesteps, BetaSchedule, Spacing};
 use crate::error::{Error, Result};
-use crate::models::Denoiser;
+use crate::nn::Denoiser;
 use crate::ops::elementwise as ew;
 use crate::ops::random;
 use crate::ops::update::{
@@ -199,7 +199,7 @@ impl SchedulerConfig {
                 other => return Err(bad(format!("unknown field \"{other}\""))),
             }
         }
-        use crate::models::limits as lim;
+        use crate::weights::limits as lim;
         let t = lim::size(
             file,
             "num_train_timesteps",

@@ -439,3 +439,89 @@ pub fn sample_node_counts(hist: &[f64], count: usize, seed: u64) -> Result<Vec<u
         })
         .collect())
 }
+
+/// One finished graph: node classes and the edges (i < j) with their class (≥ 1).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Graph {
+    pub num_nodes: usize,
+    pub node_classes: Vec<u32>,
+    pub edges: Vec<(usize, usize, u32)>,
+}
+
+/// The graphs of a batch from host ids.
+pub fn graphs_from_ids(counts: &[usize], n: usize, x: &[u32], e: &[u32]) -> Vec<Graph> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(g, &c)| {
+            let mut edges = Vec::new();
+            for i in 0..c {
+                for j in i + 1..c {
+                    let v = e[(g * n + i) * n + j];
+                    if v != 0 && v != NONE {
+                        edges.push((i, j, v));
+                    }
+                }
+            }
+            Graph {
+                num_nodes: c,
+                node_classes: (0..c).map(|i| x[g * n + i]).collect(),
+                edges,
+            }
+        })
+        .collect()
+}
+
+/// Checks graphs read from a user's file against a model: node counts in 1..=`max_nodes`, node
+/// classes below `dx`, edges between distinct existing nodes with a class in 1..`de`, each unordered
+/// pair at most once (a pair listed in both orders with different classes is an asymmetric graph).
+pub fn validate_graphs(graphs: &[Graph], dx: usize, de: usize, max_nodes: usize) -> Result<()> {
+    for (g, gr) in graphs.iter().enumerate() {
+        let n = gr.num_nodes;
+        if n == 0 || n > max_nodes {
+            return Err(Error::Invalid(format!(
+                "graph {g} has {n} nodes; this model supports 1 to {max_nodes}"
+            )));
+        }
+        if gr.node_classes.len() != n {
+            return Err(Error::Invalid(format!(
+                "graph {g}: {} node classes for {n} nodes",
+                gr.node_classes.len()
+            )));
+        }
+        if let Some(c) = gr.node_classes.iter().find(|&&c| c as usize >= dx) {
+            return Err(Error::Invalid(format!(
+                "graph {g}: node class {c} is out of range (the model has {dx} node classes)"
+            )));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for &(i, j, c) in &gr.edges {
+            if i >= n || j >= n {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: edge ({i}, {j}) names a node outside 0..{n}"
+                )));
+            }
+            if i == j {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: self-loop at node {i} (DiGress graphs have none)"
+                )));
+            }
+            if c == 0 || c as usize >= de {
+                return Err(Error::Invalid(format!(
+                    "graph {g}: edge ({i}, {j}) has class {c}, out of range: edge classes are 1 to {} (0 means no edge)",
+                    de - 1
+                )));
+            }
+            let key = (i.min(j), i.max(j));
+            if let Some(&prev) = seen.get(&key) {
+                return Err(Error::Invalid(if prev != c {
+                    format!("graph {g}: edge ({i}, {j}) is asymmetric (classes {prev} and {c})")
+                } else {
+                    format!("graph {g}: edge ({i}, {j}) is listed twice")
+                }));
+            }
+            seen.insert(key, c);
+        }
+    }
+    Ok(())
+}

@@ -2,7 +2,6 @@
 //! the tensor or field at fault, and nothing panics. Run with `--nocapture` to print the table.
 
 use crate::common::{gpu, Rng};
-use diffscope::models::zoo;
 use diffscope::weights::{Weights, WeightsProblem as P};
 use diffscope::Error;
 use std::collections::BTreeMap;
@@ -279,7 +278,9 @@ fn bad_checkpoint_bytes_are_typed_errors_naming_the_tensor() {
 
 /// The shipped toy2d-mlp checkpoint, as editable host tensors.
 fn toy2d_tensors() -> Tensors {
-    let bytes = zoo::shipped("toy2d-mlp").unwrap().weights;
+    let bytes = diffscope::pipelines::gaussian::shipped("toy2d-mlp")
+        .unwrap()
+        .weights;
     let mut w = Weights::from_bytes(bytes, "toy2d").unwrap();
     let names: Vec<String> = w.names().map(String::from).collect();
     names
@@ -318,7 +319,7 @@ fn serialize(t: &Tensors, int_name: Option<&str>) -> Vec<u8> {
 
 fn build_toy2d(config: &str, scheduler: &str, weights: &[u8]) -> Result<(), Error> {
     let w = Weights::from_bytes(weights, "model.safetensors")?;
-    zoo::build(
+    diffscope::pipelines::gaussian::build(
         &gpu(),
         "toy",
         config,
@@ -332,7 +333,7 @@ fn build_toy2d(config: &str, scheduler: &str, weights: &[u8]) -> Result<(), Erro
 
 #[test]
 fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
-    let shipped = zoo::shipped("toy2d-mlp").unwrap();
+    let shipped = diffscope::pipelines::gaussian::shipped("toy2d-mlp").unwrap();
     let (cfg, sched) = (shipped.config, shipped.process);
     let tensors = toy2d_tensors();
     build_toy2d(cfg, sched, shipped.weights).expect("the shipped model loads");
@@ -588,8 +589,8 @@ fn absurd_unet_configs_name_the_field() {
 /// before anything is allocated.
 #[test]
 fn absurd_discrete_and_graph_configs_name_the_field() {
-    use diffscope::models::digress::DigressModel;
     use diffscope::models::seq_transformer::SeqTransformer;
+    use diffscope::pipelines::graph::DigressModel;
     use diffscope::process::discrete::{Process, ProcessConfig};
     let with = |base: &str, key: &str, value: &str| -> String {
         let mut v: serde_json::Value = serde_json::from_str(base).unwrap();

@@ -101,7 +101,7 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
     let dir = std::env::temp_dir().join(format!("diffscope-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = |name: &str| dir.join(name).to_string_lossy().to_string();
-    let toy = diffscope::models::zoo::shipped("toy2d-mlp").unwrap();
+    let toy = diffscope::pipelines::gaussian::shipped("toy2d-mlp").unwrap();
     // Model folders, each broken in one way.
     let folder = |name: &str, files: &[(&str, &[u8])]| {
         let d = dir.join(name);
@@ -747,7 +747,7 @@ fn graph_sampling_and_eval_end_to_end() {
         traj.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{text}");
-    let graphs: Vec<diffscope::models::digress::Graph> =
+    let graphs: Vec<diffscope::process::graph::Graph> =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(graphs.len(), 3);
     assert!(

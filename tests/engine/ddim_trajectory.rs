@@ -6,9 +6,8 @@
 //! this one they agree to ~5e-6, so 1e-3 measures diffscope.)
 
 use crate::common::{gpu, rel_l2};
-use diffscope::models::zoo;
+use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
-use diffscope::trajectory::sample_blocking;
 use diffscope::weights::Weights;
 
 const DIR: &str = concat!(
@@ -19,7 +18,7 @@ const STEPS: usize = 50;
 
 fn check(run: &str) {
     let g = gpu();
-    let m = zoo::load_dir(&g, DIR.as_ref()).unwrap();
+    let m = diffscope::pipelines::gaussian::load_dir(&g, DIR.as_ref()).unwrap();
     let mut f = Weights::from_file(format!("{DIR}/trajectory.safetensors").as_ref()).unwrap();
     let x_t = f.take("x_T", &[4, 1, 8, 8]).unwrap().data;
     let labels: Vec<u32> = f
@@ -45,7 +44,7 @@ fn check(run: &str) {
     let plan = m.process.plan(settings.sampler, STEPS).unwrap();
     let ours: Vec<i64> = plan.iter().map(|s| s.t as i64).collect();
     assert_eq!(ours, timesteps, "{run}: diffusers' timesteps");
-    let traj = sample_blocking(&m, &settings, 4, Some(&x_t), true).unwrap();
+    let traj = gaussian_run::sample(&m, &settings, 4, Some(&x_t), true).unwrap();
     assert_eq!(traj.states.len(), STEPS + 1);
     let per = want.len() / (STEPS + 1);
     let mut errs = Vec::new();

@@ -4,9 +4,10 @@
 //! row to `families()`.
 
 use crate::common::gpu;
-use diffscope::models::zoo::{self, GaussianModel};
+use diffscope::pipelines::gaussian::run as gaussian_run;
+use diffscope::pipelines::gaussian::GaussianModel;
+use diffscope::pipelines::sequence::run::SequenceRun;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
-use diffscope::trajectory::sample_blocking;
 use diffscope::weights::Weights;
 use diffscope::Tensor;
 
@@ -18,7 +19,7 @@ fn unet_fixture(name: &str) -> GaussianModel {
     let cfg = std::fs::read_to_string(format!("{d}/config.json")).unwrap();
     let w =
         Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
-    zoo::build(
+    diffscope::pipelines::gaussian::build(
         &gpu(),
         name,
         &cfg,
@@ -35,7 +36,7 @@ fn families() -> Vec<(&'static str, GaussianModel)> {
     vec![
         (
             "film_mlp (toy2d-mlp, conditional)",
-            zoo::load_shipped(&gpu(), "toy2d-mlp").unwrap(),
+            diffscope::pipelines::gaussian::load_shipped(&gpu(), "toy2d-mlp").unwrap(),
         ),
         (
             "unet (mnist layout, conditional)",
@@ -75,8 +76,8 @@ fn every_family_replays_and_resumes_bit_for_bit() {
                 labels: labels.clone(),
                 guidance,
             };
-            let a = sample_blocking(&m, &s, n, None, true).unwrap();
-            let b = sample_blocking(&m, &s, n, None, true).unwrap();
+            let a = gaussian_run::sample(&m, &s, n, None, true).unwrap();
+            let b = gaussian_run::sample(&m, &s, n, None, true).unwrap();
             assert_eq!(a.states, b.states, "{what}: two runs differ");
             assert_eq!(a.x0, b.x0, "{what}: x̂0 differs");
             assert!(a.final_state().iter().all(|v| v.is_finite()), "{what}");
@@ -104,7 +105,7 @@ fn every_family_replays_and_resumes_bit_for_bit() {
                 seed: 99,
                 ..s.clone()
             };
-            let c = sample_blocking(&m, &other, n, None, false).unwrap();
+            let c = gaussian_run::sample(&m, &other, n, None, false).unwrap();
             assert_ne!(
                 c.final_state(),
                 a.final_state(),
@@ -117,24 +118,19 @@ fn every_family_replays_and_resumes_bit_for_bit() {
 
 /// Every step of a discrete run as host ids: x_T first.
 fn discrete_run(
-    m: &zoo::DiscreteModel,
+    m: &diffscope::pipelines::sequence::SequenceModel,
     start: Vec<u32>,
     first_index: usize,
     n: usize,
     seed: u64,
     temperature: f32,
 ) -> Vec<Vec<u32>> {
-    let g = gpu();
-    let ts = m.process.timesteps();
-    let mut x = Tensor::from_u32(&g, &[n, m.config.seq_len], &start).unwrap();
+    assert_eq!(start.len(), n * m.config.seq_len);
+    let mut run = SequenceRun::resume(m, &start, first_index, seed, temperature).unwrap();
     let mut out = vec![start];
-    for (i, &t) in ts.iter().enumerate().skip(first_index) {
-        x = m
-            .process
-            .step(&m.denoiser, &x, t, i, seed, temperature)
-            .unwrap()
-            .x_prev;
-        out.push(x.to_u32().unwrap());
+    while !run.done() {
+        run.step(m).unwrap();
+        out.push(run.state().to_u32().unwrap());
     }
     out
 }
@@ -145,7 +141,7 @@ fn discrete_run(
 fn discrete_families_replay_and_resume_bit_for_bit() {
     let g = gpu();
     for name in ["words-absorb", "words-uniform", "promoter-multinomial"] {
-        let m = zoo::load_shipped_discrete(&g, name).unwrap();
+        let m = diffscope::pipelines::sequence::load_shipped(&g, name).unwrap();
         let n = 3;
         let x_t = m
             .process
@@ -171,40 +167,38 @@ fn discrete_families_replay_and_resume_bit_for_bit() {
 /// and device recovery do) equal to the rest of the first.
 #[test]
 fn graph_family_replays_and_resumes_bit_for_bit() {
-    use diffscope::models::graph_zoo;
-    use diffscope::process::graph::{GraphBatch, GraphNoise};
+    use diffscope::pipelines::graph::run::GraphRun;
     let g = gpu();
-    let m = graph_zoo::load_graph_shipped(&g, "planar-digress").unwrap();
+    let m = diffscope::pipelines::graph::load_graph_shipped(&g, "planar-digress").unwrap();
     let counts = m.sample_counts(2, 5).unwrap();
     let n = *counts.iter().max().unwrap();
-    let p = &m.process;
-    // A short stretch of the reverse run from t = T: (x, e) ids after each step.
-    let run = |z0: GraphBatch, t0: usize, steps: usize, seed: u64| -> Vec<(Vec<u32>, Vec<u32>)> {
-        let mut z = z0;
-        let mut host = (z.x.to_u32().unwrap(), z.e.to_u32().unwrap());
+    // A short stretch of a reverse run from t = T: (x, e) ids after each step.
+    let stretch = |mut run: GraphRun, steps: usize| -> Vec<(Vec<u32>, Vec<u32>)> {
+        let ids = |r: &GraphRun| (r.state().x.to_u32().unwrap(), r.state().e.to_u32().unwrap());
+        let mut host = ids(&run);
         let mut out = vec![host.clone()];
-        for t in (t0 + 1 - steps..=t0).rev() {
-            let o = m.predict(&z, &host.1, t).unwrap();
-            z = p
-                .step(&o.x, &o.e, &z, t - 1, GraphNoise::Philox(seed))
-                .unwrap()
-                .0;
-            host = (z.x.to_u32().unwrap(), z.e.to_u32().unwrap());
+        for _ in 0..steps {
+            run.step(&m, &host.1).unwrap();
+            host = ids(&run);
             out.push(host.clone());
         }
         out
     };
-    let prior = || p.prior(&g, &counts, n, GraphNoise::Philox(5)).unwrap();
-    let t0 = p.steps();
-    let a = run(prior(), t0, 6, 5);
-    let b = run(prior(), t0, 6, 5);
+    let prior = |seed: u64| {
+        assert_eq!(counts.iter().copied().max(), Some(n));
+        GraphRun::start(&m, &counts, 5).map(|mut r| {
+            r.seed = seed;
+            r
+        })
+    };
+    let a = stretch(prior(5).unwrap(), 6);
+    let b = stretch(prior(5).unwrap(), 6);
     assert_eq!(a, b, "two graph runs differ");
     for k in [1, 3] {
         let (x, e) = &a[k];
-        let z = GraphBatch::from_host(&g, &counts, n, x, e, p.dx, p.de).unwrap();
-        let resumed = run(z, t0 - k, 6 - k, 5);
+        let resumed = stretch(GraphRun::resume(&m, &counts, x, e, k, 5).unwrap(), 6 - k);
         assert_eq!(resumed[..], a[k..], "resumed from step {k}");
     }
-    let c = run(prior(), t0, 6, 6);
+    let c = stretch(prior(6).unwrap(), 6);
     assert_ne!(c.last(), a.last(), "the seed is ignored");
 }

@@ -426,7 +426,7 @@ fn digress_transformer_matches_pytorch() {
 
 #[test]
 fn digress_graph_files_are_validated() {
-    use diffscope::models::digress::{validate_graphs, Graph};
+    use diffscope::process::graph::{validate_graphs, Graph};
     let ok = Graph {
         num_nodes: 3,
         node_classes: vec![0; 3],
@@ -465,30 +465,19 @@ fn digress_graph_files_are_validated() {
 /// groups either.
 #[test]
 fn digress_steps_are_one_submission_and_create_no_buffers_or_bind_groups() {
-    use diffscope::models::graph_zoo;
-    use diffscope::process::graph::GraphNoise;
+    use diffscope::pipelines::graph::run::GraphRun;
     use diffscope::Gpu;
     // Its own device: the counters are per device.
     let g = Gpu::new(&Default::default()).unwrap();
-    let m = graph_zoo::load_graph_shipped(&g, "planar-digress").unwrap();
+    let m = diffscope::pipelines::graph::load_graph_shipped(&g, "planar-digress").unwrap();
     let counts = m.sample_counts(3, 5).unwrap();
-    let n = *counts.iter().max().unwrap();
-    let mut z = m
-        .process
-        .prior(&g, &counts, n, GraphNoise::Philox(5))
-        .unwrap();
-    let mut host_e = z.e.to_u32().unwrap();
-    let total = m.process.steps();
+    let mut run = GraphRun::start(&m, &counts, 5).unwrap();
+    let mut host_e = run.state().e.to_u32().unwrap();
     let mut per_step = Vec::new();
-    for s in (0..total).rev().take(24) {
+    for _ in 0..24 {
         let before = g.counters();
-        let out = m.predict(&z, &host_e, s + 1).unwrap();
-        z = m
-            .process
-            .step(&out.x, &out.e, &z, s, GraphNoise::Philox(5))
-            .unwrap()
-            .0;
-        host_e = z.e.to_u32().unwrap();
+        run.step(&m, &host_e).unwrap();
+        host_e = run.state().e.to_u32().unwrap();
         per_step.push(g.counters() - before);
     }
     // The first step also tunes the matmul tiles (their own submissions) and fills the pool.

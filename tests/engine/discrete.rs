@@ -5,7 +5,7 @@
 
 use crate::common::{assert_close, gpu, rel_l2};
 use diffscope::models::seq_transformer::SeqTransformer;
-use diffscope::models::Denoiser;
+use diffscope::nn::Denoiser;
 use diffscope::ops::sample::Noise;
 use diffscope::ops::transition::X0;
 use diffscope::process::discrete::{
@@ -595,8 +595,8 @@ fn cli_samples_sequences_and_computes_nll() {
 #[test]
 fn shipped_discrete_models_load_and_encode() {
     let g = gpu();
-    for s in diffscope::models::zoo::family(diffscope::models::zoo::Family::Sequence) {
-        let m = diffscope::models::zoo::load_shipped_discrete(&g, s.name).unwrap();
+    for s in diffscope::pipelines::zoo::family(diffscope::pipelines::zoo::Family::Sequence) {
+        let m = diffscope::pipelines::sequence::load_shipped(&g, s.name).unwrap();
         assert_eq!(m.process.k(), m.config.num_classes, "{}", s.name);
         let card: serde_json::Value = serde_json::from_str(s.card).unwrap();
         assert_eq!(card["name"], s.name);
@@ -611,5 +611,5 @@ fn shipped_discrete_models_load_and_encode() {
         let text = m.decode(&row);
         assert_eq!(m.encode(&text, "round trip").unwrap(), row, "{}", s.name);
     }
-    assert!(diffscope::models::zoo::load_shipped_discrete(&g, "nope").is_err());
+    assert!(diffscope::pipelines::sequence::load_shipped(&g, "nope").is_err());
 }

@@ -3,7 +3,7 @@
 
 use crate::common::{gpu, rel_l2};
 use diffscope::models::film_mlp::FilmMlp;
-use diffscope::models::Denoiser;
+use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
 use diffscope::Tensor;
 

@@ -1,8 +1,8 @@
 //! Graph metrics (src/models/graph_eval.rs) against networkx/numpy and a brute-force orbit count
 //! (tests/fixtures/graph_eval, tools/fixtures_graph_eval.py).
 
-use diffscope::models::digress::Graph;
 use diffscope::models::graph_eval::*;
+use diffscope::process::graph::Graph;
 use serde_json::Value;
 
 fn fixture() -> Value {

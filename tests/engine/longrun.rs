@@ -4,7 +4,6 @@
 //! size). The measurement runs in a child process of this test binary so that other tests running
 //! at the same time cannot move its memory figures.
 
-use diffscope::models::zoo;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::trajectory::History;
 use diffscope::{Gpu, Tensor};
@@ -54,7 +53,7 @@ fn ten_thousand_steps_keep_buffers_and_memory_flat() {
 fn long_run_in_its_own_process() {
     // Its own device: the counters are per device.
     let g = Gpu::new(&Default::default()).unwrap();
-    let m = zoo::load_shipped(&g, "toy2d-mlp").unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 1;
     let plan = m.process.plan(Sampler::Ddpm, STEPS_PER_RUN).unwrap();
     // The app's recorded trajectory, with a cap small enough that the run thins it many times.

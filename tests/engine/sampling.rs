@@ -3,9 +3,8 @@
 //! bits.
 
 use crate::common::gpu;
-use diffscope::models::zoo;
+use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
-use diffscope::trajectory::sample_blocking;
 
 const EIGHT_GAUSSIANS: u32 = 1;
 
@@ -22,9 +21,9 @@ fn settings(seed: u64, n: usize) -> SampleSettings {
 #[test]
 fn toy2d_samples_land_on_the_requested_shape() {
     let g = gpu();
-    let m = zoo::load_shipped(&g, "toy2d-mlp").unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 256;
-    let traj = sample_blocking(&m, &settings(3, n), n, None, false).unwrap();
+    let traj = gaussian_run::sample(&m, &settings(3, n), n, None, false).unwrap();
     let pts = traj.final_state();
     // The eight Gaussians of tools/toy2d.py sit on a circle of radius 0.75 with σ = 0.05.
     let near = pts
@@ -53,11 +52,11 @@ fn toy2d_samples_land_on_the_requested_shape() {
 #[test]
 fn trajectories_replay_and_resume_bit_for_bit() {
     let g = gpu();
-    let m = zoo::load_shipped(&g, "toy2d-mlp").unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 64;
     let s = settings(11, n);
-    let a = sample_blocking(&m, &s, n, None, true).unwrap();
-    let b = sample_blocking(&m, &s, n, None, true).unwrap();
+    let a = gaussian_run::sample(&m, &s, n, None, true).unwrap();
+    let b = gaussian_run::sample(&m, &s, n, None, true).unwrap();
     assert_eq!(a.states, b.states, "same settings, same bits");
     assert_eq!(a.states.len(), 21);
     assert_eq!(a.x0.len(), 20);
@@ -73,7 +72,7 @@ fn trajectories_replay_and_resume_bit_for_bit() {
             .x_prev;
     }
     assert_eq!(x.to_f32().unwrap(), a.final_state(), "resumed run diverged");
-    let c = sample_blocking(&m, &settings(12, n), n, None, false).unwrap();
+    let c = gaussian_run::sample(&m, &settings(12, n), n, None, false).unwrap();
     assert_ne!(
         c.final_state(),
         a.final_state(),
@@ -84,21 +83,21 @@ fn trajectories_replay_and_resume_bit_for_bit() {
 #[test]
 fn guided_sampling_runs_and_bad_settings_are_errors() {
     let g = gpu();
-    let m = zoo::load_shipped(&g, "toy2d-mlp").unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let mut s = settings(5, 16);
     s.guidance = Some(3.0);
-    let t = sample_blocking(&m, &s, 16, None, false).unwrap();
+    let t = gaussian_run::sample(&m, &s, 16, None, false).unwrap();
     assert!(t.final_state().iter().all(|v| v.is_finite()));
     s.steps = 201;
-    let e = sample_blocking(&m, &s, 16, None, false)
+    let e = gaussian_run::sample(&m, &s, 16, None, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("201") && e.contains("200"), "{e}");
     let mut s = settings(5, 16);
     s.labels = Some(vec![9; 16]);
-    let e = sample_blocking(&m, &s, 16, None, false)
+    let e = gaussian_run::sample(&m, &s, 16, None, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("9 is not below 7"), "{e}");
-    assert!(zoo::load_shipped(&g, "nope").is_err());
+    assert!(diffscope::pipelines::gaussian::load_shipped(&g, "nope").is_err());
 }

@@ -3,7 +3,7 @@
 
 use crate::common::{gpu, rel_l2};
 use diffscope::models::unet::{UNet2D, UNetConfig};
-use diffscope::models::Denoiser;
+use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
 use diffscope::Tensor;
 
@@ -93,14 +93,13 @@ fn unet_config_errors_name_the_field() {
 /// groups (keyed on buffer ids) come from the cache.
 #[test]
 fn repeated_unet_steps_create_nothing_after_warm_up() {
-    use diffscope::models::zoo;
     use diffscope::ops::update::Extras;
     use diffscope::process::gaussian::{SampleSettings, Sampler};
     use diffscope::Gpu;
     // Its own device: the counters are per device.
     let g = Gpu::new(&Default::default()).unwrap();
     let d = dir("mnist_like");
-    let m = zoo::build(
+    let m = diffscope::pipelines::gaussian::build(
         &g,
         "unet fixture",
         &std::fs::read_to_string(format!("{d}/config.json")).unwrap(),

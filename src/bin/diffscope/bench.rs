@@ -2,37 +2,21 @@
 //! shipped toy2d-mlp at 4,096 points, and mnist-unet at batch 1 and 16), measured in one run so the
 //! figures can be compared with each other (this machine drifts ±30–50 % over minutes).
 
+use crate::args::BenchArgs;
+use crate::{graph, sequence};
 use diffscope::gpu::CounterSnapshot;
-use diffscope::models::zoo::{self, GaussianModel};
 use diffscope::ops::elementwise as ew;
 use diffscope::ops::matmul::{self, linear, Act, MatmulKernel};
 use diffscope::ops::update::{
     self, DdpmStepParams, DdpmVariance, Extras, ModelOutput, Noise, Prediction,
 };
+use diffscope::pipelines::gaussian::{self, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::rng::{Philox, Substream};
 use diffscope::weights::Weights;
 use diffscope::{Gpu, GpuOptions, Result, Tensor};
 use serde_json::json;
 use std::time::Instant;
-
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
-    /// Smaller sizes and fewer repetitions (a smoke test, not a measurement).
-    #[arg(long)]
-    quick: bool,
-    /// Time this image model folder (diffusers UNet2DModel layout, as `sample --model-dir`) instead
-    /// of mnist-unet.
-    #[arg(long)]
-    model_dir: Option<std::path::PathBuf>,
-    /// Only the models' reverse steps (skip the kernel throughput figures, which take minutes on a
-    /// software adapter).
-    #[arg(long)]
-    steps_only: bool,
-}
 
 /// mnist-unet's architecture and scheduler (tools/train_mnist_unet.py), for timing it with made-up
 /// weights when the trained model is not shipped in this build.
@@ -48,12 +32,12 @@ const MNIST_UNET_SCHEDULER: &str = r#"{"_class_name": "DDPMScheduler", "num_trai
 /// The image model to time and where it came from.
 fn image_model(gpu: &Gpu, args: &BenchArgs) -> Result<(GaussianModel, String)> {
     if let Some(dir) = &args.model_dir {
-        return Ok((zoo::load_dir(gpu, dir)?, dir.display().to_string()));
+        return Ok((gaussian::load_dir(gpu, dir)?, dir.display().to_string()));
     }
-    if zoo::shipped("mnist-unet").is_ok() {
-        return Ok((zoo::load_shipped(gpu, "mnist-unet")?, "shipped".into()));
+    if gaussian::shipped("mnist-unet").is_ok() {
+        return Ok((gaussian::load_shipped(gpu, "mnist-unet")?, "shipped".into()));
     }
-    let m = zoo::build(
+    let m = gaussian::build(
         gpu,
         "mnist-unet",
         MNIST_UNET_CONFIG,
@@ -151,29 +135,6 @@ fn cpu_secs() -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
-}
-
-/// One row of the per-model step figures of the sequence and graph benches: printed (unless `json`)
-/// and returned as JSON.
-pub fn step_row(
-    model: &str,
-    batch: usize,
-    c: &CounterSnapshot,
-    ms: f64,
-    json: bool,
-) -> serde_json::Value {
-    if !json {
-        eprintln!(
-            "{model} batch {batch}: {ms:.2} ms per reverse step; per step {} submission(s), {} buffers created, {} dispatches",
-            c.submissions, c.buffers_created, c.dispatches
-        );
-    }
-    json!({
-        "model": model, "batch": batch, "ms_per_step": ms,
-        "submissions": c.submissions, "buffers_created": c.buffers_created,
-        "dispatches": c.dispatches, "bind_groups_created": c.bind_groups_created,
-        "bytes_uploaded": c.bytes_uploaded, "bytes_read_back": c.bytes_read_back,
-    })
 }
 
 fn counters_json(c: &CounterSnapshot) -> serde_json::Value {
@@ -366,7 +327,7 @@ fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
 /// The models' reverse steps: toy2d-mlp at 4,096 points, mnist-unet (or `--model-dir`) at batch 1
 /// and 16.
 fn model_steps(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
-    let toy = zoo::load_shipped(gpu, "toy2d-mlp")?;
+    let toy = gaussian::load_shipped(gpu, "toy2d-mlp")?;
     let (image, source) = image_model(gpu, args)?;
     // (model, where from, batch, warm-up steps, timed steps)
     let runs: [(&GaussianModel, &str, usize, usize, usize); 3] = if args.quick {
@@ -415,8 +376,8 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
         kernels(&gpu, args)?
     };
     let models = model_steps(&gpu, args)?;
-    let discrete = crate::discrete::bench(&gpu, args.quick, args.json)?;
-    let graphs = crate::graph::bench(&gpu, args.quick, args.json)?;
+    let discrete = sequence::bench(&gpu, args.quick, args.json)?;
+    let graphs = graph::bench(&gpu, args.quick, args.json)?;
     let report = json!({
         "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
         "quick": args.quick,
@@ -427,7 +388,7 @@ pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
     });
     if args.json {
         // A closed stdout is an error, not a panic.
-        crate::cli::outln!(
+        crate::output::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         )?;

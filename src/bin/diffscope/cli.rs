@@ -1,18 +1,14 @@
-//! Command-line parsing and the small subcommands. Every failure becomes a one-line message and a
+//! Command-line parsing and dispatch to the subcommands (one file per model family, `bench.rs`,
+//! `info.rs`, `app.rs`). Every failure becomes a one-line message and a
 //! non-zero exit code, never a panic.
 
+use crate::args::{BenchArgs, EvalArgs, ForwardArgs, NllArgs, SampleArgs};
+use crate::output::outln;
+use crate::{bench, gaussian, graph, info, sequence};
 use clap::{Parser, Subcommand};
-use diffscope::{Gpu, GpuOptions};
+use diffscope::pipelines::zoo::Family;
+use diffscope::GpuOptions;
 use std::process::ExitCode;
-
-/// `println!` that returns an error instead of panicking when stdout is closed (`diffscope … | head`).
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($t)*).map_err(diffscope::Error::from)
-    }};
-}
-pub(crate) use outln;
 
 /// A panic is a bug in diffscope: say so in one line (no backtrace) and exit with 101, which the CLI
 /// tests treat as a failure.
@@ -74,15 +70,15 @@ enum Command {
         models: bool,
     },
     /// Measure kernels and a representative reverse step.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Sample from a model (headless).
-    Sample(crate::sample::SampleArgs),
+    Sample(SampleArgs),
     /// One denoiser evaluation on given tensors (for parity checks with other implementations).
-    Forward(crate::sample::ForwardArgs),
+    Forward(ForwardArgs),
     /// The ELBO (bits per token) of held-out sequences under a discrete model, on the GPU.
-    Nll(crate::discrete::NllArgs),
+    Nll(NllArgs),
     /// DiGress's metrics of sampled graphs: MMD² ratios against the model's test graphs and V.U.N.
-    EvalGraphs(crate::graph::EvalArgs),
+    EvalGraphs(EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -106,11 +102,11 @@ pub fn main() -> ExitCode {
         None => {
             let start = match (cli.open, cli.open_dir) {
                 (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
-                (Some(m), None) => match diffscope::models::zoo::find(&m) {
+                (Some(m), None) => match diffscope::pipelines::zoo::find(&m) {
                     Some(_) => Ok(diffscope::app::Start::Shipped(m)),
                     None => Err(diffscope::Error::Invalid(format!(
                         "no shipped model \"{m}\"; shipped models: {}",
-                        diffscope::models::zoo::MODELS
+                        diffscope::pipelines::zoo::MODELS
                             .iter()
                             .map(|s| s.name)
                             .collect::<Vec<_>>()
@@ -118,13 +114,13 @@ pub fn main() -> ExitCode {
                     ))),
                 },
                 (None, None) => Ok(diffscope::app::Start::Shipped(
-                    diffscope::models::zoo::DEFAULT_MODEL.to_string(),
+                    diffscope::pipelines::zoo::DEFAULT_MODEL.to_string(),
                 )),
             };
             let autopilot = cli.screenshot.map(|p| {
                 diffscope::app::autopilot::Autopilot::new(p, cli.after_steps, cli.timeout)
             });
-            start.and_then(|s| run_app(&opts, s, autopilot))
+            start.and_then(|s| crate::app::run_app(&opts, s, autopilot))
         }
         Some(_) if cli.open.is_some() || cli.open_dir.is_some() => Err(diffscope::Error::Invalid(
             "--open and --open-dir are for the app (no subcommand); sample and forward take --model \
@@ -132,19 +128,27 @@ pub fn main() -> ExitCode {
                 .into(),
         )),
         Some(Command::Info { models: true, .. }) => {
-            for m in diffscope::models::zoo::MODELS {
+            for m in diffscope::pipelines::zoo::MODELS {
                 if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
                     return fail(&e);
                 }
             }
             Ok(())
         }
-        Some(Command::Info { json, .. }) => info(&opts, json),
-        Some(Command::Bench(args)) => crate::bench::run(&opts, &args),
-        Some(Command::Sample(args)) => crate::sample::sample(&opts, &args),
-        Some(Command::Forward(args)) => crate::sample::forward(&opts, &args),
-        Some(Command::Nll(args)) => crate::discrete::nll(&opts, &args),
-        Some(Command::EvalGraphs(args)) => crate::graph::eval(&args),
+        Some(Command::Info { json, .. }) => info::info(&opts, json),
+        Some(Command::Bench(args)) => bench::run(&opts, &args),
+        Some(Command::Sample(args)) => match args.model.family() {
+            Family::Gaussian => gaussian::sample(&opts, &args),
+            Family::Sequence => sequence::sample(&opts, &args),
+            Family::Graph => graph::sample(&opts, &args),
+        },
+        Some(Command::Forward(args)) => match args.model.family() {
+            Family::Sequence => sequence::forward(&opts, &args),
+            // A graph folder fails to load as a Gaussian model with a message naming its config.
+            Family::Gaussian | Family::Graph => gaussian::forward(&opts, &args),
+        },
+        Some(Command::Nll(args)) => sequence::nll(&opts, &args),
+        Some(Command::EvalGraphs(args)) => graph::eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,147 +164,4 @@ fn fail(e: &diffscope::Error) -> ExitCode {
         _ => eprintln!("diffscope: error: {e}"),
     }
     ExitCode::FAILURE
-}
-
-fn run_app(
-    opts: &GpuOptions,
-    start: diffscope::app::Start,
-    autopilot: Option<diffscope::app::autopilot::Autopilot>,
-) -> diffscope::Result<()> {
-    let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
-    let compute_opts = opts.clone();
-    use std::sync::Arc;
-    let choice = opts.adapter.clone();
-    let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
-    // egui-wgpu asks for WebGL2-level limits on GL adapters, which allow no compute; ask for what the
-    // adapter has instead (diffscope checks its own minimums in Gpu::from_device).
-    setup.device_descriptor = Arc::new(|adapter| wgpu::DeviceDescriptor {
-        label: Some("diffscope app"),
-        required_limits: adapter.limits(),
-        ..Default::default()
-    });
-    if let Some(c) = choice {
-        setup.native_adapter_selector =
-            Some(Arc::new(move |adapters: &[wgpu::Adapter], _surface| {
-                adapters
-                    .iter()
-                    .find(|a| {
-                        let i = a.get_info();
-                        let c = c.to_lowercase();
-                        i.name.to_lowercase().contains(&c)
-                            || format!("{:?}", i.backend).to_lowercase() == c
-                    })
-                    .cloned()
-                    .ok_or_else(|| format!("no adapter matches \"{c}\""))
-            }));
-    }
-    let options = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default()
-            .with_inner_size([1100.0, 760.0])
-            .with_title("diffscope"),
-        wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
-            wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    eframe::run_native(
-        "diffscope",
-        options,
-        Box::new(|cc| {
-            // Compute on a device of its own, so frames are not queued behind a reverse step
-            // (DIFFSCOPE_SHARED_DEVICE=1 computes on eframe's device instead, to compare).
-            let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
-                diffscope::app::DiffscopeApp::with_start(cc, start)
-            } else {
-                diffscope::app::DiffscopeApp::with_gpu(
-                    diffscope::Gpu::new(&compute_opts).map_err(|e| e.to_string()),
-                    start,
-                )
-            };
-            Ok(Box::new(match autopilot {
-                Some(a) => app.with_autopilot(a),
-                None => app,
-            }))
-        }),
-    )
-    .map_err(|e| {
-        diffscope::Error::Io(std::io::Error::other(format!(
-            "could not open the app window ({}). The app needs a display (X11 or Wayland); \
-             without one, use the headless commands: info, sample, forward, bench",
-            short_window_error(&e.to_string())
-        )))
-    })?;
-    match outcome.map(|o| o.lock().unwrap_or_else(|p| p.into_inner()).take()) {
-        None => Ok(()),
-        Some(Some(Ok(status))) => {
-            println!("{status}");
-            Ok(())
-        }
-        Some(Some(Err(e))) => Err(diffscope::Error::Invalid(format!(
-            "app self-check failed: {e}"
-        ))),
-        Some(None) => Err(diffscope::Error::Invalid(
-            "app self-check failed: the window closed before the check finished".into(),
-        )),
-    }
-}
-
-/// winit's errors carry a source path and line; keep the part a user can act on.
-fn short_window_error(e: &str) -> String {
-    match e.rfind(": ") {
-        Some(i) if e.contains(".rs:") => e[i + 2..].trim().to_string(),
-        _ => e.to_string(),
-    }
-}
-
-fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
-    let gpu = Gpu::new(opts)?;
-    let s = gpu.summary();
-    let l = gpu.limits();
-    let limits = serde_json::json!({
-        "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
-        "max_buffer_size": l.max_buffer_size,
-        "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
-        "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
-        "max_compute_workgroup_size": [l.max_compute_workgroup_size_x, l.max_compute_workgroup_size_y, l.max_compute_workgroup_size_z],
-        "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
-        "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
-        "min_uniform_buffer_offset_alignment": l.min_uniform_buffer_offset_alignment,
-        "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
-    });
-    let features: Vec<String> = gpu
-        .device()
-        .features()
-        .iter_names()
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let adapter_features: Vec<String> = gpu
-        .adapter_features()
-        .iter_names()
-        .map(|(n, _)| n.to_string())
-        .collect();
-    if json {
-        let v = serde_json::json!({
-            "adapter": s,
-            "software": gpu.is_software(),
-            "limits": limits,
-            "device_features": features,
-            "adapter_features": adapter_features,
-        });
-        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
-    } else {
-        outln!("adapter:  {} ({})", s.name, s.device_type)?;
-        outln!("backend:  {}", s.backend)?;
-        outln!("driver:   {} {}", s.driver, s.driver_info)?;
-        outln!("software: {}", gpu.is_software())?;
-        outln!("limits:")?;
-        if let Some(obj) = limits.as_object() {
-            for (k, v) in obj {
-                outln!("  {k}: {v}")?;
-            }
-        }
-        outln!("adapter features: {}", adapter_features.join(", "))?;
-    }
-    Ok(())
 }

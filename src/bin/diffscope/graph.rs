@@ -1,7 +1,12 @@
-//! `diffscope sample` for DiGress graph models: graphs as JSON, optionally every reverse step.
+//! The DiGress graph models on the command line: `sample` to JSON (optionally every reverse step),
+//! `eval-graphs` (DiGress's metrics, no GPU) and their part of `bench`.
 
-use diffscope::models::digress::{graphs_from_ids, DigressModel, Graph};
-use diffscope::models::graph_zoo;
+use crate::args::{EvalArgs, ModelArgs, SampleArgs};
+use crate::output::{step_row, write_json};
+use diffscope::pipelines::graph::run::{self, GraphRun};
+use diffscope::pipelines::graph::{self, DigressModel};
+use diffscope::pipelines::zoo::{self, Family};
+use diffscope::process::graph::{graphs_from_ids, Graph};
 use diffscope::{Error, Gpu, GpuOptions, Result};
 use std::path::Path;
 
@@ -12,14 +17,10 @@ struct Frame {
     graphs: Vec<Graph>,
 }
 
-pub fn is_graph_dir(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("config.json"))
-        .is_ok_and(|c| c.contains("\"digress_graph_transformer\""))
-}
-
-pub fn load(gpu: &Gpu, name: Option<&str>, dir: Option<&Path>) -> Result<DigressModel> {
-    match (name, dir) {
-        (Some(n), _) => graph_zoo::load_graph_shipped(gpu, n),
+/// The graph model `--model` or `--model-dir` names.
+pub fn load(gpu: &Gpu, m: &ModelArgs) -> Result<DigressModel> {
+    match (&m.model, &m.model_dir) {
+        (Some(n), _) => graph::load_graph_shipped(gpu, n),
         (None, Some(d)) => DigressModel::load_dir(gpu, d),
         _ => Err(Error::Invalid(
             "give --model NAME or --model-dir DIR".into(),
@@ -27,20 +28,13 @@ pub fn load(gpu: &Gpu, name: Option<&str>, dir: Option<&Path>) -> Result<Digress
     }
 }
 
-fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    let s = serde_json::to_string(v).map_err(|e| Error::Invalid(format!("JSON: {e}")))?;
-    std::fs::write(path, s).map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
-}
-
-pub fn sample(
-    opts: &GpuOptions,
-    name: Option<&str>,
-    dir: Option<&Path>,
-    count: usize,
-    seed: u64,
-    out: &Path,
-    trajectory: Option<&Path>,
-) -> Result<()> {
+pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+    if a.clip_sample.is_some() {
+        return Err(Error::Invalid(
+            "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
+        ));
+    }
+    let (count, seed, out, trajectory) = (a.n, a.seed, a.out.as_path(), a.trajectory.as_deref());
     for p in std::iter::once(out).chain(trajectory) {
         if p.extension().is_none_or(|e| e != "json") {
             return Err(Error::Invalid(format!(
@@ -53,13 +47,13 @@ pub fn sample(
         return Err(Error::Invalid(format!("--n {count} must be in 1..=4096")));
     }
     let gpu = Gpu::new(opts)?;
-    let model = load(&gpu, name, dir)?;
+    let model = load(&gpu, &a.model)?;
     let counts = model.sample_counts(count, seed)?;
     let n = counts.iter().copied().max().unwrap_or(1);
     let mut frames = Vec::new();
     let keep = trajectory.is_some();
     let start = std::time::Instant::now();
-    let z = model.sample(&gpu, &counts, seed, |s, _z, hx, he| {
+    let z = run::sample(&model, &counts, seed, |s, _z, hx, he| {
         if keep {
             frames.push(Frame {
                 s,
@@ -84,21 +78,6 @@ pub fn sample(
     Ok(())
 }
 
-#[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    /// A shipped graph model (see `info --models`): its config and train/test graphs.
-    #[arg(long, value_name = "NAME")]
-    model: Option<String>,
-    /// Your own DiGress folder: config.json and dataset.json (train/val/test graphs).
-    #[arg(long, value_name = "DIR", conflicts_with = "model")]
-    model_dir: Option<std::path::PathBuf>,
-    /// Generated graphs as written by `diffscope sample` (a JSON list of graphs).
-    graphs: std::path::PathBuf,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
 /// `diffscope eval-graphs`: DiGress's metrics of generated graphs against the model's test graphs.
 /// Needs no GPU.
 pub fn eval(a: &EvalArgs) -> Result<()> {
@@ -109,17 +88,20 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     };
     let (config, dataset) = match (&a.model, &a.model_dir) {
         (Some(n), _) => {
-            let m = graph_zoo::shipped_graph(n)?;
+            let m = diffscope::pipelines::graph::shipped_graph(n)?;
             (
                 DigressModel::parse_config(m.config, &format!("{n}/config.json"))?,
-                graph_zoo::shipped_dataset(n)?,
+                diffscope::pipelines::graph::dataset::shipped_dataset(n)?,
             )
         }
         (None, Some(d)) => {
             let (c, s) = (d.join("config.json"), d.join("dataset.json"));
             (
                 DigressModel::parse_config(&read(&c)?, &c.display().to_string())?,
-                graph_zoo::parse_dataset(&read(&s)?, &s.display().to_string())?,
+                diffscope::pipelines::graph::dataset::parse_dataset(
+                    &read(&s)?,
+                    &s.display().to_string(),
+                )?,
             )
         }
         _ => {
@@ -137,7 +119,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     if graphs.is_empty() {
         return Err(Error::Invalid(format!("{file}: no graphs")));
     }
-    diffscope::models::digress::validate_graphs(
+    diffscope::process::graph::validate_graphs(
         &graphs,
         config.x_marginals.len(),
         config.e_marginals.len(),
@@ -201,17 +183,15 @@ fn bench_step(
     batch: usize,
     steps: usize,
 ) -> Result<(diffscope::gpu::CounterSnapshot, f64)> {
-    use diffscope::process::graph::GraphNoise;
     let counts = m.sample_counts(batch, 1)?;
-    let n = counts.iter().copied().max().unwrap_or(1);
-    let mut z = m.process.prior(gpu, &counts, n, GraphNoise::Philox(1))?;
-    let mut host_e = z.e.to_u32()?;
+    let mut run = GraphRun::start(m, &counts, 1)?;
+    let mut host_e = run.state().e.to_u32()?;
     let total = m.process.steps();
     let warm = 3.min(total);
     let timed = steps.min(total - warm).max(1);
     let mut before = gpu.counters();
     let mut t0 = std::time::Instant::now();
-    for (i, s) in (0..total).rev().take(warm + timed).enumerate() {
+    for i in 0..warm + timed {
         if i == warm {
             // No `wait_idle` here: the readback that ended the last step already waited for the
             // GPU, and an extra wait would recycle the last prediction's buffers a step early,
@@ -219,12 +199,8 @@ fn bench_step(
             before = gpu.counters();
             t0 = std::time::Instant::now();
         }
-        let out = m.predict(&z, &host_e, s + 1)?;
-        z = m
-            .process
-            .step(&out.x, &out.e, &z, s, GraphNoise::Philox(1))?
-            .0;
-        host_e = z.e.to_u32()?;
+        run.step(m, &host_e)?;
+        host_e = run.state().e.to_u32()?;
     }
     gpu.wait_idle()?;
     let secs = t0.elapsed().as_secs_f64();
@@ -235,11 +211,11 @@ fn bench_step(
 /// The graph part of `diffscope bench`: every shipped graph model at batch 1 and 16.
 pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
-    for s in diffscope::models::zoo::family(diffscope::models::zoo::Family::Graph) {
-        let m = graph_zoo::load_graph_shipped(gpu, s.name)?;
+    for s in zoo::family(Family::Graph) {
+        let m = graph::load_graph_shipped(gpu, s.name)?;
         for batch in [1usize, 16] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 2 } else { 8 })?;
-            out.push(crate::bench::step_row(s.name, batch, &c, ms, json));
+            out.push(step_row(s.name, batch, &c, ms, json));
         }
     }
     Ok(serde_json::Value::Array(out))

@@ -1,15 +1,27 @@
 //! The `diffscope` binary: with no subcommand it opens the app; subcommands are the headless interface.
+//! `cli.rs` parses and dispatches; `args.rs` holds every subcommand's arguments; one file per model
+//! family (`gaussian.rs`, `sequence.rs`, `graph.rs`), `bench.rs`, `info.rs` and `app.rs` do the work;
+//! `output.rs` is what they share for writing results. Imports form a tree: cli → subcommands →
+//! args, output.
 
+#[cfg(not(target_arch = "wasm32"))]
+mod app;
+#[cfg(not(target_arch = "wasm32"))]
+mod args;
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
-mod discrete;
+mod gaussian;
 #[cfg(not(target_arch = "wasm32"))]
 mod graph;
 #[cfg(not(target_arch = "wasm32"))]
-mod sample;
+mod info;
+#[cfg(not(target_arch = "wasm32"))]
+mod output;
+#[cfg(not(target_arch = "wasm32"))]
+mod sequence;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

@@ -1,28 +1,9 @@
-//! Loading the shipped DiGress graph models (listed in [`zoo::MODELS`]) and their datasets.
+//! A graph model's train / val / test graphs (`dataset.json`): the forward explorer's examples and
+//! the reference sets of the metrics.
 
-use super::digress::{DigressModel, Graph};
-use super::zoo::{self, Family, Shipped};
+use super::shipped_graph;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::weights::Weights;
-
-/// Whether `name` is a shipped graph model.
-pub fn is_graph_model(name: &str) -> bool {
-    zoo::find(name).is_some_and(|m| m.family == Family::Graph)
-}
-
-/// A shipped graph model.
-pub fn shipped_graph(name: &str) -> Result<&'static Shipped> {
-    zoo::shipped_in(Family::Graph, name)
-}
-
-pub fn load_graph_shipped(gpu: &Gpu, name: &str) -> Result<DigressModel> {
-    let m = shipped_graph(name)?;
-    let file = format!("{name}/config.json");
-    let config = DigressModel::parse_config(m.config, &file)?;
-    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
-    DigressModel::load(gpu, name, config, w, &file)
-}
+use crate::process::graph::Graph;
 
 /// A model's train / val / test graphs.
 pub struct GraphDataset {

@@ -1,6 +1,9 @@
 //! One error type for the whole engine. Every variant names what went wrong in words a user can act on;
 //! nothing in the library panics on bad input.
 
+mod checkpoint;
+
+pub use checkpoint::WeightsProblem;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -39,7 +42,7 @@ pub enum Error {
     #[error("weights {file}: {problem}")]
     Checkpoint {
         file: String,
-        problem: Box<crate::weights::WeightsProblem>,
+        problem: Box<WeightsProblem>,
     },
     /// A config field outside what diffscope accepts (wrong type, absurd size, inconsistent).
     #[error("model config {file}: field \"{field}\": {detail}")]

@@ -1,10 +1,15 @@
-//! A DiGress model: the graph transformer, its structural input features and the process, loaded from
-//! a folder (`config.json`, `model.safetensors`, optionally `dataset.json`) or the shipped zoo.
+//! DiGress models: the graph transformer and its structural input features paired with the DiGress
+//! process, loaded from a folder (`config.json`, `model.safetensors`, optionally `dataset.json`) or
+//! the shipped zoo. [`run`] steps it; [`dataset`] reads its train / val / test graphs.
 
-use super::graph_features::{graph_features, X_FEATURES, Y_FEATURES};
-use super::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransformer};
+pub mod dataset;
+pub mod run;
+
+use super::zoo::{self, Family, Shipped};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::models::graph_features::{graph_features, X_FEATURES, Y_FEATURES};
+use crate::models::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransformer};
 use crate::ops::graph::{onehot, NONE};
 use crate::process::graph::{sample_node_counts, Digress, GraphBatch};
 use crate::tensor::Tensor;
@@ -15,14 +20,6 @@ pub struct DigressModel {
     pub config: DigressConfig,
     pub net: GraphTransformer,
     pub process: Digress,
-}
-
-/// One finished graph: node classes and the edges (i < j) with their class (≥ 1).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Graph {
-    pub num_nodes: usize,
-    pub node_classes: Vec<u32>,
-    pub edges: Vec<(usize, usize, u32)>,
 }
 
 impl DigressModel {
@@ -55,7 +52,7 @@ impl DigressModel {
             )));
         }
         {
-            use super::limits as lim;
+            use crate::weights::limits as lim;
             // n² edge pairs per graph: 1,024 nodes is already a million pairs per step.
             lim::size(file, "max_n_nodes", c.max_n_nodes, 1..=1024)?;
             lim::size(file, "n_layers", c.n_layers, 1..=lim::MAX_DEPTH)?;
@@ -186,47 +183,9 @@ impl DigressModel {
         self.net.forward(&x_in, &e_in, &y_in, &z.counts)
     }
 
-    /// Native only: it blocks on a readback every step (the app steps asynchronously instead).
-    #[cfg(not(target_arch = "wasm32"))]
-    /// Full reverse run from z_T for `counts` (or counts drawn from the node-count distribution),
-    /// calling `on_step(s, &z_s)` after every step. Returns the final batch.
-    pub fn sample(
-        &self,
-        gpu: &Gpu,
-        counts: &[usize],
-        seed: u64,
-        mut on_step: impl FnMut(usize, &GraphBatch, &[u32], &[u32]) -> Result<()>,
-    ) -> Result<GraphBatch> {
-        let n = counts.iter().copied().max().unwrap_or(0);
-        if n > self.max_nodes() {
-            return Err(Error::Invalid(format!(
-                "{} supports graphs of at most {} nodes, asked for {n}",
-                self.name,
-                self.max_nodes()
-            )));
-        }
-        let mut z = self.process.prior(
-            gpu,
-            counts,
-            n,
-            crate::process::graph::GraphNoise::Philox(seed),
-        )?;
-        let mut host_e = z.e.to_u32()?;
-        for s in (0..self.process.steps()).rev() {
-            let out = self.predict(&z, &host_e, s + 1)?;
-            let (z2, _, _) = self.process.step(
-                &out.x,
-                &out.e,
-                &z,
-                s,
-                crate::process::graph::GraphNoise::Philox(seed),
-            )?;
-            z = z2;
-            host_e = z.e.to_u32()?;
-            let host_x = z.x.to_u32()?;
-            on_step(s, &z, &host_x, &host_e)?;
-        }
-        Ok(z)
+    /// The device the weights live on.
+    pub fn gpu(&self) -> &Gpu {
+        self.net.gpu()
     }
 
     pub fn sample_counts(&self, count: usize, seed: u64) -> Result<Vec<usize>> {
@@ -234,80 +193,20 @@ impl DigressModel {
     }
 }
 
-/// The graphs of a batch from host ids.
-pub fn graphs_from_ids(counts: &[usize], n: usize, x: &[u32], e: &[u32]) -> Vec<Graph> {
-    counts
-        .iter()
-        .enumerate()
-        .map(|(g, &c)| {
-            let mut edges = Vec::new();
-            for i in 0..c {
-                for j in i + 1..c {
-                    let v = e[(g * n + i) * n + j];
-                    if v != 0 && v != NONE {
-                        edges.push((i, j, v));
-                    }
-                }
-            }
-            Graph {
-                num_nodes: c,
-                node_classes: (0..c).map(|i| x[g * n + i]).collect(),
-                edges,
-            }
-        })
-        .collect()
+/// Whether `name` is a shipped graph model.
+pub fn is_graph_model(name: &str) -> bool {
+    zoo::find(name).is_some_and(|m| m.family == Family::Graph)
 }
 
-/// Checks graphs read from a user's file against a model: node counts in 1..=`max_nodes`, node
-/// classes below `dx`, edges between distinct existing nodes with a class in 1..`de`, each unordered
-/// pair at most once (a pair listed in both orders with different classes is an asymmetric graph).
-pub fn validate_graphs(graphs: &[Graph], dx: usize, de: usize, max_nodes: usize) -> Result<()> {
-    for (g, gr) in graphs.iter().enumerate() {
-        let n = gr.num_nodes;
-        if n == 0 || n > max_nodes {
-            return Err(Error::Invalid(format!(
-                "graph {g} has {n} nodes; this model supports 1 to {max_nodes}"
-            )));
-        }
-        if gr.node_classes.len() != n {
-            return Err(Error::Invalid(format!(
-                "graph {g}: {} node classes for {n} nodes",
-                gr.node_classes.len()
-            )));
-        }
-        if let Some(c) = gr.node_classes.iter().find(|&&c| c as usize >= dx) {
-            return Err(Error::Invalid(format!(
-                "graph {g}: node class {c} is out of range (the model has {dx} node classes)"
-            )));
-        }
-        let mut seen = std::collections::HashMap::new();
-        for &(i, j, c) in &gr.edges {
-            if i >= n || j >= n {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: edge ({i}, {j}) names a node outside 0..{n}"
-                )));
-            }
-            if i == j {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: self-loop at node {i} (DiGress graphs have none)"
-                )));
-            }
-            if c == 0 || c as usize >= de {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: edge ({i}, {j}) has class {c}, out of range: edge classes are 1 to {} (0 means no edge)",
-                    de - 1
-                )));
-            }
-            let key = (i.min(j), i.max(j));
-            if let Some(&prev) = seen.get(&key) {
-                return Err(Error::Invalid(if prev != c {
-                    format!("graph {g}: edge ({i}, {j}) is asymmetric (classes {prev} and {c})")
-                } else {
-                    format!("graph {g}: edge ({i}, {j}) is listed twice")
-                }));
-            }
-            seen.insert(key, c);
-        }
-    }
-    Ok(())
+/// A shipped graph model.
+pub fn shipped_graph(name: &str) -> Result<&'static Shipped> {
+    zoo::shipped_in(Family::Graph, name)
+}
+
+pub fn load_graph_shipped(gpu: &Gpu, name: &str) -> Result<DigressModel> {
+    let m = shipped_graph(name)?;
+    let file = format!("{name}/config.json");
+    let config = DigressModel::parse_config(m.config, &file)?;
+    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    DigressModel::load(gpu, name, config, w, &file)
 }

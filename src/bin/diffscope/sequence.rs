@@ -2,55 +2,25 @@
 //! optional trajectory, `forward` (logits for given ids), and `nll` (the ELBO of data in bits per
 //! token).
 
-use crate::sample::{ForwardArgs, ModelArgs, SampleArgs};
-use diffscope::models::zoo::{self, DiscreteModel};
-use diffscope::models::Denoiser;
+use crate::args::{ForwardArgs, ModelArgs, NllArgs, SampleArgs};
+use crate::output::{ext, i64_bytes, safetensors_bytes, step_row};
+use diffscope::nn::Denoiser;
+use diffscope::pipelines::sequence::run::{self, SequenceRun};
+use diffscope::pipelines::sequence::{self, SequenceModel};
+use diffscope::pipelines::zoo::{self, Family};
 use diffscope::process::discrete::probabilities;
 use diffscope::weights::Weights;
 use diffscope::{Error, Gpu, GpuOptions, Result, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Whether the model arguments name a discrete model (a shipped one, or a folder with `process.json`).
-pub fn is_discrete(m: &ModelArgs) -> bool {
+fn load(gpu: &Gpu, m: &ModelArgs) -> Result<SequenceModel> {
     match (&m.model, &m.model_dir) {
-        (Some(name), _) => zoo::shipped_discrete(name).is_some(),
-        (None, Some(dir)) => dir.join("process.json").exists(),
-        _ => false,
-    }
-}
-
-fn load(gpu: &Gpu, m: &ModelArgs) -> Result<DiscreteModel> {
-    match (&m.model, &m.model_dir) {
-        (Some(name), _) => zoo::load_shipped_discrete(gpu, name),
-        (None, Some(dir)) => zoo::load_dir_discrete(gpu, dir),
+        (Some(name), _) => sequence::load_shipped(gpu, name),
+        (None, Some(dir)) => sequence::load_dir(gpu, dir),
         _ => Err(Error::Invalid(
             "give --model NAME or --model-dir DIR".into(),
         )),
     }
-}
-
-fn ext(p: &Path) -> String {
-    p.extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-}
-
-fn safetensors_bytes(
-    tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-) -> Result<Vec<u8>> {
-    let views = tensors
-        .iter()
-        .map(|(n, d, s, b)| {
-            safetensors::tensor::TensorView::new(*d, s.clone(), b)
-                .map(|v| (n.to_string(), v))
-                .map_err(|e| Error::Invalid(format!("tensor {n}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))
-}
-
-fn i64_bytes(v: &[u32]) -> Vec<u8> {
-    v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect()
 }
 
 pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
@@ -76,6 +46,11 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
                 .into(),
         ));
     }
+    if a.clip_sample.is_some() {
+        return Err(Error::Invalid(
+            "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
+        ));
+    }
     if let Some(p) = &a.trajectory {
         if ext(p) != "safetensors" {
             return Err(Error::Invalid(format!(
@@ -89,24 +64,16 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
     let l = m.config.seq_len;
     let k = m.process.k();
     let t0 = std::time::Instant::now();
-    let mut x = m.process.prior_sample(&gpu, a.n, l, a.seed)?;
     let ts = m.process.timesteps();
     let record = a.trajectory.is_some();
     let (mut states, mut probs) = (Vec::new(), Vec::new());
-    for (i, &t) in ts.iter().enumerate() {
+    let ids = run::sample(&m, a.n, a.seed, a.temperature, |x_t, out| {
         if record {
-            states.extend(x.to_u32()?);
-        }
-        let out = m
-            .process
-            .step(&m.denoiser, &x, t, i, a.seed, a.temperature)?;
-        if record {
+            states.extend(x_t.to_u32()?);
             probs.extend(probabilities(&out.logits)?.to_f32()?);
         }
-        x = out.x_prev;
-        gpu.submit();
-    }
-    let ids = x.to_u32()?;
+        Ok(())
+    })?;
     eprintln!(
         "{} sequences from {} ({}) in {} steps: {:.2} s",
         a.n,
@@ -173,7 +140,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
 /// Sequences from a data file: `.txt` (one sequence per line; blank lines skipped), `.fasta`/`.fa`
 /// (records joined across lines), or `.safetensors` (integer tensor `tokens [N, L]`). Every id is
 /// checked against the vocabulary.
-pub fn read_data(m: &DiscreteModel, path: &Path) -> Result<Vec<u32>> {
+pub fn read_data(m: &SequenceModel, path: &Path) -> Result<Vec<u32>> {
     let l = m.config.seq_len;
     let k = m.process.k();
     let what = |i: usize| format!("{} sequence {}", path.display(), i + 1);
@@ -235,27 +202,6 @@ pub fn read_data(m: &DiscreteModel, path: &Path) -> Result<Vec<u32>> {
             path.display()
         ))),
     }
-}
-
-#[derive(clap::Args, Debug)]
-pub struct NllArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Held-out data: .txt (one sequence per line), .fasta, or .safetensors (`tokens` [N, L]).
-    #[arg(long)]
-    data: PathBuf,
-    /// Use only the first N sequences.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Sequences per batch.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Seed of the x_t ~ q(x_t | x0) draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The ELBO of held-out data on the GPU: per-sequence terms summed, in bits per token.
@@ -384,24 +330,22 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
 /// ms per reverse step at a batch size, with the GPU counters per step (for `diffscope bench`).
 pub fn bench_step(
     gpu: &Gpu,
-    m: &DiscreteModel,
+    m: &SequenceModel,
     batch: usize,
     steps: usize,
 ) -> Result<(diffscope::gpu::CounterSnapshot, f64)> {
-    let l = m.config.seq_len;
-    let mut x = m.process.prior_sample(gpu, batch, l, 1)?;
-    let ts = m.process.timesteps();
+    let mut run = SequenceRun::start(m, batch, 1, 1.0)?;
     // Warm-up: pipelines, bind groups and pool buffers.
-    for (i, &t) in ts.iter().take(3).enumerate() {
-        x = m.process.step(&m.denoiser, &x, t, i, 1, 1.0)?.x_prev;
+    for _ in 0..3 {
+        run.step(m)?;
         gpu.submit();
     }
     gpu.wait_idle()?;
     let before = gpu.counters();
     let t0 = std::time::Instant::now();
-    let n = steps.min(ts.len() - 3).max(1);
-    for (i, &t) in ts.iter().skip(3).take(n).enumerate() {
-        x = m.process.step(&m.denoiser, &x, t, i + 3, 1, 1.0)?.x_prev;
+    let n = steps.min(run.steps() - 3).max(1);
+    for _ in 0..n {
+        run.step(m)?;
         gpu.submit();
     }
     gpu.wait_idle()?;
@@ -413,11 +357,11 @@ pub fn bench_step(
 /// The discrete part of `diffscope bench`: every shipped sequence model at batch 1 and 64.
 pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
-    for s in zoo::family(zoo::Family::Sequence) {
-        let m = zoo::load_shipped_discrete(gpu, s.name)?;
+    for s in zoo::family(Family::Sequence) {
+        let m = sequence::load_shipped(gpu, s.name)?;
         for batch in [1usize, 64] {
             let (c, ms) = bench_step(gpu, &m, batch, if quick { 3 } else { 10 })?;
-            out.push(crate::bench::step_row(s.name, batch, &c, ms, json));
+            out.push(step_row(s.name, batch, &c, ms, json));
         }
     }
     Ok(serde_json::Value::Array(out))

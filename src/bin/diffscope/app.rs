@@ -1,0 +1,95 @@
+//! Opening the app window (eframe), natively, with its own compute device.
+
+use diffscope::GpuOptions;
+
+pub fn run_app(
+    opts: &GpuOptions,
+    start: diffscope::app::Start,
+    autopilot: Option<diffscope::app::autopilot::Autopilot>,
+) -> diffscope::Result<()> {
+    let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
+    let compute_opts = opts.clone();
+    use std::sync::Arc;
+    let choice = opts.adapter.clone();
+    let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    // egui-wgpu asks for WebGL2-level limits on GL adapters, which allow no compute; ask for what the
+    // adapter has instead (diffscope checks its own minimums in Gpu::from_device).
+    setup.device_descriptor = Arc::new(|adapter| wgpu::DeviceDescriptor {
+        label: Some("diffscope app"),
+        required_limits: adapter.limits(),
+        ..Default::default()
+    });
+    if let Some(c) = choice {
+        setup.native_adapter_selector =
+            Some(Arc::new(move |adapters: &[wgpu::Adapter], _surface| {
+                adapters
+                    .iter()
+                    .find(|a| {
+                        let i = a.get_info();
+                        let c = c.to_lowercase();
+                        i.name.to_lowercase().contains(&c)
+                            || format!("{:?}", i.backend).to_lowercase() == c
+                    })
+                    .cloned()
+                    .ok_or_else(|| format!("no adapter matches \"{c}\""))
+            }));
+    }
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_inner_size([1100.0, 760.0])
+            .with_title("diffscope"),
+        wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
+            wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    eframe::run_native(
+        "diffscope",
+        options,
+        Box::new(|cc| {
+            // Compute on a device of its own, so frames are not queued behind a reverse step
+            // (DIFFSCOPE_SHARED_DEVICE=1 computes on eframe's device instead, to compare).
+            let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
+                diffscope::app::DiffscopeApp::with_start(cc, start)
+            } else {
+                diffscope::app::DiffscopeApp::with_gpu(
+                    diffscope::Gpu::new(&compute_opts).map_err(|e| e.to_string()),
+                    start,
+                )
+            };
+            Ok(Box::new(match autopilot {
+                Some(a) => app.with_autopilot(a),
+                None => app,
+            }))
+        }),
+    )
+    .map_err(|e| {
+        diffscope::Error::Io(std::io::Error::other(format!(
+            "could not open the app window ({}). The app needs a display (X11 or Wayland); \
+             without one, use the headless commands: info, sample, forward, bench",
+            short_window_error(&e.to_string())
+        )))
+    })?;
+    match outcome.map(|o| o.lock().unwrap_or_else(|p| p.into_inner()).take()) {
+        None => Ok(()),
+        Some(Some(Ok(status))) => {
+            println!("{status}");
+            Ok(())
+        }
+        Some(Some(Err(e))) => Err(diffscope::Error::Invalid(format!(
+            "app self-check failed: {e}"
+        ))),
+        Some(None) => Err(diffscope::Error::Invalid(
+            "app self-check failed: the window closed before the check finished".into(),
+        )),
+    }
+}
+
+/// winit's errors carry a source path and line; keep the part a user can act on.
+fn short_window_error(e: &str) -> String {
+    match e.rfind(": ") {
+        Some(i) if e.contains(".rs:") => e[i + 2..].trim().to_string(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,235 @@
+//! Gaussian models (DDPM/DDIM over images or points): a denoiser — the FiLM-MLP or diffusers'
+//! UNet2DModel — paired with its diffusers scheduler config, loaded from the zoo, a folder or files a
+//! user dropped. [`run`] steps it.
+
+pub mod run;
+
+use super::zoo::{shipped_in, Family, Shipped};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::models::film_mlp::FilmMlp;
+use crate::models::unet::{UNet2D, UNetConfig};
+use crate::nn::Denoiser;
+use crate::process::gaussian::{Gaussian, SchedulerConfig};
+use crate::weights::Weights;
+
+/// A loaded Gaussian model: its denoiser and its process.
+pub struct GaussianModel {
+    pub name: String,
+    pub denoiser: Box<dyn Denoiser>,
+    pub process: Gaussian,
+    /// Display names of the labels (index = label id), if conditional.
+    pub labels: Vec<String>,
+    /// The data range samples live in (e.g. [-1, 1]).
+    pub data_range: [f32; 2],
+}
+
+impl GaussianModel {
+    /// Floats in one sample.
+    pub fn sample_len(&self) -> usize {
+        self.denoiser.sample_shape().iter().product()
+    }
+
+    /// `[n, ..sample shape]`.
+    pub fn batch_shape(&self, n: usize) -> Vec<usize> {
+        let mut s = vec![n];
+        s.extend_from_slice(self.denoiser.sample_shape());
+        s
+    }
+}
+
+/// A shipped Gaussian model.
+pub fn shipped(name: &str) -> Result<&'static Shipped> {
+    shipped_in(Family::Gaussian, name)
+}
+
+/// Build a model from a config, a scheduler config and weights (whatever their source).
+pub fn build(
+    gpu: &Gpu,
+    name: &str,
+    config: &str,
+    config_file: &str,
+    scheduler: &str,
+    scheduler_file: &str,
+    weights: Weights,
+) -> Result<GaussianModel> {
+    let v: serde_json::Value = serde_json::from_str(config).map_err(|e| Error::Config {
+        file: config_file.to_string(),
+        detail: format!("not valid JSON ({e})"),
+    })?;
+    let process = Gaussian::new(SchedulerConfig::from_json(scheduler, scheduler_file)?)?;
+    if v.get("architecture").and_then(|a| a.as_str()) == Some("film_mlp") {
+        let cfg = FilmMlp::parse_config(config, config_file)?;
+        let labels = cfg.labels.clone();
+        let range = cfg.data_range.unwrap_or([-1.0, 1.0]);
+        let m = FilmMlp::load(gpu, cfg, weights)?;
+        return Ok(GaussianModel {
+            name: name.to_string(),
+            denoiser: Box::new(m),
+            process,
+            labels,
+            data_range: range,
+        });
+    }
+    if v.get("_class_name").and_then(|a| a.as_str()) == Some("UNet2DModel") {
+        let cfg = UNetConfig::from_json(config, config_file)?;
+        let m = UNet2D::load(gpu, cfg, weights)?;
+        let labels = (0..m.num_labels().unwrap_or(0))
+            .map(|i| i.to_string())
+            .collect();
+        return Ok(GaussianModel {
+            name: name.to_string(),
+            denoiser: Box::new(m),
+            process,
+            labels,
+            data_range: [-1.0, 1.0],
+        });
+    }
+    let class = v
+        .get("_class_name")
+        .and_then(|a| a.as_str())
+        .or_else(|| v.get("architecture").and_then(|a| a.as_str()))
+        .unwrap_or("(none)");
+    Err(Error::Config {
+        file: config_file.to_string(),
+        detail: format!("unsupported architecture \"{class}\" (supported: film_mlp, UNet2DModel)"),
+    })
+}
+
+pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<GaussianModel> {
+    let m = shipped(name)?;
+    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    build(
+        gpu,
+        name,
+        m.config,
+        &format!("{name}/config.json"),
+        m.process,
+        &format!("{name}/scheduler_config.json"),
+        w,
+    )
+}
+
+/// Build a model from files a user handed over (dropped on the window, or picked in the browser):
+/// `config.json`, `scheduler_config.json` and one `.safetensors` weights file, by file name.
+pub fn load_files(gpu: &Gpu, name: &str, files: &[(String, Vec<u8>)]) -> Result<GaussianModel> {
+    let base = |f: &str| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string();
+    let find = |want: &str| files.iter().find(|(f, _)| base(f) == want);
+    let text = |want: &str| -> Result<String> {
+        let (f, b) = find(want).ok_or_else(|| Error::Config {
+            file: want.to_string(),
+            detail: format!(
+                "missing: a model needs config.json, scheduler_config.json and one .safetensors file \
+                 (got {})",
+                files.iter().map(|(f, _)| base(f)).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        String::from_utf8(b.clone()).map_err(|_| Error::Config {
+            file: f.clone(),
+            detail: "not UTF-8 text".into(),
+        })
+    };
+    let config = text("config.json")?;
+    let scheduler = text("scheduler_config.json")?;
+    let st: Vec<&(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(f, _)| f.ends_with(".safetensors") && !base(f).starts_with("examples"))
+        .collect();
+    let (wf, wb) = match st.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::Config {
+                file: name.to_string(),
+                detail: "no .safetensors weights among the files (pickled .bin files are not read)"
+                    .into(),
+            })
+        }
+        many => {
+            return Err(Error::Config {
+                file: name.to_string(),
+                detail: format!("{} .safetensors files; expected one", many.len()),
+            })
+        }
+    };
+    let w = Weights::from_bytes(wb, wf)?;
+    build(
+        gpu,
+        name,
+        &config,
+        "config.json",
+        &scheduler,
+        "scheduler_config.json",
+        w,
+    )
+}
+
+/// Load a model folder: `config.json`, `scheduler_config.json` (or `scheduler/scheduler_config.json`,
+/// as in diffusers pipelines; `unet/` subfolders too) and one `.safetensors` weights file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
+    use std::path::PathBuf;
+    let io = |p: &std::path::Path, e: std::io::Error| Error::Config {
+        file: p.display().to_string(),
+        detail: e.to_string(),
+    };
+    let model_dir: PathBuf = if dir.join("unet/config.json").exists() {
+        dir.join("unet")
+    } else {
+        dir.to_path_buf()
+    };
+    let cfg_path = model_dir.join("config.json");
+    let config = std::fs::read_to_string(&cfg_path).map_err(|e| io(&cfg_path, e))?;
+    let sched_path = [
+        dir.join("scheduler_config.json"),
+        dir.join("scheduler/scheduler_config.json"),
+        model_dir.join("scheduler_config.json"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .ok_or_else(|| Error::Config {
+        file: dir.display().to_string(),
+        detail: "no scheduler_config.json (or scheduler/scheduler_config.json) in the folder"
+            .into(),
+    })?;
+    let scheduler = std::fs::read_to_string(&sched_path).map_err(|e| io(&sched_path, e))?;
+    let mut st: Vec<PathBuf> = std::fs::read_dir(&model_dir)
+        .map_err(|e| io(&model_dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("examples"))
+        })
+        .collect();
+    st.sort();
+    let weights_path = match st.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(Error::Config {
+                file: model_dir.display().to_string(),
+                detail: "no .safetensors weights in the folder (pickled .bin files are not read)"
+                    .into(),
+            })
+        }
+        many => {
+            return Err(Error::Config {
+                file: model_dir.display().to_string(),
+                detail: format!("{} .safetensors files; expected one", many.len()),
+            })
+        }
+    };
+    let w = Weights::from_file(&weights_path)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    build(
+        gpu,
+        &name,
+        &config,
+        &cfg_path.display().to_string(),
+        &scheduler,
+        &sched_path.display().to_string(),
+        w,
+    )
+}

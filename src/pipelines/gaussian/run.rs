@@ -1,0 +1,154 @@
+//! The Gaussian reverse loop. A [`GaussianRun`] is the state between steps — x_t, the plan and the
+//! settings — and [`GaussianRun::step`] records one reverse step (network + fused update) without
+//! submitting, so the app can read the step's frame back in the same submission; [`sample`] is the
+//! blocking loop of the CLI and the tests, which checks the device after every step.
+
+use super::GaussianModel;
+use crate::error::{Error, Result};
+use crate::ops::update::{Extras, StepOutput};
+use crate::process::gaussian::{PlannedStep, SampleSettings};
+use crate::tensor::Tensor;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::trajectory::Trajectory;
+
+/// A reverse run between steps.
+pub struct GaussianRun {
+    pub settings: SampleSettings,
+    pub plan: Vec<PlannedStep>,
+    /// The state after [`Self::steps_done`] steps: the one the next step starts from.
+    x: Tensor,
+    done: usize,
+}
+
+impl GaussianRun {
+    /// From x_T: `init` (host values, `[n, ..sample shape]`) or the process's own Philox draw.
+    pub fn start(
+        model: &GaussianModel,
+        settings: &SampleSettings,
+        n: usize,
+        init: Option<&[f32]>,
+    ) -> Result<GaussianRun> {
+        let plan = model.process.plan(settings.sampler, settings.steps)?;
+        let gpu = model.denoiser.gpu();
+        let x = match init {
+            Some(v) => Tensor::from_f32(gpu, &model.batch_shape(n), v)?,
+            None => model
+                .process
+                .initial(gpu, n, model.denoiser.sample_shape(), settings.seed)?,
+        };
+        Ok(GaussianRun {
+            settings: settings.clone(),
+            plan,
+            x,
+            done: 0,
+        })
+    }
+
+    /// Continue a run from a state it reached after `done` steps (a fork, or a run moved onto a new
+    /// device): the same plan, the given settings (a fork's new seed), x from the host.
+    pub fn resume(
+        model: &GaussianModel,
+        settings: &SampleSettings,
+        plan: Vec<PlannedStep>,
+        done: usize,
+        state: &[f32],
+    ) -> Result<GaussianRun> {
+        if done > plan.len() {
+            return Err(Error::Invalid(format!(
+                "cannot resume after step {done} of a {}-step plan",
+                plan.len()
+            )));
+        }
+        let n = state.len() / model.sample_len().max(1);
+        let x = Tensor::from_f32(model.denoiser.gpu(), &model.batch_shape(n), state)?;
+        Ok(GaussianRun {
+            settings: settings.clone(),
+            plan,
+            x,
+            done,
+        })
+    }
+
+    /// The current state x (after [`Self::steps_done`] steps).
+    pub fn state(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// Samples in the batch.
+    pub fn batch(&self) -> usize {
+        self.x.dim(0)
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.done
+    }
+
+    pub fn done(&self) -> bool {
+        self.done >= self.plan.len()
+    }
+
+    /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}. `extras`
+    /// asks for the step's x̂0 and ε̂ as well.
+    pub fn step(&mut self, model: &GaussianModel, extras: Extras) -> Result<StepOutput> {
+        let out = model.process.step(
+            model.denoiser.as_ref(),
+            &self.x,
+            &self.plan,
+            self.done,
+            &self.settings,
+            extras,
+        )?;
+        self.x = out.x_prev.clone();
+        self.done += 1;
+        Ok(out)
+    }
+}
+
+/// Run a whole reverse trajectory, waiting for each step (native: CLI and tests). With `record`,
+/// every state and prediction is read back; otherwise only the final state is. A validation error or
+/// a lost device makes every later state wrong, so the device is checked after every step.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sample(
+    model: &GaussianModel,
+    settings: &SampleSettings,
+    n: usize,
+    init: Option<&[f32]>,
+    record: bool,
+) -> Result<Trajectory> {
+    let mut run = GaussianRun::start(model, settings, n, init)?;
+    let gpu = model.denoiser.gpu().clone();
+    let mut traj = Trajectory {
+        settings: settings.clone(),
+        shape: model.batch_shape(n),
+        plan: run.plan.clone(),
+        states: Vec::new(),
+        x0: Vec::new(),
+        eps: Vec::new(),
+    };
+    if record {
+        traj.states.push(run.state().to_f32()?);
+    }
+    let extras = Extras {
+        x0: record,
+        eps: record,
+    };
+    while !run.done() {
+        let out = run.step(model, extras)?;
+        gpu.submit();
+        gpu.check()?;
+        if record {
+            traj.states.push(out.x_prev.to_f32()?);
+            if let Some(t) = out.x0 {
+                traj.x0.push(t.to_f32()?);
+            }
+            if let Some(t) = out.eps {
+                traj.eps.push(t.to_f32()?);
+            }
+        }
+    }
+    if !record {
+        traj.states.push(run.state().to_f32()?);
+    }
+    gpu.check()?;
+    Ok(traj)
+}

@@ -1,0 +1,276 @@
+//! bionemo-moco 0.0.2.2's D3PM: uniform, absorbing and custom priors, `last_time_idx`, the step
+//! (posterior + Gumbel-max draw, argmax at the last step) and moco's loss terms.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::sample::{self, Categorical, Noise};
+use crate::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
+use crate::rng::{Philox, Substream};
+use crate::tensor::Tensor;
+
+use super::config::DiscretePrior;
+use super::schedule::cumprod;
+use super::{bad_t, per_batch_f32};
+
+/// bionemo-moco's D3PM.
+pub struct D3pm {
+    pub k: usize,
+    pub nsteps: usize,
+    pub last_time_idx: usize,
+    pub prior: DiscretePrior,
+    /// α_i of `Q_i`, i = t − ℓ.
+    pub alphas: Vec<f32>,
+    /// ᾱ_i of `Q̄_i`.
+    pub alpha_bars: Vec<f32>,
+    prior_tensor: Option<Tensor>,
+}
+
+impl D3pm {
+    pub fn new(
+        gpu: &Gpu,
+        k: usize,
+        alphas: Vec<f32>,
+        prior: DiscretePrior,
+        last_time_idx: usize,
+    ) -> Result<D3pm> {
+        if k < 2 || alphas.is_empty() {
+            return Err(Error::Invalid(format!(
+                "a D3PM needs K ≥ 2 classes and at least one step (got K = {k}, {} steps)",
+                alphas.len()
+            )));
+        }
+        let prior_tensor = match &prior {
+            DiscretePrior::Uniform => None,
+            DiscretePrior::Absorbing(m) => {
+                if *m >= k {
+                    return Err(Error::Invalid(format!(
+                        "absorbing class {m} is not below K = {k}"
+                    )));
+                }
+                None
+            }
+            DiscretePrior::Custom(p) => {
+                // moco checks the sum one-sidedly; a distribution must sum to 1 either way.
+                let s: f32 = p.iter().sum();
+                if p.len() != k
+                    || (s - 1.0).abs() > 1e-5
+                    || p.iter().any(|v| v.is_nan() || *v < 0.0)
+                {
+                    return Err(Error::Invalid(format!(
+                        "custom prior must be {k} non-negative probabilities summing to 1, got {p:?}"
+                    )));
+                }
+                Some(Tensor::from_f32(gpu, &[k], p)?)
+            }
+        };
+        let alpha_bars = cumprod(&alphas);
+        Ok(D3pm {
+            k,
+            nsteps: alphas.len(),
+            last_time_idx,
+            prior,
+            alphas,
+            alpha_bars,
+            prior_tensor,
+        })
+    }
+
+    pub fn prior(&self) -> Prior<'_> {
+        match (&self.prior, &self.prior_tensor) {
+            (DiscretePrior::Absorbing(m), _) => Prior::Absorbing(*m),
+            (DiscretePrior::Custom(_), Some(t)) => Prior::Marginal(t),
+            _ => Prior::Uniform,
+        }
+    }
+
+    /// π as a host vector.
+    pub fn pi(&self) -> Vec<f32> {
+        match &self.prior {
+            DiscretePrior::Uniform => vec![1.0 / self.k as f32; self.k],
+            DiscretePrior::Absorbing(m) => (0..self.k).map(|j| (j == *m) as u32 as f32).collect(),
+            DiscretePrior::Custom(p) => p.clone(),
+        }
+    }
+
+    pub(super) fn index(&self, t: usize) -> Result<usize> {
+        t.checked_sub(self.last_time_idx)
+            .filter(|&i| i < self.nsteps)
+            .ok_or_else(|| bad_t(t, self.last_time_idx, self.nsteps))
+    }
+
+    /// The coefficients of the reverse step from t: α of `Q_t`, ᾱ of `Q̄prev_t` (1 at ℓ, where moco's
+    /// `Q̄prev` is I), ᾱ of `Q̄_t`, and `t == ℓ`.
+    pub fn coefs(&self, t: usize) -> Result<StepCoefs> {
+        let i = self.index(t)?;
+        Ok(StepCoefs {
+            alpha_t: self.alphas[i],
+            alpha_bar_prev: if i == 0 { 1.0 } else { self.alpha_bars[i - 1] },
+            alpha_bar_t: self.alpha_bars[i],
+            last: i == 0,
+        })
+    }
+
+    /// The timesteps of a reverse run, T−1+ℓ down to ℓ.
+    pub fn timesteps(&self) -> Vec<usize> {
+        (0..self.nsteps)
+            .rev()
+            .map(|i| i + self.last_time_idx)
+            .collect()
+    }
+
+    /// `Q_t` (`bar = false`) or `Q̄_t` as a `[K, K]` matrix (for views and checks).
+    pub fn matrix(&self, gpu: &Gpu, t: usize, bar: bool) -> Result<Tensor> {
+        let i = self.index(t)?;
+        let a = if bar {
+            self.alpha_bars[i]
+        } else {
+            self.alphas[i]
+        };
+        let at = Tensor::from_f32(gpu, &[1], &[a])?;
+        tr::matrices(&at, self.prior(), self.k)?.reshape(&[self.k, self.k])
+    }
+
+    /// q(x_t | x0) = onehot(x0) @ Q̄_t for u32 ids `[B, ..]`: f32 `[B, .., K]`. `t` holds one timestep
+    /// for the batch or one per batch element.
+    pub fn forward_probs(&self, x0: &Tensor, t: &[usize]) -> Result<Tensor> {
+        let gpu = x0.gpu();
+        let abs = t
+            .iter()
+            .map(|&t| Ok(self.alpha_bars[self.index(t)?]))
+            .collect::<Result<Vec<f32>>>()?;
+        let per = per_batch_f32(gpu, x0, &abs, 1)?;
+        let c = match &per {
+            Some(p) => Coef::PerBatch(p),
+            None => Coef::Shared(abs[0]),
+        };
+        tr::forward_ids(x0, c, self.prior(), self.k)
+    }
+
+    /// moco's `interpolate`: x_t ~ Cat(onehot(x0) @ Q̄_t) by Gumbel-max with uniforms clipped at 1e-6.
+    pub fn forward_sample(&self, x0: &Tensor, t: &[usize], noise: Noise<'_>) -> Result<Tensor> {
+        let p = self.forward_probs(x0, t)?;
+        sample::sample_probs(&p, &Categorical::new(noise))
+    }
+
+    /// moco's `_q_posterior_logits` for model logits (or ids) `x0` and u32 `x_t`: f32 `[.., K]`.
+    pub fn posterior_logits(&self, x0: X0<'_>, x_t: &Tensor, t: &[usize]) -> Result<Tensor> {
+        let rows = t
+            .iter()
+            .map(|&t| Ok(self.coefs(t)?.row()))
+            .collect::<Result<Vec<[f32; 4]>>>()?;
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let per = per_batch_f32(x_t.gpu(), x_t, &flat, 4)?;
+        let c = match &per {
+            Some(p) => Coefs::PerBatch(p),
+            None => Coefs::Shared(self.coefs(t[0])?),
+        };
+        tr::d3pm_posterior_logits(x0, x_t, c, self.prior())
+    }
+
+    /// moco's `step`: posterior logits, then `argmax(L/τ + g)` with Gumbel noise except where t = ℓ
+    /// (a deterministic argmax of the model's logits there). Returns (x_{t−1}, the posterior logits).
+    pub fn step(
+        &self,
+        logits: &Tensor,
+        x_t: &Tensor,
+        t: &[usize],
+        temperature: f32,
+        noise: Noise<'_>,
+    ) -> Result<(Tensor, Tensor)> {
+        self.step_masked(logits, x_t, t, temperature, noise, None)
+    }
+
+    /// [`D3pm::step`] with moco's `mask`: the next state times `mask` (f32 0/1, `[B, L]` or `[B]`), so
+    /// masked positions come out as class 0 (moco multiplies the ids; only 0/1 masks make sense).
+    pub fn step_masked(
+        &self,
+        logits: &Tensor,
+        x_t: &Tensor,
+        t: &[usize],
+        temperature: f32,
+        noise: Noise<'_>,
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        let post = self.posterior_logits(X0::Logits(logits), x_t, t)?;
+        let nz: Vec<f32> = t
+            .iter()
+            .map(|&t| (t != self.last_time_idx) as u32 as f32)
+            .collect();
+        let nz_mask = if t.len() > 1 {
+            Some(Tensor::from_f32(x_t.gpu(), &[t.len()], &nz)?)
+        } else {
+            None
+        };
+        let noise = if t.len() == 1 && nz[0] == 0.0 {
+            Noise::None
+        } else {
+            noise
+        };
+        let mut opts = Categorical::new(noise).temperature(temperature);
+        if let Some(m) = &nz_mask {
+            opts = opts.mask(m);
+        }
+        if let Some(k) = mask {
+            opts = opts.keep(k);
+        }
+        let x = sample::gumbel_max(&post, &opts)?;
+        Ok((x, post))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
+    /// moco's `loss(logits, target, x_t, t, vb_scale)` without a mask: per batch element, the mean
+    /// cross-entropy over positions plus `vb_scale ·` the VLB (moco's quirks kept: the "true"
+    /// posterior is computed from the one-hot target *as logits*, and the VLB is one scalar — the mean
+    /// over every position of the batch — added to each element).
+    pub fn loss(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        x_t: &Tensor,
+        t: &[usize],
+        vb_scale: f32,
+    ) -> Result<Vec<f32>> {
+        let gpu = logits.gpu();
+        let b = x_t.dim(0);
+        let ce = tr::row_nll(logits, target)?.to_f32()?;
+        let per = ce.len() / b.max(1);
+        let mut out: Vec<f32> = ce
+            .chunks(per.max(1))
+            .map(|c| c.iter().sum::<f32>() / per as f32)
+            .collect();
+        if vb_scale > 0.0 {
+            let ids = target.to_u32()?;
+            let mut oh = vec![0.0f32; ids.len() * self.k];
+            for (r, &c) in ids.iter().enumerate() {
+                oh[r * self.k + (c as usize).min(self.k - 1)] = 1.0;
+            }
+            let mut shape = target.shape().to_vec();
+            shape.push(self.k);
+            let oh = Tensor::from_f32(gpu, &shape, &oh)?;
+            let truth = self.posterior_logits(X0::Logits(&oh), x_t, t)?;
+            let pred = self.posterior_logits(X0::Logits(logits), x_t, t)?;
+            let kl = tr::row_kl(&truth, &pred)?.to_f32()?;
+            let vb = kl.iter().map(|&v| v as f64).sum::<f64>() / kl.len() as f64;
+            for v in &mut out {
+                *v += vb_scale * vb as f32;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A draw from the prior π for `[n, len]`: all mask for absorbing, Philox Gumbel-max otherwise.
+    pub fn prior_sample(&self, gpu: &Gpu, n: usize, len: usize, seed: u64) -> Result<Tensor> {
+        let key = Philox::new(seed, 0, Substream::Init);
+        match &self.prior {
+            DiscretePrior::Absorbing(m) => {
+                Tensor::from_u32(gpu, &[n, len], &vec![*m as u32; n * len])
+            }
+            _ => {
+                let pi = self.pi();
+                let rows: Vec<f32> = (0..n * len).flat_map(|_| pi.iter().copied()).collect();
+                let p = Tensor::from_f32(gpu, &[n, len, self.k], &rows)?;
+                sample::sample_probs(&p, &Categorical::new(Noise::Philox(key)))
+            }
+        }
+    }
+}

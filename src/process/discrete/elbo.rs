@@ -1,0 +1,120 @@
+//! The ELBO of data under a discrete process, term by term (decoder, the KL of every step, prior), on
+//! the GPU: what `diffscope nll` reports.
+
+use crate::error::{Error, Result};
+use crate::nn::Denoiser;
+use crate::ops::sample::Noise;
+use crate::ops::transition::{self as tr, Coefs, X0};
+use crate::rng::{Philox, Substream};
+use crate::tensor::Tensor;
+
+use super::Process;
+
+impl Process {
+    #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
+    /// The ELBO terms of u32 data `x0 [B, L]` in nats, `[T + 1][B]`: index 0 is the decoder term
+    /// `−log p(x0 | x_first)`, 1..T−1 the KLs `KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t))`, the last
+    /// the prior `KL(q(x_last | x0) ‖ π)` (log π floored at log 1e-30 for absorbing). Each t uses one
+    /// x_t ~ q(x_t | x0) from Philox (seed, t, `Forward`), or `injected[t]` when given. D3PM's decoder
+    /// is the model's x0 distribution itself (moco's last step); multinomial's is `p_pred` at t = 0.
+    pub fn elbo_terms(
+        &self,
+        model: &dyn Denoiser,
+        x0: &Tensor,
+        seed: u64,
+        injected: Option<&[Tensor]>,
+    ) -> Result<Vec<Vec<f64>>> {
+        let gpu = x0.gpu();
+        let b = x0.dim(0);
+        let k = self.k();
+        let nsteps = self.nsteps();
+        if let Some(inj) = injected {
+            if inj.len() != nsteps {
+                return Err(Error::Invalid(format!(
+                    "{} injected x_t for {nsteps} steps",
+                    inj.len()
+                )));
+            }
+        }
+        let mut terms = Vec::with_capacity(nsteps + 1);
+        for i in 0..nsteps {
+            let t = match self {
+                Process::D3pm(d) => i + d.last_time_idx,
+                Process::Multinomial(_) => i,
+            };
+            let drawn;
+            let x_t = match injected {
+                Some(inj) => &inj[i],
+                None => {
+                    let key = Philox::new(seed, i as u32, Substream::Forward);
+                    drawn = self.forward_sample(x0, t, Noise::Philox(key))?;
+                    &drawn
+                }
+            };
+            let tt = Tensor::from_f32(gpu, &[b], &vec![t as f32; b])?;
+            let logits = model.forward(x_t, &tt, None)?;
+            let rows = match self {
+                Process::D3pm(d) => {
+                    if i == 0 {
+                        tr::row_nll(&logits, x0)?
+                    } else {
+                        let truth = tr::multinomial_posterior_log(
+                            X0::Ids { ids: x0, k },
+                            x_t,
+                            Coefs::Shared(d.coefs(t)?),
+                            d.prior(),
+                        )?;
+                        let pred = d.posterior_logits(X0::Logits(&logits), x_t, &[t])?;
+                        tr::row_kl(&truth, &pred)?
+                    }
+                }
+                Process::Multinomial(m) => {
+                    let pred = m.posterior_log(X0::Logits(&logits), x_t, &[t])?;
+                    if i == 0 {
+                        tr::row_nll(&pred, x0)?
+                    } else {
+                        let truth = m.posterior_log(X0::Ids { ids: x0, k }, x_t, &[t])?;
+                        tr::row_kl(&truth, &pred)?
+                    }
+                }
+            };
+            terms.push(per_sequence(&rows.to_f32()?, b));
+        }
+        let ids = x0.to_u32()?;
+        let (ab, pi) = match self {
+            Process::D3pm(d) => (d.alpha_bars[nsteps - 1] as f64, d.pi()),
+            Process::Multinomial(m) => (m.alpha_bars[nsteps - 1] as f64, vec![1.0 / k as f32; k]),
+        };
+        let per = ids.len() / b.max(1);
+        let prior: Vec<f64> = ids
+            .chunks(per.max(1))
+            .map(|seq| seq.iter().map(|&c| prior_kl(ab, &pi, c as usize)).sum())
+            .collect();
+        terms.push(prior);
+        Ok(terms)
+    }
+}
+
+/// `KL(ᾱ e_c + (1 − ᾱ) π ‖ π)` in nats, log π floored at log 1e-30.
+#[cfg(not(target_arch = "wasm32"))]
+fn prior_kl(ab: f64, pi: &[f32], c: usize) -> f64 {
+    pi.iter()
+        .enumerate()
+        .map(|(j, &p)| {
+            let q = ab * (j == c) as u32 as f64 + (1.0 - ab) * p as f64;
+            if q <= 0.0 {
+                0.0
+            } else {
+                q * (q.max(1e-30).ln() - (p as f64).max(1e-30).ln())
+            }
+        })
+        .sum()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn per_sequence(rows: &[f32], b: usize) -> Vec<f64> {
+    let per = rows.len() / b.max(1);
+    rows.chunks(per.max(1))
+        .map(|c| c.iter().map(|&v| v as f64).sum())
+        .collect()
+}
