@@ -14,6 +14,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "clippy (native)"
 cargo clippy --all-targets --locked -- -D warnings
+step "clippy (engine only: no GUI stack)"
+cargo clippy --no-default-features --lib --bins --locked -- -D warnings
 step "clippy (wasm32)"
 cargo clippy --lib --bin diffscope --target wasm32-unknown-unknown --locked -- -D warnings
 step "tests"

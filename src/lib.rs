@@ -4,6 +4,7 @@
 //! same way: [`gpu`] (device, buffers, pipelines) → [`tensor`] and [`ops`] (kernels) → processes and
 //! models → the app. See `ARCHITECTURE.md`.
 
+#[cfg(feature = "app")]
 pub mod app;
 pub mod error;
 pub mod gpu;
@@ -15,7 +16,7 @@ pub mod process;
 pub mod rng;
 pub mod tensor;
 pub mod trajectory;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "app"))]
 pub mod web;
 pub mod weights;
 

@@ -1,7 +1,9 @@
 //! The engine's tests: every kernel against a plain-Rust reference, in one process on one device.
 //! Each module is one kernel family.
 
+#[cfg(feature = "app")]
 mod app;
+mod architecture;
 mod attention;
 mod checkpoints;
 mod cli;

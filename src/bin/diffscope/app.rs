@@ -1,8 +1,57 @@
-//! Opening the app window (eframe), natively, with its own compute device.
+//! Opening the app window (eframe), natively, with its own compute device. A build without the
+//! `app` feature (the engine alone) says so instead.
 
 use diffscope::GpuOptions;
+use std::path::PathBuf;
 
-pub fn run_app(
+/// What `diffscope` with no subcommand was asked to open.
+#[cfg_attr(not(feature = "app"), allow(dead_code))]
+pub struct AppArgs {
+    pub open: Option<String>,
+    pub open_dir: Option<PathBuf>,
+    /// The self-check under Xvfb: screenshot here after `after_steps` steps, within `timeout` s.
+    pub screenshot: Option<PathBuf>,
+    pub after_steps: usize,
+    pub timeout: u64,
+}
+
+#[cfg(not(feature = "app"))]
+pub fn open(_opts: &GpuOptions, _a: AppArgs) -> diffscope::Result<()> {
+    Err(diffscope::Error::Invalid(
+        "this diffscope was built without the app (--no-default-features); use the headless \
+         subcommands: info, sample, forward, nll, eval-graphs, bench"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "app")]
+pub fn open(opts: &GpuOptions, a: AppArgs) -> diffscope::Result<()> {
+    use diffscope::pipelines::zoo;
+    let start = match (a.open, a.open_dir) {
+        (_, Some(d)) => diffscope::app::Start::Dir(d),
+        (Some(m), None) => match zoo::find(&m) {
+            Some(_) => diffscope::app::Start::Shipped(m),
+            None => {
+                return Err(diffscope::Error::Invalid(format!(
+                    "no shipped model \"{m}\"; shipped models: {}",
+                    zoo::MODELS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        },
+        (None, None) => diffscope::app::Start::Shipped(zoo::DEFAULT_MODEL.to_string()),
+    };
+    let autopilot = a
+        .screenshot
+        .map(|p| diffscope::app::autopilot::Autopilot::new(p, a.after_steps, a.timeout));
+    run_app(opts, start, autopilot)
+}
+
+#[cfg(feature = "app")]
+fn run_app(
     opts: &GpuOptions,
     start: diffscope::app::Start,
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
@@ -86,6 +135,7 @@ pub fn run_app(
     }
 }
 
+#[cfg(feature = "app")]
 /// winit's errors carry a source path and line; keep the part a user can act on.
 fn short_window_error(e: &str) -> String {
     match e.rfind(": ") {

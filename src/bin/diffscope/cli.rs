@@ -99,29 +99,16 @@ pub fn main() -> ExitCode {
         adapter: cli.adapter.clone(),
     };
     let result = match cli.command {
-        None => {
-            let start = match (cli.open, cli.open_dir) {
-                (_, Some(d)) => Ok(diffscope::app::Start::Dir(d)),
-                (Some(m), None) => match diffscope::pipelines::zoo::find(&m) {
-                    Some(_) => Ok(diffscope::app::Start::Shipped(m)),
-                    None => Err(diffscope::Error::Invalid(format!(
-                        "no shipped model \"{m}\"; shipped models: {}",
-                        diffscope::pipelines::zoo::MODELS
-                            .iter()
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))),
-                },
-                (None, None) => Ok(diffscope::app::Start::Shipped(
-                    diffscope::pipelines::zoo::DEFAULT_MODEL.to_string(),
-                )),
-            };
-            let autopilot = cli.screenshot.map(|p| {
-                diffscope::app::autopilot::Autopilot::new(p, cli.after_steps, cli.timeout)
-            });
-            start.and_then(|s| crate::app::run_app(&opts, s, autopilot))
-        }
+        None => crate::app::open(
+            &opts,
+            crate::app::AppArgs {
+                open: cli.open,
+                open_dir: cli.open_dir,
+                screenshot: cli.screenshot,
+                after_steps: cli.after_steps,
+                timeout: cli.timeout,
+            },
+        ),
         Some(_) if cli.open.is_some() || cli.open_dir.is_some() => Err(diffscope::Error::Invalid(
             "--open and --open-dir are for the app (no subcommand); sample and forward take --model \
              or --model-dir"
