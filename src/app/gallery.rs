@@ -1,0 +1,210 @@
+//! The side panel: the device, the gallery of shipped models with the open one's card in brief, your
+//! own models (a folder path, or files dropped on the window), and the open run's controls.
+
+use super::gaussian::OpenGaussian;
+use super::open_run::{self, seed_row, OpenRun};
+use super::DiffscopeApp;
+use crate::pipelines::gaussian::GaussianModel;
+use crate::pipelines::zoo::{self, Family};
+use egui::RichText;
+
+impl DiffscopeApp {
+    pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("diffscope");
+        if let Some(g) = &self.gpu {
+            ui.label(
+                RichText::new(format!(
+                    "{} ({:?})",
+                    g.adapter_info().name,
+                    g.adapter_info().backend
+                ))
+                .small(),
+            );
+        }
+        ui.separator();
+        ui.label("Model");
+        let (open_family, open_name) = match &self.run {
+            Some(r) => (Some(r.family()), r.model_name().to_string()),
+            None => (None, String::new()),
+        };
+        let mut pick = None;
+        let mut heading = None;
+        for s in zoo::MODELS {
+            if heading != Some(s.family) {
+                heading = Some(s.family);
+                ui.weak(match s.family {
+                    Family::Gaussian => "Gaussian: images and points",
+                    Family::Sequence => "discrete: sequences",
+                    Family::Graph => "discrete: graphs",
+                });
+            }
+            let open = open_family == Some(s.family) && open_name == s.name;
+            if ui
+                .selectable_label(open, s.name)
+                .on_hover_text(s.summary)
+                .clicked()
+            {
+                pick = Some(s.name);
+            }
+        }
+        // The open model's card, in brief: a teaching tool should say how good its model is.
+        self.about.show(ui, &open_name);
+        if let Some(name) = pick {
+            self.open_shipped(name);
+        }
+        let gaussian_or_none = self
+            .run
+            .as_ref()
+            .is_none_or(|r| r.family() == Family::Gaussian);
+        if gaussian_or_none {
+            let name = self.run.as_ref().map(|r| r.model_name().to_string());
+            if let Some(name) =
+                name.filter(|n| !n.is_empty() && crate::pipelines::gaussian::shipped(n).is_err())
+            {
+                let _ = ui.selectable_label(true, format!("{name} (yours)"));
+            }
+            self.user_model_controls(ui);
+        }
+        let viewed = match &mut self.run {
+            Some(run) => {
+                if run.controls(ui) {
+                    self.restart_run();
+                }
+                self.timeline.viewed()
+            }
+            None => {
+                ui.separator();
+                seed_row(ui, &mut self.carried.seed);
+                return;
+            }
+        };
+        if let Some(run) = &mut self.run {
+            run.process_notes(ui, viewed);
+        }
+    }
+
+    /// Open a shipped model of any family, starting from the settings the open run leaves behind.
+    pub(super) fn open_shipped(&mut self, name: &str) {
+        let Some(gpu) = self.gpu.clone() else { return };
+        self.remember_settings();
+        let opened = open_run::open_shipped(&gpu, name, &self.carried);
+        self.install(opened);
+    }
+
+    /// A user's own model: files dropped on the window (or picked in the browser), or a folder path.
+    pub(super) fn open_user(&mut self, m: crate::Result<GaussianModel>) {
+        self.remember_settings();
+        let carried = &self.carried;
+        let opened = m.map(|m| Box::new(OpenGaussian::open_user(m, carried)) as Box<dyn OpenRun>);
+        self.install(opened);
+    }
+
+    fn remember_settings(&mut self) {
+        if let Some(r) = &self.run {
+            r.remember(&mut self.carried);
+        }
+    }
+
+    /// Make `opened` the open run and start its trajectory (or show why it could not open).
+    fn install(&mut self, opened: crate::Result<Box<dyn OpenRun>>) {
+        match opened {
+            Ok(run) => {
+                self.error = None;
+                self.run = Some(run);
+                self.restart_run();
+            }
+            Err(e) => {
+                self.run = None;
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Start the open run again from x_T with its current settings.
+    pub(super) fn restart_run(&mut self) {
+        let Some(run) = &mut self.run else { return };
+        match run.restart() {
+            Ok(()) => self.timeline.restarted(),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// Load your own checkpoint of a supported architecture (diffusers UNet2DModel, FiLM-MLP):
+    /// drop its config.json, scheduler_config.json and .safetensors on the window, or (desktop) type
+    /// the folder's path.
+    fn user_model_controls(&mut self, ui: &mut egui::Ui) {
+        ui.collapsing("Your own model", |ui| {
+            ui.label(
+                RichText::new(
+                    "Drop config.json, scheduler_config.json and the .safetensors weights of a \
+                     diffusers UNet2DModel (or a FiLM-MLP) here. Safetensors only: pickles are never read.",
+                )
+                .small(),
+            );
+            #[cfg(not(target_arch = "wasm32"))]
+            ui.horizontal(|ui| {
+                ui.add(egui::TextEdit::singleline(&mut self.user_dir).hint_text("model folder"));
+                if ui.button("Load").clicked() {
+                    if let Some(gpu) = self.gpu.clone() {
+                        let m = crate::pipelines::gaussian::load_dir(&gpu, std::path::Path::new(self.user_dir.trim()));
+                        self.open_user(m);
+                    }
+                }
+            });
+        });
+    }
+
+    /// Files dropped on the window. Native reads them at once; the browser only reads files
+    /// asynchronously, so there they arrive through `dropped_inbox` a few frames later.
+    pub(super) fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        let arrived =
+            std::mem::take(&mut *self.dropped_inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        if !dropped.is_empty() {
+            let names: Vec<String> = dropped
+                .iter()
+                .map(|f| f.path().display().to_string())
+                .collect();
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let read: Vec<_> = names
+                    .into_iter()
+                    .zip(dropped.iter().map(|f| f.bytes()))
+                    .collect();
+                self.dropped_inbox
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(read);
+                ctx.request_repaint();
+            }
+            #[cfg(target_arch = "wasm32")]
+            {
+                let inbox = self.dropped_inbox.clone();
+                let ctx = ctx.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let mut read = Vec::new();
+                    for (name, f) in names.into_iter().zip(dropped.iter()) {
+                        read.push((name, f.bytes_async().await));
+                    }
+                    inbox.lock().unwrap_or_else(|p| p.into_inner()).push(read);
+                    ctx.request_repaint();
+                });
+            }
+        }
+        for batch in arrived {
+            let mut files = Vec::new();
+            for (name, bytes) in batch {
+                match bytes {
+                    Ok(b) => files.push((name, b)),
+                    Err(e) => {
+                        self.error = Some(format!("{name}: {e}"));
+                        return;
+                    }
+                }
+            }
+            let Some(gpu) = self.gpu.clone() else { return };
+            let m = crate::pipelines::gaussian::load_files(&gpu, "dropped model", &files);
+            self.open_user(m);
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! A Gaussian model open in the app (images and points): its sampler settings and controls, the
+//! reverse run (see [`stepping`]), the forward explorer, and the views of x_t, x0_pred and ε_pred.
+
+mod export;
+mod forward;
+mod stepping;
+
+use super::export::Export;
+use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus};
+use super::{card, images, points, schedule};
+use crate::gpu::Gpu;
+use crate::pipelines::gaussian::GaussianModel;
+use crate::pipelines::zoo::Family;
+use crate::process::gaussian::{SampleSettings, Sampler};
+use crate::weights::Weights;
+use egui::{Color32, RichText};
+use forward::GaussianForward;
+use stepping::{split_frame, Session};
+
+/// The sampler settings a Gaussian run starts from.
+struct Settings {
+    seed: u64,
+    label: u32,
+    guidance: f32,
+    ddim: bool,
+    steps: usize,
+    eta: f32,
+    n: usize,
+}
+
+pub struct OpenGaussian {
+    model: GaussianModel,
+    settings: Settings,
+    session: Option<Session>,
+    forward: GaussianForward,
+    /// Textures for x_t, x0_pred and ε_pred and the (session, step) they show.
+    textures: [Option<egui::TextureHandle>; 3],
+    textures_show: Option<(u64, usize)>,
+    sessions_started: u64,
+}
+
+impl OpenGaussian {
+    /// A shipped model with its card's suggested settings and its examples.
+    pub fn open_shipped(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<OpenGaussian> {
+        let card = crate::pipelines::gaussian::shipped(name)
+            .ok()
+            .map(|s| s.card);
+        let examples = crate::pipelines::gaussian::shipped(name)
+            .ok()
+            .and_then(|s| load_examples(s.data).ok())
+            .unwrap_or_default();
+        let m = crate::pipelines::gaussian::load_shipped(gpu, name)?;
+        Ok(OpenGaussian::new(m, card, examples, carried))
+    }
+
+    /// A user's own model: no card, no examples.
+    pub fn open_user(m: GaussianModel, carried: &Carried) -> OpenGaussian {
+        OpenGaussian::new(m, None, Vec::new(), carried)
+    }
+
+    fn new(
+        m: GaussianModel,
+        card: Option<&str>,
+        examples: Vec<Vec<f32>>,
+        carried: &Carried,
+    ) -> OpenGaussian {
+        let steps = m.process.train_timesteps();
+        let mut settings = Settings {
+            seed: carried.seed,
+            label: 0,
+            guidance: 1.0,
+            ddim: false,
+            steps,
+            eta: carried.eta,
+            n: if m.denoiser.sample_shape().len() == 3 {
+                16
+            } else {
+                1024
+            },
+        };
+        if let Some(card) = card {
+            apply_card_defaults(&mut settings, card);
+        }
+        OpenGaussian {
+            model: m,
+            settings,
+            session: None,
+            forward: GaussianForward::new(steps / 4, examples),
+            textures: [None, None, None],
+            textures_show: None,
+            sessions_started: 0,
+        }
+    }
+
+    fn next_session_id(&mut self) -> u64 {
+        self.sessions_started += 1;
+        self.sessions_started
+    }
+
+    fn sample_settings(&self) -> SampleSettings {
+        let s = &self.settings;
+        let k = self.model.denoiser.num_labels();
+        SampleSettings {
+            sampler: if s.ddim {
+                Sampler::Ddim { eta: s.eta }
+            } else {
+                Sampler::Ddpm
+            },
+            steps: s.steps,
+            seed: s.seed,
+            labels: k.map(|_| vec![s.label; s.n]),
+            guidance: (s.guidance != 1.0).then_some(s.guidance),
+        }
+    }
+
+    /// Values per sample of x.
+    fn per_sample(&self) -> usize {
+        self.model.denoiser.sample_shape().iter().product()
+    }
+}
+
+/// A model card may suggest how the app should open it (`"app": {"sampler": "ddim", "steps": 50,
+/// "guidance": 3, "n": 16}`): a 1000-step UNet is better met with 50 DDIM steps than 1000 DDPM ones.
+fn apply_card_defaults(s: &mut Settings, card: &str) {
+    let Some(app) = card::card_app(card) else {
+        return;
+    };
+    let tt = s.steps.max(1);
+    if let Some(v) = app.get("sampler").and_then(|v| v.as_str()) {
+        s.ddim = v == "ddim";
+    }
+    if let Some(k) = app.get("steps").and_then(|v| v.as_u64()) {
+        s.steps = (k as usize).clamp(1, tt);
+    }
+    if let Some(e) = app.get("eta").and_then(|v| v.as_f64()) {
+        s.eta = (e as f32).clamp(0.0, 1.0);
+    }
+    if let Some(w) = app.get("guidance").and_then(|v| v.as_f64()) {
+        s.guidance = (w as f32).clamp(0.0, 10.0);
+    }
+    if let Some(n) = app.get("n").and_then(|v| v.as_u64()) {
+        s.n = (n as usize).clamp(1, 4096);
+    }
+}
+
+/// The examples shipped with a model, one entry per label: a point set ("points", [labels, N, 2])
+/// or a few images ("images", [labels, K, C, H, W]).
+fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
+    let mut w = Weights::from_bytes(bytes, "examples")?;
+    let name = ["points", "images"]
+        .into_iter()
+        .find(|n| w.contains(n))
+        .ok_or_else(|| {
+            crate::Error::Invalid("examples hold neither \"points\" nor \"images\"".into())
+        })?;
+    let shape = w.shape_of(name).unwrap_or_default().to_vec();
+    let t = w.take(name, &shape)?;
+    let per = t.data.len() / shape[0].max(1);
+    Ok(t.data.chunks(per).map(|c| c.to_vec()).collect())
+}
+
+impl OpenRun for OpenGaussian {
+    fn model_name(&self) -> &str {
+        &self.model.name
+    }
+
+    fn family(&self) -> Family {
+        Family::Gaussian
+    }
+
+    fn remember(&self, carried: &mut Carried) {
+        carried.seed = self.settings.seed;
+        carried.eta = self.settings.eta;
+    }
+
+    fn restart(&mut self) -> crate::Result<()> {
+        let id = self.next_session_id();
+        let settings = self.sample_settings();
+        self.session = Some(Session::start(&self.model, settings, self.settings.n, id)?);
+        Ok(())
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) -> bool {
+        ui.separator();
+        let (m, s) = (&mut self.model, &mut self.settings);
+        let mut changed = false;
+        if !m.labels.is_empty() {
+            egui::ComboBox::from_label("label")
+                .selected_text(m.labels[s.label as usize % m.labels.len()].clone())
+                .show_ui(ui, |ui| {
+                    for (i, l) in m.labels.iter().enumerate() {
+                        changed |= ui.selectable_value(&mut s.label, i as u32, l).changed();
+                    }
+                });
+            changed |= ui
+                .add(egui::Slider::new(&mut s.guidance, 0.0..=5.0).text("guidance w"))
+                .on_hover_text(
+                    "ε_pred = ε_uncond + w·(ε_cond − ε_uncond); w = 1 is plain conditional",
+                )
+                .changed();
+        }
+        let tt = m.process.train_timesteps();
+        changed |= ui.checkbox(&mut s.ddim, "DDIM (else DDPM)").changed();
+        changed |= ui
+            .add(egui::Slider::new(&mut s.steps, 1..=tt).text("steps"))
+            .changed();
+        if s.ddim {
+            changed |= ui
+                .add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"))
+                .changed();
+        }
+        let mut clip = m.process.config.clip_sample;
+        if ui
+            .checkbox(&mut clip, "clip x0_pred to the data range")
+            .on_hover_text(
+                "diffusers' clip_sample: each step clamps the network's x0_pred to the data range \
+                 before stepping. With guidance above 1 the extrapolated ε_pred pushes x0_pred far \
+                 outside it, and clamping (while the step keeps the unclamped ε_pred) drives the \
+                 samples to saturated blobs — switch it off there.",
+            )
+            .changed()
+        {
+            m.process.config.clip_sample = clip;
+            changed = true;
+        }
+        let (range, what) = if m.denoiser.sample_shape().len() == 3 {
+            (1..=64, "images")
+        } else {
+            (16..=4096, "points")
+        };
+        changed |= ui
+            .add(
+                egui::Slider::new(&mut s.n, range)
+                    .logarithmic(true)
+                    .text(what),
+            )
+            .changed();
+        changed |= seed_row(ui, &mut s.seed);
+        changed
+    }
+
+    fn process_notes(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        ui.separator();
+        ui.label("Noise schedule");
+        let t = if self.forward.shown {
+            Some(self.forward.t)
+        } else {
+            self.session
+                .as_ref()
+                .and_then(|s| s.run.plan.get(viewed).map(|p| p.t))
+        };
+        schedule::draw(ui, &self.model.process.alphas_cumprod, t);
+    }
+
+    fn pump(&mut self, step: bool) -> crate::Result<()> {
+        match &mut self.session {
+            Some(s) => s.pump(&self.model, step),
+            None => Ok(()),
+        }
+    }
+
+    fn pump_forward(&mut self) -> crate::Result<()> {
+        let (label, seed) = (self.settings.label, self.settings.seed);
+        self.forward.pump(&self.model, label, seed)
+    }
+
+    fn wants_repaint(&self, _playing: bool) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.done() || s.in_flight() || self.forward.busy())
+    }
+
+    fn progress(&self) -> Option<Progress> {
+        self.session.as_ref().map(|s| Progress {
+            recorded: s.states.len(),
+            launched: s.launched(),
+            total: s.run.plan.len() + 1,
+            started: s.started,
+        })
+    }
+
+    fn fork(&mut self, viewed: usize) -> crate::Result<bool> {
+        let Some(s) = &self.session else {
+            return Ok(false);
+        };
+        let seed = self.settings.seed.wrapping_add(1);
+        let id = self.sessions_started + 1;
+        let Some(forked) = s.forked(&self.model, viewed, seed, id)? else {
+            return Ok(false);
+        };
+        self.sessions_started = id;
+        self.settings.seed = seed;
+        self.session = Some(forked);
+        Ok(true)
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        if self.forward.shown {
+            self.forward.draw(ui, &self.model, &mut self.textures[0]);
+            self.textures_show = None;
+            return;
+        }
+        let m = &self.model;
+        let Some(s) = &self.session else { return };
+        if s.states.is_empty() {
+            ui.spinner();
+            return;
+        }
+        let want = viewed.min(s.states.len() - 1);
+        // A step thinned out by the memory cap is shown as the nearest kept one, and said so.
+        let Some((v, _)) = s.states.nearest(want) else {
+            return;
+        };
+        if v != want {
+            ui.label(
+                RichText::new(format!(
+                    "step {want} was not kept (memory cap: older steps are kept every {} steps); showing step {v}",
+                    s.states.stride()
+                ))
+                .color(Color32::YELLOW),
+            );
+        }
+        // After the last step the state is the sample itself: x_0, no timestep left.
+        let t = if v < s.run.plan.len() {
+            s.run.plan[v].t.to_string()
+        } else {
+            "0, done".to_string()
+        };
+        ui.label(format!(
+            "Reverse process, step {v}: the network predicts the noise ε_pred in x_t (t = {t}) and each \
+             step removes part of it: x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z."
+        ));
+        let shape = m.denoiser.sample_shape();
+        if let &[c, h, w] = shape {
+            let n = s.n;
+            let (fx, fx0, feps) = split_frame(s.states.get(v).unwrap_or(&[]), n * c * h * w);
+            let cols = (n as f64).sqrt().ceil() as usize;
+            let key = (s.id, v);
+            let grids = (self.textures_show != Some(key)).then(|| {
+                let dims = [n, c, h, w];
+                let range = images::Scale::Range(m.data_range);
+                [
+                    Some(images::grid(fx, dims, cols, range)),
+                    fx0.map(|x0| images::grid(x0, dims, cols, range)),
+                    feps.map(|e| images::grid(e, dims, cols, images::Scale::Noise)),
+                ]
+            });
+            self.textures_show = Some(key);
+            let captions = [
+                format!("x_t (t = {t})"),
+                "x0_pred: the network's guess of the clean image".to_string(),
+                "ε_pred: the noise it sees in x_t".to_string(),
+            ];
+            let width = ((ui.available_width() - 24.0) / 3.0).max(64.0);
+            let textures = &mut self.textures;
+            ui.horizontal_top(|ui| {
+                let mut grids = grids;
+                for (i, cap) in captions.iter().enumerate() {
+                    let img = grids.as_mut().and_then(|g| g[i].take());
+                    match img {
+                        Some(img) => images::panel(
+                            ui,
+                            &mut textures[i],
+                            &format!("view{i}"),
+                            img,
+                            cap,
+                            width,
+                        ),
+                        None if grids.is_some() => {
+                            // A step without this prediction (x_T): drop the stale picture.
+                            textures[i] = None;
+                        }
+                        None => {
+                            if let Some(tex) = &textures[i] {
+                                let sz = tex.size_vec2();
+                                ui.vertical(|ui| {
+                                    ui.label(cap.as_str());
+                                    ui.image((tex.id(), egui::vec2(width, width * sz.y / sz.x)));
+                                });
+                            }
+                        }
+                    }
+                }
+            });
+            ui.label(
+                "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred) / √ᾱ_t: early on it is a blurry average of plausible digits; \
+                 it sharpens as the noise is removed. The step mixes x0_pred and x_t to get x_(t−1).",
+            );
+        } else {
+            let per = s.n * shape.iter().product::<usize>();
+            let trail: Vec<&[f32]> = (v.saturating_sub(4)..=v)
+                .filter_map(|k| s.states.get(k))
+                .map(|f| split_frame(f, per).0)
+                .collect();
+            points::draw(ui, &trail, s.run.settings.labels.as_deref(), m.data_range);
+        }
+    }
+
+    fn forward_row(&mut self, ui: &mut egui::Ui) {
+        ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        if self.forward.shown {
+            let tt = self.model.process.train_timesteps();
+            ui.add(egui::Slider::new(&mut self.forward.t, 0..=tt - 1).text("t"));
+        }
+    }
+
+    fn export_buttons(
+        &mut self,
+        ui: &mut egui::Ui,
+        viewed: usize,
+    ) -> Option<crate::Result<Export>> {
+        let s = self.session.as_ref()?;
+        let mut made = None;
+        if ui
+            .button("frame (PNG)")
+            .on_hover_text("the viewed step as drawn: x_t, x0_pred and ε_pred for images")
+            .clicked()
+        {
+            made = Some(export::frame(&self.model, s, viewed));
+        }
+        if ui
+            .button("trajectory strip (PNG)")
+            .on_hover_text("each sample's x_t at 10 steps up to the viewed one, left to right")
+            .clicked()
+        {
+            made = Some(export::strip(&self.model, s, viewed));
+        }
+        made
+    }
+
+    fn status(&self) -> RunStatus {
+        let s = self.session.as_ref();
+        let per = s.map_or(1, |s| s.n) * self.per_sample();
+        let last = s
+            .and_then(|s| s.states.last())
+            .map(|f| split_frame(f, per).0);
+        let last = last.map_or_else(LastState::default, |v| {
+            let n = v.len().max(1) as f64;
+            let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+            LastState {
+                mean: m,
+                std: var.sqrt(),
+                finite: v.iter().all(|x| x.is_finite()),
+            }
+        });
+        RunStatus {
+            last,
+            temperature: None,
+        }
+    }
+
+    fn recorded_state(&self, k: usize) -> Option<Vec<f32>> {
+        let s = self.session.as_ref()?;
+        let per = s.n * self.per_sample();
+        s.states.get(k).map(|f| split_frame(f, per).0.to_vec())
+    }
+
+    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
+        let mut model = crate::pipelines::gaussian::load_shipped(gpu, &self.model.name)?;
+        // The run's own settings (the clip switch lives in the model's scheduler config).
+        model.process.config.clip_sample = self.model.process.config.clip_sample;
+        let resumed = match &self.session {
+            Some(s) => s.resumed_on(&model)?,
+            None => None,
+        };
+        self.model = model;
+        self.forward.drop_pending();
+        match resumed {
+            Some(s) => self.session = Some(s),
+            None => self.restart()?,
+        }
+        Ok(())
+    }
+}

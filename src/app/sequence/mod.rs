@@ -1,0 +1,344 @@
+//! A sequence model open in the app (D3PM words, multinomial DNA): its controls, the reverse run over
+//! a few sequences (see [`stepping`]), the token view with the selected sequence's distributions,
+//! the forward explorer, and the exports (FASTA for DNA, text otherwise).
+
+mod draw;
+mod forward;
+mod stepping;
+
+use super::export::{self, Export};
+use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
+use super::{card, schedule};
+use crate::gpu::Gpu;
+use crate::pipelines::sequence::SequenceModel;
+use crate::pipelines::zoo::Family;
+use egui::RichText;
+use forward::SeqForward;
+use stepping::SeqRun;
+
+pub struct OpenSequences {
+    model: SequenceModel,
+    gpu: Gpu,
+    run: Option<SeqRun>,
+    seed: u64,
+    /// Sequences per run.
+    n: usize,
+    temperature: f32,
+    /// The sequence whose distributions the detail panel shows.
+    selected: usize,
+    /// The detail panel shows the model's x0_pred distribution (else the step's posterior).
+    show_x0: bool,
+    /// Data examples for the forward explorer.
+    examples: Vec<Vec<u32>>,
+    forward: SeqForward,
+}
+
+impl OpenSequences {
+    pub fn open(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<OpenSequences> {
+        let m = crate::pipelines::sequence::load_shipped(gpu, name)?;
+        let k = m.process.k() as u32;
+        let examples = crate::pipelines::sequence::shipped(name)
+            .and_then(|s| forward::load_examples(s.data, 64).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
+            .collect();
+        // A card may suggest a temperature (words-absorb: τ = 0.7 quadruples the share of real
+        // words); anything else opens at the model's own distribution, τ = 1.
+        let temperature = crate::pipelines::sequence::shipped(name)
+            .and_then(|s| card::card_app(s.card))
+            .and_then(|app| app.get("temperature")?.as_f64())
+            .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
+        let ts = m.process.timesteps();
+        let forward = SeqForward::new(ts[ts.len() / 2]);
+        Ok(OpenSequences {
+            model: m,
+            gpu: gpu.clone(),
+            run: None,
+            seed: carried.seed,
+            n: carried.sequences,
+            temperature,
+            selected: 0,
+            show_x0: carried.seq_show_x0,
+            examples,
+            forward,
+        })
+    }
+}
+
+impl OpenRun for OpenSequences {
+    fn model_name(&self) -> &str {
+        &self.model.name
+    }
+
+    fn family(&self) -> Family {
+        Family::Sequence
+    }
+
+    fn remember(&self, carried: &mut Carried) {
+        carried.seed = self.seed;
+        carried.sequences = self.n;
+        carried.seq_show_x0 = self.show_x0;
+    }
+
+    fn restart(&mut self) -> crate::Result<()> {
+        let m = &self.model;
+        self.run = Some(SeqRun::start(m, self.n, self.seed, self.temperature)?);
+        Ok(())
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) -> bool {
+        ui.separator();
+        let mut changed = ui
+            .add(egui::Slider::new(&mut self.n, 1..=32).text("sequences"))
+            .changed();
+        changed |= ui
+            .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
+            .on_hover_text("divides the posterior logits before each draw: < 1 is greedier")
+            .changed();
+        changed |= seed_row(ui, &mut self.seed);
+        changed
+    }
+
+    fn process_notes(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        let m = &self.model;
+        ui.separator();
+        let text = match m.config.prior.as_deref() {
+            Some("absorbing") => {
+                "Absorbing (mask) noise: q(x_t | x0) keeps each token with \
+                probability ᾱ_t and otherwise replaces it by the mask. Reversing it, the model \
+                un-masks positions one by one — once a letter appears it stays."
+            }
+            Some("uniform") => {
+                "Uniform noise: q(x_t | x0) keeps each token with probability \
+                ᾱ_t and otherwise draws any token uniformly. Reversing it, every position can \
+                change at every step until the word settles."
+            }
+            _ => {
+                "Multinomial diffusion (Hoogeboom): x_t mixes x0 with the uniform distribution \
+                (ᾱ_t on a √α cosine schedule); each step samples p(x_(t−1) | x_t) from the \
+                model's x0_pred through the exact posterior."
+            }
+        };
+        ui.label(RichText::new(text).small());
+        ui.separator();
+        ui.label("Noise schedule (ᾱ_t: chance a token is still clean)");
+        let (first, abar) = m.process.alpha_bars();
+        let t = if self.forward.shown {
+            Some(self.forward.t)
+        } else {
+            self.run.as_ref().and_then(|r| r.t_of(viewed))
+        };
+        schedule::draw(ui, abar, t.map(|t| t.saturating_sub(first)));
+    }
+
+    fn pump(&mut self, step: bool) -> crate::Result<()> {
+        match &mut self.run {
+            Some(r) => r.pump(&self.model, step),
+            None => Ok(()),
+        }
+    }
+
+    fn pump_forward(&mut self) -> crate::Result<()> {
+        if !self.forward.shown {
+            return Ok(());
+        }
+        let (m, gpu) = (&self.model, &self.gpu);
+        self.forward.pump(m, gpu, &self.examples, self.seed)
+    }
+
+    fn wants_repaint(&self, playing: bool) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.done() && playing) || self.forward.busy()
+    }
+
+    fn progress(&self) -> Option<Progress> {
+        self.run.as_ref().map(|r| Progress {
+            recorded: r.frames.len(),
+            launched: r.launched(),
+            total: r.total(),
+            started: r.started,
+        })
+    }
+
+    fn fork(&mut self, viewed: usize) -> crate::Result<bool> {
+        let Some(r) = &mut self.run else {
+            return Ok(false);
+        };
+        let seed = self.seed.wrapping_add(1);
+        r.fork(
+            &self.model,
+            viewed.min(r.frames.len().saturating_sub(1)),
+            seed,
+        )?;
+        self.seed = seed;
+        Ok(true)
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        let m = &self.model;
+        let Some(r) = &self.run else { return };
+        if r.frames.is_empty() {
+            ui.spinner();
+            return;
+        }
+        if self.forward.shown {
+            let (fw, examples) = (&self.forward, &self.examples);
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                forward::draw_forward(ui, m, fw, examples);
+                ui.collapsing("Transition matrices at this t", |ui| {
+                    draw::matrices(ui, m, fw.t)
+                });
+            });
+            return;
+        }
+        let v = viewed.min(r.frames.len() - 1);
+        let t = r.t_of(v).map_or("0 (done)".to_string(), |t| t.to_string());
+        ui.label(format!(
+            "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
+             clean token at every position; the step combines it with the noise process into \
+             p(x_(t−1) | x_t) and draws each token (Gumbel-max). Cells are shaded by the \
+             model's probability of the token shown; yellow outlines mark what changed. \
+             Click a sequence to see its distributions below."
+        ));
+        let (row, show_x0) = (&mut self.selected, &mut self.show_x0);
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            *row = (*row).min(r.n.saturating_sub(1));
+            draw::draw(ui, m, r, v, row);
+            ui.separator();
+            draw::detail(ui, m, r, v, *row, show_x0);
+            // The step from frame v−1 to v ran at t_of(v − 1); x_T shows the first step's.
+            let t_mat = r.t_of(v.saturating_sub(1)).or_else(|| r.t_of(0));
+            if let Some(t) = t_mat {
+                ui.collapsing("Transition matrices Q_t and Qbar_t", |ui| {
+                    draw::matrices(ui, m, t)
+                });
+            }
+        });
+    }
+
+    fn forward_row(&mut self, ui: &mut egui::Ui) {
+        let ts = self.model.process.timesteps();
+        let (lo, hi) = (
+            ts.iter().copied().min().unwrap_or(0),
+            ts.iter().copied().max().unwrap_or(0),
+        );
+        ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        if self.forward.shown && !self.examples.is_empty() {
+            let fw = &mut self.forward;
+            ui.add(egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1).text("example"));
+            ui.add(egui::Slider::new(&mut fw.t, lo..=hi).text("t"));
+        }
+    }
+
+    fn export_buttons(
+        &mut self,
+        ui: &mut egui::Ui,
+        viewed: usize,
+    ) -> Option<crate::Result<Export>> {
+        let mut made = None;
+        if ui
+            .button("sequences (viewed step)")
+            .on_hover_text("FASTA for DNA, plain text otherwise")
+            .clicked()
+        {
+            made = Some(self.export(viewed, false));
+        }
+        if ui
+            .button("trajectory of the selected sequence")
+            .on_hover_text("one line per step, x_T first")
+            .clicked()
+        {
+            made = Some(self.export(viewed, true));
+        }
+        made
+    }
+
+    fn status(&self) -> RunStatus {
+        RunStatus {
+            temperature: self.run.as_ref().map(|r| r.run.temperature),
+            ..Default::default()
+        }
+    }
+
+    fn recorded_state(&self, k: usize) -> Option<Vec<f32>> {
+        let f = self.run.as_ref()?.frames.get(k)?;
+        Some(f.ids.iter().map(|&i| i as f32).collect())
+    }
+
+    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
+        // The run keeps every frame on the host: a fork from the newest one with the run's own
+        // seed is its continuation. `fork` changes nothing when it fails.
+        let model = crate::pipelines::sequence::load_shipped(gpu, &self.model.name)?;
+        match &mut self.run {
+            Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
+            None => self.run = Some(SeqRun::start(&model, self.n, self.seed, self.temperature)?),
+        }
+        self.model = model;
+        self.gpu = gpu.clone();
+        self.forward.forget_draws();
+        Ok(())
+    }
+}
+
+impl OpenSequences {
+    /// The viewed step's sequences (FASTA for DNA), or the selected one's whole trajectory.
+    fn export(&self, viewed: usize, trajectory: bool) -> crate::Result<Export> {
+        let (m, Some(r)) = (&self.model, &self.run) else {
+            return Err(crate::Error::Invalid("nothing to export yet".into()));
+        };
+        let l = m.config.seq_len.max(1);
+        let v = viewed.min(r.frames.len().saturating_sub(1));
+        let decode = |ids: &[u32]| -> String {
+            // Masked positions as '?', whatever the vocabulary calls the mask.
+            ids.iter()
+                .map(|&i| {
+                    if m.config.mask_token == Some(i as usize) {
+                        "?".to_string()
+                    } else {
+                        m.decode(&[i])
+                    }
+                })
+                .collect()
+        };
+        let dna = m.data_chars().chars().all(|c| "ACGTN".contains(c));
+        let (text, what, ext, mime) = if trajectory {
+            let row = self.selected;
+            let lines: Vec<String> = r.frames[..=v]
+                .iter()
+                .map(|f| decode(f.ids.get(row * l..(row + 1) * l).unwrap_or(&[])))
+                .collect();
+            (
+                lines.join("\n") + "\n",
+                format!("seq{}-trajectory-to-step{v}", row + 1),
+                "txt",
+                "text/plain",
+            )
+        } else {
+            let seqs: Vec<String> = r
+                .frames
+                .get(v)
+                .map(|f| f.ids.chunks(l).map(decode).collect())
+                .unwrap_or_default();
+            if dna {
+                (
+                    export::fasta(&format!("{}_seed{}_step{v}_", m.name, r.run.seed), &seqs),
+                    format!("seed{}-step{v}", r.run.seed),
+                    "fasta",
+                    "text/x-fasta",
+                )
+            } else {
+                (
+                    seqs.join("\n") + "\n",
+                    format!("seed{}-step{v}", r.run.seed),
+                    "txt",
+                    "text/plain",
+                )
+            }
+        };
+        Ok(Export {
+            file_name: export::file_name(&m.name, &what, ext),
+            mime,
+            bytes: text.into_bytes(),
+        })
+    }
+}

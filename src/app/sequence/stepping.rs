@@ -1,0 +1,181 @@
+//! The engine-facing part of a sequence run (D3PM words, multinomial DNA) in the app: start from the
+//! prior, record one reverse step and submit it with its readbacks, poll them without waiting, and
+//! fork from a host copy. Nothing here touches the UI; everything the app does with a sequence
+//! model's sampling loop goes through [`SeqRun`].
+
+use crate::pipelines::sequence::run::SequenceRun;
+use crate::pipelines::sequence::SequenceModel;
+use crate::tensor::{Tensor, TensorReadback};
+
+pub struct SeqFrame {
+    pub ids: Vec<u32>,
+    /// The distribution this step drew from, p(x_(t−1) | x_t), over every class at every position:
+    /// `[n, L, K]` (none for x_T).
+    pub probs: Option<Vec<f32>>,
+    /// The model's prediction of the clean tokens at this step, p_θ(x0 | x_t), `[n, L, K]`.
+    pub x0_probs: Option<Vec<f32>>,
+}
+
+impl SeqFrame {
+    /// The probability of the token shown at flat position `i` (0 for x_T).
+    pub fn prob_of_shown(&self, i: usize, k: usize) -> f32 {
+        let id = self.ids.get(i).copied().unwrap_or(0) as usize;
+        self.probs
+            .as_ref()
+            .and_then(|p| p.get(i * k + id))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+/// Readbacks in flight for one frame: the tokens and (after x_T) the step's two sets of logits, with
+/// what has arrived so far.
+struct PendingTokens {
+    ids: TensorReadback,
+    logits: Vec<TensorReadback>,
+    got_ids: Option<Vec<u32>>,
+    got: Vec<Option<Vec<f32>>>,
+}
+
+/// A frame's tokens and its logits (the step's, then the model's), once all have arrived.
+type Arrived = (Vec<u32>, Vec<Vec<f32>>);
+
+impl PendingTokens {
+    fn new(ids: TensorReadback, logits: Vec<TensorReadback>) -> PendingTokens {
+        let got = logits.iter().map(|_| None).collect();
+        PendingTokens {
+            ids,
+            logits,
+            got_ids: None,
+            got,
+        }
+    }
+
+    /// Everything, once it has all arrived.
+    fn poll(&mut self) -> crate::Result<Option<Arrived>> {
+        if self.got_ids.is_none() {
+            if let Some(r) = self.ids.try_u32() {
+                self.got_ids = Some(r?);
+            }
+        }
+        for (rb, slot) in self.logits.iter_mut().zip(self.got.iter_mut()) {
+            if slot.is_none() {
+                if let Some(r) = rb.try_f32() {
+                    *slot = Some(r?);
+                }
+            }
+        }
+        if self.got_ids.is_none() || self.got.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let ids = self.got_ids.take().unwrap_or_default();
+        Ok(Some((ids, self.got.drain(..).flatten().collect())))
+    }
+}
+
+/// A sequence run in the app: the engine's [`SequenceRun`] and every frame so far on the host.
+pub struct SeqRun {
+    pub n: usize,
+    /// The state after the newest launched step.
+    pub run: SequenceRun,
+    pending: Option<PendingTokens>,
+    pub frames: Vec<SeqFrame>,
+    pub started: web_time::Instant,
+}
+
+impl SeqRun {
+    pub fn start(
+        m: &SequenceModel,
+        n: usize,
+        seed: u64,
+        temperature: f32,
+    ) -> crate::Result<SeqRun> {
+        let run = SequenceRun::start(m, n, seed, temperature)?;
+        let rx = run.state().read();
+        Ok(SeqRun {
+            n,
+            run,
+            pending: Some(PendingTokens::new(rx, Vec::new())),
+            frames: Vec::new(),
+            started: web_time::Instant::now(),
+        })
+    }
+
+    pub fn total(&self) -> usize {
+        self.run.steps() + 1
+    }
+
+    pub fn done(&self) -> bool {
+        self.frames.len() >= self.total()
+    }
+
+    /// Steps started: recorded frames plus the one in flight.
+    pub fn launched(&self) -> usize {
+        self.frames.len() + self.pending.is_some() as usize
+    }
+
+    /// Continue from frame `at` with `seed` on `m` (the open model, or the same one reloaded on a new
+    /// device): later frames are dropped and the run goes on from that frame's tokens. A new seed
+    /// draws a different future; the run's own seed continues it exactly. Changes nothing when it
+    /// fails.
+    pub fn fork(&mut self, m: &SequenceModel, at: usize, seed: u64) -> crate::Result<()> {
+        let f = self
+            .frames
+            .get(at)
+            .ok_or_else(|| crate::Error::Invalid(format!("no frame {at} to fork from")))?;
+        self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?;
+        self.frames.truncate(at + 1);
+        self.pending = None;
+        self.started = web_time::Instant::now();
+        Ok(())
+    }
+
+    /// The timestep the viewed frame is at (x_T is frame 0).
+    pub fn t_of(&self, frame: usize) -> Option<usize> {
+        self.run.t_of(frame)
+    }
+
+    pub fn pump(&mut self, m: &SequenceModel, play: bool) -> crate::Result<()> {
+        if let Some(p) = &mut self.pending {
+            // A failed readback is dropped: polling it again would only say "already taken".
+            let polled = p.poll();
+            if polled.is_err() {
+                self.pending = None;
+            }
+            let Some((ids, logits)) = polled? else {
+                return Ok(());
+            };
+            let k = m.process.k();
+            let mut probs = logits.iter().map(|l| softmax_rows(l, k));
+            let (probs, x0_probs) = (probs.next(), probs.next());
+            self.frames.push(SeqFrame {
+                ids,
+                probs,
+                x0_probs,
+            });
+            self.pending = None;
+        }
+        if !play || self.done() {
+            return Ok(());
+        }
+        debug_assert_eq!(self.run.steps_done(), self.frames.len() - 1);
+        let out = self.run.step(m)?;
+        let mut it =
+            Tensor::read_many(&[self.run.state(), &out.logits, &out.x0_logits]).into_iter();
+        if let Some(rx) = it.next() {
+            self.pending = Some(PendingTokens::new(rx, it.collect()));
+        }
+        Ok(())
+    }
+}
+
+/// Softmax of each `k`-wide row of logits.
+fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(logits.len());
+    for row in logits.chunks(k.max(1)) {
+        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let z: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+        out.extend(row.iter().map(|v| (v - mx).exp() / z));
+    }
+    out
+}
