@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod picture;
 pub mod pipelines;
 pub mod process;
 pub mod rng;

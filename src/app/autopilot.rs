@@ -68,12 +68,6 @@ impl Autopilot {
 }
 
 fn save_png(path: &std::path::Path, img: &egui::ColorImage) -> std::io::Result<()> {
-    let f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut enc = png::Encoder::new(f, img.size[0] as u32, img.size[1] as u32);
-    enc.set_color(png::ColorType::Rgba);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc.write_header().map_err(std::io::Error::other)?;
-    let bytes: Vec<u8> = img.pixels.iter().flat_map(|p| p.to_array()).collect();
-    w.write_image_data(&bytes).map_err(std::io::Error::other)?;
-    w.finish().map_err(std::io::Error::other)
+    let bytes = super::export::png(img).map_err(std::io::Error::other)?;
+    std::fs::write(path, bytes)
 }

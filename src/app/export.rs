@@ -16,17 +16,13 @@ pub struct Export {
 
 /// An RGBA PNG of `img`.
 pub fn png(img: &ColorImage) -> crate::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let err = |e: png::EncodingError| crate::Error::Invalid(format!("PNG encoding: {e}"));
-    {
-        let mut enc = png::Encoder::new(&mut out, img.size[0] as u32, img.size[1] as u32);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(err)?;
-        let data: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
-        w.write_image_data(&data).map_err(err)?;
-    }
-    Ok(out)
+    let data: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+    crate::picture::png(
+        &data,
+        img.size[0],
+        img.size[1],
+        crate::picture::Channels::Rgba,
+    )
 }
 
 /// Each pixel as a `factor × factor` block: a 28×28 digit is too small to look at as a file.

@@ -17,7 +17,7 @@ pub fn draw(ui: &mut egui::Ui, states: &[&[f32]], labels: Option<&[u32]>, range:
     let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::hover());
     let r = resp.rect;
     painter.rect_filled(r, 4.0, Color32::from_gray(250));
-    let (lo, hi) = (range[0] * 1.4, range[1] * 1.4);
+    let [lo, hi] = crate::picture::points_frame(range);
     let to = |x: f32, y: f32| {
         Pos2::new(
             r.left() + (x - lo) / (hi - lo) * r.width(),

@@ -59,6 +59,10 @@ pub enum Error {
     Config { file: String, detail: String },
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// Writing a result in a file format failed (PNG, JSON, safetensors): a bug or an impossible
+    /// size, not the user's input.
+    #[error("could not encode {what}: {detail}")]
+    Encode { what: &'static str, detail: String },
     #[error("GPU readback failed: {0}")]
     Readback(String),
     #[error("GPU validation error: {0}")]

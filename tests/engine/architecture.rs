@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// module must be placed here, which is the point: where it sits is a design decision.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["rng"],
+    &["rng", "linalg", "picture"],
     &["gpu"],
     &["tensor"],
     &["ops"],

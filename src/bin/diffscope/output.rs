@@ -2,6 +2,7 @@
 //! paths, safetensors / JSON / PNG writers, and the row printer of the per-model step figures.
 
 use diffscope::gpu::CounterSnapshot;
+use diffscope::picture::Channels;
 use diffscope::{Error, Result};
 use serde_json::json;
 use std::path::Path;
@@ -85,16 +86,7 @@ pub fn write_image_grid(path: &Path, x: &[f32], shape: &[usize], range: [f32; 2]
 }
 
 pub fn write_rgb_png(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(io_at(path, "writing"))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut wr = enc
-        .write_header()
-        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
-    wr.write_image_data(img)
-        .map_err(|e| Error::Invalid(format!("png: {e}")))?;
-    Ok(())
+    write_file(path, &diffscope::picture::png(img, w, h, Channels::Rgb)?)
 }
 
 /// A 512×512 scatter plot of 2-D points, coloured by label.
@@ -116,7 +108,7 @@ pub fn write_points_png(
         [127, 127, 127],
     ];
     let mut img = vec![255u8; S * S * 3];
-    let (lo, hi) = (range[0] * 1.3, range[1] * 1.3);
+    let [lo, hi] = diffscope::picture::points_frame(range);
     for (i, p) in pts.chunks_exact(2).enumerate() {
         let px = ((p[0] - lo) / (hi - lo) * S as f32) as i64;
         let py = ((hi - p[1]) / (hi - lo) * S as f32) as i64;
