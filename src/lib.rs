@@ -7,6 +7,8 @@
 pub mod app;
 pub mod error;
 pub mod gpu;
+pub mod linalg;
+pub mod metrics;
 pub mod models;
 pub mod ops;
 pub mod process;

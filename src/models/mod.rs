@@ -4,7 +4,6 @@
 
 pub mod digress;
 pub mod film_mlp;
-pub mod graph_eval;
 pub mod graph_features;
 pub mod graph_transformer;
 pub mod graph_zoo;

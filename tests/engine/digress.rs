@@ -3,7 +3,8 @@
 //! injected uniforms, the structural features and one graph-transformer forward pass.
 
 use crate::common::{assert_close, gpu, rel_l2};
-use diffscope::models::graph_features::{graph_features, jacobi_eigh};
+use diffscope::linalg::jacobi_eigh;
+use diffscope::models::graph_features::graph_features;
 use diffscope::models::graph_transformer::{Dims, GraphTransformer};
 use diffscope::ops::graph::{onehot, NONE};
 use diffscope::process::graph::{
