@@ -283,7 +283,7 @@ fn hostile_graph_json_is_a_typed_error() {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            if rng % 3 == 0 {
+            if rng.is_multiple_of(3) {
                 dense.push((i, j));
             }
         }
