@@ -4,8 +4,9 @@
 //!
 //! One solver for both on purpose: the features feed the network, so which eigenvector of a pair
 //! (±v, or a rotation within a repeated eigenvalue) the solver returns shapes the sampled graphs.
-//! Cyclic Jacobi is exact to rounding, deterministic across platforms (no SIMD or threading
-//! dependent reduction order), and for n ≤ 64 costs well under a millisecond.
+//! Cyclic Jacobi is exact to rounding and deterministic across platforms (plain f64 arithmetic in a
+//! fixed order, no SIMD- or thread-dependent reductions); a library solver (LAPACK-style QR) would
+//! return other signs and rotations than the ones the shipped models' samples were made with.
 
 /// Eigen-decomposition of a symmetric `n × n` matrix by cyclic Jacobi rotations: eigenvalues in
 /// ascending order and the eigenvectors as columns (`v[i·n + k]` = entry i of vector k).

@@ -6,7 +6,7 @@
 //! 5, 6) / 10 clipped at 1, the number of components, and the first 5 non-zero eigenvalues / n.
 //!
 //! Eigenvectors are defined up to sign (and up to rotation for repeated eigenvalues); LAPACK (DiGress)
-//! and the Jacobi solver here may pick different ones, exactly as two LAPACK builds may.
+//! and the Jacobi solver (`crate::linalg`) may pick different ones, exactly as two LAPACK builds may.
 
 /// Node features per node (3 cycles + non-LCC + 2 eigenvectors).
 pub const X_FEATURES: usize = 6;
