@@ -8,6 +8,8 @@
 pub mod app;
 pub mod error;
 pub mod gpu;
+pub mod linalg;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -6,7 +6,7 @@
 //! 5, 6) / 10 clipped at 1, the number of components, and the first 5 non-zero eigenvalues / n.
 //!
 //! Eigenvectors are defined up to sign (and up to rotation for repeated eigenvalues); LAPACK (DiGress)
-//! and the Jacobi solver here may pick different ones, exactly as two LAPACK builds may.
+//! and the Jacobi solver (`crate::linalg`) may pick different ones, exactly as two LAPACK builds may.
 
 /// Node features per node (3 cycles + non-LCC + 2 eigenvectors).
 pub const X_FEATURES: usize = 6;
@@ -49,7 +49,7 @@ pub fn graph_features(
         }
         l[i * c + i] += d;
     }
-    let (vals, vecs) = jacobi_eigh(&l, c);
+    let (vals, vecs) = crate::linalg::jacobi_eigh(&l, c);
     let cnt = c as f32;
     let ev = |idx: usize| -> f32 {
         if idx < c {
@@ -175,65 +175,4 @@ pub fn cycles(a: &[f64], n: usize) -> (Vec<f64>, [f64; 4]) {
         - 12.0 * t9
         + 4.0 * t10;
     (x, [s3 / 6.0, s4 / 8.0, s5 / 10.0, c6 / 12.0])
-}
-
-/// Eigen-decomposition of a symmetric `n × n` matrix by cyclic Jacobi rotations: eigenvalues in
-/// ascending order and the eigenvectors as columns (`v[i·n + k]` = entry i of vector k).
-pub fn jacobi_eigh(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = m.to_vec();
-    let mut v = vec![0f64; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j] * a[i * n + j])
-            .sum();
-        let scale: f64 = (0..n).map(|i| a[i * n + i] * a[i * n + i]).sum::<f64>() + off;
-        if off <= 1e-30 * scale.max(1e-300) {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq == 0.0 {
-                    continue;
-                }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let akp = a[k * n + p];
-                    let akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[p * n + k];
-                    let aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[k * n + p];
-                    let vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| a[i * n + i].total_cmp(&a[j * n + j]));
-    let vals = order.iter().map(|&i| a[i * n + i]).collect();
-    let mut vecs = vec![0f64; n * n];
-    for (k, &src) in order.iter().enumerate() {
-        for i in 0..n {
-            vecs[i * n + k] = v[i * n + src];
-        }
-    }
-    (vals, vecs)
 }

@@ -3,7 +3,6 @@
 //! knows nothing of the process that samples with it: pairing the two is `crate::pipelines`' job.
 
 pub mod film_mlp;
-pub mod graph_eval;
 pub mod graph_features;
 pub mod graph_transformer;
 pub mod seq_transformer;

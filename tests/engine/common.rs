@@ -43,16 +43,18 @@ impl Rng {
 }
 
 /// Elementwise closeness: |got − want| ≤ atol + rtol·|want| for every element, with a message that
-/// names the worst element.
+/// names the worst element. A non-finite value matches only the same one: NaN where the reference
+/// has NaN, +∞ where it has +∞, −∞ where it has −∞.
 #[track_caller]
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut worst = (0usize, 0f32);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.is_finite() || !w.is_finite(),
-            "{what}: element {i} is {g}, want {w}"
-        );
+        if !(g.is_finite() && w.is_finite()) {
+            let same = (g.is_nan() && w.is_nan()) || g == w;
+            assert!(same, "{what}: element {i} is {g}, want {w}");
+            continue;
+        }
         let excess = (g - w).abs() - (atol + rtol * w.abs());
         if excess > worst.1 || (i == 0 && excess > 0.0) {
             worst = (i, excess);

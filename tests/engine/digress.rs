@@ -3,13 +3,15 @@
 //! injected uniforms, the structural features and one graph-transformer forward pass.
 
 use crate::common::{assert_close, gpu, rel_l2};
-use diffscope::models::graph_features::{graph_features, jacobi_eigh};
+use diffscope::linalg::jacobi_eigh;
+use diffscope::models::graph_features::graph_features;
 use diffscope::models::graph_transformer::{Dims, GraphTransformer};
 use diffscope::ops::graph::{onehot, NONE};
 use diffscope::process::graph::{
     sample_node_counts, Digress, DigressSchedule, GraphBatch, GraphNoise,
 };
 use diffscope::weights::{HostTensor, Weights};
+use diffscope::Error;
 use diffscope::Tensor;
 use std::collections::BTreeMap;
 
@@ -55,7 +57,9 @@ fn digress_schedule_matches_reference() {
         );
         assert_eq!(s.betas[t], 1.0, "β_T = 1 exactly");
     }
-    assert!(DigressSchedule::cosine(0).is_err());
+    assert!(
+        matches!(DigressSchedule::cosine(0), Err(Error::Invalid(m)) if m.contains("diffusion steps, got 0"))
+    );
 }
 
 struct Batch {
@@ -262,7 +266,9 @@ fn digress_philox_draws_are_symmetric_and_replay() {
         (f4 - 0.75).abs() < 5.0 * (0.75f64 * 0.25 / 4000.0).sqrt(),
         "{f4}"
     );
-    assert!(sample_node_counts(&[0.5, 0.5], 3, 0).is_err());
+    assert!(
+        matches!(sample_node_counts(&[0.5, 0.5], 3, 0), Err(Error::Invalid(m)) if m.contains("none on 0"))
+    );
 }
 
 #[test]
@@ -273,21 +279,27 @@ fn digress_bad_graphs_are_rejected() {
     let mut e = vec![NONE; 9];
     e[1] = 1; // (0, 1) without (1, 0)
     e[3] = 0;
-    assert!(GraphBatch::from_host(&g, &[2], 3, &x, &e, 1, 2).is_err());
+    assert!(
+        matches!(GraphBatch::from_host(&g, &[2], 3, &x, &e, 1, 2), Err(Error::Invalid(m)) if m.contains("is not symmetric"))
+    );
     e[3] = 1;
     assert!(GraphBatch::from_host(&g, &[2], 3, &x, &e, 1, 2).is_ok());
     e[1] = 5;
     e[3] = 5;
     assert!(
-        GraphBatch::from_host(&g, &[2], 3, &x, &e, 1, 2).is_err(),
+        matches!(GraphBatch::from_host(&g, &[2], 3, &x, &e, 1, 2), Err(Error::Invalid(m)) if m.contains("has class 5")),
         "class out of range"
     );
     assert!(
-        GraphBatch::from_host(&g, &[4], 3, &x, &e, 1, 2).is_err(),
+        matches!(GraphBatch::from_host(&g, &[4], 3, &x, &e, 1, 2), Err(Error::Invalid(m)) if m.contains("more than 3")),
         "more nodes than n"
     );
-    assert!(p.prior(&g, &[0], 3, GraphNoise::Philox(0)).is_err());
-    assert!(Digress::new(&g, 10, &[1.0], &[0.6, 0.6]).is_err());
+    assert!(
+        matches!(p.prior(&g, &[0], 3, GraphNoise::Philox(0)), Err(Error::Invalid(m)) if m.contains("must be between 1 and 3"))
+    );
+    assert!(
+        matches!(Digress::new(&g, 10, &[1.0], &[0.6, 0.6]), Err(Error::Invalid(m)) if m.contains("edge marginals"))
+    );
 }
 
 #[test]
@@ -420,8 +432,16 @@ fn digress_transformer_matches_pytorch() {
     assert!(ex < 1e-4 && ee < 1e-4, "relative L2: X {ex:e}, E {ee:e}");
     assert_close("transformer E", &ge, &want_e, 1e-3, 1e-4);
     // Bad inputs: wrong widths and too many nodes are errors, not panics.
-    assert!(net.forward(&y, &e, &y, &counts).is_err());
-    assert!(net.forward(&x, &e, &y, &[9, 9, 9]).is_err());
+    assert!(matches!(
+        net.forward(&y, &e, &y, &counts),
+        Err(Error::Shape {
+            op: "GraphTransformer::forward",
+            ..
+        })
+    ));
+    assert!(
+        matches!(net.forward(&x, &e, &y, &[9, 9, 9]), Err(Error::Invalid(m)) if m.contains("node counts"))
+    );
 }
 
 #[test]

@@ -1,8 +1,7 @@
-//! Graph metrics (src/models/graph_eval.rs) against networkx/numpy and a brute-force orbit count
+//! Graph metrics (src/metrics/graph) against networkx/numpy and a brute-force orbit count
 //! (tests/fixtures/graph_eval, tools/fixtures_graph_eval.py).
 
-use diffscope::models::graph_eval::*;
-use diffscope::process::graph::Graph;
+use diffscope::metrics::graph::*;
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -13,28 +12,15 @@ fn fixture() -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-fn graph(v: &Value) -> Graph {
-    let n = v["n"].as_u64().unwrap() as usize;
-    Graph {
-        num_nodes: n,
-        node_classes: vec![0; n],
-        edges: v["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e[0].as_u64().unwrap() as usize,
-                    e[1].as_u64().unwrap() as usize,
-                    1,
-                )
-            })
-            .collect(),
-    }
-}
-
 fn adj(v: &Value) -> Adj {
-    Adj::from_graph(&graph(v)).unwrap()
+    let n = v["n"].as_u64().unwrap() as usize;
+    let edges = v["edges"].as_array().unwrap().iter().map(|e| {
+        (
+            e[0].as_u64().unwrap() as usize,
+            e[1].as_u64().unwrap() as usize,
+        )
+    });
+    Adj::from_edges(n, edges).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -107,7 +93,7 @@ fn planarity_matches_networkx() {
     let (mut yes, mut no) = (0, 0);
     for (i, g) in gs.iter().enumerate() {
         let want = g["planar"].as_bool().unwrap();
-        assert_eq!(is_planar(&adj(g)), want, "graph {i}");
+        assert_eq!(is_planar(&adj(g)).unwrap(), want, "graph {i}");
         if want {
             yes += 1
         } else {
@@ -216,10 +202,103 @@ fn vun_counts_duplicates_and_train_copies() {
         .unwrap()
         .clone());
     let gen = vec![c6.clone(), wheel.clone(), relabelled, k5];
-    let v = vun(&gen, std::slice::from_ref(&c6), &Validity::Planar);
+    let v = vun(&gen, std::slice::from_ref(&c6), &Validity::Planar).unwrap();
     // The relabelled wheel is a duplicate; the cycle is a train copy; K5 is invalid: only the wheel counts.
     assert_eq!(v.unique, 0.75);
     assert_eq!(v.unique_novel, 0.5);
     assert_eq!(v.vun, 0.25);
     assert_eq!(v.valid, 0.75);
+}
+
+/// Graphs in `diffscope sample`'s JSON format through the metrics' entry (`Adj::from_edges`, then
+/// `evaluate`), as `eval-graphs` takes a model folder's dataset: bad graphs are typed errors, odd
+/// but valid ones (no nodes, 64 nodes) are evaluated, and nothing panics.
+#[test]
+fn hostile_graph_json_is_a_typed_error() {
+    let parse = |json: &str| -> Result<Vec<Adj>, GraphEvalError> {
+        let v: Value = serde_json::from_str(json).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let edges = g["edges"].as_array().unwrap().iter().map(|e| {
+                    (
+                        e[0].as_u64().unwrap() as usize,
+                        e[1].as_u64().unwrap() as usize,
+                    )
+                });
+                Adj::from_edges(g["num_nodes"].as_u64().unwrap() as usize, edges)
+            })
+            .collect()
+    };
+    let err = |json: &str| parse(json).unwrap_err();
+    assert!(matches!(
+        err(r#"[{"num_nodes":3,"edges":[[1,1,1]]}]"#),
+        GraphEvalError::SelfLoop { node: 1 }
+    ));
+    assert!(matches!(
+        err(r#"[{"num_nodes":3,"edges":[[0,3,1]]}]"#),
+        GraphEvalError::NodeOutOfRange {
+            edge: (0, 3),
+            nodes: 3
+        }
+    ));
+    assert!(matches!(
+        err(r#"[{"num_nodes":3,"edges":[[18446744073709551615,0,1]]}]"#),
+        GraphEvalError::NodeOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(r#"[{"num_nodes":65,"edges":[]}]"#),
+        GraphEvalError::TooManyNodes { nodes: 65, max: 64 }
+    ));
+    assert!(matches!(
+        err(r#"[{"num_nodes":18446744073709551615,"edges":[]}]"#),
+        GraphEvalError::TooManyNodes { .. }
+    ));
+    for twice in ["[[0,1,1],[0,1,1]]", "[[0,1,1],[1,0,1]]"] {
+        let json = format!(r#"[{{"num_nodes":3,"edges":{twice}}}]"#);
+        assert!(
+            matches!(err(&json), GraphEvalError::DuplicateEdge { .. }),
+            "{twice}"
+        );
+    }
+    // Empty sets cannot be averaged over.
+    let one = parse(r#"[{"num_nodes":2,"edges":[[0,1,1]]}]"#).unwrap();
+    for v in [Validity::Planar, Validity::Sbm(SBM_RECIPE)] {
+        assert!(matches!(
+            evaluate(&[], &one, &one, &v),
+            Err(GraphEvalError::EmptySet { set: "generated" })
+        ));
+        assert!(matches!(
+            evaluate(&one, &one, &[], &v),
+            Err(GraphEvalError::EmptySet { set: "test" })
+        ));
+    }
+    // Valid extremes evaluate: a graph with no nodes, the 64-node limit (a dense pseudo-random
+    // graph, non-planar, and a 64-cycle, planar), each also as train and test set.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut dense = Vec::new();
+    for i in 0..64usize {
+        for j in i + 1..64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            if rng.is_multiple_of(3) {
+                dense.push((i, j));
+            }
+        }
+    }
+    let graphs = vec![
+        Adj::from_edges(0, []).unwrap(),
+        Adj::from_edges(64, dense).unwrap(),
+        Adj::from_edges(64, (0..64).map(|i| (i, (i + 1) % 64))).unwrap(),
+    ];
+    assert!(!is_planar(&graphs[1]).unwrap());
+    assert!(is_planar(&graphs[2]).unwrap());
+    for v in [Validity::Planar, Validity::Sbm(SBM_RECIPE)] {
+        let r = evaluate(&graphs, &graphs, &graphs, &v).unwrap();
+        assert_eq!(r.generated, 3);
+        assert_eq!(r.vun.unique, 1.0);
+        assert_eq!(r.vun.unique_novel, 0.0);
+    }
 }

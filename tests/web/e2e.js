@@ -9,8 +9,8 @@
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
-const zlib = require('zlib');
 const { chromium } = require('playwright-core');
+const { PNG } = require('pngjs');
 
 const webDir = path.resolve(process.argv[2] || path.join(__dirname, '..', '..', 'web'));
 const shotPath = process.argv[3] || path.join(require('os').tmpdir(), 'diffscope-web.png');
@@ -34,39 +34,6 @@ function serve(dir) {
     fs.createReadStream(file).pipe(res);
   });
   return new Promise(ok => server.listen(0, '127.0.0.1', () => ok(server)));
-}
-
-// Minimal PNG decoder for Chromium's screenshots (8-bit RGB/RGBA, not interlaced).
-function decodePng(buf) {
-  let pos = 8, width = 0, height = 0, channels = 4;
-  const idat = [];
-  while (pos < buf.length) {
-    const len = buf.readUInt32BE(pos), type = buf.toString('ascii', pos + 4, pos + 8);
-    const data = buf.subarray(pos + 8, pos + 8 + len);
-    if (type === 'IHDR') {
-      width = data.readUInt32BE(0); height = data.readUInt32BE(4);
-      if (data[8] !== 8 || data[12] !== 0) throw new Error('unsupported PNG');
-      channels = { 2: 3, 6: 4 }[data[9]];
-      if (!channels) throw new Error('unsupported PNG colour type ' + data[9]);
-    } else if (type === 'IDAT') idat.push(data);
-    pos += 12 + len;
-  }
-  const raw = zlib.inflateSync(Buffer.concat(idat));
-  const stride = width * channels, px = Buffer.alloc(height * stride);
-  for (let y = 0; y < height; y++) {
-    const f = raw[y * (stride + 1)], src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    for (let x = 0; x < stride; x++) {
-      const a = x >= channels ? px[y * stride + x - channels] : 0;
-      const b = y > 0 ? px[(y - 1) * stride + x] : 0;
-      const c = x >= channels && y > 0 ? px[(y - 1) * stride + x - channels] : 0;
-      let v = src[x];
-      if (f === 1) v += a; else if (f === 2) v += b; else if (f === 3) v += (a + b) >> 1;
-      else if (f === 4) { const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
-      px[y * stride + x] = v & 255;
-    }
-  }
-  return { width, height, channels, px };
 }
 
 function check(cond, msg) { if (!cond) throw new Error(msg); console.log('ok   ' + msg); }
@@ -108,13 +75,14 @@ async function withWebGpu(url) {
     // x_T ~ N(0, I) and the first steps barely change it: a spread near 1 (0 means a collapsed state).
     check(s.last_std > 0.5 && s.last_std < 2, 'the state keeps its spread (std ' + s.last_std.toFixed(3) + ')');
     check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'no panic or page error');
-    const shot = decodePng(await page.screenshot({ path: shotPath, timeout: 180000 }));
+    // pngjs decodes to 8-bit RGBA whatever the screenshot's colour type.
+    const shot = PNG.sync.read(await page.screenshot({ path: shotPath, timeout: 180000 }));
     // The plot area (right of the side panel) must show many distinct colours: dots over a background.
     const colours = new Set();
     for (let y = 60; y < shot.height - 90; y += 3)
       for (let x = 260; x < shot.width - 10; x += 3) {
-        const i = (y * shot.width + x) * shot.channels;
-        colours.add((shot.px[i] << 16) | (shot.px[i + 1] << 8) | shot.px[i + 2]);
+        const i = (y * shot.width + x) * 4;
+        colours.add((shot.data[i] << 16) | (shot.data[i + 1] << 8) | shot.data[i + 2]);
       }
     check(colours.size >= 8, 'the canvas shows a picture (' + colours.size + ' colours in the plot area)');
   } catch (e) {

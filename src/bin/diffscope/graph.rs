@@ -81,7 +81,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
 /// `diffscope eval-graphs`: DiGress's metrics of generated graphs against the model's test graphs.
 /// Needs no GPU.
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    use diffscope::models::graph_eval::{evaluate, Validity};
+    use diffscope::metrics::graph::{evaluate, Adj, Validity};
     let read = |p: &Path| {
         std::fs::read_to_string(p)
             .map_err(|e| Error::Invalid(format!("reading {}: {e}", p.display())))
@@ -127,7 +127,23 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     )
     .map_err(|e| Error::Invalid(format!("{file}: {e}")))?;
     let validity = Validity::for_dataset(&config.dataset)?;
-    let r = evaluate(&graphs, &dataset.train, &dataset.test, &validity)?;
+    // `validate_graphs` checked the generated file against the model; the dataset's graphs are
+    // checked here, as the metrics take them.
+    let adjs = |what: &str, gs: &[Graph]| -> Result<Vec<Adj>> {
+        gs.iter()
+            .enumerate()
+            .map(|(k, g)| {
+                Adj::from_edges(g.num_nodes, g.edges.iter().map(|&(i, j, _)| (i, j)))
+                    .map_err(|e| Error::Invalid(format!("{what} graph {k}: {e}")))
+            })
+            .collect()
+    };
+    let r = evaluate(
+        &adjs(&file, &graphs)?,
+        &adjs("train", &dataset.train)?,
+        &adjs("test", &dataset.test)?,
+        &validity,
+    )?;
     if a.json {
         println!(
             "{}",
