@@ -1,6 +1,6 @@
 // Batched matmul with a fused epilogue: out = act(alpha·(A@B) + bias[N]) + residual[.., M, N].
 //
-// Prepended by the driver (src/ops/matmul.rs) as constants, so one source serves every configuration:
+// Prepended by the driver (src/ops/matmul/) as constants, so one source serves every configuration:
 //   TM, TN    outputs per invocation along M and N (multiples of 4; accumulators are vec4s along N)
 //   WGX, WGY  workgroup size; a workgroup covers BM = WGY·TM rows and BN = WGX·TN columns
 //   BK        depth of the shared-memory tiles of `matmul_smem` (0 for the other kernels)
