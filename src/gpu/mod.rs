@@ -13,6 +13,7 @@ mod device;
 mod kernel;
 mod pool;
 mod readback;
+pub mod wgsl;
 
 pub use adapter::{AdapterSummary, GpuOptions, LimitCaps};
 pub use buffer::GpuBuffer;
