@@ -25,7 +25,7 @@ const SRC: &str = concat!(
 );
 
 /// What the model predicts (diffusers `prediction_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Prediction {
     /// `"epsilon"`: the noise.
     Epsilon = 0,
