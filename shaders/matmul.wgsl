@@ -53,10 +53,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> mres: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> mout: array<vec4<f32>>;
 
-const ACT_NONE: u32 = 0u;
-const ACT_SILU: u32 = 1u;
-const ACT_GELU: u32 = 2u;
-const ACT_RELU: u32 = 3u;
+// The activation codes ACT_* are declared by the driver too (src/ops/matmul/codegen.rs).
 
 const TN4: u32 = TN / 4u;
 const BM: u32 = WGY * TM;

@@ -31,21 +31,8 @@ struct TParams {
 
 @group(0) @binding(0) var<uniform> tp: TParams;
 
-const F_PER_BATCH: u32 = 1u;
-const F_X0_IDS: u32 = 2u;
-const F_TRANSPOSE: u32 = 4u;
-// Coefficients 4 and 5 hold 1 − α_t and 1 − ᾱ_{t−1}, computed precisely by the caller.
-const F_COMPLEMENT: u32 = 16u;
-
-const PRIOR_UNIFORM: u32 = 0u;
-const PRIOR_ABSORBING: u32 = 1u;
-
-const FORM_D3PM: u32 = 0u;
-const FORM_DIGRESS: u32 = 1u;
-const FORM_MULTINOMIAL: u32 = 2u;
-// DiGress with β_t given exactly (coefficient 3): Q_t = β_t u + (1 − β_t) I as DiGress forms it, and
-// ids ≥ K read as DiGress's all-zero x_t rows (whose posterior is uniform).
-const FORM_DIGRESS_BETA: u32 = 3u;
+// The flag bits F_*, prior codes PRIOR_* and posterior forms FORM_* are declared once, by the
+// driver (src/ops/transition.rs), and prepended to this source.
 
 // A finite stand-in for log 0 (WGSL implementations may assume finite math).
 const LOG_ZERO: f32 = -1.0e30;

@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod graph;
+mod kernel_params;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
@@ -16,6 +17,8 @@ pub mod random;
 pub mod sample;
 pub mod transition;
 pub mod update;
+
+pub use kernel_params::{kernel_params, KernelParams};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};

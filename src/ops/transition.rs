@@ -23,14 +23,16 @@
 
 use super::{check_class_count, check_u32_len, class_rows, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, GpuBuffer, KernelSpec};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
 // The losses over class rows live in `ops::loss`; this path stays for the discrete processes that
 // call them through it.
 pub use super::loss::{row_kl, row_nll};
 
-const SRC: &str = include_str!("../../shaders/transition.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/transition.wgsl");
 
 /// The stationary distribution π of `Q = α I + (1 − α) 1πᵀ`.
 #[derive(Clone, Copy, Debug)]
@@ -102,7 +104,7 @@ pub enum X0<'a> {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     rows: u32,
     k: u32,
     rows_per_batch: u32,
@@ -119,23 +121,65 @@ struct Params {
     c5: f32,
     _pad: [u32; 3],
 }
+params_layout!(Params {
+    rows,
+    k,
+    rows_per_batch,
+    flags,
+    prior,
+    absorb,
+    form,
+    coef_stride,
+    c,
+    n,
+    mat_stride_a,
+    mat_stride_b,
+    c4,
+    c5,
+    _pad
+});
 
 const F_PER_BATCH: u32 = 1;
 const F_X0_IDS: u32 = 2;
 const F_TRANSPOSE: u32 = 4;
+/// Coefficients 4 and 5 hold 1 − α_t and 1 − ᾱ_{t−1}, computed precisely by the caller.
 const F_COMPLEMENT: u32 = 16;
+
+/// `Params::prior`: how the kernel reads π.
+const PRIOR_UNIFORM: u32 = 0;
+const PRIOR_ABSORBING: u32 = 1;
+/// π from the bound tensor.
+const PRIOR_MARGINAL: u32 = 2;
 
 const FORM_D3PM: u32 = 0;
 const FORM_DIGRESS: u32 = 1;
 const FORM_MULTINOMIAL: u32 = 2;
+/// DiGress with β_t given exactly (coefficient 3): Q_t = β_t u + (1 − β_t) I as DiGress forms it,
+/// and ids ≥ K read as DiGress's all-zero x_t rows (whose posterior is uniform).
 const FORM_DIGRESS_BETA: u32 = 3;
+
+/// The constants `shaders/transition.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
+    wgsl_consts![
+        F_PER_BATCH,
+        F_X0_IDS,
+        F_TRANSPOSE,
+        F_COMPLEMENT,
+        PRIOR_UNIFORM,
+        PRIOR_ABSORBING,
+        FORM_D3PM,
+        FORM_DIGRESS,
+        FORM_MULTINOMIAL,
+        FORM_DIGRESS_BETA,
+    ]
+});
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "transition",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings,
     }
 }
@@ -153,7 +197,7 @@ fn prior<'b>(
 ) -> Result<&'b GpuBuffer> {
     match *pr {
         Prior::Uniform => {
-            p.prior = 0;
+            p.prior = PRIOR_UNIFORM;
             Ok(fallback)
         }
         Prior::Absorbing(m) => {
@@ -162,7 +206,7 @@ fn prior<'b>(
                     "{op}: absorbing class {m} is not below K = {k}"
                 )));
             }
-            p.prior = 1;
+            p.prior = PRIOR_ABSORBING;
             p.absorb = m as u32;
             Ok(fallback)
         }
@@ -174,7 +218,7 @@ fn prior<'b>(
                     format!("marginal prior {:?} must be [{k}]", t.shape()),
                 ));
             }
-            p.prior = 2;
+            p.prior = PRIOR_MARGINAL;
             Ok(t.buffer())
         }
     }

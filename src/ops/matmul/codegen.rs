@@ -2,7 +2,8 @@
 //! register-blocked entry points (`matmul_reg`, `matmul_smem`) written out as straight-line code
 //! (see the shader's header for why not loops).
 
-use super::MatmulKernel;
+use super::{Act, MatmulKernel};
+use crate::gpu::wgsl::wgsl_consts;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -79,8 +80,15 @@ fn kernel_source(kernel: MatmulKernel, l: Layout) -> (&'static str, u32, u32, St
     }
 }
 
+/// The constants of a configuration: the activation codes, the block shape and the layout.
 fn consts(tm: u32, tn: u32, wg_x: u32, wg_y: u32, bk: u32, l: Layout) -> String {
-    format!(
+    let acts = wgsl_consts![
+        ACT_NONE = Act::None as u32,
+        ACT_SILU = Act::Silu as u32,
+        ACT_GELU = Act::Gelu as u32,
+        ACT_RELU = Act::Relu as u32,
+    ];
+    acts + &format!(
         "const TM: u32 = {tm}u;\nconst TN: u32 = {tn}u;\nconst WGX: u32 = {wg_x}u;\n\
          const WGY: u32 = {wg_y}u;\nconst BK: u32 = {bk}u;\nconst TRANS_A: bool = {};\n\
          const TRANS_B: bool = {};\nconst VEC_A: bool = {};\nconst VEC_B: bool = {};\n\

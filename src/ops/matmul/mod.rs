@@ -24,11 +24,28 @@ pub use tune::{device_kernel, tuning_order, ENV_FORCE, TUNE_KEY};
 
 use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, MAX_RANK};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
 use codegen::{kernel_source_cached, Layout};
 
 const SRC: &str = include_str!("../../../shaders/matmul.wgsl");
+
+/// The WGSL `kernel` compiles for an aligned, untransposed problem (for checking the parameter
+/// block against the Rust one).
+pub(super) fn wgsl_of(kernel: MatmulKernel) -> String {
+    let layout = Layout {
+        trans_a: false,
+        trans_b: false,
+        vec_a: true,
+        vec_b: true,
+        vec_n: true,
+        k_tail: true,
+        k_main: true,
+    };
+    let (_, _, _, defines) = kernel_source_cached(kernel, layout);
+    format!("{defines}\n{SRC}")
+}
 
 /// The activation of the fused epilogue. GELU is the exact erf form (PyTorch's default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -70,7 +87,7 @@ impl Default for Matmul<'_> {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     m: u32,
     n: u32,
     k: u32,
@@ -88,6 +105,24 @@ struct Params {
     sb: [u32; 8],
     sr: [u32; 8],
 }
+params_layout!(Params {
+    m,
+    n,
+    k,
+    rank,
+    m0,
+    n0,
+    b0,
+    act,
+    has_bias,
+    has_res,
+    alpha,
+    _pad,
+    bshape,
+    sa,
+    sb,
+    sr
+});
 
 const BINDINGS: &[Access] = &[
     Access::Read,
