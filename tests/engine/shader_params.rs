@@ -45,8 +45,11 @@ fn flatten(m: &Module, ty: Handle<Type>, offset: usize, out: &mut Vec<(usize, Sc
     }
 }
 
-/// The uniform structs bound at group 0, binding 0: name → (size, scalars).
-fn binding0_structs(m: &Module) -> Vec<(String, usize, Vec<(usize, Scalar)>)> {
+/// A uniform struct as the WGSL lays it out: name, size, (offset, scalar) of each scalar.
+type WgslStruct = (String, usize, Vec<(usize, Scalar)>);
+
+/// The uniform structs bound at group 0, binding 0.
+fn binding0_structs(m: &Module) -> Vec<WgslStruct> {
     let mut found = Vec::new();
     for (_, g) in m.global_variables.iter() {
         let at0 = g

@@ -1,7 +1,9 @@
 //! The kernel variants — what a [`MatmulKernel`] is, how it is written and parsed, which ones the
 //! shader can express and the device can run — and which one a problem runs on ([`kernel_for`]).
 
-use super::tune::{device_kernel, ENV_FORCE};
+use super::tune::device_kernel;
+#[cfg(not(target_arch = "wasm32"))]
+use super::tune::ENV_FORCE;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use std::fmt;

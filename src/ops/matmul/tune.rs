@@ -3,8 +3,12 @@
 
 #[cfg(target_arch = "wasm32")]
 use super::WEB_DEFAULT;
-use super::{matmul_with, tile_candidates, Matmul, MatmulKernel};
-use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
+use super::{matmul_with, Matmul};
+use super::{tile_candidates, MatmulKernel};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::error::Error;
+use crate::error::Result;
 use crate::gpu::Gpu;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tensor::Tensor;
