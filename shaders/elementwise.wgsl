@@ -19,21 +19,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-const OP_AFFINE: u32 = 0u;
-const OP_SILU: u32 = 1u;
-const OP_GELU: u32 = 2u;
-const OP_GELU_TANH: u32 = 3u;
-const OP_RELU: u32 = 4u;
-const OP_TANH: u32 = 5u;
-const OP_SIGMOID: u32 = 6u;
-const OP_EXP: u32 = 7u;
-
-const OP_ADD: u32 = 0u;
-const OP_SUB: u32 = 1u;
-const OP_MUL: u32 = 2u;
-const OP_DIV: u32 = 3u;
-const OP_AXPBY: u32 = 4u;
-const OP_MAX: u32 = 5u;
+// The operation codes OP_* are declared once, by the driver (src/ops/elementwise.rs), and
+// prepended to this source.
 
 fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;

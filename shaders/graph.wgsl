@@ -22,10 +22,8 @@ struct GParams {
 @group(0) @binding(0) var<uniform> gp: GParams;
 
 const NONE: u32 = 0xFFFFFFFFu;
-const F_DIAG_NONE: u32 = 1u;
-const F_EDGE_MODE: u32 = 2u;
-const F_RESIDUAL: u32 = 4u;
-const F_ZERO_DIAG: u32 = 8u;
+// The flag bits F_* are declared once, by the driver (src/ops/graph.rs), and
+// prepended to this source.
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;

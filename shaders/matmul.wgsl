@@ -1,6 +1,6 @@
 // Batched matmul with a fused epilogue: out = act(alpha·(A@B) + bias[N]) + residual[.., M, N].
 //
-// Prepended by the driver (src/ops/matmul.rs) as constants, so one source serves every configuration:
+// Prepended by the driver (src/ops/matmul/) as constants, so one source serves every configuration:
 //   TM, TN    outputs per invocation along M and N (multiples of 4; accumulators are vec4s along N)
 //   WGX, WGY  workgroup size; a workgroup covers BM = WGY·TM rows and BN = WGX·TN columns
 //   BK        depth of the shared-memory tiles of `matmul_smem` (0 for the other kernels)
@@ -53,10 +53,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> mres: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> mout: array<vec4<f32>>;
 
-const ACT_NONE: u32 = 0u;
-const ACT_SILU: u32 = 1u;
-const ACT_GELU: u32 = 2u;
-const ACT_RELU: u32 = 3u;
+// The activation codes ACT_* are declared by the driver too (src/ops/matmul/codegen.rs).
 
 const TN4: u32 = TN / 4u;
 const BM: u32 = WGY * TM;

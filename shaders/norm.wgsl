@@ -18,10 +18,8 @@ struct Params {
     _pad: u32,
 }
 
-const FLAG_WEIGHT: u32 = 1u;
-const FLAG_BIAS: u32 = 2u;
-const FLAG_SILU: u32 = 4u;
-const FLAG_LOG: u32 = 8u;
+// The flag bits FLAG_* are declared once, by the driver (src/ops/norm.rs), and
+// prepended to this source.
 
 const WGN: u32 = 256u;
 // Below every finite input, so a row of very negative logits still gets a true maximum.

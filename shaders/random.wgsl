@@ -16,10 +16,8 @@ struct RandomParams {
 @group(0) @binding(0) var<uniform> rp: RandomParams;
 @group(0) @binding(1) var<storage, read_write> rout: array<u32>;
 
-const KIND_UNIFORM: u32 = 0u;
-const KIND_NORMAL: u32 = 1u;
-const KIND_GUMBEL: u32 = 2u;
-const KIND_WORDS: u32 = 3u;
+// The distribution codes KIND_* are declared once, by the driver (src/ops/random.rs), and
+// prepended to this source.
 
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

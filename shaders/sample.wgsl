@@ -20,12 +20,8 @@ struct SampleParams {
     _pad1: u32,
 }
 
-const F_PROBS: u32 = 1u;
-const F_MASK: u32 = 2u;
-const F_INJECTED: u32 = 4u;
-const F_NO_NOISE: u32 = 8u;
-// moco's `step(mask=…)`: the drawn class is multiplied by a per-row keep value (0 zeroes the output).
-const F_KEEP: u32 = 16u;
+// The flag bits F_* are declared once, by the driver (src/ops/sample.rs), and
+// prepended to this source.
 
 @group(0) @binding(0) var<uniform> sp: SampleParams;
 

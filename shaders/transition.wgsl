@@ -31,21 +31,8 @@ struct TParams {
 
 @group(0) @binding(0) var<uniform> tp: TParams;
 
-const F_PER_BATCH: u32 = 1u;
-const F_X0_IDS: u32 = 2u;
-const F_TRANSPOSE: u32 = 4u;
-// Coefficients 4 and 5 hold 1 − α_t and 1 − ᾱ_{t−1}, computed precisely by the caller.
-const F_COMPLEMENT: u32 = 16u;
-
-const PRIOR_UNIFORM: u32 = 0u;
-const PRIOR_ABSORBING: u32 = 1u;
-
-const FORM_D3PM: u32 = 0u;
-const FORM_DIGRESS: u32 = 1u;
-const FORM_MULTINOMIAL: u32 = 2u;
-// DiGress with β_t given exactly (coefficient 3): Q_t = β_t u + (1 − β_t) I as DiGress forms it, and
-// ids ≥ K read as DiGress's all-zero x_t rows (whose posterior is uniform).
-const FORM_DIGRESS_BETA: u32 = 3u;
+// The flag bits F_*, prior codes PRIOR_* and posterior forms FORM_* are declared once, by the
+// driver (src/ops/transition.rs), and prepended to this source.
 
 // A finite stand-in for log 0 (WGSL implementations may assume finite math).
 const LOG_ZERO: f32 = -1.0e30;
@@ -346,55 +333,4 @@ fn posterior_matrices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         let ai = qt_mat[qa + i * k + xt];
         qout[base + i] = log(ai + 1e-6) + log(bi + 1e-6);
     }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Per-row divergences for losses and ELBOs. Both inputs are logits (normalised here by logsumexp):
-// KL(softmax(a) ‖ softmax(b)) per row, or with F_NLL the cross-entropy −log softmax(b)[id].
-// a in binding 1, b in binding 2, ids in binding 4, the per-row result in binding 5.
-
-const F_NLL: u32 = 8u;
-
-fn row_lse_b(base: u32) -> f32 {
-    var m = LOG_ZERO;
-    for (var c = 0u; c < tp.k; c = c + 1u) {
-        m = max(m, tcoef[base + c]);
-    }
-    var z = 0.0;
-    for (var c = 0u; c < tp.k; c = c + 1u) {
-        z = z + exp(tcoef[base + c] - m);
-    }
-    return m + log(z);
-}
-
-@compute @workgroup_size(256)
-fn divergence(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
-    if (r >= tp.rows) { return; }
-    let k = tp.k;
-    let base = r * k;
-    let lse_b = row_lse_b(base);
-    if ((tp.flags & F_NLL) != 0u) {
-        pout[r] = lse_b - tcoef[base + min(txt[r], k - 1u)];
-        return;
-    }
-    var m = LOG_ZERO;
-    for (var c = 0u; c < k; c = c + 1u) {
-        m = max(m, tpi[base + c]);
-    }
-    var z = 0.0;
-    for (var c = 0u; c < k; c = c + 1u) {
-        z = z + exp(tpi[base + c] - m);
-    }
-    let lse_a = m + log(z);
-    var kl = 0.0;
-    for (var c = 0u; c < k; c = c + 1u) {
-        let la = tpi[base + c] - lse_a;
-        let pa = exp(la);
-        // 0 · log 0 = 0: classes a rules out contribute nothing, whatever b says.
-        if (pa > 0.0) {
-            kl = kl + pa * (la - (tcoef[base + c] - lse_b));
-        }
-    }
-    pout[r] = kl;
 }

@@ -33,18 +33,8 @@ struct UParams {
 @group(0) @binding(5) var<storage, read_write> ux0: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ueps: array<f32>;
 
-const F_CLIP: u32 = 1u;
-const F_EPS_FROM_CLIPPED: u32 = 2u;
-const F_NOISE_PHILOX: u32 = 4u;
-const F_NOISE_INJECTED: u32 = 8u;
-const F_WRITE_X0: u32 = 16u;
-const F_WRITE_EPS: u32 = 32u;
-const F_CFG: u32 = 64u;
-const F_UNCOND_FIRST: u32 = 128u;
-const F_EPS_FORM: u32 = 256u;
-
-const PRED_EPSILON: u32 = 0u;
-const PRED_SAMPLE: u32 = 1u;
+// The flag bits F_* and prediction codes PRED_* are declared once, by the driver (src/ops/update.rs), and
+// prepended to this source.
 
 fn gaussian_step(i: u32) {
     let x = ux[i];

@@ -29,6 +29,13 @@ pub struct KernelSpec<'a> {
     pub bindings: &'static [Access],
 }
 
+impl KernelSpec<'_> {
+    /// The WGSL the kernel's pipeline is compiled from: the defines, then the source.
+    pub fn wgsl(&self) -> String {
+        format!("{}\n{}", self.defines, self.source)
+    }
+}
+
 pub(crate) struct Kernel {
     pub id: u64,
     pub pipeline: wgpu::ComputePipeline,
@@ -64,7 +71,7 @@ impl KernelCache {
             return Ok((k.clone(), false));
         }
         let label = format!("{}::{}", spec.family, spec.entry);
-        let code = format!("{}\n{}", spec.defines, spec.source);
+        let code = spec.wgsl();
         // Shader compile and pipeline validation errors must become our errors, not wgpu's panic hook.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

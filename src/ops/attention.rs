@@ -6,10 +6,11 @@
 
 use super::check_u32_len;
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/attention.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/attention.wgsl");
 
 /// The largest head dimension: the key and value tiles for D = 128 fill WebGPU's guaranteed 16 KiB
 /// of workgroup memory.
@@ -20,7 +21,7 @@ const ROWS_PER_GROUP: usize = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     batch: u32,
     lq: u32,
     lk: u32,
@@ -30,9 +31,19 @@ struct Params {
     has_mask: u32,
     scale: f32,
 }
+params_layout!(Params {
+    batch,
+    lq,
+    lk,
+    heads,
+    d,
+    hd,
+    has_mask,
+    scale
+});
 
 /// The kernel variant for head dimension `d`: register arrays sized to the next of 32, 64, 128.
-fn defines(d: usize) -> &'static str {
+pub(super) fn defines(d: usize) -> &'static str {
     match d {
         0..=32 => "const DMAX: u32 = 32u;",
         33..=64 => "const DMAX: u32 = 64u;",

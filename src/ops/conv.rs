@@ -6,11 +6,12 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/conv.wgsl");
-const SRC_DIRECT: &str = include_str!("../../shaders/conv_direct.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/conv.wgsl");
+pub(super) const SRC_DIRECT: &str = include_str!("../../shaders/conv_direct.wgsl");
 
 /// Output pixels per invocation of the direct kernel (a row segment); matches `TN` there.
 const DIRECT_TN: usize = 8;
@@ -71,7 +72,7 @@ impl Padding {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
+pub(super) struct ConvParams {
     n: u32,
     cin: u32,
     h: u32,
@@ -89,15 +90,34 @@ struct ConvParams {
     pixels: u32,
     _pad: u32,
 }
+params_layout!(ConvParams {
+    n,
+    cin,
+    h,
+    w,
+    cout,
+    ho,
+    wo,
+    kh,
+    kw,
+    stride,
+    pad_top,
+    pad_left,
+    has_bias,
+    k,
+    pixels,
+    _pad
+});
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct UpParams {
+pub(super) struct UpParams {
     n: u32,
     h: u32,
     w: u32,
     _pad: u32,
 }
+params_layout!(UpParams { n, h, w, _pad });
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
@@ -252,7 +272,7 @@ pub fn conv2d_with(
 
 /// The generated entry point of the direct kernel (see `shaders/conv_direct.wgsl`): `TM × TN` scalar
 /// accumulators, the kernel rows and columns unrolled.
-fn direct_entry(kh: usize, kw: usize, stride: usize) -> String {
+pub(super) fn direct_entry(kh: usize, kw: usize, stride: usize) -> String {
     use std::fmt::Write;
     let (tm, tn) = (DIRECT_TM, DIRECT_TN);
     let row = (tn - 1) * stride + kw;

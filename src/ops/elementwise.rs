@@ -2,10 +2,12 @@
 
 use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
 
 /// Activations (and `exp`). GELU is the exact erf form (PyTorch's default); `GeluTanh` the tanh form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub enum Binary {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     n: u32,
     op: u32,
     rank: u32,
@@ -46,6 +48,19 @@ struct Params {
     sb: [u32; 8],
     sc: [u32; 8],
 }
+params_layout!(Params {
+    n,
+    op,
+    rank,
+    _pad0,
+    alpha,
+    beta,
+    _pad1,
+    shape,
+    sa,
+    sb,
+    sc
+});
 
 fn params(out: &[usize], op: u32, alpha: f32, beta: f32) -> Params {
     Params {
@@ -63,12 +78,32 @@ fn params(out: &[usize], op: u32, alpha: f32, beta: f32) -> Params {
     }
 }
 
+/// The constants `shaders/elementwise.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
+    wgsl_consts![
+        OP_AFFINE = Unary::Identity as u32,
+        OP_SILU = Unary::Silu as u32,
+        OP_GELU = Unary::Gelu as u32,
+        OP_GELU_TANH = Unary::GeluTanh as u32,
+        OP_RELU = Unary::Relu as u32,
+        OP_TANH = Unary::Tanh as u32,
+        OP_SIGMOID = Unary::Sigmoid as u32,
+        OP_EXP = Unary::Exp as u32,
+        OP_ADD = Binary::Add as u32,
+        OP_SUB = Binary::Sub as u32,
+        OP_MUL = Binary::Mul as u32,
+        OP_DIV = Binary::Div as u32,
+        OP_AXPBY = Binary::Axpby as u32,
+        OP_MAX = Binary::Max as u32,
+    ]
+});
+
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "elementwise",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings,
     }
 }

@@ -3,23 +3,25 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/embedding.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/embedding.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GatherParams {
+pub(super) struct GatherParams {
     n: u32,
     d: u32,
     rows: u32,
     _pad: u32,
 }
+params_layout!(GatherParams { n, d, rows, _pad });
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct TimeParams {
+pub(super) struct TimeParams {
     n: u32,
     dim: u32,
     half: u32,
@@ -29,6 +31,16 @@ struct TimeParams {
     denom: f32,
     scale: f32,
 }
+params_layout!(TimeParams {
+    n,
+    dim,
+    half,
+    flip,
+    integer_t,
+    neg_log_period,
+    denom,
+    scale
+});
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {

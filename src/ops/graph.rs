@@ -4,17 +4,19 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = include_str!("../../shaders/graph.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/graph.wgsl");
 
 /// The class id of an all-zero one-hot row.
 pub const NONE: u32 = u32::MAX;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     b: u32,
     n: u32,
     c: u32,
@@ -26,6 +28,18 @@ struct Params {
     scale: f32,
     _p: [f32; 3],
 }
+params_layout!(Params {
+    b,
+    n,
+    c,
+    flags,
+    k,
+    f,
+    heads,
+    rows,
+    scale,
+    _p
+});
 
 const F_DIAG_NONE: u32 = 1;
 const F_EDGE_MODE: u32 = 2;
@@ -35,12 +49,16 @@ const F_ZERO_DIAG: u32 = 8;
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
 
+/// The constants `shaders/graph.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> =
+    LazyLock::new(|| wgsl_consts![F_DIAG_NONE, F_EDGE_MODE, F_RESIDUAL, F_ZERO_DIAG,]);
+
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "graph",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings,
     }
 }

@@ -3,10 +3,11 @@
 
 use super::{check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::Tensor;
 
-const SRC: &str = include_str!("../../shaders/layout.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/layout.wgsl");
 
 /// Highest rank `permute` takes.
 pub const MAX_PERMUTE_RANK: usize = 6;
@@ -16,7 +17,7 @@ const CONCAT_PER_DISPATCH: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConcatParams {
+pub(super) struct ConcatParams {
     n: u32,
     inner: u32,
     out_size: u32,
@@ -25,20 +26,36 @@ struct ConcatParams {
     total: u32,
     _pad: [u32; 3],
 }
+params_layout!(ConcatParams {
+    n,
+    inner,
+    out_size,
+    offset,
+    sizes,
+    total,
+    _pad
+});
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PermuteParams {
+pub(super) struct PermuteParams {
     n: u32,
     rank: u32,
     _pad: [u32; 2],
     shape: [u32; 8],
     strides: [u32; 8],
 }
+params_layout!(PermuteParams {
+    n,
+    rank,
+    _pad,
+    shape,
+    strides
+});
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SliceParams {
+pub(super) struct SliceParams {
     n: u32,
     inner: u32,
     len: u32,
@@ -46,6 +63,14 @@ struct SliceParams {
     start: u32,
     _pad: [u32; 3],
 }
+params_layout!(SliceParams {
+    n,
+    inner,
+    len,
+    size,
+    start,
+    _pad
+});
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {

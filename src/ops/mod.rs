@@ -8,7 +8,9 @@ pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod graph;
+mod kernel_params;
 pub mod layout;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod random;
@@ -16,8 +18,10 @@ pub mod sample;
 pub mod transition;
 pub mod update;
 
+pub use kernel_params::{kernel_params, KernelParams};
+
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Most 1-D kernels run 256 invocations per workgroup: WebGPU's guaranteed maximum.
 pub(crate) const WG: u32 = 256;
@@ -89,4 +93,29 @@ pub(crate) fn check_u32_len(op: &'static str, t: &Tensor) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// K classes: at least one, and K² within u32 (posteriors index K×K matrices).
+pub(crate) fn check_class_count(op: &'static str, k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::shape(op, "K must be at least 1"));
+    }
+    if k > (u32::MAX as usize) / k.max(1) {
+        return Err(Error::shape(op, format!("K = {k} is too large")));
+    }
+    Ok(())
+}
+
+/// (K, leading shape, rows) of an f32 tensor `[.., K]` of per-class values.
+pub(crate) fn class_rows<'t>(
+    op: &'static str,
+    x: &'t Tensor,
+) -> Result<(usize, &'t [usize], usize)> {
+    x.expect_dtype(op, DType::F32)?;
+    check_u32_len(op, x)?;
+    let Some((&k, lead)) = x.shape().split_last() else {
+        return Err(Error::shape(op, "needs a class axis"));
+    };
+    check_class_count(op, k)?;
+    Ok((k, lead, lead.iter().product()))
 }

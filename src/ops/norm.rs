@@ -7,10 +7,12 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = include_str!("../../shaders/norm.wgsl");
+pub(super) const SRC: &str = include_str!("../../shaders/norm.wgsl");
 
 /// Softmax rows up to this long get one invocation each rather than a workgroup: a 256-wide
 /// reduction over a few classes would leave nearly every invocation idle.
@@ -26,7 +28,7 @@ const FLAG_LOG: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     rows: u32,
     n: u32,
     flags: u32,
@@ -36,13 +38,27 @@ struct Params {
     groups: u32,
     _pad: u32,
 }
+params_layout!(Params {
+    rows,
+    n,
+    flags,
+    eps,
+    spatial,
+    channels_per_group,
+    groups,
+    _pad
+});
+
+/// The constants `shaders/norm.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> =
+    LazyLock::new(|| wgsl_consts![FLAG_WEIGHT, FLAG_BIAS, FLAG_SILU, FLAG_LOG,]);
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "norm",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings,
     }
 }

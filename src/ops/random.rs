@@ -7,11 +7,13 @@
 
 use super::WG;
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = concat!(
+pub(super) const SRC: &str = concat!(
     include_str!("../../shaders/philox.wgsl"),
     include_str!("../../shaders/random.wgsl")
 );
@@ -29,7 +31,7 @@ pub enum Distribution {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     n: u32,
     kind: u32,
     seed_lo: u32,
@@ -39,15 +41,35 @@ struct Params {
     first: u32,
     _pad: u32,
 }
+params_layout!(Params {
+    n,
+    kind,
+    seed_lo,
+    seed_hi,
+    stream,
+    substream,
+    first,
+    _pad
+});
 
 const KIND_WORDS: u32 = 3;
+
+/// The constants `shaders/random.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
+    wgsl_consts![
+        KIND_UNIFORM = Distribution::Uniform as u32,
+        KIND_NORMAL = Distribution::Normal as u32,
+        KIND_GUMBEL = Distribution::Gumbel as u32,
+        KIND_WORDS,
+    ]
+});
 
 fn spec() -> KernelSpec<'static> {
     KernelSpec {
         family: "random",
         source: SRC,
         entry: "fill",
-        defines: "",
+        defines: &DEFINES,
         bindings: &[Access::ReadWrite],
     }
 }

@@ -9,11 +9,13 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = concat!(
+pub(super) const SRC: &str = concat!(
     include_str!("../../shaders/philox.wgsl"),
     include_str!("../../shaders/sample.wgsl")
 );
@@ -78,7 +80,7 @@ impl<'a> Categorical<'a> {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     rows: u32,
     k: u32,
     flags: u32,
@@ -92,12 +94,31 @@ struct Params {
     keep_div: u32,
     _pad: u32,
 }
+params_layout!(Params {
+    rows,
+    k,
+    flags,
+    mask_div,
+    temperature,
+    u_min,
+    seed_lo,
+    seed_hi,
+    stream,
+    substream,
+    keep_div,
+    _pad
+});
 
 const F_PROBS: u32 = 1;
 const F_MASK: u32 = 2;
 const F_INJECTED: u32 = 4;
 const F_NO_NOISE: u32 = 8;
+/// moco's `step(mask=…)`: the drawn class is multiplied by a per-row keep value (0 zeroes the output).
 const F_KEEP: u32 = 16;
+
+/// The constants `shaders/sample.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> =
+    LazyLock::new(|| wgsl_consts![F_PROBS, F_MASK, F_INJECTED, F_NO_NOISE, F_KEEP,]);
 
 const BINDINGS: &[Access] = &[
     Access::Read,
@@ -148,7 +169,7 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
         family: "sample",
         source: SRC,
         entry: "gumbel_noise",
-        defines: "",
+        defines: &DEFINES,
         bindings: &[Access::Read, Access::ReadWrite],
     };
     u.gpu().dispatch(
@@ -270,7 +291,7 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         family: "sample",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings: BINDINGS,
     };
     gpu.dispatch(

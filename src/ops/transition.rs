@@ -21,12 +21,18 @@
 //!   probabilities. For t > 0 it equals the moco form (without the 1e-6 terms); at t = 0 pass
 //!   `alpha_bar_prev = 1`, which re-weights p̂(x0) by the x_t likelihood (moco returns p̂(x0) there).
 
-use super::{check_u32_len, WG};
+use super::{check_class_count, check_u32_len, class_rows, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, GpuBuffer, KernelSpec};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = include_str!("../../shaders/transition.wgsl");
+// The losses over class rows live in `ops::loss`; this path stays for the discrete processes that
+// call them through it.
+pub use super::loss::{row_kl, row_nll};
+
+pub(super) const SRC: &str = include_str!("../../shaders/transition.wgsl");
 
 /// The stationary distribution π of `Q = α I + (1 − α) 1πᵀ`.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +104,7 @@ pub enum X0<'a> {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     rows: u32,
     k: u32,
     rows_per_batch: u32,
@@ -115,39 +121,71 @@ struct Params {
     c5: f32,
     _pad: [u32; 3],
 }
+params_layout!(Params {
+    rows,
+    k,
+    rows_per_batch,
+    flags,
+    prior,
+    absorb,
+    form,
+    coef_stride,
+    c,
+    n,
+    mat_stride_a,
+    mat_stride_b,
+    c4,
+    c5,
+    _pad
+});
 
 const F_PER_BATCH: u32 = 1;
 const F_X0_IDS: u32 = 2;
 const F_TRANSPOSE: u32 = 4;
+/// Coefficients 4 and 5 hold 1 − α_t and 1 − ᾱ_{t−1}, computed precisely by the caller.
 const F_COMPLEMENT: u32 = 16;
+
+/// `Params::prior`: how the kernel reads π.
+const PRIOR_UNIFORM: u32 = 0;
+const PRIOR_ABSORBING: u32 = 1;
+/// π from the bound tensor.
+const PRIOR_MARGINAL: u32 = 2;
 
 const FORM_D3PM: u32 = 0;
 const FORM_DIGRESS: u32 = 1;
 const FORM_MULTINOMIAL: u32 = 2;
+/// DiGress with β_t given exactly (coefficient 3): Q_t = β_t u + (1 − β_t) I as DiGress forms it,
+/// and ids ≥ K read as DiGress's all-zero x_t rows (whose posterior is uniform).
 const FORM_DIGRESS_BETA: u32 = 3;
+
+/// The constants `shaders/transition.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
+    wgsl_consts![
+        F_PER_BATCH,
+        F_X0_IDS,
+        F_TRANSPOSE,
+        F_COMPLEMENT,
+        PRIOR_UNIFORM,
+        PRIOR_ABSORBING,
+        FORM_D3PM,
+        FORM_DIGRESS,
+        FORM_MULTINOMIAL,
+        FORM_DIGRESS_BETA,
+    ]
+});
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "transition",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings,
     }
 }
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
-
-fn check_k(op: &'static str, k: usize) -> Result<()> {
-    if k == 0 {
-        return Err(Error::shape(op, "K must be at least 1"));
-    }
-    if k > (u32::MAX as usize) / k.max(1) {
-        return Err(Error::shape(op, format!("K = {k} is too large")));
-    }
-    Ok(())
-}
 
 /// Fills the prior fields of `p` and returns the buffer to bind as π (`fallback` when π is implicit).
 fn prior<'b>(
@@ -159,7 +197,7 @@ fn prior<'b>(
 ) -> Result<&'b GpuBuffer> {
     match *pr {
         Prior::Uniform => {
-            p.prior = 0;
+            p.prior = PRIOR_UNIFORM;
             Ok(fallback)
         }
         Prior::Absorbing(m) => {
@@ -168,7 +206,7 @@ fn prior<'b>(
                     "{op}: absorbing class {m} is not below K = {k}"
                 )));
             }
-            p.prior = 1;
+            p.prior = PRIOR_ABSORBING;
             p.absorb = m as u32;
             Ok(fallback)
         }
@@ -180,7 +218,7 @@ fn prior<'b>(
                     format!("marginal prior {:?} must be [{k}]", t.shape()),
                 ));
             }
-            p.prior = 2;
+            p.prior = PRIOR_MARGINAL;
             Ok(t.buffer())
         }
     }
@@ -276,7 +314,7 @@ fn coefs<'b>(
 /// per-step α, `Q̄_t` for cumulative ᾱ.
 pub fn matrices(alphas: &Tensor, pr: Prior<'_>, k: usize) -> Result<Tensor> {
     const OP: &str = "transition::matrices";
-    check_k(OP, k)?;
+    check_class_count(OP, k)?;
     alphas.expect_dtype(OP, DType::F32)?;
     if alphas.dims() != 1 {
         return Err(Error::shape(
@@ -305,7 +343,7 @@ pub fn matrices(alphas: &Tensor, pr: Prior<'_>, k: usize) -> Result<Tensor> {
 /// `q(x_t | x0) = onehot(x0) @ Q̄_t` for u32 class ids `[..]` (each below `k`): f32 `[.., K]`.
 pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) -> Result<Tensor> {
     const OP: &str = "transition::forward_ids";
-    check_k(OP, k)?;
+    check_class_count(OP, k)?;
     x0.expect_dtype(OP, DType::U32)?;
     let mut shape = x0.shape().to_vec();
     shape.push(k);
@@ -332,7 +370,7 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
 /// `x0 @ Q̄_t` for probability (or one-hot) rows `[.., K]`, as `ᾱ x0 + (1 − ᾱ)(Σ x0) π`.
 pub fn forward_probs(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>) -> Result<Tensor> {
     const OP: &str = "transition::forward_probs";
-    let (k, lead, rows) = rows_of(OP, x0)?;
+    let (k, lead, rows) = class_rows(OP, x0)?;
     let out = Tensor::empty(x0.gpu(), x0.shape(), DType::F32)?;
     let mut p = Params {
         rows: rows as u32,
@@ -350,21 +388,11 @@ pub fn forward_probs(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>) -> Result<
     Ok(out)
 }
 
-fn rows_of<'t>(op: &'static str, x: &'t Tensor) -> Result<(usize, &'t [usize], usize)> {
-    x.expect_dtype(op, DType::F32)?;
-    check_u32_len(op, x)?;
-    let Some((&k, lead)) = x.shape().split_last() else {
-        return Err(Error::shape(op, "needs a class axis"));
-    };
-    check_k(op, k)?;
-    Ok((k, lead, lead.iter().product()))
-}
-
 /// `probs @ M_b` for rows `[B, .., K]` and matrices `[B, K, K]` (or one shared `[K, K]`); with
 /// `transpose`, `probs @ M_bᵀ` (e.g. `onehot(x_t) @ Q_tᵀ`, the likelihood column).
 pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Tensor> {
     const OP: &str = "transition::probs_matmul";
-    let (k, lead, rows) = rows_of(OP, probs)?;
+    let (k, lead, rows) = class_rows(OP, probs)?;
     mats.expect_dtype(OP, DType::F32)?;
     let stride = mat_stride(OP, mats, k, lead)?;
     let out = Tensor::empty(probs.gpu(), probs.shape(), DType::F32)?;
@@ -418,7 +446,7 @@ fn x0_and_xt<'b>(
     check_u32_len(op, xt)?;
     match *x0 {
         X0::Logits(l) => {
-            let (k, lead, _) = rows_of(op, l)?;
+            let (k, lead, _) = class_rows(op, l)?;
             if lead != xt.shape() {
                 return Err(Error::shape(
                     op,
@@ -432,7 +460,7 @@ fn x0_and_xt<'b>(
             Ok((k, 0, l.buffer()))
         }
         X0::Ids { ids, k } => {
-            check_k(op, k)?;
+            check_class_count(op, k)?;
             ids.expect_dtype(op, DType::U32)?;
             if ids.shape() != xt.shape() {
                 return Err(Error::shape(
@@ -449,6 +477,8 @@ fn x0_and_xt<'b>(
     }
 }
 
+/// The closed-form posterior kernel in `form`. `beta` (DiGress's β form only) takes the slot of
+/// the `last` flag in shared coefficients, which that form does not read.
 fn posterior(
     op: &'static str,
     form: u32,
@@ -456,6 +486,7 @@ fn posterior(
     xt: &Tensor,
     c: Coefs<'_>,
     pr: Prior<'_>,
+    beta: Option<f32>,
 ) -> Result<Tensor> {
     let (k, flags, x0b) = x0_and_xt(op, &x0, xt)?;
     let rows = xt.len();
@@ -472,6 +503,9 @@ fn posterior(
     };
     let pi = prior(op, &pr, k, &mut p, xt.buffer())?;
     let cb = coefs(op, &c, xt.shape(), rows, &mut p, xt.buffer())?;
+    if let Some(beta) = beta {
+        p.c[3] = beta;
+    }
     xt.gpu().dispatch(
         &spec("posterior", &[R, R, R, R, W]),
         &p,
@@ -497,6 +531,7 @@ pub fn d3pm_posterior_logits(
         x_t,
         c,
         pr,
+        None,
     )
 }
 
@@ -515,6 +550,7 @@ pub fn digress_posterior_probs(
         x_t,
         c,
         pr,
+        None,
     )
 }
 
@@ -545,50 +581,15 @@ pub fn digress_step_probs(
         alpha_bar_t: c.alpha_bar_t,
         last: false,
     };
-    let mut row = coefs.row();
-    row[3] = c.beta_t;
-    posterior_row(
+    posterior(
         "transition::digress_step_probs",
         FORM_DIGRESS_BETA,
         x0,
         x_t,
-        row,
+        Coefs::Shared(coefs),
         pr,
+        Some(c.beta_t),
     )
-}
-
-fn posterior_row(
-    op: &'static str,
-    form: u32,
-    x0: X0<'_>,
-    xt: &Tensor,
-    row: [f32; 4],
-    pr: Prior<'_>,
-) -> Result<Tensor> {
-    let (k, flags, x0b) = x0_and_xt(op, &x0, xt)?;
-    let rows = xt.len();
-    let mut shape = xt.shape().to_vec();
-    shape.push(k);
-    let out = Tensor::empty(xt.gpu(), &shape, DType::F32)?;
-    check_u32_len(op, &out)?;
-    let mut p = Params {
-        rows: rows as u32,
-        k: k as u32,
-        flags,
-        form,
-        rows_per_batch: rows.max(1) as u32,
-        coef_stride: 4,
-        c: row,
-        ..Default::default()
-    };
-    let pi = prior(op, &pr, k, &mut p, xt.buffer())?;
-    xt.gpu().dispatch(
-        &spec("posterior", &[R, R, R, R, W]),
-        &p,
-        &[pi, xt.buffer(), x0b, xt.buffer(), out.buffer()],
-        Gpu::grid_1d(rows as u64, WG),
-    )?;
-    Ok(out)
 }
 
 /// Hoogeboom's multinomial `q_posterior(log_softmax(x0), log x_t, t)`: f32 normalised log
@@ -608,6 +609,7 @@ pub fn multinomial_posterior_log(
         x_t,
         c,
         pr,
+        None,
     )
 }
 
@@ -655,80 +657,6 @@ pub fn d3pm_posterior_logits_matrices(
             x0b,
             x_t.buffer(),
             q_bar_prev.buffer(),
-            out.buffer(),
-        ],
-        Gpu::grid_1d(rows as u64, WG),
-    )?;
-    Ok(out)
-}
-
-const F_NLL: u32 = 8;
-
-/// Per-row `KL(softmax(a) ‖ softmax(b))` over the last axis of two f32 logit tensors `[.., K]` of one
-/// shape (normalised log probabilities pass through unchanged): f32 `[..]`. Classes where
-/// `softmax(a)` underflows to 0 contribute nothing.
-pub fn row_kl(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    const OP: &str = "transition::row_kl";
-    let (k, lead, rows) = rows_of(OP, a)?;
-    b.expect_dtype(OP, DType::F32)?;
-    if a.shape() != b.shape() {
-        return Err(Error::shape(
-            OP,
-            format!("{:?} and {:?} must have one shape", a.shape(), b.shape()),
-        ));
-    }
-    divergence(OP, a, b, a, k, lead, rows, 0)
-}
-
-/// Per-row cross-entropy `−log softmax(logits)[id]` for f32 logits `[.., K]` and u32 ids `[..]`
-/// (ids at or above K are read as K − 1; upload ids with [`Tensor::from_indices`] to refuse them).
-pub fn row_nll(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    const OP: &str = "transition::row_nll";
-    let (k, lead, rows) = rows_of(OP, logits)?;
-    ids.expect_dtype(OP, DType::U32)?;
-    if ids.shape() != lead {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "ids {:?} must be the logits' shape {:?} without the class axis",
-                ids.shape(),
-                logits.shape()
-            ),
-        ));
-    }
-    divergence(OP, logits, logits, ids, k, lead, rows, F_NLL)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn divergence(
-    op: &'static str,
-    a: &Tensor,
-    b: &Tensor,
-    ids: &Tensor,
-    k: usize,
-    lead: &[usize],
-    rows: usize,
-    flags: u32,
-) -> Result<Tensor> {
-    let out = Tensor::empty(a.gpu(), lead, DType::F32)?;
-    if rows == 0 {
-        return Ok(out);
-    }
-    check_u32_len(op, b)?;
-    let p = Params {
-        rows: rows as u32,
-        k: k as u32,
-        flags,
-        ..Default::default()
-    };
-    a.gpu().dispatch(
-        &spec("divergence", &[R, R, R, R, W]),
-        &p,
-        &[
-            a.buffer(),
-            b.buffer(),
-            a.buffer(),
-            ids.buffer(),
             out.buffer(),
         ],
         Gpu::grid_1d(rows as u64, WG),

@@ -15,17 +15,19 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
-const SRC: &str = concat!(
+pub(super) const SRC: &str = concat!(
     include_str!("../../shaders/philox.wgsl"),
     include_str!("../../shaders/update.wgsl")
 );
 
 /// What the model predicts (diffusers `prediction_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Prediction {
     /// `"epsilon"`: the noise.
     Epsilon = 0,
@@ -266,7 +268,7 @@ impl DdimStepParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     n: u32,
     flags: u32,
     pred: u32,
@@ -284,6 +286,24 @@ struct Params {
     stream: u32,
     substream: u32,
 }
+params_layout!(Params {
+    n,
+    flags,
+    pred,
+    _pad0,
+    sab,
+    s1mab,
+    c_x0,
+    c_eps,
+    c_xt,
+    sigma,
+    clip,
+    w,
+    seed_lo,
+    seed_hi,
+    stream,
+    substream
+});
 
 const F_CLIP: u32 = 1;
 const F_EPS_FROM_CLIPPED: u32 = 2;
@@ -294,6 +314,23 @@ const F_WRITE_EPS: u32 = 32;
 const F_CFG: u32 = 64;
 const F_UNCOND_FIRST: u32 = 128;
 const F_EPS_FORM: u32 = 256;
+
+/// The constants `shaders/update.wgsl` shares with this driver, prepended to it.
+pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
+    wgsl_consts![
+        F_CLIP,
+        F_EPS_FROM_CLIPPED,
+        F_NOISE_PHILOX,
+        F_NOISE_INJECTED,
+        F_WRITE_X0,
+        F_WRITE_EPS,
+        F_CFG,
+        F_UNCOND_FIRST,
+        F_EPS_FORM,
+        PRED_EPSILON = Prediction::Epsilon as u32,
+        PRED_SAMPLE = Prediction::Sample as u32,
+    ]
+});
 
 const BINDINGS: &[Access] = &[
     Access::Read,
@@ -531,7 +568,7 @@ fn run(
         family: "update",
         source: SRC,
         entry,
-        defines: "",
+        defines: &DEFINES,
         bindings: BINDINGS,
     };
     gpu.dispatch(

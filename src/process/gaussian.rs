@@ -13,13 +13,8 @@ use crate::ops::update::{
 use crate::rng::{Philox, Substream};
 use crate::tensor::{DType, Tensor};
 
-/// What the network predicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Prediction {
-    Epsilon,
-    Sample,
-    V,
-}
+/// What the network predicts: the update kernels' own type.
+pub use crate::ops::update::Prediction;
 
 /// The DDPM ancestral step's variance (diffusers `variance_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -355,7 +350,7 @@ impl Gaussian {
             return self.labml_params(s);
         }
         DdpmStepParams::diffusers(
-            self.config.prediction.into(),
+            self.config.prediction,
             self.alphas_cumprod[s.t] as f64,
             s.prev.map(|p| self.alphas_cumprod[p] as f64),
             match self.config.variance {
@@ -380,13 +375,7 @@ impl Gaussian {
             Variance::FixedLarge => beta,
             Variance::FixedSmall => (1.0 - ab_prev) / (1.0 - ab) * beta,
         };
-        DdpmStepParams::labml(
-            self.config.prediction.into(),
-            alpha,
-            ab,
-            variance,
-            self.clip(),
-        )
+        DdpmStepParams::labml(self.config.prediction, alpha, ab, variance, self.clip())
     }
 
     pub fn ddim_params(&self, s: PlannedStep, eta: f32) -> DdimStepParams {
@@ -396,7 +385,7 @@ impl Gaussian {
             self.alphas_cumprod[0]
         };
         DdimStepParams {
-            prediction: self.config.prediction.into(),
+            prediction: self.config.prediction,
             alpha_bar_t: self.alphas_cumprod[s.t],
             alpha_bar_prev: s.prev.map_or(final_ac, |p| self.alphas_cumprod[p]),
             eta,
@@ -499,16 +488,6 @@ impl Gaussian {
             Sampler::Ddim { eta } => {
                 update::ddim_step(x_t, model_out, &self.ddim_params(s, eta), noise, extras)
             }
-        }
-    }
-}
-
-impl From<Prediction> for update::Prediction {
-    fn from(p: Prediction) -> Self {
-        match p {
-            Prediction::Epsilon => update::Prediction::Epsilon,
-            Prediction::Sample => update::Prediction::Sample,
-            Prediction::V => update::Prediction::V,
         }
     }
 }

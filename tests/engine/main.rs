@@ -27,6 +27,7 @@ mod random;
 mod runtime;
 mod sample;
 mod sampling;
+mod shader_params;
 mod transition;
 mod unet;
 mod update;

@@ -173,3 +173,68 @@ fn repeated_unet_steps_create_nothing_after_warm_up() {
     }
     assert!(counts[0].bind_groups_created > 20, "{:?}", counts[0]);
 }
+
+/// The bench's loop over the shipped mnist-unet (`diffscope bench`): DDPM steps from the middle of
+/// the schedule, label 0, no guidance, one submission per step. The state x is a fresh pooled buffer
+/// each step, and the one before it is retired until the next submission, so x settles into a
+/// rotation over three buffers; until it does, the two dispatches that touch x (the first
+/// convolution and the DDPM update) meet new buffer combinations. Measured: steps 1-4 create
+/// 2, 3, 2, 1 bind groups (step 1 also one buffer), then nothing. A bench that warms up for fewer
+/// steps counts the settling as the cost of a step.
+#[test]
+fn mnist_unet_steps_create_nothing_once_the_state_has_settled() {
+    use diffscope::ops::update::Extras;
+    use diffscope::process::gaussian::{SampleSettings, Sampler};
+    use diffscope::Gpu;
+    // Its own device: the counters are per device.
+    let g = Gpu::new(&Default::default()).unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&g, "mnist-unet").unwrap();
+    const SETTLED: usize = 5;
+    for batch in [1, 3] {
+        let settings = SampleSettings {
+            sampler: Sampler::Ddpm,
+            steps: m.process.train_timesteps(),
+            seed: 1,
+            labels: m.denoiser.num_labels().map(|_| vec![0; batch]),
+            guidance: None,
+        };
+        let plan = m.process.plan(settings.sampler, settings.steps).unwrap();
+        let mut x = m
+            .process
+            .initial(&g, batch, m.denoiser.sample_shape(), settings.seed)
+            .unwrap();
+        let first = plan.len() / 2;
+        let mut counts = Vec::new();
+        for k in first..first + SETTLED + 6 {
+            let before = g.counters();
+            let out = m
+                .process
+                .step(
+                    m.denoiser.as_ref(),
+                    &x,
+                    &plan,
+                    k,
+                    &settings,
+                    Extras::default(),
+                )
+                .unwrap();
+            g.submit();
+            x = out.x_prev;
+            counts.push(g.counters() - before);
+        }
+        g.check().unwrap();
+        for (s, c) in counts.iter().enumerate().skip(SETTLED) {
+            assert_eq!(
+                (
+                    c.submissions,
+                    c.buffers_created,
+                    c.pipelines_created,
+                    c.bind_groups_created
+                ),
+                (1, 0, 0, 0),
+                "batch {batch}, step {s} after warm-up created GPU objects: {c:?} (all: {counts:?})"
+            );
+        }
+        assert!(counts[0].bind_groups_created > 20, "{:?}", counts[0]);
+    }
+}
