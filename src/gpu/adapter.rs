@@ -11,6 +11,10 @@ pub struct GpuOptions {
     /// `"cpu"`/`"software"` for a software adapter, `"gpu"`/`"hardware"` for a real one. `None` reads the
     /// `DIFFSCOPE_ADAPTER` environment variable; unset means: the best hardware GPU, else anything.
     pub adapter: Option<String>,
+    /// A fault drill: destroy the device right after this many submissions, so that a test can prove
+    /// a run stops at a lost device instead of writing wrong results (the CLI reads it from
+    /// `DIFFSCOPE_LOSE_DEVICE_AFTER`). A device opened by [`Gpu::recreate`] has no drill.
+    pub lose_device_after_submissions: Option<u64>,
 }
 
 /// Device limits lower than the adapter's, e.g. to prove in tests that a model too large for a device
@@ -172,7 +176,11 @@ impl Gpu {
     }
 
     pub async fn recreate_async(&self) -> Result<Gpu> {
-        Self::new_capped_async(&self.0.origin.opts, self.0.origin.caps).await
+        let opts = GpuOptions {
+            lose_device_after_submissions: None,
+            ..self.0.origin.opts.clone()
+        };
+        Self::new_capped_async(&opts, self.0.origin.caps).await
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -243,6 +243,17 @@ impl Gpu {
         self.0.queue.submit([enc.finish()]);
         Counters::add(&self.0.counters.submissions, 1);
         st.pool.recycle();
+        if let Some(n) = self.0.origin.opts.lose_device_after_submissions {
+            if self
+                .0
+                .counters
+                .submissions
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= n
+            {
+                self.0.device.destroy();
+            }
+        }
     }
 
     /// Submit pending work and copy `bytes` of `buf` back to the host without blocking: poll the

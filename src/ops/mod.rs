@@ -12,6 +12,7 @@ mod kernel_params;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
+pub mod noise;
 pub mod norm;
 pub mod random;
 pub mod sample;

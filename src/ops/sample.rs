@@ -7,11 +7,11 @@
 //! key, so a draw replays on the CPU — or from an injected tensor, for parity with a reference that
 //! drew its own.
 
+pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
@@ -22,17 +22,6 @@ pub(super) const SRC: &str = concat!(
 
 /// Rows at least this wide get a workgroup each instead of an invocation each.
 pub const WIDE_K: usize = 512;
-
-/// Where the Gumbel noise comes from.
-#[derive(Clone, Copy, Debug)]
-pub enum Noise<'a> {
-    /// No noise: a deterministic argmax of `logits/τ` for every row.
-    None,
-    /// Philox uniforms; class `k` of row `r` uses index `r·K + k` of the key.
-    Philox(Philox),
-    /// Uniforms in (0, 1] with the logits' shape (clipped below at `u_min` like the Philox ones).
-    Uniforms(&'a Tensor),
-}
 
 /// How to draw. [`Categorical::new`] gives moco's defaults: `τ = 1`, `u_min = 1e-6`, no mask.
 #[derive(Clone, Copy, Debug)]
@@ -249,20 +238,11 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
             p.stream = key.stream;
             p.substream = key.substream;
         }
-        Noise::Uniforms(u) => {
-            u.expect_dtype(op, DType::F32)?;
-            if u.shape() != x.shape() {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "uniforms {:?} must have the logits' shape {:?}",
-                        u.shape(),
-                        x.shape()
-                    ),
-                ));
+        Noise::Injected(_) => {
+            if let Some(u) = opts.noise.injected(op, x, "the logits")? {
+                p.flags |= F_INJECTED;
+                uni = u;
             }
-            p.flags |= F_INJECTED;
-            uni = u;
         }
     }
     let mut mask = x;

@@ -13,11 +13,11 @@
 //! - Classifier-free guidance is fused: the model output holds both halves stacked on the first axis,
 //!   `[2N, ..]`, combined as `uncond + w·(cond − uncond)` before the prediction is interpreted.
 
+pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
@@ -89,18 +89,6 @@ pub enum ModelOutput<'a> {
         guidance: Guidance,
         order: CfgOrder,
     },
-}
-
-/// Where the step noise z comes from.
-#[derive(Clone, Copy, Debug)]
-pub enum Noise<'a> {
-    /// No noise; only valid when σ = 0.
-    None,
-    /// Standard normals from Philox: element `i` of the key (by convention stream = the step,
-    /// substream = [`crate::rng::Substream::StepNoise`]).
-    Philox(Philox),
-    /// A tensor of x_t's shape (parity tests, or a reference's own noise).
-    Injected(&'a Tensor),
 }
 
 /// Which by-products to write besides `x_{t−1}`.
@@ -533,20 +521,11 @@ fn run(
             p.stream = key.stream;
             p.substream = key.substream;
         }
-        Noise::Injected(z) => {
-            z.expect_dtype(op, DType::F32)?;
-            if z.shape() != x_t.shape() {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "injected noise {:?} must have x_t's shape {:?}",
-                        z.shape(),
-                        x_t.shape()
-                    ),
-                ));
+        Noise::Injected(_) => {
+            if let Some(z) = noise.injected(op, x_t, "x_t")? {
+                p.flags |= F_NOISE_INJECTED;
+                nz = z;
             }
-            p.flags |= F_NOISE_INJECTED;
-            nz = z;
         }
     }
     p.n = x_t.len() as u32;

@@ -185,7 +185,7 @@ pub enum GraphNoise<'a> {
     /// Philox with this seed (the stream and substream are the caller's step and purpose).
     Philox(u64),
     /// Injected uniforms: nodes `[B, n, dx]`, edges `[B, n, n, de]` (for parity with a reference).
-    Uniforms { x: &'a Tensor, e: &'a Tensor },
+    Injected { x: &'a Tensor, e: &'a Tensor },
 }
 
 /// The DiGress process over `dx` node and `de` edge classes.
@@ -255,7 +255,7 @@ impl Digress {
                     sample_probs(pe, &Categorical::new(Noise::Philox(ke)))?,
                 )
             }
-            GraphNoise::Uniforms { x, e } => {
+            GraphNoise::Injected { x, e } => {
                 if x.shape() != px.shape() || e.shape() != pe.shape() {
                     return Err(Error::shape(
                         "Digress::draw",
@@ -269,8 +269,8 @@ impl Digress {
                     ));
                 }
                 (
-                    sample_probs(px, &Categorical::new(Noise::Uniforms(x)))?,
-                    sample_probs(pe, &Categorical::new(Noise::Uniforms(e)))?,
+                    sample_probs(px, &Categorical::new(Noise::Injected(x)))?,
+                    sample_probs(pe, &Categorical::new(Noise::Injected(e)))?,
                 )
             }
         };

@@ -867,3 +867,45 @@ fn bench_times_model_steps_from_a_model_dir() {
     }
     assert!(v["kernels"].is_null());
 }
+
+/// A device lost in the middle of a run stops it: every family's CLI sampling fails with exit 1 and a
+/// message that says so, and writes no output (a state computed on a lost device would be wrong).
+#[test]
+fn a_device_lost_mid_run_fails_sampling_in_every_family() {
+    let dir = std::env::temp_dir().join(format!("diffscope-lost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (model, file) in [
+        ("toy2d-mlp", "points.safetensors"),
+        ("words-absorb", "words.txt"),
+        ("promoter-multinomial", "dna.fasta"),
+        ("planar-digress", "graphs.json"),
+    ] {
+        let out = dir.join(file);
+        let run = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+            .env("DIFFSCOPE_LOSE_DEVICE_AFTER", "6")
+            .args(["sample", "--model", model, "--n", "2", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run diffscope");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{model}: {err}");
+        assert!(err.contains("lost"), "{model}: {err}");
+        assert!(!err.contains("panicked"), "{model}: {err}");
+        assert!(!out.exists(), "{model}: wrote {} anyway", out.display());
+        // The same run without the drill succeeds: the failure above is the lost device's.
+        if model == "words-absorb" {
+            let ok = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+                .args(["sample", "--model", model, "--n", "2", "--out"])
+                .arg(&out)
+                .output()
+                .expect("run diffscope");
+            assert!(
+                ok.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+            assert!(out.exists());
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -96,7 +96,7 @@ fn digress_process_matches_reference() {
     // Prior z_T: strict upper triangle mirrored, all-zero diagonal, padding.
     let (ux, ue) = (upload(&mut f, "prior_uX"), upload(&mut f, "prior_uE"));
     let z = p
-        .prior(&g, &bt.counts, n, GraphNoise::Uniforms { x: &ux, e: &ue })
+        .prior(&g, &bt.counts, n, GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
     assert_eq!(
         z.x.to_u32().unwrap(),
@@ -111,7 +111,7 @@ fn digress_process_matches_reference() {
     let t: Vec<usize> = t.iter().map(|&v| v as usize).collect();
     let (ux, ue) = (upload(&mut f, "noise_uX"), upload(&mut f, "noise_uE"));
     let zt = p
-        .apply_noise(&clean, &t, GraphNoise::Uniforms { x: &ux, e: &ue })
+        .apply_noise(&clean, &t, GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
     assert_eq!(
         zt.x.to_u32().unwrap(),
@@ -141,7 +141,7 @@ fn digress_process_matches_reference() {
                 &le,
                 &zt,
                 s[0] as usize,
-                GraphNoise::Uniforms { x: &ux, e: &ue },
+                GraphNoise::Injected { x: &ux, e: &ue },
             )
             .unwrap();
         let want_px = any(&mut f, &format!("{name}_probX")).data;
@@ -185,7 +185,7 @@ fn digress_process_matches_reference() {
     let clean3 = GraphBatch::from_host(&g, &bt.counts, n, &x0, &e3, 1, 3).unwrap();
     let (ux, ue) = (upload(&mut f, "u3_uX"), upload(&mut f, "u3_uE"));
     let z3 = p3
-        .apply_noise(&clean3, &[5, 9, 2], GraphNoise::Uniforms { x: &ux, e: &ue })
+        .apply_noise(&clean3, &[5, 9, 2], GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
     assert_eq!(
         z3.e.to_u32().unwrap(),
@@ -196,7 +196,7 @@ fn digress_process_matches_reference() {
     let (ux, ue) = (upload(&mut f, "u3_uX2"), upload(&mut f, "u3_uE2"));
     let lx = Tensor::from_f32(&g, &[b, n, 1], &vec![0.3; b * n]).unwrap();
     let (zs, _, pe) = p3
-        .step(&lx, &le, &z3, 4, GraphNoise::Uniforms { x: &ux, e: &ue })
+        .step(&lx, &le, &z3, 4, GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
     assert_close(
         "uniform probE",

@@ -127,7 +127,7 @@ fn d3pm_matches_bionemo_moco() {
         assert_close(&format!("{name} forward probs"), &got, &want, 1e-5, 1e-6);
         let (_, want) = ints(&mut w, "forward_sample");
         let got = d
-            .forward_sample(&x0, &t, Noise::Uniforms(&u))
+            .forward_sample(&x0, &t, Noise::Injected(&u))
             .unwrap()
             .to_u32()
             .unwrap();
@@ -158,7 +158,7 @@ fn d3pm_matches_bionemo_moco() {
         // The step with injected uniforms, at τ = 1 and 0.7; the t = ℓ element is an argmax.
         for (key, temp) in [("step", 1.0), ("step_temp07", 0.7)] {
             let (_, want) = ints(&mut w, key);
-            let (got, _) = d.step(&logits, &xt, &t, temp, Noise::Uniforms(&u)).unwrap();
+            let (got, _) = d.step(&logits, &xt, &t, temp, Noise::Injected(&u)).unwrap();
             assert_eq!(got.to_u32().unwrap(), want, "{name} {key}");
             // moco's `step(mask=m)` is this step's draw times m (`x_next * mask`): per position and
             // per batch element.
@@ -171,7 +171,7 @@ fn d3pm_matches_bionemo_moco() {
                     .collect();
                 let mt = Tensor::from_f32(&g, &shape, &m).unwrap();
                 let (got, _) = d
-                    .step_masked(&logits, &xt, &t, temp, Noise::Uniforms(&u), Some(&mt))
+                    .step_masked(&logits, &xt, &t, temp, Noise::Injected(&u), Some(&mt))
                     .unwrap();
                 let masked: Vec<u32> = (0..rows)
                     .map(|r| want[r] * m[r / (rows / n)] as u32)
@@ -268,7 +268,7 @@ fn multinomial_matches_hoogeboom() {
         .unwrap();
     assert_close("p_pred", &got, &want, 1e-5, 2e-5);
     let (_, want) = ints(&mut w, "step");
-    let (got, _) = m.step(&logits, &xt, &t, 1.0, Noise::Uniforms(&u)).unwrap();
+    let (got, _) = m.step(&logits, &xt, &t, 1.0, Noise::Injected(&u)).unwrap();
     assert_eq!(got.to_u32().unwrap(), want, "multinomial step");
 }
 

@@ -98,6 +98,7 @@ fn async_readback_completes_without_blocking_calls() {
 fn adapter_choice_that_matches_nothing_is_an_error() {
     let e = diffscope::Gpu::new(&diffscope::GpuOptions {
         adapter: Some("no-such-adapter-xyz".into()),
+        ..Default::default()
     })
     .unwrap_err();
     assert!(matches!(e, Error::NoAdapter(_)), "{e}");

@@ -65,7 +65,7 @@ fn injected_uniforms_match_cpu_exactly() {
         u[n / 2] = 1.0;
         let tl = upload(shape, &logits);
         let tu = upload(shape, &u);
-        let opts = Categorical::new(Noise::Uniforms(&tu)).temperature(tau);
+        let opts = Categorical::new(Noise::Injected(&tu)).temperature(tau);
         let got = sample::gumbel_max(&tl, &opts).unwrap();
         assert_eq!(got.shape(), &shape[..shape.len() - 1]);
         let want = cpu_gumbel_max(&logits, k, &u, &|_| 1.0, tau, 1e-6, false);
@@ -105,7 +105,7 @@ fn philox_noise_equals_injected_cpu_philox_uniforms() {
             .unwrap()
             .to_u32()
             .unwrap();
-        let b = sample::gumbel_max(&tl, &Categorical::new(Noise::Uniforms(&tu)))
+        let b = sample::gumbel_max(&tl, &Categorical::new(Noise::Injected(&tu)))
             .unwrap()
             .to_u32()
             .unwrap();
@@ -328,7 +328,7 @@ fn bad_arguments_are_typed_errors() {
     let e = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).u_min(1.0)).unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
     let u = upload(&[3, 2], &[0.5; 6]);
-    let e = sample::gumbel_max(&t, &Categorical::new(Noise::Uniforms(&u))).unwrap_err();
+    let e = sample::gumbel_max(&t, &Categorical::new(Noise::Injected(&u))).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
     let m = upload(&[3], &[1.0; 3]);
     let e = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).mask(&m)).unwrap_err();

@@ -97,6 +97,10 @@ pub fn main() -> ExitCode {
     };
     let opts = GpuOptions {
         adapter: cli.adapter.clone(),
+        // A fault drill for the tests: the device is destroyed after N submissions.
+        lose_device_after_submissions: std::env::var("DIFFSCOPE_LOSE_DEVICE_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok()),
     };
     let result = match cli.command {
         None => crate::app::open(
