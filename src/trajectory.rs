@@ -57,7 +57,10 @@ impl Trajectory {
             .map(|(n, s, b, d)| {
                 safetensors::tensor::TensorView::new(*d, s.clone(), b)
                     .map(|v| (n.clone(), v))
-                    .map_err(|e| Error::Invalid(format!("trajectory tensor {n}: {e}")))
+                    .map_err(|e| Error::Encode {
+                        what: "safetensors",
+                        detail: format!("trajectory tensor {n}: {e}"),
+                    })
             })
             .collect::<Result<_>>()?;
         let mut meta = std::collections::HashMap::new();
@@ -65,8 +68,10 @@ impl Trajectory {
             "settings".to_string(),
             serde_json::to_string(&self.settings).unwrap_or_default(),
         );
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Invalid(format!("writing trajectory: {e}")))
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Encode {
+            what: "safetensors",
+            detail: format!("trajectory: {e}"),
+        })
     }
 }
 

@@ -127,11 +127,19 @@ pub fn file_name(model: &str, what: &str, ext: &str) -> String {
 /// Hand the file to the user: write it under `dir`; returns where it went (for the status line).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn deliver(e: &Export, dir: &std::path::Path) -> crate::Result<String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|err| crate::Error::Invalid(format!("creating {}: {err}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|err| {
+        crate::Error::Io(std::io::Error::new(
+            err.kind(),
+            format!("creating {}: {err}", dir.display()),
+        ))
+    })?;
     let path = dir.join(&e.file_name);
-    std::fs::write(&path, &e.bytes)
-        .map_err(|err| crate::Error::Invalid(format!("writing {}: {err}", path.display())))?;
+    std::fs::write(&path, &e.bytes).map_err(|err| {
+        crate::Error::Io(std::io::Error::new(
+            err.kind(),
+            format!("writing {}: {err}", path.display()),
+        ))
+    })?;
     Ok(format!("saved {}", path.display()))
 }
 

@@ -57,8 +57,29 @@ pub enum Error {
     DeviceLost(String),
     #[error("model config {file}: {detail}")]
     Config { file: String, detail: String },
+    /// An argument out of what the operation accepts (a CLI flag, a sampling setting, a shape or
+    /// size handed to an op): the caller should change what it asked for.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// No shipped model of that name (in that family): `shipped` lists the ones there are.
+    #[error("no shipped {family}model \"{name}\"; shipped {family}models: {}", shipped.join(", "))]
+    UnknownModel {
+        name: String,
+        /// "" for any family, else e.g. "sequence " (how messages name the family).
+        family: &'static str,
+        shipped: Vec<String>,
+    },
+    /// A user's data (graphs, sequences, examples read from a file or handed over) that the model
+    /// cannot take: `what` names the data and where in it the problem is.
+    #[error("{what}: {detail}")]
+    Data { what: String, detail: String },
+    /// Not possible in the run's present state (nothing recorded yet, a step past the end): try
+    /// again later or on another run.
+    #[error("not possible now: {0}")]
+    NotReady(String),
+    /// A broken internal invariant: a bug in diffscope, reported instead of a panic.
+    #[error("internal error (a bug; please report it): {0}")]
+    Internal(String),
     /// Writing a result in a file format failed (PNG, JSON, safetensors): a bug or an impossible
     /// size, not the user's input.
     #[error("could not encode {what}: {detail}")]

@@ -731,7 +731,7 @@ impl Denoiser for UNet2D {
             for (j, r) in b.resnets.iter().enumerate() {
                 let skip = skips
                     .pop()
-                    .ok_or_else(|| Error::Invalid("UNet skip stack underflow".into()))?;
+                    .ok_or_else(|| Error::Internal("UNet skip stack underflow".into()))?;
                 hs = r.apply(&concat(&[&hs, &skip], 1)?, &temb_act)?;
                 if let Some(a) = b.attns.get(j) {
                     hs = a.apply(&hs)?;

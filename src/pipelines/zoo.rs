@@ -131,14 +131,13 @@ pub fn find(name: &str) -> Option<&'static Shipped> {
 
 /// A shipped model of family `f`; the error lists that family's models.
 pub fn shipped_in(f: Family, name: &str) -> Result<&'static Shipped> {
-    find(name).filter(|m| m.family == f).ok_or_else(|| {
-        let names: Vec<&str> = family(f).map(|m| m.name).collect();
-        let what = f.adjective();
-        Error::Invalid(format!(
-            "no shipped {what}model \"{name}\"; shipped {what}models: {}",
-            names.join(", ")
-        ))
-    })
+    find(name)
+        .filter(|m| m.family == f)
+        .ok_or_else(|| Error::UnknownModel {
+            name: name.to_string(),
+            family: f.adjective(),
+            shipped: family(f).map(|m| m.name.to_string()).collect(),
+        })
 }
 
 /// The model the app opens with.

@@ -11,7 +11,7 @@ pub(super) fn frame(m: &GaussianModel, s: &Session, viewed: usize) -> crate::Res
     let (v, f) = s
         .states
         .nearest(viewed)
-        .ok_or_else(|| crate::Error::Invalid("no step recorded yet".into()))?;
+        .ok_or_else(|| crate::Error::NotReady("no step recorded yet".into()))?;
     let shape = m.denoiser.sample_shape();
     let img = if let &[c, h, w] = shape {
         let per = s.n * c * h * w;

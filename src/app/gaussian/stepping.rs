@@ -180,7 +180,7 @@ impl Session {
         let (k, state) = self
             .states
             .nearest(self.states.len() - 1)
-            .ok_or_else(|| crate::Error::Invalid("no recorded state to resume from".into()))?;
+            .ok_or_else(|| crate::Error::NotReady("no recorded state to resume from".into()))?;
         let x = split_frame(state, self.n * model.sample_len()).0;
         let run = GaussianRun::resume(model, &self.run.settings, self.run.plan.clone(), k, x)?;
         Ok(Some(Session {

@@ -262,13 +262,13 @@ impl OpenGraphs {
     /// The viewed step's graphs as JSON.
     fn export(&self, viewed: usize) -> crate::Result<Export> {
         let (m, Some(r)) = (&self.model, &self.run) else {
-            return Err(crate::Error::Invalid("nothing to export yet".into()));
+            return Err(crate::Error::NotReady("nothing to export yet".into()));
         };
         let v = viewed.min(r.frames.len().saturating_sub(1));
         let f = r
             .frames
             .get(v)
-            .ok_or_else(|| crate::Error::Invalid("no step recorded yet".into()))?;
+            .ok_or_else(|| crate::Error::NotReady("no step recorded yet".into()))?;
         let graphs = crate::process::graph::graphs_from_ids(&r.counts, r.n, &f.x, &f.e);
         let json = serde_json::json!({
             "model": m.name,
@@ -280,8 +280,10 @@ impl OpenGraphs {
         Ok(Export {
             file_name: export::file_name(&m.name, &format!("seed{}-step{v}", r.run.seed), "json"),
             mime: "application/json",
-            bytes: serde_json::to_vec_pretty(&json)
-                .map_err(|e| crate::Error::Invalid(format!("JSON: {e}")))?,
+            bytes: serde_json::to_vec_pretty(&json).map_err(|e| crate::Error::Encode {
+                what: "JSON",
+                detail: e.to_string(),
+            })?,
         })
     }
 }

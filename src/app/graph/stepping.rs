@@ -114,7 +114,7 @@ impl GraphRun {
         let f = self
             .frames
             .get(at)
-            .ok_or_else(|| crate::Error::Invalid(format!("no frame {at} to fork from")))?;
+            .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
         self.run = engine::GraphRun::resume(model, &self.counts, &f.x, &f.e, at, seed)?;
         self.frames.truncate(at + 1);
         self.pending = None;

@@ -284,7 +284,7 @@ impl OpenSequences {
     /// The viewed step's sequences (FASTA for DNA), or the selected one's whole trajectory.
     fn export(&self, viewed: usize, trajectory: bool) -> crate::Result<Export> {
         let (m, Some(r)) = (&self.model, &self.run) else {
-            return Err(crate::Error::Invalid("nothing to export yet".into()));
+            return Err(crate::Error::NotReady("nothing to export yet".into()));
         };
         let l = m.config.seq_len.max(1);
         let v = viewed.min(r.frames.len().saturating_sub(1));

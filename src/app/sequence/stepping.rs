@@ -122,7 +122,7 @@ impl SeqRun {
         let f = self
             .frames
             .get(at)
-            .ok_or_else(|| crate::Error::Invalid(format!("no frame {at} to fork from")))?;
+            .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
         self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?;
         self.frames.truncate(at + 1);
         self.pending = None;

@@ -32,14 +32,11 @@ pub fn open(opts: &GpuOptions, a: AppArgs) -> diffscope::Result<()> {
         (Some(m), None) => match zoo::find(&m) {
             Some(_) => diffscope::app::Start::Shipped(m),
             None => {
-                return Err(diffscope::Error::Invalid(format!(
-                    "no shipped model \"{m}\"; shipped models: {}",
-                    zoo::MODELS
-                        .iter()
-                        .map(|s| s.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
+                return Err(diffscope::Error::UnknownModel {
+                    name: m,
+                    family: "",
+                    shipped: zoo::MODELS.iter().map(|s| s.name.to_string()).collect(),
+                })
             }
         },
         (None, None) => diffscope::app::Start::Shipped(zoo::DEFAULT_MODEL.to_string()),

@@ -3,7 +3,9 @@
 //! tensors, for parity checks with other implementations).
 
 use crate::args::{ForwardArgs, ModelArgs, OnOff, SampleArgs, SamplerArg};
-use crate::output::{check_output, ext, write_file, write_image_grid, write_points_png};
+use crate::output::{
+    check_output, ext, safetensors_bytes, write_file, write_image_grid, write_points_png,
+};
 use diffscope::pipelines::gaussian::{self, run, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::weights::Weights;
@@ -181,28 +183,16 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
                 .iter()
                 .flat_map(|&l| (l as i64).to_le_bytes())
                 .collect();
-            let mut views = vec![(
-                "samples".to_string(),
-                safetensors::tensor::TensorView::new(
-                    safetensors::Dtype::F32,
-                    traj.shape.clone(),
-                    &bytes,
-                )
-                .map_err(|e| Error::Invalid(e.to_string()))?,
+            let mut tensors = vec![(
+                "samples",
+                safetensors::Dtype::F32,
+                traj.shape.clone(),
+                bytes,
             )];
             if !lbytes.is_empty() {
-                views.push((
-                    "labels".to_string(),
-                    safetensors::tensor::TensorView::new(
-                        safetensors::Dtype::I64,
-                        vec![a.n],
-                        &lbytes,
-                    )
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-                ));
+                tensors.push(("labels", safetensors::Dtype::I64, vec![a.n], lbytes));
             }
-            let data =
-                safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))?;
+            let data = safetensors_bytes(tensors)?;
             write_file(&a.out, &data)?;
         }
     }
@@ -262,10 +252,7 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
     };
     let out = model.denoiser.forward(&xt, &tt, lt.as_ref())?.to_f32()?;
     let bytes: Vec<u8> = out.iter().flat_map(|f| f.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, want, &bytes)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let data = safetensors::serialize(vec![("out".to_string(), view)], None)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let data = safetensors_bytes(vec![("out", safetensors::Dtype::F32, want, bytes)])?;
     write_file(&a.out, &data)?;
     Ok(())
 }

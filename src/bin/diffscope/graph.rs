@@ -82,10 +82,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
 /// Needs no GPU.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     use diffscope::metrics::graph::{evaluate, Adj, Validity};
-    let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map_err(|e| Error::Invalid(format!("reading {}: {e}", p.display())))
-    };
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(crate::output::io_at(p, "reading"));
     let (config, dataset) = match (&a.model, &a.model_dir) {
         (Some(n), _) => {
             let m = diffscope::pipelines::graph::shipped_graph(n)?;
@@ -117,7 +114,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             detail: format!("expected a JSON list of graphs as `diffscope sample` writes: {e}"),
         })?;
     if graphs.is_empty() {
-        return Err(Error::Invalid(format!("{file}: no graphs")));
+        return Err(Error::Data {
+            what: file.clone(),
+            detail: "no graphs".into(),
+        });
     }
     diffscope::process::graph::validate_graphs(
         &graphs,
@@ -125,7 +125,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         config.e_marginals.len(),
         config.max_n_nodes,
     )
-    .map_err(|e| Error::Invalid(format!("{file}: {e}")))?;
+    .map_err(|e| Error::Data {
+        what: file.clone(),
+        detail: e.to_string(),
+    })?;
     let validity = Validity::for_dataset(&config.dataset)?;
     // `validate_graphs` checked the generated file against the model; the dataset's graphs are
     // checked here, as the metrics take them.
@@ -133,8 +136,12 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         gs.iter()
             .enumerate()
             .map(|(k, g)| {
-                Adj::from_edges(g.num_nodes, g.edges.iter().map(|&(i, j, _)| (i, j)))
-                    .map_err(|e| Error::Invalid(format!("{what} graph {k}: {e}")))
+                Adj::from_edges(g.num_nodes, g.edges.iter().map(|&(i, j, _)| (i, j))).map_err(|e| {
+                    Error::Data {
+                        what: format!("{what} graph {k}"),
+                        detail: e.to_string(),
+                    }
+                })
             })
             .collect()
     };
@@ -147,7 +154,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?
+            serde_json::to_string_pretty(&r).map_err(|e| Error::Encode {
+                what: "JSON",
+                detail: e.to_string(),
+            })?
         );
         return Ok(());
     }

@@ -134,10 +134,16 @@ pub fn safetensors_bytes(
         .map(|(n, d, s, b)| {
             safetensors::tensor::TensorView::new(*d, s.clone(), b)
                 .map(|v| (n.to_string(), v))
-                .map_err(|e| Error::Invalid(format!("tensor {n}: {e}")))
+                .map_err(|e| Error::Encode {
+                    what: "safetensors",
+                    detail: format!("tensor {n}: {e}"),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))
+    safetensors::serialize(views, None).map_err(|e| Error::Encode {
+        what: "safetensors",
+        detail: e.to_string(),
+    })
 }
 
 pub fn i64_bytes(v: &[u32]) -> Vec<u8> {
@@ -145,8 +151,11 @@ pub fn i64_bytes(v: &[u32]) -> Vec<u8> {
 }
 
 pub fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    let s = serde_json::to_string(v).map_err(|e| Error::Invalid(format!("JSON: {e}")))?;
-    std::fs::write(path, s).map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))
+    let s = serde_json::to_string(v).map_err(|e| Error::Encode {
+        what: "JSON",
+        detail: e.to_string(),
+    })?;
+    std::fs::write(path, s).map_err(io_at(path, "writing"))
 }
 
 /// One row of the per-model step figures of the sequence and graph benches: printed (unless `json`)

@@ -149,19 +149,18 @@ pub fn read_data(m: &SequenceModel, path: &Path) -> Result<Vec<u32>> {
             let mut w = Weights::from_file(path)?;
             let (shape, v) = w.take_ints("tokens")?;
             if shape.len() != 2 || shape[1] != l {
-                return Err(Error::Invalid(format!(
-                    "{}: tokens has shape {shape:?}, {} needs [N, {l}]",
-                    path.display(),
-                    m.name
-                )));
+                return Err(Error::Data {
+                    what: path.display().to_string(),
+                    detail: format!("tokens has shape {shape:?}, {} needs [N, {l}]", m.name),
+                });
             }
             v.iter()
                 .map(|&id| {
                     if id < 0 || id >= k as i64 {
-                        Err(Error::Invalid(format!(
-                            "{}: token id {id} is outside 0..{k}",
-                            path.display()
-                        )))
+                        Err(Error::Data {
+                            what: path.display().to_string(),
+                            detail: format!("token id {id} is outside 0..{k}"),
+                        })
                     } else {
                         Ok(id as u32)
                     }

@@ -58,7 +58,16 @@ pub enum GraphEvalError {
 
 impl From<GraphEvalError> for crate::error::Error {
     fn from(e: GraphEvalError) -> Self {
-        crate::error::Error::Invalid(e.to_string())
+        match e {
+            // A broken invariant of the planarity test is a bug, whatever graph reached it.
+            GraphEvalError::PlanarityInvariant { .. } => {
+                crate::error::Error::Internal(e.to_string())
+            }
+            _ => crate::error::Error::Data {
+                what: "graphs".into(),
+                detail: e.to_string(),
+            },
+        }
     }
 }
 

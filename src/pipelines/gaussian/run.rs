@@ -54,7 +54,7 @@ impl GaussianRun {
         state: &[f32],
     ) -> Result<GaussianRun> {
         if done > plan.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotReady(format!(
                 "cannot resume after step {done} of a {}-step plan",
                 plan.len()
             )));

@@ -50,7 +50,7 @@ impl GraphRun {
     ) -> Result<GraphRun> {
         let steps = model.process.steps();
         if done > steps {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotReady(format!(
                 "cannot resume after step {done} of {steps}"
             )));
         }
@@ -83,7 +83,7 @@ impl GraphRun {
     /// network's logits at z_t.
     pub fn step(&mut self, model: &DigressModel, host_e: &[u32]) -> Result<GraphOutput> {
         if self.done() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotReady(format!(
                 "the run has finished its {} steps",
                 self.steps
             )));

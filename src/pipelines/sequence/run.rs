@@ -48,7 +48,7 @@ impl SequenceRun {
         let timesteps = m.process.timesteps();
         let l = m.config.seq_len.max(1);
         if done > timesteps.len() || ids.is_empty() || !ids.len().is_multiple_of(l) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NotReady(format!(
                 "cannot resume after step {done} of {} from {} token ids",
                 timesteps.len(),
                 ids.len()
@@ -96,7 +96,7 @@ impl SequenceRun {
     /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}.
     pub fn step(&mut self, m: &SequenceModel) -> Result<StepOut> {
         let t = self.t_of(self.done).ok_or_else(|| {
-            Error::Invalid(format!("the run has finished its {} steps", self.steps()))
+            Error::NotReady(format!("the run has finished its {} steps", self.steps()))
         })?;
         let out = m.process.step(
             &m.denoiser,
