@@ -24,7 +24,7 @@ struct Params {
     scale: f32,
 }
 
-const BQ: u32 = 64u;
+// BQ (query rows per workgroup, one invocation each) comes from the driver, which dispatches with it.
 const BK: u32 = 16u;
 // A finite stand-in for −∞: exp(MASKED − anything finite) is 0 without relying on the driver's
 // handling of infinities, which WGSL leaves implementation-defined.
@@ -51,7 +51,7 @@ fn mask_value(v: f32) -> f32 {
     return v;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(BQ)
 fn attention(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

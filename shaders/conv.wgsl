@@ -28,8 +28,7 @@ struct ConvParams {
     _pad: u32,
 }
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
+// BM, BN (the output tile: channels × pixels) come from the driver, which dispatches with them.
 const BK: u32 = 16u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;

@@ -21,7 +21,8 @@ struct Params {
 // The flag bits FLAG_* are declared once, by the driver (src/ops/norm.rs), and
 // prepended to this source.
 
-const WGN: u32 = 256u;
+// WGN (invocations per workgroup: the rows of a short kernel, the threads of a row) comes from the
+// driver (ops::WG), which dispatches with it.
 // Below every finite input, so a row of very negative logits still gets a true maximum.
 const NEG_BIG: f32 = -3.0e38; // Tint refuses literals past f32::MAX, and -3.4028235e38 parses just past it
 
@@ -69,7 +70,7 @@ fn sigmoid(x: f32) -> f32 {
 @group(0) @binding(1) var<storage, read> sx: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sout: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGN)
 fn softmax(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -103,7 +104,7 @@ fn softmax(
 
 // Short rows (a softmax over a handful of classes at every position of a discrete diffusion): one
 // invocation per row, so no invocation idles and there are no barriers.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGN)
 fn softmax_short(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -154,7 +155,7 @@ fn row_stats(lid: u32, base: u32) -> vec2<f32> {
 }
 
 // Affine index `c` is the position along the last dimension.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGN)
 fn layer_norm(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -173,7 +174,7 @@ fn layer_norm(
 }
 
 // Row = n · groups + g; the affine parameters are per channel g · channels_per_group + j / spatial.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGN)
 fn group_norm(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -197,7 +198,7 @@ fn group_norm(
 // LayerNorm over many short rows (an MLP or transformer hidden state): one invocation per row with no
 // barriers. A 256-wide workgroup per 128-element row leaves most lanes idle and, on software
 // rasterisers, pays a coroutine switch per barrier.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGN)
 fn layer_norm_short(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

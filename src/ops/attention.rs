@@ -6,9 +6,10 @@
 
 use super::check_u32_len;
 use crate::error::{Error, Result};
-use crate::gpu::wgsl::params_layout;
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../shaders/attention.wgsl");
 
@@ -43,11 +44,18 @@ params_layout!(Params {
 });
 
 /// The kernel variant for head dimension `d`: register arrays sized to the next of 32, 64, 128.
+/// `BQ`, the query rows of one workgroup, comes from [`ROWS_PER_GROUP`], which the dispatch uses.
 pub(super) fn defines(d: usize) -> &'static str {
+    static VARIANTS: LazyLock<[String; 3]> = LazyLock::new(|| {
+        [32u32, 64, 128].map(|dmax| {
+            let bq = ROWS_PER_GROUP as u32;
+            format!("const DMAX: u32 = {dmax}u;\n{}", wgsl_consts![BQ = bq])
+        })
+    });
     match d {
-        0..=32 => "const DMAX: u32 = 32u;",
-        33..=64 => "const DMAX: u32 = 64u;",
-        _ => "const DMAX: u32 = 128u;",
+        0..=32 => &VARIANTS[0],
+        33..=64 => &VARIANTS[1],
+        _ => &VARIANTS[2],
     }
 }
 

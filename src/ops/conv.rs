@@ -6,9 +6,10 @@
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
-use crate::gpu::wgsl::params_layout;
+use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
+use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../shaders/conv.wgsl");
 pub(super) const SRC_DIRECT: &str = include_str!("../../shaders/conv_direct.wgsl");
@@ -42,9 +43,14 @@ impl ConvKernel {
     }
 }
 
-/// Output tile of one conv2d workgroup (output channels × pixels); matches `BM`/`BN` in the shader.
+/// Output tile of one conv2d workgroup (output channels × pixels): the shader's `BM`/`BN`, prepended
+/// from here so the dispatch and the kernel cannot disagree.
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
+pub(super) static GEMM_DEFINES: LazyLock<String> = LazyLock::new(|| {
+    let (bm, bn) = (TILE_M as u32, TILE_N as u32);
+    wgsl_consts![BM = bm, BN = bn]
+});
 
 /// Zero padding per side, in pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,7 +130,7 @@ fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static>
         family: "conv",
         source: SRC,
         entry,
-        defines: "",
+        defines: &GEMM_DEFINES,
         bindings,
     }
 }

@@ -55,8 +55,8 @@ pub fn kernel_params() -> Vec<KernelParams> {
             attention::SRC,
             "Params",
         ),
-        entry::<conv::ConvParams>(&["conv.wgsl"], "", conv::SRC, "ConvParams"),
-        entry::<conv::UpParams>(&["conv.wgsl"], "", conv::SRC, "UpParams"),
+        entry::<conv::ConvParams>(&["conv.wgsl"], &conv::GEMM_DEFINES, conv::SRC, "ConvParams"),
+        entry::<conv::UpParams>(&["conv.wgsl"], &conv::GEMM_DEFINES, conv::SRC, "UpParams"),
         entry::<conv::ConvParams>(
             &["conv_direct.wgsl"],
             &conv::direct_entry(3, 3, 1),

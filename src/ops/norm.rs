@@ -51,7 +51,7 @@ params_layout!(Params {
 
 /// The constants `shaders/norm.wgsl` shares with this driver, prepended to it.
 pub(super) static DEFINES: LazyLock<String> =
-    LazyLock::new(|| wgsl_consts![FLAG_WEIGHT, FLAG_BIAS, FLAG_SILU, FLAG_LOG,]);
+    LazyLock::new(|| wgsl_consts![FLAG_WEIGHT, FLAG_BIAS, FLAG_SILU, FLAG_LOG, WGN = WG]);
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {

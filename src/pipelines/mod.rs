@@ -8,3 +8,11 @@ pub mod gaussian;
 pub mod graph;
 pub mod sequence;
 pub mod zoo;
+
+/// What a model loaded from the folder `dir` is called: the folder's name.
+#[cfg(not(target_arch = "wasm32"))]
+fn folder_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}

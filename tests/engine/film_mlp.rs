@@ -51,7 +51,10 @@ fn film_mlp_rejects_bad_inputs_and_configs() {
     let x = Tensor::from_f32(&g, &[3, 5], &[0.0; 15]).unwrap();
     let t = Tensor::from_f32(&g, &[3], &[0.0; 3]).unwrap();
     let l = Tensor::from_u32(&g, &[3], &[0; 3]).unwrap();
-    assert!(m.forward(&x, &t, Some(&l)).is_err());
+    assert!(matches!(
+        m.forward(&x, &t, Some(&l)),
+        Err(diffscope::Error::Shape { op: "film_mlp", .. })
+    ));
     let e = FilmMlp::parse_config(r#"{"architecture":"film_mlp","data_dim":2,"dim":16,"depth":2,"num_labels":3,"null_label":3,"bogus":1}"#, "c.json")
         .unwrap_err()
         .to_string();

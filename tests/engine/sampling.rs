@@ -99,5 +99,8 @@ fn guided_sampling_runs_and_bad_settings_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("9 is not below 7"), "{e}");
-    assert!(diffscope::pipelines::gaussian::load_shipped(&g, "nope").is_err());
+    assert!(matches!(
+        diffscope::pipelines::gaussian::load_shipped(&g, "nope"),
+        Err(diffscope::Error::UnknownModel { name, .. }) if name == "nope"
+    ));
 }

@@ -286,6 +286,10 @@ impl OpenSequences {
         let (m, Some(r)) = (&self.model, &self.run) else {
             return Err(crate::Error::NotReady("nothing to export yet".into()));
         };
+        // Before x_T's readback lands there is no frame to slice or to name.
+        if r.frames.is_empty() {
+            return Err(crate::Error::NotReady("no step recorded yet".into()));
+        }
         let l = m.config.seq_len.max(1);
         let v = viewed.min(r.frames.len().saturating_sub(1));
         let decode = |ids: &[u32]| -> String {

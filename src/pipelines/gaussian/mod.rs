@@ -219,10 +219,7 @@ pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
         }
     };
     let w = Weights::from_file(&weights_path)?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
+    let name = super::folder_name(dir);
     build(
         gpu,
         &name,

@@ -135,10 +135,7 @@ impl DigressModel {
         let file = cfg_path.display().to_string();
         let config = Self::parse_config(&json, &file)?;
         let weights = Weights::from_file(&dir.join("model.safetensors"))?;
-        let name = dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = super::folder_name(dir);
         Self::load(gpu, &name, config, weights, &file)
     }
 

@@ -168,10 +168,7 @@ pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<SequenceModel> {
     let config = read("config.json")?;
     let process = read("process.json")?;
     let w = Weights::from_file(&dir.join("model.safetensors"))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
+    let name = super::folder_name(dir);
     build(
         gpu,
         &name,
