@@ -11,7 +11,10 @@ Datasets follow SPECTRE's recipes (KarolisMart/SPECTRE), scaled down to what tra
 train = 128, val = 32.
 
 Checkpoint/resume: --ckpt FILE is written every --ckpt-every steps (model, optimiser, step, RNG
-states) and resumed from when it exists. --minutes bounds this run's wall time.
+states) and resumed from when it exists. --minutes bounds this run's wall time. --init-from DIR starts a
+new checkpoint from an exported model folder instead (DIR/model.safetensors, whose config.json must have
+this run's architecture): a fresh optimiser, the step count and seconds of DIR/card.json carried on.
+The learning rate is constant, so a run started this way trains like a resumed one.
 """
 import argparse
 import json
@@ -22,7 +25,7 @@ import time
 import networkx as nx
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from scipy.spatial import Delaunay
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +94,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--init-from", default=None, help="exported model folder to start from when --ckpt does not exist")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     preset = PRESETS[args.name]
@@ -137,25 +141,41 @@ def main():
                               cfg["output_dims"])
     model = dr.DiGress(net, args.T, x_marg, e_marg, max_n)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, amsgrad=True, weight_decay=1e-12)
-    step, losses, elapsed_before = 0, [], 0.0
+    step, losses, elapsed_before, init_from = 0, [], 0.0, None
     if args.ckpt and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, weights_only=False)
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
         step, losses, elapsed_before = ck["step"], ck["losses"], ck["elapsed"]
+        init_from = ck.get("init_from")
         torch.set_rng_state(ck["torch_rng"])
         rng = np.random.default_rng()
         rng.bit_generator.state = ck["np_rng"]
-        print(f"resumed at step {step}", flush=True)
+        print(f"resumed at step {step}" + (" (--init-from ignored: the checkpoint exists)" if args.init_from else ""), flush=True)
     else:
         rng = np.random.default_rng(args.seed + 1)
+        if args.init_from:
+            with open(os.path.join(args.init_from, "config.json")) as f:
+                dcfg = json.load(f)
+            keys = ["architecture", "n_layers", "input_dims", "hidden_mlp_dims", "hidden_dims", "output_dims",
+                    "diffusion_steps", "noise_schedule", "transition", "extra_features", "dataset"]
+            bad = [f"{k}: {dcfg.get(k)!r} there, {cfg[k]!r} here" for k in keys if dcfg.get(k) != cfg[k]]
+            if bad:
+                sys.exit(f"--init-from {args.init_from}: config.json does not match this run ({'; '.join(bad)})")
+            sd = load_file(os.path.join(args.init_from, "model.safetensors"))
+            net.load_state_dict({k: v.float() for k, v in sd.items()})
+            with open(os.path.join(args.init_from, "card.json")) as f:
+                tcard = json.load(f)["training"]
+            step, elapsed_before = int(tcard["steps"]), float(tcard.get("wall_seconds_total") or 0.0)
+            init_from = dict(dir=os.path.normpath(args.init_from), steps=step, wall_seconds=elapsed_before)
+            print(f"initialised from {args.init_from} at step {step} (fresh optimiser)", flush=True)
 
     def save_ckpt():
         if args.ckpt:
             tmp = args.ckpt + ".tmp"
             torch.save(dict(net=net.state_dict(), opt=opt.state_dict(), step=step, losses=losses,
                             elapsed=elapsed_before + time.time() - t0, torch_rng=torch.get_rng_state(),
-                            np_rng=rng.bit_generator.state), tmp)
+                            np_rng=rng.bit_generator.state, init_from=init_from), tmp)
             os.replace(tmp, args.ckpt)
 
     t0 = time.time()
@@ -209,6 +229,9 @@ def main():
         "process": {"T": args.T, "schedule": "DiGress cosine (T+1 betas)", "transition": "marginal",
                     "e_marginals": e_marg.tolist()},
     })
+    if init_from:
+        card["training"]["init_from"] = dict(
+            init_from, note="started from the weights exported at that step with a new AdamW state; losses cover the steps after it")
     with open(card_path, "w") as f:
         json.dump(card, f, indent=1)
     print(f"exported {args.name} at step {step}", flush=True)
