@@ -262,6 +262,19 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             &["--clip-sample is for Gaussian models"],
         ),
         (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("planar-digress"),
+                s("--steps"),
+                s("5"),
+                s("--out"),
+                p("g.json"),
+            ],
+            1,
+            &["graph models sample ancestrally", "--steps"],
+        ),
+        (
             sample(&[s("--out"), p("noext")]),
             1,
             &[".safetensors or .png"],

@@ -34,6 +34,19 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
         ));
     }
+    if a.label.is_some()
+        || a.cfg != 1.0
+        || a.steps.is_some()
+        || a.init.is_some()
+        || a.eta != 0.0
+        || a.temperature != 1.0
+    {
+        return Err(Error::Invalid(
+            "graph models sample ancestrally over every step: no --label, --cfg, --steps, --eta, \
+             --init or --temperature"
+                .into(),
+        ));
+    }
     let (count, seed, out, trajectory) = (a.n, a.seed, a.out.as_path(), a.trajectory.as_deref());
     for p in std::iter::once(out).chain(trajectory) {
         if p.extension().is_none_or(|e| e != "json") {
