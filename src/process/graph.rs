@@ -477,47 +477,49 @@ pub fn graphs_from_ids(counts: &[usize], n: usize, x: &[u32], e: &[u32]) -> Vec<
 /// pair at most once (a pair listed in both orders with different classes is an asymmetric graph).
 pub fn validate_graphs(graphs: &[Graph], dx: usize, de: usize, max_nodes: usize) -> Result<()> {
     for (g, gr) in graphs.iter().enumerate() {
+        let bad = |detail: String| Error::Data {
+            what: format!("graph {g}"),
+            detail,
+        };
         let n = gr.num_nodes;
         if n == 0 || n > max_nodes {
-            return Err(Error::Invalid(format!(
-                "graph {g} has {n} nodes; this model supports 1 to {max_nodes}"
+            return Err(bad(format!(
+                "{n} nodes; this model supports 1 to {max_nodes}"
             )));
         }
         if gr.node_classes.len() != n {
-            return Err(Error::Invalid(format!(
-                "graph {g}: {} node classes for {n} nodes",
+            return Err(bad(format!(
+                "{} node classes for {n} nodes",
                 gr.node_classes.len()
             )));
         }
         if let Some(c) = gr.node_classes.iter().find(|&&c| c as usize >= dx) {
-            return Err(Error::Invalid(format!(
-                "graph {g}: node class {c} is out of range (the model has {dx} node classes)"
+            return Err(bad(format!(
+                "node class {c} is out of range (the model has {dx} node classes)"
             )));
         }
         let mut seen = std::collections::HashMap::new();
         for &(i, j, c) in &gr.edges {
             if i >= n || j >= n {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: edge ({i}, {j}) names a node outside 0..{n}"
-                )));
+                return Err(bad(format!("edge ({i}, {j}) names a node outside 0..{n}")));
             }
             if i == j {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: self-loop at node {i} (DiGress graphs have none)"
+                return Err(bad(format!(
+                    "self-loop at node {i} (DiGress graphs have none)"
                 )));
             }
             if c == 0 || c as usize >= de {
-                return Err(Error::Invalid(format!(
-                    "graph {g}: edge ({i}, {j}) has class {c}, out of range: edge classes are 1 to {} (0 means no edge)",
+                return Err(bad(format!(
+                "edge ({i}, {j}) has class {c}, out of range: edge classes are 1 to {} (0 means no edge)",
                     de - 1
                 )));
             }
             let key = (i.min(j), i.max(j));
             if let Some(&prev) = seen.get(&key) {
-                return Err(Error::Invalid(if prev != c {
-                    format!("graph {g}: edge ({i}, {j}) is asymmetric (classes {prev} and {c})")
+                return Err(bad(if prev != c {
+                    format!("edge ({i}, {j}) is asymmetric (classes {prev} and {c})")
                 } else {
-                    format!("graph {g}: edge ({i}, {j}) is listed twice")
+                    format!("edge ({i}, {j}) is listed twice")
                 }));
             }
             seen.insert(key, c);

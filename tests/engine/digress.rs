@@ -456,7 +456,12 @@ fn digress_graph_files_are_validated() {
     let bad = |f: &dyn Fn(&mut Graph), want: &str| {
         let mut g = ok.clone();
         f(&mut g);
-        let e = validate_graphs(&[g], 1, 2, 16).unwrap_err().to_string();
+        let e = validate_graphs(&[g], 1, 2, 16).unwrap_err();
+        assert!(
+            matches!(&e, diffscope::Error::Data { what, .. } if what == "graph 0"),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains(want), "{e}");
     };
     bad(&|g| g.edges.push((1, 1, 1)), "self-loop");
@@ -465,6 +470,10 @@ fn digress_graph_files_are_validated() {
     bad(&|g| g.edges.push((1, 2, 1)), "listed twice");
     bad(&|g| g.edges.push((0, 7, 1)), "outside");
     bad(&|g| g.node_classes[0] = 3, "node class 3");
+    bad(
+        &|g| g.node_classes.pop().map(drop).unwrap_or(()),
+        "2 node classes for 3 nodes",
+    );
     bad(
         &|g| {
             g.num_nodes = 40;
