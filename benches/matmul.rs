@@ -1,11 +1,34 @@
 //! `cargo bench --bench matmul [-- N CONFIG...]`: GFLOP/s of square N³ matmuls (default 1024) for
 //! each tile configuration (default: every tuning candidate and the textbook kernel), median of 3
-//! runs, on the adapter `DIFFSCOPE_ADAPTER` picks. The configurations use `DIFFSCOPE_MATMUL`'s syntax
+//! runs, on the adapter `DIFFSCOPE_ADAPTER` picks; `cpu` times the CPU backend's matmul instead
+//! (`MATMUL_NUM_THREADS` sets its threads). The configurations use `DIFFSCOPE_MATMUL`'s syntax
 //! (`reg-16x16-wg8x8`, `smem-4x4-wg16x16-k16`, `baseline`). Figures are for comparing
 //! configurations within one run; `diffscope bench` reports the shipped choice.
 
+use diffscope::ops::matmul::cpu::{self, HostMatmul, HostMatrix};
 use diffscope::ops::matmul::{bench_gflops, tile_candidates, MatmulKernel};
 use diffscope::{Gpu, GpuOptions};
+
+/// GFLOP/s of the CPU backend's N³ matmul, median of `reps` after one warm-up.
+fn cpu_gflops(n: usize, reps: usize) -> diffscope::Result<f64> {
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let shape = [n, n];
+    let m = HostMatrix {
+        data: &a,
+        shape: &shape,
+    };
+    cpu::matmul(m, m, &HostMatmul::default())?;
+    let mut secs = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        std::hint::black_box(cpu::matmul(m, m, &HostMatmul::default())?);
+        secs.push(t0.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    Ok(2.0 * (n as f64).powi(3) / secs[reps / 2] / 1e9)
+}
 
 fn main() {
     // `cargo bench` passes `--bench`; everything else is ours.
@@ -15,9 +38,15 @@ fn main() {
         .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let mut kernels: Vec<MatmulKernel> = Vec::new();
-    for a in args.iter().skip(usize::from(
-        args.first().is_some_and(|a| a.parse::<usize>().is_ok()),
-    )) {
+    let skip = usize::from(args.first().is_some_and(|a| a.parse::<usize>().is_ok()));
+    if args.iter().skip(skip).any(|a| a == "cpu") {
+        match cpu_gflops(n, 5) {
+            Ok(g) => println!("cpu (matrixmultiply; n = {n}) {g:6.2} GFLOP/s"),
+            Err(e) => println!("cpu failed: {e}"),
+        }
+        return;
+    }
+    for a in args.iter().skip(skip) {
         match a.parse() {
             Ok(k) => kernels.push(k),
             Err(e) => {

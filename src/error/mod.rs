@@ -77,6 +77,10 @@ pub enum Error {
     /// again later or on another run.
     #[error("not possible now: {0}")]
     NotReady(String),
+    /// Host memory for a result could not be allocated (the CPU backend allocates fallibly, so a
+    /// size computed from a config is an error, not an abort).
+    #[error("{what} needs {bytes} bytes of host memory, which could not be allocated")]
+    OutOfMemory { what: String, bytes: u64 },
     /// A broken internal invariant: a bug in diffscope, reported instead of a panic.
     #[error("internal error (a bug; please report it): {0}")]
     Internal(String),

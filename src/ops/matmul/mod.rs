@@ -11,6 +11,7 @@
 //! [`device_kernel`]).
 
 mod codegen;
+pub mod cpu;
 mod kernel;
 mod tune;
 
@@ -145,6 +146,110 @@ fn strides_times(src: &[usize], out: &[usize], scale: usize) -> [u32; MAX_RANK] 
     s
 }
 
+/// The shapes of one `a @ b` with its epilogue operands, checked: what every backend needs to run it.
+/// Strides are per batch entry of the broadcast batch shape, in elements (0 where an operand is
+/// broadcast).
+pub(super) struct Plan {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: Vec<usize>,
+    pub out_shape: Vec<usize>,
+    pub sa: [u32; MAX_RANK],
+    pub sb: [u32; MAX_RANK],
+    pub sr: [u32; MAX_RANK],
+}
+
+impl Plan {
+    pub fn new(
+        a: &[usize],
+        b: &[usize],
+        trans_a: bool,
+        trans_b: bool,
+        bias: Option<&[usize]>,
+        residual: Option<&[usize]>,
+    ) -> Result<Plan> {
+        const OP: &str = "matmul";
+        if a.len() < 2 || b.len() < 2 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "operands need at least 2 dimensions, got {:?} and {:?}",
+                    a, b
+                ),
+            ));
+        }
+        let (ar, br) = (a.len(), b.len());
+        let (m, ka) = if trans_a {
+            (a[ar - 1], a[ar - 2])
+        } else {
+            (a[ar - 2], a[ar - 1])
+        };
+        let (kb, n) = if trans_b {
+            (b[br - 1], b[br - 2])
+        } else {
+            (b[br - 2], b[br - 1])
+        };
+        if ka != kb {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "inner dimensions differ: a {:?}{} has K = {ka}, b {:?}{} has K = {kb}",
+                    a,
+                    if trans_a { " (transposed)" } else { "" },
+                    b,
+                    if trans_b { " (transposed)" } else { "" },
+                ),
+            ));
+        }
+        let k = ka;
+        let (a_batch, b_batch) = (&a[..ar - 2], &b[..br - 2]);
+        let batch = broadcast_shape(OP, a_batch, b_batch)?;
+        if batch.len() + 2 > MAX_RANK {
+            return Err(Error::shape(
+                OP,
+                format!("rank {} exceeds {MAX_RANK}", batch.len() + 2),
+            ));
+        }
+        let mut out_shape = batch.clone();
+        out_shape.extend_from_slice(&[m, n]);
+
+        if let Some(bias) = bias {
+            if bias != [n] {
+                return Err(Error::shape(
+                    OP,
+                    format!("bias must be [{n}] (N), got {bias:?}"),
+                ));
+            }
+        }
+        let mut sr = [0u32; MAX_RANK];
+        if let Some(res) = residual {
+            let rr = res.len();
+            let ok = rr >= 2
+                && res[rr - 2..] == [m, n]
+                && broadcast_shape(OP, &res[..rr - 2], &batch).is_ok_and(|s| s == batch);
+            if !ok {
+                return Err(Error::shape(
+                    OP,
+                    format!("residual {res:?} does not broadcast to the output {out_shape:?}"),
+                ));
+            }
+            sr = strides_times(&res[..rr - 2], &batch, m * n);
+        }
+
+        Ok(Plan {
+            m,
+            n,
+            k,
+            sa: strides_times(a_batch, &batch, m * k),
+            sb: strides_times(b_batch, &batch, k * n),
+            sr,
+            batch,
+            out_shape,
+        })
+    }
+}
+
 /// Batched `a @ b` with the fused epilogue of `opts`, on the device's chosen kernel
 /// ([`device_kernel`]; the first call on a device may spend a moment tuning).
 pub fn matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
@@ -184,82 +289,33 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
     const OP: &str = "matmul";
     f32_checked(OP, a)?;
     f32_checked(OP, b)?;
-    if a.dims() < 2 || b.dims() < 2 {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "operands need at least 2 dimensions, got {:?} and {:?}",
-                a.shape(),
-                b.shape()
-            ),
-        ));
-    }
-    let (ar, br) = (a.dims(), b.dims());
-    let (m, ka) = if opts.trans_a {
-        (a.dim(ar - 1), a.dim(ar - 2))
-    } else {
-        (a.dim(ar - 2), a.dim(ar - 1))
-    };
-    let (kb, n) = if opts.trans_b {
-        (b.dim(br - 1), b.dim(br - 2))
-    } else {
-        (b.dim(br - 2), b.dim(br - 1))
-    };
-    if ka != kb {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "inner dimensions differ: a {:?}{} has K = {ka}, b {:?}{} has K = {kb}",
-                a.shape(),
-                if opts.trans_a { " (transposed)" } else { "" },
-                b.shape(),
-                if opts.trans_b { " (transposed)" } else { "" },
-            ),
-        ));
-    }
-    let k = ka;
-    let (a_batch, b_batch) = (&a.shape()[..ar - 2], &b.shape()[..br - 2]);
-    let batch = broadcast_shape(OP, a_batch, b_batch)?;
-    if batch.len() + 2 > MAX_RANK {
-        return Err(Error::shape(
-            OP,
-            format!("rank {} exceeds {MAX_RANK}", batch.len() + 2),
-        ));
-    }
-    let mut out_shape = batch.clone();
-    out_shape.extend_from_slice(&[m, n]);
-
     if let Some(bias) = opts.bias {
         f32_checked(OP, bias)?;
-        if bias.shape() != [n] {
-            return Err(Error::shape(
-                OP,
-                format!("bias must be [{n}] (N), got {:?}", bias.shape()),
-            ));
-        }
     }
-    let mut sr = [0u32; MAX_RANK];
     if let Some(res) = opts.residual {
         f32_checked(OP, res)?;
-        let rr = res.dims();
-        let ok = rr >= 2
-            && res.shape()[rr - 2..] == [m, n]
-            && broadcast_shape(OP, &res.shape()[..rr - 2], &batch).is_ok_and(|s| s == batch);
-        if !ok {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "residual {:?} does not broadcast to the output {out_shape:?}",
-                    res.shape()
-                ),
-            ));
-        }
-        sr = strides_times(&res.shape()[..rr - 2], &batch, m * n);
     }
-
+    let plan = Plan::new(
+        a.shape(),
+        b.shape(),
+        opts.trans_a,
+        opts.trans_b,
+        opts.bias.map(|t| t.shape()),
+        opts.residual.map(|t| t.shape()),
+    )?;
+    let Plan {
+        m,
+        n,
+        k,
+        ref batch,
+        ref out_shape,
+        sa,
+        sb,
+        sr,
+    } = plan;
     let gpu = a.gpu();
     kernel.validate(gpu)?;
-    let out = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    let out = Tensor::empty(gpu, out_shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let nb: usize = batch.iter().product();
     if out.is_empty() {
@@ -279,9 +335,9 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         has_res: opts.residual.is_some() as u32,
         alpha: opts.alpha,
         _pad: 0,
-        bshape: pad_shape(&batch),
-        sa: strides_times(a_batch, &batch, m * k),
-        sb: strides_times(b_batch, &batch, k * n),
+        bshape: pad_shape(batch),
+        sa,
+        sb,
         sr,
     };
 

@@ -1,0 +1,194 @@
+//! [`super::matmul`] on host memory, for the CPU backend: the same batched
+//! `out = act(alpha·(op(a) @ op(b)) + bias) + residual` with the same shape rules and typed errors
+//! (both backends check through [`Plan`]). The product is `matrixmultiply`'s sgemm — strided, so the
+//! transposes cost nothing, and threaded natively — and the epilogue one pass over each output
+//! matrix. The activations are the GPU kernel's (GELU through the same erf approximation), so the two
+//! backends agree to f32 rounding.
+
+use super::{Act, Plan, MAX_RANK};
+use crate::error::{Error, Result};
+
+/// A row-major f32 operand on the host.
+#[derive(Clone, Copy, Debug)]
+pub struct HostMatrix<'a> {
+    pub data: &'a [f32],
+    pub shape: &'a [usize],
+}
+
+/// The options of [`matmul`], as [`super::Matmul`]'s on host operands.
+#[derive(Clone, Copy, Debug)]
+pub struct HostMatmul<'a> {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub bias: Option<&'a [f32]>,
+    pub act: Act,
+    pub residual: Option<HostMatrix<'a>>,
+    pub alpha: f32,
+}
+
+impl Default for HostMatmul<'_> {
+    fn default() -> Self {
+        HostMatmul {
+            trans_a: false,
+            trans_b: false,
+            bias: None,
+            act: Act::None,
+            residual: None,
+            alpha: 1.0,
+        }
+    }
+}
+
+fn check_len(what: &str, data: &[f32], shape: &[usize]) -> Result<()> {
+    let want = shape
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or_else(|| Error::shape("matmul", format!("{what} shape {shape:?} overflows")))?;
+    if data.len() != want {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "{what} holds {} values, its shape {shape:?} needs {want}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Batched `a @ b` with the fused epilogue of `opts`; returns the output and its shape.
+pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f32>, Vec<usize>)> {
+    check_len("a", a.data, a.shape)?;
+    check_len("b", b.data, b.shape)?;
+    if let Some(bias) = opts.bias {
+        check_len("bias", bias, &[bias.len()])?;
+    }
+    if let Some(r) = opts.residual {
+        check_len("residual", r.data, r.shape)?;
+    }
+    let bias_shape = opts.bias.map(|b| [b.len()]);
+    let plan = Plan::new(
+        a.shape,
+        b.shape,
+        opts.trans_a,
+        opts.trans_b,
+        bias_shape.as_ref().map(|s| &s[..]),
+        opts.residual.map(|r| r.shape),
+    )?;
+    let (m, n, k) = (plan.m, plan.n, plan.k);
+    let nb: usize = plan.batch.iter().product();
+    let mut out = Vec::new();
+    out.try_reserve_exact(nb * m * n)
+        .map_err(|_| Error::OutOfMemory {
+            what: format!("matmul output {:?}", plan.out_shape),
+            bytes: (nb * m * n * 4) as u64,
+        })?;
+    out.resize(nb * m * n, 0.0);
+    if out.is_empty() {
+        return Ok((out, plan.out_shape));
+    }
+    // Element strides of op(a) (M×K) and op(b) (K×N) within one matrix.
+    let (rsa, csa) = if opts.trans_a { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if opts.trans_b { (1, k) } else { (n, 1) };
+    let mut coord = [0usize; MAX_RANK];
+    for z in 0..nb {
+        // The batch coordinate of entry z, and each operand's offset at it.
+        let mut r = z;
+        for i in (0..plan.batch.len()).rev() {
+            coord[i] = r % plan.batch[i];
+            r /= plan.batch[i];
+        }
+        let offset = |s: &[u32; MAX_RANK]| -> usize {
+            (0..plan.batch.len())
+                .map(|i| coord[i] * s[i] as usize)
+                .sum()
+        };
+        let (ao, bo, ro) = (offset(&plan.sa), offset(&plan.sb), offset(&plan.sr));
+        let c = &mut out[z * m * n..(z + 1) * m * n];
+        if k > 0 {
+            let (am, bm) = (&a.data[ao..ao + m * k], &b.data[bo..bo + k * n]);
+            // SAFETY: `Plan::new` checked that op(a) is M×K and op(b) is K×N for every batch entry,
+            // and `check_len` that the slices hold the shapes, so every strided index sgemm forms
+            // lies inside `am`, `bm` and `c` (an M×N row-major block).
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    opts.alpha,
+                    am.as_ptr(),
+                    rsa as isize,
+                    csa as isize,
+                    bm.as_ptr(),
+                    rsb as isize,
+                    csb as isize,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        }
+        let res = opts.residual.map(|r| &r.data[ro..ro + m * n]);
+        epilogue(c, n, opts.bias, opts.act, res);
+    }
+    Ok((out, plan.out_shape))
+}
+
+/// `act(c + bias) + residual` over one M×N output matrix, in place.
+fn epilogue(c: &mut [f32], n: usize, bias: Option<&[f32]>, act: Act, res: Option<&[f32]>) {
+    if bias.is_none() && act == Act::None && res.is_none() {
+        return;
+    }
+    for (i, row) in c.chunks_exact_mut(n).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            let mut x = *v + bias.map_or(0.0, |b| b[j]);
+            x = activate(act, x);
+            if let Some(r) = res {
+                x += r[i * n + j];
+            }
+            *v = x;
+        }
+    }
+}
+
+/// The GPU kernel's activations, in f32.
+pub fn activate(act: Act, x: f32) -> f32 {
+    match act {
+        Act::None => x,
+        Act::Silu => x * sigmoid(x),
+        Act::Gelu => 0.5 * x * (1.0 + erf_approx(x * std::f32::consts::FRAC_1_SQRT_2)),
+        Act::Relu => x.max(0.0),
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    // Two branches keep exp from overflowing for large |x|.
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// erf with |error| < 1.2e-7 (a Chebyshev fit of erfc), the approximation the shaders use; evaluated
+/// in f64 here (the coefficients are written to their published precision), which only rounds better.
+fn erf_approx(x: f32) -> f32 {
+    let z = f64::from(x.abs());
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let e = (1.0 - t * (-z * z + poly).exp()) as f32;
+    if x >= 0.0 {
+        e
+    } else {
+        -e
+    }
+}
