@@ -269,3 +269,108 @@ fn norm_errors_are_typed() {
         Err(Error::DType { .. })
     ));
 }
+
+/// The CPU backend's softmax, LayerNorm and GroupNorm (±SiLU) against the same references and
+/// tolerances as the GPU kernels, on odd sizes, and the same typed errors.
+#[test]
+fn cpu_norms_match_the_references() {
+    use diffscope::ops::norm::cpu;
+    let mut rng = Rng::new(23);
+    for &n in ODD_SIZES.iter().chain(&[1000]) {
+        let rows = 5;
+        let x = rng.vec(rows * n, -8.0, 8.0);
+        for log in [false, true] {
+            let got = if log {
+                cpu::log_softmax(&x, &[rows, n])
+            } else {
+                cpu::softmax(&x, &[rows, n])
+            }
+            .unwrap();
+            let want = cpu_softmax(&x, n, log);
+            let atol = if log { 1e-5 } else { 1e-6 };
+            assert_close(
+                &format!("cpu softmax log={log} n={n}"),
+                &got,
+                &want,
+                1e-4,
+                atol,
+            );
+        }
+        let x: Vec<f32> = rng
+            .vec(rows * n, -3.0, 3.0)
+            .iter()
+            .map(|v| v + 5.0)
+            .collect();
+        let (w, b) = (rng.vec(n, 0.5, 1.5), rng.vec(n, -1.0, 1.0));
+        let got = cpu::layer_norm(&x, &[rows, n], Some(&w), Some(&b), 1e-5).unwrap();
+        let want = cpu_norm_rows(&x, n, 1e-5, |_, j| (w[j] as f64, b[j] as f64), false);
+        assert_close(&format!("cpu layer_norm n={n}"), &got, &want, 1e-4, 1e-5);
+        let got = cpu::layer_norm(&x, &[rows, n], None, None, 0.5).unwrap();
+        let want = cpu_norm_rows(&x, n, 0.5, |_, _| (1.0, 0.0), false);
+        assert_close(
+            &format!("cpu layer_norm plain n={n}"),
+            &got,
+            &want,
+            1e-4,
+            1e-5,
+        );
+    }
+    let cases: &[(usize, usize, &[usize], usize)] = &[
+        (2, 8, &[7, 9], 4),
+        (3, 5, &[29], 5),
+        (1, 64, &[16, 16], 32),
+        (2, 4, &[], 2),
+        (1, 3, &[257], 3),
+    ];
+    for &(n, c, spatial, groups) in cases {
+        let s: usize = spatial.iter().product();
+        let mut shape = vec![n, c];
+        shape.extend_from_slice(spatial);
+        let x: Vec<f32> = rng
+            .vec(n * c * s, -2.0, 2.0)
+            .iter()
+            .map(|v| v + 3.0)
+            .collect();
+        let (w, b) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -1.0, 1.0));
+        let cpg = c / groups;
+        let aff = |r: usize, j: usize| {
+            let ch = (r % groups) * cpg + j / s.max(1);
+            (w[ch] as f64, b[ch] as f64)
+        };
+        for silu in [false, true] {
+            let got = cpu::group_norm(&x, &shape, groups, Some(&w), Some(&b), 1e-6, silu).unwrap();
+            let want = cpu_norm_rows(&x, cpg * s, 1e-6, aff, silu);
+            assert_close(
+                &format!("cpu group_norm {shape:?} G={groups} silu={silu}"),
+                &got,
+                &want,
+                1e-4,
+                1e-5,
+            );
+        }
+    }
+    let x = [0.0f32; 12];
+    assert!(matches!(
+        cpu::group_norm(&x, &[1, 6, 2], 4, None, None, 1e-5, false),
+        Err(Error::Shape {
+            op: "group_norm",
+            ..
+        })
+    ));
+    assert!(matches!(
+        cpu::layer_norm(&x, &[3, 4], Some(&[1.0; 3]), None, 1e-5),
+        Err(Error::Shape {
+            op: "layer_norm",
+            ..
+        })
+    ));
+    assert!(matches!(
+        cpu::layer_norm(&x, &[3, 4], None, None, f32::NAN),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        cpu::softmax(&x, &[5, 2]),
+        Err(Error::Shape { op: "softmax", .. })
+    ));
+    assert!(matches!(cpu::softmax(&x, &[]), Err(Error::Shape { .. })));
+}

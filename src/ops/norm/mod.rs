@@ -5,6 +5,8 @@
 //! Semantics are PyTorch's: biased variance, `eps` inside the square root, affine parameters per
 //! element of the last dimension (LayerNorm) or per channel (GroupNorm).
 
+pub mod cpu;
+
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
@@ -12,7 +14,7 @@ use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/norm.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/norm.wgsl");
 
 /// Softmax rows up to this long get one invocation each rather than a workgroup: a 256-wide
 /// reduction over a few classes would leave nearly every invocation idle.
@@ -66,7 +68,11 @@ fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static>
 fn check_input(op: &'static str, x: &Tensor) -> Result<()> {
     x.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x)?;
-    if x.dims() == 0 {
+    check_rank(op, x.shape())
+}
+
+fn check_rank(op: &'static str, shape: &[usize]) -> Result<()> {
+    if shape.is_empty() {
         return Err(Error::shape(op, "needs at least one dimension"));
     }
     Ok(())
@@ -85,13 +91,45 @@ fn check_eps(op: &'static str, eps: f32) -> Result<()> {
 fn check_affine(op: &'static str, what: &str, t: Option<&Tensor>, len: usize) -> Result<u32> {
     let Some(t) = t else { return Ok(0) };
     t.expect_dtype(op, DType::F32)?;
-    if t.shape() != [len] {
+    check_affine_shape(op, what, Some(t.shape()), len)
+}
+
+fn check_affine_shape(
+    op: &'static str,
+    what: &str,
+    shape: Option<&[usize]>,
+    len: usize,
+) -> Result<u32> {
+    let Some(shape) = shape else { return Ok(0) };
+    if shape != [len] {
         return Err(Error::shape(
             op,
-            format!("{what} has shape {:?}, expected [{len}]", t.shape()),
+            format!("{what} has shape {shape:?}, expected [{len}]"),
         ));
     }
     Ok(1)
+}
+
+/// How GroupNorm splits `[N, C, *spatial]`: (N, C, spatial size, channels per group), checked.
+fn group_layout(
+    op: &'static str,
+    shape: &[usize],
+    groups: usize,
+) -> Result<(usize, usize, usize, usize)> {
+    if shape.len() < 2 {
+        return Err(Error::shape(
+            op,
+            format!("expects [N, C, *spatial], got {shape:?}"),
+        ));
+    }
+    let (n, c) = (shape[0], shape[1]);
+    if groups == 0 || c % groups != 0 {
+        return Err(Error::shape(
+            op,
+            format!("{c} channels cannot be split into {groups} groups"),
+        ));
+    }
+    Ok((n, c, shape[2..].iter().product(), c / groups))
 }
 
 fn row_softmax(x: &Tensor, log: bool) -> Result<Tensor> {
@@ -210,23 +248,9 @@ fn group_norm_impl(
 ) -> Result<Tensor> {
     check_input(op, x)?;
     check_eps(op, eps)?;
-    if x.dims() < 2 {
-        return Err(Error::shape(
-            op,
-            format!("expects [N, C, *spatial], got {:?}", x.shape()),
-        ));
-    }
-    let (n, c) = (x.dim(0), x.dim(1));
-    if groups == 0 || c % groups != 0 {
-        return Err(Error::shape(
-            op,
-            format!("{c} channels cannot be split into {groups} groups"),
-        ));
-    }
+    let (n, c, spatial, channels_per_group) = group_layout(op, x.shape(), groups)?;
     check_affine(op, "weight", weight, c)?;
     check_affine(op, "bias", bias, c)?;
-    let spatial: usize = x.shape()[2..].iter().product();
-    let channels_per_group = c / groups;
     let p = Params {
         rows: (n * groups) as u32,
         n: (channels_per_group * spatial) as u32,

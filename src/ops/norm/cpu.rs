@@ -1,0 +1,154 @@
+//! The row normalisations on host memory, for the CPU backend: the same semantics as the GPU kernels
+//! (PyTorch's: biased variance, `eps` inside the square root, affine per last-dimension element or
+//! per channel) and the same shape checks and typed errors. Statistics accumulate in f64, so the
+//! CPU result is at least as close to the exact one as the GPU's.
+
+use super::{check_affine_shape, check_eps, check_rank, group_layout};
+use crate::error::{Error, Result};
+use crate::ops::matmul::{cpu::activate, Act};
+
+fn check_len(op: &'static str, data: &[f32], shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if data.len() != want {
+        return Err(Error::shape(
+            op,
+            format!(
+                "holds {} values, its shape {shape:?} needs {want}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn row_softmax(op: &'static str, x: &[f32], shape: &[usize], log: bool) -> Result<Vec<f32>> {
+    check_rank(op, shape)?;
+    check_len(op, x, shape)?;
+    let n = shape[shape.len() - 1];
+    let mut out = x.to_vec();
+    if n == 0 {
+        return Ok(out);
+    }
+    for row in out.chunks_exact_mut(n) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+        if log {
+            let lse = sum.ln() as f32;
+            row.iter_mut().for_each(|v| *v = *v - max - lse);
+        } else {
+            row.iter_mut()
+                .for_each(|v| *v = (f64::from(*v - max).exp() / sum) as f32);
+        }
+    }
+    Ok(out)
+}
+
+/// Softmax over the last dimension (max-subtracted).
+pub fn softmax(x: &[f32], shape: &[usize]) -> Result<Vec<f32>> {
+    row_softmax("softmax", x, shape, false)
+}
+
+/// `log(softmax(x))` over the last dimension, computed as `x − max − log Σ exp(x − max)`.
+pub fn log_softmax(x: &[f32], shape: &[usize]) -> Result<Vec<f32>> {
+    row_softmax("log_softmax", x, shape, true)
+}
+
+/// Mean and `1/√(var + eps)` of `v` (biased variance), in f64.
+fn moments(v: impl Iterator<Item = f32> + Clone, count: usize, eps: f32) -> (f64, f64) {
+    let c = count.max(1) as f64;
+    let mean = v.clone().map(f64::from).sum::<f64>() / c;
+    let var = v.map(|x| (f64::from(x) - mean).powi(2)).sum::<f64>() / c;
+    (mean, 1.0 / (var + f64::from(eps)).sqrt())
+}
+
+/// LayerNorm over the last dimension `D`; `weight` and `bias`, when given, hold `D` values.
+pub fn layer_norm(
+    x: &[f32],
+    shape: &[usize],
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    eps: f32,
+) -> Result<Vec<f32>> {
+    const OP: &str = "layer_norm";
+    check_rank(OP, shape)?;
+    check_len(OP, x, shape)?;
+    check_eps(OP, eps)?;
+    let d = shape[shape.len() - 1];
+    check_affine_shape(
+        OP,
+        "weight",
+        weight.map(|w| [w.len()]).as_ref().map(|s| &s[..]),
+        d,
+    )?;
+    check_affine_shape(
+        OP,
+        "bias",
+        bias.map(|b| [b.len()]).as_ref().map(|s| &s[..]),
+        d,
+    )?;
+    let mut out = x.to_vec();
+    if d == 0 {
+        return Ok(out);
+    }
+    for row in out.chunks_exact_mut(d) {
+        let (mean, inv) = moments(row.iter().copied(), d, eps);
+        for (j, v) in row.iter_mut().enumerate() {
+            let y = ((f64::from(*v) - mean) * inv) as f32;
+            *v = y * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+    Ok(out)
+}
+
+/// PyTorch `GroupNorm(groups, C, eps)` on `[N, C, *spatial]`, then SiLU when `silu` (a UNet resnet
+/// block's `SiLU(GroupNorm(x))`); `weight` and `bias`, when given, hold `C` values.
+pub fn group_norm(
+    x: &[f32],
+    shape: &[usize],
+    groups: usize,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    eps: f32,
+    silu: bool,
+) -> Result<Vec<f32>> {
+    let op = if silu {
+        "group_norm_silu"
+    } else {
+        "group_norm"
+    };
+    check_rank(op, shape)?;
+    check_len(op, x, shape)?;
+    check_eps(op, eps)?;
+    let (_, c, spatial, per_group) = group_layout(op, shape, groups)?;
+    check_affine_shape(
+        op,
+        "weight",
+        weight.map(|w| [w.len()]).as_ref().map(|s| &s[..]),
+        c,
+    )?;
+    check_affine_shape(
+        op,
+        "bias",
+        bias.map(|b| [b.len()]).as_ref().map(|s| &s[..]),
+        c,
+    )?;
+    let mut out = x.to_vec();
+    let block = per_group * spatial;
+    if block == 0 {
+        return Ok(out);
+    }
+    for (gi, g) in out.chunks_exact_mut(block).enumerate() {
+        let (mean, inv) = moments(g.iter().copied(), block, eps);
+        let first_channel = (gi % groups) * per_group;
+        for (i, v) in g.iter_mut().enumerate() {
+            let ch = first_channel + i / spatial.max(1);
+            let mut y = ((f64::from(*v) - mean) * inv) as f32;
+            y = y * weight.map_or(1.0, |w| w[ch]) + bias.map_or(0.0, |b| b[ch]);
+            if silu {
+                y = activate(Act::Silu, y);
+            }
+            *v = y;
+        }
+    }
+    Ok(out)
+}
