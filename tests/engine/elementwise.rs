@@ -185,3 +185,91 @@ fn shape_and_dtype_errors_are_typed() {
         .to_string();
     assert!(e.contains("holds 4 elements"), "{e}");
 }
+
+/// The CPU backend's elementwise ops against the same references, tolerances and broadcast cases as
+/// the GPU kernels, and the same typed errors.
+#[test]
+fn cpu_elementwise_matches_the_references() {
+    use diffscope::ops::elementwise::cpu;
+    let mut rng = Rng::new(24);
+    for op in [
+        Unary::Identity,
+        Unary::Silu,
+        Unary::Gelu,
+        Unary::GeluTanh,
+        Unary::Relu,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Exp,
+    ] {
+        for &n in ODD_SIZES {
+            let x = rng.vec(n, -6.0, 6.0);
+            let got = cpu::unary_affine(&x, op, 1.5, -0.25);
+            let want: Vec<f32> = x.iter().map(|&v| cpu_unary(op, 1.5 * v - 0.25)).collect();
+            assert_close(&format!("cpu {op:?} n={n}"), &got, &want, 1e-5, 1e-6);
+        }
+    }
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[1], &[1]),
+        (&[7, 13, 29], &[7, 13, 29]),
+        (&[7, 13, 29], &[29]),
+        (&[7, 1, 29], &[13, 1]),
+        (&[3, 5, 7, 9], &[1, 5, 1, 1]),
+        (&[2, 3, 4, 5, 6], &[3, 1, 5, 1]),
+    ];
+    for &(ash, bsh) in cases {
+        let a = rng.vec(ash.iter().product(), -3.0, 3.0);
+        let b = rng.vec(bsh.iter().product(), 0.5, 3.0);
+        for op in [
+            Binary::Add,
+            Binary::Sub,
+            Binary::Mul,
+            Binary::Div,
+            Binary::Max,
+            Binary::Axpby,
+        ] {
+            let f = move |x: f32, y: f32| match op {
+                Binary::Add => x + y,
+                Binary::Sub => x - y,
+                Binary::Mul => x * y,
+                Binary::Div => x / y,
+                Binary::Max => x.max(y),
+                Binary::Axpby => 0.3 * x - 1.7 * y,
+            };
+            let (want, shape) = cpu_broadcast(&a, ash, &b, bsh, f);
+            let (got, got_shape) = cpu::binary(&a, ash, &b, bsh, op, 0.3, -1.7).unwrap();
+            assert_eq!(got_shape, shape);
+            assert_close(
+                &format!("cpu {op:?} {ash:?}∘{bsh:?}"),
+                &got,
+                &want,
+                1e-5,
+                1e-6,
+            );
+        }
+    }
+    let (n, c, hw) = (3, 5, 7 * 9);
+    let h = rng.vec(n * c * hw, -2.0, 2.0);
+    let s = rng.vec(n * c, -1.0, 1.0);
+    let b = rng.vec(n * c, -1.0, 1.0);
+    for act in [Unary::Identity, Unary::Silu] {
+        let got = cpu::film(&h, &[n, c, 7, 9], &s, &[n, c, 1, 1], &b, &[n, c, 1, 1], act).unwrap();
+        let want: Vec<f32> = (0..h.len())
+            .map(|i| cpu_unary(act, (1.0 + s[i / hw]) * h[i] + b[i / hw]))
+            .collect();
+        assert_close(&format!("cpu film {act:?}"), &got, &want, 1e-5, 1e-6);
+    }
+    let z = [0.0f32; 6];
+    assert!(matches!(
+        cpu::binary(&z, &[2, 3], &z[..4], &[4], Binary::Add, 1.0, 1.0),
+        Err(diffscope::Error::Shape { op: "binary", .. })
+    ));
+    assert!(matches!(
+        cpu::binary(&z[..5], &[2, 3], &z, &[2, 3], Binary::Add, 1.0, 1.0),
+        Err(diffscope::Error::Shape { op: "binary", .. })
+    ));
+    assert!(matches!(
+        cpu::film(&z, &[2, 3], &z, &[6, 1], &z, &[2, 3], Unary::Identity),
+        Err(diffscope::Error::Shape { op: "film", .. })
+    ));
+}

@@ -1,5 +1,7 @@
 //! Elementwise and broadcasting ops: activations, arithmetic with numpy broadcasting, FiLM.
 
+pub mod cpu;
+
 use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
@@ -7,7 +9,7 @@ use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/elementwise.wgsl");
 
 /// Activations (and `exp`). GELU is the exact erf form (PyTorch's default); `GeluTanh` the tanh form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,23 +191,24 @@ pub fn axpby(alpha: f32, a: &Tensor, beta: f32, b: &Tensor) -> Result<Tensor> {
     binary_op(a, b, Binary::Axpby, alpha, beta)
 }
 
+/// `scale` and `shift` of a FiLM must broadcast to `h` itself.
+fn check_film(h: &[usize], scale: &[usize], shift: &[usize]) -> Result<()> {
+    let s1 = broadcast_shape("film", h, scale)?;
+    let s2 = broadcast_shape("film", h, shift)?;
+    if s1 != h || s2 != h {
+        return Err(Error::shape(
+            "film",
+            format!("scale {scale:?} and shift {shift:?} must broadcast to h {h:?}"),
+        ));
+    }
+    Ok(())
+}
+
 /// FiLM `(1 + scale)·h + shift`, then `act` (use `Unary::Identity` for none). `scale` and `shift`
 /// broadcast against `h` (e.g. `[N, C, 1, 1]` against `[N, C, H, W]`); the output has `h`'s shape.
 pub fn film(h: &Tensor, scale: &Tensor, shift: &Tensor, act: Unary) -> Result<Tensor> {
     f32s("film", &[h, scale, shift])?;
-    let s1 = broadcast_shape("film", h.shape(), scale.shape())?;
-    let s2 = broadcast_shape("film", h.shape(), shift.shape())?;
-    if s1 != h.shape() || s2 != h.shape() {
-        return Err(Error::shape(
-            "film",
-            format!(
-                "scale {:?} and shift {:?} must broadcast to h {:?}",
-                scale.shape(),
-                shift.shape(),
-                h.shape()
-            ),
-        ));
-    }
+    check_film(h.shape(), scale.shape(), shift.shape())?;
     let out = Tensor::empty(h.gpu(), h.shape(), DType::F32)?;
     let mut p = params(h.shape(), act as u32, 1.0, 0.0);
     p.sa = broadcast_strides(h.shape(), h.shape());
