@@ -100,20 +100,22 @@ fn cpu_broadcast(
     (res, out)
 }
 
+/// Shapes broadcast against each other: equal, trailing, middle and leading ones, rank 5 against 4.
+const BROADCAST_CASES: &[(&[usize], &[usize])] = &[
+    (&[1], &[1]),
+    (&[7, 13, 29], &[7, 13, 29]),
+    (&[7, 13, 29], &[29]),
+    (&[7, 1, 29], &[13, 1]),
+    (&[3, 5, 7, 9], &[1, 5, 1, 1]),
+    (&[255, 257], &[255, 1]),
+    (&[2, 3, 4, 5, 6], &[3, 1, 5, 1]),
+];
+
 #[test]
 fn binary_broadcast_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(2);
-    let cases: &[(&[usize], &[usize])] = &[
-        (&[1], &[1]),
-        (&[7, 13, 29], &[7, 13, 29]),
-        (&[7, 13, 29], &[29]),
-        (&[7, 1, 29], &[13, 1]),
-        (&[3, 5, 7, 9], &[1, 5, 1, 1]),
-        (&[255, 257], &[255, 1]),
-        (&[2, 3, 4, 5, 6], &[3, 1, 5, 1]),
-    ];
-    for &(ash, bsh) in cases {
+    for &(ash, bsh) in BROADCAST_CASES {
         let a = rng.vec(ash.iter().product(), -3.0, 3.0);
         let b = rng.vec(bsh.iter().product(), 0.5, 3.0);
         let ta = Tensor::from_f32(&g, ash, &a).unwrap();
@@ -209,15 +211,7 @@ fn cpu_elementwise_matches_the_references() {
             assert_close(&format!("cpu {op:?} n={n}"), &got, &want, 1e-5, 1e-6);
         }
     }
-    let cases: &[(&[usize], &[usize])] = &[
-        (&[1], &[1]),
-        (&[7, 13, 29], &[7, 13, 29]),
-        (&[7, 13, 29], &[29]),
-        (&[7, 1, 29], &[13, 1]),
-        (&[3, 5, 7, 9], &[1, 5, 1, 1]),
-        (&[2, 3, 4, 5, 6], &[3, 1, 5, 1]),
-    ];
-    for &(ash, bsh) in cases {
+    for &(ash, bsh) in BROADCAST_CASES {
         let a = rng.vec(ash.iter().product(), -3.0, 3.0);
         let b = rng.vec(bsh.iter().product(), 0.5, 3.0);
         for op in [

@@ -298,69 +298,85 @@ fn every_candidate() {
     }
 }
 
+/// Broadcast batches (shared weight, both batched, only b batched, both broadcast, rank 4 against
+/// rank 3), each plain and with both operands transposed.
+fn batch_cases() -> Vec<Case> {
+    let shapes: &[(&[usize], &[usize])] = &[
+        (&[3, 5, 7], &[7, 9]),
+        (&[3, 8, 12], &[3, 12, 16]),
+        (&[5, 7], &[2, 7, 6]),
+        (&[2, 1, 5, 7], &[1, 3, 7, 6]),
+        (&[2, 3, 4, 8], &[3, 8, 4]),
+    ];
+    let mut cases = Vec::new();
+    for &(ash, bsh) in shapes {
+        for (ta, tb) in [(false, false), (true, true)] {
+            let mut a = ash.to_vec();
+            let mut b = bsh.to_vec();
+            if ta {
+                let r = a.len();
+                a.swap(r - 1, r - 2);
+            }
+            if tb {
+                let r = b.len();
+                b.swap(r - 1, r - 2);
+            }
+            cases.push(Case::plain(&a, &b, ta, tb));
+        }
+    }
+    cases
+}
+
 #[test]
 fn batch_broadcast() {
     let mut rng = Rng::new(12);
-    let cases: &[(&[usize], &[usize])] = &[
-        (&[3, 5, 7], &[7, 9]),          // shared weight
-        (&[3, 8, 12], &[3, 12, 16]),    // both batched, aligned
-        (&[5, 7], &[2, 7, 6]),          // only b batched
-        (&[2, 1, 5, 7], &[1, 3, 7, 6]), // both broadcast
-        (&[2, 3, 4, 8], &[3, 8, 4]),    // rank 4 against rank 3
-    ];
     for kern in [MatmulKernel::Baseline, REG_TEST, SMEM_TEST] {
-        for &(ash, bsh) in cases {
-            for (ta, tb) in [(false, false), (true, true)] {
-                let mut a = ash.to_vec();
-                let mut b = bsh.to_vec();
-                if ta {
-                    let r = a.len();
-                    a.swap(r - 1, r - 2);
-                }
-                if tb {
-                    let r = b.len();
-                    b.swap(r - 1, r - 2);
-                }
-                check(Some(kern), &Case::plain(&a, &b, ta, tb), &mut rng);
-            }
+        for c in batch_cases() {
+            check(Some(kern), &c, &mut rng);
         }
     }
+}
+
+/// The fused epilogue: every activation with bias, alpha and a residual batched or broadcast over
+/// the batch, on unaligned N (scalar epilogue) and aligned N (vec4 epilogue); then each part alone.
+fn epilogue_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for act in [Act::None, Act::Silu, Act::Gelu, Act::Relu] {
+        for (ash, bsh, res) in [
+            (vec![2, 9, 13], vec![13, 11], vec![2, 9, 11]),
+            (vec![2, 9, 12], vec![12, 8], vec![9, 8]),
+        ] {
+            cases.push(Case {
+                ash,
+                bsh,
+                trans_a: false,
+                trans_b: false,
+                bias: true,
+                act,
+                res: Some(res),
+                alpha: 0.75,
+            });
+        }
+    }
+    let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
+    c.bias = true;
+    cases.push(c);
+    let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
+    c.res = Some(vec![5, 12]);
+    cases.push(c);
+    let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
+    c.alpha = -2.5;
+    cases.push(c);
+    cases
 }
 
 #[test]
 fn fused_epilogue() {
     let mut rng = Rng::new(13);
     for kern in [MatmulKernel::Baseline, REG_TEST, SMEM_TEST] {
-        for act in [Act::None, Act::Silu, Act::Gelu, Act::Relu] {
-            // Unaligned N (scalar epilogue) and aligned N (vec4 epilogue); residual batched and
-            // broadcast over the batch.
-            for (ash, bsh, res) in [
-                (vec![2, 9, 13], vec![13, 11], vec![2, 9, 11]),
-                (vec![2, 9, 12], vec![12, 8], vec![9, 8]),
-            ] {
-                let c = Case {
-                    ash,
-                    bsh,
-                    trans_a: false,
-                    trans_b: false,
-                    bias: true,
-                    act,
-                    res: Some(res),
-                    alpha: 0.75,
-                };
-                check(Some(kern), &c, &mut rng);
-            }
+        for c in epilogue_cases() {
+            check(Some(kern), &c, &mut rng);
         }
-        // Each part of the epilogue alone.
-        let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
-        c.bias = true;
-        check(Some(kern), &c, &mut rng);
-        let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
-        c.res = Some(vec![5, 12]);
-        check(Some(kern), &c, &mut rng);
-        let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
-        c.alpha = -2.5;
-        check(Some(kern), &c, &mut rng);
     }
 }
 
@@ -742,34 +758,8 @@ fn cpu_matmul_matches_the_reference() {
             cases.push(Case::plain(&ash, &bsh, ta, tb));
         }
     }
-    for (ash, bsh) in [
-        (vec![3, 5, 7], vec![7, 9]),
-        (vec![5, 7], vec![2, 7, 6]),
-        (vec![2, 1, 5, 7], vec![1, 3, 7, 6]),
-        (vec![2, 3, 4, 8], vec![3, 8, 4]),
-    ] {
-        cases.push(Case::plain(&ash, &bsh, false, false));
-    }
-    for act in [Act::None, Act::Silu, Act::Gelu, Act::Relu] {
-        for (ash, bsh, res) in [
-            (vec![2, 9, 13], vec![13, 11], vec![2, 9, 11]),
-            (vec![2, 9, 12], vec![12, 8], vec![9, 8]),
-        ] {
-            cases.push(Case {
-                ash,
-                bsh,
-                trans_a: false,
-                trans_b: false,
-                bias: true,
-                act,
-                res: Some(res),
-                alpha: 0.75,
-            });
-        }
-    }
-    let mut c = Case::plain(&[5, 8], &[12, 8], false, true);
-    c.alpha = -2.5;
-    cases.push(c);
+    cases.extend(batch_cases());
+    cases.extend(epilogue_cases());
     cases.push(Case::plain(&[0, 4], &[4, 3], false, false));
     cases.push(Case::plain(&[3, 0], &[0, 2], false, false));
     for c in &cases {

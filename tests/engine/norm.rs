@@ -170,22 +170,23 @@ fn layer_norm_matches_cpu() {
     assert_close("layer_norm weight only", &got, &want, 1e-4, 1e-5);
 }
 
+/// (N, C, spatial, groups): UNet-like, odd spatial sizes, one group, one channel per group, a UNet
+/// block's 32 groups of two channels, no spatial dimensions.
+const GROUP_NORM_CASES: &[(usize, usize, &[usize], usize)] = &[
+    (2, 8, &[7, 9], 4),
+    (1, 6, &[13, 13], 1),
+    (3, 5, &[29], 5),
+    (1, 32, &[16, 16], 8),
+    (1, 64, &[16, 16], 32),
+    (2, 4, &[], 2),
+    (1, 3, &[257], 3),
+];
+
 #[test]
 fn group_norm_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(14);
-    // (N, C, spatial, groups): UNet-like, odd spatial sizes, one group, one channel per group.
-    let cases: &[(usize, usize, &[usize], usize)] = &[
-        (2, 8, &[7, 9], 4),
-        (1, 6, &[13, 13], 1),
-        (3, 5, &[29], 5),
-        (1, 32, &[16, 16], 8),
-        // A UNet block: 32 groups of two channels.
-        (1, 64, &[16, 16], 32),
-        (2, 4, &[], 2),
-        (1, 3, &[257], 3),
-    ];
-    for &(n, c, spatial, groups) in cases {
+    for &(n, c, spatial, groups) in GROUP_NORM_CASES {
         let s: usize = spatial.iter().product();
         let mut shape = vec![n, c];
         shape.extend_from_slice(spatial);
@@ -315,14 +316,7 @@ fn cpu_norms_match_the_references() {
             1e-5,
         );
     }
-    let cases: &[(usize, usize, &[usize], usize)] = &[
-        (2, 8, &[7, 9], 4),
-        (3, 5, &[29], 5),
-        (1, 64, &[16, 16], 32),
-        (2, 4, &[], 2),
-        (1, 3, &[257], 3),
-    ];
-    for &(n, c, spatial, groups) in cases {
+    for &(n, c, spatial, groups) in GROUP_NORM_CASES {
         let s: usize = spatial.iter().product();
         let mut shape = vec![n, c];
         shape.extend_from_slice(spatial);
