@@ -33,20 +33,41 @@ fn at(data: &[f32], shape: &[usize], c: &[usize]) -> f32 {
         .sum::<usize>()]
 }
 
+/// (shape of the first input, dim, sizes along dim): UNet skip concat on channels, first and last
+/// dimensions, and six inputs (two dispatches).
+const CONCAT_CASES: &[(&[usize], usize, &[usize])] = &[
+    (&[2, 3, 7, 5], 1, &[3, 13]),
+    (&[7, 29], 0, &[7, 1, 255]),
+    (&[3, 13, 2], 2, &[2, 1, 7]),
+    (&[1, 5, 3], 1, &[5, 1, 2, 7, 3, 4]),
+    (&[257], 0, &[257, 13]),
+];
+
+/// (shape, permutation): attention heads, NCHW → NHWC, a transpose, rank 1, rank 6.
+const PERMUTE_CASES: &[(&[usize], &[usize])] = &[
+    // [B, L, H, D] → [B, H, L, D]
+    (&[2, 13, 3, 7], &[0, 2, 1, 3]),
+    // NCHW → NHWC
+    (&[1, 5, 7, 9], &[0, 2, 3, 1]),
+    (&[29, 257], &[1, 0]),
+    (&[7], &[0]),
+    (&[2, 3, 1, 5, 2, 3], &[5, 3, 0, 4, 2, 1]),
+];
+
+/// (shape, dim, start, len): inner, first and last dimensions, the whole of one, an empty slice.
+const SLICE_CASES: &[(&[usize], usize, usize, usize)] = &[
+    (&[2, 16, 7, 5], 1, 3, 13),
+    (&[257, 3], 0, 255, 2),
+    (&[7, 29], 1, 0, 29),
+    (&[3, 13, 7], 2, 6, 1),
+    (&[5, 4], 0, 2, 0),
+];
+
 #[test]
 fn concat_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(51);
-    // (shape of the first input, dim, sizes along dim): UNet skip concat on channels, first and
-    // last dimensions, and six inputs (two dispatches).
-    let cases: &[(&[usize], usize, &[usize])] = &[
-        (&[2, 3, 7, 5], 1, &[3, 13]),
-        (&[7, 29], 0, &[7, 1, 255]),
-        (&[3, 13, 2], 2, &[2, 1, 7]),
-        (&[1, 5, 3], 1, &[5, 1, 2, 7, 3, 4]),
-        (&[257], 0, &[257, 13]),
-    ];
-    for &(base, dim, sizes) in cases {
+    for &(base, dim, sizes) in CONCAT_CASES {
         let mut datas = Vec::new();
         let mut shapes = Vec::new();
         for &s in sizes {
@@ -87,16 +108,7 @@ fn concat_matches_cpu() {
 fn permute_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(52);
-    let cases: &[(&[usize], &[usize])] = &[
-        // [B, L, H, D] → [B, H, L, D]
-        (&[2, 13, 3, 7], &[0, 2, 1, 3]),
-        // NCHW → NHWC
-        (&[1, 5, 7, 9], &[0, 2, 3, 1]),
-        (&[29, 257], &[1, 0]),
-        (&[7], &[0]),
-        (&[2, 3, 1, 5, 2, 3], &[5, 3, 0, 4, 2, 1]),
-    ];
-    for &(shape, perm) in cases {
+    for &(shape, perm) in PERMUTE_CASES {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
         let t = Tensor::from_f32(&g, shape, &x).unwrap();
         let out = layout::permute(&t, perm).unwrap();
@@ -123,14 +135,7 @@ fn permute_matches_cpu() {
 fn slice_matches_cpu() {
     let g = gpu();
     let mut rng = Rng::new(53);
-    let cases: &[(&[usize], usize, usize, usize)] = &[
-        (&[2, 16, 7, 5], 1, 3, 13),
-        (&[257, 3], 0, 255, 2),
-        (&[7, 29], 1, 0, 29),
-        (&[3, 13, 7], 2, 6, 1),
-        (&[5, 4], 0, 2, 0),
-    ];
-    for &(shape, dim, start, len) in cases {
+    for &(shape, dim, start, len) in SLICE_CASES {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
         let t = Tensor::from_f32(&g, shape, &x).unwrap();
         let out = layout::slice(&t, dim, start, len).unwrap();
@@ -193,4 +198,84 @@ fn layout_errors_are_typed() {
         layout::slice(&a, 2, 0, 1),
         Err(Error::Shape { .. })
     ));
+}
+
+/// The CPU backend's concat, permute and slice against the same cases and expectations as the GPU
+/// kernels (exact: they only move data), on f32 and u32, and the same typed errors.
+#[test]
+fn cpu_layout_matches_the_references() {
+    use diffscope::ops::layout::cpu;
+    let mut rng = Rng::new(54);
+    for &(base, dim, sizes) in CONCAT_CASES {
+        let shapes: Vec<Vec<usize>> = sizes
+            .iter()
+            .map(|&s| {
+                let mut shape = base.to_vec();
+                shape[dim] = s;
+                shape
+            })
+            .collect();
+        let datas: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| rng.vec(s.iter().product(), -1.0, 1.0))
+            .collect();
+        let parts: Vec<(&[f32], &[usize])> = datas
+            .iter()
+            .zip(&shapes)
+            .map(|(d, s)| (&d[..], &s[..]))
+            .collect();
+        let (got, shape) = cpu::concat(&parts, dim).unwrap();
+        let want: Vec<f32> = coords(&shape)
+            .map(|mut c| {
+                let mut k = 0;
+                while c[dim] >= sizes[k] {
+                    c[dim] -= sizes[k];
+                    k += 1;
+                }
+                at(&datas[k], &shapes[k], &c)
+            })
+            .collect();
+        assert_eq!(got, want, "cpu concat {base:?} dim {dim} {sizes:?}");
+    }
+    for &(shape, perm) in PERMUTE_CASES {
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let (got, oshape) = cpu::permute(&x, shape, perm).unwrap();
+        let want: Vec<f32> = coords(&oshape)
+            .map(|oc| {
+                let mut ic = vec![0; shape.len()];
+                for (i, &d) in perm.iter().enumerate() {
+                    ic[d] = oc[i];
+                }
+                at(&x, shape, &ic)
+            })
+            .collect();
+        assert_eq!(got, want, "cpu permute {shape:?} {perm:?}");
+    }
+    let (u, _) = cpu::permute(&[0u32, 1, 2, 3, 4, 5], &[2, 3], &[1, 0]).unwrap();
+    assert_eq!(u, vec![0, 3, 1, 4, 2, 5]);
+    for &(shape, dim, start, len) in SLICE_CASES {
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let (got, oshape) = cpu::slice(&x, shape, dim, start, len).unwrap();
+        let want: Vec<f32> = coords(&oshape)
+            .map(|mut c| {
+                c[dim] += start;
+                at(&x, shape, &c)
+            })
+            .collect();
+        assert_eq!(got, want, "cpu slice {shape:?} dim {dim} {start}+{len}");
+    }
+    let z = [0.0f32; 12];
+    assert!(matches!(
+        cpu::permute(&z, &[3, 4], &[0, 0]),
+        Err(Error::Shape { op: "permute", .. })
+    ));
+    assert!(matches!(
+        cpu::slice(&z, &[3, 4], 1, 3, 2),
+        Err(Error::Shape { op: "slice", .. })
+    ));
+    assert!(matches!(
+        cpu::concat(&[(&z[..], &[3, 4][..]), (&z[..6], &[2, 3][..])], 0),
+        Err(Error::Shape { op: "concat", .. })
+    ));
+    assert!(matches!(cpu::concat::<f32>(&[], 0), Err(Error::Invalid(_))));
 }

@@ -1,13 +1,15 @@
 //! Data movement between contiguous tensors: `concat` (UNet skip connections), `permute` (head splits,
 //! NCHW ↔ NHWC) and `slice`. Each is a copy kernel with index arithmetic, and works for f32 and u32.
 
+pub mod cpu;
+
 use super::{check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::Tensor;
 
-pub(super) const SRC: &str = include_str!("../../shaders/layout.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/layout.wgsl");
 
 /// Highest rank `permute` takes.
 pub const MAX_PERMUTE_RANK: usize = 6;
@@ -82,6 +84,67 @@ fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static>
     }
 }
 
+/// The shape of `shapes` concatenated along `dim`: they must agree everywhere else.
+fn concat_shape(shapes: &[&[usize]], dim: usize) -> Result<Vec<usize>> {
+    const OP: &str = "concat";
+    let first = *shapes
+        .first()
+        .ok_or_else(|| Error::Invalid("concat of no tensors".into()))?;
+    check_dim(OP, first, dim)?;
+    for t in shapes {
+        let same_others =
+            t.len() == first.len() && (0..t.len()).all(|i| i == dim || t[i] == first[i]);
+        if !same_others {
+            return Err(Error::shape(
+                OP,
+                format!("{first:?} and {t:?} differ outside dimension {dim}"),
+            ));
+        }
+    }
+    let mut shape = first.to_vec();
+    shape[dim] = shapes.iter().map(|t| t[dim]).sum();
+    Ok(shape)
+}
+
+/// `perm` must reorder every dimension of `shape` exactly once; returns the permuted shape.
+fn permuted_shape(shape: &[usize], perm: &[usize]) -> Result<Vec<usize>> {
+    const OP: &str = "permute";
+    let rank = shape.len();
+    if rank > MAX_PERMUTE_RANK {
+        return Err(Error::shape(
+            OP,
+            format!("rank {rank} exceeds {MAX_PERMUTE_RANK}"),
+        ));
+    }
+    let mut seen = [false; MAX_PERMUTE_RANK];
+    let valid = perm.len() == rank
+        && perm
+            .iter()
+            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true));
+    if !valid {
+        return Err(Error::shape(
+            OP,
+            format!("{perm:?} is not a permutation of the dimensions of {shape:?}"),
+        ));
+    }
+    Ok(perm.iter().map(|&d| shape[d]).collect())
+}
+
+/// `start .. start + len` must lie inside dimension `dim` of `shape`; returns the sliced shape.
+fn sliced_shape(shape: &[usize], dim: usize, start: usize, len: usize) -> Result<Vec<usize>> {
+    const OP: &str = "slice";
+    check_dim(OP, shape, dim)?;
+    if start.checked_add(len).is_none_or(|end| end > shape[dim]) {
+        return Err(Error::shape(
+            OP,
+            format!("{start}..{start}+{len} is out of range for dimension {dim} of {shape:?}"),
+        ));
+    }
+    let mut out = shape.to_vec();
+    out[dim] = len;
+    Ok(out)
+}
+
 fn check_dim(op: &'static str, shape: &[usize], dim: usize) -> Result<()> {
     if dim >= shape.len() {
         return Err(Error::shape(
@@ -98,21 +161,10 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
     let first = *tensors
         .first()
         .ok_or_else(|| Error::Invalid("concat of no tensors".into()))?;
-    check_dim(OP, first.shape(), dim)?;
+    let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+    concat_shape(&shapes, dim)?;
     for t in tensors {
         check_u32_len(OP, t)?;
-        let same_others =
-            t.dims() == first.dims() && (0..t.dims()).all(|i| i == dim || t.dim(i) == first.dim(i));
-        if !same_others {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "{:?} and {:?} differ outside dimension {dim}",
-                    first.shape(),
-                    t.shape()
-                ),
-            ));
-        }
         if t.dtype() != first.dtype() {
             return Err(Error::DType {
                 op: OP,
@@ -178,31 +230,11 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     const OP: &str = "permute";
     check_u32_len(OP, x)?;
     let rank = x.dims();
-    if rank > MAX_PERMUTE_RANK {
-        return Err(Error::shape(
-            OP,
-            format!("rank {rank} exceeds {MAX_PERMUTE_RANK}"),
-        ));
-    }
-    let mut seen = [false; MAX_PERMUTE_RANK];
-    let valid = perm.len() == rank
-        && perm
-            .iter()
-            .all(|&d| d < rank && !std::mem::replace(&mut seen[d], true));
-    if !valid {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "{perm:?} is not a permutation of the dimensions of {:?}",
-                x.shape()
-            ),
-        ));
-    }
+    let shape = permuted_shape(x.shape(), perm)?;
     let mut in_strides = vec![1usize; rank];
     for i in (0..rank.saturating_sub(1)).rev() {
         in_strides[i] = in_strides[i + 1] * x.dim(i + 1);
     }
-    let shape: Vec<usize> = perm.iter().map(|&d| x.dim(d)).collect();
     let mut strides = [0u32; 8];
     for (s, &d) in strides.iter_mut().zip(perm) {
         *s = in_strides[d] as u32;
@@ -231,19 +263,7 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
 pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
     const OP: &str = "slice";
     check_u32_len(OP, x)?;
-    check_dim(OP, x.shape(), dim)?;
-    let size = x.dim(dim);
-    if start.checked_add(len).is_none_or(|end| end > size) {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "{start}..{start}+{len} is out of range for dimension {dim} of {:?}",
-                x.shape()
-            ),
-        ));
-    }
-    let mut shape = x.shape().to_vec();
-    shape[dim] = len;
+    let shape = sliced_shape(x.shape(), dim, start, len)?;
     let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
     if out.is_empty() {
         return Ok(out);
@@ -252,7 +272,7 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
         n: out.len() as u32,
         inner: shape[dim + 1..].iter().product::<usize>() as u32,
         len: len as u32,
-        size: size as u32,
+        size: x.dim(dim) as u32,
         start: start as u32,
         _pad: [0; 3],
     };
