@@ -197,3 +197,51 @@ fn timestep_embedding_errors_are_typed() {
         Err(Error::Invalid(_))
     ));
 }
+
+/// The CPU backend's embeddings against the same references and tolerances as the GPU kernels: the
+/// anchor's golden values, every setting of `timestep_embedding_matches_cpu`, row gathers with
+/// out-of-range ids reading zeros, and the same typed errors.
+#[test]
+fn cpu_embeddings_match_the_references() {
+    use diffscope::ops::embedding::cpu;
+    let got = cpu::timestep_embedding(&[3.0], 8, false, 1.0, 1.0, 10000.0).unwrap();
+    let want = [
+        0.14112, 0.138798, 0.006463, 0.0003, -0.989992, 0.990321, 0.999979, 1.0,
+    ];
+    assert_close("cpu temb dim 8 t=3", &got, &want, 0.0, 1e-6);
+    let ts = [0.0f32, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
+    for (dim, flip, shift, scale, max_period) in [
+        (8, false, 1.0, 1.0, 10000.0),
+        (128, true, 1.0, 1.0, 10000.0),
+        (128, false, 0.0, 1.0, 10000.0),
+        (13, true, 0.0, 0.5, 10000.0),
+        (257, false, 1.0, 1.0, 100.0),
+        (32, true, 0.0, 1000.0, 10000.0),
+        (1, false, 1.0, 1.0, 10000.0),
+        (2, true, 0.0, 1.0, 10000.0),
+    ] {
+        let got = cpu::timestep_embedding(&ts, dim, flip, shift, scale, max_period).unwrap();
+        let want = cpu_timestep_embedding(&ts, dim, flip, shift, scale, max_period);
+        assert_embedding_close(&format!("cpu temb dim {dim} flip {flip}"), &got, &want);
+    }
+    let table: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let got = cpu::gather_rows(&table, &[4, 3], &[2, 0, 9, 3]).unwrap();
+    assert_eq!(got, vec![6., 7., 8., 0., 1., 2., 0., 0., 0., 9., 10., 11.]);
+    let ut: Vec<u32> = (0..6).collect();
+    assert_eq!(cpu::gather_rows(&ut, &[3, 2], &[1]).unwrap(), vec![2, 3]);
+    assert!(matches!(
+        cpu::gather_rows(&table, &[12], &[0]),
+        Err(Error::Shape {
+            op: "gather_rows",
+            ..
+        })
+    ));
+    assert!(matches!(
+        cpu::timestep_embedding(&[0.0; 2], 2, false, 1.0, 1.0, 10000.0),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        cpu::timestep_embedding(&[0.0; 2], 8, false, 1.0, 1.0, 0.0),
+        Err(Error::Invalid(_))
+    ));
+}

@@ -1,13 +1,15 @@
 //! Embeddings: rows of a table gathered by index (token and class embeddings, node and edge types)
 //! and diffusers' sinusoidal timestep embedding.
 
+pub mod cpu;
+
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
-pub(super) const SRC: &str = include_str!("../../shaders/embedding.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/embedding.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -91,6 +93,36 @@ pub fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The checked settings of a timestep embedding: (half, half − downscale_freq_shift).
+fn timestep_layout(
+    t_shape: &[usize],
+    dim: usize,
+    downscale_freq_shift: f32,
+    scale: f32,
+    max_period: f32,
+) -> Result<(usize, f32)> {
+    const OP: &str = "timestep_embedding";
+    if t_shape.len() != 1 {
+        return Err(Error::shape(
+            OP,
+            format!("timesteps must be [B], got {t_shape:?}"),
+        ));
+    }
+    let half = dim / 2;
+    let denom = half as f32 - downscale_freq_shift;
+    if half > 0 && (denom == 0.0 || !denom.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: half − downscale_freq_shift = {half} − {downscale_freq_shift} must be nonzero"
+        )));
+    }
+    if !(max_period > 0.0 && max_period.is_finite() && scale.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: max_period must be positive and scale finite, got {max_period} and {scale}"
+        )));
+    }
+    Ok((half, denom))
+}
+
 /// diffusers' `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale,
 /// max_period)`: `t` is `[B]` (f32, or u32 converted like `.float()`), the result `[B, dim]`.
 ///
@@ -111,24 +143,7 @@ pub fn timestep_embedding(
         DType::F32 => 0,
         DType::U32 => 1,
     };
-    if t.dims() != 1 {
-        return Err(Error::shape(
-            OP,
-            format!("timesteps must be [B], got {:?}", t.shape()),
-        ));
-    }
-    let half = dim / 2;
-    let denom = half as f32 - downscale_freq_shift;
-    if half > 0 && (denom == 0.0 || !denom.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{OP}: half − downscale_freq_shift = {half} − {downscale_freq_shift} must be nonzero"
-        )));
-    }
-    if !(max_period > 0.0 && max_period.is_finite() && scale.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{OP}: max_period must be positive and scale finite, got {max_period} and {scale}"
-        )));
-    }
+    let (half, denom) = timestep_layout(t.shape(), dim, downscale_freq_shift, scale, max_period)?;
     let out = Tensor::empty(t.gpu(), &[t.len(), dim], DType::F32)?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {

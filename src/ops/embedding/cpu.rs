@@ -1,0 +1,77 @@
+//! The embedding lookups on host memory, for the CPU backend: table rows gathered by id (an id past
+//! the table gives a zero row, as on the GPU) and diffusers' sinusoidal timestep embedding in
+//! torch's float32 order (exponent, exp, times t, times scale), with the same checks and typed
+//! errors as the GPU drivers.
+
+use super::timestep_layout;
+use crate::error::{Error, Result};
+
+/// `table[ids]`: `table` is `[V, D]` (f32 or u32 data); returns `[ids.len(), D]` row-major.
+pub fn gather_rows<T: Copy + Default>(
+    table: &[T],
+    table_shape: &[usize],
+    ids: &[u32],
+) -> Result<Vec<T>> {
+    const OP: &str = "gather_rows";
+    if table_shape.len() != 2 {
+        return Err(Error::shape(
+            OP,
+            format!("table must be [V, D], got {table_shape:?}"),
+        ));
+    }
+    let (rows, d) = (table_shape[0], table_shape[1]);
+    if table.len() != rows * d {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "table holds {} values, its shape {table_shape:?} needs {}",
+                table.len(),
+                rows * d
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(ids.len() * d);
+    for &id in ids {
+        let id = id as usize;
+        // Checked before any product: `id · d` of a bad id could overflow on a 32-bit target.
+        if id < rows {
+            out.extend_from_slice(&table[id * d..(id + 1) * d]);
+        } else {
+            out.extend(std::iter::repeat_n(T::default(), d));
+        }
+    }
+    Ok(out)
+}
+
+/// diffusers' `get_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale,
+/// max_period)` of timesteps `t` (`[B]`): `[B, dim]` row-major (see the GPU driver for the formula).
+pub fn timestep_embedding(
+    t: &[f32],
+    dim: usize,
+    flip_sin_to_cos: bool,
+    downscale_freq_shift: f32,
+    scale: f32,
+    max_period: f32,
+) -> Result<Vec<f32>> {
+    let (half, denom) = timestep_layout(&[t.len()], dim, downscale_freq_shift, scale, max_period)?;
+    let neg_log_period = -f64::from(max_period).ln() as f32;
+    // f32 exp and sin/cos of the f32 angle, rounded once from f64: torch's float32 result.
+    let freqs: Vec<f32> = (0..half)
+        .map(|j| f64::from(neg_log_period * j as f32 / denom).exp() as f32)
+        .collect();
+    let mut out = Vec::with_capacity(t.len() * dim);
+    for &tb in t {
+        let angle = |f: f32| f64::from(scale * (tb * f));
+        let sin = freqs.iter().map(|&f| angle(f).sin() as f32);
+        let cos = freqs.iter().map(|&f| angle(f).cos() as f32);
+        if flip_sin_to_cos {
+            out.extend(cos.chain(sin));
+        } else {
+            out.extend(sin.chain(cos));
+        }
+        if dim % 2 == 1 {
+            out.push(0.0);
+        }
+    }
+    Ok(out)
+}
