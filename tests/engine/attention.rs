@@ -52,11 +52,10 @@ fn cpu_attention(
     out
 }
 
-#[test]
-fn attention_matches_cpu() {
-    let g = gpu();
-    let mut rng = Rng::new(31);
-    let cases = [
+/// Self attention; cross attention with odd lengths and an odd head dimension; 255 keys; one key;
+/// the largest head dimension; a long sequence whose 1024 keys stream through 64 key blocks.
+fn attention_shapes() -> Vec<Shape> {
+    vec![
         Shape {
             b: 2,
             lq: 7,
@@ -101,8 +100,14 @@ fn attention_matches_cpu() {
             heads: 1,
             d: 16,
         },
-    ];
-    for s in cases {
+    ]
+}
+
+#[test]
+fn attention_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(31);
+    for s in attention_shapes() {
         let hd = s.heads * s.d;
         let q = rng.vec(s.b * s.lq * hd, -1.0, 1.0);
         let k = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
@@ -228,5 +233,95 @@ fn attention_errors_are_typed() {
     assert!(matches!(
         attention::attention(&u, &k, &k, 2, None),
         Err(Error::DType { .. })
+    ));
+}
+
+/// The CPU backend's attention against the same reference and tolerance as the GPU kernel, on the
+/// same shapes, with an additive mask that removes padded keys, biases others and removes every key
+/// of one batch entry (zeros), and the same typed errors.
+#[test]
+fn cpu_attention_matches_the_reference() {
+    use diffscope::ops::attention::cpu;
+    let mut rng = Rng::new(34);
+    for s in attention_shapes() {
+        let hd = s.heads * s.d;
+        let q = rng.vec(s.b * s.lq * hd, -1.0, 1.0);
+        let k = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+        let v = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+        let (qs, ks) = ([s.b, s.lq, hd], [s.b, s.lk, hd]);
+        let got = cpu::attention((&q, &qs), (&k, &ks), (&v, &ks), s.heads, None, None).unwrap();
+        let want = cpu_attention(&q, &k, &v, &s, 1.0 / (s.d as f64).sqrt(), None);
+        let what = format!(
+            "cpu attention b{} lq{} lk{} h{} d{}",
+            s.b, s.lq, s.lk, s.heads, s.d
+        );
+        assert_close(&what, &got, &want, 1e-4, 1e-5);
+    }
+    let s = Shape {
+        b: 3,
+        lq: 13,
+        lk: 37,
+        heads: 2,
+        d: 16,
+    };
+    let hd = s.heads * s.d;
+    let q = rng.vec(s.b * s.lq * hd, -1.0, 1.0);
+    let k = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+    let v = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+    let mut mask = vec![0f32; s.b * s.lk];
+    for m in &mut mask[26..37] {
+        *m = f32::NEG_INFINITY;
+    }
+    for (j, m) in mask[37..74].iter_mut().enumerate() {
+        *m = if j == 20 {
+            f32::NEG_INFINITY
+        } else {
+            rng.uniform(-2.0, 1.0)
+        };
+    }
+    for m in &mut mask[74..] {
+        *m = f32::NEG_INFINITY;
+    }
+    let (qs, ks, ms) = ([s.b, s.lq, hd], [s.b, s.lk, hd], [s.b, s.lk]);
+    let got = cpu::attention(
+        (&q, &qs),
+        (&k, &ks),
+        (&v, &ks),
+        s.heads,
+        Some(0.25),
+        Some((&mask, &ms)),
+    )
+    .unwrap();
+    let want = cpu_attention(&q, &k, &v, &s, 0.25, Some(&mask));
+    assert_close("cpu attention masked", &got, &want, 1e-4, 1e-5);
+    assert!(got[2 * s.lq * hd..].iter().all(|&x| x == 0.0));
+    let z = [0.0f32; 24];
+    assert!(matches!(
+        cpu::attention(
+            (&z, &[1, 2, 12]),
+            (&z, &[1, 2, 12]),
+            (&z, &[1, 2, 12]),
+            5,
+            None,
+            None
+        ),
+        Err(Error::Shape {
+            op: "attention",
+            ..
+        })
+    ));
+    assert!(matches!(
+        cpu::attention(
+            (&z, &[1, 2, 12]),
+            (&z, &[1, 2, 12]),
+            (&z, &[1, 2, 12]),
+            2,
+            None,
+            Some((&z[..3], &[1, 3]))
+        ),
+        Err(Error::Shape {
+            op: "attention_masked",
+            ..
+        })
     ));
 }

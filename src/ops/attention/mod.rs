@@ -4,6 +4,8 @@
 //! The kernel is flash-style (see `shaders/attention.wgsl`): memory stays O(L·H·D) whatever the
 //! sequence length, because scores live only in registers, a key block at a time.
 
+pub mod cpu;
+
 use super::check_u32_len;
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
@@ -11,7 +13,7 @@ use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/attention.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/attention.wgsl");
 
 /// The largest head dimension: the key and value tiles for D = 128 fill WebGPU's guaranteed 16 KiB
 /// of workgroup memory.
@@ -85,6 +87,76 @@ pub fn attention_masked(
     run("attention_masked", q, k, v, heads, scale, Some(mask))
 }
 
+/// The checked shapes of one attention call: batch, query and key lengths, width H·D, head dimension
+/// and the scale (1/√D unless given).
+pub(super) struct Layout {
+    pub b: usize,
+    pub lq: usize,
+    pub lk: usize,
+    pub hd: usize,
+    pub d: usize,
+    pub scale: f32,
+}
+
+impl Layout {
+    pub fn new(
+        op: &'static str,
+        q: &[usize],
+        k: &[usize],
+        v: &[usize],
+        heads: usize,
+        scale: Option<f32>,
+        mask: Option<&[usize]>,
+    ) -> Result<Layout> {
+        if q.len() != 3 || k.len() != 3 || k != v {
+            return Err(Error::shape(
+                op,
+                format!("expects q [B, Lq, H·D] and k, v [B, Lk, H·D], got {q:?}, {k:?}, {v:?}"),
+            ));
+        }
+        let (b, lq, hd) = (q[0], q[1], q[2]);
+        let lk = k[1];
+        if k[0] != b || k[2] != hd {
+            return Err(Error::shape(
+                op,
+                format!("q {q:?} and k {k:?} differ in batch or width"),
+            ));
+        }
+        if heads == 0 || hd % heads != 0 {
+            return Err(Error::shape(
+                op,
+                format!("width {hd} cannot be split into {heads} heads"),
+            ));
+        }
+        let d = hd / heads;
+        if d > MAX_HEAD_DIM {
+            return Err(Error::Invalid(format!(
+                "{op}: head dimension {d} exceeds the supported {MAX_HEAD_DIM}"
+            )));
+        }
+        if let Some(m) = mask {
+            if m != [b, lk] {
+                return Err(Error::shape(
+                    op,
+                    format!("mask has shape {m:?}, expected [{b}, {lk}]"),
+                ));
+            }
+        }
+        let scale = scale.unwrap_or(1.0 / (d.max(1) as f32).sqrt());
+        if !scale.is_finite() {
+            return Err(Error::Invalid(format!("{op}: scale {scale} is not finite")));
+        }
+        Ok(Layout {
+            b,
+            lq,
+            lk,
+            hd,
+            d,
+            scale,
+        })
+    }
+}
+
 fn run(
     op: &'static str,
     q: &Tensor,
@@ -98,53 +170,22 @@ fn run(
         t.expect_dtype(op, DType::F32)?;
         check_u32_len(op, t)?;
     }
-    if q.dims() != 3 || k.dims() != 3 || k.shape() != v.shape() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "expects q [B, Lq, H·D] and k, v [B, Lk, H·D], got {:?}, {:?}, {:?}",
-                q.shape(),
-                k.shape(),
-                v.shape()
-            ),
-        ));
-    }
-    let (b, lq, hd) = (q.dim(0), q.dim(1), q.dim(2));
-    let lk = k.dim(1);
-    if k.dim(0) != b || k.dim(2) != hd {
-        return Err(Error::shape(
-            op,
-            format!(
-                "q {:?} and k {:?} differ in batch or width",
-                q.shape(),
-                k.shape()
-            ),
-        ));
-    }
-    if heads == 0 || hd % heads != 0 {
-        return Err(Error::shape(
-            op,
-            format!("width {hd} cannot be split into {heads} heads"),
-        ));
-    }
-    let d = hd / heads;
-    if d > MAX_HEAD_DIM {
-        return Err(Error::Invalid(format!(
-            "{op}: head dimension {d} exceeds the supported {MAX_HEAD_DIM}"
-        )));
-    }
-    if let Some(m) = mask {
-        if m.shape() != [b, lk] {
-            return Err(Error::shape(
-                op,
-                format!("mask has shape {:?}, expected [{b}, {lk}]", m.shape()),
-            ));
-        }
-    }
-    let scale = scale.unwrap_or(1.0 / (d.max(1) as f32).sqrt());
-    if !scale.is_finite() {
-        return Err(Error::Invalid(format!("{op}: scale {scale} is not finite")));
-    }
+    let Layout {
+        b,
+        lq,
+        lk,
+        hd,
+        d,
+        scale,
+    } = Layout::new(
+        op,
+        q.shape(),
+        k.shape(),
+        v.shape(),
+        heads,
+        scale,
+        mask.map(|m| m.shape()),
+    )?;
     if b * heads > MAX_GROUPS_PER_DIM as usize {
         return Err(Error::Invalid(format!(
             "{op}: batch × heads = {} exceeds {MAX_GROUPS_PER_DIM}",
