@@ -53,11 +53,9 @@ struct Case {
     pad: Padding,
 }
 
-#[test]
-fn conv2d_matches_cpu() {
-    let g = gpu();
-    let mut rng = Rng::new(21);
-    let cases = [
+/// The conv2d cases both backends run (see the comments on each).
+fn conv_cases() -> Vec<Case> {
+    vec![
         // A UNet 3×3 "same" convolution.
         Case {
             x: [2, 3, 7, 9],
@@ -142,8 +140,14 @@ fn conv2d_matches_cpu() {
             stride: 1,
             pad: Padding::same(0),
         },
-    ];
-    for c in cases {
+    ]
+}
+
+#[test]
+fn conv2d_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(21);
+    for c in conv_cases() {
         let [n, cin, h, w] = c.x;
         let [cout, kh, kw] = c.w;
         let xv = rng.vec(n * cin * h * w, -1.0, 1.0);
@@ -232,5 +236,67 @@ fn conv_errors_are_typed() {
     assert!(matches!(
         conv::conv2d(&u, &w, None, 1, Padding::same(1)),
         Err(Error::DType { .. })
+    ));
+}
+
+/// The CPU backend's conv2d (im2col over the CPU matmul) and upsampling against the same reference,
+/// tolerance and cases as the GPU kernels, and the same typed errors.
+#[test]
+fn cpu_conv_matches_the_reference() {
+    let mut rng = Rng::new(25);
+    for c in conv_cases() {
+        let [n, cin, h, w] = c.x;
+        let [cout, kh, kw] = c.w;
+        let xv = rng.vec(n * cin * h * w, -1.0, 1.0);
+        let wv = rng.vec(cout * cin * kh * kw, -0.5, 0.5);
+        let bv = rng.vec(cout, -1.0, 1.0);
+        let bias = c.bias.then_some(&bv[..]);
+        let (want, shape) = cpu_conv2d(&xv, c.x, &wv, c.w, bias, c.stride, c.pad);
+        let (got, got_shape) = conv::cpu::conv2d(
+            (&xv, &c.x),
+            (&wv, &[cout, cin, kh, kw]),
+            bias,
+            c.stride,
+            c.pad,
+        )
+        .unwrap();
+        assert_eq!(got_shape, shape);
+        let what = format!(
+            "cpu conv2d x{:?} w{:?} stride {} {:?}",
+            c.x, c.w, c.stride, c.pad
+        );
+        assert_close(&what, &got, &want, 1e-4, 1e-5);
+    }
+    let x: Vec<f32> = (0..2 * 3 * 5 * 7).map(|i| i as f32).collect();
+    let (up, shape) = conv::cpu::upsample_nearest2x(&x, &[2, 3, 5, 7]).unwrap();
+    assert_eq!(shape, vec![2, 3, 10, 14]);
+    for (i, &v) in up.iter().enumerate() {
+        let (xo, yo, p) = (i % 14, (i / 14) % 10, i / 140);
+        assert_eq!(v, x[p * 35 + (yo / 2) * 7 + xo / 2], "element {i}");
+    }
+    let z = [0.0f32; 64];
+    assert!(matches!(
+        conv::cpu::conv2d(
+            (&z[..16], &[1, 1, 4, 4]),
+            (&z[..18], &[1, 2, 3, 3]),
+            None,
+            1,
+            Padding::same(1)
+        ),
+        Err(Error::Shape { op: "conv2d", .. })
+    ));
+    assert!(matches!(
+        conv::cpu::conv2d(
+            (&z[..16], &[1, 1, 4, 4]),
+            (&z[..9], &[1, 1, 3, 3]),
+            None,
+            0,
+            Padding::same(1)
+        ),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        conv::cpu::upsample_nearest2x(&z[..4], &[2, 2]),
+        Err(Error::Shape { .. })
     ));
 }

@@ -4,6 +4,8 @@
 //! Padding is given per side so that diffusers' `Downsample2D(padding=0)` — pad (0, 1, 0, 1), then a
 //! stride-2 convolution without padding — is one call with [`Padding::new`]`(0, 1, 0, 1)`.
 
+pub mod cpu;
+
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
@@ -11,8 +13,8 @@ use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/conv.wgsl");
-pub(super) const SRC_DIRECT: &str = include_str!("../../shaders/conv_direct.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/conv.wgsl");
+pub(super) const SRC_DIRECT: &str = include_str!("../../../shaders/conv_direct.wgsl");
 
 /// Output pixels per invocation of the direct kernel (a row segment); matches `TN` there.
 const DIRECT_TN: usize = 8;
@@ -135,6 +137,87 @@ fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static>
     }
 }
 
+/// The checked shapes of one conv2d: input `[N, Cin, H, W]`, weight `[Cout, Cin, kh, kw]`, output
+/// `[N, Cout, ho, wo]`.
+pub(super) struct ConvLayout {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvLayout {
+    pub fn new(
+        x: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<ConvLayout> {
+        const OP: &str = "conv2d";
+        if x.len() != 4 || weight.len() != 4 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                "expects x [N, Cin, H, W] and weight [Cout, Cin, kh, kw], got {x:?} and {weight:?}"
+            ),
+            ));
+        }
+        let (n, cin, h, w) = (x[0], x[1], x[2], x[3]);
+        let (cout, wcin, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
+        if wcin != cin {
+            return Err(Error::shape(
+                OP,
+                format!("weight {weight:?} takes {wcin} input channels, x {x:?} has {cin}"),
+            ));
+        }
+        if cin == 0 {
+            // An empty sum (output = bias) is no convolution anyone means to run.
+            return Err(Error::shape(OP, "x has no input channels"));
+        }
+        if let Some(b) = bias {
+            if b != [cout] {
+                return Err(Error::shape(
+                    OP,
+                    format!("bias has shape {b:?}, expected [{cout}]"),
+                ));
+            }
+        }
+        if stride == 0 {
+            return Err(Error::Invalid("conv2d: stride must be at least 1".into()));
+        }
+        let (hp, wp) = (
+            h + padding.top + padding.bottom,
+            w + padding.left + padding.right,
+        );
+        if kh == 0 || kw == 0 || hp < kh || wp < kw {
+            return Err(Error::shape(
+                OP,
+                format!(
+                "a {kh}×{kw} kernel does not fit the padded {hp}×{wp} input ({x:?}, {padding:?})"
+            ),
+            ));
+        }
+        let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+        Ok(ConvLayout {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            ho,
+            wo,
+        })
+    }
+}
+
 /// `conv2d(x [N, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout]?) → [N, Cout, Ho, Wo]` with
 /// `Ho = (H + top + bottom − kh) / stride + 1` (likewise `Wo`), as `torch.nn.functional.conv2d`.
 pub fn conv2d(
@@ -162,58 +245,26 @@ pub fn conv2d_with(
     weight.expect_dtype(OP, DType::F32)?;
     check_u32_len(OP, x)?;
     check_u32_len(OP, weight)?;
-    if x.dims() != 4 || weight.dims() != 4 {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "expects x [N, Cin, H, W] and weight [Cout, Cin, kh, kw], got {:?} and {:?}",
-                x.shape(),
-                weight.shape()
-            ),
-        ));
-    }
-    let (n, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
-    let (cout, wcin, kh, kw) = (weight.dim(0), weight.dim(1), weight.dim(2), weight.dim(3));
-    if wcin != cin {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "weight {:?} takes {wcin} input channels, x {:?} has {cin}",
-                weight.shape(),
-                x.shape()
-            ),
-        ));
-    }
-    if cin == 0 {
-        // An empty sum (output = bias) is no convolution anyone means to run.
-        return Err(Error::shape(OP, "x has no input channels"));
-    }
     if let Some(b) = bias {
         b.expect_dtype(OP, DType::F32)?;
-        if b.shape() != [cout] {
-            return Err(Error::shape(
-                OP,
-                format!("bias has shape {:?}, expected [{cout}]", b.shape()),
-            ));
-        }
     }
-    if stride == 0 {
-        return Err(Error::Invalid("conv2d: stride must be at least 1".into()));
-    }
-    let (hp, wp) = (
-        h + padding.top + padding.bottom,
-        w + padding.left + padding.right,
-    );
-    if kh == 0 || kw == 0 || hp < kh || wp < kw {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "a {kh}×{kw} kernel does not fit the padded {hp}×{wp} input ({:?}, {padding:?})",
-                x.shape()
-            ),
-        ));
-    }
-    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    let ConvLayout {
+        n,
+        cin,
+        h,
+        w,
+        cout,
+        kh,
+        kw,
+        ho,
+        wo,
+    } = ConvLayout::new(
+        x.shape(),
+        weight.shape(),
+        bias.map(|b| b.shape()),
+        stride,
+        padding,
+    )?;
     let out = Tensor::empty(x.gpu(), &[n, cout, ho, wo], DType::F32)?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
