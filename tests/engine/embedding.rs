@@ -147,21 +147,28 @@ fn timestep_embedding_golden_values() {
     assert_close("temb 128 t=999 [64:68]", &got[64..68], &second, 0.0, 6e-5);
 }
 
+/// Timesteps from 0 to 999 (angles up to ≈ 1000 rad).
+const TEMB_TIMES: [f32; 7] = [0.0, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
+
+/// (dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period): diffusers' two conventions,
+/// odd dims, a scale, a short period, dims 1 and 2.
+const TEMB_SETTINGS: &[(usize, bool, f32, f32, f32)] = &[
+    (8, false, 1.0, 1.0, 10000.0),
+    (128, true, 1.0, 1.0, 10000.0),
+    (128, false, 0.0, 1.0, 10000.0),
+    (13, true, 0.0, 0.5, 10000.0),
+    (257, false, 1.0, 1.0, 100.0),
+    (32, true, 0.0, 1000.0, 10000.0),
+    (1, false, 1.0, 1.0, 10000.0),
+    (2, true, 0.0, 1.0, 10000.0),
+];
+
 #[test]
 fn timestep_embedding_matches_cpu() {
     let g = gpu();
-    let ts = [0.0f32, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
+    let ts = TEMB_TIMES;
     let tt = Tensor::from_f32(&g, &[ts.len()], &ts).unwrap();
-    for (dim, flip, shift, scale, max_period) in [
-        (8, false, 1.0, 1.0, 10000.0),
-        (128, true, 1.0, 1.0, 10000.0),
-        (128, false, 0.0, 1.0, 10000.0),
-        (13, true, 0.0, 0.5, 10000.0),
-        (257, false, 1.0, 1.0, 100.0),
-        (32, true, 0.0, 1000.0, 10000.0),
-        (1, false, 1.0, 1.0, 10000.0),
-        (2, true, 0.0, 1.0, 10000.0),
-    ] {
+    for &(dim, flip, shift, scale, max_period) in TEMB_SETTINGS {
         let out = embedding::timestep_embedding(&tt, dim, flip, shift, scale, max_period).unwrap();
         assert_eq!(out.shape(), &[ts.len(), dim]);
         let want = cpu_timestep_embedding(&ts, dim, flip, shift, scale, max_period);
@@ -209,17 +216,8 @@ fn cpu_embeddings_match_the_references() {
         0.14112, 0.138798, 0.006463, 0.0003, -0.989992, 0.990321, 0.999979, 1.0,
     ];
     assert_close("cpu temb dim 8 t=3", &got, &want, 0.0, 1e-6);
-    let ts = [0.0f32, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
-    for (dim, flip, shift, scale, max_period) in [
-        (8, false, 1.0, 1.0, 10000.0),
-        (128, true, 1.0, 1.0, 10000.0),
-        (128, false, 0.0, 1.0, 10000.0),
-        (13, true, 0.0, 0.5, 10000.0),
-        (257, false, 1.0, 1.0, 100.0),
-        (32, true, 0.0, 1000.0, 10000.0),
-        (1, false, 1.0, 1.0, 10000.0),
-        (2, true, 0.0, 1.0, 10000.0),
-    ] {
+    let ts = TEMB_TIMES;
+    for &(dim, flip, shift, scale, max_period) in TEMB_SETTINGS {
         let got = cpu::timestep_embedding(&ts, dim, flip, shift, scale, max_period).unwrap();
         let want = cpu_timestep_embedding(&ts, dim, flip, shift, scale, max_period);
         assert_embedding_close(&format!("cpu temb dim {dim} flip {flip}"), &got, &want);
