@@ -156,10 +156,9 @@ fn attention_explicit_scale_sharpens() {
     );
 }
 
-#[test]
-fn attention_mask_removes_and_biases_keys() {
-    let g = gpu();
-    let mut rng = Rng::new(33);
+/// Three batch entries with an additive key mask: padded keys removed with −∞ (0), finite biases and
+/// one key removed inside a key block (1), every key removed (2). Returns (shape, q, k, v, mask).
+fn masked_case(rng: &mut Rng) -> (Shape, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let s = Shape {
         b: 3,
         lq: 13,
@@ -188,6 +187,15 @@ fn attention_mask_removes_and_biases_keys() {
     for m in &mut mask[74..] {
         *m = f32::NEG_INFINITY;
     }
+    (s, q, k, v, mask)
+}
+
+#[test]
+fn attention_mask_removes_and_biases_keys() {
+    let g = gpu();
+    let mut rng = Rng::new(33);
+    let (s, q, k, v, mask) = masked_case(&mut rng);
+    let hd = s.heads * s.d;
     let tq = Tensor::from_f32(&g, &[s.b, s.lq, hd], &q).unwrap();
     let tk = Tensor::from_f32(&g, &[s.b, s.lk, hd], &k).unwrap();
     let tv = Tensor::from_f32(&g, &[s.b, s.lk, hd], &v).unwrap();
@@ -257,31 +265,8 @@ fn cpu_attention_matches_the_reference() {
         );
         assert_close(&what, &got, &want, 1e-4, 1e-5);
     }
-    let s = Shape {
-        b: 3,
-        lq: 13,
-        lk: 37,
-        heads: 2,
-        d: 16,
-    };
+    let (s, q, k, v, mask) = masked_case(&mut rng);
     let hd = s.heads * s.d;
-    let q = rng.vec(s.b * s.lq * hd, -1.0, 1.0);
-    let k = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
-    let v = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
-    let mut mask = vec![0f32; s.b * s.lk];
-    for m in &mut mask[26..37] {
-        *m = f32::NEG_INFINITY;
-    }
-    for (j, m) in mask[37..74].iter_mut().enumerate() {
-        *m = if j == 20 {
-            f32::NEG_INFINITY
-        } else {
-            rng.uniform(-2.0, 1.0)
-        };
-    }
-    for m in &mut mask[74..] {
-        *m = f32::NEG_INFINITY;
-    }
     let (qs, ks, ms) = ([s.b, s.lq, hd], [s.b, s.lk, hd], [s.b, s.lk]);
     let got = cpu::attention(
         (&q, &qs),
