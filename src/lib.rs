@@ -6,6 +6,7 @@
 
 #[cfg(feature = "app")]
 pub mod app;
+pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod linalg;
@@ -25,4 +26,5 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, LimitCaps};
-pub use tensor::{DType, Tensor};
+pub use cpu::{Cpu, CpuOptions};
+pub use tensor::{Backend, DType, Device, DeviceOptions, Tensor};

@@ -11,15 +11,8 @@ use egui::RichText;
 impl DiffscopeApp {
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("diffscope");
-        if let Some(g) = &self.gpu {
-            ui.label(
-                RichText::new(format!(
-                    "{} ({:?})",
-                    g.adapter_info().name,
-                    g.adapter_info().backend
-                ))
-                .small(),
-            );
+        if let Some(d) = &self.device {
+            ui.label(RichText::new(d.describe()).small());
         }
         ui.separator();
         ui.label("Model");
@@ -85,9 +78,9 @@ impl DiffscopeApp {
 
     /// Open a shipped model of any family, starting from the settings the open run leaves behind.
     pub(super) fn open_shipped(&mut self, name: &str) {
-        let Some(gpu) = self.gpu.clone() else { return };
+        let Some(device) = self.device.clone() else { return };
         self.remember_settings();
-        let opened = open_run::open_shipped(&gpu, name, &self.carried);
+        let opened = open_run::open_shipped(&device, name, &self.carried);
         self.install(opened);
     }
 
@@ -145,8 +138,8 @@ impl DiffscopeApp {
             ui.horizontal(|ui| {
                 ui.add(egui::TextEdit::singleline(&mut self.user_dir).hint_text("model folder"));
                 if ui.button("Load").clicked() {
-                    if let Some(gpu) = self.gpu.clone() {
-                        let m = crate::pipelines::gaussian::load_dir(&gpu, std::path::Path::new(self.user_dir.trim()));
+                    if let Some(device) = self.device.clone() {
+                        let m = crate::pipelines::gaussian::load_dir(&device, std::path::Path::new(self.user_dir.trim()));
                         self.open_user(m);
                     }
                 }
@@ -202,8 +195,8 @@ impl DiffscopeApp {
                     }
                 }
             }
-            let Some(gpu) = self.gpu.clone() else { return };
-            let m = crate::pipelines::gaussian::load_files(&gpu, "dropped model", &files);
+            let Some(device) = self.device.clone() else { return };
+            let m = crate::pipelines::gaussian::load_files(&device, "dropped model", &files);
             self.open_user(m);
         }
     }

@@ -23,13 +23,14 @@ mod sequence;
 mod timeline;
 
 use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::zoo;
 use egui::{Color32, RichText};
 use open_run::{Carried, OpenRun};
 use timeline::Timeline;
 
 pub struct DiffscopeApp {
-    gpu: Option<Gpu>,
+    device: Option<Device>,
     error: Option<String>,
     /// The compute device was lost: offer to open a new one and carry on.
     device_lost: bool,
@@ -84,22 +85,23 @@ impl DiffscopeApp {
     }
 
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
-        let gpu = match cc.wgpu_render_state.as_ref() {
+        let device = match cc.wgpu_render_state.as_ref() {
             Some(rs) => Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone())
+                .map(Device::Gpu)
                 .map_err(|e| e.to_string()),
             None => Err(
                 "no WebGPU/wgpu device: diffscope needs compute shaders (in a browser, use one with WebGPU)"
                     .into(),
             ),
         };
-        Self::with_gpu(gpu, start)
+        Self::with_device(device, start)
     }
 
     /// The app on a compute device of the caller's (or the reason there is none, shown in the UI):
     /// eframe passes its own; tests pass one they made.
-    pub fn with_gpu(gpu: std::result::Result<Gpu, String>, start: Start) -> Self {
+    pub fn with_device(device: std::result::Result<Device, String>, start: Start) -> Self {
         let mut app = DiffscopeApp {
-            gpu: None,
+            device: None,
             error: None,
             device_lost: false,
             run: None,
@@ -116,17 +118,17 @@ impl DiffscopeApp {
             #[cfg(not(target_arch = "wasm32"))]
             export_dir: "diffscope-exports".into(),
         };
-        match gpu {
-            Ok(g) => app.gpu = Some(g),
+        match device {
+            Ok(d) => app.device = Some(d),
             Err(e) => app.error = Some(e),
         }
         match start {
             Start::Shipped(name) => app.open_shipped(&name),
             #[cfg(not(target_arch = "wasm32"))]
             Start::Dir(d) => {
-                if let Some(gpu) = app.gpu.clone() {
+                if let Some(device) = app.device.clone() {
                     app.user_dir = d.display().to_string();
-                    app.open_user(crate::pipelines::gaussian::load_dir(&gpu, &d));
+                    app.open_user(crate::pipelines::gaussian::load_dir(&device, &d));
                 }
             }
         }
@@ -134,8 +136,8 @@ impl DiffscopeApp {
     }
 
     /// The compute device the app runs on.
-    pub fn gpu(&self) -> Option<&Gpu> {
-        self.gpu.as_ref()
+    pub fn device(&self) -> Option<&Device> {
+        self.device.as_ref()
     }
 
     /// The state after step `k` of the open run, as recorded on the host (token and class ids
@@ -151,7 +153,8 @@ impl DiffscopeApp {
         let progress = run.and_then(|r| r.progress());
         let part = run.map(|r| r.status()).unwrap_or_default();
         serde_json::json!({
-            "adapter": self.gpu.as_ref().map(|g| g.adapter_info().name.clone()),
+            "adapter": self.device.as_ref().map(Device::describe),
+            "backend": self.device.as_ref().map(|d| d.backend().name()),
             "model": run.map(|r| r.model_name().to_string()),
             "recorded": progress.map_or(0, |p| p.recorded),
             "total": progress.map_or(0, |p| p.total),
@@ -214,12 +217,12 @@ impl DiffscopeApp {
     fn show_frame(&mut self, ui: &mut egui::Ui) {
         // Errors the device reports after the fact (the web's validation, a lost device) are shown,
         // the first one kept: later ones are usually its consequences.
-        if let Some(e) = self.gpu.as_ref().and_then(|g| g.take_error()) {
+        if let Some(e) = self.device.as_ref().and_then(Device::gpu).and_then(|g| g.take_error()) {
             self.timeline.playing = false;
             self.error.get_or_insert(format!("GPU: {e}"));
         }
         // A lost device is the root of whatever else failed: say so, and offer a new one.
-        if let Some(why) = self.gpu.as_ref().and_then(|g| g.lost()) {
+        if let Some(why) = self.device.as_ref().and_then(Device::lost) {
             if !self.device_lost {
                 self.device_lost = true;
                 self.timeline.playing = false;

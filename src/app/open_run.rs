@@ -6,7 +6,7 @@
 
 use super::export::Export;
 use super::{gaussian, graph, sequence};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::zoo::{self, Family};
 
 /// How far a run is, for the timeline, the speed cap and the status.
@@ -119,18 +119,18 @@ pub trait OpenRun {
     /// The state after step `k` as recorded on the host (token and class ids as numbers; a graph's
     /// node then edge classes), or `None` if it is not (or no longer) kept.
     fn recorded_state(&self, k: usize) -> Option<Vec<f32>>;
-    /// Reload the model on `gpu` and carry on from the newest host copy, exactly as the run would
+    /// Reload the model on `device` and carry on from the newest host copy, exactly as the run would
     /// have gone on. Nothing changes unless everything succeeds (a failed recovery can be retried).
-    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()>;
+    fn resume_on(&mut self, device: &Device) -> crate::Result<()>;
 }
 
 /// A shipped model of any family, opened with `carried` settings (no trajectory started yet).
-pub fn open_shipped(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<Box<dyn OpenRun>> {
+pub fn open_shipped(device: &Device, name: &str, carried: &Carried) -> crate::Result<Box<dyn OpenRun>> {
     Ok(match zoo::find(name).map(|m| m.family) {
-        Some(Family::Graph) => Box::new(graph::OpenGraphs::open(gpu, name, carried)?),
-        Some(Family::Sequence) => Box::new(sequence::OpenSequences::open(gpu, name, carried)?),
+        Some(Family::Graph) => Box::new(graph::OpenGraphs::open(device, name, carried)?),
+        Some(Family::Sequence) => Box::new(sequence::OpenSequences::open(device, name, carried)?),
         // An unknown name reaches the Gaussian loader, whose error lists the models.
-        _ => Box::new(gaussian::OpenGaussian::open_shipped(gpu, name, carried)?),
+        _ => Box::new(gaussian::OpenGaussian::open_shipped(device, name, carried)?),
     })
 }
 

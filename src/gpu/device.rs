@@ -111,6 +111,10 @@ impl Gpu {
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.0.info
     }
+    /// The same device handle (clones of one `Gpu`), not merely the same adapter.
+    pub fn same(&self, other: &Gpu) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
     pub fn summary(&self) -> AdapterSummary {
         (&self.0.info).into()
     }

@@ -3,12 +3,11 @@
 //! scale and shift come from the embedding. Mirrors `tools/film_mlp.py` parameter for parameter.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::elementwise::{self as ew, Unary};
 use crate::ops::embedding;
 use crate::ops::matmul::Act;
-use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -140,27 +139,27 @@ impl FilmMlp {
         Ok(c)
     }
 
-    pub fn load(gpu: &Gpu, config: FilmMlpConfig, mut w: Weights) -> Result<FilmMlp> {
+    pub fn load(device: &Device, config: FilmMlpConfig, mut w: Weights) -> Result<FilmMlp> {
         let d = config.dim;
-        let time1 = Linear::load(&mut w, gpu, "time_mlp.0", d, d)?;
-        let time2 = Linear::load(&mut w, gpu, "time_mlp.2", d, d)?;
-        let label_emb = w.upload(gpu, "label_emb.weight", &[config.num_labels + 1, d])?;
-        let inp = Linear::load(&mut w, gpu, "inp", d, config.data_dim)?;
+        let time1 = Linear::load(&mut w, device, "time_mlp.0", d, d)?;
+        let time2 = Linear::load(&mut w, device, "time_mlp.2", d, d)?;
+        let label_emb = w.upload(device, "label_emb.weight", &[config.num_labels + 1, d])?;
+        let inp = Linear::load(&mut w, device, "inp", d, config.data_dim)?;
         let mut blocks = Vec::with_capacity(config.depth);
         for i in 0..config.depth {
             let p = format!("blocks.{i}");
-            let lin = Linear::load(&mut w, gpu, &format!("{p}.lin"), d, d)?;
-            let norm = LayerNorm::load(&mut w, gpu, &format!("{p}.norm"), d)?;
+            let lin = Linear::load(&mut w, device, &format!("{p}.lin"), d, d)?;
+            let norm = LayerNorm::load(&mut w, device, &format!("{p}.norm"), d)?;
             let fw = w.take(&format!("{p}.film.weight"), &[2 * d, d])?;
             let fb = w.take(&format!("{p}.film.bias"), &[2 * d])?;
             let half = |v: &[f32], i: usize, n: usize| v[i * n..(i + 1) * n].to_vec();
             let film_scale = Linear {
-                weight: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 0, d * d))?,
-                bias: Tensor::from_f32(gpu, &[d], &half(&fb.data, 0, d))?,
+                weight: Tensor::from_f32(device, &[d, d], &half(&fw.data, 0, d * d))?,
+                bias: Tensor::from_f32(device, &[d], &half(&fb.data, 0, d))?,
             };
             let film_shift = Linear {
-                weight: Tensor::from_f32(gpu, &[d, d], &half(&fw.data, 1, d * d))?,
-                bias: Tensor::from_f32(gpu, &[d], &half(&fb.data, 1, d))?,
+                weight: Tensor::from_f32(device, &[d, d], &half(&fw.data, 1, d * d))?,
+                bias: Tensor::from_f32(device, &[d], &half(&fb.data, 1, d))?,
             };
             blocks.push(Block {
                 lin,
@@ -169,7 +168,7 @@ impl FilmMlp {
                 film_shift,
             });
         }
-        let out = Linear::load(&mut w, gpu, "out", config.data_dim, d)?;
+        let out = Linear::load(&mut w, device, "out", config.data_dim, d)?;
         w.finish()?;
         Ok(FilmMlp {
             sample_shape: vec![config.data_dim],
@@ -234,7 +233,7 @@ impl Denoiser for FilmMlp {
         Some(self.config.num_labels)
     }
 
-    fn gpu(&self) -> &Gpu {
-        self.out.weight.gpu()
+    fn device(&self) -> &Device {
+        self.out.weight.device()
     }
 }

@@ -5,13 +5,12 @@
 //! over node and edge classes, with the input one-hot added (DiGress predicts the residual).
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{LayerNorm, Linear};
 use crate::ops::elementwise as ew;
 use crate::ops::graph;
 use crate::ops::layout;
 use crate::ops::matmul::Act;
-use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 use std::collections::BTreeMap;
 
@@ -134,10 +133,10 @@ struct Mlp2 {
 }
 
 impl Mlp2 {
-    fn load(w: &mut Weights, gpu: &Gpu, name: &str, i: usize, h: usize, o: usize) -> Result<Mlp2> {
+    fn load(w: &mut Weights, device: &Device, name: &str, i: usize, h: usize, o: usize) -> Result<Mlp2> {
         Ok(Mlp2 {
-            a: Linear::load(w, gpu, &format!("{name}.0"), h, i)?,
-            b: Linear::load(w, gpu, &format!("{name}.2"), o, h)?,
+            a: Linear::load(w, device, &format!("{name}.0"), h, i)?,
+            b: Linear::load(w, device, &format!("{name}.2"), o, h)?,
         })
     }
     fn forward(&self, x: &Tensor, out_act: Act) -> Result<Tensor> {
@@ -164,45 +163,45 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(w: &mut Weights, gpu: &Gpu, p: &str, d: &Dims) -> Result<Layer> {
+    fn load(w: &mut Weights, device: &Device, p: &str, d: &Dims) -> Result<Layer> {
         let a = format!("{p}.self_attn");
         let names = |xs: &[&str]| xs.iter().map(|x| format!("{a}.{x}")).collect::<Vec<_>>();
         let ff = |w: &mut Weights, l1: &str, l2: &str, dim: usize, ffd: usize| -> Result<Mlp2> {
             Ok(Mlp2 {
-                a: Linear::load(w, gpu, &format!("{p}.{l1}"), ffd, dim)?,
-                b: Linear::load(w, gpu, &format!("{p}.{l2}"), dim, ffd)?,
+                a: Linear::load(w, device, &format!("{p}.{l1}"), ffd, dim)?,
+                b: Linear::load(w, device, &format!("{p}.{l2}"), dim, ffd)?,
             })
         };
         Ok(Layer {
-            qkv: Linear::load_stacked(w, gpu, &names(&["q", "k", "v"]), d.dx, d.dx)?,
-            e12: Linear::load_stacked(w, gpu, &names(&["e_mul", "e_add"]), d.dx, d.de)?,
+            qkv: Linear::load_stacked(w, device, &names(&["q", "k", "v"]), d.dx, d.dx)?,
+            e12: Linear::load_stacked(w, device, &names(&["e_mul", "e_add"]), d.dx, d.de)?,
             ymod: Linear::load_stacked(
                 w,
-                gpu,
+                device,
                 &names(&["y_e_add", "y_e_mul", "y_x_add", "y_x_mul"]),
                 d.dx,
                 d.dy,
             )?,
-            y_y: Linear::load(w, gpu, &format!("{a}.y_y"), d.dy, d.dy)?,
-            x_y: Linear::load(w, gpu, &format!("{a}.x_y.lin"), d.dy, 4 * d.dx)?,
-            e_y: Linear::load(w, gpu, &format!("{a}.e_y.lin"), d.dy, 4 * d.de)?,
-            x_out: Linear::load(w, gpu, &format!("{a}.x_out"), d.dx, d.dx)?,
-            e_out: Linear::load(w, gpu, &format!("{a}.e_out"), d.de, d.dx)?,
-            y_out: Mlp2::load(w, gpu, &format!("{a}.y_out"), d.dy, d.dy, d.dy)?,
+            y_y: Linear::load(w, device, &format!("{a}.y_y"), d.dy, d.dy)?,
+            x_y: Linear::load(w, device, &format!("{a}.x_y.lin"), d.dy, 4 * d.dx)?,
+            e_y: Linear::load(w, device, &format!("{a}.e_y.lin"), d.dy, 4 * d.de)?,
+            x_out: Linear::load(w, device, &format!("{a}.x_out"), d.dx, d.dx)?,
+            e_out: Linear::load(w, device, &format!("{a}.e_out"), d.de, d.dx)?,
+            y_out: Mlp2::load(w, device, &format!("{a}.y_out"), d.dy, d.dy, d.dy)?,
             lin_x: ff(w, "linX1", "linX2", d.dx, d.ff_x)?,
             lin_e: ff(w, "linE1", "linE2", d.de, d.ff_e)?,
             lin_y: ff(w, "lin_y1", "lin_y2", d.dy, d.ff_y)?,
             norm_x: [
-                LayerNorm::load(w, gpu, &format!("{p}.normX1"), d.dx)?,
-                LayerNorm::load(w, gpu, &format!("{p}.normX2"), d.dx)?,
+                LayerNorm::load(w, device, &format!("{p}.normX1"), d.dx)?,
+                LayerNorm::load(w, device, &format!("{p}.normX2"), d.dx)?,
             ],
             norm_e: [
-                LayerNorm::load(w, gpu, &format!("{p}.normE1"), d.de)?,
-                LayerNorm::load(w, gpu, &format!("{p}.normE2"), d.de)?,
+                LayerNorm::load(w, device, &format!("{p}.normE1"), d.de)?,
+                LayerNorm::load(w, device, &format!("{p}.normE2"), d.de)?,
             ],
             norm_y: [
-                LayerNorm::load(w, gpu, &format!("{p}.norm_y1"), d.dy)?,
-                LayerNorm::load(w, gpu, &format!("{p}.norm_y2"), d.dy)?,
+                LayerNorm::load(w, device, &format!("{p}.norm_y1"), d.dy)?,
+                LayerNorm::load(w, device, &format!("{p}.norm_y2"), d.dy)?,
             ],
         })
     }
@@ -283,22 +282,22 @@ pub struct GraphTransformer {
 
 impl GraphTransformer {
     /// The device the weights live on.
-    pub fn gpu(&self) -> &Gpu {
-        self.mlp_out_e.b.weight.gpu()
+    pub fn device(&self) -> &Device {
+        self.mlp_out_e.b.weight.device()
     }
 
     /// Loads every tensor of a DiGress `GraphTransformer` state dict (names as PyTorch writes them);
     /// missing, misshapen or extra tensors are errors.
-    pub fn load(gpu: &Gpu, dims: Dims, mut w: Weights) -> Result<GraphTransformer> {
+    pub fn load(device: &Device, dims: Dims, mut w: Weights) -> Result<GraphTransformer> {
         let d = dims;
-        let mlp_in_x = Mlp2::load(&mut w, gpu, "mlp_in_X", d.x_in, d.mlp_x, d.dx)?;
-        let mlp_in_e = Mlp2::load(&mut w, gpu, "mlp_in_E", d.e_in, d.mlp_e, d.de)?;
-        let mlp_in_y = Mlp2::load(&mut w, gpu, "mlp_in_y", d.y_in, d.mlp_y, d.dy)?;
+        let mlp_in_x = Mlp2::load(&mut w, device, "mlp_in_X", d.x_in, d.mlp_x, d.dx)?;
+        let mlp_in_e = Mlp2::load(&mut w, device, "mlp_in_E", d.e_in, d.mlp_e, d.de)?;
+        let mlp_in_y = Mlp2::load(&mut w, device, "mlp_in_y", d.y_in, d.mlp_y, d.dy)?;
         let layers = (0..d.n_layers)
-            .map(|i| Layer::load(&mut w, gpu, &format!("tf_layers.{i}"), &d))
+            .map(|i| Layer::load(&mut w, device, &format!("tf_layers.{i}"), &d))
             .collect::<Result<Vec<_>>>()?;
-        let mlp_out_x = Mlp2::load(&mut w, gpu, "mlp_out_X", d.dx, d.mlp_x, d.x_out)?;
-        let mlp_out_e = Mlp2::load(&mut w, gpu, "mlp_out_E", d.de, d.mlp_e, d.e_out)?;
+        let mlp_out_x = Mlp2::load(&mut w, device, "mlp_out_X", d.dx, d.mlp_x, d.x_out)?;
+        let mlp_out_e = Mlp2::load(&mut w, device, "mlp_out_E", d.de, d.mlp_e, d.e_out)?;
         // The graph-level output head has zero outputs; its (empty) tensors are read and dropped.
         for name in [
             "mlp_out_y.0.weight",
@@ -364,8 +363,8 @@ impl GraphTransformer {
                 counts.len()
             )));
         }
-        let gpu = x.gpu();
-        let m = masks(gpu, counts, n)?;
+        let device = x.device();
+        let m = masks(device, counts, n)?;
         let x_to_out = layout::slice(x, 2, 0, d.x_out)?;
         let new_e = self.mlp_in_e.forward(e, Act::Relu)?;
         let mut ee = graph::sym_edges(&new_e, None, &m.counts, false)?;
@@ -385,7 +384,7 @@ impl GraphTransformer {
     }
 }
 
-fn masks(gpu: &Gpu, counts: &[usize], n: usize) -> Result<Masks> {
+fn masks(device: &Device, counts: &[usize], n: usize) -> Result<Masks> {
     let b = counts.len();
     let node: Vec<f32> = (0..b * n)
         .map(|r| if r % n < counts[r / n] { 1.0 } else { 0.0 })
@@ -402,8 +401,8 @@ fn masks(gpu: &Gpu, counts: &[usize], n: usize) -> Result<Masks> {
         .collect();
     let cu: Vec<u32> = counts.iter().map(|&c| c as u32).collect();
     Ok(Masks {
-        counts: Tensor::from_u32(gpu, &[b], &cu)?,
-        node: Tensor::from_f32(gpu, &[b, n, 1], &node)?,
-        edge: Tensor::from_f32(gpu, &[b, n, n, 1], &edge)?,
+        counts: Tensor::from_u32(device, &[b], &cu)?,
+        node: Tensor::from_f32(device, &[b, n, 1], &node)?,
+        edge: Tensor::from_f32(device, &[b, n, n, 1], &edge)?,
     })
 }

@@ -5,13 +5,12 @@
 //! `tools/seq_transformer.py` parameter for parameter.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::attention::{attention, MAX_HEAD_DIM};
 use crate::ops::elementwise as ew;
 use crate::ops::embedding;
 use crate::ops::matmul::Act;
-use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -93,29 +92,29 @@ impl SeqTransformer {
         Ok(c)
     }
 
-    pub fn load(gpu: &Gpu, config: SeqTransformerConfig, mut w: Weights) -> Result<SeqTransformer> {
+    pub fn load(device: &Device, config: SeqTransformerConfig, mut w: Weights) -> Result<SeqTransformer> {
         let d = config.dim;
         let f = config.ff_mult * d;
-        let tok_emb = w.upload(gpu, "tok_emb.weight", &[config.vocab, d])?;
-        let pos_emb = w.upload(gpu, "pos_emb", &[config.seq_len, d])?;
-        let time1 = Linear::load(&mut w, gpu, "time_mlp.0", d, d)?;
-        let time2 = Linear::load(&mut w, gpu, "time_mlp.2", d, d)?;
+        let tok_emb = w.upload(device, "tok_emb.weight", &[config.vocab, d])?;
+        let pos_emb = w.upload(device, "pos_emb", &[config.seq_len, d])?;
+        let time1 = Linear::load(&mut w, device, "time_mlp.0", d, d)?;
+        let time2 = Linear::load(&mut w, device, "time_mlp.2", d, d)?;
         let mut blocks = Vec::with_capacity(config.depth);
         for i in 0..config.depth {
             let p = format!("blocks.{i}");
             blocks.push(Block {
-                ln1: LayerNorm::load(&mut w, gpu, &format!("{p}.ln1"), d)?,
-                q: Linear::load(&mut w, gpu, &format!("{p}.q"), d, d)?,
-                k: Linear::load(&mut w, gpu, &format!("{p}.k"), d, d)?,
-                v: Linear::load(&mut w, gpu, &format!("{p}.v"), d, d)?,
-                proj: Linear::load(&mut w, gpu, &format!("{p}.proj"), d, d)?,
-                ln2: LayerNorm::load(&mut w, gpu, &format!("{p}.ln2"), d)?,
-                ff1: Linear::load(&mut w, gpu, &format!("{p}.ff1"), f, d)?,
-                ff2: Linear::load(&mut w, gpu, &format!("{p}.ff2"), d, f)?,
+                ln1: LayerNorm::load(&mut w, device, &format!("{p}.ln1"), d)?,
+                q: Linear::load(&mut w, device, &format!("{p}.q"), d, d)?,
+                k: Linear::load(&mut w, device, &format!("{p}.k"), d, d)?,
+                v: Linear::load(&mut w, device, &format!("{p}.v"), d, d)?,
+                proj: Linear::load(&mut w, device, &format!("{p}.proj"), d, d)?,
+                ln2: LayerNorm::load(&mut w, device, &format!("{p}.ln2"), d)?,
+                ff1: Linear::load(&mut w, device, &format!("{p}.ff1"), f, d)?,
+                ff2: Linear::load(&mut w, device, &format!("{p}.ff2"), d, f)?,
             });
         }
-        let ln_f = LayerNorm::load(&mut w, gpu, "ln_f", d)?;
-        let head = Linear::load(&mut w, gpu, "head", config.out_classes, d)?;
+        let ln_f = LayerNorm::load(&mut w, device, "ln_f", d)?;
+        let head = Linear::load(&mut w, device, "head", config.out_classes, d)?;
         w.finish()?;
         Ok(SeqTransformer {
             sample_shape: vec![config.seq_len],
@@ -181,7 +180,7 @@ impl Denoiser for SeqTransformer {
         None
     }
 
-    fn gpu(&self) -> &Gpu {
-        self.head.weight.gpu()
+    fn device(&self) -> &Device {
+        self.head.weight.device()
     }
 }

@@ -5,7 +5,7 @@
 //! an unknown field or a block type diffscope does not implement is an error naming it.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, GroupNorm, Linear};
 use crate::ops::attention::attention;
 use crate::ops::conv::{conv2d, upsample_nearest2x, Padding};
@@ -13,7 +13,6 @@ use crate::ops::elementwise as ew;
 use crate::ops::embedding::{gather_rows, timestep_embedding};
 use crate::ops::layout::{concat, permute};
 use crate::ops::matmul::Act;
-use crate::tensor::{DType, Tensor};
 use crate::weights::Weights;
 
 /// The parts of a diffusers `UNet2DModel` config diffscope implements.
@@ -306,7 +305,7 @@ struct Conv {
 impl Conv {
     fn load(
         w: &mut Weights,
-        g: &Gpu,
+        g: &Device,
         name: &str,
         cout: usize,
         cin: usize,
@@ -336,7 +335,7 @@ impl Resnet {
     #[allow(clippy::too_many_arguments)]
     fn load(
         w: &mut Weights,
-        g: &Gpu,
+        g: &Device,
         p: &str,
         cin: usize,
         cout: usize,
@@ -402,7 +401,7 @@ impl Attn {
     #[allow(clippy::too_many_arguments)]
     fn load(
         w: &mut Weights,
-        g: &Gpu,
+        g: &Device,
         p: &str,
         c: usize,
         head_dim: Option<usize>,
@@ -475,7 +474,7 @@ pub struct UNet2D {
 }
 
 impl UNet2D {
-    pub fn load(g: &Gpu, config: UNetConfig, mut weights: Weights) -> Result<UNet2D> {
+    pub fn load(g: &Device, config: UNetConfig, mut weights: Weights) -> Result<UNet2D> {
         let c = &config;
         let ch = &c.block_out_channels;
         let nb = ch.len();
@@ -577,7 +576,7 @@ impl UNet2D {
 
 /// What every resnet and attention of one UNet shares.
 struct BlockLoader<'a> {
-    g: &'a Gpu,
+    g: &'a Device,
     temb: usize,
     groups: usize,
     eps: f32,
@@ -754,7 +753,7 @@ impl Denoiser for UNet2D {
         self.config.num_class_embeds.map(|k| k - 1)
     }
 
-    fn gpu(&self) -> &Gpu {
-        self.conv_out.w.gpu()
+    fn device(&self) -> &Device {
+        self.conv_out.w.device()
     }
 }

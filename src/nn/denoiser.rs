@@ -1,6 +1,5 @@
 use crate::error::Result;
-use crate::gpu::Gpu;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 
 /// A network that denoises a batch: what a Gaussian or discrete process calls each reverse step.
 /// It maps a noisy state, its timestep and an optional label to the network's output (ε, x0 or v
@@ -15,5 +14,5 @@ pub trait Denoiser {
     /// Number of real labels (the null label is this index), if the model is conditional.
     fn num_labels(&self) -> Option<usize>;
     /// The device the weights live on.
-    fn gpu(&self) -> &Gpu;
+    fn device(&self) -> &Device;
 }

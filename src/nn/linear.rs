@@ -1,7 +1,6 @@
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::tensor::{Device, Tensor};
 use crate::ops::matmul::{self, matmul, Act, Matmul};
-use crate::tensor::Tensor;
 use crate::weights::Weights;
 
 /// PyTorch's `nn.Linear`: `weight` `[out, in]` and `bias` `[out]`, applied as `act(x Wᵀ + b)` over
@@ -13,14 +12,14 @@ pub struct Linear {
 
 impl Linear {
     /// `{name}.weight` and `{name}.bias` of a checkpoint.
-    pub fn load(w: &mut Weights, gpu: &Gpu, name: &str, out_f: usize, in_f: usize) -> Result<Self> {
-        Self::load_any(w, gpu, &[name], out_f, in_f)
+    pub fn load(w: &mut Weights, device: &Device, name: &str, out_f: usize, in_f: usize) -> Result<Self> {
+        Self::load_any(w, device, &[name], out_f, in_f)
     }
 
     /// The first of `names` the checkpoint holds (layouts that renamed a layer across versions).
     pub fn load_any(
         w: &mut Weights,
-        gpu: &Gpu,
+        device: &Device,
         names: &[&str],
         out_f: usize,
         in_f: usize,
@@ -30,8 +29,8 @@ impl Linear {
         let wr: Vec<&str> = ws.iter().map(|s| s.as_str()).collect();
         let br: Vec<&str> = bs.iter().map(|s| s.as_str()).collect();
         Ok(Linear {
-            weight: w.upload_any(gpu, &wr, &[out_f, in_f])?,
-            bias: w.upload_any(gpu, &br, &[out_f])?,
+            weight: w.upload_any(device, &wr, &[out_f, in_f])?,
+            bias: w.upload_any(device, &br, &[out_f])?,
         })
     }
 
@@ -39,7 +38,7 @@ impl Linear {
     /// instead of several; the outputs sit side by side in the order of `names`.
     pub fn load_stacked(
         w: &mut Weights,
-        gpu: &Gpu,
+        device: &Device,
         names: &[String],
         out_f: usize,
         in_f: usize,
@@ -52,8 +51,8 @@ impl Linear {
         }
         let k = names.len() * out_f;
         Ok(Linear {
-            weight: Tensor::from_f32(gpu, &[k, in_f], &wd)?,
-            bias: Tensor::from_f32(gpu, &[k], &bd)?,
+            weight: Tensor::from_f32(device, &[k, in_f], &wd)?,
+            bias: Tensor::from_f32(device, &[k], &bd)?,
         })
     }
 

@@ -1,7 +1,6 @@
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::tensor::{Device, Tensor};
 use crate::ops::norm::{group_norm, group_norm_silu, layer_norm};
-use crate::tensor::Tensor;
 use crate::weights::Weights;
 
 /// PyTorch's default `nn.LayerNorm` epsilon.
@@ -16,10 +15,10 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// `{name}.weight` and `{name}.bias` `[dim]`, with PyTorch's default epsilon.
-    pub fn load(w: &mut Weights, gpu: &Gpu, name: &str, dim: usize) -> Result<Self> {
+    pub fn load(w: &mut Weights, device: &Device, name: &str, dim: usize) -> Result<Self> {
         Ok(LayerNorm {
-            weight: w.upload(gpu, &format!("{name}.weight"), &[dim])?,
-            bias: w.upload(gpu, &format!("{name}.bias"), &[dim])?,
+            weight: w.upload(device, &format!("{name}.weight"), &[dim])?,
+            bias: w.upload(device, &format!("{name}.bias"), &[dim])?,
             eps: LAYER_NORM_EPS,
         })
     }
@@ -41,15 +40,15 @@ impl GroupNorm {
     /// `{name}.weight` and `{name}.bias` `[channels]`.
     pub fn load(
         w: &mut Weights,
-        gpu: &Gpu,
+        device: &Device,
         name: &str,
         channels: usize,
         groups: usize,
         eps: f32,
     ) -> Result<Self> {
         Ok(GroupNorm {
-            weight: w.upload(gpu, &format!("{name}.weight"), &[channels])?,
-            bias: w.upload(gpu, &format!("{name}.bias"), &[channels])?,
+            weight: w.upload(device, &format!("{name}.weight"), &[channels])?,
+            bias: w.upload(device, &format!("{name}.bias"), &[channels])?,
             groups,
             eps,
         })

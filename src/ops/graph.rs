@@ -107,23 +107,23 @@ pub fn finalize(
     expect_shape(OP, "e", e, &[b, n, n])?;
     check_counts(OP, counts, b)?;
     check_u32_len(OP, e)?;
-    let xo = Tensor::empty(x.gpu(), &[b, n], DType::U32)?;
-    let eo = Tensor::empty(x.gpu(), &[b, n, n], DType::U32)?;
+    let xo = Tensor::empty(x.gpu()?, &[b, n], DType::U32)?;
+    let eo = Tensor::empty(x.gpu()?, &[b, n, n], DType::U32)?;
     let p = Params {
         b: b as u32,
         n: n as u32,
         flags: if diag_none { F_DIAG_NONE } else { 0 },
         ..Default::default()
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("finalize", &[R, R, R, W, W]),
         &p,
         &[
-            x.buffer(),
-            e.buffer(),
-            counts.buffer(),
-            xo.buffer(),
-            eo.buffer(),
+            x.buffer()?,
+            e.buffer()?,
+            counts.buffer()?,
+            xo.buffer()?,
+            eo.buffer()?,
         ],
         Gpu::grid_1d(e.len() as u64, WG),
     )?;
@@ -160,7 +160,7 @@ pub fn onehot(ids: &Tensor, k: usize, extra: Option<&Tensor>) -> Result<Tensor> 
     };
     let mut shape = ids.shape().to_vec();
     shape.push(k + f);
-    let out = Tensor::empty(ids.gpu(), &shape, DType::F32)?;
+    let out = Tensor::empty(ids.gpu()?, &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let p = Params {
         k: k as u32,
@@ -168,11 +168,11 @@ pub fn onehot(ids: &Tensor, k: usize, extra: Option<&Tensor>) -> Result<Tensor> 
         rows: ids.len() as u32,
         ..Default::default()
     };
-    let ex = extra.map(|t| t.buffer()).unwrap_or(ids.buffer());
-    ids.gpu().dispatch(
+    let ex = extra.unwrap_or(ids).buffer()?;
+    ids.gpu()?.dispatch(
         &spec("onehot", &[R, R, W]),
         &p,
-        &[ids.buffer(), ex, out.buffer()],
+        &[ids.buffer()?, ex, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -210,8 +210,8 @@ pub fn node_edge_attention(
     expect_shape(OP, "ymod", ymod, &[b, 4 * dx])?;
     check_counts(OP, counts, b)?;
     check_u32_len(OP, e12)?;
-    let eo = Tensor::empty(qkv.gpu(), &[b, n, n, dx], DType::F32)?;
-    let xo = Tensor::empty(qkv.gpu(), &[b, n, dx], DType::F32)?;
+    let eo = Tensor::empty(qkv.gpu()?, &[b, n, n, dx], DType::F32)?;
+    let xo = Tensor::empty(qkv.gpu()?, &[b, n, dx], DType::F32)?;
     let df = dx / heads;
     let p = Params {
         b: b as u32,
@@ -221,16 +221,16 @@ pub fn node_edge_attention(
         scale: (df as f32).sqrt(),
         ..Default::default()
     };
-    qkv.gpu().dispatch(
+    qkv.gpu()?.dispatch(
         &spec("node_edge_attn", &[R, R, R, R, W, W]),
         &p,
         &[
-            qkv.buffer(),
-            e12.buffer(),
-            ymod.buffer(),
-            counts.buffer(),
-            eo.buffer(),
-            xo.buffer(),
+            qkv.buffer()?,
+            e12.buffer()?,
+            ymod.buffer()?,
+            counts.buffer()?,
+            eo.buffer()?,
+            xo.buffer()?,
         ],
         Gpu::grid_1d((b * n * dx) as u64, WG),
     )?;
@@ -256,7 +256,7 @@ pub fn pool(x: &Tensor, counts: &Tensor) -> Result<Tensor> {
     };
     let c = *x.shape().last().expect("rank checked");
     check_counts(OP, counts, b)?;
-    let out = Tensor::empty(x.gpu(), &[b, 4 * c], DType::F32)?;
+    let out = Tensor::empty(x.gpu()?, &[b, 4 * c], DType::F32)?;
     let p = Params {
         b: b as u32,
         n: n as u32,
@@ -265,10 +265,10 @@ pub fn pool(x: &Tensor, counts: &Tensor) -> Result<Tensor> {
         flags: if edge { F_EDGE_MODE } else { 0 },
         ..Default::default()
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("pool", &[R, R, W]),
         &p,
-        &[x.buffer(), counts.buffer(), out.buffer()],
+        &[x.buffer()?, counts.buffer()?, out.buffer()?],
         Gpu::grid_1d((b * c) as u64, WG),
     )?;
     Ok(out)
@@ -300,7 +300,7 @@ pub fn sym_edges(
         expect_shape(OP, "residual", r, a.shape())?;
     }
     check_counts(OP, counts, b)?;
-    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    let out = Tensor::empty(a.gpu()?, a.shape(), DType::F32)?;
     let mut flags = if zero_diag { F_ZERO_DIAG } else { 0 };
     if residual.is_some() {
         flags |= F_RESIDUAL;
@@ -312,14 +312,14 @@ pub fn sym_edges(
         flags,
         ..Default::default()
     };
-    a.gpu().dispatch(
+    a.gpu()?.dispatch(
         &spec("sym_edges", &[R, R, R, W]),
         &p,
         &[
-            a.buffer(),
-            residual.unwrap_or(a).buffer(),
-            counts.buffer(),
-            out.buffer(),
+            a.buffer()?,
+            residual.unwrap_or(a).buffer()?,
+            counts.buffer()?,
+            out.buffer()?,
         ],
         Gpu::grid_1d(a.len() as u64, WG),
     )?;

@@ -88,7 +88,7 @@ fn row_loss(
     rows: usize,
     flags: u32,
 ) -> Result<Tensor> {
-    let out = Tensor::empty(a.gpu(), lead, DType::F32)?;
+    let out = Tensor::empty(a.gpu()?, lead, DType::F32)?;
     if rows == 0 {
         return Ok(out);
     }
@@ -99,10 +99,10 @@ fn row_loss(
         flags,
         _pad: 0,
     };
-    a.gpu().dispatch(
+    a.gpu()?.dispatch(
         &spec(),
         &p,
-        &[a.buffer(), b.buffer(), ids.buffer(), out.buffer()],
+        &[a.buffer()?, b.buffer()?, ids.buffer()?, out.buffer()?],
         Gpu::grid_1d(rows as u64, WG),
     )?;
     Ok(out)

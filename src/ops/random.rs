@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::rng::Philox;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Device, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = concat!(
@@ -75,7 +75,7 @@ fn spec() -> KernelSpec<'static> {
 }
 
 fn run(
-    gpu: &Gpu,
+    device: &Device,
     out_shape: &[usize],
     dtype: DType,
     n: usize,
@@ -89,6 +89,9 @@ fn run(
             "random fill of {n} elements from index {first} runs past Philox's 2^32 indices"
         )));
     }
+    let Device::Gpu(gpu) = device else {
+        return Err(super::not_yet_on_cpu("random"));
+    };
     let out = Tensor::empty(gpu, out_shape, dtype)?;
     let p = Params {
         n: n as u32,
@@ -100,7 +103,7 @@ fn run(
         first,
         _pad: 0,
     };
-    gpu.dispatch(&spec(), &p, &[out.buffer()], Gpu::grid_1d(n as u64, WG))?;
+    gpu.dispatch(&spec(), &p, &[out.buffer()?], Gpu::grid_1d(n as u64, WG))?;
     Ok(out)
 }
 
@@ -113,34 +116,34 @@ fn count(shape: &[usize]) -> Result<usize> {
 
 /// An f32 tensor of `shape` whose element `i` is draw `first + i` of `key` from `dist`.
 pub fn fill(
-    gpu: &Gpu,
+    device: &Device,
     shape: &[usize],
     key: Philox,
     dist: Distribution,
     first: u32,
 ) -> Result<Tensor> {
     let n = count(shape)?;
-    run(gpu, shape, DType::F32, n, key, dist as u32, first)
+    run(device, shape, DType::F32, n, key, dist as u32, first)
 }
 
 /// Uniforms in (0, 1), bit-identical to [`Philox::uniform`].
-pub fn uniform(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
-    fill(gpu, shape, key, Distribution::Uniform, 0)
+pub fn uniform(device: &Device, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(device, shape, key, Distribution::Uniform, 0)
 }
 
 /// Standard normals as [`Philox::normal`].
-pub fn normal(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
-    fill(gpu, shape, key, Distribution::Normal, 0)
+pub fn normal(device: &Device, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(device, shape, key, Distribution::Normal, 0)
 }
 
 /// Standard Gumbel noise as [`Philox::gumbel`].
-pub fn gumbel(gpu: &Gpu, shape: &[usize], key: Philox) -> Result<Tensor> {
-    fill(gpu, shape, key, Distribution::Gumbel, 0)
+pub fn gumbel(device: &Device, shape: &[usize], key: Philox) -> Result<Tensor> {
+    fill(device, shape, key, Distribution::Gumbel, 0)
 }
 
 /// All four raw Philox words per element: a u32 tensor of shape `[shape.., 4]`, bit-identical to
 /// [`Philox::words`] at indices `first..`.
-pub fn words(gpu: &Gpu, shape: &[usize], key: Philox, first: u32) -> Result<Tensor> {
+pub fn words(device: &Device, shape: &[usize], key: Philox, first: u32) -> Result<Tensor> {
     let n = count(shape)?;
     let mut out_shape = shape.to_vec();
     out_shape.push(4);
@@ -150,5 +153,5 @@ pub fn words(gpu: &Gpu, shape: &[usize], key: Philox, first: u32) -> Result<Tens
             format!("{shape:?} needs more than 2^32 output words"),
         ));
     }
-    run(gpu, &out_shape, DType::U32, n, key, KIND_WORDS, first)
+    run(device, &out_shape, DType::U32, n, key, KIND_WORDS, first)
 }

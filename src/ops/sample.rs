@@ -139,7 +139,7 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
             "{OP}: u_min must lie in [0, 1), got {u_min}"
         )));
     }
-    let out = Tensor::empty(u.gpu(), u.shape(), DType::F32)?;
+    let out = Tensor::empty(u.gpu()?, u.shape(), DType::F32)?;
     let p = Params {
         rows: u.len() as u32,
         k: 1,
@@ -161,10 +161,10 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
         defines: &DEFINES,
         bindings: &[Access::Read, Access::ReadWrite],
     };
-    u.gpu().dispatch(
+    u.gpu()?.dispatch(
         &spec,
         &p,
-        &[u.buffer(), out.buffer()],
+        &[u.buffer()?, out.buffer()?],
         Gpu::grid_1d(u.len() as u64, WG),
     )?;
     Ok(out)
@@ -214,7 +214,7 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         )));
     }
     let rows: usize = lead.iter().product();
-    let gpu = x.gpu();
+    let gpu = x.gpu()?;
     let out = Tensor::empty(gpu, lead, DType::U32)?;
     let mut p = Params {
         rows: rows as u32,
@@ -278,11 +278,11 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         &spec,
         &p,
         &[
-            x.buffer(),
-            uni.buffer(),
-            mask.buffer(),
-            keep.buffer(),
-            out.buffer(),
+            x.buffer()?,
+            uni.buffer()?,
+            mask.buffer()?,
+            keep.buffer()?,
+            out.buffer()?,
         ],
         groups,
     )?;

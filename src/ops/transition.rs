@@ -219,7 +219,7 @@ fn prior<'b>(
                 ));
             }
             p.prior = PRIOR_MARGINAL;
-            Ok(t.buffer())
+            Ok(t.buffer()?)
         }
     }
 }
@@ -261,7 +261,7 @@ fn coef<'b>(
             }
             p.flags |= F_PER_BATCH;
             p.rows_per_batch = per as u32;
-            Ok(t.buffer())
+            Ok(t.buffer()?)
         }
     }
 }
@@ -307,7 +307,7 @@ fn coefs<'b>(
     p.flags |= F_PER_BATCH;
     p.coef_stride = width as u32;
     p.rows_per_batch = per as u32;
-    Ok(t.buffer())
+    Ok(t.buffer()?)
 }
 
 /// `[B, K, K]` matrices `α_b I + (1 − α_b) 1πᵀ` for an f32 tensor of α values `[B]`: `Q_t` for
@@ -323,18 +323,18 @@ pub fn matrices(alphas: &Tensor, pr: Prior<'_>, k: usize) -> Result<Tensor> {
         ));
     }
     let b = alphas.len();
-    let out = Tensor::empty(alphas.gpu(), &[b, k, k], DType::F32)?;
+    let out = Tensor::empty(alphas.gpu()?, &[b, k, k], DType::F32)?;
     check_u32_len(OP, &out)?;
     let mut p = Params {
         n: out.len() as u32,
         k: k as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, alphas.buffer())?;
-    alphas.gpu().dispatch(
+    let pi = prior(OP, &pr, k, &mut p, alphas.buffer()?)?;
+    alphas.gpu()?.dispatch(
         &spec("matrices", &[R, R, W]),
         &p,
-        &[pi, alphas.buffer(), out.buffer()],
+        &[pi, alphas.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -347,7 +347,7 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
     x0.expect_dtype(OP, DType::U32)?;
     let mut shape = x0.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(x0.gpu(), &shape, DType::F32)?;
+    let out = Tensor::empty(x0.gpu()?, &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let rows = x0.len();
     let mut p = Params {
@@ -356,12 +356,12 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
         n: out.len() as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, x0.buffer())?;
-    let cb = coef(OP, &alpha_bar, x0.shape(), rows, &mut p, x0.buffer())?;
-    x0.gpu().dispatch(
+    let pi = prior(OP, &pr, k, &mut p, x0.buffer()?)?;
+    let cb = coef(OP, &alpha_bar, x0.shape(), rows, &mut p, x0.buffer()?)?;
+    x0.gpu()?.dispatch(
         &spec("forward_ids", &[R, R, R, W]),
         &p,
-        &[pi, cb, x0.buffer(), out.buffer()],
+        &[pi, cb, x0.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -371,18 +371,18 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
 pub fn forward_probs(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>) -> Result<Tensor> {
     const OP: &str = "transition::forward_probs";
     let (k, lead, rows) = class_rows(OP, x0)?;
-    let out = Tensor::empty(x0.gpu(), x0.shape(), DType::F32)?;
+    let out = Tensor::empty(x0.gpu()?, x0.shape(), DType::F32)?;
     let mut p = Params {
         rows: rows as u32,
         k: k as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, x0.buffer())?;
-    let cb = coef(OP, &alpha_bar, lead, rows, &mut p, x0.buffer())?;
-    x0.gpu().dispatch(
+    let pi = prior(OP, &pr, k, &mut p, x0.buffer()?)?;
+    let cb = coef(OP, &alpha_bar, lead, rows, &mut p, x0.buffer()?)?;
+    x0.gpu()?.dispatch(
         &spec("forward_probs", &[R, R, R, W]),
         &p,
-        &[pi, cb, x0.buffer(), out.buffer()],
+        &[pi, cb, x0.buffer()?, out.buffer()?],
         Gpu::grid_1d(rows as u64, WG),
     )?;
     Ok(out)
@@ -395,7 +395,7 @@ pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Te
     let (k, lead, rows) = class_rows(OP, probs)?;
     mats.expect_dtype(OP, DType::F32)?;
     let stride = mat_stride(OP, mats, k, lead)?;
-    let out = Tensor::empty(probs.gpu(), probs.shape(), DType::F32)?;
+    let out = Tensor::empty(probs.gpu()?, probs.shape(), DType::F32)?;
     let per = rows
         .checked_div(lead.first().copied().unwrap_or(1))
         .unwrap_or(0)
@@ -409,10 +409,10 @@ pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Te
         mat_stride_a: stride,
         ..Default::default()
     };
-    probs.gpu().dispatch(
+    probs.gpu()?.dispatch(
         &spec("probs_matmul", &[R, R, W]),
         &p,
-        &[probs.buffer(), mats.buffer(), out.buffer()],
+        &[probs.buffer()?, mats.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -457,7 +457,7 @@ fn x0_and_xt<'b>(
                     ),
                 ));
             }
-            Ok((k, 0, l.buffer()))
+            Ok((k, 0, l.buffer()?))
         }
         X0::Ids { ids, k } => {
             check_class_count(op, k)?;
@@ -472,7 +472,7 @@ fn x0_and_xt<'b>(
                     ),
                 ));
             }
-            Ok((k, F_X0_IDS, ids.buffer()))
+            Ok((k, F_X0_IDS, ids.buffer()?))
         }
     }
 }
@@ -492,7 +492,7 @@ fn posterior(
     let rows = xt.len();
     let mut shape = xt.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(xt.gpu(), &shape, DType::F32)?;
+    let out = Tensor::empty(xt.gpu()?, &shape, DType::F32)?;
     check_u32_len(op, &out)?;
     let mut p = Params {
         rows: rows as u32,
@@ -501,15 +501,15 @@ fn posterior(
         form,
         ..Default::default()
     };
-    let pi = prior(op, &pr, k, &mut p, xt.buffer())?;
-    let cb = coefs(op, &c, xt.shape(), rows, &mut p, xt.buffer())?;
+    let pi = prior(op, &pr, k, &mut p, xt.buffer()?)?;
+    let cb = coefs(op, &c, xt.shape(), rows, &mut p, xt.buffer()?)?;
     if let Some(beta) = beta {
         p.c[3] = beta;
     }
-    xt.gpu().dispatch(
+    xt.gpu()?.dispatch(
         &spec("posterior", &[R, R, R, R, W]),
         &p,
-        &[pi, cb, x0b, xt.buffer(), out.buffer()],
+        &[pi, cb, x0b, xt.buffer()?, out.buffer()?],
         Gpu::grid_1d(rows as u64, WG),
     )?;
     Ok(out)
@@ -631,7 +631,7 @@ pub fn d3pm_posterior_logits_matrices(
     let rows = x_t.len();
     let mut shape = x_t.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(x_t.gpu(), &shape, DType::F32)?;
+    let out = Tensor::empty(x_t.gpu()?, &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let mut p = Params {
         rows: rows as u32,
@@ -642,22 +642,22 @@ pub fn d3pm_posterior_logits_matrices(
         mat_stride_b: sb,
         ..Default::default()
     };
-    let cb = coefs(OP, &c, x_t.shape(), rows, &mut p, x_t.buffer())?;
+    let cb = coefs(OP, &c, x_t.shape(), rows, &mut p, x_t.buffer()?)?;
     // Coefficients and matrices share the batch axis (the first of x_t).
     p.rows_per_batch = rows
         .checked_div(x_t.shape().first().copied().unwrap_or(1))
         .unwrap_or(0)
         .max(1) as u32;
-    x_t.gpu().dispatch(
+    x_t.gpu()?.dispatch(
         &spec("posterior_matrices", &[R, R, R, R, R, W]),
         &p,
         &[
-            q_t.buffer(),
+            q_t.buffer()?,
             cb,
             x0b,
-            x_t.buffer(),
-            q_bar_prev.buffer(),
-            out.buffer(),
+            x_t.buffer()?,
+            q_bar_prev.buffer()?,
+            out.buffer()?,
         ],
         Gpu::grid_1d(rows as u64, WG),
     )?;

@@ -529,7 +529,7 @@ fn run(
         }
     }
     p.n = x_t.len() as u32;
-    let gpu = x_t.gpu();
+    let gpu = x_t.gpu()?;
     let x_prev = Tensor::empty(gpu, x_t.shape(), DType::F32)?;
     // Unrequested outputs still need a binding; a distinct scratch buffer keeps writable bindings
     // from aliasing (the kernel never writes it).
@@ -554,12 +554,12 @@ fn run(
         &spec,
         &p,
         &[
-            x_t.buffer(),
-            m.buffer(),
-            nz.buffer(),
-            x_prev.buffer(),
-            x0.buffer(),
-            eps.buffer(),
+            x_t.buffer()?,
+            m.buffer()?,
+            nz.buffer()?,
+            x_prev.buffer()?,
+            x0.buffer()?,
+            eps.buffer()?,
         ],
         Gpu::grid_1d(x_t.len() as u64, WG),
     )?;

@@ -275,7 +275,7 @@ impl Gaussian {
     pub fn forward(&self, x0: &Tensor, t: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         self.check_t(t)?;
         let eps = random::normal(
-            x0.gpu(),
+            x0.device(),
             x0.shape(),
             Philox::new(seed, 0, Substream::Forward),
         )?;
@@ -397,14 +397,14 @@ impl Gaussian {
     /// Initial noise x_T for `n` samples of `shape`: Philox (seed, stream 0, `Init`).
     pub fn initial(
         &self,
-        gpu: &crate::gpu::Gpu,
+        device: &crate::tensor::Device,
         n: usize,
         shape: &[usize],
         seed: u64,
     ) -> Result<Tensor> {
         let mut full = vec![n];
         full.extend_from_slice(shape);
-        random::normal(gpu, &full, Philox::new(seed, 0, Substream::Init))
+        random::normal(device, &full, Philox::new(seed, 0, Substream::Init))
     }
 
     /// One reverse step `index` of `plan` from `x_t`: the model (twice the batch when guided) and the
@@ -425,12 +425,12 @@ impl Gaussian {
                 plan.len()
             ))
         })?;
-        let gpu = x_t.gpu();
+        let device = x_t.device();
         let n = x_t.dim(0);
         let guided = settings.guidance.is_some_and(|w| w != 1.0);
         let batch = if guided { 2 * n } else { n };
         // Uploads first: a host write flushes recorded work, and this step must stay one submission.
-        let t = Tensor::from_f32(gpu, &[batch], &vec![s.t as f32; batch])?;
+        let t = Tensor::from_f32(device, &[batch], &vec![s.t as f32; batch])?;
         let labels = match (model.num_labels(), &settings.labels) {
             (Some(k), Some(l)) => {
                 if l.len() != n {
@@ -444,14 +444,14 @@ impl Gaussian {
                     all.extend(std::iter::repeat_n(k as u32, n));
                 }
                 Some(Tensor::from_indices(
-                    gpu,
+                    device,
                     &[batch],
                     &all,
                     k as u32 + 1,
                     "labels",
                 )?)
             }
-            (Some(k), None) => Some(Tensor::from_u32(gpu, &[batch], &vec![k as u32; batch])?),
+            (Some(k), None) => Some(Tensor::from_u32(device, &[batch], &vec![k as u32; batch])?),
             (None, Some(_)) => {
                 return Err(Error::Invalid("this model takes no labels".into()));
             }
@@ -492,15 +492,9 @@ impl Gaussian {
     }
 }
 
-/// `[x; x]` along the batch axis, by two buffer copies (no kernel).
+/// `[x; x]` along the batch axis.
 fn duplicate_batch(x: &Tensor) -> Result<Tensor> {
-    let mut shape = x.shape().to_vec();
-    shape[0] *= 2;
-    let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
-    x.gpu().copy(x.buffer(), 0, out.buffer(), 0, x.bytes());
-    x.gpu()
-        .copy(x.buffer(), 0, out.buffer(), x.bytes(), x.bytes());
-    Ok(out)
+    crate::ops::layout::concat(&[x, x], 0)
 }
 
 #[cfg(test)]

@@ -18,12 +18,11 @@
 //! [`EDGE_SUBSTREAM`].
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::ops::graph::{self, NONE};
 use crate::ops::sample::{sample_probs, Categorical, Noise};
 use crate::ops::transition::{self, Coef, DigressCoefs, Prior, X0};
 use crate::rng::{Philox, Substream};
-use crate::tensor::{DType, Tensor};
 
 /// Added to a substream for the edge draws, so node and edge draws of one step are independent.
 pub const EDGE_SUBSTREAM: u32 = 0x100;
@@ -117,7 +116,7 @@ impl GraphBatch {
     /// From host ids: `x` `[B·n]`, `e` `[B·n·n]`, checked (classes below `dx`/`de` or NONE where
     /// DiGress has all-zero rows, symmetric edges, padding NONE).
     pub fn from_host(
-        gpu: &Gpu,
+        device: &Device,
         counts: &[usize],
         n: usize,
         x: &[u32],
@@ -167,16 +166,16 @@ impl GraphBatch {
         }
         Ok(GraphBatch {
             counts: counts.to_vec(),
-            counts_t: counts_tensor(gpu, counts)?,
-            x: Tensor::from_u32(gpu, &[b, n], x)?,
-            e: Tensor::from_u32(gpu, &[b, n, n], e)?,
+            counts_t: counts_tensor(device, counts)?,
+            x: Tensor::from_u32(device, &[b, n], x)?,
+            e: Tensor::from_u32(device, &[b, n, n], e)?,
         })
     }
 }
 
-fn counts_tensor(gpu: &Gpu, counts: &[usize]) -> Result<Tensor> {
+fn counts_tensor(device: &Device, counts: &[usize]) -> Result<Tensor> {
     let c: Vec<u32> = counts.iter().map(|&c| c as u32).collect();
-    Tensor::from_u32(gpu, &[counts.len()], &c)
+    Tensor::from_u32(device, &[counts.len()], &c)
 }
 
 /// Where a step's uniforms come from.
@@ -213,7 +212,7 @@ fn check_dist(what: &str, p: &[f32]) -> Result<()> {
 impl Digress {
     /// `MarginalUniformTransition` with these marginals (pass uniform ones for
     /// `DiscreteUniformTransition`).
-    pub fn new(gpu: &Gpu, steps: usize, x_limit: &[f32], e_limit: &[f32]) -> Result<Digress> {
+    pub fn new(device: &Device, steps: usize, x_limit: &[f32], e_limit: &[f32]) -> Result<Digress> {
         check_dist("node marginals", x_limit)?;
         check_dist("edge marginals", e_limit)?;
         Ok(Digress {
@@ -222,8 +221,8 @@ impl Digress {
             de: e_limit.len(),
             x_limit: x_limit.to_vec(),
             e_limit: e_limit.to_vec(),
-            x_limit_t: Tensor::from_f32(gpu, &[x_limit.len()], x_limit)?,
-            e_limit_t: Tensor::from_f32(gpu, &[e_limit.len()], e_limit)?,
+            x_limit_t: Tensor::from_f32(device, &[x_limit.len()], x_limit)?,
+            e_limit_t: Tensor::from_f32(device, &[e_limit.len()], e_limit)?,
         })
     }
 
@@ -286,7 +285,7 @@ impl Digress {
     /// `sample_discrete_feature_noise`: z_T for graphs of these node counts, padded to `n`.
     pub fn prior(
         &self,
-        gpu: &Gpu,
+        device: &Device,
         counts: &[usize],
         n: usize,
         noise: GraphNoise<'_>,
@@ -297,8 +296,8 @@ impl Digress {
             )));
         }
         let b = counts.len();
-        let zeros_x = Tensor::zeros(gpu, &[b, n], DType::U32)?;
-        let zeros_e = Tensor::zeros(gpu, &[b, n, n], DType::U32)?;
+        let zeros_x = Tensor::zeros(device, &[b, n], DType::U32)?;
+        let zeros_e = Tensor::zeros(device, &[b, n, n], DType::U32)?;
         // q(x | x0) with ᾱ = 0 is the limit distribution in every row.
         let px = transition::forward_ids(
             &zeros_x,
@@ -312,7 +311,7 @@ impl Digress {
             Prior::Marginal(&self.e_limit_t),
             self.de,
         )?;
-        let ct = counts_tensor(gpu, counts)?;
+        let ct = counts_tensor(device, counts)?;
         self.draw(&px, &pe, counts, &ct, noise, 0, Substream::Init, true)
     }
 
@@ -330,9 +329,9 @@ impl Digress {
                 self.steps()
             )));
         }
-        let gpu = clean.x.gpu();
+        let device = clean.x.device();
         let ab: Vec<f32> = t.iter().map(|&t| self.schedule.alphas_bar[t]).collect();
-        let ab = Tensor::from_f32(gpu, &[b], &ab)?;
+        let ab = Tensor::from_f32(device, &[b], &ab)?;
         let px = transition::forward_ids(
             &clean.x,
             Coef::PerBatch(&ab),

@@ -9,8 +9,7 @@ pub mod limits;
 
 pub use crate::error::WeightsProblem;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 
@@ -432,8 +431,8 @@ impl Weights {
     }
 
     /// Upload a host tensor, naming it when it is too large for one binding on this device.
-    fn to_gpu(&self, gpu: &Gpu, name: &str, shape: &[usize], t: HostTensor) -> Result<Tensor> {
-        Tensor::from_f32(gpu, shape, &t.data).map_err(|e| match e {
+    fn to_gpu(&self, device: &Device, name: &str, shape: &[usize], t: HostTensor) -> Result<Tensor> {
+        Tensor::from_f32(device, shape, &t.data).map_err(|e| match e {
             Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
                 what: format!("tensor \"{name}\" of {}", self.file),
                 bytes,
@@ -444,14 +443,14 @@ impl Weights {
     }
 
     /// `take` and upload to the GPU.
-    pub fn upload(&mut self, gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
+    pub fn upload(&mut self, device: &Device, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.take(name, shape)?;
-        self.to_gpu(gpu, name, shape, t)
+        self.to_gpu(device, name, shape, t)
     }
 
-    pub fn upload_any(&mut self, gpu: &Gpu, names: &[&str], shape: &[usize]) -> Result<Tensor> {
+    pub fn upload_any(&mut self, device: &Device, names: &[&str], shape: &[usize]) -> Result<Tensor> {
         let t = self.take_any(names, shape)?;
-        self.to_gpu(gpu, &names.join("\" / \""), shape, t)
+        self.to_gpu(device, &names.join("\" / \""), shape, t)
     }
 
     /// Every tensor must have been taken: an extra tensor means the file is not for this config.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error"],
     &["rng", "linalg", "picture"],
-    &["gpu"],
+    &["gpu", "cpu"],
     &["tensor"],
     &["ops"],
     &["weights"],
@@ -123,7 +123,8 @@ fn top_level_modules_import_only_lower_layers() {
             // items, not modules; they resolve to `error`, `tensor` and `gpu`.
             let d = match d.as_str() {
                 "Error" | "Result" => "error",
-                "Tensor" | "DType" => "tensor",
+                "Tensor" | "DType" | "Device" | "Backend" => "tensor",
+                "Cpu" | "CpuOptions" => "cpu",
                 "Gpu" | "GpuOptions" | "LimitCaps" => "gpu",
                 other => other,
             };

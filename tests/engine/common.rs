@@ -1,7 +1,7 @@
 #![allow(dead_code)]
 //! Shared test support: one GPU for the whole test process, seeded random data, closeness checks.
 
-use diffscope::{Gpu, GpuOptions};
+use diffscope::{Cpu, CpuOptions, Device, Gpu, GpuOptions};
 use std::sync::OnceLock;
 
 pub fn gpu() -> Gpu {
@@ -11,6 +11,22 @@ pub fn gpu() -> Gpu {
             .expect("tests need a GPU adapter (install mesa-vulkan-drivers)")
     })
     .clone()
+}
+
+/// The shared GPU as a [`Device`] (what model loaders and pipelines take).
+pub fn device() -> Device {
+    Device::Gpu(gpu())
+}
+
+/// The CPU backend (one per test process).
+pub fn cpu() -> Device {
+    static CPU: OnceLock<Cpu> = OnceLock::new();
+    Device::Cpu(CPU.get_or_init(|| Cpu::new(&CpuOptions::default())).clone())
+}
+
+/// Both backends: kernel and model tests run on each.
+pub fn backends() -> [Device; 2] {
+    [device(), cpu()]
 }
 
 /// A tiny deterministic generator for test data (not the product's Philox).

@@ -8,7 +8,7 @@ mod stepping;
 use super::export::Export;
 use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus};
 use super::{card, images, points, schedule};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::pipelines::zoo::Family;
 use crate::process::gaussian::{SampleSettings, Sampler};
@@ -41,7 +41,7 @@ pub struct OpenGaussian {
 
 impl OpenGaussian {
     /// A shipped model with its card's suggested settings and its examples.
-    pub fn open_shipped(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<OpenGaussian> {
+    pub fn open_shipped(device: &Device, name: &str, carried: &Carried) -> crate::Result<OpenGaussian> {
         let card = crate::pipelines::gaussian::shipped(name)
             .ok()
             .map(|s| s.card);
@@ -49,7 +49,7 @@ impl OpenGaussian {
             .ok()
             .and_then(|s| load_examples(s.data).ok())
             .unwrap_or_default();
-        let m = crate::pipelines::gaussian::load_shipped(gpu, name)?;
+        let m = crate::pipelines::gaussian::load_shipped(device, name)?;
         Ok(OpenGaussian::new(m, card, examples, carried))
     }
 
@@ -456,8 +456,8 @@ impl OpenRun for OpenGaussian {
         s.states.get(k).map(|f| split_frame(f, per).0.to_vec())
     }
 
-    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
-        let mut model = crate::pipelines::gaussian::load_shipped(gpu, &self.model.name)?;
+    fn resume_on(&mut self, device: &Device) -> crate::Result<()> {
+        let mut model = crate::pipelines::gaussian::load_shipped(device, &self.model.name)?;
         // The run's own settings (the clip switch lives in the model's scheduler config).
         model.process.config.clip_sample = self.model.process.config.clip_sample;
         let resumed = match &self.session {

@@ -3,7 +3,7 @@
 //! device. Nothing here touches the UI; everything the app does with a Gaussian model's sampling loop
 //! goes through [`Session`].
 
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::gaussian::run::GaussianRun;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::SampleSettings;
@@ -11,8 +11,8 @@ use crate::tensor::{Tensor, TensorReadback};
 use crate::trajectory::{History, DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS};
 
 /// The device a loaded model's tensors live on (the app's own).
-pub(super) fn model_device(m: &GaussianModel) -> &Gpu {
-    m.denoiser.gpu()
+pub(super) fn model_device(m: &GaussianModel) -> &Device {
+    m.denoiser.device()
 }
 
 /// One recorded reverse step on the host: the state, and (for image models) what the network predicted
@@ -196,11 +196,11 @@ impl Session {
     /// Collect the step in flight if it has landed and, if `step`, record the next one with its
     /// readbacks. Never waits for the GPU.
     pub fn pump(&mut self, m: &GaussianModel, step: bool) -> crate::Result<()> {
-        let gpu = model_device(m).clone();
+        let device = model_device(m).clone();
         if let Some(p) = &mut self.pending {
             // A state is recorded only if the device reported nothing wrong while computing it: a
             // validation error or a lost device would make it a wrong picture.
-            match p.poll().map(|r| r.and_then(|f| gpu.check().map(|_| f))) {
+            match p.poll().map(|r| r.and_then(|f| device.check().map(|_| f))) {
                 None => return Ok(()),
                 Some(Ok(f)) => {
                     debug_assert_eq!(p.index, self.states.len());

@@ -2,7 +2,7 @@
 //! the clean graph's layout, so edges visibly appear and vanish as t grows.
 
 use super::draw::{circle, relax, OneGraph};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::graph::DigressModel;
 use crate::process::graph::{GraphBatch, GraphNoise};
 use crate::tensor::TensorReadback;
@@ -44,7 +44,7 @@ impl GraphForward {
     pub fn pump(
         &mut self,
         model: &DigressModel,
-        gpu: &Gpu,
+        device: &Device,
         examples: &[crate::process::graph::Graph],
         seed: u64,
     ) -> crate::Result<()> {
@@ -86,7 +86,7 @@ impl GraphForward {
             }
         }
         let p = &model.process;
-        let clean = GraphBatch::from_host(gpu, &[c], c, &x, &e, p.dx, p.de)?;
+        let clean = GraphBatch::from_host(device, &[c], c, &x, &e, p.dx, p.de)?;
         let z = p.apply_noise(&clean, &[self.t], GraphNoise::Philox(seed))?;
         self.pending = Some((self.example, self.t, z.e.read()));
         Ok(())

@@ -9,7 +9,7 @@ mod stepping;
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{heatmap, schedule};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::graph::DigressModel;
 use crate::pipelines::zoo::Family;
 use crate::process::graph::Graph;
@@ -20,7 +20,7 @@ use stepping::GraphRun;
 
 pub struct OpenGraphs {
     model: DigressModel,
-    gpu: Gpu,
+    device: Device,
     run: Option<GraphRun>,
     /// Where the run's nodes are drawn (kept across forks).
     layout: Layout,
@@ -35,15 +35,15 @@ pub struct OpenGraphs {
 }
 
 impl OpenGraphs {
-    pub fn open(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<OpenGraphs> {
-        let m = crate::pipelines::graph::load_graph_shipped(gpu, name)?;
+    pub fn open(device: &Device, name: &str, carried: &Carried) -> crate::Result<OpenGraphs> {
+        let m = crate::pipelines::graph::load_graph_shipped(device, name)?;
         let examples = crate::pipelines::graph::dataset::shipped_dataset(name)
             .map(|d| d.test.into_iter().take(32).collect())
             .unwrap_or_default();
         let forward = GraphForward::new(m.process.steps() / 4);
         Ok(OpenGraphs {
             model: m,
-            gpu: gpu.clone(),
+            device: device.clone(),
             run: None,
             layout: Layout::new(&[]),
             seed: carried.seed,
@@ -142,8 +142,8 @@ impl OpenRun for OpenGraphs {
         if !self.forward.shown {
             return Ok(());
         }
-        let (m, gpu) = (&self.model, &self.gpu);
-        self.forward.pump(m, gpu, &self.examples, self.seed)
+        let (m, device) = (&self.model, &self.device);
+        self.forward.pump(m, device, &self.examples, self.seed)
     }
 
     fn animate(&mut self, viewed: usize) {
@@ -239,10 +239,10 @@ impl OpenRun for OpenGraphs {
         Some(f.x.iter().chain(&f.e).map(|&i| i as f32).collect())
     }
 
-    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
+    fn resume_on(&mut self, device: &Device) -> crate::Result<()> {
         // The run keeps every frame on the host: a fork from the newest one with the run's own
         // seed is its continuation. `fork` changes nothing when it fails.
-        let model = crate::pipelines::graph::load_graph_shipped(gpu, &self.model.name)?;
+        let model = crate::pipelines::graph::load_graph_shipped(device, &self.model.name)?;
         match &mut self.run {
             Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
             None => {
@@ -252,7 +252,7 @@ impl OpenRun for OpenGraphs {
             }
         }
         self.model = model;
-        self.gpu = gpu.clone();
+        self.device = device.clone();
         self.forward.forget_draws();
         Ok(())
     }

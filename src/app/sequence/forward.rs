@@ -2,7 +2,7 @@
 
 use super::super::heatmap;
 use super::draw::{heatmap_cell, token_rows};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::sequence::SequenceModel;
 use crate::tensor::{Tensor, TensorReadback};
 
@@ -42,7 +42,7 @@ impl SeqForward {
     pub fn pump(
         &mut self,
         m: &SequenceModel,
-        gpu: &Gpu,
+        device: &Device,
         examples: &[Vec<u32>],
         seed: u64,
     ) -> crate::Result<()> {
@@ -63,7 +63,7 @@ impl SeqForward {
             return Ok(());
         };
         let n = self.draws.max(1);
-        let x0 = Tensor::from_u32(gpu, &[n, ex.len()], &ex.repeat(n))?;
+        let x0 = Tensor::from_u32(device, &[n, ex.len()], &ex.repeat(n))?;
         let noise = crate::ops::sample::Noise::Philox(crate::rng::Philox::new(
             seed,
             self.t as u32,

@@ -9,7 +9,7 @@ mod stepping;
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{card, schedule};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
 use egui::RichText;
@@ -18,7 +18,7 @@ use stepping::SeqRun;
 
 pub struct OpenSequences {
     model: SequenceModel,
-    gpu: Gpu,
+    device: Device,
     run: Option<SeqRun>,
     seed: u64,
     /// Sequences per run.
@@ -34,8 +34,8 @@ pub struct OpenSequences {
 }
 
 impl OpenSequences {
-    pub fn open(gpu: &Gpu, name: &str, carried: &Carried) -> crate::Result<OpenSequences> {
-        let m = crate::pipelines::sequence::load_shipped(gpu, name)?;
+    pub fn open(device: &Device, name: &str, carried: &Carried) -> crate::Result<OpenSequences> {
+        let m = crate::pipelines::sequence::load_shipped(device, name)?;
         let k = m.process.k() as u32;
         let examples = crate::pipelines::sequence::shipped(name)
             .and_then(|s| forward::load_examples(s.data, 64).ok())
@@ -53,7 +53,7 @@ impl OpenSequences {
         let forward = SeqForward::new(ts[ts.len() / 2]);
         Ok(OpenSequences {
             model: m,
-            gpu: gpu.clone(),
+            device: device.clone(),
             run: None,
             seed: carried.seed,
             n: carried.sequences,
@@ -143,8 +143,8 @@ impl OpenRun for OpenSequences {
         if !self.forward.shown {
             return Ok(());
         }
-        let (m, gpu) = (&self.model, &self.gpu);
-        self.forward.pump(m, gpu, &self.examples, self.seed)
+        let (m, device) = (&self.model, &self.device);
+        self.forward.pump(m, device, &self.examples, self.seed)
     }
 
     fn wants_repaint(&self, playing: bool) -> bool {
@@ -265,16 +265,16 @@ impl OpenRun for OpenSequences {
         Some(f.ids.iter().map(|&i| i as f32).collect())
     }
 
-    fn resume_on(&mut self, gpu: &Gpu) -> crate::Result<()> {
+    fn resume_on(&mut self, device: &Device) -> crate::Result<()> {
         // The run keeps every frame on the host: a fork from the newest one with the run's own
         // seed is its continuation. `fork` changes nothing when it fails.
-        let model = crate::pipelines::sequence::load_shipped(gpu, &self.model.name)?;
+        let model = crate::pipelines::sequence::load_shipped(device, &self.model.name)?;
         match &mut self.run {
             Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
             None => self.run = Some(SeqRun::start(&model, self.n, self.seed, self.temperature)?),
         }
         self.model = model;
-        self.gpu = gpu.clone();
+        self.device = device.clone();
         self.forward.forget_draws();
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Opening the app window (eframe), natively, with its own compute device. A build without the
 //! `app` feature (the engine alone) says so instead.
 
-use diffscope::GpuOptions;
+use diffscope::DeviceOptions;
 use std::path::PathBuf;
 
 /// What `diffscope` with no subcommand was asked to open.
@@ -16,7 +16,7 @@ pub struct AppArgs {
 }
 
 #[cfg(not(feature = "app"))]
-pub fn open(_opts: &GpuOptions, _a: AppArgs) -> diffscope::Result<()> {
+pub fn open(_opts: &DeviceOptions, _a: AppArgs) -> diffscope::Result<()> {
     Err(diffscope::Error::Invalid(
         "this diffscope was built without the app (--no-default-features); use the headless \
          subcommands: info, sample, forward, nll, eval-graphs, bench"
@@ -25,7 +25,7 @@ pub fn open(_opts: &GpuOptions, _a: AppArgs) -> diffscope::Result<()> {
 }
 
 #[cfg(feature = "app")]
-pub fn open(opts: &GpuOptions, a: AppArgs) -> diffscope::Result<()> {
+pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
     use diffscope::pipelines::zoo;
     let start = match (a.open, a.open_dir) {
         (_, Some(d)) => diffscope::app::Start::Dir(d),
@@ -49,14 +49,14 @@ pub fn open(opts: &GpuOptions, a: AppArgs) -> diffscope::Result<()> {
 
 #[cfg(feature = "app")]
 fn run_app(
-    opts: &GpuOptions,
+    opts: &DeviceOptions,
     start: diffscope::app::Start,
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
 ) -> diffscope::Result<()> {
     let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
     let compute_opts = opts.clone();
     use std::sync::Arc;
-    let choice = opts.adapter.clone();
+    let choice = opts.gpu.adapter.clone();
     let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     // egui-wgpu asks for WebGL2-level limits on GL adapters, which allow no compute; ask for what the
     // adapter has instead (diffscope checks its own minimums in Gpu::from_device).
@@ -99,8 +99,10 @@ fn run_app(
             let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
                 diffscope::app::DiffscopeApp::with_start(cc, start)
             } else {
-                diffscope::app::DiffscopeApp::with_gpu(
-                    diffscope::Gpu::new(&compute_opts).map_err(|e| e.to_string()),
+                diffscope::app::DiffscopeApp::with_device(
+                    diffscope::Device::open(&compute_opts)
+                        .map(|o| o.device)
+                        .map_err(|e| e.to_string()),
                     start,
                 )
             };

@@ -14,7 +14,7 @@ use diffscope::pipelines::gaussian::{self, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::rng::{Philox, Substream};
 use diffscope::weights::Weights;
-use diffscope::{Gpu, GpuOptions, Result, Tensor};
+use diffscope::{Device, DeviceOptions, Result, Tensor};
 use serde_json::json;
 use std::time::Instant;
 
@@ -30,15 +30,15 @@ const MNIST_UNET_SCHEDULER: &str = r#"{"_class_name": "DDPMScheduler", "num_trai
   "variance_type": "fixed_small"}"#;
 
 /// The image model to time and where it came from.
-fn image_model(gpu: &Gpu, args: &BenchArgs) -> Result<(GaussianModel, String)> {
+fn image_model(device: &Device, args: &BenchArgs) -> Result<(GaussianModel, String)> {
     if let Some(dir) = &args.model_dir {
-        return Ok((gaussian::load_dir(gpu, dir)?, dir.display().to_string()));
+        return Ok((gaussian::load_dir(device, dir)?, dir.display().to_string()));
     }
     if gaussian::shipped("mnist-unet").is_ok() {
-        return Ok((gaussian::load_shipped(gpu, "mnist-unet")?, "shipped".into()));
+        return Ok((gaussian::load_shipped(device, "mnist-unet")?, "shipped".into()));
     }
     let m = gaussian::build(
-        gpu,
+        device,
         "mnist-unet",
         MNIST_UNET_CONFIG,
         "mnist-unet config (built in)",
@@ -52,7 +52,7 @@ fn image_model(gpu: &Gpu, args: &BenchArgs) -> Result<(GaussianModel, String)> {
 /// A model's reverse step at `batch` (conditional models get label 0, no guidance): the product's
 /// `Gaussian::step`, one submission per step, DDPM from the middle of the schedule.
 fn model_step(
-    gpu: &Gpu,
+    device: &Device,
     m: &GaussianModel,
     batch: usize,
     warm: usize,
@@ -68,7 +68,7 @@ fn model_step(
     let plan = m.process.plan(settings.sampler, settings.steps)?;
     let mut x = m
         .process
-        .initial(gpu, batch, m.denoiser.sample_shape(), settings.seed)?;
+        .initial(device, batch, m.denoiser.sample_shape(), settings.seed)?;
     let mut k = plan.len() / 2;
     let mut step = |x: &Tensor| -> Result<Tensor> {
         let out = m.process.step(
@@ -79,11 +79,11 @@ fn model_step(
             &settings,
             Extras::default(),
         )?;
-        gpu.submit();
+        device.submit();
         k += 1;
         Ok(out.x_prev)
     };
-    timed(gpu, warm, steps, || {
+    timed(device, warm, steps, || {
         x = step(&x)?;
         Ok(())
     })
@@ -100,7 +100,7 @@ struct StepCost {
 /// Run `step` `warm` times, wait, then time `steps` more queued back to back (as the app and
 /// `sample` run them) and wait for the GPU.
 fn timed(
-    gpu: &Gpu,
+    device: &Device,
     warm: usize,
     steps: usize,
     mut step: impl FnMut() -> Result<()>,
@@ -108,18 +108,18 @@ fn timed(
     for _ in 0..warm {
         step()?;
     }
-    gpu.wait_idle()?;
-    let before = gpu.counters();
+    device.wait_idle()?;
+    let before = device.counters();
     let cpu0 = cpu_secs();
     let t = Instant::now();
     for _ in 0..steps {
         step()?;
     }
-    gpu.wait_idle()?;
+    device.wait_idle()?;
     let secs = t.elapsed().as_secs_f64();
     let per = steps as f64;
     Ok(StepCost {
-        counters: (gpu.counters() - before).per_step(steps),
+        counters: (device.counters() - before).per_step(steps),
         ms: secs / per * 1e3,
         cpu_ms: cpu0.zip(cpu_secs()).map(|(a, b)| (b - a) / per * 1e3),
     })
@@ -150,14 +150,14 @@ fn counters_json(c: &CounterSnapshot) -> serde_json::Value {
 }
 
 /// Median seconds of `f` over `reps` runs after one warm-up; each run waits for the GPU.
-fn median_secs(gpu: &Gpu, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+fn median_secs(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
-    gpu.wait_idle()?;
+    device.wait_idle()?;
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
         let t = Instant::now();
         f()?;
-        gpu.wait_idle()?;
+        device.wait_idle()?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -179,12 +179,12 @@ fn mid_step() -> DdpmStepParams {
     )
 }
 
-fn bandwidth(gpu: &Gpu, n: usize, reps: usize) -> Result<(f64, f64)> {
-    let x = Tensor::from_f32(gpu, &[n], &ramp(n))?;
-    let e = Tensor::from_f32(gpu, &[n], &ramp(n))?;
+fn bandwidth(device: &Device, n: usize, reps: usize) -> Result<(f64, f64)> {
+    let x = Tensor::from_f32(device, &[n], &ramp(n))?;
+    let e = Tensor::from_f32(device, &[n], &ramp(n))?;
     let p = mid_step();
     let mut step = 0u32;
-    let ddpm = median_secs(gpu, reps, || {
+    let ddpm = median_secs(device, reps, || {
         step += 1;
         update::ddpm_step(
             &x,
@@ -195,7 +195,7 @@ fn bandwidth(gpu: &Gpu, n: usize, reps: usize) -> Result<(f64, f64)> {
         )?;
         Ok(())
     })?;
-    let copy = median_secs(gpu, reps, || {
+    let copy = median_secs(device, reps, || {
         ew::affine(&x, 1.0, 0.0)?;
         Ok(())
     })?;
@@ -206,19 +206,19 @@ fn bandwidth(gpu: &Gpu, n: usize, reps: usize) -> Result<(f64, f64)> {
 
 /// The representative model of the issue: a 4-layer MLP denoiser (64 → 256 → 256 → 256 → 64, SiLU)
 /// on a 256×64 batch, plus the fused DDPM update.
-fn mlp_step(gpu: &Gpu, steps: usize) -> Result<StepCost> {
+fn mlp_step(device: &Device, steps: usize) -> Result<StepCost> {
     let dims = [64usize, 256, 256, 256, 64];
     let mut layers = Vec::new();
     for w in dims.windows(2) {
         let (i, o) = (w[0], w[1]);
         let wt: Vec<f32> = ramp(o * i).iter().map(|v| v * 0.05).collect();
         layers.push((
-            Tensor::from_f32(gpu, &[o, i], &wt)?,
-            Tensor::from_f32(gpu, &[o], &vec![0.01; o])?,
+            Tensor::from_f32(device, &[o, i], &wt)?,
+            Tensor::from_f32(device, &[o], &vec![0.01; o])?,
         ));
     }
     let p = mid_step();
-    let mut x = Tensor::from_f32(gpu, &[256, 64], &ramp(256 * 64))?;
+    let mut x = Tensor::from_f32(device, &[256, 64], &ramp(256 * 64))?;
     let mut step_no = 0u32;
     let mut step = |x: &Tensor| -> Result<Tensor> {
         step_no += 1;
@@ -238,10 +238,10 @@ fn mlp_step(gpu: &Gpu, steps: usize) -> Result<StepCost> {
             Noise::Philox(Philox::new(7, step_no, Substream::StepNoise)),
             Extras::default(),
         )?;
-        gpu.submit();
+        device.submit();
         Ok(out.x_prev)
     };
-    timed(gpu, 3, steps, || {
+    timed(device, 3, steps, || {
         x = step(&x)?;
         Ok(())
     })
@@ -250,16 +250,16 @@ fn mlp_step(gpu: &Gpu, steps: usize) -> Result<StepCost> {
 /// Kernel throughput: matmul against the textbook kernel, the fused update against a copy, and the
 /// representative MLP step.
 /// 3×3 convolutions at the shapes of a small MNIST UNet: the direct kernel against the tiled GEMM.
-fn conv_bench(gpu: &Gpu, reps: usize, print: bool) -> Result<Vec<serde_json::Value>> {
+fn conv_bench(device: &Device, reps: usize, print: bool) -> Result<Vec<serde_json::Value>> {
     use diffscope::ops::conv::{conv2d_with, ConvKernel, Padding};
     let mut out = Vec::new();
     for (n, c, hw) in [(16, 16, 28), (16, 32, 14), (16, 96, 7)] {
-        let x = Tensor::from_f32(gpu, &[n, c, hw, hw], &ramp(n * c * hw * hw))?;
-        let w = Tensor::from_f32(gpu, &[c, c, 3, 3], &ramp(c * c * 9))?;
+        let x = Tensor::from_f32(device, &[n, c, hw, hw], &ramp(n * c * hw * hw))?;
+        let w = Tensor::from_f32(device, &[c, c, 3, 3], &ramp(c * c * 9))?;
         let flop = 2.0 * (n * c * c * 9 * hw * hw) as f64;
         let mut row = json!({"n": n, "channels": c, "size": hw});
         for (name, k) in [("direct", ConvKernel::Direct), ("gemm", ConvKernel::Gemm)] {
-            let secs = median_secs(gpu, reps, || {
+            let secs = median_secs(device, reps, || {
                 conv2d_with(&x, &w, None, 1, Padding::same(1), k).map(|_| ())
             })?;
             row[name] = json!(flop / secs / 1e9);
@@ -276,7 +276,7 @@ fn conv_bench(gpu: &Gpu, reps: usize, print: bool) -> Result<Vec<serde_json::Val
     Ok(out)
 }
 
-fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
+fn kernels(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
     let (sizes, reps, bw_n): (&[usize], usize, usize) = if args.quick {
         (&[64, 128], 2, 1 << 16)
     } else {
@@ -284,20 +284,35 @@ fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
     };
     let mut mm = Vec::new();
     for &n in sizes {
-        // The kernel `matmul` itself would run this problem on.
-        let shipped = matmul::kernel_for(gpu, n, n, n, 1)?;
-        for (name, k) in [("shipped", shipped), ("baseline", MatmulKernel::Baseline)] {
-            let reps = if n >= 1024 { reps.min(3) } else { reps };
-            let gflops = matmul::bench_gflops(gpu, n, k, reps)?;
-            if !args.json {
-                eprintln!("matmul n={n:<5} {name:<8} ({k}): {gflops:.2} GFLOP/s");
+        let reps = if n >= 1024 { reps.min(3) } else { reps };
+        match device {
+            Device::Gpu(g) => {
+                // The kernel `matmul` itself would run this problem on.
+                let shipped = matmul::kernel_for(g, n, n, n, 1)?;
+                for (name, k) in [("shipped", shipped), ("baseline", MatmulKernel::Baseline)] {
+                    let gflops = matmul::bench_gflops(g, n, k, reps)?;
+                    if !args.json {
+                        eprintln!("matmul n={n:<5} {name:<8} ({k}): {gflops:.2} GFLOP/s");
+                    }
+                    mm.push(json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}));
+                }
             }
-            mm.push(json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}));
+            Device::Cpu(_) => {
+                let a = Tensor::from_f32(device, &[n, n], &ramp(n * n))?;
+                let secs = median_secs(device, reps, || {
+                    matmul::matmul(&a, &a, &matmul::Matmul::default()).map(|_| ())
+                })?;
+                let gflops = 2.0 * (n as f64).powi(3) / secs / 1e9;
+                if !args.json {
+                    eprintln!("matmul n={n:<5} cpu gemm: {gflops:.2} GFLOP/s");
+                }
+                mm.push(json!({"n": n, "kernel": "shipped", "config": "cpu gemm", "gflops": gflops}));
+            }
         }
     }
-    let conv = conv_bench(gpu, if args.quick { 1 } else { 3 }, !args.json)?;
-    let (ddpm_gbps, copy_gbps) = bandwidth(gpu, bw_n, reps)?;
-    let StepCost { counters, ms, .. } = mlp_step(gpu, if args.quick { 3 } else { 20 })?;
+    let conv = conv_bench(device, if args.quick { 1 } else { 3 }, !args.json)?;
+    let (ddpm_gbps, copy_gbps) = bandwidth(device, bw_n, reps)?;
+    let StepCost { counters, ms, .. } = mlp_step(device, if args.quick { 3 } else { 20 })?;
     if !args.json {
         eprintln!(
             "fused DDPM step: {ddpm_gbps:.2} GB/s; copy: {copy_gbps:.2} GB/s ({:.0} % of copy)",
@@ -326,9 +341,9 @@ fn kernels(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
 
 /// The models' reverse steps: toy2d-mlp at 4,096 points, mnist-unet (or `--model-dir`) at batch 1
 /// and 16.
-fn model_steps(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
-    let toy = gaussian::load_shipped(gpu, "toy2d-mlp")?;
-    let (image, source) = image_model(gpu, args)?;
+fn model_steps(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
+    let toy = gaussian::load_shipped(device, "toy2d-mlp")?;
+    let (image, source) = image_model(device, args)?;
     // (model, where from, batch, warm-up steps, timed steps). A UNet's state settles into a rotation
     // over three pooled buffers within five steps; until then each step meets new bind-group
     // combinations (tests/engine/unet.rs), which a shorter warm-up would count as a step's cost.
@@ -347,7 +362,7 @@ fn model_steps(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
     };
     let mut out = Vec::new();
     for (m, source, batch, warm, steps) in runs {
-        let r = model_step(gpu, m, batch, warm, steps)?;
+        let r = model_step(device, m, batch, warm, steps)?;
         let c = &r.counters;
         if !args.json {
             let cpu = r
@@ -366,22 +381,33 @@ fn model_steps(gpu: &Gpu, args: &BenchArgs) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Array(out))
 }
 
-pub fn run(opts: &GpuOptions, args: &BenchArgs) -> Result<()> {
-    let gpu = Gpu::new(opts)?;
-    let s = gpu.summary();
+pub fn run(opts: &DeviceOptions, args: &BenchArgs) -> Result<()> {
+    let opened = Device::open(opts)?;
+    let device = opened.device;
     if !args.json {
-        eprintln!("adapter: {} ({})", s.name, s.backend);
+        eprintln!("device: {} ({})", device.describe(), opened.why);
     }
+    let adapter = match &device {
+        Device::Gpu(g) => {
+            let s = g.summary();
+            json!({"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type})
+        }
+        Device::Cpu(c) => {
+            json!({"name": device.describe(), "backend": "cpu", "threads": c.threads(), "device_type": "Cpu"})
+        }
+    };
     let kernels = if args.steps_only {
         serde_json::Value::Null
     } else {
-        kernels(&gpu, args)?
+        kernels(&device, args)?
     };
-    let models = model_steps(&gpu, args)?;
-    let discrete = sequence::bench(&gpu, args.quick, args.json)?;
-    let graphs = graph::bench(&gpu, args.quick, args.json)?;
+    let models = model_steps(&device, args)?;
+    let discrete = sequence::bench(&device, args.quick, args.json)?;
+    let graphs = graph::bench(&device, args.quick, args.json)?;
     let report = json!({
-        "adapter": {"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type},
+        "backend": device.backend().name(),
+        "backend_why": opened.why,
+        "adapter": adapter,
         "quick": args.quick,
         "kernels": kernels,
         "model_steps": models,

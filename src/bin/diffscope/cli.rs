@@ -7,7 +7,7 @@ use crate::output::outln;
 use crate::{bench, gaussian, graph, info, sequence};
 use clap::{Parser, Subcommand};
 use diffscope::pipelines::zoo::Family;
-use diffscope::GpuOptions;
+use diffscope::{DeviceOptions, GpuOptions};
 use std::process::ExitCode;
 
 /// A panic is a bug in diffscope: say so in one line (no backtrace) and exit with 101, which the CLI
@@ -35,6 +35,11 @@ fn install_panic_hook() {
     about = "Step through diffusion models live on the GPU. With no subcommand, opens the app."
 )]
 struct Cli {
+    /// Where to compute: auto (a hardware GPU when there is one, else the CPU), gpu (any adapter,
+    /// software ones included: see --adapter) or cpu. Overrides the DIFFSCOPE_BACKEND environment
+    /// variable.
+    #[arg(long, global = true, value_name = "auto|gpu|cpu")]
+    backend: Option<String>,
     /// Pick the GPU adapter: a substring of its name or backend ("llvmpipe", "vulkan", "gl"), or
     /// "cpu" / "gpu". Overrides the DIFFSCOPE_ADAPTER environment variable.
     #[arg(long, global = true)]
@@ -95,12 +100,25 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let opts = GpuOptions {
-        adapter: cli.adapter.clone(),
-        // A fault drill for the tests: the device is destroyed after N submissions.
-        lose_device_after_submissions: std::env::var("DIFFSCOPE_LOSE_DEVICE_AFTER")
-            .ok()
-            .and_then(|v| v.parse().ok()),
+    let backend = cli
+        .backend
+        .clone()
+        .or_else(|| std::env::var("DIFFSCOPE_BACKEND").ok())
+        .unwrap_or_default();
+    let backend = match DeviceOptions::parse_backend(&backend) {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let opts = DeviceOptions {
+        backend,
+        gpu: GpuOptions {
+            adapter: cli.adapter.clone(),
+            // A fault drill for the tests: the device is destroyed after N submissions.
+            lose_device_after_submissions: std::env::var("DIFFSCOPE_LOSE_DEVICE_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        },
+        cpu: Default::default(),
     };
     let result = match cli.command {
         None => crate::app::open(

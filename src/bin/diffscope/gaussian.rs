@@ -9,20 +9,20 @@ use crate::output::{
 use diffscope::pipelines::gaussian::{self, run, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::weights::Weights;
-use diffscope::{Error, Gpu, GpuOptions, Result, Tensor};
+use diffscope::{Device, DeviceOptions, Error, Result, Tensor};
 
 /// The Gaussian model `--model` or `--model-dir` names.
-pub fn load(gpu: &Gpu, m: &ModelArgs) -> Result<GaussianModel> {
+pub fn load(device: &Device, m: &ModelArgs) -> Result<GaussianModel> {
     match (&m.model, &m.model_dir) {
-        (Some(name), _) => gaussian::load_shipped(gpu, name),
-        (None, Some(dir)) => gaussian::load_dir(gpu, dir),
+        (Some(name), _) => gaussian::load_shipped(device, name),
+        (None, Some(dir)) => gaussian::load_dir(device, dir),
         (None, None) => Err(Error::Invalid(
             "give --model NAME or --model-dir DIR".into(),
         )),
     }
 }
 
-pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     if a.temperature != 1.0 {
         return Err(Error::Invalid(
             "--temperature is for sequence (discrete) models".into(),
@@ -66,8 +66,8 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             a.eta
         )));
     }
-    let gpu = Gpu::new(opts)?;
-    let mut model = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let mut model = load(&device, &a.model)?;
     if let Some(c) = a.clip_sample {
         model.process.config.clip_sample = c == OnOff::On;
     }
@@ -128,7 +128,17 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         labels: labels.clone(),
         guidance: (a.cfg != 1.0).then_some(a.cfg),
     };
-    gpu.set_profiling(a.profile);
+    if a.profile {
+        match device.gpu() {
+            Some(g) => g.set_profiling(true),
+            None => {
+                return Err(Error::Invalid(
+                    "--profile times GPU kernels; the CPU backend has none (use --backend gpu)"
+                        .into(),
+                ))
+            }
+        }
+    }
     let t0 = std::time::Instant::now();
     let traj = run::sample(
         &model,
@@ -145,7 +155,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     if a.profile {
-        let rows = gpu.profile_report();
+        let rows = device.gpu().map(|g| g.profile_report()).unwrap_or_default();
         let total: f64 = rows.iter().map(|r| r.2).sum();
         eprintln!(
             "{:<40} {:>9} {:>10} {:>6}",
@@ -200,7 +210,7 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+pub fn forward(opts: &DeviceOptions, a: &ForwardArgs) -> Result<()> {
     if ext(&a.out) != "safetensors" {
         return Err(Error::Invalid(format!(
             "--out {}: use a .safetensors file",
@@ -209,8 +219,8 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
     }
     check_output("--out", &a.out)?;
     let mut w = Weights::from_file(&a.inputs)?;
-    let gpu = Gpu::new(opts)?;
-    let model = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let model = load(&device, &a.model)?;
     let xs = w
         .shape_of("x")
         .ok_or_else(|| Error::Invalid(format!("{}: no tensor \"x\"", a.inputs.display())))?
@@ -243,11 +253,11 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
     } else {
         None
     };
-    let xt = Tensor::from_f32(&gpu, &want, &x.data)?;
-    let tt = Tensor::from_f32(&gpu, &[n], &t.data)?;
+    let xt = Tensor::from_f32(&device, &want, &x.data)?;
+    let tt = Tensor::from_f32(&device, &[n], &t.data)?;
     let lt = match (&labels, model.denoiser.num_labels()) {
-        (Some(l), _) => Some(Tensor::from_u32(&gpu, &[n], l)?),
-        (None, Some(k)) => Some(Tensor::from_u32(&gpu, &[n], &vec![k as u32; n])?),
+        (Some(l), _) => Some(Tensor::from_u32(&device, &[n], l)?),
+        (None, Some(k)) => Some(Tensor::from_u32(&device, &[n], &vec![k as u32; n])?),
         (None, None) => None,
     };
     let out = model.denoiser.forward(&xt, &tt, lt.as_ref())?.to_f32()?;

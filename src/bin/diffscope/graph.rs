@@ -7,7 +7,7 @@ use diffscope::pipelines::graph::run::{self, GraphRun};
 use diffscope::pipelines::graph::{self, DigressModel};
 use diffscope::pipelines::zoo::{self, Family};
 use diffscope::process::graph::{graphs_from_ids, Graph};
-use diffscope::{Error, Gpu, GpuOptions, Result};
+use diffscope::{Device, DeviceOptions, Error, Result};
 use std::path::Path;
 
 #[derive(serde::Serialize)]
@@ -18,17 +18,17 @@ struct Frame {
 }
 
 /// The graph model `--model` or `--model-dir` names.
-pub fn load(gpu: &Gpu, m: &ModelArgs) -> Result<DigressModel> {
+pub fn load(device: &Device, m: &ModelArgs) -> Result<DigressModel> {
     match (&m.model, &m.model_dir) {
-        (Some(n), _) => graph::load_graph_shipped(gpu, n),
-        (None, Some(d)) => DigressModel::load_dir(gpu, d),
+        (Some(n), _) => graph::load_graph_shipped(device, n),
+        (None, Some(d)) => DigressModel::load_dir(device, d),
         _ => Err(Error::Invalid(
             "give --model NAME or --model-dir DIR".into(),
         )),
     }
 }
 
-pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     if a.clip_sample.is_some() {
         return Err(Error::Invalid(
             "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
@@ -59,8 +59,8 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
     if count == 0 || count > 4096 {
         return Err(Error::Invalid(format!("--n {count} must be in 1..=4096")));
     }
-    let gpu = Gpu::new(opts)?;
-    let model = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let model = load(&device, &a.model)?;
     let counts = model.sample_counts(count, seed)?;
     let n = counts.iter().copied().max().unwrap_or(1);
     let mut frames = Vec::new();
@@ -217,7 +217,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 /// what `sample` does: the network (with the host's structural features of z_t), the posterior
 /// draw, and the readback of z_(t−1) that the next step's features need.
 fn bench_step(
-    gpu: &Gpu,
+    device: &Device,
     m: &DigressModel,
     batch: usize,
     steps: usize,
@@ -228,32 +228,32 @@ fn bench_step(
     let total = m.process.steps();
     let warm = 3.min(total);
     let timed = steps.min(total - warm).max(1);
-    let mut before = gpu.counters();
+    let mut before = device.counters();
     let mut t0 = std::time::Instant::now();
     for i in 0..warm + timed {
         if i == warm {
             // No `wait_idle` here: the readback that ended the last step already waited for the
             // GPU, and an extra wait would recycle the last prediction's buffers a step early,
             // which reshuffles the pool and shows as bind groups the steady state never creates.
-            before = gpu.counters();
+            before = device.counters();
             t0 = std::time::Instant::now();
         }
         run.step(m, &host_e)?;
         host_e = run.state().e.to_u32()?;
     }
-    gpu.wait_idle()?;
+    device.wait_idle()?;
     let secs = t0.elapsed().as_secs_f64();
-    let d = gpu.counters() - before;
+    let d = device.counters() - before;
     Ok((d.per_step(timed), secs / timed as f64 * 1e3))
 }
 
 /// The graph part of `diffscope bench`: every shipped graph model at batch 1 and 16.
-pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
+pub fn bench(device: &Device, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
     for s in zoo::family(Family::Graph) {
-        let m = graph::load_graph_shipped(gpu, s.name)?;
+        let m = graph::load_graph_shipped(device, s.name)?;
         for batch in [1usize, 16] {
-            let (c, ms) = bench_step(gpu, &m, batch, if quick { 2 } else { 8 })?;
+            let (c, ms) = bench_step(device, &m, batch, if quick { 2 } else { 8 })?;
             out.push(step_row(s.name, batch, &c, ms, json));
         }
     }

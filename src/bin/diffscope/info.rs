@@ -1,10 +1,34 @@
-//! `diffscope info`: the adapter, backend, driver, limits and features.
+//! `diffscope info`: the backend and why it was chosen; for a GPU its adapter, driver, limits and
+//! features, for the CPU backend its threads and vector extension.
 
 use crate::output::outln;
-use diffscope::{Gpu, GpuOptions};
+use diffscope::{Device, DeviceOptions, Gpu};
 
-pub fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
-    let gpu = Gpu::new(opts)?;
+pub fn info(opts: &DeviceOptions, json: bool) -> diffscope::Result<()> {
+    let opened = Device::open(opts)?;
+    let gpu = match &opened.device {
+        Device::Gpu(g) => g,
+        Device::Cpu(c) => {
+            if json {
+                let v = serde_json::json!({
+                    "backend": "cpu",
+                    "why": opened.why,
+                    "device": opened.device.describe(),
+                    "threads": c.threads(),
+                });
+                outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+            } else {
+                outln!("backend:  cpu ({})", opened.why)?;
+                outln!("device:   {}", opened.device.describe())?;
+                outln!("threads:  {}", c.threads())?;
+            }
+            return Ok(());
+        }
+    };
+    gpu_info(gpu, &opened.why, json)
+}
+
+fn gpu_info(gpu: &Gpu, why: &str, json: bool) -> diffscope::Result<()> {
     let s = gpu.summary();
     let l = gpu.limits();
     let limits = serde_json::json!({
@@ -31,6 +55,8 @@ pub fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
         .collect();
     if json {
         let v = serde_json::json!({
+            "backend": "gpu",
+            "why": why,
             "adapter": s,
             "software": gpu.is_software(),
             "limits": limits,
@@ -39,8 +65,9 @@ pub fn info(opts: &GpuOptions, json: bool) -> diffscope::Result<()> {
         });
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
+        outln!("backend:  gpu ({why})")?;
         outln!("adapter:  {} ({})", s.name, s.device_type)?;
-        outln!("backend:  {}", s.backend)?;
+        outln!("api:      {}", s.backend)?;
         outln!("driver:   {} {}", s.driver, s.driver_info)?;
         outln!("software: {}", gpu.is_software())?;
         outln!("limits:")?;

@@ -10,20 +10,20 @@ use diffscope::pipelines::sequence::{self, SequenceModel};
 use diffscope::pipelines::zoo::{self, Family};
 use diffscope::process::discrete::probabilities;
 use diffscope::weights::Weights;
-use diffscope::{Error, Gpu, GpuOptions, Result, Tensor};
+use diffscope::{Device, DeviceOptions, Error, Result, Tensor};
 use std::path::Path;
 
-fn load(gpu: &Gpu, m: &ModelArgs) -> Result<SequenceModel> {
+fn load(device: &Device, m: &ModelArgs) -> Result<SequenceModel> {
     match (&m.model, &m.model_dir) {
-        (Some(name), _) => sequence::load_shipped(gpu, name),
-        (None, Some(dir)) => sequence::load_dir(gpu, dir),
+        (Some(name), _) => sequence::load_shipped(device, name),
+        (None, Some(dir)) => sequence::load_dir(device, dir),
         _ => Err(Error::Invalid(
             "give --model NAME or --model-dir DIR".into(),
         )),
     }
 }
 
-pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
+pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     let out_ext = ext(&a.out);
     if !matches!(out_ext.as_str(), "txt" | "fasta" | "fa" | "safetensors") {
         return Err(Error::Invalid(format!(
@@ -59,8 +59,8 @@ pub fn sample(opts: &GpuOptions, a: &SampleArgs) -> Result<()> {
             )));
         }
     }
-    let gpu = Gpu::new(opts)?;
-    let m = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let m = load(&device, &a.model)?;
     let l = m.config.seq_len;
     let k = m.process.k();
     let t0 = std::time::Instant::now();
@@ -204,12 +204,12 @@ pub fn read_data(m: &SequenceModel, path: &Path) -> Result<Vec<u32>> {
 }
 
 /// The ELBO of held-out data on the GPU: per-sequence terms summed, in bits per token.
-pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
+pub fn nll(opts: &DeviceOptions, a: &NllArgs) -> Result<()> {
     if a.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
-    let gpu = Gpu::new(opts)?;
-    let m = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let m = load(&device, &a.model)?;
     let l = m.config.seq_len;
     let mut ids = read_data(&m, &a.data)?;
     let mut n = ids.len() / l;
@@ -229,7 +229,7 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
     let mut total = 0f64;
     for (bi, chunk) in ids.chunks(a.batch * l).enumerate() {
         let b = chunk.len() / l;
-        let x0 = Tensor::from_indices(&gpu, &[b, l], chunk, m.process.k() as u32, "data")?;
+        let x0 = Tensor::from_indices(&device, &[b, l], chunk, m.process.k() as u32, "data")?;
         // Each batch gets its own draws: the seed advances with the batch index.
         let terms = m.process.elbo_terms(
             &m.denoiser,
@@ -284,10 +284,10 @@ pub fn nll(opts: &GpuOptions, a: &NllArgs) -> Result<()> {
 }
 
 /// `diffscope forward` for a sequence model: `x` integer ids `[N, L]`, `t` `[N]` → `out` logits.
-pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
+pub fn forward(opts: &DeviceOptions, a: &ForwardArgs) -> Result<()> {
     let mut w = Weights::from_file(&a.inputs)?;
-    let gpu = Gpu::new(opts)?;
-    let m = load(&gpu, &a.model)?;
+    let device = Device::open(opts)?.device;
+    let m = load(&device, &a.model)?;
     let l = m.config.seq_len;
     let k = m.process.k();
     let (shape, x) = w.take_ints("x")?;
@@ -313,8 +313,8 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
         )));
     }
     let ids: Vec<u32> = x.iter().map(|&v| v as u32).collect();
-    let xt = Tensor::from_u32(&gpu, &[n, l], &ids)?;
-    let tt = Tensor::from_f32(&gpu, &[n], &t.data)?;
+    let xt = Tensor::from_u32(&device, &[n, l], &ids)?;
+    let tt = Tensor::from_f32(&device, &[n], &t.data)?;
     let out = m.denoiser.forward(&xt, &tt, None)?.to_f32()?;
     let data = safetensors_bytes(vec![(
         "out",
@@ -328,7 +328,7 @@ pub fn forward(opts: &GpuOptions, a: &ForwardArgs) -> Result<()> {
 
 /// ms per reverse step at a batch size, with the GPU counters per step (for `diffscope bench`).
 pub fn bench_step(
-    gpu: &Gpu,
+    device: &Device,
     m: &SequenceModel,
     batch: usize,
     steps: usize,
@@ -337,29 +337,29 @@ pub fn bench_step(
     // Warm-up: pipelines, bind groups and pool buffers.
     for _ in 0..3 {
         run.step(m)?;
-        gpu.submit();
+        device.submit();
     }
-    gpu.wait_idle()?;
-    let before = gpu.counters();
+    device.wait_idle()?;
+    let before = device.counters();
     let t0 = std::time::Instant::now();
     let n = steps.min(run.steps() - 3).max(1);
     for _ in 0..n {
         run.step(m)?;
-        gpu.submit();
+        device.submit();
     }
-    gpu.wait_idle()?;
+    device.wait_idle()?;
     let secs = t0.elapsed().as_secs_f64();
-    let d = gpu.counters() - before;
+    let d = device.counters() - before;
     Ok((d.per_step(n), secs / n as f64 * 1e3))
 }
 
 /// The discrete part of `diffscope bench`: every shipped sequence model at batch 1 and 64.
-pub fn bench(gpu: &Gpu, quick: bool, json: bool) -> Result<serde_json::Value> {
+pub fn bench(device: &Device, quick: bool, json: bool) -> Result<serde_json::Value> {
     let mut out = Vec::new();
     for s in zoo::family(Family::Sequence) {
-        let m = sequence::load_shipped(gpu, s.name)?;
+        let m = sequence::load_shipped(device, s.name)?;
         for batch in [1usize, 64] {
-            let (c, ms) = bench_step(gpu, &m, batch, if quick { 3 } else { 10 })?;
+            let (c, ms) = bench_step(device, &m, batch, if quick { 3 } else { 10 })?;
             out.push(step_row(s.name, batch, &c, ms, json));
         }
     }

@@ -10,7 +10,7 @@ use super::check_u32_len;
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/attention.wgsl");
@@ -186,13 +186,30 @@ fn run(
         scale,
         mask.map(|m| m.shape()),
     )?;
+    let all: Vec<&Tensor> = [q, k, v].into_iter().chain(mask).collect();
+    if let Device::Cpu(_) = same_device(op, &all)? {
+        let (qg, kg, vg) = (q.host()?, k.host()?, v.host()?);
+        let mg = mask.map(Tensor::host).transpose()?;
+        let out = cpu::attention(
+            (qg.f32(), q.shape()),
+            (kg.f32(), k.shape()),
+            (vg.f32(), v.shape()),
+            heads,
+            Some(scale),
+            match (&mg, mask) {
+                (Some(g), Some(m)) => Some((g.f32(), m.shape())),
+                _ => None,
+            },
+        )?;
+        return Tensor::from_vec_f32(q.device(), q.shape(), out);
+    }
     if b * heads > MAX_GROUPS_PER_DIM as usize {
         return Err(Error::Invalid(format!(
             "{op}: batch × heads = {} exceeds {MAX_GROUPS_PER_DIM}",
             b * heads
         )));
     }
-    let out = Tensor::empty(q.gpu(), q.shape(), DType::F32)?;
+    let out = Tensor::empty(q.gpu()?, q.shape(), DType::F32)?;
     if out.is_empty() {
         return Ok(out);
     }
@@ -221,10 +238,10 @@ fn run(
             Access::ReadWrite,
         ],
     };
-    q.gpu().dispatch(
+    q.gpu()?.dispatch(
         &spec,
         &p,
-        &[q.buffer(), k.buffer(), v.buffer(), m.buffer(), out.buffer()],
+        &[q.buffer()?, k.buffer()?, v.buffer()?, m.buffer()?, out.buffer()?],
         [lq.div_ceil(ROWS_PER_GROUP) as u32, (b * heads) as u32, 1],
     )?;
     Ok(out)

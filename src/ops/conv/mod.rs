@@ -10,7 +10,7 @@ use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec, MAX_GROUPS_PER_DIM};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/conv.wgsl");
@@ -248,6 +248,19 @@ pub fn conv2d_with(
     if let Some(b) = bias {
         b.expect_dtype(OP, DType::F32)?;
     }
+    let all: Vec<&Tensor> = [Some(x), Some(weight), bias].into_iter().flatten().collect();
+    if let Device::Cpu(_) = same_device(OP, &all)? {
+        let (xg, wg) = (x.host()?, weight.host()?);
+        let bg = bias.map(Tensor::host).transpose()?;
+        let (out, shape) = cpu::conv2d(
+            (xg.f32(), x.shape()),
+            (wg.f32(), weight.shape()),
+            bg.as_ref().map(|g| g.f32()),
+            stride,
+            padding,
+        )?;
+        return Tensor::from_vec_f32(x.device(), &shape, out);
+    }
     let ConvLayout {
         n,
         cin,
@@ -265,7 +278,7 @@ pub fn conv2d_with(
         stride,
         padding,
     )?;
-    let out = Tensor::empty(x.gpu(), &[n, cout, ho, wo], DType::F32)?;
+    let out = Tensor::empty(x.gpu()?, &[n, cout, ho, wo], DType::F32)?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
         return Ok(out);
@@ -292,7 +305,7 @@ pub fn conv2d_with(
     };
     // An absent bias binds the weight in its place; the kernel never reads it.
     let b = bias.unwrap_or(weight);
-    let buffers = [x.buffer(), weight.buffer(), b.buffer(), out.buffer()];
+    let buffers = [x.buffer()?, weight.buffer()?, b.buffer()?, out.buffer()?];
     let bindings = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
     if kernel == ConvKernel::Direct {
         let row = (DIRECT_TN - 1) * stride + kw;
@@ -304,7 +317,7 @@ pub fn conv2d_with(
         }
         let defines = direct_entry(kh, kw, stride);
         let invocations = (cout.div_ceil(DIRECT_TM) * n * ho * wo.div_ceil(DIRECT_TN)) as u64;
-        x.gpu().dispatch(
+        x.gpu()?.dispatch(
             &KernelSpec {
                 family: "conv",
                 source: SRC_DIRECT,
@@ -322,7 +335,7 @@ pub fn conv2d_with(
     let gx = pixel_tiles.min(MAX_GROUPS_PER_DIM);
     let gz = pixel_tiles.div_ceil(gx);
     let gy = cout.div_ceil(TILE_M) as u32;
-    x.gpu()
+    x.gpu()?
         .dispatch(&spec("conv2d", bindings), &p, &buffers, [gx, gy, gz])?;
     Ok(out)
 }
@@ -405,7 +418,11 @@ pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
         ));
     }
     let (n, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
-    let out = Tensor::empty(x.gpu(), &[n, c, 2 * h, 2 * w], DType::F32)?;
+    if let Device::Cpu(_) = x.device() {
+        let (out, shape) = cpu::upsample_nearest2x(x.host()?.f32(), x.shape())?;
+        return Tensor::from_vec_f32(x.device(), &shape, out);
+    }
+    let out = Tensor::empty(x.gpu()?, &[n, c, 2 * h, 2 * w], DType::F32)?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
         return Ok(out);
@@ -416,10 +433,10 @@ pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
         w: w as u32,
         _pad: 0,
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("upsample_nearest2x", &[Access::Read, Access::ReadWrite]),
         &p,
-        &[x.buffer(), out.buffer()],
+        &[x.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)

@@ -6,7 +6,7 @@ use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/elementwise.wgsl");
@@ -121,12 +121,16 @@ fn f32s(op: &'static str, ts: &[&Tensor]) -> Result<()> {
 /// `f(alpha·x + beta)`.
 pub fn unary_affine(x: &Tensor, op: Unary, alpha: f32, beta: f32) -> Result<Tensor> {
     f32s("unary", &[x])?;
-    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    if let Device::Cpu(_) = x.device() {
+        let out = cpu::unary_affine(x.host()?.f32(), op, alpha, beta);
+        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+    }
+    let out = Tensor::empty(x.gpu()?, x.shape(), DType::F32)?;
     let p = params(x.shape(), op as u32, alpha, beta);
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("unary", &[Access::Read, Access::ReadWrite]),
         &p,
-        &[x.buffer(), out.buffer()],
+        &[x.buffer()?, out.buffer()?],
         Gpu::grid_1d(x.len() as u64, WG),
     )?;
     Ok(out)
@@ -153,15 +157,27 @@ pub fn affine(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
 fn binary_op(a: &Tensor, b: &Tensor, op: Binary, alpha: f32, beta: f32) -> Result<Tensor> {
     f32s("binary", &[a, b])?;
     let shape = broadcast_shape("binary", a.shape(), b.shape())?;
-    let out = Tensor::empty(a.gpu(), &shape, DType::F32)?;
+    if let Device::Cpu(_) = same_device("binary", &[a, b])? {
+        let (out, shape) = cpu::binary(
+            a.host()?.f32(),
+            a.shape(),
+            b.host()?.f32(),
+            b.shape(),
+            op,
+            alpha,
+            beta,
+        )?;
+        return Tensor::from_vec_f32(a.device(), &shape, out);
+    }
+    let out = Tensor::empty(a.gpu()?, &shape, DType::F32)?;
     check_u32_len("binary", &out)?;
     let mut p = params(&shape, op as u32, alpha, beta);
     p.sa = broadcast_strides(a.shape(), &shape);
     p.sb = broadcast_strides(b.shape(), &shape);
-    a.gpu().dispatch(
+    a.gpu()?.dispatch(
         &spec("binary", &[Access::Read, Access::Read, Access::ReadWrite]),
         &p,
-        &[a.buffer(), b.buffer(), out.buffer()],
+        &[a.buffer()?, b.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -209,18 +225,30 @@ fn check_film(h: &[usize], scale: &[usize], shift: &[usize]) -> Result<()> {
 pub fn film(h: &Tensor, scale: &Tensor, shift: &Tensor, act: Unary) -> Result<Tensor> {
     f32s("film", &[h, scale, shift])?;
     check_film(h.shape(), scale.shape(), shift.shape())?;
-    let out = Tensor::empty(h.gpu(), h.shape(), DType::F32)?;
+    if let Device::Cpu(_) = same_device("film", &[h, scale, shift])? {
+        let out = cpu::film(
+            h.host()?.f32(),
+            h.shape(),
+            scale.host()?.f32(),
+            scale.shape(),
+            shift.host()?.f32(),
+            shift.shape(),
+            act,
+        )?;
+        return Tensor::from_vec_f32(h.device(), h.shape(), out);
+    }
+    let out = Tensor::empty(h.gpu()?, h.shape(), DType::F32)?;
     let mut p = params(h.shape(), act as u32, 1.0, 0.0);
     p.sa = broadcast_strides(h.shape(), h.shape());
     p.sb = broadcast_strides(scale.shape(), h.shape());
     p.sc = broadcast_strides(shift.shape(), h.shape());
-    h.gpu().dispatch(
+    h.gpu()?.dispatch(
         &spec(
             "film",
             &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
         ),
         &p,
-        &[h.buffer(), scale.buffer(), shift.buffer(), out.buffer()],
+        &[h.buffer()?, scale.buffer()?, shift.buffer()?, out.buffer()?],
         Gpu::grid_1d(h.len() as u64, WG),
     )?;
     Ok(out)

@@ -7,7 +7,7 @@ use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 
 pub(super) const SRC: &str = include_str!("../../../shaders/embedding.wgsl");
 
@@ -70,7 +70,11 @@ pub fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let (rows, d) = (table.dim(0), table.dim(1));
     let mut shape = ids.shape().to_vec();
     shape.push(d);
-    let out = Tensor::empty(table.gpu(), &shape, table.dtype())?;
+    if let Device::Cpu(_) = same_device(OP, &[table, ids])? {
+        let out = cpu::gather_rows(table.host()?.u32(), table.shape(), ids.host()?.u32())?;
+        return Tensor::from_vec_words(table.device(), &shape, table.dtype(), out);
+    }
+    let out = Tensor::empty(table.gpu()?, &shape, table.dtype())?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
         return Ok(out);
@@ -81,13 +85,13 @@ pub fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         rows: rows.min(u32::MAX as usize) as u32,
         _pad: 0,
     };
-    table.gpu().dispatch(
+    table.gpu()?.dispatch(
         &spec(
             "gather_rows",
             &[Access::Read, Access::Read, Access::ReadWrite],
         ),
         &p,
-        &[table.buffer(), ids.buffer(), out.buffer()],
+        &[table.buffer()?, ids.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -144,7 +148,23 @@ pub fn timestep_embedding(
         DType::U32 => 1,
     };
     let (half, denom) = timestep_layout(t.shape(), dim, downscale_freq_shift, scale, max_period)?;
-    let out = Tensor::empty(t.gpu(), &[t.len(), dim], DType::F32)?;
+    if let Device::Cpu(_) = t.device() {
+        let g = t.host()?;
+        let times: Vec<f32> = match t.dtype() {
+            DType::F32 => g.f32().to_vec(),
+            DType::U32 => g.u32().iter().map(|&v| v as f32).collect(),
+        };
+        let out = cpu::timestep_embedding(
+            &times,
+            dim,
+            flip_sin_to_cos,
+            downscale_freq_shift,
+            scale,
+            max_period,
+        )?;
+        return Tensor::from_vec_f32(t.device(), &[t.len(), dim], out);
+    }
+    let out = Tensor::empty(t.gpu()?, &[t.len(), dim], DType::F32)?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
         return Ok(out);
@@ -159,10 +179,10 @@ pub fn timestep_embedding(
         denom,
         scale,
     };
-    t.gpu().dispatch(
+    t.gpu()?.dispatch(
         &spec("timestep_embedding", &[Access::Read, Access::ReadWrite]),
         &p,
-        &[t.buffer(), out.buffer()],
+        &[t.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)

@@ -7,7 +7,7 @@ use super::{check_u32_len, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::Tensor;
+use crate::tensor::{same_device, Device, Tensor};
 
 pub(super) const SRC: &str = include_str!("../../../shaders/layout.wgsl");
 
@@ -176,7 +176,17 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
     let out_size: usize = tensors.iter().map(|t| t.dim(dim)).sum();
     let mut shape = first.shape().to_vec();
     shape[dim] = out_size;
-    let out = Tensor::empty(first.gpu(), &shape, first.dtype())?;
+    if let Device::Cpu(_) = same_device(OP, tensors)? {
+        let guards = tensors.iter().map(|t| t.host()).collect::<Result<Vec<_>>>()?;
+        let parts: Vec<(&[u32], &[usize])> = guards
+            .iter()
+            .zip(tensors)
+            .map(|(g, t)| (g.u32(), t.shape()))
+            .collect();
+        let (out, shape) = cpu::concat(&parts, dim)?;
+        return Tensor::from_vec_words(first.device(), &shape, first.dtype(), out);
+    }
+    let out = Tensor::empty(first.gpu()?, &shape, first.dtype())?;
     check_u32_len(OP, &out)?;
     if out.is_empty() {
         return Ok(out);
@@ -203,7 +213,7 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
             };
             // Unused input slots bind the group's first tensor; the kernel never reaches them.
             let input = |i: usize| group.get(i).unwrap_or(&group[0]).buffer();
-            first.gpu().dispatch(
+            first.gpu()?.dispatch(
                 &spec(
                     "concat",
                     &[
@@ -215,7 +225,7 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
                     ],
                 ),
                 &p,
-                &[input(0), input(1), input(2), input(3), out.buffer()],
+                &[input(0)?, input(1)?, input(2)?, input(3)?, out.buffer()?],
                 Gpu::grid_1d(n as u64, WG),
             )?;
         }
@@ -231,6 +241,10 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     check_u32_len(OP, x)?;
     let rank = x.dims();
     let shape = permuted_shape(x.shape(), perm)?;
+    if let Device::Cpu(_) = x.device() {
+        let (out, shape) = cpu::permute(x.host()?.u32(), x.shape(), perm)?;
+        return Tensor::from_vec_words(x.device(), &shape, x.dtype(), out);
+    }
     let mut in_strides = vec![1usize; rank];
     for i in (0..rank.saturating_sub(1)).rev() {
         in_strides[i] = in_strides[i + 1] * x.dim(i + 1);
@@ -239,7 +253,7 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     for (s, &d) in strides.iter_mut().zip(perm) {
         *s = in_strides[d] as u32;
     }
-    let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
+    let out = Tensor::empty(x.gpu()?, &shape, x.dtype())?;
     if out.is_empty() {
         return Ok(out);
     }
@@ -250,10 +264,10 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         shape: pad_shape(&shape),
         strides,
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("permute", &[Access::Read, Access::ReadWrite]),
         &p,
-        &[x.buffer(), out.buffer()],
+        &[x.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)
@@ -264,7 +278,11 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
     const OP: &str = "slice";
     check_u32_len(OP, x)?;
     let shape = sliced_shape(x.shape(), dim, start, len)?;
-    let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
+    if let Device::Cpu(_) = x.device() {
+        let (out, shape) = cpu::slice(x.host()?.u32(), x.shape(), dim, start, len)?;
+        return Tensor::from_vec_words(x.device(), &shape, x.dtype(), out);
+    }
+    let out = Tensor::empty(x.gpu()?, &shape, x.dtype())?;
     if out.is_empty() {
         return Ok(out);
     }
@@ -276,10 +294,10 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
         start: start as u32,
         _pad: [0; 3],
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec("slice", &[Access::Read, Access::ReadWrite]),
         &p,
-        &[x.buffer(), out.buffer()],
+        &[x.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)

@@ -27,7 +27,7 @@ use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, MAX_RA
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, KernelSpec, MAX_GROUPS_PER_DIM};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 use codegen::{kernel_source_cached, Layout};
 
 const SRC: &str = include_str!("../../../shaders/matmul.wgsl");
@@ -253,10 +253,13 @@ impl Plan {
 /// Batched `a @ b` with the fused epilogue of `opts`, on the device's chosen kernel
 /// ([`device_kernel`]; the first call on a device may spend a moment tuning).
 pub fn matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
+    if let Device::Cpu(_) = a.device() {
+        return host_matmul(a, b, opts);
+    }
     let kernel = match problem_size(a, b, opts) {
-        Some((m, n, k, batch)) => kernel_for(a.gpu(), m, n, k, batch)?,
+        Some((m, n, k, batch)) => kernel_for(a.gpu()?, m, n, k, batch)?,
         // Malformed operands: `matmul_with` says what is wrong.
-        None => device_kernel(a.gpu())?,
+        None => device_kernel(a.gpu()?)?,
     };
     matmul_with(kernel, a, b, opts)
 }
@@ -295,6 +298,10 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
     if let Some(res) = opts.residual {
         f32_checked(OP, res)?;
     }
+    if let Device::Cpu(_) = a.device() {
+        // One GEMM on the host: there is no kernel choice to make.
+        return host_matmul(a, b, opts);
+    }
     let plan = Plan::new(
         a.shape(),
         b.shape(),
@@ -313,7 +320,7 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         sb,
         sr,
     } = plan;
-    let gpu = a.gpu();
+    let gpu = a.gpu()?;
     kernel.validate(gpu)?;
     let out = Tensor::empty(gpu, out_shape, DType::F32)?;
     check_u32_len(OP, &out)?;
@@ -359,9 +366,9 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         bindings: BINDINGS,
     };
     // Absent bias/residual bind `a` as a placeholder; the kernel never reads it then.
-    let bias_buf = opts.bias.unwrap_or(a).buffer();
-    let res_buf = opts.residual.unwrap_or(a).buffer();
-    let bufs = [a.buffer(), b.buffer(), bias_buf, res_buf, out.buffer()];
+    let bias_buf = opts.bias.unwrap_or(a).buffer()?;
+    let res_buf = opts.residual.unwrap_or(a).buffer()?;
+    let bufs = [a.buffer()?, b.buffer()?, bias_buf, res_buf, out.buffer()?];
 
     // Grids past 65535 workgroups in a dimension become several dispatches, each told where it starts.
     let max = MAX_GROUPS_PER_DIM as usize;
@@ -383,6 +390,48 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         }
     }
     Ok(out)
+}
+
+/// [`matmul`] on host tensors, through [`cpu::matmul`].
+fn host_matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    for t in [Some(a), Some(b), opts.bias, opts.residual].into_iter().flatten() {
+        f32_checked(OP, t)?;
+    }
+    let all: Vec<&Tensor> = [Some(a), Some(b), opts.bias, opts.residual]
+        .into_iter()
+        .flatten()
+        .collect();
+    same_device(OP, &all)?;
+    let (ag, bg) = (a.host()?, b.host()?);
+    let bias = opts.bias.map(Tensor::host).transpose()?;
+    let res = opts.residual.map(Tensor::host).transpose()?;
+    let host = cpu::HostMatmul {
+        trans_a: opts.trans_a,
+        trans_b: opts.trans_b,
+        bias: bias.as_ref().map(|g| g.f32()),
+        act: opts.act,
+        residual: match (&res, opts.residual) {
+            (Some(g), Some(t)) => Some(cpu::HostMatrix {
+                data: g.f32(),
+                shape: t.shape(),
+            }),
+            _ => None,
+        },
+        alpha: opts.alpha,
+    };
+    let (out, shape) = cpu::matmul(
+        cpu::HostMatrix {
+            data: ag.f32(),
+            shape: a.shape(),
+        },
+        cpu::HostMatrix {
+            data: bg.f32(),
+            shape: b.shape(),
+        },
+        &host,
+    )?;
+    Tensor::from_vec_f32(a.device(), &shape, out)
 }
 
 /// `x @ weightᵀ + bias`, then `act`: PyTorch's `Linear`. `x` is `[.., in]`, `weight` `[out, in]`,

@@ -11,7 +11,7 @@ use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, HostRead, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/norm.wgsl");
@@ -132,10 +132,33 @@ fn group_layout(
     Ok((n, c, shape[2..].iter().product(), c / groups))
 }
 
+/// The device of `x` and its optional affine parameters (all on one).
+fn on_device<'a>(
+    op: &'static str,
+    x: &'a Tensor,
+    weight: Option<&'a Tensor>,
+    bias: Option<&'a Tensor>,
+) -> Result<&'a Device> {
+    let ts: Vec<&Tensor> = [Some(x), weight, bias].into_iter().flatten().collect();
+    same_device(op, &ts)
+}
+
+fn host_of(t: Option<&Tensor>) -> Result<Option<HostRead<'_>>> {
+    t.map(Tensor::host).transpose()
+}
+
 fn row_softmax(x: &Tensor, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     check_input(op, x)?;
-    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    if let Device::Cpu(_) = x.device() {
+        let out = if log {
+            cpu::log_softmax(x.host()?.f32(), x.shape())?
+        } else {
+            cpu::softmax(x.host()?.f32(), x.shape())?
+        };
+        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+    }
+    let out = Tensor::empty(x.gpu()?, x.shape(), DType::F32)?;
     if x.is_empty() {
         return Ok(out);
     }
@@ -156,10 +179,10 @@ fn row_softmax(x: &Tensor, log: bool) -> Result<Tensor> {
     } else {
         ("softmax", Gpu::grid_1d(rows as u64, 1))
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec(entry, &[Access::Read, Access::ReadWrite]),
         &p,
-        &[x.buffer(), out.buffer()],
+        &[x.buffer()?, out.buffer()?],
         grid,
     )?;
     Ok(out)
@@ -183,7 +206,7 @@ fn normalise(
     bias: Option<&Tensor>,
     mut p: Params,
 ) -> Result<Tensor> {
-    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let out = Tensor::empty(x.gpu()?, x.shape(), DType::F32)?;
     if x.is_empty() {
         return Ok(out);
     }
@@ -198,13 +221,13 @@ fn normalise(
     } else {
         (entry, Gpu::grid_1d(p.rows as u64, 1))
     };
-    x.gpu().dispatch(
+    x.gpu()?.dispatch(
         &spec(
             entry,
             &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
         ),
         &p,
-        &[x.buffer(), w.buffer(), b.buffer(), out.buffer()],
+        &[x.buffer()?, w.buffer()?, b.buffer()?, out.buffer()?],
         grid,
     )?;
     Ok(out)
@@ -223,6 +246,17 @@ pub fn layer_norm(
     let n = *x.shape().last().expect("rank checked");
     check_affine(OP, "weight", weight, n)?;
     check_affine(OP, "bias", bias, n)?;
+    if let Device::Cpu(_) = on_device(OP, x, weight, bias)? {
+        let (wg, bg) = (host_of(weight)?, host_of(bias)?);
+        let out = cpu::layer_norm(
+            x.host()?.f32(),
+            x.shape(),
+            wg.as_ref().map(|g| g.f32()),
+            bg.as_ref().map(|g| g.f32()),
+            eps,
+        )?;
+        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+    }
     let rows = x.len().checked_div(n).unwrap_or(0);
     let p = Params {
         rows: rows as u32,
@@ -251,6 +285,19 @@ fn group_norm_impl(
     let (n, c, spatial, channels_per_group) = group_layout(op, x.shape(), groups)?;
     check_affine(op, "weight", weight, c)?;
     check_affine(op, "bias", bias, c)?;
+    if let Device::Cpu(_) = on_device(op, x, weight, bias)? {
+        let (wg, bg) = (host_of(weight)?, host_of(bias)?);
+        let out = cpu::group_norm(
+            x.host()?.f32(),
+            x.shape(),
+            groups,
+            wg.as_ref().map(|g| g.f32()),
+            bg.as_ref().map(|g| g.f32()),
+            eps,
+            silu,
+        )?;
+        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+    }
     let p = Params {
         rows: (n * groups) as u32,
         n: (channels_per_group * spatial) as u32,

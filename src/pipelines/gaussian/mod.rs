@@ -6,7 +6,7 @@ pub mod run;
 
 use super::zoo::{shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::models::film_mlp::FilmMlp;
 use crate::models::unet::{UNet2D, UNetConfig};
 use crate::nn::Denoiser;
@@ -45,7 +45,7 @@ pub fn shipped(name: &str) -> Result<&'static Shipped> {
 
 /// Build a model from a config, a scheduler config and weights (whatever their source).
 pub fn build(
-    gpu: &Gpu,
+    device: &Device,
     name: &str,
     config: &str,
     config_file: &str,
@@ -62,7 +62,7 @@ pub fn build(
         let cfg = FilmMlp::parse_config(config, config_file)?;
         let labels = cfg.labels.clone();
         let range = cfg.data_range.unwrap_or([-1.0, 1.0]);
-        let m = FilmMlp::load(gpu, cfg, weights)?;
+        let m = FilmMlp::load(device, cfg, weights)?;
         return Ok(GaussianModel {
             name: name.to_string(),
             denoiser: Box::new(m),
@@ -73,7 +73,7 @@ pub fn build(
     }
     if v.get("_class_name").and_then(|a| a.as_str()) == Some("UNet2DModel") {
         let cfg = UNetConfig::from_json(config, config_file)?;
-        let m = UNet2D::load(gpu, cfg, weights)?;
+        let m = UNet2D::load(device, cfg, weights)?;
         let labels = (0..m.num_labels().unwrap_or(0))
             .map(|i| i.to_string())
             .collect();
@@ -96,11 +96,11 @@ pub fn build(
     })
 }
 
-pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<GaussianModel> {
+pub fn load_shipped(device: &Device, name: &str) -> Result<GaussianModel> {
     let m = shipped(name)?;
     let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
     build(
-        gpu,
+        device,
         name,
         m.config,
         &format!("{name}/config.json"),
@@ -112,7 +112,7 @@ pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<GaussianModel> {
 
 /// Build a model from files a user handed over (dropped on the window, or picked in the browser):
 /// `config.json`, `scheduler_config.json` and one `.safetensors` weights file, by file name.
-pub fn load_files(gpu: &Gpu, name: &str, files: &[(String, Vec<u8>)]) -> Result<GaussianModel> {
+pub fn load_files(device: &Device, name: &str, files: &[(String, Vec<u8>)]) -> Result<GaussianModel> {
     let base = |f: &str| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string();
     let find = |want: &str| files.iter().find(|(f, _)| base(f) == want);
     let text = |want: &str| -> Result<String> {
@@ -153,7 +153,7 @@ pub fn load_files(gpu: &Gpu, name: &str, files: &[(String, Vec<u8>)]) -> Result<
     };
     let w = Weights::from_bytes(wb, wf)?;
     build(
-        gpu,
+        device,
         name,
         &config,
         "config.json",
@@ -166,7 +166,7 @@ pub fn load_files(gpu: &Gpu, name: &str, files: &[(String, Vec<u8>)]) -> Result<
 /// Load a model folder: `config.json`, `scheduler_config.json` (or `scheduler/scheduler_config.json`,
 /// as in diffusers pipelines; `unet/` subfolders too) and one `.safetensors` weights file.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
+pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<GaussianModel> {
     use std::path::PathBuf;
     let io = |p: &std::path::Path, e: std::io::Error| Error::Config {
         file: p.display().to_string(),
@@ -221,7 +221,7 @@ pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<GaussianModel> {
     let w = Weights::from_file(&weights_path)?;
     let name = super::folder_name(dir);
     build(
-        gpu,
+        device,
         &name,
         &config,
         &cfg_path.display().to_string(),

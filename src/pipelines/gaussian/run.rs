@@ -29,12 +29,12 @@ impl GaussianRun {
         init: Option<&[f32]>,
     ) -> Result<GaussianRun> {
         let plan = model.process.plan(settings.sampler, settings.steps)?;
-        let gpu = model.denoiser.gpu();
+        let device = model.denoiser.device();
         let x = match init {
-            Some(v) => Tensor::from_f32(gpu, &model.batch_shape(n), v)?,
+            Some(v) => Tensor::from_f32(device, &model.batch_shape(n), v)?,
             None => model
                 .process
-                .initial(gpu, n, model.denoiser.sample_shape(), settings.seed)?,
+                .initial(device, n, model.denoiser.sample_shape(), settings.seed)?,
         };
         Ok(GaussianRun {
             settings: settings.clone(),
@@ -60,7 +60,7 @@ impl GaussianRun {
             )));
         }
         let n = state.len() / model.sample_len().max(1);
-        let x = Tensor::from_f32(model.denoiser.gpu(), &model.batch_shape(n), state)?;
+        let x = Tensor::from_f32(model.denoiser.device(), &model.batch_shape(n), state)?;
         Ok(GaussianRun {
             settings: settings.clone(),
             plan,
@@ -116,7 +116,7 @@ pub fn sample(
     record: bool,
 ) -> Result<Trajectory> {
     let mut run = GaussianRun::start(model, settings, n, init)?;
-    let gpu = model.denoiser.gpu().clone();
+    let device = model.denoiser.device().clone();
     let mut traj = Trajectory {
         settings: settings.clone(),
         shape: model.batch_shape(n),
@@ -134,8 +134,8 @@ pub fn sample(
     };
     while !run.done() {
         let out = run.step(model, extras)?;
-        gpu.submit();
-        gpu.check()?;
+        device.submit();
+        device.check()?;
         if record {
             traj.states.push(out.x_prev.to_f32()?);
             if let Some(t) = out.x0 {
@@ -149,6 +149,6 @@ pub fn sample(
     if !record {
         traj.states.push(run.state().to_f32()?);
     }
-    gpu.check()?;
+    device.check()?;
     Ok(traj)
 }

@@ -7,12 +7,11 @@ pub mod run;
 
 use super::zoo::{self, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{Device, Tensor};
 use crate::models::graph_features::{graph_features, X_FEATURES, Y_FEATURES};
 use crate::models::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransformer};
 use crate::ops::graph::{onehot, NONE};
 use crate::process::graph::{sample_node_counts, Digress, GraphBatch};
-use crate::tensor::Tensor;
 use crate::weights::Weights;
 
 pub struct DigressModel {
@@ -84,7 +83,7 @@ impl DigressModel {
     }
 
     pub fn load(
-        gpu: &Gpu,
+        device: &Device,
         name: &str,
         config: DigressConfig,
         weights: Weights,
@@ -118,8 +117,8 @@ impl DigressModel {
         } else {
             (config.x_marginals.clone(), config.e_marginals.clone())
         };
-        let process = Digress::new(gpu, config.diffusion_steps, &xl, &el)?;
-        let net = GraphTransformer::load(gpu, dims, weights)?;
+        let process = Digress::new(device, config.diffusion_steps, &xl, &el)?;
+        let net = GraphTransformer::load(device, dims, weights)?;
         Ok(DigressModel {
             name: name.to_string(),
             config,
@@ -129,14 +128,14 @@ impl DigressModel {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<DigressModel> {
+    pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<DigressModel> {
         let cfg_path = dir.join("config.json");
         let json = std::fs::read_to_string(&cfg_path)?;
         let file = cfg_path.display().to_string();
         let config = Self::parse_config(&json, &file)?;
         let weights = Weights::from_file(&dir.join("model.safetensors"))?;
         let name = super::folder_name(dir);
-        Self::load(gpu, &name, config, weights, &file)
+        Self::load(device, &name, config, weights, &file)
     }
 
     /// The largest graph this model samples or reads.
@@ -154,7 +153,7 @@ impl DigressModel {
                 "host edge ids do not match the batch",
             ));
         }
-        let gpu = z.x.gpu();
+        let device = z.x.device();
         let mut xf = Vec::with_capacity(b * n * X_FEATURES);
         let mut yf = Vec::with_capacity(b * (Y_FEATURES + 1));
         let tn = t as f32 / self.process.steps() as f32;
@@ -173,16 +172,16 @@ impl DigressModel {
             yf.push(tn);
         }
         // Uploads first: a write after recorded work would split the step into two submissions.
-        let extra = Tensor::from_f32(gpu, &[b, n, X_FEATURES], &xf)?;
-        let y_in = Tensor::from_f32(gpu, &[b, Y_FEATURES + 1], &yf)?;
+        let extra = Tensor::from_f32(device, &[b, n, X_FEATURES], &xf)?;
+        let y_in = Tensor::from_f32(device, &[b, Y_FEATURES + 1], &yf)?;
         let x_in = onehot(&z.x, self.process.dx, Some(&extra))?;
         let e_in = onehot(&z.e, self.process.de, None)?;
         self.net.forward(&x_in, &e_in, &y_in, &z.counts)
     }
 
     /// The device the weights live on.
-    pub fn gpu(&self) -> &Gpu {
-        self.net.gpu()
+    pub fn device(&self) -> &Device {
+        self.net.device()
     }
 
     pub fn sample_counts(&self, count: usize, seed: u64) -> Result<Vec<usize>> {
@@ -200,10 +199,10 @@ pub fn shipped_graph(name: &str) -> Result<&'static Shipped> {
     zoo::shipped_in(Family::Graph, name)
 }
 
-pub fn load_graph_shipped(gpu: &Gpu, name: &str) -> Result<DigressModel> {
+pub fn load_graph_shipped(device: &Device, name: &str) -> Result<DigressModel> {
     let m = shipped_graph(name)?;
     let file = format!("{name}/config.json");
     let config = DigressModel::parse_config(m.config, &file)?;
     let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
-    DigressModel::load(gpu, name, config, w, &file)
+    DigressModel::load(device, name, config, w, &file)
 }

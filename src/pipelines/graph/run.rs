@@ -29,7 +29,7 @@ impl GraphRun {
         }
         let z = model
             .process
-            .prior(model.gpu(), counts, n, GraphNoise::Philox(seed))?;
+            .prior(model.device(), counts, n, GraphNoise::Philox(seed))?;
         Ok(GraphRun {
             seed,
             z,
@@ -56,7 +56,7 @@ impl GraphRun {
         }
         let n = counts.iter().copied().max().unwrap_or(0);
         let p = &model.process;
-        let z = GraphBatch::from_host(model.gpu(), counts, n, x, e, p.dx, p.de)?;
+        let z = GraphBatch::from_host(model.device(), counts, n, x, e, p.dx, p.de)?;
         Ok(GraphRun {
             seed,
             z,
@@ -114,17 +114,17 @@ pub fn sample(
     seed: u64,
     mut on_step: impl FnMut(usize, &GraphBatch, &[u32], &[u32]) -> Result<()>,
 ) -> Result<GraphBatch> {
-    let gpu = model.gpu().clone();
+    let device = model.device().clone();
     let mut run = GraphRun::start(model, counts, seed)?;
     let mut host_e = run.state().e.to_u32()?;
     while !run.done() {
         run.step(model, &host_e)?;
-        gpu.submit();
-        gpu.check()?;
+        device.submit();
+        device.check()?;
         host_e = run.state().e.to_u32()?;
         let host_x = run.state().x.to_u32()?;
         on_step(run.steps - run.done, run.state(), &host_x, &host_e)?;
     }
-    gpu.check()?;
+    device.check()?;
     Ok(run.z)
 }

@@ -6,7 +6,7 @@ pub mod run;
 
 use super::zoo::{find, shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::Device;
 use crate::models::seq_transformer::SeqTransformer;
 use crate::process::discrete::{Process, ProcessConfig};
 use crate::weights::Weights;
@@ -100,7 +100,7 @@ pub fn shipped(name: &str) -> Option<&'static Shipped> {
 
 /// Build a discrete model from its `config.json`, `process.json` and weights.
 pub fn build(
-    gpu: &Gpu,
+    device: &Device,
     name: &str,
     config: &str,
     config_file: &str,
@@ -131,8 +131,8 @@ pub fn build(
             });
         }
     }
-    let process = Process::from_config(gpu, &pc, process_file)?;
-    let denoiser = SeqTransformer::load(gpu, cfg, weights)?;
+    let process = Process::from_config(device, &pc, process_file)?;
+    let denoiser = SeqTransformer::load(device, cfg, weights)?;
     Ok(SequenceModel {
         name: name.to_string(),
         denoiser,
@@ -141,11 +141,11 @@ pub fn build(
     })
 }
 
-pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<SequenceModel> {
+pub fn load_shipped(device: &Device, name: &str) -> Result<SequenceModel> {
     let m = shipped_in(Family::Sequence, name)?;
     let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
     build(
-        gpu,
+        device,
         name,
         m.config,
         &format!("{name}/config.json"),
@@ -157,7 +157,7 @@ pub fn load_shipped(gpu: &Gpu, name: &str) -> Result<SequenceModel> {
 
 /// A discrete model folder: `config.json`, `process.json` and `model.safetensors`.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<SequenceModel> {
+pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<SequenceModel> {
     let read = |f: &str| {
         let p = dir.join(f);
         std::fs::read_to_string(&p).map_err(|e| Error::Config {
@@ -170,7 +170,7 @@ pub fn load_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<SequenceModel> {
     let w = Weights::from_file(&dir.join("model.safetensors"))?;
     let name = super::folder_name(dir);
     build(
-        gpu,
+        device,
         &name,
         &config,
         &dir.join("config.json").display().to_string(),

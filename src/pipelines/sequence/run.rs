@@ -25,7 +25,7 @@ impl SequenceRun {
         check_temperature(temperature)?;
         let x = m
             .process
-            .prior_sample(m.denoiser.gpu(), n, m.config.seq_len, seed)?;
+            .prior_sample(m.denoiser.device(), n, m.config.seq_len, seed)?;
         Ok(SequenceRun {
             seed,
             temperature,
@@ -55,7 +55,7 @@ impl SequenceRun {
             )));
         }
         let x = Tensor::from_indices(
-            m.denoiser.gpu(),
+            m.denoiser.device(),
             &[ids.len() / l, l],
             ids,
             m.process.k() as u32,
@@ -134,16 +134,16 @@ pub fn sample(
     temperature: f32,
     mut on_step: impl FnMut(&Tensor, &StepOut) -> Result<()>,
 ) -> Result<Vec<u32>> {
-    let gpu = m.denoiser.gpu().clone();
+    let device = m.denoiser.device().clone();
     let mut run = SequenceRun::start(m, n, seed, temperature)?;
     while !run.done() {
         let x_t = run.state().clone();
         let out = run.step(m)?;
         on_step(&x_t, &out)?;
-        gpu.submit();
-        gpu.check()?;
+        device.submit();
+        device.check()?;
     }
     let ids = run.state().to_u32()?;
-    gpu.check()?;
+    device.check()?;
     Ok(ids)
 }

@@ -2,11 +2,10 @@
 //! (posterior + Gumbel-max draw, argmax at the last step) and moco's loss terms.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{Device, Tensor};
 use crate::ops::sample::{self, Categorical, Noise};
 use crate::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
 use crate::rng::{Philox, Substream};
-use crate::tensor::Tensor;
 
 use super::config::DiscretePrior;
 use super::schedule::cumprod;
@@ -27,7 +26,7 @@ pub struct D3pm {
 
 impl D3pm {
     pub fn new(
-        gpu: &Gpu,
+        device: &Device,
         k: usize,
         alphas: Vec<f32>,
         prior: DiscretePrior,
@@ -60,7 +59,7 @@ impl D3pm {
                         "custom prior must be {k} non-negative probabilities summing to 1, got {p:?}"
                     )));
                 }
-                Some(Tensor::from_f32(gpu, &[k], p)?)
+                Some(Tensor::from_f32(device, &[k], p)?)
             }
         };
         let alpha_bars = cumprod(&alphas);
@@ -119,26 +118,26 @@ impl D3pm {
     }
 
     /// `Q_t` (`bar = false`) or `Q̄_t` as a `[K, K]` matrix (for views and checks).
-    pub fn matrix(&self, gpu: &Gpu, t: usize, bar: bool) -> Result<Tensor> {
+    pub fn matrix(&self, device: &Device, t: usize, bar: bool) -> Result<Tensor> {
         let i = self.index(t)?;
         let a = if bar {
             self.alpha_bars[i]
         } else {
             self.alphas[i]
         };
-        let at = Tensor::from_f32(gpu, &[1], &[a])?;
+        let at = Tensor::from_f32(device, &[1], &[a])?;
         tr::matrices(&at, self.prior(), self.k)?.reshape(&[self.k, self.k])
     }
 
     /// q(x_t | x0) = onehot(x0) @ Q̄_t for u32 ids `[B, ..]`: f32 `[B, .., K]`. `t` holds one timestep
     /// for the batch or one per batch element.
     pub fn forward_probs(&self, x0: &Tensor, t: &[usize]) -> Result<Tensor> {
-        let gpu = x0.gpu();
+        let device = x0.device();
         let abs = t
             .iter()
             .map(|&t| Ok(self.alpha_bars[self.index(t)?]))
             .collect::<Result<Vec<f32>>>()?;
-        let per = per_batch_f32(gpu, x0, &abs, 1)?;
+        let per = per_batch_f32(device, x0, &abs, 1)?;
         let c = match &per {
             Some(p) => Coef::PerBatch(p),
             None => Coef::Shared(abs[0]),
@@ -159,7 +158,7 @@ impl D3pm {
             .map(|&t| Ok(self.coefs(t)?.row()))
             .collect::<Result<Vec<[f32; 4]>>>()?;
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let per = per_batch_f32(x_t.gpu(), x_t, &flat, 4)?;
+        let per = per_batch_f32(x_t.device(), x_t, &flat, 4)?;
         let c = match &per {
             Some(p) => Coefs::PerBatch(p),
             None => Coefs::Shared(self.coefs(t[0])?),
@@ -197,7 +196,7 @@ impl D3pm {
             .map(|&t| (t != self.last_time_idx) as u32 as f32)
             .collect();
         let nz_mask = if t.len() > 1 {
-            Some(Tensor::from_f32(x_t.gpu(), &[t.len()], &nz)?)
+            Some(Tensor::from_f32(x_t.device(), &[t.len()], &nz)?)
         } else {
             None
         };
@@ -230,7 +229,7 @@ impl D3pm {
         t: &[usize],
         vb_scale: f32,
     ) -> Result<Vec<f32>> {
-        let gpu = logits.gpu();
+        let device = logits.device();
         let b = x_t.dim(0);
         let ce = tr::row_nll(logits, target)?.to_f32()?;
         let per = ce.len() / b.max(1);
@@ -246,7 +245,7 @@ impl D3pm {
             }
             let mut shape = target.shape().to_vec();
             shape.push(self.k);
-            let oh = Tensor::from_f32(gpu, &shape, &oh)?;
+            let oh = Tensor::from_f32(device, &shape, &oh)?;
             let truth = self.posterior_logits(X0::Logits(&oh), x_t, t)?;
             let pred = self.posterior_logits(X0::Logits(logits), x_t, t)?;
             let kl = tr::row_kl(&truth, &pred)?.to_f32()?;
@@ -259,16 +258,16 @@ impl D3pm {
     }
 
     /// A draw from the prior π for `[n, len]`: all mask for absorbing, Philox Gumbel-max otherwise.
-    pub fn prior_sample(&self, gpu: &Gpu, n: usize, len: usize, seed: u64) -> Result<Tensor> {
+    pub fn prior_sample(&self, device: &Device, n: usize, len: usize, seed: u64) -> Result<Tensor> {
         let key = Philox::new(seed, 0, Substream::Init);
         match &self.prior {
             DiscretePrior::Absorbing(m) => {
-                Tensor::from_u32(gpu, &[n, len], &vec![*m as u32; n * len])
+                Tensor::from_u32(device, &[n, len], &vec![*m as u32; n * len])
             }
             _ => {
                 let pi = self.pi();
                 let rows: Vec<f32> = (0..n * len).flat_map(|_| pi.iter().copied()).collect();
-                let p = Tensor::from_f32(gpu, &[n, len, self.k], &rows)?;
+                let p = Tensor::from_f32(device, &[n, len, self.k], &rows)?;
                 sample::sample_probs(&p, &Categorical::new(Noise::Philox(key)))
             }
         }

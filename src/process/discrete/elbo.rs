@@ -24,7 +24,7 @@ impl Process {
         seed: u64,
         injected: Option<&[Tensor]>,
     ) -> Result<Vec<Vec<f64>>> {
-        let gpu = x0.gpu();
+        let device = x0.device();
         let b = x0.dim(0);
         let k = self.k();
         let nsteps = self.nsteps();
@@ -51,7 +51,7 @@ impl Process {
                     &drawn
                 }
             };
-            let tt = Tensor::from_f32(gpu, &[b], &vec![t as f32; b])?;
+            let tt = Tensor::from_f32(device, &[b], &vec![t as f32; b])?;
             let logits = model.forward(x_t, &tt, None)?;
             let rows = match self {
                 Process::D3pm(d) => {

@@ -28,12 +28,11 @@ pub use multinomial::{Multinomial, HOOGEBOOM_U_MIN};
 pub use schedule::{hoogeboom_cosine_alphas, moco_cosine_alphas, moco_linear_alphas};
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{Device, Tensor};
 use crate::nn::Denoiser;
 use crate::ops::norm;
 use crate::ops::sample::Noise;
 use crate::rng::{Philox, Substream};
-use crate::tensor::Tensor;
 
 pub(super) fn bad_t(t: usize, lo: usize, n: usize) -> Error {
     Error::Invalid(format!(
@@ -45,7 +44,7 @@ pub(super) fn bad_t(t: usize, lo: usize, n: usize) -> Error {
 /// A per-batch coefficient tensor `[B, width]` when the values differ per batch element (`vals` has
 /// B·width entries); `None` when one set is shared (`vals` has `width`).
 pub(super) fn per_batch_f32(
-    gpu: &Gpu,
+    device: &Device,
     x: &Tensor,
     vals: &[f32],
     width: usize,
@@ -61,7 +60,7 @@ pub(super) fn per_batch_f32(
         )));
     }
     let shape: Vec<usize> = if width == 1 { vec![b] } else { vec![b, width] };
-    Ok(Some(Tensor::from_f32(gpu, &shape, vals)?))
+    Ok(Some(Tensor::from_f32(device, &shape, vals)?))
 }
 
 /// A discrete process of either family, as a model folder describes it.
@@ -81,7 +80,7 @@ pub struct StepOut {
 }
 
 impl Process {
-    pub fn from_config(gpu: &Gpu, c: &ProcessConfig, file: &str) -> Result<Process> {
+    pub fn from_config(device: &Device, c: &ProcessConfig, file: &str) -> Result<Process> {
         let bad = |d: String| Error::Config {
             file: file.to_string(),
             detail: d,
@@ -147,7 +146,7 @@ impl Process {
                     }
                 };
                 Ok(Process::D3pm(D3pm::new(
-                    gpu,
+                    device,
                     c.num_classes,
                     alphas,
                     prior,
@@ -194,10 +193,10 @@ impl Process {
         }
     }
 
-    pub fn prior_sample(&self, gpu: &Gpu, n: usize, len: usize, seed: u64) -> Result<Tensor> {
+    pub fn prior_sample(&self, device: &Device, n: usize, len: usize, seed: u64) -> Result<Tensor> {
         match self {
-            Process::D3pm(d) => d.prior_sample(gpu, n, len, seed),
-            Process::Multinomial(m) => m.prior_sample(gpu, n, len, seed),
+            Process::D3pm(d) => d.prior_sample(device, n, len, seed),
+            Process::Multinomial(m) => m.prior_sample(device, n, len, seed),
         }
     }
 
@@ -252,7 +251,7 @@ impl Process {
         temperature: f32,
     ) -> Result<StepOut> {
         let n = x_t.dim(0);
-        let tt = Tensor::from_f32(x_t.gpu(), &[n], &vec![t as f32; n])?;
+        let tt = Tensor::from_f32(x_t.device(), &[n], &vec![t as f32; n])?;
         let x0_logits = model.forward(x_t, &tt, None)?;
         let noise = Noise::Philox(Philox::new(seed, index as u32, Substream::Gumbel));
         let (x_prev, logits) = match self {

@@ -2,11 +2,10 @@
 //! posterior re-weighted by the x_t likelihood at every step including t = 0.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::tensor::{DType, Device, Tensor};
 use crate::ops::sample::{self, Categorical, Noise};
 use crate::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
 use crate::rng::{Philox, Substream};
-use crate::tensor::{DType, Tensor};
 
 use super::schedule::hoogeboom_cosine_alphas;
 use super::{bad_t, per_batch_f32};
@@ -92,7 +91,7 @@ impl Multinomial {
                 Ok(self.alpha_bars[t])
             })
             .collect::<Result<Vec<f32>>>()?;
-        let per = per_batch_f32(x0.gpu(), x0, &abs, 1)?;
+        let per = per_batch_f32(x0.device(), x0, &abs, 1)?;
         let c = match &per {
             Some(p) => Coef::PerBatch(p),
             None => Coef::Shared(abs[0]),
@@ -118,7 +117,7 @@ impl Multinomial {
             })
             .collect::<Result<Vec<[f32; 6]>>>()?;
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let per = per_batch_f32(x_t.gpu(), x_t, &flat, 6)?;
+        let per = per_batch_f32(x_t.device(), x_t, &flat, 6)?;
         let c = match &per {
             Some(p) => Coefs::PerBatchPrecise(p),
             None => Coefs::SharedPrecise(self.coefs(t[0])?, self.complements(t[0])),
@@ -147,8 +146,8 @@ impl Multinomial {
     }
 
     /// The uniform start: Gumbel-max over zero logits, as `log_sample_categorical(zeros)`.
-    pub fn prior_sample(&self, gpu: &Gpu, n: usize, len: usize, seed: u64) -> Result<Tensor> {
-        let z = Tensor::zeros(gpu, &[n, len, self.k], DType::F32)?;
+    pub fn prior_sample(&self, device: &Device, n: usize, len: usize, seed: u64) -> Result<Tensor> {
+        let z = Tensor::zeros(device, &[n, len, self.k], DType::F32)?;
         sample::gumbel_max(
             &z,
             &Categorical::new(Noise::Philox(Philox::new(seed, 0, Substream::Init)))

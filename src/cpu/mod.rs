@@ -1,0 +1,113 @@
+//! The CPU runtime: what the CPU backend needs to know about the host — how many threads the hot loops
+//! may use and how large one tensor may be. It knows nothing of models or diffusion; the kernels
+//! themselves are the `ops/<family>/cpu.rs` files, beside the GPU drivers.
+//!
+//! Unlike the GPU, nothing is recorded: an op on host tensors computes when it is called, so a
+//! "submission" is a no-op and a readback is ready at once.
+
+use std::sync::Arc;
+
+/// How the CPU backend runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Threads for the GEMMs (the hot loop); `None` = every core the OS grants this process.
+    pub threads: Option<usize>,
+}
+
+struct Inner {
+    threads: usize,
+}
+
+/// A handle to the CPU backend; cheap to clone.
+#[derive(Clone)]
+pub struct Cpu(Arc<Inner>);
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cpu({} threads)", self.0.threads)
+    }
+}
+
+impl PartialEq for Cpu {
+    fn eq(&self, other: &Cpu) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The largest tensor the CPU backend allocates, in bytes: kernels index with u32 (the same rule as
+/// on the GPU, so a model that runs on one backend runs on the other).
+pub const MAX_TENSOR_BYTES: u64 = 4 * (u32::MAX as u64);
+
+impl Cpu {
+    pub fn new(opts: &CpuOptions) -> Cpu {
+        let threads = opts.threads.unwrap_or_else(available_threads).max(1);
+        Cpu(Arc::new(Inner { threads }))
+    }
+
+    /// Threads the hot loops may use.
+    pub fn threads(&self) -> usize {
+        self.0.threads
+    }
+
+    /// A one-line description for `info`, the app and bench records.
+    pub fn describe(&self) -> String {
+        format!(
+            "CPU ({} {}, {} thread{}{})",
+            std::env::consts::ARCH,
+            simd_name(),
+            self.0.threads,
+            if self.0.threads == 1 { "" } else { "s" },
+            if cfg!(target_arch = "wasm32") {
+                ", WebAssembly"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The browser gives a page one thread unless it is cross-origin isolated; the CPU backend does not
+/// spawn workers, so it uses one.
+#[cfg(target_arch = "wasm32")]
+fn available_threads() -> usize {
+    1
+}
+
+/// The widest vector extension the GEMM can use on this machine (for the description only).
+fn simd_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "AVX2+FMA";
+        }
+        "SSE2"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "NEON"
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        if cfg!(target_feature = "simd128") {
+            "SIMD128"
+        } else {
+            "scalar"
+        }
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "wasm32"
+    )))]
+    {
+        "scalar"
+    }
+}
