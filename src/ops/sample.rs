@@ -7,6 +7,8 @@
 //! key, so a draw replays on the CPU — or from an injected tensor, for parity with a reference that
 //! drew its own.
 
+pub mod cpu;
+
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
@@ -134,11 +136,7 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
     const OP: &str = "gumbel_noise";
     u.expect_dtype(OP, DType::F32)?;
     check_u32_len(OP, u)?;
-    if !(0.0..1.0).contains(&u_min) {
-        return Err(Error::Invalid(format!(
-            "{OP}: u_min must lie in [0, 1), got {u_min}"
-        )));
-    }
+    check_u_min(OP, u_min)?;
     let out = Tensor::empty(u.gpu(), u.shape(), DType::F32)?;
     let p = Params {
         rows: u.len() as u32,
@@ -179,40 +177,57 @@ pub fn argmax(logits: &Tensor) -> Result<Tensor> {
 /// its entries.
 fn rows_per_entry(op: &'static str, what: &str, m: &Tensor, lead: &[usize]) -> Result<u32> {
     m.expect_dtype(op, DType::F32)?;
-    if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
+    mask_div(op, what, m.shape(), lead)
+}
+
+/// [`rows_per_entry`] on shapes (both backends): `m`'s shape must be a prefix of `lead`.
+fn mask_div(op: &'static str, what: &str, m: &[usize], lead: &[usize]) -> Result<u32> {
+    if m.len() > lead.len() || m != &lead[..m.len()] {
         return Err(Error::shape(
             op,
-            format!(
-                "{what} {:?} must be a prefix of the rows' shape {lead:?}",
-                m.shape()
-            ),
+            format!("{what} {m:?} must be a prefix of the rows' shape {lead:?}"),
         ));
     }
     let rows: usize = lead.iter().product();
-    Ok((rows / m.len().max(1)).max(1) as u32)
+    let entries: usize = m.iter().product();
+    Ok((rows / entries.max(1)).max(1) as u32)
+}
+
+fn check_u_min(op: &'static str, u_min: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&u_min) {
+        return Err(Error::Invalid(format!(
+            "{op}: u_min must lie in [0, 1), got {u_min}"
+        )));
+    }
+    Ok(())
+}
+
+/// The shape and option checks of a draw from `[.., K]` (both backends): K and the leading shape.
+fn check_draw<'s>(
+    op: &'static str,
+    shape: &'s [usize],
+    temperature: f32,
+    u_min: f32,
+) -> Result<(usize, &'s [usize])> {
+    let Some((&k, lead)) = shape.split_last() else {
+        return Err(Error::shape(op, "needs at least one axis (the classes)"));
+    };
+    if k == 0 {
+        return Err(Error::shape(op, format!("{shape:?} has no classes")));
+    }
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{op}: temperature must be positive and finite, got {temperature}"
+        )));
+    }
+    check_u_min(op, u_min)?;
+    Ok((k, lead))
 }
 
 fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Result<Tensor> {
     x.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x)?;
-    let Some((&k, lead)) = x.shape().split_last() else {
-        return Err(Error::shape(op, "needs at least one axis (the classes)"));
-    };
-    if k == 0 {
-        return Err(Error::shape(op, format!("{:?} has no classes", x.shape())));
-    }
-    if !(opts.temperature > 0.0 && opts.temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{op}: temperature must be positive and finite, got {}",
-            opts.temperature
-        )));
-    }
-    if !(0.0..1.0).contains(&opts.u_min) {
-        return Err(Error::Invalid(format!(
-            "{op}: u_min must lie in [0, 1), got {}",
-            opts.u_min
-        )));
-    }
+    let (k, lead) = check_draw(op, x.shape(), opts.temperature, opts.u_min)?;
     let rows: usize = lead.iter().product();
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, lead, DType::U32)?;
