@@ -24,14 +24,6 @@ pub use kernel_params::{kernel_params, KernelParams};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
 
-/// An op the CPU backend does not implement yet, asked of a host tensor.
-pub(crate) fn not_yet_on_cpu(op: &'static str) -> Error {
-    Error::Unsupported {
-        adapter: "the CPU backend".into(),
-        what: format!("{op} (not implemented on the CPU yet)"),
-    }
-}
-
 /// Most 1-D kernels run 256 invocations per workgroup: WebGPU's guaranteed maximum.
 pub(crate) const WG: u32 = 256;
 

@@ -1,6 +1,8 @@
 //! Where a kernel's random draws come from: the same three sources for the Gumbel-max draws of
 //! categorical sampling (uniforms) and the noise of the Gaussian updates (standard normals).
 
+pub mod cpu;
+
 use crate::error::{Error, Result};
 use crate::rng::Philox;
 use crate::tensor::{DType, Tensor};
@@ -29,16 +31,23 @@ impl<'a> Noise<'a> {
             return Ok(None);
         };
         t.expect_dtype(op, DType::F32)?;
-        if t.shape() != like.shape() {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "injected noise {:?} must have {like_what}'s shape {:?}",
-                    t.shape(),
-                    like.shape()
-                ),
-            ));
-        }
+        check_injected_shape(op, t.shape(), like.shape(), like_what)?;
         Ok(Some(t))
     }
+}
+
+/// Injected draws must have the shape of the input they are drawn for (both backends check this).
+pub(crate) fn check_injected_shape(
+    op: &'static str,
+    shape: &[usize],
+    like: &[usize],
+    like_what: &str,
+) -> Result<()> {
+    if shape != like {
+        return Err(Error::shape(
+            op,
+            format!("injected noise {shape:?} must have {like_what}'s shape {like:?}"),
+        ));
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! [`Philox::words`] on the CPU: raw words and uniforms are bit-identical, normals and Gumbel draws
 //! agree to transcendental accuracy (GPUs do not round `log`/`cos` correctly).
 
+pub mod cpu;
+
 use super::WG;
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
@@ -83,14 +85,9 @@ fn run(
     kind: u32,
     first: u32,
 ) -> Result<Tensor> {
-    // Indices are u32 on both sides; a fill that wrapped around would silently repeat draws.
-    if n as u64 + first as u64 > u32::MAX as u64 + 1 {
-        return Err(Error::Invalid(format!(
-            "random fill of {n} elements from index {first} runs past Philox's 2^32 indices"
-        )));
-    }
+    check_index_range(n, first)?;
     let Device::Gpu(gpu) = device else {
-        return Err(super::not_yet_on_cpu("random"));
+        return Err(Error::Internal("random::run reached with a host device".into()));
     };
     let out = Tensor::empty(gpu, out_shape, dtype)?;
     let p = Params {
@@ -105,6 +102,30 @@ fn run(
     };
     gpu.dispatch(&spec(), &p, &[out.buffer()?], Gpu::grid_1d(n as u64, WG))?;
     Ok(out)
+}
+
+/// Indices are u32 on both backends; a fill that wrapped around would silently repeat draws.
+fn check_index_range(n: usize, first: u32) -> Result<()> {
+    if n as u64 + first as u64 > u32::MAX as u64 + 1 {
+        return Err(Error::Invalid(format!(
+            "random fill of {n} elements from index {first} runs past Philox's 2^32 indices"
+        )));
+    }
+    Ok(())
+}
+
+/// The element count of a words fill of `shape` and its output shape `[shape.., 4]`.
+fn words_shape(shape: &[usize]) -> Result<(usize, Vec<usize>)> {
+    let n = count(shape)?;
+    let mut out_shape = shape.to_vec();
+    out_shape.push(4);
+    if n > (u32::MAX / 4) as usize {
+        return Err(Error::shape(
+            "random::words",
+            format!("{shape:?} needs more than 2^32 output words"),
+        ));
+    }
+    Ok((n, out_shape))
 }
 
 fn count(shape: &[usize]) -> Result<usize> {
@@ -123,6 +144,9 @@ pub fn fill(
     first: u32,
 ) -> Result<Tensor> {
     let n = count(shape)?;
+    if let Device::Cpu(_) = device {
+        return Tensor::from_vec_f32(device, shape, cpu::fill(shape, key, dist, first)?);
+    }
     run(device, shape, DType::F32, n, key, dist as u32, first)
 }
 
@@ -144,14 +168,9 @@ pub fn gumbel(device: &Device, shape: &[usize], key: Philox) -> Result<Tensor> {
 /// All four raw Philox words per element: a u32 tensor of shape `[shape.., 4]`, bit-identical to
 /// [`Philox::words`] at indices `first..`.
 pub fn words(device: &Device, shape: &[usize], key: Philox, first: u32) -> Result<Tensor> {
-    let n = count(shape)?;
-    let mut out_shape = shape.to_vec();
-    out_shape.push(4);
-    if n > (u32::MAX / 4) as usize {
-        return Err(Error::shape(
-            "random::words",
-            format!("{shape:?} needs more than 2^32 output words"),
-        ));
+    let (n, out_shape) = words_shape(shape)?;
+    if let Device::Cpu(_) = device {
+        return Tensor::from_vec_u32(device, &out_shape, cpu::words(shape, key, first)?);
     }
     run(device, &out_shape, DType::U32, n, key, KIND_WORDS, first)
 }

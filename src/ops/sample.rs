@@ -7,12 +7,15 @@
 //! key, so a draw replays on the CPU — or from an injected tensor, for parity with a reference that
 //! drew its own.
 
+pub mod cpu;
+
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
+use super::noise::cpu::Noise as HostNoise;
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = concat!(
@@ -134,10 +137,9 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
     const OP: &str = "gumbel_noise";
     u.expect_dtype(OP, DType::F32)?;
     check_u32_len(OP, u)?;
-    if !(0.0..1.0).contains(&u_min) {
-        return Err(Error::Invalid(format!(
-            "{OP}: u_min must lie in [0, 1), got {u_min}"
-        )));
+    check_u_min(OP, u_min)?;
+    if let Device::Cpu(_) = u.device() {
+        return Tensor::from_vec_f32(u.device(), u.shape(), cpu::gumbel_noise(u.host()?.f32(), u_min)?);
     }
     let out = Tensor::empty(u.gpu()?, u.shape(), DType::F32)?;
     let p = Params {
@@ -179,41 +181,61 @@ pub fn argmax(logits: &Tensor) -> Result<Tensor> {
 /// its entries.
 fn rows_per_entry(op: &'static str, what: &str, m: &Tensor, lead: &[usize]) -> Result<u32> {
     m.expect_dtype(op, DType::F32)?;
-    if m.dims() > lead.len() || m.shape() != &lead[..m.dims()] {
+    mask_div(op, what, m.shape(), lead)
+}
+
+/// [`rows_per_entry`] on shapes (both backends): `m`'s shape must be a prefix of `lead`.
+fn mask_div(op: &'static str, what: &str, m: &[usize], lead: &[usize]) -> Result<u32> {
+    if m.len() > lead.len() || m != &lead[..m.len()] {
         return Err(Error::shape(
             op,
-            format!(
-                "{what} {:?} must be a prefix of the rows' shape {lead:?}",
-                m.shape()
-            ),
+            format!("{what} {m:?} must be a prefix of the rows' shape {lead:?}"),
         ));
     }
     let rows: usize = lead.iter().product();
-    Ok((rows / m.len().max(1)).max(1) as u32)
+    let entries: usize = m.iter().product();
+    Ok((rows / entries.max(1)).max(1) as u32)
+}
+
+fn check_u_min(op: &'static str, u_min: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&u_min) {
+        return Err(Error::Invalid(format!(
+            "{op}: u_min must lie in [0, 1), got {u_min}"
+        )));
+    }
+    Ok(())
+}
+
+/// The shape and option checks of a draw from `[.., K]` (both backends): K and the leading shape.
+fn check_draw<'s>(
+    op: &'static str,
+    shape: &'s [usize],
+    temperature: f32,
+    u_min: f32,
+) -> Result<(usize, &'s [usize])> {
+    let Some((&k, lead)) = shape.split_last() else {
+        return Err(Error::shape(op, "needs at least one axis (the classes)"));
+    };
+    if k == 0 {
+        return Err(Error::shape(op, format!("{shape:?} has no classes")));
+    }
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{op}: temperature must be positive and finite, got {temperature}"
+        )));
+    }
+    check_u_min(op, u_min)?;
+    Ok((k, lead))
 }
 
 fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Result<Tensor> {
     x.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x)?;
-    let Some((&k, lead)) = x.shape().split_last() else {
-        return Err(Error::shape(op, "needs at least one axis (the classes)"));
-    };
-    if k == 0 {
-        return Err(Error::shape(op, format!("{:?} has no classes", x.shape())));
-    }
-    if !(opts.temperature > 0.0 && opts.temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{op}: temperature must be positive and finite, got {}",
-            opts.temperature
-        )));
-    }
-    if !(0.0..1.0).contains(&opts.u_min) {
-        return Err(Error::Invalid(format!(
-            "{op}: u_min must lie in [0, 1), got {}",
-            opts.u_min
-        )));
-    }
+    let (k, lead) = check_draw(op, x.shape(), opts.temperature, opts.u_min)?;
     let rows: usize = lead.iter().product();
+    if let Device::Cpu(_) = x.device() {
+        return host_draw(op, x, lead, opts, probs);
+    }
     let gpu = x.gpu()?;
     let out = Tensor::empty(gpu, lead, DType::U32)?;
     let mut p = Params {
@@ -287,4 +309,50 @@ fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Re
         groups,
     )?;
     Ok(out)
+}
+
+/// [`draw`] on host tensors, through [`cpu::gumbel_max`] / [`cpu::sample_probs`].
+fn host_draw(
+    op: &'static str,
+    x: &Tensor,
+    lead: &[usize],
+    opts: &Categorical<'_>,
+    probs: bool,
+) -> Result<Tensor> {
+    let injected = opts.noise.injected(op, x, "the logits")?;
+    for m in [opts.mask, opts.keep].into_iter().flatten() {
+        m.expect_dtype(op, DType::F32)?;
+    }
+    let all: Vec<&Tensor> = [Some(x), injected, opts.mask, opts.keep]
+        .into_iter()
+        .flatten()
+        .collect();
+    same_device(op, &all)?;
+    let xg = x.host()?;
+    let ug = injected.map(Tensor::host).transpose()?;
+    let mg = opts.mask.map(Tensor::host).transpose()?;
+    let kg = opts.keep.map(Tensor::host).transpose()?;
+    let noise = match (opts.noise, &ug, injected) {
+        (Noise::None, ..) => HostNoise::None,
+        (Noise::Philox(key), ..) => HostNoise::Philox(key),
+        (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
+        (Noise::Injected(_), ..) => {
+            return Err(Error::Internal(format!("{op}: injected noise went missing")))
+        }
+    };
+    let mut host = cpu::Categorical::new(noise)
+        .temperature(opts.temperature)
+        .u_min(opts.u_min);
+    if let (Some(g), Some(m)) = (&mg, opts.mask) {
+        host = host.mask(g.f32(), m.shape());
+    }
+    if let (Some(g), Some(m)) = (&kg, opts.keep) {
+        host = host.keep(g.f32(), m.shape());
+    }
+    let out = if probs {
+        cpu::sample_probs(xg.f32(), x.shape(), &host)?
+    } else {
+        cpu::gumbel_max(xg.f32(), x.shape(), &host)?
+    };
+    Tensor::from_vec_u32(x.device(), lead, out)
 }

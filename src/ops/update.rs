@@ -13,12 +13,16 @@
 //! - Classifier-free guidance is fused: the model output holds both halves stacked on the first axis,
 //!   `[2N, ..]`, combined as `uncond + w·(cond − uncond)` before the prediction is interpreted.
 
+pub mod cpu;
+
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::rng::Philox;
+use crate::tensor::{same_device, DType, Device, Tensor};
+use super::noise::cpu::Noise as HostNoise;
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = concat!(
@@ -337,7 +341,26 @@ pub fn ddpm_step(
     noise: Noise<'_>,
     extras: Extras,
 ) -> Result<StepOutput> {
-    const OP: &str = "ddpm_step";
+    if let Device::Cpu(_) = x_t.device() {
+        return host_step("ddpm_step", x_t, model, noise, |x, shape, m, n| {
+            cpu::ddpm_step(x, shape, m, s, n, extras)
+        });
+    }
+    run(
+        "ddpm_step",
+        "ddpm_step",
+        x_t,
+        model,
+        s.prediction,
+        s.clip,
+        ddpm_params(s),
+        noise,
+        extras,
+    )
+}
+
+/// A DDPM step's kernel parameters before the shared checks (both backends).
+fn ddpm_params(s: &DdpmStepParams) -> Params {
     let mut p = Params {
         sab: s.sqrt_alpha_bar_t,
         s1mab: s.sqrt_one_minus_alpha_bar_t,
@@ -358,17 +381,7 @@ pub fn ddpm_step(
             }
         }
     }
-    run(
-        OP,
-        "ddpm_step",
-        x_t,
-        model,
-        s.prediction,
-        s.clip,
-        p,
-        noise,
-        extras,
-    )
+    p
 }
 
 /// A DDIM step over the whole of `x_t`: `x_prev = √ᾱ_prev x̂0 + √(1−ᾱ_prev−σ²) ε̂ + σ z`.
@@ -379,6 +392,27 @@ pub fn ddim_step(
     noise: Noise<'_>,
     extras: Extras,
 ) -> Result<StepOutput> {
+    const OP: &str = "ddim_step";
+    if let Device::Cpu(_) = x_t.device() {
+        return host_step(OP, x_t, model, noise, |x, shape, m, n| {
+            cpu::ddim_step(x, shape, m, s, n, extras)
+        });
+    }
+    run(
+        OP,
+        "ddim_step",
+        x_t,
+        model,
+        s.prediction,
+        s.clip,
+        ddim_params(s)?,
+        noise,
+        extras,
+    )
+}
+
+/// A DDIM step's checks and kernel parameters before the shared checks (both backends).
+fn ddim_params(s: &DdimStepParams) -> Result<Params> {
     const OP: &str = "ddim_step";
     let (at, ap) = (s.alpha_bar_t as f64, s.alpha_bar_prev as f64);
     if !(at > 0.0 && at < 1.0 && ap > 0.0 && ap <= 1.0) {
@@ -404,34 +438,32 @@ pub fn ddim_step(
     if s.use_clipped_model_output && s.clip.is_some() {
         p.flags |= F_EPS_FROM_CLIPPED;
     }
-    run(
-        OP,
-        "ddim_step",
-        x_t,
-        model,
-        s.prediction,
-        s.clip,
-        p,
-        noise,
-        extras,
-    )
+    Ok(p)
 }
 
+/// What the shared step checks see of the noise: its kind and key, not its data (each backend checks
+/// injected draws against x_t's shape with its `Noise::injected`).
+#[derive(Clone, Copy, Debug)]
+enum NoiseKind {
+    None,
+    Philox(Philox),
+    Injected,
+}
+
+/// The step's checks on shapes and scalars, and the kernel parameters they settle (both backends):
+/// `x` is x_t's shape, `model` the model output's, `guided` its guidance when it stacks both halves.
 #[allow(clippy::too_many_arguments)]
-fn run(
+fn plan(
     op: &'static str,
-    entry: &'static str,
-    x_t: &Tensor,
-    model: ModelOutput<'_>,
+    x: &[usize],
+    model: &[usize],
+    guided: Option<(Guidance, CfgOrder)>,
     pred: Prediction,
     clip: Option<f32>,
     mut p: Params,
-    noise: Noise<'_>,
-    extras: Extras,
-) -> Result<StepOutput> {
-    x_t.expect_dtype(op, DType::F32)?;
-    check_u32_len(op, x_t)?;
-    let Some(&n0) = x_t.shape().first() else {
+    noise: NoiseKind,
+) -> Result<Params> {
+    let Some(&n0) = x.first() else {
         return Err(Error::shape(op, "x_t needs a batch axis"));
     };
     let scalars = [p.sab, p.s1mab, p.c_x0, p.c_eps, p.c_xt, p.sigma];
@@ -459,36 +491,22 @@ fn run(
         p.flags |= F_CLIP;
         p.clip = c;
     }
-    let m = match model {
-        ModelOutput::Plain(m) => {
-            m.expect_dtype(op, DType::F32)?;
-            if m.shape() != x_t.shape() {
+    match guided {
+        None => {
+            if model != x {
                 return Err(Error::shape(
                     op,
-                    format!(
-                        "model output {:?} must have x_t's shape {:?}",
-                        m.shape(),
-                        x_t.shape()
-                    ),
+                    format!("model output {model:?} must have x_t's shape {x:?}"),
                 ));
             }
-            m
         }
-        ModelOutput::Guided {
-            out,
-            guidance,
-            order,
-        } => {
-            out.expect_dtype(op, DType::F32)?;
-            let mut want = x_t.shape().to_vec();
+        Some((guidance, order)) => {
+            let mut want = x.to_vec();
             want[0] = 2 * n0;
-            if out.shape() != want {
+            if model != want {
                 return Err(Error::shape(
                     op,
-                    format!(
-                        "guided model output {:?} must stack both halves: {want:?}",
-                        out.shape()
-                    ),
+                    format!("guided model output {model:?} must stack both halves: {want:?}"),
                 ));
             }
             let w = guidance.weight();
@@ -503,31 +521,108 @@ fn run(
                 p.flags |= F_UNCOND_FIRST;
             }
             p.w = w;
-            out
         }
-    };
-    let mut nz = x_t;
+    }
     match noise {
-        Noise::None if p.sigma != 0.0 => {
+        NoiseKind::None if p.sigma != 0.0 => {
             return Err(Error::Invalid(format!(
                 "{op}: σ = {} needs noise (Philox or injected)",
                 p.sigma
             )));
         }
-        Noise::None => {}
-        Noise::Philox(key) => {
+        NoiseKind::None => {}
+        NoiseKind::Philox(key) => {
             p.flags |= F_NOISE_PHILOX;
             [p.seed_lo, p.seed_hi] = key.key();
             p.stream = key.stream;
             p.substream = key.substream;
         }
-        Noise::Injected(_) => {
-            if let Some(z) = noise.injected(op, x_t, "x_t")? {
-                p.flags |= F_NOISE_INJECTED;
-                nz = z;
-            }
-        }
+        NoiseKind::Injected => p.flags |= F_NOISE_INJECTED,
     }
+    Ok(p)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// A step on host tensors: the CPU update `f` on their data, its outputs as tensors.
+fn host_step(
+    op: &'static str,
+    x_t: &Tensor,
+    model: ModelOutput<'_>,
+    noise: Noise<'_>,
+    f: impl FnOnce(&[f32], &[usize], cpu::ModelOutput<'_>, HostNoise<'_>) -> Result<cpu::StepOutput>,
+) -> Result<StepOutput> {
+    let m = match model {
+        ModelOutput::Plain(m) | ModelOutput::Guided { out: m, .. } => m,
+    };
+    let injected = match noise {
+        Noise::Injected(t) => Some(t),
+        _ => None,
+    };
+    let all: Vec<&Tensor> = [Some(x_t), Some(m), injected].into_iter().flatten().collect();
+    for t in &all {
+        t.expect_dtype(op, DType::F32)?;
+    }
+    same_device(op, &all)?;
+    let (xg, mg) = (x_t.host()?, m.host()?);
+    let ng = injected.map(Tensor::host).transpose()?;
+    let host_model = match model {
+        ModelOutput::Plain(_) => cpu::ModelOutput::Plain(mg.f32(), m.shape()),
+        ModelOutput::Guided {
+            guidance, order, ..
+        } => cpu::ModelOutput::Guided {
+            out: mg.f32(),
+            shape: m.shape(),
+            guidance,
+            order,
+        },
+    };
+    let host_noise = match (noise, &ng, injected) {
+        (Noise::None, ..) => HostNoise::None,
+        (Noise::Philox(key), ..) => HostNoise::Philox(key),
+        (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
+        (Noise::Injected(_), ..) => {
+            return Err(Error::Internal(format!("{op}: injected noise went missing")))
+        }
+    };
+    let out = f(xg.f32(), x_t.shape(), host_model, host_noise)?;
+    let dev = x_t.device();
+    let tensor = |v: Vec<f32>| Tensor::from_vec_f32(dev, x_t.shape(), v);
+    Ok(StepOutput {
+        x_prev: tensor(out.x_prev)?,
+        x0: out.x0.map(tensor).transpose()?,
+        eps: out.eps.map(tensor).transpose()?,
+    })
+}
+
+fn run(
+    op: &'static str,
+    entry: &'static str,
+    x_t: &Tensor,
+    model: ModelOutput<'_>,
+    pred: Prediction,
+    clip: Option<f32>,
+    p: Params,
+    noise: Noise<'_>,
+    extras: Extras,
+) -> Result<StepOutput> {
+    x_t.expect_dtype(op, DType::F32)?;
+    check_u32_len(op, x_t)?;
+    let (m, guided) = match model {
+        ModelOutput::Plain(m) => (m, None),
+        ModelOutput::Guided {
+            out,
+            guidance,
+            order,
+        } => (out, Some((guidance, order))),
+    };
+    m.expect_dtype(op, DType::F32)?;
+    let kind = match noise {
+        Noise::None => NoiseKind::None,
+        Noise::Philox(key) => NoiseKind::Philox(key),
+        Noise::Injected(_) => NoiseKind::Injected,
+    };
+    let mut p = plan(op, x_t.shape(), m.shape(), guided, pred, clip, p, kind)?;
+    let nz = noise.injected(op, x_t, "x_t")?.unwrap_or(x_t);
     p.n = x_t.len() as u32;
     let gpu = x_t.gpu()?;
     let x_prev = Tensor::empty(gpu, x_t.shape(), DType::F32)?;

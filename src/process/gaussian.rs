@@ -11,7 +11,7 @@ use crate::ops::update::{
     ModelOutput, Noise, StepOutput,
 };
 use crate::rng::{Philox, Substream};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// What the network predicts: the update kernels' own type.
 pub use crate::ops::update::Prediction;

@@ -43,19 +43,24 @@ fn upload(shape: &[usize], v: &[f32]) -> Tensor {
     Tensor::from_f32(&gpu(), shape, v).unwrap()
 }
 
+/// Shapes and temperatures of the injected-uniform tests (GPU and CPU). K = 1500 takes the GPU's
+/// workgroup-per-row kernel.
+const INJECTED_CASES: &[(&[usize], f32)] = &[
+    (&[3, 5, 7], 1.0),
+    (&[40, 29], 0.7),
+    (&[6, 1], 1.0),
+    (&[257, 3], 2.5),
+    (&[2, 3, 1500], 1.0),
+    (&[5, 600], 0.5),
+];
+
+/// Shapes of the Philox-noise tests.
+const PHILOX_SHAPES: &[&[usize]] = &[&[33, 17], &[4, 700]];
+
 #[test]
 fn injected_uniforms_match_cpu_exactly() {
     let mut rng = Rng::new(11);
-    // K = 1500 takes the workgroup-per-row kernel.
-    let cases: &[(&[usize], f32)] = &[
-        (&[3, 5, 7], 1.0),
-        (&[40, 29], 0.7),
-        (&[6, 1], 1.0),
-        (&[257, 3], 2.5),
-        (&[2, 3, 1500], 1.0),
-        (&[5, 600], 0.5),
-    ];
-    for &(shape, tau) in cases {
+    for &(shape, tau) in INJECTED_CASES {
         let k = *shape.last().unwrap();
         let n: usize = shape.iter().product();
         let logits = rng.vec(n, -4.0, 4.0);
@@ -95,7 +100,7 @@ fn injected_uniforms_match_cpu_exactly() {
 fn philox_noise_equals_injected_cpu_philox_uniforms() {
     let g = gpu();
     let mut rng = Rng::new(12);
-    for shape in [&[33usize, 17][..], &[4, 700]] {
+    for &shape in PHILOX_SHAPES {
         let n: usize = shape.iter().product();
         let logits = rng.vec(n, -3.0, 3.0);
         let tl = upload(shape, &logits);
@@ -364,4 +369,197 @@ fn golden_gumbel_transform() {
     // Clipped below at u_min; u = 1 gives +inf in IEEE arithmetic (as torch), at least something huge.
     assert_eq!(g[3], g[0]);
     assert!(g[4] > 15.0, "{}", g[4]);
+}
+
+// ---- the CPU backend's sampler (ops::sample::cpu) against the same references and cases ----
+
+mod host {
+    pub use diffscope::ops::sample::cpu::{argmax, gumbel_max, gumbel_noise, sample_probs};
+    pub use diffscope::ops::sample::cpu::{Categorical, Noise};
+}
+
+/// The injected-uniform, Philox, mask and tie cases of the GPU tests above, with the same reference
+/// (`cpu_gumbel_max`) and exact class equality.
+#[test]
+fn cpu_sampling_matches_the_references() {
+    let mut rng = Rng::new(11);
+    for &(shape, tau) in INJECTED_CASES {
+        let k = *shape.last().unwrap();
+        let n: usize = shape.iter().product();
+        let logits = rng.vec(n, -4.0, 4.0);
+        let mut u = rng.vec(n, 0.0, 1.0);
+        u[0] = 1e-9;
+        u[n / 2] = 1.0;
+        let opts = host::Categorical::new(host::Noise::Injected(&u, shape)).temperature(tau);
+        let got = host::gumbel_max(&logits, shape, &opts).unwrap();
+        assert_eq!(got.len(), n / k);
+        let want = cpu_gumbel_max(&logits, k, &u, &|_| 1.0, tau, 1e-6, false);
+        assert_eq!(got, want, "cpu logits {shape:?} τ={tau}");
+
+        let mut p: Vec<f32> = logits.iter().map(|v| v.exp()).collect();
+        for i in (0..n).step_by(3) {
+            p[i] = 0.0;
+        }
+        p[n / 2] = 0.0;
+        let got = host::sample_probs(&p, shape, &opts).unwrap();
+        let want = cpu_gumbel_max(&p, k, &u, &|_| 1.0, tau, 1e-6, true);
+        assert_eq!(got, want, "cpu probs {shape:?}");
+        for (r, &c) in got.iter().enumerate() {
+            let row = &p[r * k..r * k + k];
+            assert!(
+                row[c as usize] > 0.0 || row.iter().all(|&v| v <= 0.0),
+                "row {r} drew a zero-probability class"
+            );
+        }
+    }
+
+    let mut rng = Rng::new(12);
+    for &shape in PHILOX_SHAPES {
+        let n: usize = shape.iter().product();
+        let logits = rng.vec(n, -3.0, 3.0);
+        let key = Philox::new(77, 12, Substream::Gumbel);
+        let u = key.uniforms(n);
+        let a = host::gumbel_max(
+            &logits,
+            shape,
+            &host::Categorical::new(host::Noise::Philox(key)),
+        )
+        .unwrap();
+        let b = host::gumbel_max(
+            &logits,
+            shape,
+            &host::Categorical::new(host::Noise::Injected(&u, shape)),
+        )
+        .unwrap();
+        assert_eq!(a, b, "cpu {shape:?}");
+        let want = cpu_gumbel_max(&logits, shape[1], &u, &|_| 1.0, 1.0, 1e-6, false);
+        assert_eq!(a, want);
+    }
+
+    let mut rng = Rng::new(16);
+    let (b, n, k) = (4, 9, 5);
+    let logits = rng.vec(b * n * k, -2.0, 2.0);
+    let key = Philox::new(8, 3, Substream::Gumbel);
+    let u = key.uniforms(b * n * k);
+    let argmax = cpu_gumbel_max(&logits, k, &u, &|_| 0.0, 0.8, 1e-6, false);
+    let mb = [1.0f32, 0.0, 1.0, 0.0];
+    let mr: Vec<f32> = (0..b * n).map(|i| (i % 2) as f32).collect();
+    for (mask, shape, per) in [(&mb[..], vec![b], n), (&mr[..], vec![b, n], 1)] {
+        let opts = host::Categorical::new(host::Noise::Philox(key))
+            .temperature(0.8)
+            .mask(mask, &shape);
+        let got = host::gumbel_max(&logits, &[b, n, k], &opts).unwrap();
+        let want = cpu_gumbel_max(&logits, k, &u, &|r| mask[r / per], 0.8, 1e-6, false);
+        assert_eq!(got, want, "cpu mask {shape:?}");
+        for r in 0..b * n {
+            if mask[r / per] == 0.0 {
+                assert_eq!(got[r], argmax[r], "cpu masked row {r}");
+            }
+        }
+        // A keep value of 0 writes class 0 (moco's step(mask=…)); 1 keeps the draw.
+        let keep: Vec<f32> = (0..mask.len()).map(|i| ((i + 1) % 2) as f32).collect();
+        let kept = host::gumbel_max(&logits, &[b, n, k], &opts.keep(&keep, &shape)).unwrap();
+        for r in 0..b * n {
+            let want = if keep[r / per] == 0.0 { 0 } else { got[r] };
+            assert_eq!(kept[r], want, "cpu keep {shape:?} row {r}");
+        }
+    }
+    let tie = [
+        1.0, 3.0, 3.0, 0.0, 5.0, 5.0, 5.0, 5.0, -1.0, -2.0, -0.5, -0.5,
+    ];
+    assert_eq!(host::argmax(&tie, &[3, 4]).unwrap(), vec![1, 0, 2]);
+    let one = host::argmax(&[0.0, 2.0, 1.0, 2.0], &[4]).unwrap();
+    assert_eq!(one, vec![1]);
+
+    // The golden Gumbel transform (ANCHOR_MATH §7.2), as `golden_gumbel_transform`.
+    let g = host::gumbel_noise(&[1e-6, 0.5, 0.999999, 1e-9, 1.0], 1e-6).unwrap();
+    assert!((g[0] - -2.625792).abs() < 1e-5, "{}", g[0]);
+    assert!((g[1] - 0.366513).abs() < 1e-5, "{}", g[1]);
+    let u32_ = 0.999999f32 as f64;
+    let want = -(-u32_.ln()).ln();
+    assert!((g[2] as f64 - want).abs() < 1e-4, "{} vs {want}", g[2]);
+    assert_eq!(g[3], g[0]);
+    assert!(g[4] > 15.0, "{}", g[4]);
+}
+
+/// The typed errors of `bad_arguments_are_typed_errors`, from the CPU sampler.
+#[test]
+fn cpu_bad_arguments_are_typed_errors() {
+    let t = [0.0f32; 6];
+    let key = Philox::new(0, 0, Substream::Gumbel);
+    let philox = || host::Categorical::new(host::Noise::Philox(key));
+    for tau in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let e = host::gumbel_max(&t, &[2, 3], &philox().temperature(tau)).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "τ={tau}: {e}");
+    }
+    let e = host::gumbel_max(&t, &[2, 3], &philox().u_min(1.0)).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let e = host::gumbel_noise(&t, 1.0).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let u = [0.5f32; 6];
+    let opts = host::Categorical::new(host::Noise::Injected(&u, &[3, 2]));
+    let e = host::gumbel_max(&t, &[2, 3], &opts).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let m = [1.0f32; 3];
+    let e = host::gumbel_max(&t, &[2, 3], &philox().mask(&m, &[3])).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let e = host::gumbel_max(&t, &[2, 3], &philox().keep(&m, &[3])).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let e = host::argmax(&[1.0], &[]).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let e = host::argmax(&[], &[2, 0]).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    // Host data that does not fill its shape.
+    let e = host::argmax(&t[..5], &[2, 3]).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+}
+
+/// The CPU sampler against the GPU kernels on random logits with Philox noise, a temperature, a
+/// per-batch mask with zeros and a keep mask, for logits, probabilities with zeros and a row wide
+/// enough for the workgroup-per-row kernel: the same class in every row (a near-tie within the
+/// GPU's `log` rounding would be astronomically rare).
+#[test]
+fn cpu_sampling_equals_the_gpu() {
+    let mut rng = Rng::new(17);
+    let key = Philox::new(rng.next_u64(), 5, Substream::Gumbel);
+    for shape in [[6usize, 50, 37], [2, 3, 700]] {
+        let (b, n, k) = (shape[0], shape[1], shape[2]);
+        let len = b * n * k;
+        let logits = rng.vec(len, -3.0, 3.0);
+        let mut probs: Vec<f32> = logits.iter().map(|v| v.exp()).collect();
+        for i in (0..len).step_by(5) {
+            probs[i] = 0.0;
+        }
+        let mask: Vec<f32> = (0..b).map(|i| (i % 3 != 1) as u8 as f32).collect();
+        let keep: Vec<f32> = (0..b * n).map(|_| rng.below(4).min(1) as f32).collect();
+        let (mask_shape, keep_shape) = ([b], [b, n]);
+        let (tm, tk) = (upload(&mask_shape, &mask), upload(&keep_shape, &keep));
+        let gpu_opts = Categorical::new(Noise::Philox(key))
+            .temperature(0.7)
+            .mask(&tm)
+            .keep(&tk);
+        let cpu_opts = host::Categorical::new(host::Noise::Philox(key))
+            .temperature(0.7)
+            .mask(&mask, &mask_shape)
+            .keep(&keep, &keep_shape);
+        for (x, is_probs) in [(&logits, false), (&probs, true)] {
+            let t = upload(&shape, x);
+            let (want, got) = if is_probs {
+                (
+                    sample::sample_probs(&t, &gpu_opts),
+                    host::sample_probs(x, &shape, &cpu_opts),
+                )
+            } else {
+                (
+                    sample::gumbel_max(&t, &gpu_opts),
+                    host::gumbel_max(x, &shape, &cpu_opts),
+                )
+            };
+            assert_eq!(
+                got.unwrap(),
+                want.unwrap().to_u32().unwrap(),
+                "cpu vs gpu {shape:?} probs={is_probs}"
+            );
+        }
+    }
 }

@@ -147,13 +147,9 @@ struct Fixture {
     x0: [f32; 8],
 }
 
-#[test]
-fn diffusers_parity_fixtures() {
-    let (x, m, z) = fixture_inputs();
-    let tx = upload(&[2, 4], &x);
-    let tm = upload(&[2, 4], &m);
-    let tz = upload(&[2, 4], &z);
-    let ddpm = [
+/// diffusers' DDPM steps and their outputs on `fixture_inputs`.
+fn ddpm_fixtures() -> Vec<(DdpmStepParams, Fixture)> {
+    vec![
         (
             DdpmStepParams::diffusers(
                 Prediction::Epsilon,
@@ -229,31 +225,11 @@ fn diffusers_parity_fixtures() {
                 ],
             },
         ),
-    ];
-    let extras = Extras {
-        x0: true,
-        eps: false,
-    };
-    for (s, f) in ddpm {
-        let out = up::ddpm_step(
-            &tx,
-            ModelOutput::Plain(&tm),
-            &s,
-            Noise::Injected(&tz),
-            extras,
-        )
-        .unwrap();
-        assert_rel(
-            &format!("{} prev", f.name),
-            &out.x_prev.to_f32().unwrap(),
-            &f.prev,
-        );
-        assert_rel(
-            &format!("{} x0", f.name),
-            &out.x0.unwrap().to_f32().unwrap(),
-            &f.x0,
-        );
-    }
+    ]
+}
+
+/// diffusers' DDIM steps and their outputs on `fixture_inputs`.
+fn ddim_fixtures() -> Vec<(DdimStepParams, Fixture)> {
     let ddim = |prediction, at, ap, eta, clip: bool, ucmo| DdimStepParams {
         prediction,
         alpha_bar_t: at,
@@ -262,7 +238,7 @@ fn diffusers_parity_fixtures() {
         clip: clip.then_some(1.0),
         use_clipped_model_output: ucmo,
     };
-    let ddims = [
+    vec![
         (
             ddim(
                 Prediction::Epsilon,
@@ -352,8 +328,40 @@ fn diffusers_parity_fixtures() {
                 x0: [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
             },
         ),
-    ];
-    for (s, f) in ddims {
+    ]
+}
+
+#[test]
+fn diffusers_parity_fixtures() {
+    let (x, m, z) = fixture_inputs();
+    let tx = upload(&[2, 4], &x);
+    let tm = upload(&[2, 4], &m);
+    let tz = upload(&[2, 4], &z);
+    let extras = Extras {
+        x0: true,
+        eps: false,
+    };
+    for (s, f) in ddpm_fixtures() {
+        let out = up::ddpm_step(
+            &tx,
+            ModelOutput::Plain(&tm),
+            &s,
+            Noise::Injected(&tz),
+            extras,
+        )
+        .unwrap();
+        assert_rel(
+            &format!("{} prev", f.name),
+            &out.x_prev.to_f32().unwrap(),
+            &f.prev,
+        );
+        assert_rel(
+            &format!("{} x0", f.name),
+            &out.x0.unwrap().to_f32().unwrap(),
+            &f.x0,
+        );
+    }
+    for (s, f) in ddim_fixtures() {
         let out = up::ddim_step(
             &tx,
             ModelOutput::Plain(&tm),
@@ -764,4 +772,342 @@ fn bad_arguments_are_typed_errors() {
     )
     .unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
+}
+
+// ---- the CPU backend's steps (ops::update::cpu) against the same references and cases ----
+
+mod host {
+    pub use diffscope::ops::update::cpu::{ddim_step, ddpm_step, ModelOutput, Noise};
+}
+
+#[test]
+fn cpu_diffusers_parity_fixtures() {
+    let (x, m, z) = fixture_inputs();
+    let shape = [2usize, 4];
+    let extras = Extras {
+        x0: true,
+        eps: false,
+    };
+    let model = host::ModelOutput::Plain(&m, &shape);
+    let noise = host::Noise::Injected(&z, &shape);
+    for (s, f) in ddpm_fixtures() {
+        let out = host::ddpm_step(&x, &shape, model, &s, noise, extras).unwrap();
+        assert_rel(&format!("cpu {} prev", f.name), &out.x_prev, &f.prev);
+        assert_rel(&format!("cpu {} x0", f.name), &out.x0.unwrap(), &f.x0);
+        assert!(out.eps.is_none());
+    }
+    for (s, f) in ddim_fixtures() {
+        let out = host::ddim_step(&x, &shape, model, &s, noise, extras).unwrap();
+        assert_rel(&format!("cpu {} prev", f.name), &out.x_prev, &f.prev);
+        assert_rel(&format!("cpu {} x0", f.name), &out.x0.unwrap(), &f.x0);
+    }
+}
+
+/// `steps_match_cpu_reference` on the CPU: every step, prediction, clip and guidance case against
+/// the f64 reference with the same tolerances, and Philox noise against injected Philox normals.
+#[test]
+fn cpu_steps_match_the_reference() {
+    let mut rng = Rng::new(31);
+    let shape = [3usize, 5, 7, 3];
+    let n: usize = shape.iter().product();
+    let x = rng.vec(n, -2.5, 2.5);
+    let stacked = rng.vec(2 * n, -2.5, 2.5);
+    let mut shape2 = shape;
+    shape2[0] *= 2;
+    let key = Philox::new(2024, 17, Substream::StepNoise);
+    let z = key.normals(n);
+    let all = Extras {
+        x0: true,
+        eps: true,
+    };
+    for (name, step) in steps() {
+        for cfg in guidances() {
+            let (model, m) = match cfg {
+                None => (
+                    host::ModelOutput::Plain(&stacked[..n], &shape),
+                    stacked[..n].iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                ),
+                Some((guidance, order)) => (
+                    host::ModelOutput::Guided {
+                        out: &stacked,
+                        shape: &shape2,
+                        guidance,
+                        order,
+                    },
+                    combine(&stacked, n, guidance.weight() as f64, order),
+                ),
+            };
+            let run = |noise| match &step {
+                Step::Ddpm(s) => host::ddpm_step(&x, &shape, model, s, noise, all).unwrap(),
+                Step::Ddim(s) => host::ddim_step(&x, &shape, model, s, noise, all).unwrap(),
+            };
+            let r = match &step {
+                Step::Ddpm(s) => ddpm_ref(s),
+                Step::Ddim(s) => ddim_ref(s),
+            };
+            let (wp, w0, we) = cpu_step(&r, &x, &m, &z);
+            let what = format!("cpu {name} cfg={cfg:?}");
+            let inj = run(host::Noise::Injected(&z, &shape));
+            assert_rel(&format!("{what} x_prev"), &inj.x_prev, &wp);
+            assert_rel(&format!("{what} x0"), &inj.x0.unwrap(), &w0);
+            assert_rel(&format!("{what} eps"), &inj.eps.unwrap(), &we);
+            let phi = run(host::Noise::Philox(key)).x_prev;
+            assert_close(
+                &format!("{what} Philox vs injected"),
+                &phi,
+                &inj.x_prev,
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+/// `guidance_weights_and_snippet_discontinuity`'s step equalities on the CPU.
+#[test]
+fn cpu_snippet_discontinuity() {
+    let mut rng = Rng::new(32);
+    let n = 40;
+    let (shape, shape2) = ([n], [2 * n]);
+    let x = rng.vec(n, -1.0, 1.0);
+    let both = rng.vec(2 * n, -1.0, 1.0);
+    let s = DdimStepParams {
+        prediction: Prediction::Epsilon,
+        alpha_bar_t: 0.5,
+        alpha_bar_prev: 0.6,
+        eta: 0.0,
+        clip: None,
+        use_clipped_model_output: false,
+    };
+    let step = |m| {
+        host::ddim_step(&x, &shape, m, &s, host::Noise::None, Extras::default())
+            .unwrap()
+            .x_prev
+    };
+    let guided = |scale, form| host::ModelOutput::Guided {
+        out: &both,
+        shape: &shape2,
+        guidance: Guidance { scale, form },
+        order: CfgOrder::CondFirst,
+    };
+    let cond = host::ModelOutput::Plain(&both[..n], &shape);
+    let uncond = host::ModelOutput::Plain(&both[n..], &shape);
+    assert_eq!(step(guided(0.0, GuidanceForm::SnippetLerp)), step(cond));
+    assert_eq!(step(guided(0.0, GuidanceForm::Diffusers)), step(uncond));
+    assert_eq!(step(guided(1.0, GuidanceForm::Diffusers)), step(cond));
+}
+
+/// `extras_are_optional_and_do_not_change_the_step` on the CPU.
+#[test]
+fn cpu_extras_are_optional_and_do_not_change_the_step() {
+    let mut rng = Rng::new(33);
+    let n = 300;
+    let shape = [3, n / 3];
+    let x = rng.vec(n, -1.0, 1.0);
+    let m = rng.vec(n, -1.0, 1.0);
+    let model = host::ModelOutput::Plain(&m, &shape);
+    let s = DdpmStepParams::diffusers(
+        Prediction::V,
+        0.3,
+        Some(0.35),
+        DdpmVariance::FixedSmall,
+        Some(1.0),
+    );
+    let key = Philox::new(5, 9, Substream::StepNoise);
+    let noise = host::Noise::Philox(key);
+    let a = host::ddpm_step(&x, &shape, model, &s, noise, Extras::default()).unwrap();
+    assert!(a.x0.is_none() && a.eps.is_none());
+    let x0_only = Extras {
+        x0: true,
+        eps: false,
+    };
+    let b = host::ddpm_step(&x, &shape, model, &s, noise, x0_only).unwrap();
+    assert!(b.x0.is_some() && b.eps.is_none());
+    assert_eq!(a.x_prev, b.x_prev);
+    let last =
+        DdpmStepParams::diffusers(Prediction::V, 0.9999, None, DdpmVariance::FixedLarge, None);
+    assert_eq!(last.sigma, 0.0);
+    host::ddpm_step(
+        &x,
+        &shape,
+        model,
+        &last,
+        host::Noise::None,
+        Extras::default(),
+    )
+    .unwrap();
+}
+
+/// The typed errors of `bad_arguments_are_typed_errors`, from the CPU steps.
+#[test]
+fn cpu_bad_arguments_are_typed_errors() {
+    let z = [0.0f32; 6];
+    let sh: &[usize] = &[2, 3];
+    let plain = host::ModelOutput::Plain(&z, sh);
+    let s = DdpmStepParams::diffusers(
+        Prediction::Epsilon,
+        0.5,
+        Some(0.6),
+        DdpmVariance::FixedSmall,
+        None,
+    );
+    let none = Extras::default();
+    let key = host::Noise::Philox(Philox::new(0, 0, Substream::StepNoise));
+    let e = host::ddpm_step(&z, sh, plain, &s, host::Noise::None, none).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "σ > 0 without noise: {e}");
+    let bad = host::ModelOutput::Plain(&z, &[3, 2]);
+    let e = host::ddpm_step(&z, sh, bad, &s, key, none).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let bad_noise = host::Noise::Injected(&z, &[3, 2]);
+    let e = host::ddpm_step(&z, sh, plain, &s, bad_noise, none).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    let guided = host::ModelOutput::Guided {
+        out: &z,
+        shape: sh,
+        guidance: Guidance {
+            scale: 2.0,
+            form: GuidanceForm::Diffusers,
+        },
+        order: CfgOrder::CondFirst,
+    };
+    let e = host::ddpm_step(&z, sh, guided, &s, key, none).unwrap_err();
+    assert!(
+        matches!(e, Error::Shape { .. }),
+        "unstacked guided output: {e}"
+    );
+    let mut c = s;
+    c.clip = Some(0.0);
+    let e = host::ddpm_step(&z, sh, plain, &c, key, none).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let mut c = s;
+    c.sqrt_alpha_bar_t = 0.0;
+    let e = host::ddpm_step(&z, sh, plain, &c, key, none).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "ε prediction at ᾱ = 0: {e}");
+    let d = DdimStepParams {
+        prediction: Prediction::Epsilon,
+        alpha_bar_t: 1.0,
+        alpha_bar_prev: 1.0,
+        eta: 0.0,
+        clip: None,
+        use_clipped_model_output: false,
+    };
+    let e = host::ddim_step(&z, sh, plain, &d, host::Noise::None, none).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let d = DdimStepParams {
+        alpha_bar_t: 0.5,
+        alpha_bar_prev: 0.6,
+        eta: -1.0,
+        ..d
+    };
+    let e = host::ddim_step(&z, sh, plain, &d, host::Noise::None, none).unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let scalar = [0.0f32];
+    let e = host::ddim_step(
+        &scalar,
+        &[],
+        host::ModelOutput::Plain(&scalar, &[]),
+        &DdimStepParams { eta: 0.0, ..d },
+        host::Noise::None,
+        none,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    // Host data that does not fill its shape.
+    let e = host::ddpm_step(&z[..5], sh, plain, &s, key, none).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+}
+
+/// The CPU steps against the GPU kernel on a random case — guided (unconditional half first), v
+/// prediction with a clip, Philox noise, every extra — within `assert_rel`, the GPU-vs-reference
+/// tolerance; and a DDIM ε step with a re-derived ε̂ and injected noise.
+#[test]
+fn cpu_step_equals_the_gpu() {
+    let mut rng = Rng::new(34);
+    let shape = [4usize, 3, 11, 13];
+    let n: usize = shape.iter().product();
+    let shape2 = [8usize, 3, 11, 13];
+    let x = rng.vec(n, -2.0, 2.0);
+    let out = rng.vec(2 * n, -2.0, 2.0);
+    let z = rng.vec(n, -3.0, 3.0);
+    let (tx, tout, tz) = (
+        upload(&shape, &x),
+        upload(&shape2, &out),
+        upload(&shape, &z),
+    );
+    let guidance = Guidance {
+        scale: 1.0 + rng.uniform(0.0, 6.0),
+        form: GuidanceForm::Diffusers,
+    };
+    let order = CfgOrder::UncondFirst;
+    let ab = linear_alpha_bars();
+    let t = 100 + rng.below(800);
+    let all = Extras {
+        x0: true,
+        eps: true,
+    };
+    let key = Philox::new(rng.next_u64(), t as u32, Substream::StepNoise);
+    let ddpm = DdpmStepParams::diffusers(
+        Prediction::V,
+        ab[t] as f64,
+        Some(ab[t - 1] as f64),
+        DdpmVariance::FixedSmall,
+        Some(1.0),
+    );
+    let ddim = DdimStepParams {
+        prediction: Prediction::Epsilon,
+        alpha_bar_t: ab[t],
+        alpha_bar_prev: ab[t - 20],
+        eta: 0.8,
+        clip: Some(1.0),
+        use_clipped_model_output: true,
+    };
+    let gpu_model = ModelOutput::Guided {
+        out: &tout,
+        guidance,
+        order,
+    };
+    let cpu_model = host::ModelOutput::Guided {
+        out: &out,
+        shape: &shape2,
+        guidance,
+        order,
+    };
+    let cases = [
+        (
+            "DDPM v clip, Philox",
+            up::ddpm_step(&tx, gpu_model, &ddpm, Noise::Philox(key), all).unwrap(),
+            host::ddpm_step(&x, &shape, cpu_model, &ddpm, host::Noise::Philox(key), all).unwrap(),
+        ),
+        (
+            "DDIM ε clip use_clipped, injected",
+            up::ddim_step(&tx, gpu_model, &ddim, Noise::Injected(&tz), all).unwrap(),
+            host::ddim_step(
+                &x,
+                &shape,
+                cpu_model,
+                &ddim,
+                host::Noise::Injected(&z, &shape),
+                all,
+            )
+            .unwrap(),
+        ),
+    ];
+    for (what, gpu_out, cpu_out) in cases {
+        let what = format!("cpu vs gpu {what} t={t} {guidance:?}");
+        assert_rel(
+            &format!("{what} x_prev"),
+            &cpu_out.x_prev,
+            &gpu_out.x_prev.to_f32().unwrap(),
+        );
+        assert_rel(
+            &format!("{what} x0"),
+            &cpu_out.x0.unwrap(),
+            &gpu_out.x0.unwrap().to_f32().unwrap(),
+        );
+        assert_rel(
+            &format!("{what} eps"),
+            &cpu_out.eps.unwrap(),
+            &gpu_out.eps.unwrap().to_f32().unwrap(),
+        );
+    }
 }
