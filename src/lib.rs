@@ -24,7 +24,7 @@ pub mod trajectory;
 pub mod web;
 pub mod weights;
 
+pub use cpu::{Cpu, CpuOptions};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, LimitCaps};
-pub use cpu::{Cpu, CpuOptions};
 pub use tensor::{Backend, DType, Device, DeviceOptions, Tensor};

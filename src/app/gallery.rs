@@ -78,7 +78,9 @@ impl DiffscopeApp {
 
     /// Open a shipped model of any family, starting from the settings the open run leaves behind.
     pub(super) fn open_shipped(&mut self, name: &str) {
-        let Some(device) = self.device.clone() else { return };
+        let Some(device) = self.device.clone() else {
+            return;
+        };
         self.remember_settings();
         let opened = open_run::open_shipped(&device, name, &self.carried);
         self.install(opened);
@@ -195,7 +197,9 @@ impl DiffscopeApp {
                     }
                 }
             }
-            let Some(device) = self.device.clone() else { return };
+            let Some(device) = self.device.clone() else {
+                return;
+            };
             let m = crate::pipelines::gaussian::load_files(&device, "dropped model", &files);
             self.open_user(m);
         }

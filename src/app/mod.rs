@@ -23,8 +23,8 @@ mod sequence;
 mod timeline;
 
 use crate::gpu::Gpu;
-use crate::tensor::Device;
 use crate::pipelines::zoo;
+use crate::tensor::Device;
 use egui::{Color32, RichText};
 use open_run::{Carried, OpenRun};
 use timeline::Timeline;
@@ -217,7 +217,12 @@ impl DiffscopeApp {
     fn show_frame(&mut self, ui: &mut egui::Ui) {
         // Errors the device reports after the fact (the web's validation, a lost device) are shown,
         // the first one kept: later ones are usually its consequences.
-        if let Some(e) = self.device.as_ref().and_then(Device::gpu).and_then(|g| g.take_error()) {
+        if let Some(e) = self
+            .device
+            .as_ref()
+            .and_then(Device::gpu)
+            .and_then(|g| g.take_error())
+        {
             self.timeline.playing = false;
             self.error.get_or_insert(format!("GPU: {e}"));
         }

@@ -6,8 +6,8 @@
 
 use super::export::Export;
 use super::{gaussian, graph, sequence};
-use crate::tensor::Device;
 use crate::pipelines::zoo::{self, Family};
+use crate::tensor::Device;
 
 /// How far a run is, for the timeline, the speed cap and the status.
 #[derive(Clone, Copy)]
@@ -125,7 +125,11 @@ pub trait OpenRun {
 }
 
 /// A shipped model of any family, opened with `carried` settings (no trajectory started yet).
-pub fn open_shipped(device: &Device, name: &str, carried: &Carried) -> crate::Result<Box<dyn OpenRun>> {
+pub fn open_shipped(
+    device: &Device,
+    name: &str,
+    carried: &Carried,
+) -> crate::Result<Box<dyn OpenRun>> {
     Ok(match zoo::find(name).map(|m| m.family) {
         Some(Family::Graph) => Box::new(graph::OpenGraphs::open(device, name, carried)?),
         Some(Family::Sequence) => Box::new(sequence::OpenSequences::open(device, name, carried)?),

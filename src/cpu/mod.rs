@@ -85,7 +85,8 @@ fn simd_name() -> &'static str {
         if std::arch::is_x86_feature_detected!("avx512f") {
             return "AVX-512";
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return "AVX2+FMA";
         }
         "SSE2"

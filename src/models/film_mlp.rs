@@ -3,11 +3,11 @@
 //! scale and shift come from the embedding. Mirrors `tools/film_mlp.py` parameter for parameter.
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::elementwise::{self as ew, Unary};
 use crate::ops::embedding;
 use crate::ops::matmul::Act;
+use crate::tensor::{DType, Device, Tensor};
 use crate::weights::Weights;
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]

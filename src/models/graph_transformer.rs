@@ -5,12 +5,12 @@
 //! over node and edge classes, with the input one-hot added (DiGress predicts the residual).
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{LayerNorm, Linear};
 use crate::ops::elementwise as ew;
 use crate::ops::graph;
 use crate::ops::layout;
 use crate::ops::matmul::Act;
+use crate::tensor::{DType, Device, Tensor};
 use crate::weights::Weights;
 use std::collections::BTreeMap;
 
@@ -133,7 +133,14 @@ struct Mlp2 {
 }
 
 impl Mlp2 {
-    fn load(w: &mut Weights, device: &Device, name: &str, i: usize, h: usize, o: usize) -> Result<Mlp2> {
+    fn load(
+        w: &mut Weights,
+        device: &Device,
+        name: &str,
+        i: usize,
+        h: usize,
+        o: usize,
+    ) -> Result<Mlp2> {
         Ok(Mlp2 {
             a: Linear::load(w, device, &format!("{name}.0"), h, i)?,
             b: Linear::load(w, device, &format!("{name}.2"), o, h)?,

@@ -5,12 +5,12 @@
 //! `tools/seq_transformer.py` parameter for parameter.
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, LayerNorm, Linear};
 use crate::ops::attention::{attention, MAX_HEAD_DIM};
 use crate::ops::elementwise as ew;
 use crate::ops::embedding;
 use crate::ops::matmul::Act;
+use crate::tensor::{DType, Device, Tensor};
 use crate::weights::Weights;
 
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -92,7 +92,11 @@ impl SeqTransformer {
         Ok(c)
     }
 
-    pub fn load(device: &Device, config: SeqTransformerConfig, mut w: Weights) -> Result<SeqTransformer> {
+    pub fn load(
+        device: &Device,
+        config: SeqTransformerConfig,
+        mut w: Weights,
+    ) -> Result<SeqTransformer> {
         let d = config.dim;
         let f = config.ff_mult * d;
         let tok_emb = w.upload(device, "tok_emb.weight", &[config.vocab, d])?;

@@ -5,7 +5,6 @@
 //! an unknown field or a block type diffscope does not implement is an error naming it.
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::nn::{Denoiser, GroupNorm, Linear};
 use crate::ops::attention::attention;
 use crate::ops::conv::{conv2d, upsample_nearest2x, Padding};
@@ -13,6 +12,7 @@ use crate::ops::elementwise as ew;
 use crate::ops::embedding::{gather_rows, timestep_embedding};
 use crate::ops::layout::{concat, permute};
 use crate::ops::matmul::Act;
+use crate::tensor::{DType, Device, Tensor};
 use crate::weights::Weights;
 
 /// The parts of a diffusers `UNet2DModel` config diffscope implements.

@@ -1,6 +1,6 @@
 use crate::error::Result;
-use crate::tensor::{Device, Tensor};
 use crate::ops::matmul::{self, matmul, Act, Matmul};
+use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
 /// PyTorch's `nn.Linear`: `weight` `[out, in]` and `bias` `[out]`, applied as `act(x Wᵀ + b)` over
@@ -12,7 +12,13 @@ pub struct Linear {
 
 impl Linear {
     /// `{name}.weight` and `{name}.bias` of a checkpoint.
-    pub fn load(w: &mut Weights, device: &Device, name: &str, out_f: usize, in_f: usize) -> Result<Self> {
+    pub fn load(
+        w: &mut Weights,
+        device: &Device,
+        name: &str,
+        out_f: usize,
+        in_f: usize,
+    ) -> Result<Self> {
         Self::load_any(w, device, &[name], out_f, in_f)
     }
 

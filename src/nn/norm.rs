@@ -1,6 +1,6 @@
 use crate::error::Result;
-use crate::tensor::{Device, Tensor};
 use crate::ops::norm::{group_norm, group_norm_silu, layer_norm};
+use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
 /// PyTorch's default `nn.LayerNorm` epsilon.

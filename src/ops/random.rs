@@ -87,7 +87,9 @@ fn run(
 ) -> Result<Tensor> {
     check_index_range(n, first)?;
     let Device::Gpu(gpu) = device else {
-        return Err(Error::Internal("random::run reached with a host device".into()));
+        return Err(Error::Internal(
+            "random::run reached with a host device".into(),
+        ));
     };
     let out = Tensor::empty(gpu, out_shape, dtype)?;
     let p = Params {

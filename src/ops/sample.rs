@@ -9,13 +9,13 @@
 
 pub mod cpu;
 
+use super::noise::cpu::Noise as HostNoise;
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::tensor::{same_device, DType, Device, Tensor};
-use super::noise::cpu::Noise as HostNoise;
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = concat!(
@@ -139,7 +139,11 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
     check_u32_len(OP, u)?;
     check_u_min(OP, u_min)?;
     if let Device::Cpu(_) = u.device() {
-        return Tensor::from_vec_f32(u.device(), u.shape(), cpu::gumbel_noise(u.host()?.f32(), u_min)?);
+        return Tensor::from_vec_f32(
+            u.device(),
+            u.shape(),
+            cpu::gumbel_noise(u.host()?.f32(), u_min)?,
+        );
     }
     let out = Tensor::empty(u.gpu()?, u.shape(), DType::F32)?;
     let p = Params {
@@ -337,7 +341,9 @@ fn host_draw(
         (Noise::Philox(key), ..) => HostNoise::Philox(key),
         (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
         (Noise::Injected(_), ..) => {
-            return Err(Error::Internal(format!("{op}: injected noise went missing")))
+            return Err(Error::Internal(format!(
+                "{op}: injected noise went missing"
+            )))
         }
     };
     let mut host = cpu::Categorical::new(noise)

@@ -307,7 +307,7 @@ fn coefs<'b>(
     p.flags |= F_PER_BATCH;
     p.coef_stride = width as u32;
     p.rows_per_batch = per as u32;
-    Ok(t.buffer()?)
+    t.buffer()
 }
 
 /// `[B, K, K]` matrices `α_b I + (1 − α_b) 1πᵀ` for an f32 tensor of α values `[B]`: `Q_t` for

@@ -15,6 +15,7 @@
 
 pub mod cpu;
 
+use super::noise::cpu::Noise as HostNoise;
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
@@ -22,7 +23,6 @@ use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
 use crate::rng::Philox;
 use crate::tensor::{same_device, DType, Device, Tensor};
-use super::noise::cpu::Noise as HostNoise;
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = concat!(
@@ -558,7 +558,10 @@ fn host_step(
         Noise::Injected(t) => Some(t),
         _ => None,
     };
-    let all: Vec<&Tensor> = [Some(x_t), Some(m), injected].into_iter().flatten().collect();
+    let all: Vec<&Tensor> = [Some(x_t), Some(m), injected]
+        .into_iter()
+        .flatten()
+        .collect();
     for t in &all {
         t.expect_dtype(op, DType::F32)?;
     }
@@ -581,7 +584,9 @@ fn host_step(
         (Noise::Philox(key), ..) => HostNoise::Philox(key),
         (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
         (Noise::Injected(_), ..) => {
-            return Err(Error::Internal(format!("{op}: injected noise went missing")))
+            return Err(Error::Internal(format!(
+                "{op}: injected noise went missing"
+            )))
         }
     };
     let out = f(xg.f32(), x_t.shape(), host_model, host_noise)?;
@@ -594,6 +599,7 @@ fn host_step(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     op: &'static str,
     entry: &'static str,

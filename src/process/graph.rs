@@ -18,11 +18,11 @@
 //! [`EDGE_SUBSTREAM`].
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::ops::graph::{self, NONE};
 use crate::ops::sample::{sample_probs, Categorical, Noise};
 use crate::ops::transition::{self, Coef, DigressCoefs, Prior, X0};
 use crate::rng::{Philox, Substream};
+use crate::tensor::{DType, Device, Tensor};
 
 /// Added to a substream for the edge draws, so node and edge draws of one step are independent.
 pub const EDGE_SUBSTREAM: u32 = 0x100;

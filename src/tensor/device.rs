@@ -36,9 +36,10 @@ impl std::str::FromStr for Backend {
     }
 }
 
-/// Which backend to open: a given one, or `None` for auto — a hardware GPU when there is one, else
-/// the CPU backend (a software rasteriser such as lavapipe is an order of magnitude slower than the
-/// CPU backend on the same cores, so auto never picks it; `Some(Backend::Gpu)` still does).
+/// Which backend to open: a given one, or `None` for auto — a hardware GPU when there is one; else,
+/// for now, a software adapter (lavapipe) when there is one, and the CPU backend when there is none.
+/// (Auto is meant to prefer the CPU backend over a software rasteriser, which is an order of
+/// magnitude slower on the same cores; it will once every op family runs on the CPU.)
 #[derive(Clone, Debug, Default)]
 pub struct DeviceOptions {
     pub backend: Option<Backend>,
@@ -123,17 +124,23 @@ impl Device {
                     })
                 }
                 // An adapter asked for by name is taken even when it is a software one.
-                Ok(g) if adapter_asked_for(&opts.gpu) => Ok(Opened {
-                    why: format!("auto: the adapter asked for ({}) was taken", g.summary().name),
-                    device: Device::Gpu(g),
-                }),
+                // Until every op family runs on the CPU backend (graph, transition and loss ops do
+                // not yet), auto keeps a software adapter rather than leave the discrete models
+                // without a device; `--backend cpu` takes the CPU backend explicitly.
                 Ok(g) => Ok(Opened {
-                    why: format!(
-                        "auto: the only GPU adapter is a software rasteriser ({}), slower than the \
-                         CPU backend (--backend gpu takes it)",
-                        g.summary().name
-                    ),
-                    device: cpu(),
+                    why: if adapter_asked_for(&opts.gpu) {
+                        format!(
+                            "auto: the adapter asked for ({}) was taken",
+                            g.summary().name
+                        )
+                    } else {
+                        format!(
+                            "auto: the only GPU adapter is a software rasteriser ({}); \
+                             --backend cpu is faster for the Gaussian models",
+                            g.summary().name
+                        )
+                    },
+                    device: Device::Gpu(g),
                 }),
                 Err(e) => Ok(Opened {
                     why: format!("auto: no usable GPU ({e})"),

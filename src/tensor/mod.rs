@@ -132,7 +132,11 @@ impl Tensor {
 
     /// An f32 tensor that takes `data` over: no copy on the CPU backend (an op's output), one upload
     /// on a GPU.
-    pub fn from_vec_f32(device: impl Into<Device>, shape: &[usize], data: Vec<f32>) -> Result<Tensor> {
+    pub fn from_vec_f32(
+        device: impl Into<Device>,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<Tensor> {
         let device = device.into();
         match device {
             Device::Cpu(_) => Self::new_host(device, shape, DType::F32, words_of_f32(data)),
@@ -141,7 +145,11 @@ impl Tensor {
     }
 
     /// A u32 tensor that takes `data` over (see [`Tensor::from_vec_f32`]).
-    pub fn from_vec_u32(device: impl Into<Device>, shape: &[usize], data: Vec<u32>) -> Result<Tensor> {
+    pub fn from_vec_u32(
+        device: impl Into<Device>,
+        shape: &[usize],
+        data: Vec<u32>,
+    ) -> Result<Tensor> {
         let device = device.into();
         match device {
             Device::Cpu(_) => Self::new_host(device, shape, DType::U32, data),
@@ -352,35 +360,27 @@ impl Tensor {
     /// The wgpu device, for GPU kernels; an internal error for a host tensor (ops dispatch on
     /// [`Tensor::device`] first, so reaching this with one is a bug).
     pub fn gpu(&self) -> Result<&Gpu> {
-        self.device
-            .gpu()
-            .ok_or_else(|| Error::Internal("a host tensor reached a GPU kernel".into()))
+        self.device.gpu().ok_or_else(not_on_cpu_yet)
     }
     /// The GPU buffer, for binding (see [`Tensor::gpu`]).
     pub fn buffer(&self) -> Result<&GpuBuffer> {
         match &self.storage {
             Storage::Gpu(b) => Ok(b),
-            Storage::Host(_) => Err(Error::Internal(
-                "a host tensor reached a GPU kernel".into(),
-            )),
+            Storage::Host(_) => Err(Error::Internal("a host tensor reached a GPU kernel".into())),
         }
     }
     /// The elements of a host tensor, read-locked, for CPU kernels.
     pub fn host(&self) -> Result<HostRead<'_>> {
         match &self.storage {
             Storage::Host(h) => h.read(),
-            Storage::Gpu(_) => Err(Error::Internal(
-                "a GPU tensor reached a CPU kernel".into(),
-            )),
+            Storage::Gpu(_) => Err(Error::Internal("a GPU tensor reached a CPU kernel".into())),
         }
     }
     /// The elements of a host tensor, write-locked (ops that write a given output in place).
     pub fn host_mut(&self) -> Result<HostWrite<'_>> {
         match &self.storage {
             Storage::Host(h) => h.write(),
-            Storage::Gpu(_) => Err(Error::Internal(
-                "a GPU tensor reached a CPU kernel".into(),
-            )),
+            Storage::Gpu(_) => Err(Error::Internal("a GPU tensor reached a CPU kernel".into())),
         }
     }
 
@@ -452,6 +452,17 @@ impl Tensor {
             return Ok(h.read()?.u32().to_vec());
         }
         self.read().wait_u32()
+    }
+}
+
+/// A host tensor reached an op that only has a GPU kernel so far (the CPU backend is being built
+/// family by family): say so plainly instead of computing anything.
+fn not_on_cpu_yet() -> Error {
+    Error::Unsupported {
+        adapter: "the CPU backend".into(),
+        what:
+            "an op this model needs (its CPU implementation is not wired in yet; use --backend gpu)"
+                .into(),
     }
 }
 

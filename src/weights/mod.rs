@@ -431,7 +431,13 @@ impl Weights {
     }
 
     /// Upload a host tensor, naming it when it is too large for one binding on this device.
-    fn to_gpu(&self, device: &Device, name: &str, shape: &[usize], t: HostTensor) -> Result<Tensor> {
+    fn to_gpu(
+        &self,
+        device: &Device,
+        name: &str,
+        shape: &[usize],
+        t: HostTensor,
+    ) -> Result<Tensor> {
         Tensor::from_f32(device, shape, &t.data).map_err(|e| match e {
             Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
                 what: format!("tensor \"{name}\" of {}", self.file),
@@ -448,7 +454,12 @@ impl Weights {
         self.to_gpu(device, name, shape, t)
     }
 
-    pub fn upload_any(&mut self, device: &Device, names: &[&str], shape: &[usize]) -> Result<Tensor> {
+    pub fn upload_any(
+        &mut self,
+        device: &Device,
+        names: &[&str],
+        shape: &[usize],
+    ) -> Result<Tensor> {
         let t = self.take_any(names, shape)?;
         self.to_gpu(device, &names.join("\" / \""), shape, t)
     }

@@ -18,8 +18,10 @@ fn export_dir(test: &str) -> PathBuf {
 
 fn harness(start: Start, exports: &PathBuf) -> Harness<'static, DiffscopeApp> {
     // Its own device: device errors other tests provoke on the shared one must not reach the app.
-    let g = Gpu::new(&Default::default()).map_err(|e| e.to_string());
-    let app = DiffscopeApp::with_gpu(g, start).with_export_dir(exports);
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, start).with_export_dir(exports);
     Harness::builder()
         .with_size([1280.0, 900.0])
         .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app)
@@ -306,7 +308,7 @@ fn a_missing_model_folder_and_a_missing_device_are_errors_in_the_ui() {
         .unwrap()
         .contains("/nonexistent/diffscope-model"));
 
-    let app = DiffscopeApp::with_gpu(
+    let app = DiffscopeApp::with_device(
         Err("no adapter here".into()),
         Start::Shipped("toy2d-mlp".into()),
     );
@@ -331,7 +333,12 @@ fn recovery_continues_exactly(model: &str, lose_at: u64, check_at: usize) {
 
     let mut b = harness(Start::Shipped(model.into()), &dir);
     run_until(&mut b, 4000, |s| s["recorded"].as_u64() >= Some(lose_at));
-    b.state().gpu().expect("a device").device().destroy();
+    b.state()
+        .device()
+        .and_then(diffscope::Device::gpu)
+        .expect("a GPU device")
+        .device()
+        .destroy();
     wait_for_label(&mut b, "Open a new GPU device and continue", 400);
     // egui ignores a click on a widget in the frame it first appears (no user could make one).
     b.step();

@@ -1,7 +1,7 @@
 //! Bad checkpoints and configs, one table each: every input is refused with the typed error that names
 //! the tensor or field at fault, and nothing panics. Run with `--nocapture` to print the table.
 
-use crate::common::{gpu, Rng};
+use crate::common::{device, Rng};
 use diffscope::weights::{Weights, WeightsProblem as P};
 use diffscope::Error;
 use std::collections::BTreeMap;
@@ -320,7 +320,7 @@ fn serialize(t: &Tensors, int_name: Option<&str>) -> Vec<u8> {
 fn build_toy2d(config: &str, scheduler: &str, weights: &[u8]) -> Result<(), Error> {
     let w = Weights::from_bytes(weights, "model.safetensors")?;
     diffscope::pipelines::gaussian::build(
-        &gpu(),
+        &device(),
         "toy",
         config,
         "config.json",
@@ -610,7 +610,7 @@ fn absurd_discrete_and_graph_configs_name_the_field() {
     let graph = include_str!("../../assets/planar-digress/config.json");
     SeqTransformer::parse_config(seq, "config.json").expect("shipped config parses");
     DigressModel::parse_config(graph, "config.json").expect("shipped config parses");
-    let g = crate::common::gpu();
+    let g = crate::common::device();
     let process = |json: &str| -> diffscope::Result<()> {
         let c: ProcessConfig = serde_json::from_str(json).unwrap();
         Process::from_config(&g, &c, "process.json").map(|_| ())

@@ -5,7 +5,7 @@
 //! weights the DDIM ODE is chaotic and diffusers' own float64 and float32 runs end 9 % apart; with
 //! this one they agree to ~5e-6, so 1e-3 measures diffscope.)
 
-use crate::common::{gpu, rel_l2};
+use crate::common::{device, rel_l2};
 use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::weights::Weights;
@@ -17,7 +17,7 @@ const DIR: &str = concat!(
 const STEPS: usize = 50;
 
 fn check(run: &str) {
-    let g = gpu();
+    let g = device();
     let m = diffscope::pipelines::gaussian::load_dir(&g, DIR.as_ref()).unwrap();
     let mut f = Weights::from_file(format!("{DIR}/trajectory.safetensors").as_ref()).unwrap();
     let x_t = f.take("x_T", &[4, 1, 8, 8]).unwrap().data;

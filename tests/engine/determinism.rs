@@ -3,7 +3,7 @@
 //! (noise is keyed by (seed, step, element), never by how the run got there). A new family adds a
 //! row to `families()`.
 
-use crate::common::gpu;
+use crate::common::device;
 use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::pipelines::gaussian::GaussianModel;
 use diffscope::pipelines::sequence::run::SequenceRun;
@@ -20,7 +20,7 @@ fn unet_fixture(name: &str) -> GaussianModel {
     let w =
         Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
     diffscope::pipelines::gaussian::build(
-        &gpu(),
+        &device(),
         name,
         &cfg,
         "config.json",
@@ -36,7 +36,7 @@ fn families() -> Vec<(&'static str, GaussianModel)> {
     vec![
         (
             "film_mlp (toy2d-mlp, conditional)",
-            diffscope::pipelines::gaussian::load_shipped(&gpu(), "toy2d-mlp").unwrap(),
+            diffscope::pipelines::gaussian::load_shipped(&device(), "toy2d-mlp").unwrap(),
         ),
         (
             "unet (mnist layout, conditional)",
@@ -51,7 +51,7 @@ fn families() -> Vec<(&'static str, GaussianModel)> {
 
 #[test]
 fn every_family_replays_and_resumes_bit_for_bit() {
-    let g = gpu();
+    let g = device();
     for (family, m) in families() {
         let n = 4;
         let labels = m
@@ -139,7 +139,7 @@ fn discrete_run(
 /// equal to the rest of the first, and a new seed that changes the result.
 #[test]
 fn discrete_families_replay_and_resume_bit_for_bit() {
-    let g = gpu();
+    let g = device();
     for name in ["words-absorb", "words-uniform", "promoter-multinomial"] {
         let m = diffscope::pipelines::sequence::load_shipped(&g, name).unwrap();
         let n = 3;
@@ -168,7 +168,7 @@ fn discrete_families_replay_and_resume_bit_for_bit() {
 #[test]
 fn graph_family_replays_and_resumes_bit_for_bit() {
     use diffscope::pipelines::graph::run::GraphRun;
-    let g = gpu();
+    let g = device();
     let m = diffscope::pipelines::graph::load_graph_shipped(&g, "planar-digress").unwrap();
     let counts = m.sample_counts(2, 5).unwrap();
     let n = *counts.iter().max().unwrap();

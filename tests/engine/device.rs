@@ -4,11 +4,10 @@
 //! device is reported as `Error::DeviceLost` (no panic, no hang) and a recreated device carries the
 //! trajectory on from its host copy, bit for bit.
 
-use crate::common::gpu;
 use diffscope::gpu::{Access, KernelSpec};
 use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
-use diffscope::{Error, Gpu, LimitCaps, Tensor};
+use diffscope::{Device, Error, Gpu, LimitCaps, Tensor};
 
 fn settings(n: usize, steps: usize) -> SampleSettings {
     SampleSettings {
@@ -39,7 +38,7 @@ fn a_model_larger_than_the_binding_limit_is_refused_by_name() {
     ] {
         let g = capped(caps);
         assert_eq!(g.max_binding(), 16 << 10, "the device enforces the cap");
-        let e = match diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp") {
+        let e = match diffscope::pipelines::gaussian::load_shipped(&Device::from(&g), "toy2d-mlp") {
             Ok(_) => panic!("{caps:?}: a model with 64 KiB tensors loaded"),
             Err(e) => e,
         };
@@ -62,7 +61,7 @@ fn activations_past_the_limit_are_refused_and_smaller_batches_run() {
         max_storage_buffer_binding_size: Some(64 << 10),
         ..Default::default()
     });
-    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp")
+    let m = diffscope::pipelines::gaussian::load_shipped(&Device::from(&g), "toy2d-mlp")
         .expect("weights fit in 64 KiB bindings");
     let e = gaussian_run::sample(&m, &settings(1024, 3), 1024, None, false)
         .expect_err("a batch of 1024 must be refused");
@@ -73,7 +72,9 @@ fn activations_past_the_limit_are_refused_and_smaller_batches_run() {
     eprintln!("batch 1024 on a 64 KiB device: {e}");
     // The refusal left the device usable, and a batch that fits gives the uncapped device's bits.
     let small = gaussian_run::sample(&m, &settings(64, 3), 64, None, false).unwrap();
-    let reference = diffscope::pipelines::gaussian::load_shipped(&gpu(), "toy2d-mlp").unwrap();
+    let reference =
+        diffscope::pipelines::gaussian::load_shipped(&crate::common::device(), "toy2d-mlp")
+            .unwrap();
     let want = gaussian_run::sample(&reference, &settings(64, 3), 64, None, false).unwrap();
     assert_eq!(small.final_state(), want.final_state());
     g.check().unwrap();
@@ -106,7 +107,7 @@ fn an_invalid_dispatch_is_surfaced_and_the_device_carries_on() {
     g.dispatch(
         &spec,
         &[64u32, 0, 0, 0],
-        &[x.buffer(), y.buffer()],
+        &[x.buffer().unwrap(), y.buffer().unwrap()],
         [1, 1, 1],
     )
     .unwrap();
@@ -118,7 +119,7 @@ fn an_invalid_dispatch_is_surfaced_and_the_device_carries_on() {
     g.dispatch(
         &spec,
         &[64u32, 0, 0, 0],
-        &[x.buffer(), x.buffer()],
+        &[x.buffer().unwrap(), x.buffer().unwrap()],
         [1, 1, 1],
     )
     .unwrap();
@@ -138,7 +139,7 @@ fn an_invalid_dispatch_is_surfaced_and_the_device_carries_on() {
 #[test]
 fn a_lost_device_is_reported_and_a_new_one_carries_on_bit_for_bit() {
     let g = Gpu::new(&Default::default()).unwrap();
-    let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
+    let m = diffscope::pipelines::gaussian::load_shipped(&Device::from(&g), "toy2d-mlp").unwrap();
     let (n, s) = (32, settings(32, 12));
     let full = gaussian_run::sample(&m, &s, n, None, true).unwrap();
 
@@ -160,7 +161,7 @@ fn a_lost_device_is_reported_and_a_new_one_carries_on_bit_for_bit() {
     // Recreate, reload, and resume from the host copy of step k.
     let g2 = g.recreate().unwrap();
     assert!(g2.lost().is_none());
-    let m2 = diffscope::pipelines::gaussian::load_shipped(&g2, "toy2d-mlp").unwrap();
+    let m2 = diffscope::pipelines::gaussian::load_shipped(&Device::from(&g2), "toy2d-mlp").unwrap();
     let plan = m2.process.plan(s.sampler, s.steps).unwrap();
     let k = 5;
     let mut x = Tensor::from_f32(&g2, &[n, 2], &full.states[k]).unwrap();

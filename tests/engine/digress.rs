@@ -2,7 +2,7 @@
 //! fixed_bug): schedule, prior draw, apply_noise, the exact posterior and sample_p_zs_given_zt with
 //! injected uniforms, the structural features and one graph-transformer forward pass.
 
-use crate::common::{assert_close, gpu, rel_l2};
+use crate::common::{assert_close, device, rel_l2};
 use diffscope::linalg::jacobi_eigh;
 use diffscope::models::graph_features::graph_features;
 use diffscope::models::graph_transformer::{Dims, GraphTransformer};
@@ -78,12 +78,12 @@ fn batch_of(f: &mut Weights) -> Batch {
 
 fn upload(f: &mut Weights, name: &str) -> Tensor {
     let t = any(f, name);
-    Tensor::from_f32(&gpu(), &t.shape, &t.data).unwrap()
+    Tensor::from_f32(device(), &t.shape, &t.data).unwrap()
 }
 
 #[test]
 fn digress_process_matches_reference() {
-    let g = gpu();
+    let g = device();
     let mut f = fixture("process.safetensors");
     let bt = batch_of(&mut f);
     let (b, n) = (bt.counts.len(), bt.n);
@@ -214,7 +214,7 @@ fn digress_process_matches_reference() {
 
 #[test]
 fn digress_philox_draws_are_symmetric_and_replay() {
-    let g = gpu();
+    let g = device();
     let p = Digress::new(&g, 10, &[1.0], &[0.6, 0.4]).unwrap();
     let counts = [5, 9, 1];
     let a = p.prior(&g, &counts, 9, GraphNoise::Philox(7)).unwrap();
@@ -273,7 +273,7 @@ fn digress_philox_draws_are_symmetric_and_replay() {
 
 #[test]
 fn digress_bad_graphs_are_rejected() {
-    let g = gpu();
+    let g = device();
     let p = Digress::new(&g, 10, &[1.0], &[0.6, 0.4]).unwrap();
     let x = [0u32, 0, NONE];
     let mut e = vec![NONE; 9];
@@ -398,7 +398,7 @@ fn digress_jacobi_diagonalises() {
 
 #[test]
 fn digress_transformer_matches_pytorch() {
-    let g = gpu();
+    let g = device();
     let cfg: BTreeMap<String, serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(format!("{DIR}/transformer/config.json")).unwrap(),
     )
@@ -497,7 +497,7 @@ fn digress_steps_are_one_submission_and_create_no_buffers_or_bind_groups() {
     use diffscope::pipelines::graph::run::GraphRun;
     use diffscope::Gpu;
     // Its own device: the counters are per device.
-    let g = Gpu::new(&Default::default()).unwrap();
+    let g = diffscope::Device::Gpu(Gpu::new(&Default::default()).unwrap());
     let m = diffscope::pipelines::graph::load_graph_shipped(&g, "planar-digress").unwrap();
     let counts = m.sample_counts(3, 5).unwrap();
     let mut run = GraphRun::start(&m, &counts, 5).unwrap();

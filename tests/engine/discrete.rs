@@ -3,7 +3,7 @@
 //! and 1), Hoogeboom's multinomial diffusion, the sequence transformer, and the ELBO of a fixed model
 //! on fixed data with the x_t draws injected.
 
-use crate::common::{assert_close, gpu, rel_l2};
+use crate::common::{assert_close, device, rel_l2};
 use diffscope::models::seq_transformer::SeqTransformer;
 use diffscope::nn::Denoiser;
 use diffscope::ops::sample::Noise;
@@ -13,7 +13,7 @@ use diffscope::process::discrete::{
     DiscretePrior, Multinomial, Process,
 };
 use diffscope::weights::Weights;
-use diffscope::{Error, Gpu, Tensor};
+use diffscope::{Device, Error, Tensor};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/discrete");
 
@@ -32,17 +32,17 @@ fn ints(w: &mut Weights, name: &str) -> (Vec<usize>, Vec<u32>) {
     (s, v.iter().map(|&x| x as u32).collect())
 }
 
-fn upload_f32(g: &Gpu, w: &mut Weights, name: &str) -> (Tensor, Vec<f32>) {
+fn upload_f32(g: &Device, w: &mut Weights, name: &str) -> (Tensor, Vec<f32>) {
     let (s, v) = f32s(w, name);
     (Tensor::from_f32(g, &s, &v).unwrap(), v)
 }
 
-fn upload_u32(g: &Gpu, w: &mut Weights, name: &str) -> (Tensor, Vec<u32>) {
+fn upload_u32(g: &Device, w: &mut Weights, name: &str) -> (Tensor, Vec<u32>) {
     let (s, v) = ints(w, name);
     (Tensor::from_u32(g, &s, &v).unwrap(), v)
 }
 
-fn d3pm_for(g: &Gpu, case: &serde_json::Value, prior: &[f32]) -> D3pm {
+fn d3pm_for(g: &Device, case: &serde_json::Value, prior: &[f32]) -> D3pm {
     let k = case["K"].as_u64().unwrap() as usize;
     let t = case["T"].as_u64().unwrap() as usize;
     let alphas = match case["schedule"].as_str().unwrap() {
@@ -66,7 +66,7 @@ fn d3pm_for(g: &Gpu, case: &serde_json::Value, prior: &[f32]) -> D3pm {
 
 #[test]
 fn d3pm_matches_bionemo_moco() {
-    let g = gpu();
+    let g = device();
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/d3pm_cases.json")).unwrap())
             .unwrap();
@@ -199,7 +199,7 @@ fn d3pm_matches_bionemo_moco() {
 
 #[test]
 fn multinomial_matches_hoogeboom() {
-    let g = gpu();
+    let g = device();
     let mut w = open("multinomial.safetensors");
     let m = Multinomial::new(4, 100).unwrap();
     let (_, la) = f32s(&mut w, "log_alpha");
@@ -273,7 +273,7 @@ fn multinomial_matches_hoogeboom() {
 }
 
 fn model(name: &str) -> SeqTransformer {
-    let g = gpu();
+    let g = device();
     let cfgs: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{DIR}/model_configs.json")).unwrap(),
     )
@@ -284,7 +284,7 @@ fn model(name: &str) -> SeqTransformer {
 
 #[test]
 fn seq_transformer_matches_pytorch() {
-    let g = gpu();
+    let g = device();
     for name in ["mt", "d3"] {
         let m = model(name);
         let mut io = open(&format!("model_{name}_io.safetensors"));
@@ -300,7 +300,7 @@ fn seq_transformer_matches_pytorch() {
 
 #[test]
 fn elbo_matches_pytorch_with_injected_draws() {
-    let g = gpu();
+    let g = device();
     for name in ["mt", "d3"] {
         let m = model(name);
         let process = if name == "mt" {
@@ -350,7 +350,7 @@ fn elbo_matches_pytorch_with_injected_draws() {
 
 #[test]
 fn discrete_rejects_bad_input() {
-    let g = gpu();
+    let g = device();
     let d = D3pm::new(
         &g,
         5,
@@ -416,7 +416,7 @@ fn discrete_rejects_bad_input() {
 /// The step's Gumbel-max draws follow softmax(posterior logits): chi-square over many rows.
 #[test]
 fn multinomial_step_samples_its_posterior() {
-    let g = gpu();
+    let g = device();
     let m = Multinomial::new(4, 100).unwrap();
     let rows = 4000;
     let logits: Vec<f32> = (0..rows).flat_map(|_| [1.0f32, 0.0, -1.0, 0.5]).collect();
@@ -609,7 +609,7 @@ fn cli_samples_sequences_and_computes_nll() {
 
 #[test]
 fn shipped_discrete_models_load_and_encode() {
-    let g = gpu();
+    let g = device();
     for s in diffscope::pipelines::zoo::family(diffscope::pipelines::zoo::Family::Sequence) {
         let m = diffscope::pipelines::sequence::load_shipped(&g, s.name).unwrap();
         assert_eq!(m.process.k(), m.config.num_classes, "{}", s.name);

@@ -1,7 +1,7 @@
 //! The FiLM-MLP against PyTorch (fixture from tools/fixtures_gaussian.py: random weights, inputs and
 //! the reference output).
 
-use crate::common::{gpu, rel_l2};
+use crate::common::{device, rel_l2};
 use diffscope::models::film_mlp::FilmMlp;
 use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
@@ -10,7 +10,7 @@ use diffscope::Tensor;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/film_mlp");
 
 fn load() -> FilmMlp {
-    let g = gpu();
+    let g = device();
     let cfg = std::fs::read_to_string(format!("{DIR}/config.json")).unwrap();
     let cfg = FilmMlp::parse_config(&cfg, "config.json").unwrap();
     let w = Weights::from_file(format!("{DIR}/model.safetensors").as_ref()).unwrap();
@@ -19,7 +19,7 @@ fn load() -> FilmMlp {
 
 #[test]
 fn film_mlp_matches_pytorch() {
-    let g = gpu();
+    let g = device();
     let m = load();
     let mut io = Weights::from_file(format!("{DIR}/io.safetensors").as_ref()).unwrap();
     let x = io.take("x", &[7, 2]).unwrap();
@@ -46,7 +46,7 @@ fn film_mlp_matches_pytorch() {
 
 #[test]
 fn film_mlp_rejects_bad_inputs_and_configs() {
-    let g = gpu();
+    let g = device();
     let m = load();
     let x = Tensor::from_f32(&g, &[3, 5], &[0.0; 15]).unwrap();
     let t = Tensor::from_f32(&g, &[3], &[0.0; 3]).unwrap();

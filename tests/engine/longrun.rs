@@ -52,7 +52,8 @@ fn ten_thousand_steps_keep_buffers_and_memory_flat() {
 #[ignore = "run by ten_thousand_steps_keep_buffers_and_memory_flat, in its own process"]
 fn long_run_in_its_own_process() {
     // Its own device: the counters are per device.
-    let g = Gpu::new(&Default::default()).unwrap();
+    let gpu = Gpu::new(&Default::default()).unwrap();
+    let g = diffscope::Device::Gpu(gpu.clone());
     let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 1;
     let plan = m.process.plan(Sampler::Ddpm, STEPS_PER_RUN).unwrap();
@@ -106,7 +107,7 @@ fn long_run_in_its_own_process() {
             baseline = Some((
                 rss_bytes().unwrap_or(0),
                 g.counters(),
-                g.pooled_free_bytes(),
+                gpu.pooled_free_bytes(),
             ));
         }
     }
@@ -131,7 +132,7 @@ fn long_run_in_its_own_process() {
     println!(
         "longrun: pooled free bytes {} -> {}; history {} of {} steps kept, {} bytes (cap {cap})",
         pool0,
-        g.pooled_free_bytes(),
+        gpu.pooled_free_bytes(),
         history.kept(),
         history.len(),
         history.bytes()
@@ -163,7 +164,7 @@ fn long_run_in_its_own_process() {
     // labels into a new tensor no longer flushes x_T's recorded noise as a submission of its own).
     assert_eq!(d.submissions as usize, 2 * step, "{d:?}");
     assert_eq!(
-        g.pooled_free_bytes(),
+        gpu.pooled_free_bytes(),
         pool0,
         "the pool neither grew nor shrank"
     );

@@ -5,6 +5,7 @@
 mod app;
 mod architecture;
 mod attention;
+mod backends;
 mod checkpoints;
 mod cli;
 mod common;

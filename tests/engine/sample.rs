@@ -40,7 +40,7 @@ fn cpu_gumbel_max(
 }
 
 fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(&gpu(), shape, v).unwrap()
+    Tensor::from_f32(gpu(), shape, v).unwrap()
 }
 
 /// Shapes and temperatures of the injected-uniform tests (GPU and CPU). K = 1500 takes the GPU's

@@ -129,11 +129,11 @@ fn f32s(v: &[f64]) -> Vec<f32> {
 }
 
 fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(&gpu(), shape, v).unwrap()
+    Tensor::from_f32(gpu(), shape, v).unwrap()
 }
 
 fn ids(shape: &[usize], v: &[u32], k: usize) -> Tensor {
-    Tensor::from_indices(&gpu(), shape, v, k as u32, "test ids").unwrap()
+    Tensor::from_indices(gpu(), shape, v, k as u32, "test ids").unwrap()
 }
 
 // ---- ANCHOR_MATH §7 goldens ----

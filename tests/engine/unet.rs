@@ -1,7 +1,7 @@
 //! diffusers' UNet2DModel against diffusers 0.42.1 itself (random weights; tools/fixtures_unet.py), in
 //! the mnist-unet layout and the google/ddpm-cifar10-32 layout; and the config checks.
 
-use crate::common::{gpu, rel_l2};
+use crate::common::{device, rel_l2};
 use diffscope::models::unet::{UNet2D, UNetConfig};
 use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
@@ -17,11 +17,11 @@ fn load(name: &str) -> UNet2D {
     let cfg = UNetConfig::from_json(&cfg, "config.json").unwrap();
     let w =
         Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
-    UNet2D::load(&gpu(), cfg, w).unwrap()
+    UNet2D::load(&device(), cfg, w).unwrap()
 }
 
 fn check(name: &str) {
-    let g = gpu();
+    let g = device();
     let m = load(name);
     let mut io = Weights::from_file(format!("{}/io.safetensors", dir(name)).as_ref()).unwrap();
     let shape = io.shape_of("x").unwrap().to_vec();
@@ -83,7 +83,7 @@ fn unet_config_errors_name_the_field() {
         format!("{}/diffusion_pytorch_model.safetensors", dir("cifar_like")).as_ref(),
     )
     .unwrap();
-    let e = UNet2D::load(&gpu(), c, w).err().unwrap().to_string();
+    let e = UNet2D::load(&device(), c, w).err().unwrap().to_string();
     assert!(e.contains("tensor \""), "{e}");
 }
 
@@ -97,7 +97,7 @@ fn repeated_unet_steps_create_nothing_after_warm_up() {
     use diffscope::process::gaussian::{SampleSettings, Sampler};
     use diffscope::Gpu;
     // Its own device: the counters are per device.
-    let g = Gpu::new(&Default::default()).unwrap();
+    let g = diffscope::Device::Gpu(Gpu::new(&Default::default()).unwrap());
     let d = dir("mnist_like");
     let m = diffscope::pipelines::gaussian::build(
         &g,
@@ -187,7 +187,7 @@ fn mnist_unet_steps_create_nothing_once_the_state_has_settled() {
     use diffscope::process::gaussian::{SampleSettings, Sampler};
     use diffscope::Gpu;
     // Its own device: the counters are per device.
-    let g = Gpu::new(&Default::default()).unwrap();
+    let g = diffscope::Device::Gpu(Gpu::new(&Default::default()).unwrap());
     let m = diffscope::pipelines::gaussian::load_shipped(&g, "mnist-unet").unwrap();
     const SETTLED: usize = 5;
     for batch in [1, 3] {

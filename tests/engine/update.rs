@@ -114,7 +114,7 @@ fn assert_rel(what: &str, got: &[f32], want: &[f32]) {
 }
 
 fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(&gpu(), shape, v).unwrap()
+    Tensor::from_f32(gpu(), shape, v).unwrap()
 }
 
 // ---- diffusers 0.42.1 fixtures ----

@@ -8,10 +8,10 @@ mod stepping;
 use super::export::Export;
 use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus};
 use super::{card, images, points, schedule};
-use crate::tensor::Device;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::pipelines::zoo::Family;
 use crate::process::gaussian::{SampleSettings, Sampler};
+use crate::tensor::Device;
 use crate::weights::Weights;
 use egui::{Color32, RichText};
 use forward::GaussianForward;
@@ -41,7 +41,11 @@ pub struct OpenGaussian {
 
 impl OpenGaussian {
     /// A shipped model with its card's suggested settings and its examples.
-    pub fn open_shipped(device: &Device, name: &str, carried: &Carried) -> crate::Result<OpenGaussian> {
+    pub fn open_shipped(
+        device: &Device,
+        name: &str,
+        carried: &Carried,
+    ) -> crate::Result<OpenGaussian> {
         let card = crate::pipelines::gaussian::shipped(name)
             .ok()
             .map(|s| s.card);

@@ -3,10 +3,10 @@
 //! device. Nothing here touches the UI; everything the app does with a Gaussian model's sampling loop
 //! goes through [`Session`].
 
-use crate::tensor::Device;
 use crate::pipelines::gaussian::run::GaussianRun;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::SampleSettings;
+use crate::tensor::Device;
 use crate::tensor::{Tensor, TensorReadback};
 use crate::trajectory::{History, DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS};
 

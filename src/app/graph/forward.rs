@@ -2,9 +2,9 @@
 //! the clean graph's layout, so edges visibly appear and vanish as t grows.
 
 use super::draw::{circle, relax, OneGraph};
-use crate::tensor::Device;
 use crate::pipelines::graph::DigressModel;
 use crate::process::graph::{GraphBatch, GraphNoise};
+use crate::tensor::Device;
 use crate::tensor::TensorReadback;
 
 #[derive(Default)]

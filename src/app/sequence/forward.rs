@@ -2,8 +2,8 @@
 
 use super::super::heatmap;
 use super::draw::{heatmap_cell, token_rows};
-use crate::tensor::Device;
 use crate::pipelines::sequence::SequenceModel;
+use crate::tensor::Device;
 use crate::tensor::{Tensor, TensorReadback};
 
 #[derive(Default)]

@@ -35,7 +35,10 @@ fn image_model(device: &Device, args: &BenchArgs) -> Result<(GaussianModel, Stri
         return Ok((gaussian::load_dir(device, dir)?, dir.display().to_string()));
     }
     if gaussian::shipped("mnist-unet").is_ok() {
-        return Ok((gaussian::load_shipped(device, "mnist-unet")?, "shipped".into()));
+        return Ok((
+            gaussian::load_shipped(device, "mnist-unet")?,
+            "shipped".into(),
+        ));
     }
     let m = gaussian::build(
         device,
@@ -294,7 +297,9 @@ fn kernels(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
                     if !args.json {
                         eprintln!("matmul n={n:<5} {name:<8} ({k}): {gflops:.2} GFLOP/s");
                     }
-                    mm.push(json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}));
+                    mm.push(
+                        json!({"n": n, "kernel": name, "config": k.to_string(), "gflops": gflops}),
+                    );
                 }
             }
             Device::Cpu(_) => {
@@ -306,7 +311,9 @@ fn kernels(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
                 if !args.json {
                     eprintln!("matmul n={n:<5} cpu gemm: {gflops:.2} GFLOP/s");
                 }
-                mm.push(json!({"n": n, "kernel": "shipped", "config": "cpu gemm", "gflops": gflops}));
+                mm.push(
+                    json!({"n": n, "kernel": "shipped", "config": "cpu gemm", "gflops": gflops}),
+                );
             }
         }
     }

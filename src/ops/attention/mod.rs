@@ -241,7 +241,13 @@ fn run(
     q.gpu()?.dispatch(
         &spec,
         &p,
-        &[q.buffer()?, k.buffer()?, v.buffer()?, m.buffer()?, out.buffer()?],
+        &[
+            q.buffer()?,
+            k.buffer()?,
+            v.buffer()?,
+            m.buffer()?,
+            out.buffer()?,
+        ],
         [lq.div_ceil(ROWS_PER_GROUP) as u32, (b * heads) as u32, 1],
     )?;
     Ok(out)

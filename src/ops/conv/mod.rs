@@ -248,7 +248,10 @@ pub fn conv2d_with(
     if let Some(b) = bias {
         b.expect_dtype(OP, DType::F32)?;
     }
-    let all: Vec<&Tensor> = [Some(x), Some(weight), bias].into_iter().flatten().collect();
+    let all: Vec<&Tensor> = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .collect();
     if let Device::Cpu(_) = same_device(OP, &all)? {
         let (xg, wg) = (x.host()?, weight.host()?);
         let bg = bias.map(Tensor::host).transpose()?;

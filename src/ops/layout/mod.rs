@@ -177,7 +177,10 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
     let mut shape = first.shape().to_vec();
     shape[dim] = out_size;
     if let Device::Cpu(_) = same_device(OP, tensors)? {
-        let guards = tensors.iter().map(|t| t.host()).collect::<Result<Vec<_>>>()?;
+        let guards = tensors
+            .iter()
+            .map(|t| t.host())
+            .collect::<Result<Vec<_>>>()?;
         let parts: Vec<(&[u32], &[usize])> = guards
             .iter()
             .zip(tensors)

@@ -395,7 +395,10 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
 /// [`matmul`] on host tensors, through [`cpu::matmul`].
 fn host_matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
     const OP: &str = "matmul";
-    for t in [Some(a), Some(b), opts.bias, opts.residual].into_iter().flatten() {
+    for t in [Some(a), Some(b), opts.bias, opts.residual]
+        .into_iter()
+        .flatten()
+    {
         f32_checked(OP, t)?;
     }
     let all: Vec<&Tensor> = [Some(a), Some(b), opts.bias, opts.residual]

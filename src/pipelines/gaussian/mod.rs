@@ -6,11 +6,11 @@ pub mod run;
 
 use super::zoo::{shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::tensor::Device;
 use crate::models::film_mlp::FilmMlp;
 use crate::models::unet::{UNet2D, UNetConfig};
 use crate::nn::Denoiser;
 use crate::process::gaussian::{Gaussian, SchedulerConfig};
+use crate::tensor::Device;
 use crate::weights::Weights;
 
 /// A loaded Gaussian model: its denoiser and its process.
@@ -112,7 +112,11 @@ pub fn load_shipped(device: &Device, name: &str) -> Result<GaussianModel> {
 
 /// Build a model from files a user handed over (dropped on the window, or picked in the browser):
 /// `config.json`, `scheduler_config.json` and one `.safetensors` weights file, by file name.
-pub fn load_files(device: &Device, name: &str, files: &[(String, Vec<u8>)]) -> Result<GaussianModel> {
+pub fn load_files(
+    device: &Device,
+    name: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<GaussianModel> {
     let base = |f: &str| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string();
     let find = |want: &str| files.iter().find(|(f, _)| base(f) == want);
     let text = |want: &str| -> Result<String> {

@@ -32,9 +32,11 @@ impl GaussianRun {
         let device = model.denoiser.device();
         let x = match init {
             Some(v) => Tensor::from_f32(device, &model.batch_shape(n), v)?,
-            None => model
-                .process
-                .initial(device, n, model.denoiser.sample_shape(), settings.seed)?,
+            None => {
+                model
+                    .process
+                    .initial(device, n, model.denoiser.sample_shape(), settings.seed)?
+            }
         };
         Ok(GaussianRun {
             settings: settings.clone(),

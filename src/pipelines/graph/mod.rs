@@ -7,11 +7,11 @@ pub mod run;
 
 use super::zoo::{self, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::tensor::{Device, Tensor};
 use crate::models::graph_features::{graph_features, X_FEATURES, Y_FEATURES};
 use crate::models::graph_transformer::{DigressConfig, Dims, GraphOutput, GraphTransformer};
 use crate::ops::graph::{onehot, NONE};
 use crate::process::graph::{sample_node_counts, Digress, GraphBatch};
+use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
 pub struct DigressModel {

@@ -6,9 +6,9 @@ pub mod run;
 
 use super::zoo::{find, shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
-use crate::tensor::Device;
 use crate::models::seq_transformer::SeqTransformer;
 use crate::process::discrete::{Process, ProcessConfig};
+use crate::tensor::Device;
 use crate::weights::Weights;
 
 /// A loaded sequence model: the sequence transformer, its process and the process settings (vocab,

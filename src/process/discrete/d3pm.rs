@@ -2,10 +2,10 @@
 //! (posterior + Gumbel-max draw, argmax at the last step) and moco's loss terms.
 
 use crate::error::{Error, Result};
-use crate::tensor::{Device, Tensor};
 use crate::ops::sample::{self, Categorical, Noise};
 use crate::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
 use crate::rng::{Philox, Substream};
+use crate::tensor::{Device, Tensor};
 
 use super::config::DiscretePrior;
 use super::schedule::cumprod;

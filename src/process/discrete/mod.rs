@@ -28,11 +28,11 @@ pub use multinomial::{Multinomial, HOOGEBOOM_U_MIN};
 pub use schedule::{hoogeboom_cosine_alphas, moco_cosine_alphas, moco_linear_alphas};
 
 use crate::error::{Error, Result};
-use crate::tensor::{Device, Tensor};
 use crate::nn::Denoiser;
 use crate::ops::norm;
 use crate::ops::sample::Noise;
 use crate::rng::{Philox, Substream};
+use crate::tensor::{Device, Tensor};
 
 pub(super) fn bad_t(t: usize, lo: usize, n: usize) -> Error {
     Error::Invalid(format!(

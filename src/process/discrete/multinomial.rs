@@ -2,10 +2,10 @@
 //! posterior re-weighted by the x_t likelihood at every step including t = 0.
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
 use crate::ops::sample::{self, Categorical, Noise};
 use crate::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
 use crate::rng::{Philox, Substream};
+use crate::tensor::{DType, Device, Tensor};
 
 use super::schedule::hoogeboom_cosine_alphas;
 use super::{bad_t, per_batch_f32};
