@@ -142,6 +142,8 @@ impl Device {
                     },
                     device: Device::Gpu(g),
                 }),
+                // An adapter asked for by name that cannot be opened is the user's error to see.
+                Err(e) if adapter_asked_for(&opts.gpu) => Err(e),
                 Err(e) => Ok(Opened {
                     why: format!("auto: no usable GPU ({e})"),
                     device: cpu(),
