@@ -5,20 +5,7 @@
 use super::{ConvLayout, Padding};
 use crate::error::{Error, Result};
 use crate::ops::matmul::cpu::{self as mm, HostMatmul, HostMatrix};
-
-fn check_len(op: &'static str, what: &str, data: &[f32], shape: &[usize]) -> Result<()> {
-    let want: usize = shape.iter().product();
-    if data.len() != want {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{what} holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
+use crate::ops::noise::cpu::check_len;
 
 /// PyTorch's `conv2d(x, weight, bias, stride, padding)` (zero padding per side); returns the output
 /// `[N, Cout, ho, wo]` and its shape.

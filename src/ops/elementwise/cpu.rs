@@ -3,23 +3,10 @@
 //! FiLM.
 
 use super::{check_film, Binary, Unary};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::matmul::{cpu::activate, Act};
+use crate::ops::noise::cpu::check_len;
 use crate::ops::{broadcast_shape, broadcast_strides, MAX_RANK};
-
-fn check_len(op: &'static str, what: &str, data: &[f32], shape: &[usize]) -> Result<()> {
-    let want: usize = shape.iter().product();
-    if data.len() != want {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{what} holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
 
 /// One activation, as the shaders compute it.
 pub fn apply(op: Unary, x: f32) -> f32 {
