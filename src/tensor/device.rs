@@ -191,7 +191,8 @@ impl Device {
         }
     }
 
-    /// Wait until submitted work has finished (native).
+    /// Wait until submitted work has finished (native only: the web cannot block).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait_idle(&self) -> Result<()> {
         match self {
             Device::Gpu(g) => g.wait_idle(),
