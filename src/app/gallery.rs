@@ -1,4 +1,4 @@
-//! The side panel: the device, the gallery of shipped models with the open one's card in brief, your
+//! The side panel: the compute device (`compute.rs`), the gallery of shipped models with the open one's card in brief, your
 //! own models (a folder path, or files dropped on the window), and the open run's controls.
 
 use super::gaussian::OpenGaussian;
@@ -11,9 +11,7 @@ use egui::RichText;
 impl DiffscopeApp {
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("diffscope");
-        if let Some(d) = &self.device {
-            ui.label(RichText::new(d.describe()).small());
-        }
+        self.compute_ui(ui);
         ui.separator();
         ui.label("Model");
         let (open_family, open_name) = match &self.run {

@@ -8,6 +8,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod autopilot;
 mod card;
+mod compute;
 mod export;
 mod frames;
 mod gallery;
@@ -31,6 +32,8 @@ use timeline::Timeline;
 
 pub struct DiffscopeApp {
     device: Option<Device>,
+    /// Why this device, and how to open the other backend.
+    compute: compute::Compute,
     error: Option<String>,
     /// The compute device was lost: offer to open a new one and carry on.
     device_lost: bool,
@@ -77,6 +80,19 @@ impl DiffscopeApp {
         self
     }
 
+    /// Say why the app computes on its device, and open the other backend with `options` when the
+    /// user switches (native; the CLI passes what it opened the device with).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_device_choice(
+        mut self,
+        why: Option<String>,
+        options: crate::tensor::DeviceOptions,
+    ) -> Self {
+        self.compute.why = why;
+        self.compute.options = options;
+        self
+    }
+
     /// Run the native self-check (see [`autopilot`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn with_autopilot(mut self, ap: autopilot::Autopilot) -> Self {
@@ -94,7 +110,11 @@ impl DiffscopeApp {
                     .into(),
             ),
         };
-        Self::with_device(device, start)
+        let mut app = Self::with_device(device, start);
+        if app.device.is_some() {
+            app.compute.why = Some("the window's own GPU device".into());
+        }
+        app
     }
 
     /// The app on a compute device of the caller's (or the reason there is none, shown in the UI):
@@ -102,6 +122,7 @@ impl DiffscopeApp {
     pub fn with_device(device: std::result::Result<Device, String>, start: Start) -> Self {
         let mut app = DiffscopeApp {
             device: None,
+            compute: Default::default(),
             error: None,
             device_lost: false,
             run: None,

@@ -22,7 +22,8 @@ pub mod update;
 pub use kernel_params::{kernel_params, KernelParams};
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Tensor};
+use crate::gpu::{Gpu, KernelSpec};
+use crate::tensor::{same_device, DType, Device, Tensor};
 
 /// Most 1-D kernels run 256 invocations per workgroup: WebGPU's guaranteed maximum.
 pub(crate) const WG: u32 = 256;
@@ -83,6 +84,81 @@ pub(crate) fn pad_shape(shape: &[usize]) -> [u32; MAX_RANK] {
         s[i] = d as u32;
     }
     s
+}
+
+/// Run one entry point of a family's shader on the device its tensors share. On the GPU: a dispatch
+/// of `threads` invocations over `inputs` then `outputs`, in binding order, where a `None` input (a
+/// binding the kernel does not read this time, e.g. an implicit prior) binds the first input given.
+/// On the CPU: `host`, the entry point's port, over the same bindings as 32-bit words, an empty slice
+/// for a `None`. Families whose CPU kernel mirrors the shader over one parameter block use this;
+/// those with a library behind them (matmul, conv) dispatch themselves.
+pub(crate) fn launch<P: bytemuck::Pod>(
+    op: &'static str,
+    spec: &KernelSpec<'_>,
+    params: &P,
+    inputs: &[Option<&Tensor>],
+    outputs: &[&Tensor],
+    threads: u64,
+    host: impl FnOnce(&[&[u32]], &mut [&mut [u32]]),
+) -> Result<()> {
+    let all: Vec<&Tensor> = inputs.iter().flatten().chain(outputs).copied().collect();
+    match same_device(op, &all)? {
+        Device::Gpu(g) => {
+            let Some(fallback) = inputs.iter().flatten().next() else {
+                return Err(Error::Internal(format!("{op}: a kernel with no input")));
+            };
+            let fallback = fallback.buffer()?;
+            let mut bufs = Vec::with_capacity(inputs.len() + outputs.len());
+            for t in inputs {
+                bufs.push(t.map_or(Ok(fallback), Tensor::buffer)?);
+            }
+            for t in outputs {
+                bufs.push(t.buffer()?);
+            }
+            g.dispatch(spec, params, &bufs, Gpu::grid_1d(threads, WG))
+        }
+        Device::Cpu(_) => {
+            let reads = inputs
+                .iter()
+                .map(|t| t.map(Tensor::host).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let words: Vec<&[u32]> = reads
+                .iter()
+                .map(|g| g.as_ref().map_or(&[][..], |g| g.u32()))
+                .collect();
+            let mut writes = outputs
+                .iter()
+                .map(|t| t.host_mut())
+                .collect::<Result<Vec<_>>>()?;
+            let mut outs: Vec<&mut [u32]> = writes.iter_mut().map(|w| w.u32()).collect();
+            host(&words, &mut outs);
+            Ok(())
+        }
+    }
+}
+
+/// Host data must hold exactly the values its shape says (for the CPU backend's kernels, which take
+/// slices and shapes: an error of the caller's, not a panic on an index).
+pub(crate) fn check_host_len<T>(
+    op: &'static str,
+    what: &str,
+    data: &[T],
+    shape: &[usize],
+) -> Result<()> {
+    let want = shape
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or_else(|| Error::shape(op, format!("{what} shape {shape:?} overflows")))?;
+    if data.len() != want {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{what} holds {} values, its shape {shape:?} needs {want}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Every kernel indexes with u32: refuse tensors past that.

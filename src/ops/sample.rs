@@ -9,7 +9,6 @@
 
 pub mod cpu;
 
-use super::noise::cpu::Noise as HostNoise;
 pub use super::noise::Noise;
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};
@@ -336,16 +335,7 @@ fn host_draw(
     let ug = injected.map(Tensor::host).transpose()?;
     let mg = opts.mask.map(Tensor::host).transpose()?;
     let kg = opts.keep.map(Tensor::host).transpose()?;
-    let noise = match (opts.noise, &ug, injected) {
-        (Noise::None, ..) => HostNoise::None,
-        (Noise::Philox(key), ..) => HostNoise::Philox(key),
-        (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
-        (Noise::Injected(_), ..) => {
-            return Err(Error::Internal(format!(
-                "{op}: injected noise went missing"
-            )))
-        }
-    };
+    let noise = opts.noise.host(op, ug.as_ref())?;
     let mut host = cpu::Categorical::new(noise)
         .temperature(opts.temperature)
         .u_min(opts.u_min);

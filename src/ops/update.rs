@@ -579,16 +579,7 @@ fn host_step(
             order,
         },
     };
-    let host_noise = match (noise, &ng, injected) {
-        (Noise::None, ..) => HostNoise::None,
-        (Noise::Philox(key), ..) => HostNoise::Philox(key),
-        (Noise::Injected(_), Some(g), Some(t)) => HostNoise::Injected(g.f32(), t.shape()),
-        (Noise::Injected(_), ..) => {
-            return Err(Error::Internal(format!(
-                "{op}: injected noise went missing"
-            )))
-        }
-    };
+    let host_noise = noise.host(op, ng.as_ref())?;
     let out = f(xg.f32(), x_t.shape(), host_model, host_noise)?;
     let dev = x_t.device();
     let tensor = |v: Vec<f32>| Tensor::from_vec_f32(dev, x_t.shape(), v);

@@ -124,23 +124,33 @@ impl Device {
                     })
                 }
                 // An adapter asked for by name is taken even when it is a software one.
-                // Until every op family runs on the CPU backend (graph, transition and loss ops do
-                // not yet), auto keeps a software adapter rather than leave the discrete models
-                // without a device; `--backend cpu` takes the CPU backend explicitly.
-                Ok(g) => Ok(Opened {
-                    why: if adapter_asked_for(&opts.gpu) {
-                        format!(
-                            "auto: the adapter asked for ({}) was taken",
-                            g.summary().name
-                        )
-                    } else {
-                        format!(
-                            "auto: the only GPU adapter is a software rasteriser ({}); \
-                             --backend cpu is faster for the Gaussian models",
-                            g.summary().name
-                        )
-                    },
+                Ok(g) if adapter_asked_for(&opts.gpu) => Ok(Opened {
+                    why: format!(
+                        "auto: the adapter asked for ({}) was taken",
+                        g.summary().name
+                    ),
                     device: Device::Gpu(g),
+                }),
+                // In a browser any WebGPU adapter is taken: the page's CPU path is single-threaded
+                // wasm, and a browser's software WebGPU (SwiftShader) is the better of the two.
+                #[cfg(target_arch = "wasm32")]
+                Ok(g) => Ok(Opened {
+                    why: format!(
+                        "auto: the browser granted a WebGPU adapter ({})",
+                        g.summary().name
+                    ),
+                    device: Device::Gpu(g),
+                }),
+                // Natively a software rasteriser (lavapipe, SwiftShader) is several times slower
+                // than the CPU backend on the same cores (`diffscope bench --compare-backends`).
+                #[cfg(not(target_arch = "wasm32"))]
+                Ok(g) => Ok(Opened {
+                    why: format!(
+                        "auto: the only GPU adapter is a software rasteriser ({}); the CPU \
+                         backend is faster (--backend gpu takes the adapter)",
+                        g.summary().name
+                    ),
+                    device: cpu(),
                 }),
                 // An adapter asked for by name that cannot be opened is the user's error to see.
                 Err(e) if adapter_asked_for(&opts.gpu) => Err(e),

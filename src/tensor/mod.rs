@@ -360,7 +360,9 @@ impl Tensor {
     /// The wgpu device, for GPU kernels; an internal error for a host tensor (ops dispatch on
     /// [`Tensor::device`] first, so reaching this with one is a bug).
     pub fn gpu(&self) -> Result<&Gpu> {
-        self.device.gpu().ok_or_else(not_on_cpu_yet)
+        self.device
+            .gpu()
+            .ok_or_else(|| Error::Internal("a host tensor reached a GPU kernel".into()))
     }
     /// The GPU buffer, for binding (see [`Tensor::gpu`]).
     pub fn buffer(&self) -> Result<&GpuBuffer> {
@@ -452,17 +454,6 @@ impl Tensor {
             return Ok(h.read()?.u32().to_vec());
         }
         self.read().wait_u32()
-    }
-}
-
-/// A host tensor reached an op that only has a GPU kernel so far (the CPU backend is being built
-/// family by family): say so plainly instead of computing anything.
-fn not_on_cpu_yet() -> Error {
-    Error::Unsupported {
-        adapter: "the CPU backend".into(),
-        what:
-            "an op this model needs (its CPU implementation is not wired in yet; use --backend gpu)"
-                .into(),
     }
 }
 

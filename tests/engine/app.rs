@@ -373,6 +373,24 @@ fn recovery_continues_exactly(model: &str, lose_at: u64, check_at: usize) {
 }
 
 #[test]
+fn compute_switches_between_gpu_and_cpu_and_the_run_goes_on() {
+    let dir = export_dir("switch");
+    let mut h = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(3));
+    assert_eq!(status(&h)["backend"], "gpu");
+    for (label, backend) in [("CPU", "cpu"), ("GPU", "gpu")] {
+        let before = status(&h)["recorded"].as_u64().unwrap();
+        h.get_by_label(label).click();
+        h.step();
+        let s = status(&h);
+        assert_eq!(s["backend"], backend, "after clicking {label}: {s}");
+        // The run carries on from where it was on the new device.
+        run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(before + 3));
+        assert_eq!(status(&h)["model"], "toy2d-mlp");
+    }
+}
+
+#[test]
 fn a_lost_device_is_reported_and_the_run_resumes_exactly_on_a_new_one() {
     recovery_continues_exactly("toy2d-mlp", 3, 8);
     recovery_continues_exactly("words-absorb", 4, 10);

@@ -29,6 +29,14 @@ pub fn backends() -> [Device; 2] {
     [device(), cpu()]
 }
 
+/// Run a test body on each backend in turn, saying which on stderr (shown when the test fails).
+pub fn on_each_backend(body: impl Fn(Device)) {
+    for d in backends() {
+        eprintln!("-- on {}", d.describe());
+        body(d);
+    }
+}
+
 /// A tiny deterministic generator for test data (not the product's Philox).
 pub struct Rng(u64);
 

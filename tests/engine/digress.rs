@@ -2,7 +2,7 @@
 //! fixed_bug): schedule, prior draw, apply_noise, the exact posterior and sample_p_zs_given_zt with
 //! injected uniforms, the structural features and one graph-transformer forward pass.
 
-use crate::common::{assert_close, device, rel_l2};
+use crate::common::{assert_close, on_each_backend, rel_l2};
 use diffscope::linalg::jacobi_eigh;
 use diffscope::models::graph_features::graph_features;
 use diffscope::models::graph_transformer::{Dims, GraphTransformer};
@@ -11,8 +11,8 @@ use diffscope::process::graph::{
     sample_node_counts, Digress, DigressSchedule, GraphBatch, GraphNoise,
 };
 use diffscope::weights::{HostTensor, Weights};
-use diffscope::Error;
 use diffscope::Tensor;
+use diffscope::{Device, Error};
 use std::collections::BTreeMap;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/digress");
@@ -76,14 +76,17 @@ fn batch_of(f: &mut Weights) -> Batch {
     }
 }
 
-fn upload(f: &mut Weights, name: &str) -> Tensor {
+fn upload(g: &Device, f: &mut Weights, name: &str) -> Tensor {
     let t = any(f, name);
-    Tensor::from_f32(device(), &t.shape, &t.data).unwrap()
+    Tensor::from_f32(g, &t.shape, &t.data).unwrap()
 }
 
 #[test]
 fn digress_process_matches_reference() {
-    let g = device();
+    on_each_backend(digress_process_matches_reference_on);
+}
+
+fn digress_process_matches_reference_on(g: Device) {
     let mut f = fixture("process.safetensors");
     let bt = batch_of(&mut f);
     let (b, n) = (bt.counts.len(), bt.n);
@@ -94,7 +97,10 @@ fn digress_process_matches_reference() {
     let clean = GraphBatch::from_host(&g, &bt.counts, n, &x0, &e0, 1, 2).unwrap();
 
     // Prior z_T: strict upper triangle mirrored, all-zero diagonal, padding.
-    let (ux, ue) = (upload(&mut f, "prior_uX"), upload(&mut f, "prior_uE"));
+    let (ux, ue) = (
+        upload(&g, &mut f, "prior_uX"),
+        upload(&g, &mut f, "prior_uE"),
+    );
     let z = p
         .prior(&g, &bt.counts, n, GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
@@ -109,7 +115,10 @@ fn digress_process_matches_reference() {
     // apply_noise at per-graph t.
     let (_, t) = ints(&mut f, "noise_t");
     let t: Vec<usize> = t.iter().map(|&v| v as usize).collect();
-    let (ux, ue) = (upload(&mut f, "noise_uX"), upload(&mut f, "noise_uE"));
+    let (ux, ue) = (
+        upload(&g, &mut f, "noise_uX"),
+        upload(&g, &mut f, "noise_uE"),
+    );
     let zt = p
         .apply_noise(&clean, &t, GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
@@ -129,11 +138,11 @@ fn digress_process_matches_reference() {
     // overwrite them) and the sampled graph.
     for name in ["step", "last", "first"] {
         let (_, s) = ints(&mut f, &format!("{name}_s"));
-        let lx = upload(&mut f, &format!("{name}_logX"));
-        let le = upload(&mut f, &format!("{name}_logE"));
+        let lx = upload(&g, &mut f, &format!("{name}_logX"));
+        let le = upload(&g, &mut f, &format!("{name}_logE"));
         let (ux, ue) = (
-            upload(&mut f, &format!("{name}_uX")),
-            upload(&mut f, &format!("{name}_uE")),
+            upload(&g, &mut f, &format!("{name}_uX")),
+            upload(&g, &mut f, &format!("{name}_uE")),
         );
         let (zs, px, pe) = p
             .step(
@@ -168,7 +177,7 @@ fn digress_process_matches_reference() {
     }
 
     // From the prior: its all-zero diagonal and padding rows take the zero-row rule (uniform).
-    let le = upload(&mut f, "prior_step_logE");
+    let le = upload(&g, &mut f, "prior_step_logE");
     let lx = Tensor::from_f32(&g, &[b, n, 1], &vec![0.0; b * n]).unwrap();
     let (_, pe) = p.step_probs(&lx, &le, &z, 19).unwrap();
     assert_close(
@@ -183,7 +192,7 @@ fn digress_process_matches_reference() {
     let p3 = Digress::new(&g, 20, &[1.0], &[1.0 / 3.0; 3]).unwrap();
     let (_, e3) = ints(&mut f, "u3_e0");
     let clean3 = GraphBatch::from_host(&g, &bt.counts, n, &x0, &e3, 1, 3).unwrap();
-    let (ux, ue) = (upload(&mut f, "u3_uX"), upload(&mut f, "u3_uE"));
+    let (ux, ue) = (upload(&g, &mut f, "u3_uX"), upload(&g, &mut f, "u3_uE"));
     let z3 = p3
         .apply_noise(&clean3, &[5, 9, 2], GraphNoise::Injected { x: &ux, e: &ue })
         .unwrap();
@@ -192,8 +201,8 @@ fn digress_process_matches_reference() {
         ints(&mut f, "u3_noise_e").1,
         "uniform noised edges"
     );
-    let le = upload(&mut f, "u3_logE");
-    let (ux, ue) = (upload(&mut f, "u3_uX2"), upload(&mut f, "u3_uE2"));
+    let le = upload(&g, &mut f, "u3_logE");
+    let (ux, ue) = (upload(&g, &mut f, "u3_uX2"), upload(&g, &mut f, "u3_uE2"));
     let lx = Tensor::from_f32(&g, &[b, n, 1], &vec![0.3; b * n]).unwrap();
     let (zs, _, pe) = p3
         .step(&lx, &le, &z3, 4, GraphNoise::Injected { x: &ux, e: &ue })
@@ -214,7 +223,10 @@ fn digress_process_matches_reference() {
 
 #[test]
 fn digress_philox_draws_are_symmetric_and_replay() {
-    let g = device();
+    on_each_backend(digress_philox_draws_are_symmetric_and_replay_on);
+}
+
+fn digress_philox_draws_are_symmetric_and_replay_on(g: Device) {
     let p = Digress::new(&g, 10, &[1.0], &[0.6, 0.4]).unwrap();
     let counts = [5, 9, 1];
     let a = p.prior(&g, &counts, 9, GraphNoise::Philox(7)).unwrap();
@@ -273,7 +285,10 @@ fn digress_philox_draws_are_symmetric_and_replay() {
 
 #[test]
 fn digress_bad_graphs_are_rejected() {
-    let g = device();
+    on_each_backend(digress_bad_graphs_are_rejected_on);
+}
+
+fn digress_bad_graphs_are_rejected_on(g: Device) {
     let p = Digress::new(&g, 10, &[1.0], &[0.6, 0.4]).unwrap();
     let x = [0u32, 0, NONE];
     let mut e = vec![NONE; 9];
@@ -398,7 +413,10 @@ fn digress_jacobi_diagonalises() {
 
 #[test]
 fn digress_transformer_matches_pytorch() {
-    let g = device();
+    on_each_backend(digress_transformer_matches_pytorch_on);
+}
+
+fn digress_transformer_matches_pytorch_on(g: Device) {
     let cfg: BTreeMap<String, serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(format!("{DIR}/transformer/config.json")).unwrap(),
     )
@@ -417,8 +435,8 @@ fn digress_transformer_matches_pytorch() {
     let w = Weights::from_file(format!("{DIR}/transformer/model.safetensors").as_ref()).unwrap();
     let net = GraphTransformer::load(&g, dims, w).unwrap();
     let mut io = Weights::from_file(format!("{DIR}/transformer/io.safetensors").as_ref()).unwrap();
-    let x = upload(&mut io, "x");
-    let y = upload(&mut io, "y");
+    let x = upload(&g, &mut io, "x");
+    let y = upload(&g, &mut io, "y");
     let (s, e) = ints(&mut io, "e");
     let (_, counts) = ints(&mut io, "counts");
     let counts: Vec<usize> = counts.iter().map(|&c| c as usize).collect();

@@ -3,7 +3,7 @@
 //! and 1), Hoogeboom's multinomial diffusion, the sequence transformer, and the ELBO of a fixed model
 //! on fixed data with the x_t draws injected.
 
-use crate::common::{assert_close, device, rel_l2};
+use crate::common::{assert_close, on_each_backend, rel_l2};
 use diffscope::models::seq_transformer::SeqTransformer;
 use diffscope::nn::Denoiser;
 use diffscope::ops::sample::Noise;
@@ -66,7 +66,10 @@ fn d3pm_for(g: &Device, case: &serde_json::Value, prior: &[f32]) -> D3pm {
 
 #[test]
 fn d3pm_matches_bionemo_moco() {
-    let g = device();
+    on_each_backend(d3pm_matches_bionemo_moco_on);
+}
+
+fn d3pm_matches_bionemo_moco_on(g: Device) {
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/d3pm_cases.json")).unwrap())
             .unwrap();
@@ -199,7 +202,10 @@ fn d3pm_matches_bionemo_moco() {
 
 #[test]
 fn multinomial_matches_hoogeboom() {
-    let g = device();
+    on_each_backend(multinomial_matches_hoogeboom_on);
+}
+
+fn multinomial_matches_hoogeboom_on(g: Device) {
     let mut w = open("multinomial.safetensors");
     let m = Multinomial::new(4, 100).unwrap();
     let (_, la) = f32s(&mut w, "log_alpha");
@@ -272,21 +278,23 @@ fn multinomial_matches_hoogeboom() {
     assert_eq!(got.to_u32().unwrap(), want, "multinomial step");
 }
 
-fn model(name: &str) -> SeqTransformer {
-    let g = device();
+fn model(g: &Device, name: &str) -> SeqTransformer {
     let cfgs: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{DIR}/model_configs.json")).unwrap(),
     )
     .unwrap();
     let cfg = SeqTransformer::parse_config(&cfgs[name].to_string(), "model_configs.json").unwrap();
-    SeqTransformer::load(&g, cfg, open(&format!("model_{name}.safetensors"))).unwrap()
+    SeqTransformer::load(g, cfg, open(&format!("model_{name}.safetensors"))).unwrap()
 }
 
 #[test]
 fn seq_transformer_matches_pytorch() {
-    let g = device();
+    on_each_backend(seq_transformer_matches_pytorch_on);
+}
+
+fn seq_transformer_matches_pytorch_on(g: Device) {
     for name in ["mt", "d3"] {
-        let m = model(name);
+        let m = model(&g, name);
         let mut io = open(&format!("model_{name}_io.safetensors"));
         let (x, _) = upload_u32(&g, &mut io, "x");
         let (t, _) = upload_f32(&g, &mut io, "t");
@@ -300,9 +308,12 @@ fn seq_transformer_matches_pytorch() {
 
 #[test]
 fn elbo_matches_pytorch_with_injected_draws() {
-    let g = device();
+    on_each_backend(elbo_matches_pytorch_with_injected_draws_on);
+}
+
+fn elbo_matches_pytorch_with_injected_draws_on(g: Device) {
     for name in ["mt", "d3"] {
-        let m = model(name);
+        let m = model(&g, name);
         let process = if name == "mt" {
             Process::Multinomial(Multinomial::new(4, 100).unwrap())
         } else {
@@ -350,7 +361,10 @@ fn elbo_matches_pytorch_with_injected_draws() {
 
 #[test]
 fn discrete_rejects_bad_input() {
-    let g = device();
+    on_each_backend(discrete_rejects_bad_input_on);
+}
+
+fn discrete_rejects_bad_input_on(g: Device) {
     let d = D3pm::new(
         &g,
         5,
@@ -398,7 +412,7 @@ fn discrete_rejects_bad_input() {
         DiscretePrior::Custom(vec![0.5, 0.6, 0.1]),
         0
     ), Err(Error::Invalid(m)) if m.contains("custom prior")));
-    let m = model("mt");
+    let m = model(&g, "mt");
     let short = Tensor::from_u32(&g, &[2, 7], &[0; 14]).unwrap();
     let t = Tensor::from_f32(&g, &[2], &[0.0; 2]).unwrap();
     assert!(
@@ -416,7 +430,10 @@ fn discrete_rejects_bad_input() {
 /// The step's Gumbel-max draws follow softmax(posterior logits): chi-square over many rows.
 #[test]
 fn multinomial_step_samples_its_posterior() {
-    let g = device();
+    on_each_backend(multinomial_step_samples_its_posterior_on);
+}
+
+fn multinomial_step_samples_its_posterior_on(g: Device) {
     let m = Multinomial::new(4, 100).unwrap();
     let rows = 4000;
     let logits: Vec<f32> = (0..rows).flat_map(|_| [1.0f32, 0.0, -1.0, 0.5]).collect();
@@ -609,7 +626,10 @@ fn cli_samples_sequences_and_computes_nll() {
 
 #[test]
 fn shipped_discrete_models_load_and_encode() {
-    let g = device();
+    on_each_backend(shipped_discrete_models_load_and_encode_on);
+}
+
+fn shipped_discrete_models_load_and_encode_on(g: Device) {
     for s in diffscope::pipelines::zoo::family(diffscope::pipelines::zoo::Family::Sequence) {
         let m = diffscope::pipelines::sequence::load_shipped(&g, s.name).unwrap();
         assert_eq!(m.process.k(), m.config.num_classes, "{}", s.name);

@@ -1,6 +1,6 @@
-use crate::common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, on_each_backend, Rng};
 use diffscope::ops::transition::{self as tr, Coef, Coefs, Prior, StepCoefs, X0};
-use diffscope::{Error, Tensor};
+use diffscope::{Device, Error, Tensor};
 
 // ---- plain-Rust references (f64, explicit K×K matrices, the formulas as the references write them) ----
 
@@ -128,12 +128,12 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(gpu(), shape, v).unwrap()
+fn upload(d: &Device, shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_f32(d, shape, v).unwrap()
 }
 
-fn ids(shape: &[usize], v: &[u32], k: usize) -> Tensor {
-    Tensor::from_indices(gpu(), shape, v, k as u32, "test ids").unwrap()
+fn ids(d: &Device, shape: &[usize], v: &[u32], k: usize) -> Tensor {
+    Tensor::from_indices(d, shape, v, k as u32, "test ids").unwrap()
 }
 
 // ---- ANCHOR_MATH §7 goldens ----
@@ -146,7 +146,7 @@ fn gold_alpha_bar(t: usize) -> f64 {
 }
 
 /// Per-batch step coefficients for t = 4, 2, 0 (batch element b ↔ t), moco/DiGress conventions.
-fn gold_coefs(hoogeboom_t0: bool) -> Tensor {
+fn gold_coefs(d: &Device, hoogeboom_t0: bool) -> Tensor {
     let mut rows = Vec::new();
     for t in [4usize, 2, 0] {
         let c = StepCoefs {
@@ -161,7 +161,7 @@ fn gold_coefs(hoogeboom_t0: bool) -> Tensor {
         };
         rows.extend(c.row());
     }
-    upload(&[3, 4], &rows)
+    upload(d, &[3, 4], &rows)
 }
 
 fn softmax32(l: &[f32]) -> Vec<f32> {
@@ -170,14 +170,18 @@ fn softmax32(l: &[f32]) -> Vec<f32> {
 
 #[test]
 fn golden_discrete_posteriors() {
+    on_each_backend(|d| golden_discrete_posteriors_on(&d));
+}
+
+fn golden_discrete_posteriors_on(d: &Device) {
     let logits: Vec<f32> = GOLD_LOGITS.repeat(3);
-    let x0 = upload(&[3, 1, 4], &logits);
-    let xt = ids(&[3, 1], &[1, 1, 1], 4);
+    let x0 = upload(d, &[3, 1, 4], &logits);
+    let xt = ids(d, &[3, 1], &[1, 1, 1], 4);
 
     let moco = tr::d3pm_posterior_logits(
         X0::Logits(&x0),
         &xt,
-        Coefs::PerBatch(&gold_coefs(false)),
+        Coefs::PerBatch(&gold_coefs(d, false)),
         Prior::Uniform,
     )
     .unwrap()
@@ -205,7 +209,7 @@ fn golden_discrete_posteriors() {
     let dig = tr::digress_posterior_probs(
         X0::Logits(&x0),
         &xt,
-        Coefs::PerBatch(&gold_coefs(false)),
+        Coefs::PerBatch(&gold_coefs(d, false)),
         Prior::Uniform,
     )
     .unwrap()
@@ -229,7 +233,7 @@ fn golden_discrete_posteriors() {
     let hoog = tr::multinomial_posterior_log(
         X0::Logits(&x0),
         &xt,
-        Coefs::PerBatch(&gold_coefs(true)),
+        Coefs::PerBatch(&gold_coefs(d, true)),
         Prior::Uniform,
     )
     .unwrap()
@@ -248,11 +252,15 @@ fn golden_discrete_posteriors() {
 
 #[test]
 fn golden_closed_form_matches_sequential_product() {
+    on_each_backend(|d| golden_closed_form_matches_sequential_product_on(&d));
+}
+
+fn golden_closed_form_matches_sequential_product_on(d: &Device) {
     // §7.2: Q̄_t = Q_0 Q_1 … Q_t equals ᾱ_t I + (1 − ᾱ_t) 1πᵀ, for any π.
     let mut rng = Rng::new(21);
     let k = 4;
     let marginal = random_marginal(&mut rng, k);
-    let tm = upload(&[k], &marginal);
+    let tm = upload(d, &[k], &marginal);
     for (p, prior) in [
         (P::Uniform, Prior::Uniform),
         (P::Absorbing(2), Prior::Absorbing(2)),
@@ -261,11 +269,11 @@ fn golden_closed_form_matches_sequential_product() {
         let pi = pi_of(p, k, &marginal);
         let bars: Vec<f32> = (0..5).map(|t| gold_alpha_bar(t) as f32).collect();
         let steps: Vec<f32> = GOLD_ALPHA.iter().map(|&a| a as f32).collect();
-        let qbar = tr::matrices(&upload(&[5], &bars), prior, k)
+        let qbar = tr::matrices(&upload(d, &[5], &bars), prior, k)
             .unwrap()
             .to_f32()
             .unwrap();
-        let qt = tr::matrices(&upload(&[5], &steps), prior, k)
+        let qt = tr::matrices(&upload(d, &[5], &steps), prior, k)
             .unwrap()
             .to_f32()
             .unwrap();
@@ -292,7 +300,7 @@ fn golden_closed_form_matches_sequential_product() {
         }
     }
     // The uniform Q_t rows of §1.4: α on the diagonal plus (1 − α)/K everywhere.
-    let q = tr::matrices(&upload(&[1], &[0.5]), Prior::Uniform, 4)
+    let q = tr::matrices(&upload(d, &[1], &[0.5]), Prior::Uniform, 4)
         .unwrap()
         .to_f32()
         .unwrap();
@@ -362,11 +370,15 @@ fn random_coefs(rng: &mut Rng, b: usize) -> Vec<StepCoefs> {
 
 #[test]
 fn posteriors_match_cpu_reference() {
+    on_each_backend(|d| posteriors_match_cpu_reference_on(&d));
+}
+
+fn posteriors_match_cpu_reference_on(d: &Device) {
     let mut rng = Rng::new(22);
     for (ci, case) in cases().into_iter().enumerate() {
         let Case { k, b, n, prior: p } = case;
         let marginal = random_marginal(&mut rng, k);
-        let tm = upload(&[k], &marginal);
+        let tm = upload(d, &[k], &marginal);
         let prior = match p {
             P::Uniform => Prior::Uniform,
             P::Absorbing(m) => Prior::Absorbing(m),
@@ -390,10 +402,10 @@ fn posteriors_match_cpu_reference() {
         let x0_ids: Vec<u32> = (0..rows).map(|_| rng.below(k) as u32).collect();
         let cs = random_coefs(&mut rng, b);
         let crow: Vec<f32> = cs.iter().flat_map(|c| c.row()).collect();
-        let tl = upload(&[b, n, k], &logits);
-        let txt = ids(&[b, n], &xt, k);
-        let tid = ids(&[b, n], &x0_ids, k);
-        let tc = upload(&[b, 4], &crow);
+        let tl = upload(d, &[b, n, k], &logits);
+        let txt = ids(d, &[b, n], &xt, k);
+        let tid = ids(d, &[b, n], &x0_ids, k);
+        let tc = upload(d, &[b, 4], &crow);
         let what = format!("K={k} B={b} N={n} {p:?}");
 
         for use_ids in [false, true] {
@@ -470,7 +482,7 @@ fn posteriors_match_cpu_reference() {
             .unwrap()
             .to_f32()
             .unwrap();
-        let same = upload(&[b, 4], &cs[0].row().repeat(b));
+        let same = upload(d, &[b, 4], &cs[0].row().repeat(b));
         let per = tr::d3pm_posterior_logits(X0::Logits(&tl), &txt, Coefs::PerBatch(&same), prior)
             .unwrap()
             .to_f32()
@@ -480,8 +492,8 @@ fn posteriors_match_cpu_reference() {
         // Explicit matrices: per-batch Q_t / Q̄_{t−1} built by the matrices kernel, and shared ones.
         let at: Vec<f32> = cs.iter().map(|c| c.alpha_t).collect();
         let abp: Vec<f32> = cs.iter().map(|c| c.alpha_bar_prev).collect();
-        let mq = tr::matrices(&upload(&[b], &at), prior, k).unwrap();
-        let mqb = tr::matrices(&upload(&[b], &abp), prior, k).unwrap();
+        let mq = tr::matrices(&upload(d, &[b], &at), prior, k).unwrap();
+        let mqb = tr::matrices(&upload(d, &[b], &abp), prior, k).unwrap();
         let via_mats = tr::d3pm_posterior_logits_matrices(
             X0::Logits(&tl),
             &txt,
@@ -508,6 +520,10 @@ fn posteriors_match_cpu_reference() {
 
 #[test]
 fn custom_matrices_posterior_matches_cpu() {
+    on_each_backend(|d| custom_matrices_posterior_matches_cpu_on(&d));
+}
+
+fn custom_matrices_posterior_matches_cpu_on(d: &Device) {
     let mut rng = Rng::new(23);
     for (k, b, n) in [(3, 2, 5), (7, 3, 4), (29, 1, 6)] {
         // Random row-stochastic matrices: not of the α I + (1 − α) 1πᵀ family.
@@ -531,10 +547,10 @@ fn custom_matrices_posterior_matches_cpu() {
             last: false,
         };
         let got = tr::d3pm_posterior_logits_matrices(
-            X0::Logits(&upload(&[b, n, k], &logits)),
-            &ids(&[b, n], &xt, k),
-            &upload(&[b, k, k], &qt),
-            &upload(&[k, k], &qbp_shared),
+            X0::Logits(&upload(d, &[b, n, k], &logits)),
+            &ids(d, &[b, n], &xt, k),
+            &upload(d, &[b, k, k], &qt),
+            &upload(d, &[k, k], &qbp_shared),
             Coefs::Shared(c),
         )
         .unwrap()
@@ -557,10 +573,14 @@ fn custom_matrices_posterior_matches_cpu() {
 
 #[test]
 fn forward_and_matmul_match_cpu() {
+    on_each_backend(|d| forward_and_matmul_match_cpu_on(&d));
+}
+
+fn forward_and_matmul_match_cpu_on(d: &Device) {
     let mut rng = Rng::new(24);
     for (k, b, n) in [(1, 2, 3), (2, 3, 5), (5, 2, 7), (27, 2, 3), (29, 3, 11)] {
         let marginal = random_marginal(&mut rng, k);
-        let tm = upload(&[k], &marginal);
+        let tm = upload(d, &[k], &marginal);
         for (p, prior) in [
             (P::Uniform, Prior::Uniform),
             (P::Absorbing(k / 2), Prior::Absorbing(k / 2)),
@@ -570,9 +590,9 @@ fn forward_and_matmul_match_cpu() {
             let rows = b * n;
             let x0: Vec<u32> = (0..rows).map(|_| rng.below(k) as u32).collect();
             let abars = rng.vec(b, 0.0, 1.0);
-            let tab = upload(&[b], &abars);
+            let tab = upload(d, &[b], &abars);
             let got =
-                tr::forward_ids(&ids(&[b, n], &x0, k), Coef::PerBatch(&tab), prior, k).unwrap();
+                tr::forward_ids(&ids(d, &[b, n], &x0, k), Coef::PerBatch(&tab), prior, k).unwrap();
             assert_eq!(got.shape(), &[b, n, k]);
             let mut want = Vec::new();
             for r in 0..rows {
@@ -596,7 +616,7 @@ fn forward_and_matmul_match_cpu() {
                 r.iter_mut().for_each(|v| *v /= s);
             }
             probs[..k].iter_mut().for_each(|v| *v = 0.0);
-            let tp = upload(&[b, n, k], &probs);
+            let tp = upload(d, &[b, n, k], &probs);
             let mut want = Vec::new();
             for r in 0..rows {
                 let q = qmat(abars[r / n] as f64, &pi);
@@ -670,7 +690,7 @@ fn forward_and_matmul_match_cpu() {
         // A shared [K, K] matrix.
         let m = rng.vec(k * k, 0.0, 1.0);
         let x = rng.vec(b * n * k, 0.0, 1.0);
-        let got = tr::probs_matmul(&upload(&[b, n, k], &x), &upload(&[k, k], &m), false)
+        let got = tr::probs_matmul(&upload(d, &[b, n, k], &x), &upload(d, &[k, k], &m), false)
             .unwrap()
             .to_f32()
             .unwrap();
@@ -686,39 +706,42 @@ fn forward_and_matmul_match_cpu() {
 
 #[test]
 fn bad_arguments_are_typed_errors() {
-    let g = gpu();
-    let x0 = upload(&[2, 3, 4], &[0.0; 24]);
-    let xt = ids(&[2, 3], &[0; 6], 4);
+    on_each_backend(|d| bad_arguments_are_typed_errors_on(&d));
+}
+
+fn bad_arguments_are_typed_errors_on(d: &Device) {
+    let x0 = upload(d, &[2, 3, 4], &[0.0; 24]);
+    let xt = ids(d, &[2, 3], &[0; 6], 4);
     let c = Coefs::Shared(StepCoefs {
         alpha_t: 0.5,
         alpha_bar_prev: 0.5,
         alpha_bar_t: 0.25,
         last: false,
     });
-    let bad_xt = ids(&[2, 4], &[0; 8], 4);
+    let bad_xt = ids(d, &[2, 4], &[0; 8], 4);
     let e = tr::d3pm_posterior_logits(X0::Logits(&x0), &bad_xt, c, Prior::Uniform).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let f_xt = upload(&[2, 3], &[0.0; 6]);
+    let f_xt = upload(d, &[2, 3], &[0.0; 6]);
     let e = tr::digress_posterior_probs(X0::Logits(&x0), &f_xt, c, Prior::Uniform).unwrap_err();
     assert!(matches!(e, Error::DType { .. }), "{e}");
     let e = tr::d3pm_posterior_logits(X0::Logits(&x0), &xt, c, Prior::Absorbing(4)).unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
-    let m5 = upload(&[5], &[0.2; 5]);
+    let m5 = upload(d, &[5], &[0.2; 5]);
     let e = tr::d3pm_posterior_logits(X0::Logits(&x0), &xt, c, Prior::Marginal(&m5)).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let c3 = upload(&[3, 4], &[0.5; 12]);
+    let c3 = upload(d, &[3, 4], &[0.5; 12]);
     let e =
         tr::multinomial_posterior_log(X0::Logits(&x0), &xt, Coefs::PerBatch(&c3), Prior::Uniform)
             .unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let e = tr::matrices(&upload(&[2], &[0.5; 2]), Prior::Uniform, 0).unwrap_err();
+    let e = tr::matrices(&upload(d, &[2], &[0.5; 2]), Prior::Uniform, 0).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let e = tr::probs_matmul(&x0, &upload(&[3, 4, 4], &[0.0; 48]), false).unwrap_err();
+    let e = tr::probs_matmul(&x0, &upload(d, &[3, 4, 4], &[0.0; 48]), false).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let u = Tensor::from_u32(&g, &[2, 3], &[0; 6]).unwrap();
+    let u = Tensor::from_u32(d, &[2, 3], &[0; 6]).unwrap();
     let e = tr::forward_ids(
         &u,
-        Coef::PerBatch(&upload(&[3], &[0.5; 3])),
+        Coef::PerBatch(&upload(d, &[3], &[0.5; 3])),
         Prior::Uniform,
         4,
     )

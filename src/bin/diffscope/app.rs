@@ -99,12 +99,12 @@ fn run_app(
             let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
                 diffscope::app::DiffscopeApp::with_start(cc, start)
             } else {
-                diffscope::app::DiffscopeApp::with_device(
-                    diffscope::Device::open(&compute_opts)
-                        .map(|o| o.device)
-                        .map_err(|e| e.to_string()),
-                    start,
-                )
+                match diffscope::Device::open(&compute_opts) {
+                    Ok(o) => diffscope::app::DiffscopeApp::with_device(Ok(o.device), start)
+                        .with_device_choice(Some(o.why), compute_opts.clone()),
+                    Err(e) => diffscope::app::DiffscopeApp::with_device(Err(e.to_string()), start)
+                        .with_device_choice(None, compute_opts.clone()),
+                }
             };
             Ok(Box::new(match autopilot {
                 Some(a) => app.with_autopilot(a),

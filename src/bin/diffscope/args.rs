@@ -161,4 +161,8 @@ pub struct BenchArgs {
     /// software adapter).
     #[arg(long)]
     pub(crate) steps_only: bool,
+    /// Time the models' reverse steps on the GPU adapter and on the CPU backend in one sitting and
+    /// report each step's CPU/GPU time ratio (implies --steps-only; ignores --backend).
+    #[arg(long)]
+    pub(crate) compare_backends: bool,
 }

@@ -13,8 +13,9 @@ use diffscope::ops::update::{
 use diffscope::pipelines::gaussian::{self, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::rng::{Philox, Substream};
+use diffscope::tensor::Opened;
 use diffscope::weights::Weights;
-use diffscope::{Device, DeviceOptions, Result, Tensor};
+use diffscope::{Backend, Device, DeviceOptions, Result, Tensor};
 use serde_json::json;
 use std::time::Instant;
 
@@ -389,38 +390,12 @@ fn model_steps(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
 }
 
 pub fn run(opts: &DeviceOptions, args: &BenchArgs) -> Result<()> {
-    let opened = Device::open(opts)?;
-    let device = opened.device;
-    if !args.json {
-        eprintln!("device: {} ({})", device.describe(), opened.why);
-    }
-    let adapter = match &device {
-        Device::Gpu(g) => {
-            let s = g.summary();
-            json!({"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type})
-        }
-        Device::Cpu(c) => {
-            json!({"name": device.describe(), "backend": "cpu", "threads": c.threads(), "device_type": "Cpu"})
-        }
-    };
-    let kernels = if args.steps_only {
-        serde_json::Value::Null
+    let report = if args.compare_backends {
+        compare_backends(opts, args)?
     } else {
-        kernels(&device, args)?
+        let opened = Device::open(opts)?;
+        report(&opened, args.steps_only, args)?
     };
-    let models = model_steps(&device, args)?;
-    let discrete = sequence::bench(&device, args.quick, args.json)?;
-    let graphs = graph::bench(&device, args.quick, args.json)?;
-    let report = json!({
-        "backend": device.backend().name(),
-        "backend_why": opened.why,
-        "adapter": adapter,
-        "quick": args.quick,
-        "kernels": kernels,
-        "model_steps": models,
-        "discrete_steps": discrete,
-        "graph_steps": graphs,
-    });
     if args.json {
         // A closed stdout is an error, not a panic.
         crate::output::outln!(
@@ -429,4 +404,76 @@ pub fn run(opts: &DeviceOptions, args: &BenchArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Every figure of one backend, as one JSON object.
+fn report(opened: &Opened, steps_only: bool, args: &BenchArgs) -> Result<serde_json::Value> {
+    let device = &opened.device;
+    if !args.json {
+        eprintln!("device: {} ({})", device.describe(), opened.why);
+    }
+    let adapter = match device {
+        Device::Gpu(g) => {
+            let s = g.summary();
+            json!({"name": s.name, "backend": s.backend, "driver": s.driver, "driver_info": s.driver_info, "device_type": s.device_type})
+        }
+        Device::Cpu(c) => {
+            json!({"name": device.describe(), "backend": "cpu", "threads": c.threads(), "device_type": "Cpu"})
+        }
+    };
+    let kernels = if steps_only {
+        serde_json::Value::Null
+    } else {
+        kernels(device, args)?
+    };
+    let models = model_steps(device, args)?;
+    let discrete = sequence::bench(device, args.quick, args.json)?;
+    let graphs = graph::bench(device, args.quick, args.json)?;
+    Ok(json!({
+        "backend": device.backend().name(),
+        "backend_why": opened.why,
+        "adapter": adapter,
+        "quick": args.quick,
+        "kernels": kernels,
+        "model_steps": models,
+        "discrete_steps": discrete,
+        "graph_steps": graphs,
+    }))
+}
+
+/// The reverse steps on the GPU adapter `opts` names (or the default one) and then on the CPU
+/// backend, with each step's CPU/GPU time ratio: the measurement behind `auto`'s choice.
+fn compare_backends(opts: &DeviceOptions, args: &BenchArgs) -> Result<serde_json::Value> {
+    let on = |backend| {
+        let o = DeviceOptions {
+            backend: Some(backend),
+            ..opts.clone()
+        };
+        report(&Device::open(&o)?, true, args)
+    };
+    let gpu = on(Backend::Gpu)?;
+    let cpu = on(Backend::Cpu)?;
+    let mut ratios = Vec::new();
+    for family in ["model_steps", "discrete_steps", "graph_steps"] {
+        let rows = |r: &serde_json::Value| r[family].as_array().cloned().unwrap_or_default();
+        for (g, c) in rows(&gpu).iter().zip(rows(&cpu)) {
+            let (gm, cm) = (g["ms_per_step"].as_f64(), c["ms_per_step"].as_f64());
+            let (Some(gm), Some(cm)) = (gm, cm) else {
+                continue;
+            };
+            let ratio = cm / gm;
+            if !args.json {
+                eprintln!(
+                    "{} batch {}: GPU {gm:.2} ms, CPU {cm:.2} ms per step: CPU/GPU time {ratio:.2}",
+                    g["model"].as_str().unwrap_or("?"),
+                    g["batch"]
+                );
+            }
+            ratios.push(json!({
+                "model": g["model"], "batch": g["batch"], "gpu_ms_per_step": gm,
+                "cpu_ms_per_step": cm, "cpu_over_gpu": ratio,
+            }));
+        }
+    }
+    Ok(json!({"gpu": gpu, "cpu": cpu, "ratios": ratios}))
 }

@@ -4,7 +4,8 @@
 //! shape checks and typed errors. Scores and sums accumulate in f64.
 
 use super::Layout;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ops::check_host_len;
 
 /// Whether an additive mask value excludes its key.
 fn excluded(m: f32) -> bool {
@@ -38,16 +39,7 @@ pub fn attention(
         .into_iter()
         .chain(mask.map(|m| ("mask", m)))
     {
-        let want: usize = shape.iter().product();
-        if data.len() != want {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "{what} holds {} values, its shape {shape:?} needs {want}",
-                    data.len()
-                ),
-            ));
-        }
+        check_host_len(op, what, data, shape)?;
     }
     let (q, k, v) = (q.0, k.0, v.0);
     let mut out = vec![0f32; b * lq * hd];

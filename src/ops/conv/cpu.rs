@@ -4,8 +4,8 @@
 
 use super::{ConvLayout, Padding};
 use crate::error::{Error, Result};
+use crate::ops::check_host_len;
 use crate::ops::matmul::cpu::{self as mm, HostMatmul, HostMatrix};
-use crate::ops::noise::cpu::check_len;
 
 /// PyTorch's `conv2d(x, weight, bias, stride, padding)` (zero padding per side); returns the output
 /// `[N, Cout, ho, wo]` and its shape.
@@ -34,8 +34,8 @@ pub fn conv2d(
         stride,
         padding,
     )?;
-    check_len("conv2d", "x", x.0, x.1)?;
-    check_len("conv2d", "weight", weight.0, weight.1)?;
+    check_host_len("conv2d", "x", x.0, x.1)?;
+    check_host_len("conv2d", "weight", weight.0, weight.1)?;
     let (k, pixels) = (cin * kh * kw, ho * wo);
     let shape = vec![n, cout, ho, wo];
     let mut out = Vec::with_capacity(n * cout * pixels);
@@ -95,7 +95,7 @@ pub fn upsample_nearest2x(x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<u
             format!("expects [N, C, H, W], got {shape:?}"),
         ));
     }
-    check_len("upsample_nearest2x", "x", x, shape)?;
+    check_host_len("upsample_nearest2x", "x", x, shape)?;
     let (h, w) = (shape[2], shape[3]);
     let mut out = Vec::with_capacity(x.len() * 4);
     for plane in x.chunks_exact((h * w).max(1)).take(shape[0] * shape[1]) {

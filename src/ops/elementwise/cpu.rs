@@ -4,8 +4,8 @@
 
 use super::{check_film, Binary, Unary};
 use crate::error::Result;
+use crate::ops::check_host_len;
 use crate::ops::matmul::{cpu::activate, Act};
-use crate::ops::noise::cpu::check_len;
 use crate::ops::{broadcast_shape, broadcast_strides, MAX_RANK};
 
 /// One activation, as the shaders compute it.
@@ -64,8 +64,8 @@ pub fn binary(
     alpha: f32,
     beta: f32,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
-    check_len("binary", "a", a, a_shape)?;
-    check_len("binary", "b", b, b_shape)?;
+    check_host_len("binary", "a", a, a_shape)?;
+    check_host_len("binary", "b", b, b_shape)?;
     let shape = broadcast_shape("binary", a_shape, b_shape)?;
     let mut out = Vec::with_capacity(shape.iter().product());
     for_each_offset(&shape, &[a_shape, b_shape], |o| {
@@ -92,9 +92,9 @@ pub fn film(
     shift_shape: &[usize],
     act: Unary,
 ) -> Result<Vec<f32>> {
-    check_len("film", "h", h, h_shape)?;
-    check_len("film", "scale", scale, scale_shape)?;
-    check_len("film", "shift", shift, shift_shape)?;
+    check_host_len("film", "h", h, h_shape)?;
+    check_host_len("film", "scale", scale, scale_shape)?;
+    check_host_len("film", "shift", shift, shift_shape)?;
     check_film(h_shape, scale_shape, shift_shape)?;
     let mut out = Vec::with_capacity(h.len());
     for_each_offset(h_shape, &[h_shape, scale_shape, shift_shape], |o| {

@@ -2,26 +2,13 @@
 //! with the same shape rules and typed errors as the GPU drivers (one check function each).
 
 use super::{concat_shape, permuted_shape, sliced_shape};
-use crate::error::{Error, Result};
-
-fn check_len<T>(op: &'static str, data: &[T], shape: &[usize]) -> Result<()> {
-    let want: usize = shape.iter().product();
-    if data.len() != want {
-        return Err(Error::shape(
-            op,
-            format!(
-                "holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
+use crate::error::Result;
+use crate::ops::check_host_len;
 
 /// `parts` (data, shape) joined along `dim`; returns the output and its shape.
 pub fn concat<T: Copy>(parts: &[(&[T], &[usize])], dim: usize) -> Result<(Vec<T>, Vec<usize>)> {
     for (d, s) in parts {
-        check_len("concat", d, s)?;
+        check_host_len("concat", "input", d, s)?;
     }
     let shapes: Vec<&[usize]> = parts.iter().map(|(_, s)| *s).collect();
     let shape = concat_shape(&shapes, dim)?;
@@ -39,7 +26,7 @@ pub fn concat<T: Copy>(parts: &[(&[T], &[usize])], dim: usize) -> Result<(Vec<T>
 
 /// Output dimension `i` is input dimension `perm[i]` (torch's `permute`), as new contiguous data.
 pub fn permute<T: Copy>(x: &[T], shape: &[usize], perm: &[usize]) -> Result<(Vec<T>, Vec<usize>)> {
-    check_len("permute", x, shape)?;
+    check_host_len("permute", "input", x, shape)?;
     let out_shape = permuted_shape(shape, perm)?;
     let rank = shape.len();
     let mut in_strides = vec![1usize; rank];
@@ -75,7 +62,7 @@ pub fn slice<T: Copy>(
     start: usize,
     len: usize,
 ) -> Result<(Vec<T>, Vec<usize>)> {
-    check_len("slice", x, shape)?;
+    check_host_len("slice", "input", x, shape)?;
     let out_shape = sliced_shape(shape, dim, start, len)?;
     let outer: usize = shape[..dim].iter().product();
     let inner: usize = shape[dim + 1..].iter().product();

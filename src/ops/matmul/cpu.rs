@@ -7,6 +7,7 @@
 
 use super::{Act, Plan, MAX_RANK};
 use crate::error::{Error, Result};
+use crate::ops::check_host_len;
 
 /// A row-major f32 operand on the host.
 #[derive(Clone, Copy, Debug)]
@@ -39,32 +40,15 @@ impl Default for HostMatmul<'_> {
     }
 }
 
-fn check_len(what: &str, data: &[f32], shape: &[usize]) -> Result<()> {
-    let want = shape
-        .iter()
-        .try_fold(1usize, |p, &d| p.checked_mul(d))
-        .ok_or_else(|| Error::shape("matmul", format!("{what} shape {shape:?} overflows")))?;
-    if data.len() != want {
-        return Err(Error::shape(
-            "matmul",
-            format!(
-                "{what} holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Batched `a @ b` with the fused epilogue of `opts`; returns the output and its shape.
 pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f32>, Vec<usize>)> {
-    check_len("a", a.data, a.shape)?;
-    check_len("b", b.data, b.shape)?;
+    check_host_len("matmul", "a", a.data, a.shape)?;
+    check_host_len("matmul", "b", b.data, b.shape)?;
     if let Some(bias) = opts.bias {
-        check_len("bias", bias, &[bias.len()])?;
+        check_host_len("matmul", "bias", bias, &[bias.len()])?;
     }
     if let Some(r) = opts.residual {
-        check_len("residual", r.data, r.shape)?;
+        check_host_len("matmul", "residual", r.data, r.shape)?;
     }
     let bias_shape = opts.bias.map(|b| [b.len()]);
     let plan = Plan::new(
@@ -108,7 +92,7 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
         if k > 0 {
             let (am, bm) = (&a.data[ao..ao + m * k], &b.data[bo..bo + k * n]);
             // SAFETY: `Plan::new` checked that op(a) is M×K and op(b) is K×N for every batch entry,
-            // and `check_len` that the slices hold the shapes, so every strided index sgemm forms
+            // and `check_host_len` that the slices hold the shapes, so every strided index sgemm forms
             // lies inside `am`, `bm` and `c` (an M×N row-major block).
             unsafe {
                 matrixmultiply::sgemm(

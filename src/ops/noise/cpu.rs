@@ -2,6 +2,7 @@
 
 use super::check_injected_shape;
 use crate::error::{Error, Result};
+use crate::ops::check_host_len;
 use crate::rng::Philox;
 
 /// Where a CPU kernel's random draws come from, as [`super::Noise`] for the GPU: none, drawn from
@@ -28,29 +29,9 @@ impl<'a> Noise<'a> {
             return Ok(None);
         };
         check_injected_shape(op, shape, like, like_what)?;
-        check_len(op, "injected noise", data, shape)?;
+        check_host_len(op, "injected noise", data, shape)?;
         Ok(Some(data))
     }
-}
-
-/// Host data must hold exactly the values its shape says (an error of the caller's, not the op's).
-pub(crate) fn check_len<T>(
-    op: &'static str,
-    what: &str,
-    data: &[T],
-    shape: &[usize],
-) -> Result<()> {
-    let want: usize = shape.iter().product();
-    if data.len() != want {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{what} holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The kernels index elements (and Philox draws) with u32: refuse shapes past that, as

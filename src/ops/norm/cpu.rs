@@ -4,26 +4,13 @@
 //! CPU result is at least as close to the exact one as the GPU's.
 
 use super::{check_affine_shape, check_eps, check_rank, group_layout};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ops::check_host_len;
 use crate::ops::matmul::{cpu::activate, Act};
-
-fn check_len(op: &'static str, data: &[f32], shape: &[usize]) -> Result<()> {
-    let want: usize = shape.iter().product();
-    if data.len() != want {
-        return Err(Error::shape(
-            op,
-            format!(
-                "holds {} values, its shape {shape:?} needs {want}",
-                data.len()
-            ),
-        ));
-    }
-    Ok(())
-}
 
 fn row_softmax(op: &'static str, x: &[f32], shape: &[usize], log: bool) -> Result<Vec<f32>> {
     check_rank(op, shape)?;
-    check_len(op, x, shape)?;
+    check_host_len(op, "input", x, shape)?;
     let n = shape[shape.len() - 1];
     let mut out = x.to_vec();
     if n == 0 {
@@ -71,7 +58,7 @@ pub fn layer_norm(
 ) -> Result<Vec<f32>> {
     const OP: &str = "layer_norm";
     check_rank(OP, shape)?;
-    check_len(OP, x, shape)?;
+    check_host_len(OP, "input", x, shape)?;
     check_eps(OP, eps)?;
     let d = shape[shape.len() - 1];
     check_affine_shape(
@@ -117,7 +104,7 @@ pub fn group_norm(
         "group_norm"
     };
     check_rank(op, shape)?;
-    check_len(op, x, shape)?;
+    check_host_len(op, "input", x, shape)?;
     check_eps(op, eps)?;
     let (_, c, spatial, per_group) = group_layout(op, shape, groups)?;
     check_affine_shape(

@@ -11,8 +11,9 @@
 
 use super::{check_draw, check_u_min, mask_div};
 use crate::error::Result;
+use crate::ops::check_host_len;
+use crate::ops::noise::cpu::check_u32_count;
 pub use crate::ops::noise::cpu::Noise;
-use crate::ops::noise::cpu::{check_len, check_u32_count};
 use crate::ops::random::cpu::gumbel_from_uniform;
 use crate::rng::to_uniform;
 
@@ -97,7 +98,7 @@ fn per_row<'a>(
         return Ok(None);
     };
     let div = mask_div(op, what, shape, lead)?;
-    check_len(op, what, values, shape)?;
+    check_host_len(op, what, values, shape)?;
     Ok(Some((values, div as usize)))
 }
 
@@ -110,7 +111,7 @@ fn draw(
 ) -> Result<Vec<u32>> {
     // The driver's checks, in its order (the length check is the host data's own).
     check_u32_count(op, shape)?;
-    check_len(op, "input", x, shape)?;
+    check_host_len(op, "input", x, shape)?;
     let (k, lead) = check_draw(op, shape, opts.temperature, opts.u_min)?;
     let rows: usize = lead.iter().product();
     let injected = opts.noise.injected(op, shape, "the logits")?;

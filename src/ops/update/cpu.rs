@@ -11,8 +11,9 @@ use super::{
     F_NOISE_PHILOX, F_UNCOND_FIRST,
 };
 use crate::error::Result;
+use crate::ops::check_host_len;
+use crate::ops::noise::cpu::check_u32_count;
 pub use crate::ops::noise::cpu::Noise;
-use crate::ops::noise::cpu::{check_len, check_u32_count};
 use crate::ops::random::cpu::normal_from_words;
 use crate::rng::philox4x32_10;
 
@@ -98,7 +99,7 @@ fn run(
 ) -> Result<StepOutput> {
     // The driver's checks, in its order; the length checks are the host data's own.
     check_u32_count(op, shape)?;
-    check_len(op, "x_t", x, shape)?;
+    check_host_len(op, "x_t", x, shape)?;
     let (m, m_shape, guided) = match model {
         ModelOutput::Plain(m, s) => (m, s, None),
         ModelOutput::Guided {
@@ -108,7 +109,7 @@ fn run(
             order,
         } => (out, shape, Some((guidance, order))),
     };
-    check_len(op, "model output", m, m_shape)?;
+    check_host_len(op, "model output", m, m_shape)?;
     let kind = match noise {
         Noise::None => NoiseKind::None,
         Noise::Philox(key) => NoiseKind::Philox(key),

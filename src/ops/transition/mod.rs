@@ -21,10 +21,12 @@
 //!   probabilities. For t > 0 it equals the moco form (without the 1e-6 terms); at t = 0 pass
 //!   `alpha_bar_prev = 1`, which re-weights p̂(x0) by the x_t likelihood (moco returns p̂(x0) there).
 
-use super::{check_class_count, check_u32_len, class_rows, WG};
+mod cpu;
+
+use super::{check_class_count, check_u32_len, class_rows};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
-use crate::gpu::{Access, Gpu, GpuBuffer, KernelSpec};
+use crate::gpu::{Access, KernelSpec};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
@@ -32,7 +34,7 @@ use std::sync::LazyLock;
 // call them through it.
 pub use super::loss::{row_kl, row_nll};
 
-pub(super) const SRC: &str = include_str!("../../shaders/transition.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/transition.wgsl");
 
 /// The stationary distribution π of `Q = α I + (1 − α) 1πᵀ`.
 #[derive(Clone, Copy, Debug)]
@@ -174,31 +176,71 @@ pub(super) static DEFINES: LazyLock<String> = LazyLock::new(|| {
     ]
 });
 
-fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
-    KernelSpec {
-        family: "transition",
-        source: SRC,
-        entry,
-        defines: &DEFINES,
-        bindings,
-    }
-}
-
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
 
-/// Fills the prior fields of `p` and returns the buffer to bind as π (`fallback` when π is implicit).
+/// The entry points of `shaders/transition.wgsl`; `cpu.rs` has the same ones on the host.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Matrices,
+    ForwardIds,
+    ForwardProbs,
+    ProbsMatmul,
+    Posterior,
+    PosteriorMatrices,
+}
+
+impl Kernel {
+    fn spec(self) -> KernelSpec<'static> {
+        let (entry, bindings): (&'static str, &'static [Access]) = match self {
+            Kernel::Matrices => ("matrices", &[R, R, W]),
+            Kernel::ForwardIds => ("forward_ids", &[R, R, R, W]),
+            Kernel::ForwardProbs => ("forward_probs", &[R, R, R, W]),
+            Kernel::ProbsMatmul => ("probs_matmul", &[R, R, W]),
+            Kernel::Posterior => ("posterior", &[R, R, R, R, W]),
+            Kernel::PosteriorMatrices => ("posterior_matrices", &[R, R, R, R, R, W]),
+        };
+        KernelSpec {
+            family: "transition",
+            source: SRC,
+            entry,
+            defines: &DEFINES,
+            bindings,
+        }
+    }
+}
+
+/// Run `kernel` over `inputs` (binding order, `None` where it reads nothing) into `out`.
+fn launch(
+    op: &'static str,
+    kernel: Kernel,
+    p: &Params,
+    inputs: &[Option<&Tensor>],
+    out: &Tensor,
+    threads: u64,
+) -> Result<()> {
+    super::launch(
+        op,
+        &kernel.spec(),
+        p,
+        inputs,
+        &[out],
+        threads,
+        |ins, outs| cpu::run(kernel, p, ins, &mut *outs[0]),
+    )
+}
+
+/// Fills the prior fields of `p` and returns the tensor to bind as π (none when π is implicit).
 fn prior<'b>(
     op: &'static str,
     pr: &Prior<'b>,
     k: usize,
     p: &mut Params,
-    fallback: &'b GpuBuffer,
-) -> Result<&'b GpuBuffer> {
+) -> Result<Option<&'b Tensor>> {
     match *pr {
         Prior::Uniform => {
             p.prior = PRIOR_UNIFORM;
-            Ok(fallback)
+            Ok(None)
         }
         Prior::Absorbing(m) => {
             if m >= k {
@@ -208,7 +250,7 @@ fn prior<'b>(
             }
             p.prior = PRIOR_ABSORBING;
             p.absorb = m as u32;
-            Ok(fallback)
+            Ok(None)
         }
         Prior::Marginal(t) => {
             t.expect_dtype(op, DType::F32)?;
@@ -219,7 +261,7 @@ fn prior<'b>(
                 ));
             }
             p.prior = PRIOR_MARGINAL;
-            Ok(t.buffer()?)
+            Ok(Some(t))
         }
     }
 }
@@ -241,14 +283,13 @@ fn coef<'b>(
     lead: &[usize],
     rows: usize,
     p: &mut Params,
-    fallback: &'b GpuBuffer,
-) -> Result<&'b GpuBuffer> {
+) -> Result<Option<&'b Tensor>> {
     p.rows_per_batch = rows.max(1) as u32;
     p.coef_stride = 1;
     match *c {
         Coef::Shared(v) => {
             p.c[0] = v;
-            Ok(fallback)
+            Ok(None)
         }
         Coef::PerBatch(t) => {
             t.expect_dtype(op, DType::F32)?;
@@ -261,7 +302,7 @@ fn coef<'b>(
             }
             p.flags |= F_PER_BATCH;
             p.rows_per_batch = per as u32;
-            Ok(t.buffer()?)
+            Ok(Some(t))
         }
     }
 }
@@ -272,20 +313,19 @@ fn coefs<'b>(
     lead: &[usize],
     rows: usize,
     p: &mut Params,
-    fallback: &'b GpuBuffer,
-) -> Result<&'b GpuBuffer> {
+) -> Result<Option<&'b Tensor>> {
     p.rows_per_batch = rows.max(1) as u32;
     p.coef_stride = 4;
     let (t, width) = match *c {
         Coefs::Shared(s) => {
             p.c = s.row();
-            return Ok(fallback);
+            return Ok(None);
         }
         Coefs::SharedPrecise(s, [a, b]) => {
             p.c = s.row();
             (p.c4, p.c5) = (a, b);
             p.flags |= F_COMPLEMENT;
-            return Ok(fallback);
+            return Ok(None);
         }
         Coefs::PerBatch(t) => (t, 4),
         Coefs::PerBatchPrecise(t) => {
@@ -307,7 +347,7 @@ fn coefs<'b>(
     p.flags |= F_PER_BATCH;
     p.coef_stride = width as u32;
     p.rows_per_batch = per as u32;
-    t.buffer()
+    Ok(Some(t))
 }
 
 /// `[B, K, K]` matrices `α_b I + (1 − α_b) 1πᵀ` for an f32 tensor of α values `[B]`: `Q_t` for
@@ -323,20 +363,16 @@ pub fn matrices(alphas: &Tensor, pr: Prior<'_>, k: usize) -> Result<Tensor> {
         ));
     }
     let b = alphas.len();
-    let out = Tensor::empty(alphas.gpu()?, &[b, k, k], DType::F32)?;
+    let out = Tensor::empty(alphas.device(), &[b, k, k], DType::F32)?;
     check_u32_len(OP, &out)?;
     let mut p = Params {
         n: out.len() as u32,
         k: k as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, alphas.buffer()?)?;
-    alphas.gpu()?.dispatch(
-        &spec("matrices", &[R, R, W]),
-        &p,
-        &[pi, alphas.buffer()?, out.buffer()?],
-        Gpu::grid_1d(out.len() as u64, WG),
-    )?;
+    let pi = prior(OP, &pr, k, &mut p)?;
+    let threads = out.len() as u64;
+    launch(OP, Kernel::Matrices, &p, &[pi, Some(alphas)], &out, threads)?;
     Ok(out)
 }
 
@@ -347,7 +383,7 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
     x0.expect_dtype(OP, DType::U32)?;
     let mut shape = x0.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(x0.gpu()?, &shape, DType::F32)?;
+    let out = Tensor::empty(x0.device(), &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let rows = x0.len();
     let mut p = Params {
@@ -356,13 +392,16 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
         n: out.len() as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, x0.buffer()?)?;
-    let cb = coef(OP, &alpha_bar, x0.shape(), rows, &mut p, x0.buffer()?)?;
-    x0.gpu()?.dispatch(
-        &spec("forward_ids", &[R, R, R, W]),
+    let pi = prior(OP, &pr, k, &mut p)?;
+    let cb = coef(OP, &alpha_bar, x0.shape(), rows, &mut p)?;
+    let threads = out.len() as u64;
+    launch(
+        OP,
+        Kernel::ForwardIds,
         &p,
-        &[pi, cb, x0.buffer()?, out.buffer()?],
-        Gpu::grid_1d(out.len() as u64, WG),
+        &[pi, cb, Some(x0)],
+        &out,
+        threads,
     )?;
     Ok(out)
 }
@@ -371,20 +410,16 @@ pub fn forward_ids(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>, k: usize) ->
 pub fn forward_probs(x0: &Tensor, alpha_bar: Coef<'_>, pr: Prior<'_>) -> Result<Tensor> {
     const OP: &str = "transition::forward_probs";
     let (k, lead, rows) = class_rows(OP, x0)?;
-    let out = Tensor::empty(x0.gpu()?, x0.shape(), DType::F32)?;
+    let out = Tensor::empty(x0.device(), x0.shape(), DType::F32)?;
     let mut p = Params {
         rows: rows as u32,
         k: k as u32,
         ..Default::default()
     };
-    let pi = prior(OP, &pr, k, &mut p, x0.buffer()?)?;
-    let cb = coef(OP, &alpha_bar, lead, rows, &mut p, x0.buffer()?)?;
-    x0.gpu()?.dispatch(
-        &spec("forward_probs", &[R, R, R, W]),
-        &p,
-        &[pi, cb, x0.buffer()?, out.buffer()?],
-        Gpu::grid_1d(rows as u64, WG),
-    )?;
+    let pi = prior(OP, &pr, k, &mut p)?;
+    let cb = coef(OP, &alpha_bar, lead, rows, &mut p)?;
+    let inputs = [pi, cb, Some(x0)];
+    launch(OP, Kernel::ForwardProbs, &p, &inputs, &out, rows as u64)?;
     Ok(out)
 }
 
@@ -395,7 +430,7 @@ pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Te
     let (k, lead, rows) = class_rows(OP, probs)?;
     mats.expect_dtype(OP, DType::F32)?;
     let stride = mat_stride(OP, mats, k, lead)?;
-    let out = Tensor::empty(probs.gpu()?, probs.shape(), DType::F32)?;
+    let out = Tensor::empty(probs.device(), probs.shape(), DType::F32)?;
     let per = rows
         .checked_div(lead.first().copied().unwrap_or(1))
         .unwrap_or(0)
@@ -409,12 +444,8 @@ pub fn probs_matmul(probs: &Tensor, mats: &Tensor, transpose: bool) -> Result<Te
         mat_stride_a: stride,
         ..Default::default()
     };
-    probs.gpu()?.dispatch(
-        &spec("probs_matmul", &[R, R, W]),
-        &p,
-        &[probs.buffer()?, mats.buffer()?, out.buffer()?],
-        Gpu::grid_1d(out.len() as u64, WG),
-    )?;
+    let inputs = [Some(probs), Some(mats)];
+    launch(OP, Kernel::ProbsMatmul, &p, &inputs, &out, out.len() as u64)?;
     Ok(out)
 }
 
@@ -436,12 +467,8 @@ fn mat_stride(op: &'static str, m: &Tensor, k: usize, lead: &[usize]) -> Result<
     Ok((k * k) as u32)
 }
 
-/// Checks x0 against x_t `[..]` (u32) and returns (K, flags, x0 buffer).
-fn x0_and_xt<'b>(
-    op: &'static str,
-    x0: &X0<'b>,
-    xt: &Tensor,
-) -> Result<(usize, u32, &'b GpuBuffer)> {
+/// Checks x0 against x_t `[..]` (u32) and returns (K, flags, the x0 tensor to bind).
+fn x0_and_xt<'b>(op: &'static str, x0: &X0<'b>, xt: &Tensor) -> Result<(usize, u32, &'b Tensor)> {
     xt.expect_dtype(op, DType::U32)?;
     check_u32_len(op, xt)?;
     match *x0 {
@@ -457,7 +484,7 @@ fn x0_and_xt<'b>(
                     ),
                 ));
             }
-            Ok((k, 0, l.buffer()?))
+            Ok((k, 0, l))
         }
         X0::Ids { ids, k } => {
             check_class_count(op, k)?;
@@ -472,7 +499,7 @@ fn x0_and_xt<'b>(
                     ),
                 ));
             }
-            Ok((k, F_X0_IDS, ids.buffer()?))
+            Ok((k, F_X0_IDS, ids))
         }
     }
 }
@@ -492,7 +519,7 @@ fn posterior(
     let rows = xt.len();
     let mut shape = xt.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(xt.gpu()?, &shape, DType::F32)?;
+    let out = Tensor::empty(xt.device(), &shape, DType::F32)?;
     check_u32_len(op, &out)?;
     let mut p = Params {
         rows: rows as u32,
@@ -501,17 +528,13 @@ fn posterior(
         form,
         ..Default::default()
     };
-    let pi = prior(op, &pr, k, &mut p, xt.buffer()?)?;
-    let cb = coefs(op, &c, xt.shape(), rows, &mut p, xt.buffer()?)?;
+    let pi = prior(op, &pr, k, &mut p)?;
+    let cb = coefs(op, &c, xt.shape(), rows, &mut p)?;
     if let Some(beta) = beta {
         p.c[3] = beta;
     }
-    xt.gpu()?.dispatch(
-        &spec("posterior", &[R, R, R, R, W]),
-        &p,
-        &[pi, cb, x0b, xt.buffer()?, out.buffer()?],
-        Gpu::grid_1d(rows as u64, WG),
-    )?;
+    let inputs = [pi, cb, Some(x0b), Some(xt)];
+    launch(op, Kernel::Posterior, &p, &inputs, &out, rows as u64)?;
     Ok(out)
 }
 
@@ -631,7 +654,7 @@ pub fn d3pm_posterior_logits_matrices(
     let rows = x_t.len();
     let mut shape = x_t.shape().to_vec();
     shape.push(k);
-    let out = Tensor::empty(x_t.gpu()?, &shape, DType::F32)?;
+    let out = Tensor::empty(x_t.device(), &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let mut p = Params {
         rows: rows as u32,
@@ -642,24 +665,20 @@ pub fn d3pm_posterior_logits_matrices(
         mat_stride_b: sb,
         ..Default::default()
     };
-    let cb = coefs(OP, &c, x_t.shape(), rows, &mut p, x_t.buffer()?)?;
+    let cb = coefs(OP, &c, x_t.shape(), rows, &mut p)?;
     // Coefficients and matrices share the batch axis (the first of x_t).
     p.rows_per_batch = rows
         .checked_div(x_t.shape().first().copied().unwrap_or(1))
         .unwrap_or(0)
         .max(1) as u32;
-    x_t.gpu()?.dispatch(
-        &spec("posterior_matrices", &[R, R, R, R, R, W]),
+    let inputs = [Some(q_t), cb, Some(x0b), Some(x_t), Some(q_bar_prev)];
+    launch(
+        OP,
+        Kernel::PosteriorMatrices,
         &p,
-        &[
-            q_t.buffer()?,
-            cb,
-            x0b,
-            x_t.buffer()?,
-            q_bar_prev.buffer()?,
-            out.buffer()?,
-        ],
-        Gpu::grid_1d(rows as u64, WG),
+        &inputs,
+        &out,
+        rows as u64,
     )?;
     Ok(out)
 }

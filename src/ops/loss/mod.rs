@@ -1,14 +1,16 @@
 //! Per-row losses over the last axis of logits (`shaders/loss.wgsl`): the KL divergence and the
 //! cross-entropy that discrete-diffusion training objectives and ELBOs sum.
 
-use super::{check_u32_len, class_rows, WG};
+mod cpu;
+
+use super::{check_u32_len, class_rows, launch};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
-use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::gpu::{Access, KernelSpec};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/loss.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/loss.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -53,7 +55,7 @@ pub fn row_kl(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             format!("{:?} and {:?} must have one shape", a.shape(), b.shape()),
         ));
     }
-    row_loss(OP, a, b, a, k, lead, rows, 0)
+    row_loss(OP, Some(a), b, None, k, lead, rows, 0)
 }
 
 /// Per-row cross-entropy `−log softmax(logits)[id]` for f32 logits `[.., K]` and u32 ids `[..]`
@@ -72,23 +74,23 @@ pub fn row_nll(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
             ),
         ));
     }
-    row_loss(OP, logits, logits, ids, k, lead, rows, F_NLL)
+    row_loss(OP, None, logits, Some(ids), k, lead, rows, F_NLL)
 }
 
 /// `a` and `b` are logits `[.., K]`; the cross-entropy reads only `b` and `ids`, the KL only `a` and
-/// `b` (and binds `a` as the unread ids).
+/// `b`.
 #[allow(clippy::too_many_arguments)]
 fn row_loss(
     op: &'static str,
-    a: &Tensor,
+    a: Option<&Tensor>,
     b: &Tensor,
-    ids: &Tensor,
+    ids: Option<&Tensor>,
     k: usize,
     lead: &[usize],
     rows: usize,
     flags: u32,
 ) -> Result<Tensor> {
-    let out = Tensor::empty(a.gpu()?, lead, DType::F32)?;
+    let out = Tensor::empty(b.device(), lead, DType::F32)?;
     if rows == 0 {
         return Ok(out);
     }
@@ -99,11 +101,14 @@ fn row_loss(
         flags,
         _pad: 0,
     };
-    a.gpu()?.dispatch(
+    launch(
+        op,
         &spec(),
         &p,
-        &[a.buffer()?, b.buffer()?, ids.buffer()?, out.buffer()?],
-        Gpu::grid_1d(rows as u64, WG),
+        &[a, Some(b), ids],
+        &[&out],
+        rows as u64,
+        |i, o| cpu::row_loss(&p, i[0], i[1], i[2], o[0]),
     )?;
     Ok(out)
 }

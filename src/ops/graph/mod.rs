@@ -2,14 +2,16 @@
 //! `counts` (u32 `[B]`) saying how many nodes each graph has. Node and edge classes are u32 ids; the
 //! id [`NONE`] stands for DiGress's all-zero one-hot row (padding, and the diagonal of a prior draw).
 
-use super::{check_u32_len, WG};
+mod cpu;
+
+use super::{check_u32_len, launch};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
-use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::gpu::{Access, KernelSpec};
 use crate::tensor::{DType, Tensor};
 use std::sync::LazyLock;
 
-pub(super) const SRC: &str = include_str!("../../shaders/graph.wgsl");
+pub(super) const SRC: &str = include_str!("../../../shaders/graph.wgsl");
 
 /// The class id of an all-zero one-hot row.
 pub const NONE: u32 = u32::MAX;
@@ -107,25 +109,27 @@ pub fn finalize(
     expect_shape(OP, "e", e, &[b, n, n])?;
     check_counts(OP, counts, b)?;
     check_u32_len(OP, e)?;
-    let xo = Tensor::empty(x.gpu()?, &[b, n], DType::U32)?;
-    let eo = Tensor::empty(x.gpu()?, &[b, n, n], DType::U32)?;
+    let xo = Tensor::empty(x.device(), &[b, n], DType::U32)?;
+    let eo = Tensor::empty(x.device(), &[b, n, n], DType::U32)?;
     let p = Params {
         b: b as u32,
         n: n as u32,
         flags: if diag_none { F_DIAG_NONE } else { 0 },
         ..Default::default()
     };
-    x.gpu()?.dispatch(
+    launch(
+        OP,
         &spec("finalize", &[R, R, R, W, W]),
         &p,
-        &[
-            x.buffer()?,
-            e.buffer()?,
-            counts.buffer()?,
-            xo.buffer()?,
-            eo.buffer()?,
-        ],
-        Gpu::grid_1d(e.len() as u64, WG),
+        &[Some(x), Some(e), Some(counts)],
+        &[&xo, &eo],
+        e.len() as u64,
+        |i, o| {
+            let [xo, eo] = o else {
+                unreachable!("two outputs")
+            };
+            cpu::finalize(&p, i[0], i[1], i[2], xo, eo)
+        },
     )?;
     Ok((xo, eo))
 }
@@ -160,7 +164,7 @@ pub fn onehot(ids: &Tensor, k: usize, extra: Option<&Tensor>) -> Result<Tensor> 
     };
     let mut shape = ids.shape().to_vec();
     shape.push(k + f);
-    let out = Tensor::empty(ids.gpu()?, &shape, DType::F32)?;
+    let out = Tensor::empty(ids.device(), &shape, DType::F32)?;
     check_u32_len(OP, &out)?;
     let p = Params {
         k: k as u32,
@@ -168,12 +172,14 @@ pub fn onehot(ids: &Tensor, k: usize, extra: Option<&Tensor>) -> Result<Tensor> 
         rows: ids.len() as u32,
         ..Default::default()
     };
-    let ex = extra.unwrap_or(ids).buffer()?;
-    ids.gpu()?.dispatch(
+    launch(
+        OP,
         &spec("onehot", &[R, R, W]),
         &p,
-        &[ids.buffer()?, ex, out.buffer()?],
-        Gpu::grid_1d(out.len() as u64, WG),
+        &[Some(ids), extra],
+        &[&out],
+        out.len() as u64,
+        |i, o| cpu::onehot(&p, i[0], i[1], o[0]),
     )?;
     Ok(out)
 }
@@ -210,8 +216,8 @@ pub fn node_edge_attention(
     expect_shape(OP, "ymod", ymod, &[b, 4 * dx])?;
     check_counts(OP, counts, b)?;
     check_u32_len(OP, e12)?;
-    let eo = Tensor::empty(qkv.gpu()?, &[b, n, n, dx], DType::F32)?;
-    let xo = Tensor::empty(qkv.gpu()?, &[b, n, dx], DType::F32)?;
+    let eo = Tensor::empty(qkv.device(), &[b, n, n, dx], DType::F32)?;
+    let xo = Tensor::empty(qkv.device(), &[b, n, dx], DType::F32)?;
     let df = dx / heads;
     let p = Params {
         b: b as u32,
@@ -221,18 +227,19 @@ pub fn node_edge_attention(
         scale: (df as f32).sqrt(),
         ..Default::default()
     };
-    qkv.gpu()?.dispatch(
+    launch(
+        OP,
         &spec("node_edge_attn", &[R, R, R, R, W, W]),
         &p,
-        &[
-            qkv.buffer()?,
-            e12.buffer()?,
-            ymod.buffer()?,
-            counts.buffer()?,
-            eo.buffer()?,
-            xo.buffer()?,
-        ],
-        Gpu::grid_1d((b * n * dx) as u64, WG),
+        &[Some(qkv), Some(e12), Some(ymod), Some(counts)],
+        &[&eo, &xo],
+        (b * n * dx) as u64,
+        |i, o| {
+            let [eo, xo] = o else {
+                unreachable!("two outputs")
+            };
+            cpu::node_edge_attn(&p, i[0], i[1], i[2], i[3], eo, xo)
+        },
     )?;
     Ok((eo, xo))
 }
@@ -256,7 +263,7 @@ pub fn pool(x: &Tensor, counts: &Tensor) -> Result<Tensor> {
     };
     let c = *x.shape().last().expect("rank checked");
     check_counts(OP, counts, b)?;
-    let out = Tensor::empty(x.gpu()?, &[b, 4 * c], DType::F32)?;
+    let out = Tensor::empty(x.device(), &[b, 4 * c], DType::F32)?;
     let p = Params {
         b: b as u32,
         n: n as u32,
@@ -265,11 +272,14 @@ pub fn pool(x: &Tensor, counts: &Tensor) -> Result<Tensor> {
         flags: if edge { F_EDGE_MODE } else { 0 },
         ..Default::default()
     };
-    x.gpu()?.dispatch(
+    launch(
+        OP,
         &spec("pool", &[R, R, W]),
         &p,
-        &[x.buffer()?, counts.buffer()?, out.buffer()?],
-        Gpu::grid_1d((b * c) as u64, WG),
+        &[Some(x), Some(counts)],
+        &[&out],
+        (b * c) as u64,
+        |i, o| cpu::pool(&p, i[0], i[1], o[0]),
     )?;
     Ok(out)
 }
@@ -300,7 +310,7 @@ pub fn sym_edges(
         expect_shape(OP, "residual", r, a.shape())?;
     }
     check_counts(OP, counts, b)?;
-    let out = Tensor::empty(a.gpu()?, a.shape(), DType::F32)?;
+    let out = Tensor::empty(a.device(), a.shape(), DType::F32)?;
     let mut flags = if zero_diag { F_ZERO_DIAG } else { 0 };
     if residual.is_some() {
         flags |= F_RESIDUAL;
@@ -312,16 +322,14 @@ pub fn sym_edges(
         flags,
         ..Default::default()
     };
-    a.gpu()?.dispatch(
+    launch(
+        OP,
         &spec("sym_edges", &[R, R, R, W]),
         &p,
-        &[
-            a.buffer()?,
-            residual.unwrap_or(a).buffer()?,
-            counts.buffer()?,
-            out.buffer()?,
-        ],
-        Gpu::grid_1d(a.len() as u64, WG),
+        &[Some(a), residual, Some(counts)],
+        &[&out],
+        a.len() as u64,
+        |i, o| cpu::sym_edges(&p, i[0], i[1], i[2], o[0]),
     )?;
     Ok(out)
 }
