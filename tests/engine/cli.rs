@@ -847,38 +847,57 @@ fn graph_sampling_and_eval_end_to_end() {
     std::fs::remove_dir_all(&tmp).ok();
 }
 
-/// `bench --steps-only` times real models through the product's step: one submission and no new
-/// buffers per step once warm, for the FiLM-MLP and for a UNet folder given by `--model-dir`.
+/// `bench --steps-only` times real models through the product's step: on the GPU one submission and
+/// no new buffers per step once warm, for the FiLM-MLP and for a UNet folder given by `--model-dir`;
+/// on the CPU backend the same rows with the same keys, and no GPU work at all.
 #[test]
 fn bench_times_model_steps_from_a_model_dir() {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/ddim_trajectory"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_diffscope"))
-        .args([
-            "bench",
-            "--quick",
-            "--steps-only",
-            "--json",
-            "--model-dir",
-            dir,
-        ])
-        .output()
-        .expect("run diffscope");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let steps = v["model_steps"].as_array().unwrap();
-    let names: Vec<&str> = steps.iter().map(|s| s["model"].as_str().unwrap()).collect();
-    assert_eq!(names, ["toy2d-mlp", "ddim_trajectory", "ddim_trajectory"]);
-    for s in steps {
-        assert!(s["ms_per_step"].as_f64().unwrap() > 0.0, "{s}");
-        assert_eq!(s["per_step"]["submissions"], 1, "{s}");
-        assert_eq!(s["per_step"]["buffers_created"], 0, "{s}");
-        assert!(s["per_step"]["dispatches"].as_u64().unwrap() > 10, "{s}");
+    let bench = |backend: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_diffscope"))
+            .args([
+                "--backend",
+                backend,
+                "bench",
+                "--quick",
+                "--steps-only",
+                "--json",
+                "--model-dir",
+                dir,
+            ])
+            .output()
+            .expect("run diffscope");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (bench("gpu"), bench("cpu"));
+    assert_eq!(gpu["backend"], "gpu");
+    assert_eq!(cpu["backend"], "cpu");
+    for v in [&gpu, &cpu] {
+        let steps = v["model_steps"].as_array().unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s["model"].as_str().unwrap()).collect();
+        assert_eq!(names, ["toy2d-mlp", "ddim_trajectory", "ddim_trajectory"]);
+        assert!(v["kernels"].is_null());
+        for s in steps {
+            assert!(s["ms_per_step"].as_f64().unwrap() > 0.0, "{s}");
+            let (subs, dispatches) = (&s["per_step"]["submissions"], &s["per_step"]["dispatches"]);
+            if v["backend"] == "gpu" {
+                assert_eq!(*subs, 1, "{s}");
+                assert_eq!(s["per_step"]["buffers_created"], 0, "{s}");
+                assert!(dispatches.as_u64().unwrap() > 10, "{s}");
+            } else {
+                assert_eq!(
+                    (subs.as_u64(), dispatches.as_u64()),
+                    (Some(0), Some(0)),
+                    "{s}"
+                );
+            }
+        }
     }
-    assert!(v["kernels"].is_null());
 }
 
 /// A device lost in the middle of a run stops it: every family's CLI sampling fails with exit 1 and a
@@ -896,7 +915,17 @@ fn a_device_lost_mid_run_fails_sampling_in_every_family() {
         let out = dir.join(file);
         let run = Command::new(env!("CARGO_BIN_EXE_diffscope"))
             .env("DIFFSCOPE_LOSE_DEVICE_AFTER", "6")
-            .args(["sample", "--model", model, "--n", "2", "--out"])
+            // Only a GPU device can be lost (auto may take the CPU backend here).
+            .args([
+                "--backend",
+                "gpu",
+                "sample",
+                "--model",
+                model,
+                "--n",
+                "2",
+                "--out",
+            ])
             .arg(&out)
             .output()
             .expect("run diffscope");
