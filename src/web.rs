@@ -1,5 +1,7 @@
 //! The browser entry point: `index.html` loads the wasm module and calls `start(canvas)`. The app is
-//! the same [`crate::app::DiffscopeApp`] as on the desktop; compute runs on the browser's WebGPU.
+//! the same [`crate::app::DiffscopeApp`] as on the desktop. Where the browser grants a WebGPU adapter
+//! the UI draws and computes on it; elsewhere wgpu's WebGL2 backend draws the UI and compute runs on
+//! the CPU backend (WebGL2 has no compute shaders).
 
 use wasm_bindgen::prelude::*;
 
@@ -20,14 +22,14 @@ impl WebHandle {
         }
     }
 
-    /// Start the app on `canvas` with the model the page's `?model=` names (else the default). Fails (with a message the page shows) when the browser has no
-    /// WebGPU adapter.
+    /// Start the app on `canvas` with the model the page's `?model=` names (else the default). Fails
+    /// (with a message the page shows) when the browser offers neither WebGPU nor WebGL2.
     #[wasm_bindgen]
     pub async fn start(&self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsValue> {
         let mut options = eframe::WebOptions::default();
         let mut setup = eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle();
-        // Compute needs WebGPU: the WebGL2 fallback has no compute shaders.
-        setup.instance_descriptor.backends = wgpu::Backends::BROWSER_WEBGPU;
+        // WebGPU when the browser grants an adapter (wgpu asks for one first), else WebGL2.
+        setup.instance_descriptor.backends = wgpu::Backends::BROWSER_WEBGPU | wgpu::Backends::GL;
         setup.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
             label: Some("diffscope web"),
             required_limits: adapter.limits(),

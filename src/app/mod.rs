@@ -1,7 +1,7 @@
 //! The egui app, shared by the native window and the browser: pick a model, run its reverse trajectory
 //! one step per frame without blocking, scrub through every recorded step, and explore the forward
-//! process. In the browser compute runs on eframe's WebGPU device. The desktop app opens a device of its
-//! own for compute (see `run_app` in the CLI): frames then never queue behind a reverse step — on
+//! process. In the browser compute runs on eframe's WebGPU device, or on the CPU backend where the
+//! page draws with WebGL2. The desktop app opens a device of its own for compute (see `run_app` in the CLI): frames then never queue behind a reverse step — on
 //! lavapipe, sharing eframe's queue made every frame wait for the step in flight (mnist-unet: one
 //! frame per 1.3 s while sampling, 0.15 s with its own device).
 
@@ -101,18 +101,26 @@ impl DiffscopeApp {
     }
 
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
-        let device = match cc.wgpu_render_state.as_ref() {
-            Some(rs) => Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone())
-                .map(Device::Gpu)
-                .map_err(|e| e.to_string()),
-            None => Err(
-                "no WebGPU/wgpu device: diffscope needs compute shaders (in a browser, use one with WebGPU)"
-                    .into(),
+        let (device, why) = match cc.wgpu_render_state.as_ref() {
+            // WebGL2 (the browser granted no WebGPU adapter) draws but cannot compute.
+            Some(rs) if rs.adapter.get_info().backend == wgpu::Backend::Gl => (
+                Ok(Device::Cpu(crate::cpu::Cpu::new(&Default::default()))),
+                "no WebGPU adapter here: WebGL2 draws the UI and the CPU backend computes",
+            ),
+            Some(rs) => (
+                Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone())
+                    .map(Device::Gpu)
+                    .map_err(|e| e.to_string()),
+                "the GPU the window draws with",
+            ),
+            None => (
+                Err("no wgpu device to draw with (neither WebGPU nor WebGL2)".into()),
+                "",
             ),
         };
         let mut app = Self::with_device(device, start);
         if app.device.is_some() {
-            app.compute.why = Some("the window's own GPU device".into());
+            app.compute.why = Some(why.into());
         }
         app
     }

@@ -1,8 +1,9 @@
 //! Flash-style attention against a materialised-softmax f64 CPU reference. A reduction:
 //! `assert_close` with rtol 1e-4, atol 1e-5 (outputs are convex combinations of values in [−1, 1]).
 
-use crate::common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, on_each_backend, Rng};
 use diffscope::ops::attention;
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 struct Shape {
@@ -105,7 +106,10 @@ fn attention_shapes() -> Vec<Shape> {
 
 #[test]
 fn attention_matches_cpu() {
-    let g = gpu();
+    on_each_backend(attention_matches_cpu_on);
+}
+
+fn attention_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(31);
     for s in attention_shapes() {
         let hd = s.heads * s.d;
@@ -128,7 +132,10 @@ fn attention_matches_cpu() {
 
 #[test]
 fn attention_explicit_scale_sharpens() {
-    let g = gpu();
+    on_each_backend(attention_explicit_scale_sharpens_on);
+}
+
+fn attention_explicit_scale_sharpens_on(g: Device) {
     let mut rng = Rng::new(32);
     let s = Shape {
         b: 2,
@@ -192,7 +199,10 @@ fn masked_case(rng: &mut Rng) -> (Shape, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)
 
 #[test]
 fn attention_mask_removes_and_biases_keys() {
-    let g = gpu();
+    on_each_backend(attention_mask_removes_and_biases_keys_on);
+}
+
+fn attention_mask_removes_and_biases_keys_on(g: Device) {
     let mut rng = Rng::new(33);
     let (s, q, k, v, mask) = masked_case(&mut rng);
     let hd = s.heads * s.d;
@@ -211,7 +221,10 @@ fn attention_mask_removes_and_biases_keys() {
 
 #[test]
 fn attention_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(attention_errors_are_typed_on);
+}
+
+fn attention_errors_are_typed_on(g: Device) {
     let q = Tensor::from_f32(&g, &[1, 4, 6], &[0.0; 24]).unwrap();
     let k = Tensor::from_f32(&g, &[1, 5, 6], &[0.0; 30]).unwrap();
     let k8 = Tensor::from_f32(&g, &[1, 5, 8], &[0.0; 40]).unwrap();

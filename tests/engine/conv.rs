@@ -1,8 +1,9 @@
 //! conv2d and nearest 2× upsampling against direct CPU loops. conv2d is a reduction: `assert_close`
 //! with rtol 1e-4, atol 1e-5. Upsampling is a copy and must be exact.
 
-use crate::common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, on_each_backend, Rng};
 use diffscope::ops::conv::{self, ConvKernel, Padding};
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 /// Direct convolution in f64: (x, [n, cin, h, w]), (weight, [cout, kh, kw]).
@@ -145,7 +146,10 @@ fn conv_cases() -> Vec<Case> {
 
 #[test]
 fn conv2d_matches_cpu() {
-    let g = gpu();
+    on_each_backend(conv2d_matches_cpu_on);
+}
+
+fn conv2d_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(21);
     for c in conv_cases() {
         let [n, cin, h, w] = c.x;
@@ -183,7 +187,10 @@ fn conv2d_matches_cpu() {
 
 #[test]
 fn upsample_nearest2x_is_exact() {
-    let g = gpu();
+    on_each_backend(upsample_nearest2x_is_exact_on);
+}
+
+fn upsample_nearest2x_is_exact_on(g: Device) {
     let mut rng = Rng::new(22);
     for shape in [[1, 1, 1, 1], [2, 3, 7, 5], [1, 4, 13, 29]] {
         let [n, c, h, w] = shape;
@@ -205,7 +212,10 @@ fn upsample_nearest2x_is_exact() {
 
 #[test]
 fn conv_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(conv_errors_are_typed_on);
+}
+
+fn conv_errors_are_typed_on(g: Device) {
     let x = Tensor::from_f32(&g, &[1, 3, 4, 4], &[0.0; 48]).unwrap();
     let w = Tensor::from_f32(&g, &[2, 4, 3, 3], &[0.0; 72]).unwrap();
     assert!(matches!(

@@ -3,12 +3,13 @@
 //! (noise is keyed by (seed, step, element), never by how the run got there). A new family adds a
 //! row to `families()`.
 
-use crate::common::device;
+use crate::common::{device, on_each_backend};
 use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::pipelines::gaussian::GaussianModel;
 use diffscope::pipelines::sequence::run::SequenceRun;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::weights::Weights;
+use diffscope::Device;
 use diffscope::Tensor;
 
 const SCHEDULER: &str = r#"{"_class_name": "DDPMScheduler", "num_train_timesteps": 40,
@@ -51,7 +52,10 @@ fn families() -> Vec<(&'static str, GaussianModel)> {
 
 #[test]
 fn every_family_replays_and_resumes_bit_for_bit() {
-    let g = device();
+    on_each_backend(every_family_replays_and_resumes_bit_for_bit_on);
+}
+
+fn every_family_replays_and_resumes_bit_for_bit_on(g: Device) {
     for (family, m) in families() {
         let n = 4;
         let labels = m
@@ -139,7 +143,10 @@ fn discrete_run(
 /// equal to the rest of the first, and a new seed that changes the result.
 #[test]
 fn discrete_families_replay_and_resume_bit_for_bit() {
-    let g = device();
+    on_each_backend(discrete_families_replay_and_resume_bit_for_bit_on);
+}
+
+fn discrete_families_replay_and_resume_bit_for_bit_on(g: Device) {
     for name in ["words-absorb", "words-uniform", "promoter-multinomial"] {
         let m = diffscope::pipelines::sequence::load_shipped(&g, name).unwrap();
         let n = 3;

@@ -1,5 +1,6 @@
-use crate::common::{assert_close, gpu, Rng, ODD_SIZES};
+use crate::common::{assert_close, on_each_backend, Rng, ODD_SIZES};
 use diffscope::ops::elementwise::{self as ew, Binary, Unary};
+use diffscope::Device;
 use diffscope::Tensor;
 
 fn erf(x: f64) -> f64 {
@@ -38,7 +39,10 @@ fn cpu_unary(op: Unary, x: f32) -> f32 {
 
 #[test]
 fn unary_ops_match_cpu() {
-    let g = gpu();
+    on_each_backend(unary_ops_match_cpu_on);
+}
+
+fn unary_ops_match_cpu_on(g: Device) {
     let mut rng = Rng::new(1);
     for op in [
         Unary::Identity,
@@ -113,7 +117,10 @@ const BROADCAST_CASES: &[(&[usize], &[usize])] = &[
 
 #[test]
 fn binary_broadcast_matches_cpu() {
-    let g = gpu();
+    on_each_backend(binary_broadcast_matches_cpu_on);
+}
+
+fn binary_broadcast_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(2);
     for &(ash, bsh) in BROADCAST_CASES {
         let a = rng.vec(ash.iter().product(), -3.0, 3.0);
@@ -154,7 +161,10 @@ fn binary_broadcast_matches_cpu() {
 
 #[test]
 fn film_matches_cpu() {
-    let g = gpu();
+    on_each_backend(film_matches_cpu_on);
+}
+
+fn film_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(3);
     let (n, c, hw) = (3, 5, 7 * 9);
     let h = rng.vec(n * c * hw, -2.0, 2.0);
@@ -174,7 +184,10 @@ fn film_matches_cpu() {
 
 #[test]
 fn shape_and_dtype_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(shape_and_dtype_errors_are_typed_on);
+}
+
+fn shape_and_dtype_errors_are_typed_on(g: Device) {
     let a = Tensor::from_f32(&g, &[2, 3], &[0.0; 6]).unwrap();
     let b = Tensor::from_f32(&g, &[4], &[0.0; 4]).unwrap();
     let e = ew::add(&a, &b).unwrap_err().to_string();

@@ -1,13 +1,17 @@
 //! Row gathers (exact: they move bits) and diffusers' timestep embedding, against a CPU port of
 //! `get_timestep_embedding` that repeats torch's float32 steps and evaluates sin/cos in f64.
 
-use crate::common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, on_each_backend, Rng};
 use diffscope::ops::embedding;
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 #[test]
 fn gather_rows_matches_cpu_and_zeroes_bad_ids() {
-    let g = gpu();
+    on_each_backend(gather_rows_matches_cpu_and_zeroes_bad_ids_on);
+}
+
+fn gather_rows_matches_cpu_and_zeroes_bad_ids_on(g: Device) {
     let mut rng = Rng::new(41);
     let (v, d) = (13, 29);
     let table = rng.vec(v * d, -1.0, 1.0);
@@ -48,7 +52,10 @@ fn gather_rows_matches_cpu_and_zeroes_bad_ids() {
 
 #[test]
 fn gather_rows_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(gather_rows_errors_are_typed_on);
+}
+
+fn gather_rows_errors_are_typed_on(g: Device) {
     let table = Tensor::from_f32(&g, &[4, 2], &[0.0; 8]).unwrap();
     let fids = Tensor::from_f32(&g, &[2], &[0.0; 2]).unwrap();
     assert!(matches!(
@@ -119,7 +126,10 @@ fn assert_embedding_close(what: &str, got: &[f32], want: &[(f32, f32)]) {
 
 #[test]
 fn timestep_embedding_golden_values() {
-    let g = gpu();
+    on_each_backend(timestep_embedding_golden_values_on);
+}
+
+fn timestep_embedding_golden_values_on(g: Device) {
     // ANCHOR_MATH §7.3, "correct" sinusoidal embedding, dim 8 at t = 3. It is diffusers' form with
     // flip_sin_to_cos = false and downscale_freq_shift = 1 (frequencies 10000^(−j/3)); shift 0
     // would give 0.29552 in position 1.
@@ -165,7 +175,10 @@ const TEMB_SETTINGS: &[(usize, bool, f32, f32, f32)] = &[
 
 #[test]
 fn timestep_embedding_matches_cpu() {
-    let g = gpu();
+    on_each_backend(timestep_embedding_matches_cpu_on);
+}
+
+fn timestep_embedding_matches_cpu_on(g: Device) {
     let ts = TEMB_TIMES;
     let tt = Tensor::from_f32(&g, &[ts.len()], &ts).unwrap();
     for &(dim, flip, shift, scale, max_period) in TEMB_SETTINGS {
@@ -187,7 +200,10 @@ fn timestep_embedding_matches_cpu() {
 
 #[test]
 fn timestep_embedding_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(timestep_embedding_errors_are_typed_on);
+}
+
+fn timestep_embedding_errors_are_typed_on(g: Device) {
     let t = Tensor::from_f32(&g, &[2, 1], &[0.0; 2]).unwrap();
     assert!(matches!(
         embedding::timestep_embedding(&t, 8, false, 1.0, 1.0, 10000.0),

@@ -1,10 +1,11 @@
 //! The FiLM-MLP against PyTorch (fixture from tools/fixtures_gaussian.py: random weights, inputs and
 //! the reference output).
 
-use crate::common::{device, rel_l2};
+use crate::common::{device, on_each_backend, rel_l2};
 use diffscope::models::film_mlp::FilmMlp;
 use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
+use diffscope::Device;
 use diffscope::Tensor;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/film_mlp");
@@ -19,7 +20,10 @@ fn load() -> FilmMlp {
 
 #[test]
 fn film_mlp_matches_pytorch() {
-    let g = device();
+    on_each_backend(film_mlp_matches_pytorch_on);
+}
+
+fn film_mlp_matches_pytorch_on(g: Device) {
     let m = load();
     let mut io = Weights::from_file(format!("{DIR}/io.safetensors").as_ref()).unwrap();
     let x = io.take("x", &[7, 2]).unwrap();
@@ -46,7 +50,10 @@ fn film_mlp_matches_pytorch() {
 
 #[test]
 fn film_mlp_rejects_bad_inputs_and_configs() {
-    let g = device();
+    on_each_backend(film_mlp_rejects_bad_inputs_and_configs_on);
+}
+
+fn film_mlp_rejects_bad_inputs_and_configs_on(g: Device) {
     let m = load();
     let x = Tensor::from_f32(&g, &[3, 5], &[0.0; 15]).unwrap();
     let t = Tensor::from_f32(&g, &[3], &[0.0; 3]).unwrap();

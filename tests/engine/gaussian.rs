@@ -2,10 +2,11 @@
 //! 0.42.1 with the noise injected (fixture from tools/fixtures_gaussian.py): every prediction type,
 //! both fixed variances, clip on and off, linear and cosine schedules, leading and trailing spacing.
 
-use crate::common::{assert_close, gpu};
+use crate::common::{assert_close, gpu, on_each_backend};
 use diffscope::ops::update::{self, Extras, ModelOutput, Noise, StepOutput};
 use diffscope::process::gaussian::{Gaussian, PlannedStep, Sampler, SchedulerConfig};
 use diffscope::weights::Weights;
+use diffscope::Device;
 use diffscope::Tensor;
 
 const FIX: &str = concat!(
@@ -150,7 +151,10 @@ fn ddim_steps_match_diffusers() {
 /// output and its noise injected, at t = 999 … 0: our DDPM step configured as labml.
 #[test]
 fn ddpm_steps_match_labml() {
-    let g = gpu();
+    on_each_backend(ddpm_steps_match_labml_on);
+}
+
+fn ddpm_steps_match_labml_on(g: Device) {
     let mut w = Weights::from_file(
         concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -1,7 +1,8 @@
 //! concat, permute and slice against CPU index arithmetic. They copy bits, so results must be exact.
 
-use crate::common::{gpu, Rng};
+use crate::common::{on_each_backend, Rng};
 use diffscope::ops::layout;
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -65,7 +66,10 @@ const SLICE_CASES: &[(&[usize], usize, usize, usize)] = &[
 
 #[test]
 fn concat_matches_cpu() {
-    let g = gpu();
+    on_each_backend(concat_matches_cpu_on);
+}
+
+fn concat_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(51);
     for &(base, dim, sizes) in CONCAT_CASES {
         let mut datas = Vec::new();
@@ -106,7 +110,10 @@ fn concat_matches_cpu() {
 
 #[test]
 fn permute_matches_cpu() {
-    let g = gpu();
+    on_each_backend(permute_matches_cpu_on);
+}
+
+fn permute_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(52);
     for &(shape, perm) in PERMUTE_CASES {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
@@ -133,7 +140,10 @@ fn permute_matches_cpu() {
 
 #[test]
 fn slice_matches_cpu() {
-    let g = gpu();
+    on_each_backend(slice_matches_cpu_on);
+}
+
+fn slice_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(53);
     for &(shape, dim, start, len) in SLICE_CASES {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
@@ -160,7 +170,10 @@ fn slice_matches_cpu() {
 
 #[test]
 fn layout_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(layout_errors_are_typed_on);
+}
+
+fn layout_errors_are_typed_on(g: Device) {
     let a = Tensor::from_f32(&g, &[2, 3], &[0.0; 6]).unwrap();
     let b = Tensor::from_f32(&g, &[3, 3], &[0.0; 9]).unwrap();
     let u = Tensor::from_u32(&g, &[2, 3], &[0; 6]).unwrap();

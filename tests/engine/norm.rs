@@ -1,8 +1,9 @@
 //! Softmax, LayerNorm and GroupNorm against f64 CPU references. Tolerance: these are reductions, so
 //! `assert_close` with rtol 1e-4 and atol 1e-5 (or 1e-6 where outputs are probabilities).
 
-use crate::common::{assert_close, gpu, Rng, ODD_SIZES};
+use crate::common::{assert_close, gpu, on_each_backend, Rng, ODD_SIZES};
 use diffscope::ops::norm;
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 fn cpu_softmax(x: &[f32], n: usize, log: bool) -> Vec<f32> {
@@ -49,7 +50,10 @@ fn cpu_norm_rows(
 
 #[test]
 fn softmax_and_log_softmax_match_cpu() {
-    let g = gpu();
+    on_each_backend(softmax_and_log_softmax_match_cpu_on);
+}
+
+fn softmax_and_log_softmax_match_cpu_on(g: Device) {
     let mut rng = Rng::new(11);
     for &n in ODD_SIZES.iter().chain(&[1000, 1031]) {
         let rows = if n > 300 { 3 } else { 5 };
@@ -81,7 +85,10 @@ fn softmax_and_log_softmax_match_cpu() {
 
 #[test]
 fn softmax_over_many_rows_and_higher_rank() {
-    let g = gpu();
+    on_each_backend(softmax_over_many_rows_and_higher_rank_on);
+}
+
+fn softmax_over_many_rows_and_higher_rank_on(g: Device) {
     let mut rng = Rng::new(12);
     let shape = [3, 29, 7];
     let x = rng.vec(3 * 29 * 7, -5.0, 5.0);
@@ -118,7 +125,10 @@ fn softmax_many_short_rows() {
 
 #[test]
 fn layer_norm_matches_cpu() {
-    let g = gpu();
+    on_each_backend(layer_norm_matches_cpu_on);
+}
+
+fn layer_norm_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(13);
     // 3 rows take the workgroup-per-row path, 70 rows the row-per-invocation path.
     for (&n, rows) in ODD_SIZES
@@ -184,7 +194,10 @@ const GROUP_NORM_CASES: &[(usize, usize, &[usize], usize)] = &[
 
 #[test]
 fn group_norm_matches_cpu() {
-    let g = gpu();
+    on_each_backend(group_norm_matches_cpu_on);
+}
+
+fn group_norm_matches_cpu_on(g: Device) {
     let mut rng = Rng::new(14);
     for &(n, c, spatial, groups) in GROUP_NORM_CASES {
         let s: usize = spatial.iter().product();
@@ -239,7 +252,10 @@ fn group_norm_matches_cpu() {
 
 #[test]
 fn norm_errors_are_typed() {
-    let g = gpu();
+    on_each_backend(norm_errors_are_typed_on);
+}
+
+fn norm_errors_are_typed_on(g: Device) {
     let x = Tensor::from_f32(&g, &[2, 6, 3], &[0.0; 36]).unwrap();
     let w4 = Tensor::from_f32(&g, &[4], &[1.0; 4]).unwrap();
     assert!(matches!(

@@ -1,6 +1,7 @@
-use crate::common::{assert_close, device, Rng};
+use crate::common::{assert_close, device, on_each_backend, Rng};
 use diffscope::ops::random::{self, cpu, Distribution};
 use diffscope::rng::{Philox, Substream};
+use diffscope::Device;
 use diffscope::Error;
 
 const KEYS: &[(u64, u32, Substream)] = &[
@@ -12,7 +13,10 @@ const KEYS: &[(u64, u32, Substream)] = &[
 
 #[test]
 fn words_and_uniforms_are_bit_identical_to_cpu() {
-    let g = device();
+    on_each_backend(words_and_uniforms_are_bit_identical_to_cpu_on);
+}
+
+fn words_and_uniforms_are_bit_identical_to_cpu_on(g: Device) {
     let n = 100_003;
     for &(seed, stream, sub) in KEYS {
         let key = Philox::new(seed, stream, sub);
@@ -38,7 +42,10 @@ fn words_and_uniforms_are_bit_identical_to_cpu() {
 
 #[test]
 fn first_index_offsets_the_draws() {
-    let g = device();
+    on_each_backend(first_index_offsets_the_draws_on);
+}
+
+fn first_index_offsets_the_draws_on(g: Device) {
     let key = Philox::new(5, 3, Substream::Other);
     let first = u32::MAX - 99;
     let got = random::fill(&g, &[100], key, Distribution::Uniform, first)
@@ -58,7 +65,10 @@ fn first_index_offsets_the_draws() {
 
 #[test]
 fn normals_and_gumbels_match_cpu() {
-    let g = device();
+    on_each_backend(normals_and_gumbels_match_cpu_on);
+}
+
+fn normals_and_gumbels_match_cpu_on(g: Device) {
     let n = 131_071;
     for &(seed, stream, sub) in KEYS {
         let key = Philox::new(seed, stream, sub);
@@ -91,7 +101,10 @@ fn normal_stat_key(seed: u64) -> Philox {
 
 #[test]
 fn normal_statistics() {
-    let g = device();
+    on_each_backend(normal_statistics_on);
+}
+
+fn normal_statistics_on(g: Device) {
     for seed in NORMAL_STAT_SEEDS {
         let z = random::normal(&g, &[NORMAL_STAT_N], normal_stat_key(seed))
             .unwrap()
@@ -130,7 +143,10 @@ fn assert_normal_statistics(z: &[f32]) {
 
 #[test]
 fn gumbel_statistics() {
-    let g = device();
+    on_each_backend(gumbel_statistics_on);
+}
+
+fn gumbel_statistics_on(g: Device) {
     let (seed, stream, sub) = GUMBEL_STAT_KEY;
     let key = Philox::new(seed, stream, sub);
     let x = random::gumbel(&g, &[GUMBEL_STAT_N], key)
@@ -159,7 +175,10 @@ fn assert_gumbel_statistics(x: &[f32]) {
 
 #[test]
 fn draws_depend_on_every_key_part() {
-    let g = device();
+    on_each_backend(draws_depend_on_every_key_part_on);
+}
+
+fn draws_depend_on_every_key_part_on(g: Device) {
     let base = Philox::new(9, 4, Substream::StepNoise);
     let variants = [
         Philox::new(10, 4, Substream::StepNoise),
@@ -262,7 +281,10 @@ fn cpu_gumbel_statistics() {
 /// normals and Gumbel draws within the GPU-vs-rng tolerances above.
 #[test]
 fn cpu_fills_equal_the_gpu() {
-    let g = device();
+    cpu_fills_equal_the_gpu_on(device());
+}
+
+fn cpu_fills_equal_the_gpu_on(g: Device) {
     let mut rng = Rng::new(41);
     let key = Philox {
         seed: rng.next_u64(),

@@ -1,6 +1,7 @@
-use crate::common::{gpu, Rng};
+use crate::common::{gpu, on_each_backend, Rng};
 use diffscope::ops::sample::{self, Categorical, Noise};
 use diffscope::rng::{Philox, Substream};
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 /// moco's Gumbel-max on the CPU, in f32 like the kernel.
@@ -98,7 +99,10 @@ fn injected_uniforms_match_cpu_exactly() {
 
 #[test]
 fn philox_noise_equals_injected_cpu_philox_uniforms() {
-    let g = gpu();
+    on_each_backend(philox_noise_equals_injected_cpu_philox_uniforms_on);
+}
+
+fn philox_noise_equals_injected_cpu_philox_uniforms_on(g: Device) {
     let mut rng = Rng::new(12);
     for &shape in PHILOX_SHAPES {
         let n: usize = shape.iter().product();
@@ -282,7 +286,10 @@ fn temperature_divides_the_logits() {
 
 #[test]
 fn masked_rows_are_exact_argmax() {
-    let g = gpu();
+    on_each_backend(masked_rows_are_exact_argmax_on);
+}
+
+fn masked_rows_are_exact_argmax_on(g: Device) {
     let mut rng = Rng::new(16);
     let (b, n, k) = (4, 9, 5);
     let logits = rng.vec(b * n * k, -2.0, 2.0);
@@ -322,7 +329,10 @@ fn masked_rows_are_exact_argmax() {
 
 #[test]
 fn bad_arguments_are_typed_errors() {
-    let g = gpu();
+    on_each_backend(bad_arguments_are_typed_errors_on);
+}
+
+fn bad_arguments_are_typed_errors_on(g: Device) {
     let t = upload(&[2, 3], &[0.0; 6]);
     let key = Philox::new(0, 0, Substream::Gumbel);
     for tau in [0.0, -1.0, f32::NAN, f32::INFINITY] {

@@ -2,9 +2,10 @@
 //! pure function of (model, settings): rerunning it, or resuming from a recorded step, gives the same
 //! bits.
 
-use crate::common::device;
+use crate::common::on_each_backend;
 use diffscope::pipelines::gaussian::run as gaussian_run;
 use diffscope::process::gaussian::{SampleSettings, Sampler};
+use diffscope::Device;
 
 const EIGHT_GAUSSIANS: u32 = 1;
 
@@ -20,7 +21,10 @@ fn settings(seed: u64, n: usize) -> SampleSettings {
 
 #[test]
 fn toy2d_samples_land_on_the_requested_shape() {
-    let g = device();
+    on_each_backend(toy2d_samples_land_on_the_requested_shape_on);
+}
+
+fn toy2d_samples_land_on_the_requested_shape_on(g: Device) {
     let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 256;
     let traj = gaussian_run::sample(&m, &settings(3, n), n, None, false).unwrap();
@@ -51,7 +55,10 @@ fn toy2d_samples_land_on_the_requested_shape() {
 
 #[test]
 fn trajectories_replay_and_resume_bit_for_bit() {
-    let g = device();
+    on_each_backend(trajectories_replay_and_resume_bit_for_bit_on);
+}
+
+fn trajectories_replay_and_resume_bit_for_bit_on(g: Device) {
     let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let n = 64;
     let s = settings(11, n);
@@ -82,7 +89,10 @@ fn trajectories_replay_and_resume_bit_for_bit() {
 
 #[test]
 fn guided_sampling_runs_and_bad_settings_are_errors() {
-    let g = device();
+    on_each_backend(guided_sampling_runs_and_bad_settings_are_errors_on);
+}
+
+fn guided_sampling_runs_and_bad_settings_are_errors_on(g: Device) {
     let m = diffscope::pipelines::gaussian::load_shipped(&g, "toy2d-mlp").unwrap();
     let mut s = settings(5, 16);
     s.guidance = Some(3.0);

@@ -1,12 +1,13 @@
 // Fixture values are pasted verbatim from diffusers (printed as f64), hence more digits than f32 holds.
 #![allow(clippy::excessive_precision)]
 
-use crate::common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, gpu, on_each_backend, Rng};
 use diffscope::ops::update::{
     self as up, CfgOrder, DdimStepParams, DdpmMean, DdpmStepParams, DdpmVariance, Extras, Guidance,
     GuidanceForm, ModelOutput, Noise, Prediction,
 };
 use diffscope::rng::{Philox, Substream};
+use diffscope::Device;
 use diffscope::{Error, Tensor};
 
 // ---- plain-Rust reference of the same formulas, in f64 ----
@@ -527,7 +528,10 @@ fn steps() -> Vec<(String, Step)> {
 
 #[test]
 fn steps_match_cpu_reference() {
-    let g = gpu();
+    on_each_backend(steps_match_cpu_reference_on);
+}
+
+fn steps_match_cpu_reference_on(g: Device) {
     let mut rng = Rng::new(31);
     let shape = [3usize, 5, 7, 3];
     let n: usize = shape.iter().product();
@@ -701,7 +705,10 @@ fn extras_are_optional_and_do_not_change_the_step() {
 
 #[test]
 fn bad_arguments_are_typed_errors() {
-    let g = gpu();
+    on_each_backend(bad_arguments_are_typed_errors_on);
+}
+
+fn bad_arguments_are_typed_errors_on(g: Device) {
     let x = upload(&[2, 3], &[0.0; 6]);
     let m = upload(&[2, 3], &[0.0; 6]);
     let s = DdpmStepParams::diffusers(
