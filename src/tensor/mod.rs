@@ -360,29 +360,27 @@ impl Tensor {
     /// The wgpu device, for GPU kernels; an internal error for a host tensor (ops dispatch on
     /// [`Tensor::device`] first, so reaching this with one is a bug).
     pub fn gpu(&self) -> Result<&Gpu> {
-        self.device
-            .gpu()
-            .ok_or_else(|| Error::Internal("a host tensor reached a GPU kernel".into()))
+        self.device.gpu().ok_or_else(|| mixed(self, "a GPU kernel"))
     }
     /// The GPU buffer, for binding (see [`Tensor::gpu`]).
     pub fn buffer(&self) -> Result<&GpuBuffer> {
         match &self.storage {
             Storage::Gpu(b) => Ok(b),
-            Storage::Host(_) => Err(Error::Internal("a host tensor reached a GPU kernel".into())),
+            Storage::Host(_) => Err(mixed(self, "a GPU kernel")),
         }
     }
     /// The elements of a host tensor, read-locked, for CPU kernels.
     pub fn host(&self) -> Result<HostRead<'_>> {
         match &self.storage {
             Storage::Host(h) => h.read(),
-            Storage::Gpu(_) => Err(Error::Internal("a GPU tensor reached a CPU kernel".into())),
+            Storage::Gpu(_) => Err(mixed(self, "a CPU kernel")),
         }
     }
     /// The elements of a host tensor, write-locked (ops that write a given output in place).
     pub fn host_mut(&self) -> Result<HostWrite<'_>> {
         match &self.storage {
             Storage::Host(h) => h.write(),
-            Storage::Gpu(_) => Err(Error::Internal("a GPU tensor reached a CPU kernel".into())),
+            Storage::Gpu(_) => Err(mixed(self, "a CPU kernel")),
         }
     }
 
@@ -455,6 +453,17 @@ impl Tensor {
         }
         self.read().wait_u32()
     }
+}
+
+/// An op dispatches on its first tensor's device; another tensor of a different device reaches the
+/// kernel's binding (or host slice) and is refused here, with the same typed error as
+/// [`same_device`].
+fn mixed(t: &Tensor, kernel: &str) -> Error {
+    Error::Invalid(format!(
+        "{kernel} was given a tensor on {}: its tensors are on different devices; move them with \
+         to_device",
+        t.device.describe()
+    ))
 }
 
 /// Zeroed host words, refusing (instead of aborting) when the allocator cannot provide them.

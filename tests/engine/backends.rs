@@ -67,6 +67,15 @@ fn tensors_of_two_backends_are_refused_and_can_be_moved() {
         Err(Error::Invalid(msg)) => assert!(msg.contains("different devices"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // A second input of the other device, whichever backend the op dispatches on.
+    let u = Tensor::from_f32(cpu(), &[4], &[0.5; 4]).unwrap();
+    let opts =
+        diffscope::ops::sample::Categorical::new(diffscope::ops::sample::Noise::Injected(&u));
+    let logits = Tensor::from_f32(device(), &[2, 2], &[0.0; 4]).unwrap();
+    match diffscope::ops::sample::gumbel_max(&logits, &opts) {
+        Err(Error::Invalid(msg)) => assert!(msg.contains("different devices"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     let moved = a.to_device(&cpu()).unwrap();
     let sum = diffscope::ops::elementwise::add(&moved, &b).unwrap();
     assert_eq!(sum.to_f32().unwrap(), vec![2.0, 3.0, 4.0, 5.0]);

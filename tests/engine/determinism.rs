@@ -15,13 +15,13 @@ use diffscope::Tensor;
 const SCHEDULER: &str = r#"{"_class_name": "DDPMScheduler", "num_train_timesteps": 40,
     "beta_schedule": "squaredcos_cap_v2", "clip_sample": true, "variance_type": "fixed_small"}"#;
 
-fn unet_fixture(name: &str) -> GaussianModel {
+fn unet_fixture(g: &Device, name: &str) -> GaussianModel {
     let d = format!("{}/tests/fixtures/unet_{name}", env!("CARGO_MANIFEST_DIR"));
     let cfg = std::fs::read_to_string(format!("{d}/config.json")).unwrap();
     let w =
         Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
     diffscope::pipelines::gaussian::build(
-        &device(),
+        g,
         name,
         &cfg,
         "config.json",
@@ -33,19 +33,19 @@ fn unet_fixture(name: &str) -> GaussianModel {
 }
 
 /// (family, model) — one row per model family diffscope runs.
-fn families() -> Vec<(&'static str, GaussianModel)> {
+fn families(g: &Device) -> Vec<(&'static str, GaussianModel)> {
     vec![
         (
             "film_mlp (toy2d-mlp, conditional)",
-            diffscope::pipelines::gaussian::load_shipped(&device(), "toy2d-mlp").unwrap(),
+            diffscope::pipelines::gaussian::load_shipped(g, "toy2d-mlp").unwrap(),
         ),
         (
             "unet (mnist layout, conditional)",
-            unet_fixture("mnist_like"),
+            unet_fixture(g, "mnist_like"),
         ),
         (
             "unet (cifar10 layout, unconditional)",
-            unet_fixture("cifar_like"),
+            unet_fixture(g, "cifar_like"),
         ),
     ]
 }
@@ -56,7 +56,7 @@ fn every_family_replays_and_resumes_bit_for_bit() {
 }
 
 fn every_family_replays_and_resumes_bit_for_bit_on(g: Device) {
-    for (family, m) in families() {
+    for (family, m) in families(&g) {
         let n = 4;
         let labels = m
             .denoiser

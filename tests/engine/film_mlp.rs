@@ -1,7 +1,7 @@
 //! The FiLM-MLP against PyTorch (fixture from tools/fixtures_gaussian.py: random weights, inputs and
 //! the reference output).
 
-use crate::common::{device, on_each_backend, rel_l2};
+use crate::common::{on_each_backend, rel_l2};
 use diffscope::models::film_mlp::FilmMlp;
 use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
@@ -10,12 +10,11 @@ use diffscope::Tensor;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/film_mlp");
 
-fn load() -> FilmMlp {
-    let g = device();
+fn load(g: &Device) -> FilmMlp {
     let cfg = std::fs::read_to_string(format!("{DIR}/config.json")).unwrap();
     let cfg = FilmMlp::parse_config(&cfg, "config.json").unwrap();
     let w = Weights::from_file(format!("{DIR}/model.safetensors").as_ref()).unwrap();
-    FilmMlp::load(&g, cfg, w).unwrap()
+    FilmMlp::load(g, cfg, w).unwrap()
 }
 
 #[test]
@@ -24,7 +23,7 @@ fn film_mlp_matches_pytorch() {
 }
 
 fn film_mlp_matches_pytorch_on(g: Device) {
-    let m = load();
+    let m = load(&g);
     let mut io = Weights::from_file(format!("{DIR}/io.safetensors").as_ref()).unwrap();
     let x = io.take("x", &[7, 2]).unwrap();
     let t = io.take("t", &[7]).unwrap();
@@ -54,7 +53,7 @@ fn film_mlp_rejects_bad_inputs_and_configs() {
 }
 
 fn film_mlp_rejects_bad_inputs_and_configs_on(g: Device) {
-    let m = load();
+    let m = load(&g);
     let x = Tensor::from_f32(&g, &[3, 5], &[0.0; 15]).unwrap();
     let t = Tensor::from_f32(&g, &[3], &[0.0; 3]).unwrap();
     let l = Tensor::from_u32(&g, &[3], &[0; 3]).unwrap();

@@ -1,4 +1,4 @@
-use crate::common::{gpu, on_each_backend, Rng};
+use crate::common::{device, on_each_backend, Rng};
 use diffscope::ops::sample::{self, Categorical, Noise};
 use diffscope::rng::{Philox, Substream};
 use diffscope::Device;
@@ -40,8 +40,8 @@ fn cpu_gumbel_max(
         .collect()
 }
 
-fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(gpu(), shape, v).unwrap()
+fn upload(d: &Device, shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_f32(d, shape, v).unwrap()
 }
 
 /// Shapes and temperatures of the injected-uniform tests (GPU and CPU). K = 1500 takes the GPU's
@@ -69,8 +69,8 @@ fn injected_uniforms_match_cpu_exactly() {
         // Below the clip, and u = 1 (g = +inf), as torch.rand can give.
         u[0] = 1e-9;
         u[n / 2] = 1.0;
-        let tl = upload(shape, &logits);
-        let tu = upload(shape, &u);
+        let tl = upload(&device(), shape, &logits);
+        let tu = upload(&device(), shape, &u);
         let opts = Categorical::new(Noise::Injected(&tu)).temperature(tau);
         let got = sample::gumbel_max(&tl, &opts).unwrap();
         assert_eq!(got.shape(), &shape[..shape.len() - 1]);
@@ -83,7 +83,7 @@ fn injected_uniforms_match_cpu_exactly() {
             p[i] = 0.0;
         }
         p[n / 2] = 0.0;
-        let tp = upload(shape, &p);
+        let tp = upload(&device(), shape, &p);
         let got = sample::sample_probs(&tp, &opts).unwrap().to_u32().unwrap();
         let want = cpu_gumbel_max(&p, k, &u, &|_| 1.0, tau, 1e-6, true);
         assert_eq!(got, want, "probs {shape:?}");
@@ -107,7 +107,7 @@ fn philox_noise_equals_injected_cpu_philox_uniforms_on(g: Device) {
     for &shape in PHILOX_SHAPES {
         let n: usize = shape.iter().product();
         let logits = rng.vec(n, -3.0, 3.0);
-        let tl = upload(shape, &logits);
+        let tl = upload(&g, shape, &logits);
         let key = Philox::new(77, 12, Substream::Gumbel);
         let tu = Tensor::from_f32(&g, shape, &key.uniforms(n)).unwrap();
         let a = sample::gumbel_max(&tl, &Categorical::new(Noise::Philox(key)))
@@ -160,7 +160,7 @@ fn chi2_of_draws(
 ) -> (f64, f64) {
     let rows = x.len() / k;
     let big: Vec<f32> = x.iter().cycle().take(x.len() * draws).cloned().collect();
-    let t = upload(&[draws, rows, k], &big);
+    let t = upload(&device(), &[draws, rows, k], &big);
     let key = Philox::new(seed, 0, Substream::Gumbel);
     let o = opts(Noise::Philox(key));
     let out = if probs {
@@ -274,7 +274,7 @@ fn temperature_divides_the_logits() {
         }
         l.extend(r);
     }
-    let t = upload(&[rows, k], &l);
+    let t = upload(&device(), &[rows, k], &l);
     let key = Philox::new(1, 2, Substream::Gumbel);
     let got = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).temperature(1e-4))
         .unwrap()
@@ -293,7 +293,7 @@ fn masked_rows_are_exact_argmax_on(g: Device) {
     let mut rng = Rng::new(16);
     let (b, n, k) = (4, 9, 5);
     let logits = rng.vec(b * n * k, -2.0, 2.0);
-    let t = upload(&[b, n, k], &logits);
+    let t = upload(&g, &[b, n, k], &logits);
     let key = Philox::new(8, 3, Substream::Gumbel);
     let u = key.uniforms(b * n * k);
     let argmax = cpu_gumbel_max(&logits, k, &u, &|_| 0.0, 0.8, 1e-6, false);
@@ -316,6 +316,7 @@ fn masked_rows_are_exact_argmax_on(g: Device) {
     }
     // No noise at all: argmax of logits/τ, ties to the first index.
     let tie = upload(
+        &g,
         &[3, 4],
         &[
             1.0, 3.0, 3.0, 0.0, 5.0, 5.0, 5.0, 5.0, -1.0, -2.0, -0.5, -0.5,
@@ -333,7 +334,7 @@ fn bad_arguments_are_typed_errors() {
 }
 
 fn bad_arguments_are_typed_errors_on(g: Device) {
-    let t = upload(&[2, 3], &[0.0; 6]);
+    let t = upload(&g, &[2, 3], &[0.0; 6]);
     let key = Philox::new(0, 0, Substream::Gumbel);
     for tau in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         let e = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).temperature(tau))
@@ -342,23 +343,23 @@ fn bad_arguments_are_typed_errors_on(g: Device) {
     }
     let e = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).u_min(1.0)).unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
-    let u = upload(&[3, 2], &[0.5; 6]);
+    let u = upload(&g, &[3, 2], &[0.5; 6]);
     let e = sample::gumbel_max(&t, &Categorical::new(Noise::Injected(&u))).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let m = upload(&[3], &[1.0; 3]);
+    let m = upload(&g, &[3], &[1.0; 3]);
     let e = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).mask(&m)).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
     let ids = Tensor::from_u32(&g, &[2, 3], &[0; 6]).unwrap();
     let e = sample::gumbel_max(&ids, &Categorical::new(Noise::None)).unwrap_err();
     assert!(matches!(e, Error::DType { .. }), "{e}");
-    let scalar = upload(&[], &[1.0]);
+    let scalar = upload(&g, &[], &[1.0]);
     let e = sample::argmax(&scalar).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    let empty = upload(&[2, 0], &[]);
+    let empty = upload(&g, &[2, 0], &[]);
     let e = sample::argmax(&empty).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
     // A single row [K] gives a 0-d result.
-    let one = upload(&[4], &[0.0, 2.0, 1.0, 2.0]);
+    let one = upload(&g, &[4], &[0.0, 2.0, 1.0, 2.0]);
     let r = sample::argmax(&one).unwrap();
     assert_eq!(r.shape(), &[] as &[usize]);
     assert_eq!(r.to_u32().unwrap(), vec![1]);
@@ -367,7 +368,7 @@ fn bad_arguments_are_typed_errors_on(g: Device) {
 #[test]
 fn golden_gumbel_transform() {
     // ANCHOR_MATH §7.2: moco's −log(−log(clip(u, 1e-6, 1))) at u = [1e-6, 0.5, 0.999999].
-    let u = upload(&[5], &[1e-6, 0.5, 0.999999, 1e-9, 1.0]);
+    let u = upload(&device(), &[5], &[1e-6, 0.5, 0.999999, 1e-9, 1.0]);
     let g = sample::gumbel_noise(&u, 1e-6).unwrap().to_f32().unwrap();
     assert!((g[0] - -2.625792).abs() < 1e-5, "{}", g[0]);
     assert!((g[1] - 0.366513).abs() < 1e-5, "{}", g[1]);
@@ -543,7 +544,10 @@ fn cpu_sampling_equals_the_gpu() {
         let mask: Vec<f32> = (0..b).map(|i| (i % 3 != 1) as u8 as f32).collect();
         let keep: Vec<f32> = (0..b * n).map(|_| rng.below(4).min(1) as f32).collect();
         let (mask_shape, keep_shape) = ([b], [b, n]);
-        let (tm, tk) = (upload(&mask_shape, &mask), upload(&keep_shape, &keep));
+        let (tm, tk) = (
+            upload(&device(), &mask_shape, &mask),
+            upload(&device(), &keep_shape, &keep),
+        );
         let gpu_opts = Categorical::new(Noise::Philox(key))
             .temperature(0.7)
             .mask(&tm)
@@ -553,7 +557,7 @@ fn cpu_sampling_equals_the_gpu() {
             .mask(&mask, &mask_shape)
             .keep(&keep, &keep_shape);
         for (x, is_probs) in [(&logits, false), (&probs, true)] {
-            let t = upload(&shape, x);
+            let t = upload(&device(), &shape, x);
             let (want, got) = if is_probs {
                 (
                     sample::sample_probs(&t, &gpu_opts),

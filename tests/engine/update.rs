@@ -1,7 +1,7 @@
 // Fixture values are pasted verbatim from diffusers (printed as f64), hence more digits than f32 holds.
 #![allow(clippy::excessive_precision)]
 
-use crate::common::{assert_close, gpu, on_each_backend, Rng};
+use crate::common::{assert_close, device, on_each_backend, Rng};
 use diffscope::ops::update::{
     self as up, CfgOrder, DdimStepParams, DdpmMean, DdpmStepParams, DdpmVariance, Extras, Guidance,
     GuidanceForm, ModelOutput, Noise, Prediction,
@@ -114,8 +114,8 @@ fn assert_rel(what: &str, got: &[f32], want: &[f32]) {
     assert_close(what, got, want, 1e-5, 2e-6 * scale);
 }
 
-fn upload(shape: &[usize], v: &[f32]) -> Tensor {
-    Tensor::from_f32(gpu(), shape, v).unwrap()
+fn upload(d: &Device, shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_f32(d, shape, v).unwrap()
 }
 
 // ---- diffusers 0.42.1 fixtures ----
@@ -335,9 +335,9 @@ fn ddim_fixtures() -> Vec<(DdimStepParams, Fixture)> {
 #[test]
 fn diffusers_parity_fixtures() {
     let (x, m, z) = fixture_inputs();
-    let tx = upload(&[2, 4], &x);
-    let tm = upload(&[2, 4], &m);
-    let tz = upload(&[2, 4], &z);
+    let tx = upload(&device(), &[2, 4], &x);
+    let tm = upload(&device(), &[2, 4], &m);
+    let tz = upload(&device(), &[2, 4], &z);
     let extras = Extras {
         x0: true,
         eps: false,
@@ -537,11 +537,11 @@ fn steps_match_cpu_reference_on(g: Device) {
     let n: usize = shape.iter().product();
     let x = rng.vec(n, -2.5, 2.5);
     let stacked = rng.vec(2 * n, -2.5, 2.5);
-    let tx = upload(&shape, &x);
+    let tx = upload(&g, &shape, &x);
     let mut shape2 = shape;
     shape2[0] *= 2;
-    let tstack = upload(&shape2, &stacked);
-    let tplain = upload(&shape, &stacked[..n]);
+    let tstack = upload(&g, &shape2, &stacked);
+    let tplain = upload(&g, &shape, &stacked[..n]);
     let key = Philox::new(2024, 17, Substream::StepNoise);
     let z = key.normals(n);
     let tz = Tensor::from_f32(&g, &shape, &z).unwrap();
@@ -614,11 +614,11 @@ fn guidance_weights_and_snippet_discontinuity() {
     // The snippet at scale 0 is the plain conditional step; diffusers at 0 the unconditional one.
     let mut rng = Rng::new(32);
     let n = 40;
-    let x = upload(&[n], &rng.vec(n, -1.0, 1.0));
+    let x = upload(&device(), &[n], &rng.vec(n, -1.0, 1.0));
     let both = rng.vec(2 * n, -1.0, 1.0);
-    let stacked = upload(&[2 * n], &both);
-    let cond = upload(&[n], &both[..n]);
-    let uncond = upload(&[n], &both[n..]);
+    let stacked = upload(&device(), &[2 * n], &both);
+    let cond = upload(&device(), &[n], &both[..n]);
+    let uncond = upload(&device(), &[n], &both[n..]);
     let s = DdimStepParams {
         prediction: Prediction::Epsilon,
         alpha_bar_t: 0.5,
@@ -657,8 +657,8 @@ fn guidance_weights_and_snippet_discontinuity() {
 fn extras_are_optional_and_do_not_change_the_step() {
     let mut rng = Rng::new(33);
     let n = 300;
-    let x = upload(&[3, n / 3], &rng.vec(n, -1.0, 1.0));
-    let m = upload(&[3, n / 3], &rng.vec(n, -1.0, 1.0));
+    let x = upload(&device(), &[3, n / 3], &rng.vec(n, -1.0, 1.0));
+    let m = upload(&device(), &[3, n / 3], &rng.vec(n, -1.0, 1.0));
     let s = DdpmStepParams::diffusers(
         Prediction::V,
         0.3,
@@ -709,8 +709,8 @@ fn bad_arguments_are_typed_errors() {
 }
 
 fn bad_arguments_are_typed_errors_on(g: Device) {
-    let x = upload(&[2, 3], &[0.0; 6]);
-    let m = upload(&[2, 3], &[0.0; 6]);
+    let x = upload(&g, &[2, 3], &[0.0; 6]);
+    let m = upload(&g, &[2, 3], &[0.0; 6]);
     let s = DdpmStepParams::diffusers(
         Prediction::Epsilon,
         0.5,
@@ -722,7 +722,7 @@ fn bad_arguments_are_typed_errors_on(g: Device) {
     let key = Philox::new(0, 0, Substream::StepNoise);
     let e = up::ddpm_step(&x, ModelOutput::Plain(&m), &s, Noise::None, none).unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "σ > 0 without noise: {e}");
-    let bad = upload(&[3, 2], &[0.0; 6]);
+    let bad = upload(&g, &[3, 2], &[0.0; 6]);
     let e = up::ddpm_step(&x, ModelOutput::Plain(&bad), &s, Noise::Philox(key), none).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
     let e = up::ddpm_step(&x, ModelOutput::Plain(&m), &s, Noise::Injected(&bad), none).unwrap_err();
@@ -769,7 +769,7 @@ fn bad_arguments_are_typed_errors_on(g: Device) {
     };
     let e = up::ddim_step(&x, ModelOutput::Plain(&m), &d, Noise::None, none).unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
-    let scalar = upload(&[], &[0.0]);
+    let scalar = upload(&g, &[], &[0.0]);
     let e = up::ddim_step(
         &scalar,
         ModelOutput::Plain(&scalar),
@@ -1037,9 +1037,9 @@ fn cpu_step_equals_the_gpu() {
     let out = rng.vec(2 * n, -2.0, 2.0);
     let z = rng.vec(n, -3.0, 3.0);
     let (tx, tout, tz) = (
-        upload(&shape, &x),
-        upload(&shape2, &out),
-        upload(&shape, &z),
+        upload(&device(), &shape, &x),
+        upload(&device(), &shape2, &out),
+        upload(&device(), &shape, &z),
     );
     let guidance = Guidance {
         scale: 1.0 + rng.uniform(0.0, 6.0),
