@@ -68,7 +68,7 @@ fn tensors_of_two_backends_are_refused_and_can_be_moved() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     // A second input of the other device, whichever backend the op dispatches on.
-    let u = Tensor::from_f32(cpu(), &[4], &[0.5; 4]).unwrap();
+    let u = Tensor::from_f32(cpu(), &[2, 2], &[0.5; 4]).unwrap();
     let opts =
         diffscope::ops::sample::Categorical::new(diffscope::ops::sample::Noise::Injected(&u));
     let logits = Tensor::from_f32(device(), &[2, 2], &[0.0; 4]).unwrap();
