@@ -569,7 +569,8 @@ fn cli_samples_sequences_and_computes_nll() {
         "--json",
     ]);
     assert_eq!(code, 0, "{text}");
-    let v: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&text[text.find('{').unwrap()..=text.rfind('}').unwrap()]).unwrap();
     assert_eq!(v["sequences"], 3);
     let bpt = v["bits_per_token"].as_f64().unwrap();
     assert!(bpt > 0.0);

@@ -1,7 +1,7 @@
 //! Attention on host memory, for the CPU backend: `softmax(q·kᵀ·scale + mask)·v` per head with the
 //! GPU kernel's conventions — an additive key mask `[B, Lk]` where a non-finite value or anything
 //! below −1e30 excludes the key, and a query whose keys are all excluded gives zeros — and the same
-//! shape checks and typed errors. Scores and sums accumulate in f64.
+//! shape checks and typed errors. Both products run on the GEMM; the softmax is f32, as on the GPU.
 
 use super::Layout;
 use crate::error::Result;
@@ -43,47 +43,82 @@ pub fn attention(
     }
     let (q, k, v) = (q.0, k.0, v.0);
     let mut out = vec![0f32; b * lq * hd];
-    let mut scores = vec![0f64; lk];
-    let mut acc = vec![0f64; d];
+    if d == 0 || lq == 0 {
+        return Ok(out);
+    }
+    // Per (batch, head): S = scale·Q Kᵀ and O = softmax(S + mask) V as two strided GEMMs on the
+    // heads' columns in place (row stride H·D), the softmax in f32 between them.
+    let mut p = vec![0f32; lq * lk];
     for bi in 0..b {
         for h in 0..heads {
-            for i in 0..lq {
-                let qi = &q[(bi * lq + i) * hd + h * d..][..d];
-                let mut max = f64::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let m = mask.map_or(0.0, |m| m.0[bi * lk + j]);
-                    *s = if excluded(m) {
-                        f64::NEG_INFINITY
-                    } else {
-                        let kj = &k[(bi * lk + j) * hd + h * d..][..d];
-                        let dot: f64 = qi
-                            .iter()
-                            .zip(kj)
-                            .map(|(&a, &c)| f64::from(a) * f64::from(c))
-                            .sum();
-                        dot * f64::from(scale) + f64::from(m)
-                    };
-                    max = max.max(*s);
+            let (qo, ko) = (bi * lq * hd + h * d, bi * lk * hd + h * d);
+            if lk > 0 {
+                // SAFETY: `Layout::new` checked q is [B, Lq, H·D] and k, v are [B, Lk, H·D], and
+                // `check_host_len` that the slices hold them, so Q (lq×d, row stride hd from qo),
+                // Kᵀ (d×lk, column stride hd from ko) and V (lk×d from ko) lie inside q, k, v; S is
+                // lq×lk row-major in `p`.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        lq,
+                        d,
+                        lk,
+                        scale,
+                        q[qo..].as_ptr(),
+                        hd as isize,
+                        1,
+                        k[ko..].as_ptr(),
+                        1,
+                        hd as isize,
+                        0.0,
+                        p.as_mut_ptr(),
+                        lk as isize,
+                        1,
+                    );
                 }
-                if max == f64::NEG_INFINITY {
-                    continue; // every key excluded: zeros, as the kernel writes
-                }
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                let mut z = 0.0;
-                for (j, &s) in scores.iter().enumerate() {
-                    let w = (s - max).exp();
-                    if w == 0.0 {
-                        continue;
+            }
+            for row in p.chunks_exact_mut(lk.max(1)).take(lq) {
+                if let Some((m, _)) = mask {
+                    for (s, &mv) in row.iter_mut().zip(&m[bi * lk..][..lk]) {
+                        *s = if excluded(mv) {
+                            f32::NEG_INFINITY
+                        } else {
+                            *s + mv
+                        };
                     }
-                    z += w;
-                    let vj = &v[(bi * lk + j) * hd + h * d..][..d];
-                    for (a, &x) in acc.iter_mut().zip(vj) {
-                        *a += w * f64::from(x);
-                    }
                 }
-                let o = &mut out[(bi * lq + i) * hd + h * d..][..d];
-                for (x, a) in o.iter_mut().zip(&acc) {
-                    *x = (a / z) as f32;
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                if max == f32::NEG_INFINITY {
+                    row.fill(0.0); // every key excluded: zeros, as the kernel writes
+                    continue;
+                }
+                let mut z = 0.0f32;
+                for s in row.iter_mut() {
+                    *s = (*s - max).exp();
+                    z += *s;
+                }
+                let inv = 1.0 / z;
+                row.iter_mut().for_each(|s| *s *= inv);
+            }
+            if lk > 0 {
+                // SAFETY: as above; O (lq×d, row stride hd from qo) lies inside `out`, which has
+                // q's shape, and P is lq×lk row-major.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        lq,
+                        lk,
+                        d,
+                        1.0,
+                        p.as_ptr(),
+                        lk as isize,
+                        1,
+                        v[ko..].as_ptr(),
+                        hd as isize,
+                        1,
+                        0.0,
+                        out[qo..].as_mut_ptr(),
+                        hd as isize,
+                        1,
+                    );
                 }
             }
         }

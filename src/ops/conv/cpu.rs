@@ -38,53 +38,86 @@ pub fn conv2d(
     check_host_len("conv2d", "weight", weight.0, weight.1)?;
     let (k, pixels) = (cin * kh * kw, ho * wo);
     let shape = vec![n, cout, ho, wo];
-    let mut out = Vec::with_capacity(n * cout * pixels);
-    let mut col = vec![0f32; k * pixels];
+    // The columns of every image side by side, `[K, N·pixels]`, so one GEMM covers the batch: a
+    // GEMM per image left the threads idle between small products.
+    let cols = n * pixels;
+    let len = k
+        .checked_mul(cols)
+        .ok_or_else(|| Error::shape("conv2d", format!("im2col of {:?} overflows", x.1)))?;
+    let mut col = Vec::new();
+    col.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        what: format!("conv2d columns for {:?}", x.1),
+        bytes: len as u64 * 4,
+    })?;
+    col.resize(len, 0f32);
     let chw = cin * h * w;
     for i in 0..n {
         let img = &x.0[i * chw..(i + 1) * chw];
         // Row (c, dy, dx) of the columns holds input channel c at offset (dy, dx) for every output
-        // pixel; taps that fall in the padding stay zero.
+        // pixel; taps that fall in the padding stay zero. Per output row, the valid ox form one
+        // range, so the inner loop is a strided (for stride 1, contiguous) copy without bounds tests.
         for c in 0..cin {
             for dy in 0..kh {
                 for dx in 0..kw {
-                    let row = &mut col[((c * kh + dy) * kw + dx) * pixels..][..pixels];
+                    let row = &mut col[((c * kh + dy) * kw + dx) * cols + i * pixels..][..pixels];
+                    let (ox0, ox1) = valid_range(wo, w, stride, dx, padding.left);
                     for oy in 0..ho {
                         let iy = (oy * stride + dy) as isize - padding.top as isize;
-                        for ox in 0..wo {
-                            let ix = (ox * stride + dx) as isize - padding.left as isize;
-                            row[oy * wo + ox] =
-                                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                                    img[(c * h + iy as usize) * w + ix as usize]
-                                } else {
-                                    0.0
-                                };
+                        if !(0..h as isize).contains(&iy) || ox0 >= ox1 {
+                            continue;
+                        }
+                        let src = &img[(c * h + iy as usize) * w..][..w];
+                        let dst = &mut row[oy * wo..][ox0..ox1];
+                        let ix0 = ox0 * stride + dx - padding.left;
+                        if stride == 1 {
+                            dst.copy_from_slice(&src[ix0..ix0 + dst.len()]);
+                        } else {
+                            for (j, d) in dst.iter_mut().enumerate() {
+                                *d = src[ix0 + j * stride];
+                            }
                         }
                     }
                 }
             }
         }
-        let (y, _) = mm::matmul(
-            HostMatrix {
-                data: weight.0,
-                shape: &[cout, k],
-            },
-            HostMatrix {
-                data: &col,
-                shape: &[k, pixels],
-            },
-            &HostMatmul::default(),
-        )?;
-        match bias {
-            Some(b) => out.extend(
-                y.chunks_exact(pixels.max(1))
-                    .zip(b)
-                    .flat_map(|(row, &bv)| row.iter().map(move |&v| v + bv)),
-            ),
-            None => out.extend(y),
+    }
+    let (y, _) = mm::matmul(
+        HostMatrix {
+            data: weight.0,
+            shape: &[cout, k],
+        },
+        HostMatrix {
+            data: &col,
+            shape: &[k, cols],
+        },
+        &HostMatmul::default(),
+    )?;
+    // `[Cout, N, pixels]` → `[N, Cout, pixels]`, adding the bias on the way.
+    let mut out = Vec::with_capacity(n * cout * pixels);
+    for i in 0..n {
+        for o in 0..cout {
+            let src = &y[o * cols + i * pixels..][..pixels];
+            match bias {
+                Some(b) => out.extend(src.iter().map(|&v| v + b[o])),
+                None => out.extend_from_slice(src),
+            }
         }
     }
     Ok((out, shape))
+}
+
+/// The output columns `[ox0, ox1)` whose tap `dx` lands inside a row of `w` input pixels
+/// (`ox·stride + dx − pad ∈ [0, w)`).
+fn valid_range(wo: usize, w: usize, stride: usize, dx: usize, pad: usize) -> (usize, usize) {
+    // First ox with ox·stride + dx ≥ pad.
+    let ox0 = pad.saturating_sub(dx).div_ceil(stride.max(1));
+    // One past the last ox with ox·stride + dx − pad ≤ w − 1.
+    let ox1 = if w + pad > dx {
+        ((w + pad - dx - 1) / stride.max(1) + 1).min(wo)
+    } else {
+        0
+    };
+    (ox0.min(ox1), ox1)
 }
 
 /// Nearest-neighbour 2× upsampling of `[N, C, H, W]` (diffusers' `Upsample2D` interpolation).

@@ -24,31 +24,96 @@ pub fn apply(op: Unary, x: f32) -> f32 {
 
 /// `f(alpha·x + beta)`.
 pub fn unary_affine(x: &[f32], op: Unary, alpha: f32, beta: f32) -> Vec<f32> {
-    x.iter().map(|&v| apply(op, alpha * v + beta)).collect()
+    // One loop per activation (the match hoisted out), so the affine part vectorises.
+    fn run(x: &[f32], alpha: f32, beta: f32, f: impl Fn(f32) -> f32) -> Vec<f32> {
+        x.iter().map(|&v| f(alpha * v + beta)).collect()
+    }
+    match op {
+        Unary::Identity => run(x, alpha, beta, |v| v),
+        Unary::Relu => run(x, alpha, beta, |v| v.max(0.0)),
+        Unary::Silu => run(x, alpha, beta, |v| activate(Act::Silu, v)),
+        _ => run(x, alpha, beta, |v| apply(op, v)),
+    }
 }
 
-/// Element offsets, per broadcast input, of every output element of `shape` in order.
-fn for_each_offset(shape: &[usize], inputs: &[&[usize]], mut f: impl FnMut(&[usize])) {
-    let strides: Vec<[u32; MAX_RANK]> =
-        inputs.iter().map(|s| broadcast_strides(s, shape)).collect();
-    let n: usize = shape.iter().product();
-    let mut coord = [0usize; MAX_RANK];
-    let mut offs = vec![0usize; inputs.len()];
-    for _ in 0..n {
-        f(&offs);
-        // Advance the coordinate like an odometer, moving each input's offset with it.
-        for d in (0..shape.len()).rev() {
-            coord[d] += 1;
-            for (o, s) in offs.iter_mut().zip(&strides) {
-                *o += s[d] as usize;
+/// How one broadcast input is read along a run of output elements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Read {
+    /// Its own contiguous elements, one per output element.
+    Slice,
+    /// One value for the whole run (broadcast).
+    Repeat,
+}
+
+/// The output of `shape` as runs of `len` contiguous elements, each input read along a run as a
+/// slice or one repeated value: the trailing dimensions over which every input is either contiguous
+/// or broadcast, merged (a `[B, C]` row plus a `[C]` bias is one run per row; equal shapes are one
+/// run). The outer dimensions are walked like an odometer.
+struct Runs {
+    len: usize,
+    reads: Vec<Read>,
+    /// The outer dimensions (those before the runs) and each input's element strides along them.
+    outer: Vec<usize>,
+    strides: Vec<[u32; MAX_RANK]>,
+}
+
+impl Runs {
+    fn new(shape: &[usize], inputs: &[&[usize]]) -> Runs {
+        let strides: Vec<[u32; MAX_RANK]> =
+            inputs.iter().map(|s| broadcast_strides(s, shape)).collect();
+        let mut reads: Vec<Option<Read>> = vec![None; inputs.len()];
+        let (mut len, mut split) = (1usize, shape.len());
+        'merge: while split > 0 {
+            let d = split - 1;
+            if shape[d] != 1 {
+                let mut next = reads.clone();
+                for (r, s) in next.iter_mut().zip(&strides) {
+                    let want = match s[d] as usize {
+                        0 => Read::Repeat,
+                        st if st == len => Read::Slice,
+                        _ => break 'merge,
+                    };
+                    if r.is_some_and(|r| r != want) {
+                        break 'merge;
+                    }
+                    *r = Some(want);
+                }
+                reads = next;
+                len *= shape[d];
             }
-            if coord[d] < shape[d] {
-                break;
+            split = d;
+        }
+        Runs {
+            len,
+            reads: reads
+                .into_iter()
+                .map(|r| r.unwrap_or(Read::Slice))
+                .collect(),
+            outer: shape[..split].to_vec(),
+            strides,
+        }
+    }
+
+    /// `f(offsets)` for every run in order, with each input's element offset at its start.
+    fn for_each(&self, mut f: impl FnMut(&[usize])) {
+        let runs: usize = self.outer.iter().product();
+        let mut coord = [0usize; MAX_RANK];
+        let mut offs = vec![0usize; self.strides.len()];
+        for _ in 0..runs {
+            f(&offs);
+            for d in (0..self.outer.len()).rev() {
+                coord[d] += 1;
+                for (o, s) in offs.iter_mut().zip(&self.strides) {
+                    *o += s[d] as usize;
+                }
+                if coord[d] < self.outer[d] {
+                    break;
+                }
+                for (o, s) in offs.iter_mut().zip(&self.strides) {
+                    *o -= s[d] as usize * self.outer[d];
+                }
+                coord[d] = 0;
             }
-            for (o, s) in offs.iter_mut().zip(&strides) {
-                *o -= s[d] as usize * shape[d];
-            }
-            coord[d] = 0;
         }
     }
 }
@@ -67,19 +132,38 @@ pub fn binary(
     check_host_len("binary", "a", a, a_shape)?;
     check_host_len("binary", "b", b, b_shape)?;
     let shape = broadcast_shape("binary", a_shape, b_shape)?;
-    let mut out = Vec::with_capacity(shape.iter().product());
-    for_each_offset(&shape, &[a_shape, b_shape], |o| {
-        let (x, y) = (a[o[0]], b[o[1]]);
-        out.push(match op {
-            Binary::Add => x + y,
-            Binary::Sub => x - y,
-            Binary::Mul => x * y,
-            Binary::Div => x / y,
-            Binary::Axpby => alpha * x + beta * y,
-            Binary::Max => x.max(y),
-        });
-    });
+    let runs = Runs::new(&shape, &[a_shape, b_shape]);
+    let out = match op {
+        Binary::Add => broadcast2(a, b, &runs, |x, y| x + y),
+        Binary::Sub => broadcast2(a, b, &runs, |x, y| x - y),
+        Binary::Mul => broadcast2(a, b, &runs, |x, y| x * y),
+        Binary::Div => broadcast2(a, b, &runs, |x, y| x / y),
+        Binary::Axpby => broadcast2(a, b, &runs, |x, y| alpha * x + beta * y),
+        Binary::Max => broadcast2(a, b, &runs, |x, y| x.max(y)),
+    };
     Ok((out, shape))
+}
+
+/// `f(a, b)` over broadcast runs; each combination of slice and repeated reads is its own loop, so
+/// the common ones (equal shapes, a row plus a bias) vectorise.
+fn broadcast2(a: &[f32], b: &[f32], runs: &Runs, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    let len = runs.len;
+    let mut out = Vec::with_capacity(len * runs.outer.iter().product::<usize>());
+    if len == 0 {
+        return out;
+    }
+    runs.for_each(|o| {
+        let (sa, sb) = (&a[o[0]..], &b[o[1]..]);
+        match (runs.reads[0], runs.reads[1]) {
+            (Read::Slice, Read::Slice) => {
+                out.extend(sa[..len].iter().zip(&sb[..len]).map(|(&x, &y)| f(x, y)))
+            }
+            (Read::Slice, Read::Repeat) => out.extend(sa[..len].iter().map(|&x| f(x, sb[0]))),
+            (Read::Repeat, Read::Slice) => out.extend(sb[..len].iter().map(|&y| f(sa[0], y))),
+            (Read::Repeat, Read::Repeat) => out.extend(std::iter::repeat_n(f(sa[0], sb[0]), len)),
+        }
+    });
+    out
 }
 
 /// FiLM `act((1 + scale)·h + shift)`; `scale` and `shift` broadcast to `h`'s shape.
@@ -96,9 +180,51 @@ pub fn film(
     check_host_len("film", "scale", scale, scale_shape)?;
     check_host_len("film", "shift", shift, shift_shape)?;
     check_film(h_shape, scale_shape, shift_shape)?;
+    let runs = Runs::new(h_shape, &[h_shape, scale_shape, shift_shape]);
+    Ok(match act {
+        Unary::Identity => film_runs(h, scale, shift, &runs, |v| v),
+        Unary::Silu => film_runs(h, scale, shift, &runs, |v| activate(Act::Silu, v)),
+        _ => film_runs(h, scale, shift, &runs, |v| apply(act, v)),
+    })
+}
+
+fn film_runs(
+    h: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    runs: &Runs,
+    act: impl Fn(f32) -> f32,
+) -> Vec<f32> {
+    let len = runs.len;
     let mut out = Vec::with_capacity(h.len());
-    for_each_offset(h_shape, &[h_shape, scale_shape, shift_shape], |o| {
-        out.push(apply(act, (1.0 + scale[o[1]]) * h[o[0]] + shift[o[2]]));
+    if len == 0 {
+        return out;
+    }
+    runs.for_each(|o| {
+        let hs = &h[o[0]..][..len];
+        let at = |x: &[f32], read: Read, i: usize| match read {
+            Read::Slice => x[i],
+            Read::Repeat => x[0],
+        };
+        let (sc, sh) = (&scale[o[1]..], &shift[o[2]..]);
+        match (runs.reads[1], runs.reads[2]) {
+            // A per-sample scale and shift over a row of features, or per feature over samples.
+            (Read::Repeat, Read::Repeat) => {
+                let (g, s) = (1.0 + sc[0], sh[0]);
+                out.extend(hs.iter().map(|&x| act(g * x + s)));
+            }
+            (Read::Slice, Read::Slice) => out.extend(
+                hs.iter()
+                    .zip(&sc[..len])
+                    .zip(&sh[..len])
+                    .map(|((&x, &g), &s)| act((1.0 + g) * x + s)),
+            ),
+            (rs, rt) => out.extend(
+                hs.iter()
+                    .enumerate()
+                    .map(|(i, &x)| act((1.0 + at(sc, rs, i)) * x + at(sh, rt, i))),
+            ),
+        }
     });
-    Ok(out)
+    out
 }
