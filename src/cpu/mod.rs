@@ -5,6 +5,8 @@
 //! Unlike the GPU, nothing is recorded: an op on host tensors computes when it is called, so a
 //! "submission" is a no-op and a readback is ready at once.
 
+pub mod math;
+
 use std::sync::Arc;
 
 /// How the CPU backend runs.

@@ -4,6 +4,7 @@
 //! shape checks and typed errors. Both products run on the GEMM; the softmax is f32, as on the GPU.
 
 use super::Layout;
+use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
 
@@ -93,7 +94,7 @@ pub fn attention(
                 }
                 let mut z = 0.0f32;
                 for s in row.iter_mut() {
-                    *s = (*s - max).exp();
+                    *s = math::exp(*s - max);
                     z += *s;
                 }
                 let inv = 1.0 / z;

@@ -3,6 +3,7 @@
 //! FiLM.
 
 use super::{check_film, Binary, Unary};
+use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
 use crate::ops::matmul::{cpu::activate, Act};
@@ -17,8 +18,8 @@ pub fn apply(op: Unary, x: f32) -> f32 {
         Unary::GeluTanh => 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh()),
         Unary::Relu => x.max(0.0),
         Unary::Tanh => x.tanh(),
-        Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        Unary::Exp => x.exp(),
+        Unary::Sigmoid => 1.0 / (1.0 + math::exp(-x)),
+        Unary::Exp => math::exp(x),
     }
 }
 

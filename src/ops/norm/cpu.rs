@@ -4,6 +4,7 @@
 //! CPU result is at least as close to the exact one as the GPU's.
 
 use super::{check_affine_shape, check_eps, check_rank, group_layout};
+use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
 use crate::ops::matmul::{cpu::activate, Act};
@@ -18,13 +19,15 @@ fn row_softmax(op: &'static str, x: &[f32], shape: &[usize], log: bool) -> Resul
     }
     for row in out.chunks_exact_mut(n) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
         if log {
+            let sum: f64 = row.iter().map(|&v| f64::from(math::exp(v - max))).sum();
             let lse = sum.ln() as f32;
             row.iter_mut().for_each(|v| *v = *v - max - lse);
         } else {
-            row.iter_mut()
-                .for_each(|v| *v = (f64::from(*v - max).exp() / sum) as f32);
+            // One exp per element: keep them, then scale by the (f64-summed) total.
+            row.iter_mut().for_each(|v| *v = math::exp(*v - max));
+            let inv = (1.0 / row.iter().map(|&v| f64::from(v)).sum::<f64>()) as f32;
+            row.iter_mut().for_each(|v| *v *= inv);
         }
     }
     Ok(out)
@@ -79,9 +82,15 @@ pub fn layer_norm(
     }
     for row in out.chunks_exact_mut(d) {
         let (mean, inv) = moments(row.iter().copied(), d, eps);
-        for (j, v) in row.iter_mut().enumerate() {
-            let y = ((f64::from(*v) - mean) * inv) as f32;
-            *v = y * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+        // (x − mean) in f32 loses nothing that matters (the moments are f64); one pass per part,
+        // each a loop that vectorises.
+        let (m, inv) = (mean as f32, inv as f32);
+        row.iter_mut().for_each(|v| *v = (*v - m) * inv);
+        if let Some(w) = weight {
+            row.iter_mut().zip(w).for_each(|(v, &w)| *v *= w);
+        }
+        if let Some(b) = bias {
+            row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
         }
     }
     Ok(out)
@@ -127,14 +136,16 @@ pub fn group_norm(
     for (gi, g) in out.chunks_exact_mut(block).enumerate() {
         let (mean, inv) = moments(g.iter().copied(), block, eps);
         let first_channel = (gi % groups) * per_group;
-        for (i, v) in g.iter_mut().enumerate() {
-            let ch = first_channel + i / spatial.max(1);
-            let mut y = ((f64::from(*v) - mean) * inv) as f32;
-            y = y * weight.map_or(1.0, |w| w[ch]) + bias.map_or(0.0, |b| b[ch]);
+        let m = mean as f32;
+        // Per channel of the group: y = (x − mean)·(inv·w) + b over its spatial run, vectorised.
+        for (i, run) in g.chunks_exact_mut(spatial.max(1)).enumerate() {
+            let ch = first_channel + i;
+            let scale = (inv * f64::from(weight.map_or(1.0, |w| w[ch]))) as f32;
+            let shift = bias.map_or(0.0, |b| b[ch]);
+            run.iter_mut().for_each(|v| *v = (*v - m) * scale + shift);
             if silu {
-                y = activate(Act::Silu, y);
+                run.iter_mut().for_each(|v| *v = activate(Act::Silu, *v));
             }
-            *v = y;
         }
     }
     Ok(out)
