@@ -40,6 +40,29 @@ function serve(dir) {
 
 function check(cond, msg) { if (!cond) throw new Error(msg); console.log('ok   ' + msg); }
 
+// A browser page of a fresh launch with `args`, collecting its console and page errors in `logs`.
+async function openPage(args) {
+  const ctx = await launch(args);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const logs = [];
+  page.on('console', m => logs.push(m.type() + ': ' + m.text()));
+  page.on('pageerror', e => logs.push('pageerror: ' + e));
+  return { ctx, page, logs };
+}
+
+// Distinct colours in the plot area (right of the side panel) of a screenshot: dots or images over a
+// background give many, a blank canvas one or two. pngjs decodes to 8-bit RGBA whatever the colour type.
+function plotColours(png) {
+  const shot = PNG.sync.read(png);
+  const colours = new Set();
+  for (let y = 60; y < shot.height - 90; y += 3)
+    for (let x = 260; x < shot.width - 10; x += 3) {
+      const i = (y * shot.width + x) * 4;
+      colours.add((shot.data[i] << 16) | (shot.data[i + 1] << 8) | shot.data[i + 2]);
+    }
+  return colours.size;
+}
+
 async function launch(extra) {
   const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'diffscope-chromium-'));
   return chromium.launchPersistentContext(dir, {
@@ -49,11 +72,7 @@ async function launch(extra) {
 }
 
 async function withWebGpu(url) {
-  const ctx = await launch(WEBGPU_ARGS);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  const logs = [];
-  page.on('console', m => logs.push(m.type() + ': ' + m.text()));
-  page.on('pageerror', e => logs.push('pageerror: ' + e));
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
   try {
     const t0 = Date.now();
     await page.goto(url);
@@ -77,16 +96,8 @@ async function withWebGpu(url) {
     // x_T ~ N(0, I) and the first steps barely change it: a spread near 1 (0 means a collapsed state).
     check(s.last_std > 0.5 && s.last_std < 2, 'the state keeps its spread (std ' + s.last_std.toFixed(3) + ')');
     check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'no panic or page error');
-    // pngjs decodes to 8-bit RGBA whatever the screenshot's colour type.
-    const shot = PNG.sync.read(await page.screenshot({ path: shotPath, timeout: 180000 }));
-    // The plot area (right of the side panel) must show many distinct colours: dots over a background.
-    const colours = new Set();
-    for (let y = 60; y < shot.height - 90; y += 3)
-      for (let x = 260; x < shot.width - 10; x += 3) {
-        const i = (y * shot.width + x) * 4;
-        colours.add((shot.data[i] << 16) | (shot.data[i + 1] << 8) | shot.data[i + 2]);
-      }
-    check(colours.size >= 8, 'the canvas shows a picture (' + colours.size + ' colours in the plot area)');
+    const colours = plotColours(await page.screenshot({ path: shotPath, timeout: 180000 }));
+    check(colours >= 8, 'the canvas shows a picture (' + colours + ' colours in the plot area)');
   } catch (e) {
     console.log(logs.slice(0, 20).join('\n'));
     throw e;
@@ -97,11 +108,7 @@ async function withWebGpu(url) {
 
 // Another shipped model by URL: it loads, steps without error, and its picture is saved.
 async function otherModel(url, model, steps) {
-  const ctx = await launch(WEBGPU_ARGS);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  const logs = [];
-  page.on('console', m => logs.push(m.type() + ': ' + m.text()));
-  page.on('pageerror', e => logs.push('pageerror: ' + e));
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
   try {
     await page.goto(url + '?model=' + model);
     await page.waitForFunction(n => {
@@ -130,11 +137,7 @@ async function otherModel(url, model, steps) {
 // the default model and mnist-unet must sample there. Step and frame times are reported, not asserted.
 async function withoutWebGpu(url) {
   for (const [model, steps] of [['toy2d-mlp', STEPS_WANTED], ['mnist-unet', 3]]) {
-    const ctx = await launch(NO_WEBGPU_ARGS);
-    const page = ctx.pages()[0] || await ctx.newPage();
-    const logs = [];
-    page.on('console', m => logs.push(m.type() + ': ' + m.text()));
-    page.on('pageerror', e => logs.push('pageerror: ' + e));
+    const { ctx, page, logs } = await openPage(NO_WEBGPU_ARGS);
     try {
       await page.goto(url + '?model=' + model);
       check(await page.evaluate(async () => !navigator.gpu || !(await navigator.gpu.requestAdapter())),
@@ -165,14 +168,8 @@ async function withoutWebGpu(url) {
       check(s.last_finite, model + ' without WebGPU: the state is finite');
       check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), model + ' without WebGPU: no panic or page error');
       const file = shotPath.replace(/\.png$/, '') + '-nowebgpu-' + model + '.png';
-      const shot = PNG.sync.read(await page.screenshot({ path: file, timeout: 180000 }));
-      const colours = new Set();
-      for (let y = 60; y < shot.height - 90; y += 3)
-        for (let x = 260; x < shot.width - 10; x += 3) {
-          const i = (y * shot.width + x) * 4;
-          colours.add((shot.data[i] << 16) | (shot.data[i + 1] << 8) | shot.data[i + 2]);
-        }
-      check(colours.size >= 8, model + ' without WebGPU: the canvas shows a picture (' + colours.size + ' colours; ' + file + ')');
+      const colours = plotColours(await page.screenshot({ path: file, timeout: 180000 }));
+      check(colours >= 8, model + ' without WebGPU: the canvas shows a picture (' + colours + ' colours; ' + file + ')');
     } catch (e) {
       console.log(logs.slice(0, 20).join('\n'));
       throw e;
