@@ -60,6 +60,10 @@ const PHILOX_SHAPES: &[&[usize]] = &[&[33, 17], &[4, 700]];
 
 #[test]
 fn injected_uniforms_match_cpu_exactly() {
+    on_each_backend(injected_uniforms_match_cpu_exactly_on);
+}
+
+fn injected_uniforms_match_cpu_exactly_on(g: Device) {
     let mut rng = Rng::new(11);
     for &(shape, tau) in INJECTED_CASES {
         let k = *shape.last().unwrap();
@@ -69,8 +73,8 @@ fn injected_uniforms_match_cpu_exactly() {
         // Below the clip, and u = 1 (g = +inf), as torch.rand can give.
         u[0] = 1e-9;
         u[n / 2] = 1.0;
-        let tl = upload(&device(), shape, &logits);
-        let tu = upload(&device(), shape, &u);
+        let tl = upload(&g, shape, &logits);
+        let tu = upload(&g, shape, &u);
         let opts = Categorical::new(Noise::Injected(&tu)).temperature(tau);
         let got = sample::gumbel_max(&tl, &opts).unwrap();
         assert_eq!(got.shape(), &shape[..shape.len() - 1]);
@@ -83,7 +87,7 @@ fn injected_uniforms_match_cpu_exactly() {
             p[i] = 0.0;
         }
         p[n / 2] = 0.0;
-        let tp = upload(&device(), shape, &p);
+        let tp = upload(&g, shape, &p);
         let got = sample::sample_probs(&tp, &opts).unwrap().to_u32().unwrap();
         let want = cpu_gumbel_max(&p, k, &u, &|_| 1.0, tau, 1e-6, true);
         assert_eq!(got, want, "probs {shape:?}");
@@ -149,7 +153,9 @@ fn softmax(l: &[f64]) -> Vec<f64> {
 /// Draw `draws` samples from each of the rows (`[rows, K]`, repeated on the leading axis) with one
 /// Philox key and return the χ² statistic and its degrees of freedom against `target` probabilities;
 /// classes with zero target must never be drawn.
+#[allow(clippy::too_many_arguments)]
 fn chi2_of_draws(
+    d: &Device,
     x: &[f32],
     k: usize,
     draws: usize,
@@ -160,7 +166,7 @@ fn chi2_of_draws(
 ) -> (f64, f64) {
     let rows = x.len() / k;
     let big: Vec<f32> = x.iter().cycle().take(x.len() * draws).cloned().collect();
-    let t = upload(&device(), &[draws, rows, k], &big);
+    let t = upload(d, &[draws, rows, k], &big);
     let key = Philox::new(seed, 0, Substream::Gumbel);
     let o = opts(Noise::Philox(key));
     let out = if probs {
@@ -197,6 +203,10 @@ fn chi2_of_draws(
 
 #[test]
 fn chi_square_against_target_probabilities() {
+    on_each_backend(chi_square_against_target_probabilities_on);
+}
+
+fn chi_square_against_target_probabilities_on(g: Device) {
     let mut rng = Rng::new(13);
     let (rows, draws) = (20, 5000);
     for (i, k) in [3usize, 7, 29].into_iter().enumerate() {
@@ -206,6 +216,7 @@ fn chi_square_against_target_probabilities() {
             .map(|r| softmax(&r.iter().map(|&v| v as f64).collect::<Vec<_>>()))
             .collect();
         let (chi2, df) = chi2_of_draws(
+            &g,
             &logits,
             k,
             draws,
@@ -222,6 +233,10 @@ fn chi_square_against_target_probabilities() {
 
 #[test]
 fn chi_square_for_probabilities_with_zeros() {
+    on_each_backend(chi_square_for_probabilities_with_zeros_on);
+}
+
+fn chi_square_for_probabilities_with_zeros_on(g: Device) {
     let mut rng = Rng::new(14);
     let (rows, k, draws) = (20, 7, 5000);
     let mut p = rng.vec(rows * k, 0.2, 1.0);
@@ -237,13 +252,17 @@ fn chi_square_for_probabilities_with_zeros() {
             r.iter().map(|&v| v as f64 / s).collect()
         })
         .collect();
-    let (chi2, df) = chi2_of_draws(&p, k, draws, &target, &Categorical::new, true, 200);
+    let (chi2, df) = chi2_of_draws(&g, &p, k, draws, &target, &Categorical::new, true, 200);
     let crit = chi2_crit(df, 4.5);
     assert!(chi2 < crit, "χ² = {chi2:.1} ≥ {crit:.1} (df {df})");
 }
 
 #[test]
 fn temperature_divides_the_logits() {
+    on_each_backend(temperature_divides_the_logits_on);
+}
+
+fn temperature_divides_the_logits_on(g: Device) {
     let mut rng = Rng::new(15);
     let (rows, k, draws) = (20, 7, 5000);
     let logits = rng.vec(rows * k, -1.0, 1.0);
@@ -253,6 +272,7 @@ fn temperature_divides_the_logits() {
             .map(|r| softmax(&r.iter().map(|&v| v as f64 / tau as f64).collect::<Vec<_>>()))
             .collect();
         let (chi2, df) = chi2_of_draws(
+            &g,
             &logits,
             k,
             draws,
@@ -274,7 +294,7 @@ fn temperature_divides_the_logits() {
         }
         l.extend(r);
     }
-    let t = upload(&device(), &[rows, k], &l);
+    let t = upload(&g, &[rows, k], &l);
     let key = Philox::new(1, 2, Substream::Gumbel);
     let got = sample::gumbel_max(&t, &Categorical::new(Noise::Philox(key)).temperature(1e-4))
         .unwrap()
