@@ -42,9 +42,11 @@ impl DiffscopeApp {
                     "the CPU backend: the same kernels on this machine's cores",
                 ),
             ] {
+                let offered = current == b || self.can_open(b);
                 if ui
-                    .selectable_label(current == b, label)
+                    .add_enabled(offered, egui::Button::selectable(current == b, label))
                     .on_hover_text(hover)
+                    .on_disabled_hover_text("this browser granted no WebGPU adapter")
                     .clicked()
                     && current != b
                 {
@@ -87,6 +89,17 @@ impl DiffscopeApp {
                 ))
             }
         }
+    }
+
+    /// Whether a device of `backend` can be had: natively it is tried when asked for (and says why
+    /// not); in the browser the GPU is the page's WebGPU device, there or not.
+    fn can_open(&self, backend: Backend) -> bool {
+        #[cfg(target_arch = "wasm32")]
+        if backend == Backend::Gpu {
+            return self.compute.web_gpu.is_some();
+        }
+        let _ = backend;
+        true
     }
 
     #[cfg(not(target_arch = "wasm32"))]
