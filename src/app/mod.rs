@@ -272,7 +272,10 @@ impl DiffscopeApp {
             self.autopilot = Some(ap);
         }
         self.step_run(ui.ctx());
-        egui::Panel::left("controls").show(ui, |ui| self.side_panel(ui));
+        // The side panel scrolls: a graph model's controls and Q̄_t heatmap outgrow a laptop screen.
+        egui::Panel::left("controls").show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+        });
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
             Some(run) => run.central(ui, self.timeline.viewed()),
