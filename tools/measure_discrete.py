@@ -1,10 +1,13 @@
 """Quality figures for samples written by `diffscope sample` (the "must show" figures of issue 4).
 
     python tools/measure_discrete.py words words.txt        # words-absorb / words-uniform samples
+    python tools/measure_discrete.py words words.txt --vocab frequent   # a model trained on --vocab frequent
     python tools/measure_discrete.py dna seqs.fasta         # promoter-multinomial samples
 
-Words: share of real dictionary words (train ∪ held-out of tools/words_data.py), share in training,
-share new-but-in-held-out, unique share. DNA: share with both σ70 boxes (≤1 and ≤2 mismatches) and a
+Words: share of real dictionary words (the whole list of tools/words_data.py, whatever the model was
+trained on), share in the training split of the model's --vocab, share in its held-out split, share of
+dictionary words in neither (only with a smaller --vocab), share not in the dictionary, unique share, and
+the share with a pad ('_') before a letter (the padding is a suffix in the data). DNA: share with both σ70 boxes (≤1 and ≤2 mismatches) and a
 15–19 nt spacer, and the Jensen–Shannon divergence of the 6-mer spectrum against the held-out set, beside
 the same figures for as many training sequences and uniform random sequences.
 """
@@ -18,16 +21,20 @@ import words_data
 from train_discrete import promoter_figures
 
 
-def words(path):
-    train, held = words_data.split(words_data.load_words())
+def words(path, vocab="full"):
+    full = set(words_data.load_words())
+    train, held = words_data.split(words_data.load_vocab(vocab))
     trs, hes = set(train), set(held)
     ws = [l.rstrip("\n") for l in open(path)]
     n = len(ws)
     ok = [w for w in ws if w and all("a" <= c <= "z" for c in w)]
-    return dict(n=n, well_formed=len(ok) / n, dictionary_word=sum(w in trs or w in hes for w in ok) / n,
-                in_training=sum(w in trs for w in ok) / n, new_in_heldout=sum(w in hes for w in ok) / n,
-                new_not_in_dictionary=sum(w not in trs and w not in hes for w in ok) / n,
-                unique=len(set(ws)) / n)
+    out = dict(n=n, well_formed=len(ok) / n, dictionary_word=sum(w in full for w in ok) / n,
+               in_training=sum(w in trs for w in ok) / n, new_in_heldout=sum(w in hes for w in ok) / n)
+    if vocab != "full":
+        out["dictionary_word_outside_vocab"] = sum(w in full and w not in trs and w not in hes for w in ok) / n
+    out.update(new_not_in_dictionary=sum(w not in full for w in ok) / n, unique=len(set(ws)) / n,
+               pad_before_letter=sum("_" in w.rstrip("_") for w in ws) / n)
+    return out
 
 
 def dna(path):
@@ -51,4 +58,5 @@ def dna(path):
 
 if __name__ == "__main__":
     kind, path = sys.argv[1], sys.argv[2]
-    print(json.dumps(words(path) if kind == "words" else dna(path), indent=1))
+    vocab = sys.argv[sys.argv.index("--vocab") + 1] if "--vocab" in sys.argv else "full"
+    print(json.dumps(words(path, vocab) if kind == "words" else dna(path), indent=1))

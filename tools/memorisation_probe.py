@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--loss", default="moco", choices=["moco", "elbo"], help="as train_discrete.py --loss")
+    ap.add_argument("--copy-weight", type=float, default=1.0)
+    ap.add_argument("--pos-init", type=float, default=0.0, help="as train_discrete.py --pos-init")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--target", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=0)
@@ -50,13 +53,14 @@ def main():
     subset = [train[i] for i in pick]
     torch.manual_seed(a.seed)
     model = SeqTransformer(spec["K"], spec["L"], a.dim, a.depth, a.heads)
+    td.init_embeddings(model, a.pos_init)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     proc = td.make_d3pm(spec)
     rng = np.random.default_rng(a.seed)
     steps_per_epoch = a.words / a.batch
     n_eval = min(a.words, 500)
     step, t0 = 0, time.time()
-    print(json.dumps(dict(words=a.words, parameters=sum(p.numel() for p in model.parameters()),
+    print(json.dumps(dict(words=a.words, loss=a.loss, pos_init=a.pos_init, parameters=sum(p.numel() for p in model.parameters()),
                           steps_per_epoch=round(steps_per_epoch, 2))), flush=True)
     for epoch in range(a.every, a.max_epochs + 1, a.every):
         model.train()
@@ -65,7 +69,8 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = a.lr * min(1.0, (step + 1) / 200)
             x0 = sub[torch.from_numpy(rng.integers(0, a.words, a.batch))]
-            loss = td.d3pm_loss(model, proc, x0)
+            loss = (td.d3pm_elbo_loss(model, proc, x0, spec["K"] - 1, a.copy_weight) if a.loss == "elbo"
+                    else td.d3pm_loss(model, proc, x0))
             td.optimise(model, opt, loss)
             losses.append(loss.item())
             step += 1

@@ -43,9 +43,9 @@ def make_d3pm(spec):
                 device="cpu")
 
 
-def load_data(name):
+def load_data(name, vocab="full"):
     if name.startswith("words"):
-        train, held = words_data.split(words_data.load_words())
+        train, held = words_data.split(words_data.load_vocab(vocab))
         return words_data.encode(train), words_data.encode(held), train, held
     seqs = promoter_data.generate(20000, seed=0)
     train, held = promoter_data.split(seqs)
@@ -57,6 +57,46 @@ def d3pm_loss(model, d3pm, x0, vb_scale=0.0):
     t = d3pm.sample_time(x0.shape[0])
     xt = d3pm.interpolate(x0, t)
     return d3pm.loss(model(xt, t), x0, xt, t, vb_scale=vb_scale).mean()
+
+
+def init_embeddings(model, pos_std):
+    """Re-draw the learned position embedding at std `pos_std` (SeqTransformer draws it at 0.02 beside
+    token embeddings of std 1). A masked position's input is the mask embedding + its position embedding
+    + the time embedding, the same at every masked position but for the position term; at 0.02 the
+    network can hardly tell masked positions apart at first, so it learns where a letter goes slowly.
+    Only the initial values change: the network (and its Rust port) is the same."""
+    if pos_std:
+        with torch.no_grad():
+            model.pos_emb.normal_(0.0, pos_std)
+
+
+def elbo_weights(d3pm):
+    """Per-t weight of a masked position's cross-entropy in the absorbing D3PM's ELBO, times T (t drawn
+    uniformly): for t ≥ 1, KL(q(x_{t−1} | x_t = mask, x0) ‖ p_θ) = c_t · (−log p_θ(x0)) with
+    c_t = ᾱ_{t−1}(1 − α_t)/(1 − ᾱ_t), the chance that a masked position is revealed at this step (exact
+    when the model gives the mask class no mass, an upper bound otherwise); at t = 0 moco's step returns
+    the model's x0 prediction, so the term is the whole cross-entropy (c_0 = 1)."""
+    ab = d3pm._alpha_bar.double()
+    a = d3pm.noise_schedule.generate_schedule(device="cpu").double()
+    c = torch.ones_like(ab)
+    c[1:] = ab[:-1] * (1 - a[1:]) / (1 - ab[1:])
+    return (len(ab) * c).float()
+
+
+def d3pm_elbo_loss(model, d3pm, x0, mask_token, copy_weight=1.0):
+    """The absorbing D3PM's ELBO (MDLM-style) in nats per position: a masked position's cross-entropy
+    weighted by T·c_t (elbo_weights), t stratified over the batch, plus `copy_weight` × the cross-entropy
+    of the positions left unmasked. That last term is not in the ELBO (a revealed position stays put in
+    the true posterior), but moco's step keeps a revealed token only while the model gives it more than
+    about 1e-6 (its posterior logits floor every probability at 1e-6), and at t = 0 it takes the model's
+    argmax at every position, so the network must keep copying what it sees."""
+    b, T = x0.shape[0], d3pm.noise_schedule.nsteps
+    t = ((torch.randperm(b) + torch.rand(b)) * T / b).long().clamp(max=T - 1)
+    xt = d3pm.interpolate(x0, t)
+    ce = torch.nn.functional.cross_entropy(model(xt, t).transpose(1, 2), x0, reduction="none")
+    masked = (xt == mask_token).float()
+    w = elbo_weights(d3pm)[t][:, None]
+    return ((w * masked + copy_weight * (1 - masked)) * ce).mean()
 
 
 def optimise(model, opt, loss):
@@ -108,20 +148,23 @@ def d3pm_sample(model, d3pm, n, L, temperature=1.0):
 
 
 def word_figures(samples, train, held):
-    """Share of real words (canonical: letters then pads only), and of new words found in held-out."""
-    trs, hes = set(train), set(held)
-    words = []
+    """Share of real words (canonical: letters then pads only) of the whole dictionary (words_data's full
+    list, whatever the training vocabulary), of the training words, of the held-out words of the training
+    vocabulary; the unique share, and how many have a pad before a letter."""
+    trs, hes, full = set(train), set(held), set(words_data.load_words())
+    words, pad_inside = [], 0
     for row in samples:
         ids = [int(i) for i in row]
         n = next((i for i, v in enumerate(ids) if v == 0), len(ids))
         ok = all(1 <= v <= 26 for v in ids[:n]) and all(v == 0 for v in ids[n:])
-        words.append(words_data.decode(ids) if ok else None)
+        pad_inside += any(v != 0 for v in ids[n:])
+        words.append(words_data.decode(ids) if ok and n else None)
     n = len(words)
     return dict(n=n, canonical=sum(w is not None for w in words) / n,
-                dictionary_word=sum(w in trs or w in hes for w in words if w) / n,
+                dictionary_word=sum(w in full for w in words if w) / n,
                 in_training=sum(w in trs for w in words if w) / n,
                 new_in_heldout=sum(w in hes and w not in trs for w in words if w) / n,
-                unique=len(set(w for w in words if w)) / n,
+                unique=len(set(w for w in words if w)) / n, pad_before_letter=pad_inside / n,
                 examples=[w if w else "".join("_" if int(v) == 0 else "?" if int(v) > 26 else chr(96 + int(v)) for v in r)
                           for w, r in zip(words[:20], samples[:20])])
 
@@ -165,6 +208,14 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--vb-scale", type=float, default=0.0)
+    ap.add_argument("--loss", default="moco", choices=["moco", "elbo"],
+                    help="D3PM loss: moco's D3PM.loss (cross-entropy on every position, t uniform) or the "
+                         "absorbing ELBO (d3pm_elbo_loss)")
+    ap.add_argument("--copy-weight", type=float, default=1.0)
+    ap.add_argument("--pos-init", type=float, default=0.0,
+                    help="std of the initial position embedding (0: SeqTransformer's 0.02); see init_embeddings")
+    ap.add_argument("--vocab", default="full", choices=list(words_data.VOCABS),
+                    help="words models: the whole list, or its 10,000 most frequent words (words_data.py)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt", default=None)
@@ -175,9 +226,10 @@ def main():
     torch.set_num_threads(args.threads)
     spec = SPECS[args.model]
     ckpt = args.ckpt or f"/tmp/{args.model}.ckpt"
-    xtr, xhe, train, held = load_data(args.model)
+    xtr, xhe, train, held = load_data(args.model, args.vocab)
     torch.manual_seed(args.seed)
     model = SeqTransformer(spec["K"], spec["L"], args.dim, args.depth, args.heads)
+    init_embeddings(model, args.pos_init)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     proc = make_d3pm(spec) if spec["kind"] == "d3pm" else Multinomial(spec["K"], spec["T"])
     rng = np.random.default_rng(args.seed)
@@ -212,7 +264,9 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         x0 = xtr_t[torch.from_numpy(rng.integers(0, len(xtr), args.batch))]
-        if spec["kind"] == "d3pm":
+        if spec["kind"] == "d3pm" and args.loss == "elbo":
+            loss = d3pm_elbo_loss(model, proc, x0, spec["K"] - 1, args.copy_weight)
+        elif spec["kind"] == "d3pm":
             loss = d3pm_loss(model, proc, x0, args.vb_scale)
         else:
             loss = -proc.train_log_prob(model, x0).sum() / (math.log(2) * x0.numel())
@@ -256,15 +310,22 @@ def main():
         process=("D3PM (bionemo-moco 0.0.2.2 interpolant), " + spec.get("prior", "") + " prior, cosine schedule"
                  if spec["kind"] == "d3pm" else "multinomial diffusion (Hoogeboom et al.), √α cosine schedule"),
         training=dict(command=f"python tools/train_discrete.py --model {args.model} --steps {args.steps} --batch {args.batch} "
-                              f"--dim {args.dim} --depth {args.depth} --heads {args.heads} --lr {args.lr} --vb-scale {args.vb_scale} --seed {args.seed}",
+                              f"--dim {args.dim} --depth {args.depth} --heads {args.heads} --lr {args.lr} --vb-scale {args.vb_scale} --seed {args.seed}"
+                              + (f" --loss {args.loss} --copy-weight {args.copy_weight}" if args.loss != "moco" else "")
+                              + (f" --pos-init {args.pos_init}" if args.pos_init else "")
+                              + (f" --vocab {args.vocab}" if args.vocab != "full" else ""),
                       runs=[dict(from_step=a, steps_flag=b) for a, b in runs],
                       steps=step, batch=args.batch, optimizer="AdamW, warmup + cosine lr, grad clip 1",
-                      loss=("moco D3PM.loss (cross-entropy on x0, vb_scale %g)" % args.vb_scale if spec["kind"] == "d3pm"
+                      loss=(("absorbing ELBO (d3pm_elbo_loss): masked positions' cross-entropy weighted by T·c_t, "
+                             "t stratified over the batch, + %g × the unmasked positions' cross-entropy" % args.copy_weight)
+                            if spec["kind"] == "d3pm" and args.loss == "elbo" else
+                            "moco D3PM.loss (cross-entropy on x0, vb_scale %g)" % args.vb_scale if spec["kind"] == "d3pm"
                             else "vb_stochastic −log p(x) in bits/char with importance-sampled t"),
                       final_loss=float(np.mean(losses[-200:])) if losses else None,
                       training_seconds=round(seconds + time.time() - t0)),
-        data=("Debian wamerican /usr/share/dict/american-english, lowercase a–z words of 2–12 letters, "
-              f"{len(train)} train / {len(held)} held-out (tools/words_data.py, seed 0)" if args.model.startswith("words")
+        data=("Debian wamerican /usr/share/dict/american-english, lowercase a–z words of 2–12 letters"
+              + (", the 10,000 most frequent by wordfreq 3.1.1 (English, large list)" if args.vocab == "frequent" else "")
+              + f", {len(train)} train / {len(held)} held-out (tools/words_data.py, seed 0)" if args.model.startswith("words")
               else f"synthetic σ70 promoters from tools/promoter_data.py (seed 0): {len(train)} train / {len(held)} held-out"),
         weights="fp16",
         quality=quality,

@@ -22,6 +22,23 @@ def load_words(path=DICT):
     return sorted(words)
 
 
+def load_frequent(n=10000, path=DICT):
+    """The n most frequent English words (pip package wordfreq 3.1.1, its "large" English list) among
+    load_words(): dictionary words only, ranked by wordfreq's frequency, ties by spelling."""
+    from wordfreq import word_frequency
+    words = load_words(path)
+    freq = {w: word_frequency(w, "en", wordlist="large") for w in words}
+    return sorted(sorted(words, key=lambda w: (-freq[w], w))[:n])
+
+
+# The training vocabularies a words model may use (--vocab): the whole list, or its most frequent words.
+VOCABS = {"full": load_words, "frequent": load_frequent}  # frequent: 10,000 words
+
+
+def load_vocab(name="full"):
+    return VOCABS[name]()
+
+
 def split(words, seed=0, heldout_frac=0.05):
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(words))
