@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Build the browser version into web/ (index.html + pkg/). Installs the wasm32 target and the
-# wasm-bindgen CLI matching Cargo.lock when missing.
+# Build the browser version into web/: a self-contained static site with relative paths, so it works
+# from any sub-path of a static host.
+#   web/index.html, web/models.js      the page and its model loader
+#   web/pkg/                           the app (wasm + JS glue; no model weights inside)
+#   web/models/<name>/                 each shipped model's folder (the files assets/<name>/ holds and
+#                                      `--model-dir` reads), fetched when the model is opened
+#   web/models/manifest.json           every model file's size and SHA-256 (progress, cache versions)
+# Serve with any static server; .wasm must be served as application/wasm (python3 -m http.server
+# and every common server do). Installs the wasm32 target, the wasm-bindgen CLI matching Cargo.lock
+# and npm's binaryen (wasm-opt) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -10,8 +18,36 @@ if [ "$have" != "$want" ]; then
   # Without --locked: the CLI's own lock pins a yanked crate.
   cargo install wasm-bindgen-cli --version "$want"
 fi
-cargo build --release --lib --target wasm32-unknown-unknown --locked
-rm -rf web/pkg
-wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/release/diffscope.wasm
-cp index.html web/index.html
+[ -x scripts/web-tools/node_modules/.bin/wasm-opt ] ||
+  (cd scripts/web-tools && npm ci --no-audit --no-fund --silent)
+cargo build --profile web --lib --target wasm32-unknown-unknown --locked
+rm -rf web/pkg web/models
+wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/web/diffscope.wasm
+# The wasm uses SIMD128 (and the features rustc enables by default for wasm32).
+scripts/web-tools/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory \
+  --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  --enable-multivalue --enable-reference-types \
+  web/pkg/diffscope_bg.wasm -o web/pkg/diffscope_bg.opt.wasm
+mv web/pkg/diffscope_bg.opt.wasm web/pkg/diffscope_bg.wasm
+cp index.html models.js web/
+mkdir -p web/models
+manifest="{"
+sep=""
+for dir in assets/*/; do
+  name=$(basename "$dir")
+  mkdir -p "web/models/$name"
+  cp "$dir"* "web/models/$name/"
+  manifest+="$sep\"$name\":{"
+  fsep=""
+  for f in "$dir"*; do
+    bytes=$(stat -c %s "$f")
+    sha=$(sha256sum "$f" | cut -d' ' -f1)
+    manifest+="$fsep\"$(basename "$f")\":{\"bytes\":$bytes,\"sha256\":\"$sha\"}"
+    fsep=","
+  done
+  manifest+="}"
+  sep=","
+done
+echo "$manifest}" > web/models/manifest.json
 ls -la web/pkg
+echo "app bundle (wasm + JS), gzipped: $(cat web/pkg/diffscope_bg.wasm web/pkg/diffscope.js models.js | gzip -9 | wc -c) bytes"

@@ -68,6 +68,14 @@ impl WebHandle {
             .map_or_else(|| "null".to_string(), |app| app.status_json())
     }
 
+    /// Fetch a failed model download again (what the side panel's Retry button does; for tests).
+    #[wasm_bindgen]
+    pub fn retry_download(&self) {
+        if let Some(mut app) = self.runner.app_mut::<crate::app::DiffscopeApp>() {
+            app.retry_download();
+        }
+    }
+
     #[wasm_bindgen]
     pub fn destroy(&self) {
         self.runner.destroy();

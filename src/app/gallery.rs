@@ -1,6 +1,7 @@
 //! The side panel: the compute device (`compute.rs`), the gallery of shipped models with the open one's card in brief, your
 //! own models (a folder path, or files dropped on the window), and the open run's controls.
 
+use super::download::{Download, State as DownloadState};
 use super::gaussian::OpenGaussian;
 use super::open_run::{self, seed_row, OpenRun};
 use super::DiffscopeApp;
@@ -38,6 +39,7 @@ impl DiffscopeApp {
                 pick = Some(s.name);
             }
         }
+        self.download_ui(ui);
         // The open model's card, in brief: a teaching tool should say how good its model is.
         self.about.show(ui, &open_name);
         if let Some(name) = pick {
@@ -75,13 +77,66 @@ impl DiffscopeApp {
     }
 
     /// Open a shipped model of any family, starting from the settings the open run leaves behind.
+    /// In the browser a model whose files have not arrived yet is fetched first, and opens when they
+    /// have (see `poll_download`).
     pub(super) fn open_shipped(&mut self, name: &str) {
         let Some(device) = self.device.clone() else {
             return;
         };
+        let missing = zoo::find(name).map(|s| s.missing()).unwrap_or_default();
+        if !missing.is_empty() {
+            self.download = Some(Download::start(name, missing));
+            return;
+        }
+        self.download = None;
         self.remember_settings();
         let opened = open_run::open_shipped(&device, name, &self.carried);
         self.install(opened);
+    }
+
+    /// Follow the download in progress; open its model once everything has arrived.
+    pub(super) fn poll_download(&mut self, ctx: &egui::Context) {
+        let Some(d) = &mut self.download else { return };
+        match d.poll() {
+            DownloadState::Done => {
+                let name = d.model.clone();
+                self.download = None;
+                self.open_shipped(&name);
+            }
+            DownloadState::Loading { .. } => ctx.request_repaint(),
+            DownloadState::Failed(_) => {}
+        }
+    }
+
+    /// Fetch a failed download again (the Retry button).
+    pub fn retry_download(&mut self) {
+        if let Some(d) = &mut self.download {
+            if matches!(d.state, DownloadState::Failed(_)) {
+                d.retry();
+            }
+        }
+    }
+
+    /// The download in progress (bytes and per cent), or why it failed with a retry.
+    fn download_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(d) = &self.download else { return };
+        let (failed, text, fraction) = (
+            matches!(d.state, DownloadState::Failed(_)),
+            d.describe(),
+            d.fraction(),
+        );
+        ui.separator();
+        if failed {
+            ui.colored_label(ui.visuals().error_fg_color, text);
+            if ui.button("Retry").clicked() {
+                self.retry_download();
+            }
+        } else {
+            let bar = egui::ProgressBar::new(fraction.unwrap_or(0.0))
+                .text(text)
+                .animate(fraction.is_none());
+            ui.add(bar);
+        }
     }
 
     /// A user's own model: files dropped on the window (or picked in the browser), or a folder path.

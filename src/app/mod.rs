@@ -9,6 +9,7 @@
 pub mod autopilot;
 mod card;
 mod compute;
+mod download;
 mod export;
 mod frames;
 mod gallery;
@@ -22,6 +23,7 @@ mod recovery;
 mod schedule;
 mod sequence;
 mod timeline;
+mod worker;
 
 use crate::gpu::Gpu;
 use crate::pipelines::zoo;
@@ -48,6 +50,8 @@ pub struct DiffscopeApp {
     frame_stats: frames::FrameStats,
     /// The open model's card in brief.
     about: card::About,
+    /// A shipped model's files being fetched before it opens (the browser build).
+    download: Option<download::Download>,
     #[cfg(not(target_arch = "wasm32"))]
     user_dir: String,
     dropped_inbox: DroppedInbox,
@@ -139,6 +143,7 @@ impl DiffscopeApp {
             notice: None,
             frame_stats: Default::default(),
             about: Default::default(),
+            download: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
             dropped_inbox: Default::default(),
@@ -193,6 +198,7 @@ impl DiffscopeApp {
             "last_finite": part.last.finite,
             "temperature": part.temperature,
             "ui_frames": self.frame_stats.json(),
+            "download": self.download.as_ref().map(|d| d.describe()),
         })
         .to_string()
     }
@@ -264,6 +270,7 @@ impl DiffscopeApp {
             }
         }
         self.take_dropped_files(ui.ctx());
+        self.poll_download(ui.ctx());
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(mut ap) = self.autopilot.take() {
             let recorded = self.recorded();
@@ -279,9 +286,14 @@ impl DiffscopeApp {
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
             Some(run) => run.central(ui, self.timeline.viewed()),
-            None => {
-                ui.label("no model loaded");
-            }
+            None => match &self.download {
+                Some(d) => {
+                    ui.label(d.describe());
+                }
+                None => {
+                    ui.label("no model loaded");
+                }
+            },
         });
     }
 

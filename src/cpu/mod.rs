@@ -5,14 +5,17 @@
 //! Unlike the GPU, nothing is recorded: an op on host tensors computes when it is called, so a
 //! "submission" is a no-op and a readback is ready at once.
 
+pub mod alloc;
 pub mod math;
+pub mod parallel;
 
 use std::sync::Arc;
 
 /// How the CPU backend runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CpuOptions {
-    /// Threads for the GEMMs (the hot loop); `None` = every core the OS grants this process.
+    /// Threads for the loops outside the GEMM ([`parallel`]); `None` = every core the OS grants
+    /// this process. (The GEMM's own threads follow `matrixmultiply`'s `MATMUL_NUM_THREADS`.)
     pub threads: Option<usize>,
 }
 
@@ -43,6 +46,7 @@ pub const MAX_TENSOR_BYTES: u64 = 4 * (u32::MAX as u64);
 impl Cpu {
     pub fn new(opts: &CpuOptions) -> Cpu {
         let threads = opts.threads.unwrap_or_else(available_threads).max(1);
+        parallel::set_threads(threads);
         Cpu(Arc::new(Inner { threads }))
     }
 

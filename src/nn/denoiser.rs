@@ -4,7 +4,10 @@ use crate::tensor::{Device, Tensor};
 /// A network that denoises a batch: what a Gaussian or discrete process calls each reverse step.
 /// It maps a noisy state, its timestep and an optional label to the network's output (ε, x0 or v
 /// for Gaussian models, logits for discrete ones); the process never looks inside.
-pub trait Denoiser {
+///
+/// Natively a denoiser is `Send + Sync`, so the app can run a CPU-backend step on a worker thread;
+/// in the browser wgpu's handles are not, and nothing needs them to be.
+pub trait Denoiser: wgpu::WasmNotSendSync {
     /// `x`: `[N, ..data shape]`; `t`: f32 `[N]` (the training timestep index, as a float);
     /// `labels`: u32 `[N]` (the null label selects the unconditional branch), or `None` for an
     /// unconditional model. Records the forward pass; returns the output with `x`'s shape.

@@ -1,6 +1,14 @@
-//! The shipped models, embedded in the binary (and the web build) so everything works offline: one
-//! list, [`MODELS`], each entry tagged with the family that loads it (`super::gaussian`,
-//! `super::sequence`, `super::graph`).
+//! The shipped models: one list, [`MODELS`], each entry tagged with the family that loads it
+//! (`super::gaussian`, `super::sequence`, `super::graph`). Their texts (config, process settings,
+//! card) are compiled in everywhere. Their weights and data are embedded in the native binary, so
+//! the desktop works offline; the browser build leaves them out (a visitor should not download
+//! seven models to see one) and the page fetches a model's folder — `models/<name>/`, the same files
+//! `assets/<name>/` holds and `--model-dir` reads — when it is opened, handing the bytes over with
+//! [`provide`].
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -26,7 +34,40 @@ impl Family {
     }
 }
 
-/// A model shipped in `assets/`, embedded in the binary.
+/// One of a shipped model's binary files (`assets/<name>/<file>`): embedded in the native binary,
+/// fetched on demand in the browser.
+pub struct Payload {
+    pub file: &'static str,
+    embedded: Option<&'static [u8]>,
+}
+
+/// A payload of `assets/<dir>/<file>`: its bytes natively, only its name in the browser build.
+macro_rules! payload {
+    ($dir:literal, $file:literal) => {
+        Payload {
+            file: $file,
+            #[cfg(not(target_arch = "wasm32"))]
+            embedded: Some(include_bytes!(concat!("../../assets/", $dir, "/", $file))),
+            #[cfg(target_arch = "wasm32")]
+            embedded: None,
+        }
+    };
+}
+
+/// Files handed over at run time ([`provide`]): model name → file name → bytes.
+static PROVIDED: Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>> = Mutex::new(BTreeMap::new());
+
+/// Hand over a shipped model's file fetched at run time (the browser build).
+pub fn provide(model: &str, file: &str, bytes: Vec<u8>) {
+    PROVIDED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(model.to_string())
+        .or_default()
+        .insert(file.to_string(), bytes);
+}
+
+/// A model shipped in `assets/`.
 pub struct Shipped {
     pub name: &'static str,
     pub family: Family,
@@ -35,10 +76,10 @@ pub struct Shipped {
     /// The process settings: `scheduler_config.json` (Gaussian) or `process.json` (sequence); empty
     /// for graphs, whose `config.json` holds them.
     pub process: &'static str,
-    pub weights: &'static [u8],
+    pub weights: Payload,
     /// Held-out data for the forward-process explorer and the metrics: `examples.safetensors`
     /// (Gaussian, sequence) or `dataset.json`, the train / val / test graphs (graph).
-    pub data: &'static [u8],
+    pub data: Payload,
     pub card: &'static str,
 }
 
@@ -50,8 +91,8 @@ pub const MODELS: &[Shipped] = &[
         summary: "FiLM-MLP on six labelled 2-D shapes: watch particles flow (DDPM, 200 steps)",
         config: include_str!("../../assets/toy2d-mlp/config.json"),
         process: include_str!("../../assets/toy2d-mlp/scheduler_config.json"),
-        weights: include_bytes!("../../assets/toy2d-mlp/model.safetensors"),
-        data: include_bytes!("../../assets/toy2d-mlp/examples.safetensors"),
+        weights: payload!("toy2d-mlp", "model.safetensors"),
+        data: payload!("toy2d-mlp", "examples.safetensors"),
         card: include_str!("../../assets/toy2d-mlp/card.json"),
     },
     Shipped {
@@ -61,8 +102,8 @@ pub const MODELS: &[Shipped] = &[
                   1000 steps; opens with 50 DDIM steps, guidance 3)",
         config: include_str!("../../assets/mnist-unet/config.json"),
         process: include_str!("../../assets/mnist-unet/scheduler_config.json"),
-        weights: include_bytes!("../../assets/mnist-unet/diffusion_pytorch_model.safetensors"),
-        data: include_bytes!("../../assets/mnist-unet/examples.safetensors"),
+        weights: payload!("mnist-unet", "diffusion_pytorch_model.safetensors"),
+        data: payload!("mnist-unet", "examples.safetensors"),
         card: include_str!("../../assets/mnist-unet/card.json"),
     },
     Shipped {
@@ -71,8 +112,8 @@ pub const MODELS: &[Shipped] = &[
         summary: "D3PM (absorbing/mask noise, moco) over English words of 2–12 letters (100 steps)",
         config: include_str!("../../assets/words-absorb/config.json"),
         process: include_str!("../../assets/words-absorb/process.json"),
-        weights: include_bytes!("../../assets/words-absorb/model.safetensors"),
-        data: include_bytes!("../../assets/words-absorb/examples.safetensors"),
+        weights: payload!("words-absorb", "model.safetensors"),
+        data: payload!("words-absorb", "examples.safetensors"),
         card: include_str!("../../assets/words-absorb/card.json"),
     },
     Shipped {
@@ -81,8 +122,8 @@ pub const MODELS: &[Shipped] = &[
         summary: "D3PM (uniform noise, moco) over English words of 2–12 letters (100 steps)",
         config: include_str!("../../assets/words-uniform/config.json"),
         process: include_str!("../../assets/words-uniform/process.json"),
-        weights: include_bytes!("../../assets/words-uniform/model.safetensors"),
-        data: include_bytes!("../../assets/words-uniform/examples.safetensors"),
+        weights: payload!("words-uniform", "model.safetensors"),
+        data: payload!("words-uniform", "examples.safetensors"),
         card: include_str!("../../assets/words-uniform/card.json"),
     },
     Shipped {
@@ -92,8 +133,8 @@ pub const MODELS: &[Shipped] = &[
                   boxes TTGACA / TATAAT, 100 steps)",
         config: include_str!("../../assets/promoter-multinomial/config.json"),
         process: include_str!("../../assets/promoter-multinomial/process.json"),
-        weights: include_bytes!("../../assets/promoter-multinomial/model.safetensors"),
-        data: include_bytes!("../../assets/promoter-multinomial/examples.safetensors"),
+        weights: payload!("promoter-multinomial", "model.safetensors"),
+        data: payload!("promoter-multinomial", "examples.safetensors"),
         card: include_str!("../../assets/promoter-multinomial/card.json"),
     },
     Shipped {
@@ -103,8 +144,8 @@ pub const MODELS: &[Shipped] = &[
             "DiGress on 16-node planar graphs (Delaunay triangulations, SPECTRE recipe scaled down)",
         config: include_str!("../../assets/planar-digress/config.json"),
         process: "",
-        weights: include_bytes!("../../assets/planar-digress/model.safetensors"),
-        data: include_bytes!("../../assets/planar-digress/dataset.json"),
+        weights: payload!("planar-digress", "model.safetensors"),
+        data: payload!("planar-digress", "dataset.json"),
         card: include_str!("../../assets/planar-digress/card.json"),
     },
     Shipped {
@@ -113,11 +154,52 @@ pub const MODELS: &[Shipped] = &[
         summary: "DiGress on SBM graphs (2-3 blocks of 6-10 nodes)",
         config: include_str!("../../assets/sbm-digress/config.json"),
         process: "",
-        weights: include_bytes!("../../assets/sbm-digress/model.safetensors"),
-        data: include_bytes!("../../assets/sbm-digress/dataset.json"),
+        weights: payload!("sbm-digress", "model.safetensors"),
+        data: payload!("sbm-digress", "dataset.json"),
         card: include_str!("../../assets/sbm-digress/card.json"),
     },
 ];
+
+impl Shipped {
+    /// The weights (safetensors).
+    pub fn weights(&self) -> Result<Cow<'static, [u8]>> {
+        self.bytes(&self.weights)
+    }
+
+    /// The held-out data (see [`Shipped::data`]'s field).
+    pub fn data(&self) -> Result<Cow<'static, [u8]>> {
+        self.bytes(&self.data)
+    }
+
+    /// The files that must be fetched before this model opens (none natively).
+    pub fn missing(&self) -> Vec<&'static str> {
+        [&self.weights, &self.data]
+            .into_iter()
+            .filter(|p| p.embedded.is_none() && self.provided(p.file).is_none())
+            .map(|p| p.file)
+            .collect()
+    }
+
+    /// Every binary file of the model, embedded or not (what a web build must serve beside the
+    /// texts in `models/<name>/`).
+    pub fn files(&self) -> [&'static str; 2] {
+        [self.weights.file, self.data.file]
+    }
+
+    fn provided(&self, file: &str) -> Option<Vec<u8>> {
+        let map = PROVIDED.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(self.name).and_then(|m| m.get(file)).cloned()
+    }
+
+    fn bytes(&self, p: &Payload) -> Result<Cow<'static, [u8]>> {
+        if let Some(b) = p.embedded {
+            return Ok(Cow::Borrowed(b));
+        }
+        self.provided(p.file).map(Cow::Owned).ok_or_else(|| {
+            Error::NotReady(format!("{}/{} is not downloaded yet", self.name, p.file))
+        })
+    }
+}
 
 /// The shipped models of one family.
 pub fn family(f: Family) -> impl Iterator<Item = &'static Shipped> {

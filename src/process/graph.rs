@@ -91,6 +91,7 @@ impl DigressSchedule {
 }
 
 /// A dense batch of graphs as class ids.
+#[derive(Clone)]
 pub struct GraphBatch {
     /// Node count of each graph (≤ n).
     pub counts: Vec<usize>,

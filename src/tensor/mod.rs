@@ -468,13 +468,7 @@ fn mixed(t: &Tensor, kernel: &str) -> Error {
 
 /// Zeroed host words, refusing (instead of aborting) when the allocator cannot provide them.
 fn host_words(n: usize, what: &dyn Fn() -> String) -> Result<Vec<u32>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
-        what: what(),
-        bytes: (n as u64) * 4,
-    })?;
-    v.resize(n, 0);
-    Ok(v)
+    crate::cpu::alloc::zeroed(n, what)
 }
 
 /// The device every tensor of one op shares; an op given tensors of two devices is refused.

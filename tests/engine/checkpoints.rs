@@ -280,8 +280,9 @@ fn bad_checkpoint_bytes_are_typed_errors_naming_the_tensor() {
 fn toy2d_tensors() -> Tensors {
     let bytes = diffscope::pipelines::gaussian::shipped("toy2d-mlp")
         .unwrap()
-        .weights;
-    let mut w = Weights::from_bytes(bytes, "toy2d").unwrap();
+        .weights()
+        .unwrap();
+    let mut w = Weights::from_bytes(&bytes, "toy2d").unwrap();
     let names: Vec<String> = w.names().map(String::from).collect();
     names
         .into_iter()
@@ -336,7 +337,7 @@ fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
     let shipped = diffscope::pipelines::gaussian::shipped("toy2d-mlp").unwrap();
     let (cfg, sched) = (shipped.config, shipped.process);
     let tensors = toy2d_tensors();
-    build_toy2d(cfg, sched, shipped.weights).expect("the shipped model loads");
+    build_toy2d(cfg, sched, &shipped.weights().unwrap()).expect("the shipped model loads");
 
     let edit = |f: &dyn Fn(&mut Tensors)| {
         let mut t = tensors.clone();
@@ -487,7 +488,7 @@ fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
     ];
     eprintln!("| bad config | error |\n|---|---|");
     for (name, c, s, field) in &config_cases {
-        let e = build_toy2d(c, s, shipped.weights).expect_err(name);
+        let e = build_toy2d(c, s, &shipped.weights().unwrap()).expect_err(name);
         eprintln!("| {name} | {e} |");
         assert!(
             matches!(&e, Error::ConfigField { field: f, .. } if f == field),
@@ -538,7 +539,7 @@ fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
         ),
     ];
     for (name, c, s, needle) in &other_cases {
-        let e = build_toy2d(c, s, shipped.weights)
+        let e = build_toy2d(c, s, &shipped.weights().unwrap())
             .expect_err(name)
             .to_string();
         eprintln!("| {name} | {e} |");

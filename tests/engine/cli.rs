@@ -111,7 +111,11 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
         }
         d.to_string_lossy().to_string()
     };
-    let (cfg, sch, w) = (toy.config.as_bytes(), toy.process.as_bytes(), toy.weights);
+    let (cfg, sch, w) = (
+        toy.config.as_bytes(),
+        toy.process.as_bytes(),
+        &*toy.weights().unwrap(),
+    );
     let md_noweights = folder(
         "noweights",
         &[("config.json", cfg), ("scheduler_config.json", sch)],

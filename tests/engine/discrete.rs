@@ -637,7 +637,7 @@ fn shipped_discrete_models_load_and_encode_on(g: Device) {
         let card: serde_json::Value = serde_json::from_str(s.card).unwrap();
         assert_eq!(card["name"], s.name);
         // The held-out examples are valid ids of the right length, and text round-trips.
-        let (shape, ids) = Weights::from_bytes(s.data, "examples")
+        let (shape, ids) = Weights::from_bytes(&s.data().unwrap(), "examples")
             .unwrap()
             .take_ints("tokens")
             .unwrap();

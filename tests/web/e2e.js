@@ -1,10 +1,12 @@
-// Browser end-to-end test: serves web/ (built by scripts/build-web.sh), opens it in the system's
+// Browser end-to-end test: serves web/ (built by scripts/build-web.sh) from a sub-path, checks the app
+// bundle's gzipped size against its budget, opens it in the system's
 // headless Chromium with WebGPU on SwiftShader, and checks that the default model really denoises there:
 // steps advance, no GPU error is reported, the state stays finite and spread out (a collapsed or blank
 // picture fails), and the canvas shows a picture. Launches without WebGPU must sample too, drawing with
 // WebGL2 and computing on the CPU backend (the default model and mnist-unet). Then each model in E2E_MODELS (comma-separated; default words-absorb,
 // a discrete family) is opened with ?model=NAME and must step without error; each gets a screenshot
-// beside the first (name-MODEL.png). Usage: node tests/web/e2e.js [web-dir] [screenshot.png]
+// beside the first (name-MODEL.png). Model files are fetched on demand: one model's fetch is made to
+// fail, and the app must say so and recover on retry. Usage: node tests/web/e2e.js [web-dir] [screenshot.png]
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -24,18 +26,35 @@ const NO_WEBGPU_ARGS = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'
 const STEPS_WANTED = 4;
 const TIMEOUT_MS = 240000;
 
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+// The app bundle (what every visitor downloads before any model): wasm + JS, gzipped.
+const BUNDLE_BUDGET = 3000000;
+// The site is served from a sub-path, as on a static host's project page: every URL must be relative.
+const PREFIX = '/demo/diffscope/';
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.json': 'application/json' };
+// Bytes served so far, and a switch that makes requests under a path fail (the fetch-failure test).
+const served = { bytes: 0, failUnder: null };
 function serve(dir) {
   const server = http.createServer((req, res) => {
-    const rel = decodeURIComponent(req.url.split('?')[0]).replace(/^\/+/, '') || 'index.html';
+    const url = decodeURIComponent(req.url.split('?')[0]);
+    if (!url.startsWith(PREFIX)) { res.writeHead(404); res.end(); return; }
+    const rel = url.slice(PREFIX.length) || 'index.html';
+    if (served.failUnder && rel.startsWith(served.failUnder)) { res.writeHead(503); res.end(); return; }
     const file = path.join(dir, rel);
     if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404); res.end(); return;
     }
+    served.bytes += fs.statSync(file).size;
     res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream' });
     fs.createReadStream(file).pipe(res);
   });
   return new Promise(ok => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+function bundleBytes() {
+  const zlib = require('zlib');
+  const parts = ['pkg/diffscope_bg.wasm', 'pkg/diffscope.js', 'models.js'].map(f => fs.readFileSync(path.join(webDir, f)));
+  return zlib.gzipSync(Buffer.concat(parts), { level: 9 }).length;
 }
 
 function check(cond, msg) { if (!cond) throw new Error(msg); console.log('ok   ' + msg); }
@@ -74,13 +93,16 @@ async function launch(extra) {
 async function withWebGpu(url) {
   const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
   try {
-    const t0 = Date.now();
-    await page.goto(url);
-    // Reported, not asserted (speed is for benchmarks): page load to the first reverse step.
-    page.waitForFunction(() => window.diffscope && JSON.parse(window.diffscope.status()).recorded >= 2,
-      null, { timeout: TIMEOUT_MS, polling: 100 })
-      .then(() => console.log('page load to first reverse step: ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s'))
-      .catch(() => {});
+    // Reported, not asserted (speed is for benchmarks): page load to the first reverse step and the
+    // bytes served until then, with a cold cache and then warm (the models from the Cache API).
+    for (const visit of ['cold', 'warm']) {
+      const t0 = Date.now(), b0 = served.bytes;
+      if (visit === 'cold') await page.goto(url); else await page.reload();
+      await page.waitForFunction(() => window.diffscope && JSON.parse(window.diffscope.status()).recorded >= 2,
+        null, { timeout: TIMEOUT_MS, polling: 100 });
+      console.log(`page load to first reverse step (${visit} cache): ${((Date.now() - t0) / 1000).toFixed(1)} s, ` +
+        `${((served.bytes - b0) / 1e6).toFixed(2)} MB served`);
+    }
     const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
     await page.waitForFunction(n => {
       if (!window.diffscope) return false;
@@ -90,7 +112,7 @@ async function withWebGpu(url) {
     const s = await status();
     console.log('status', JSON.stringify(s));
     check(s.error === null, 'no error reported by the app (got ' + s.error + ')');
-    check(s.model === 'toy2d-mlp', 'the embedded default model is loaded');
+    check(s.model === 'toy2d-mlp', 'the default model is loaded');
     check(s.recorded >= STEPS_WANTED && s.total > s.recorded, 'reverse steps advance in the browser');
     check(s.last_finite, 'the state is finite');
     // x_T ~ N(0, I) and the first steps barely change it: a spread near 1 (0 means a collapsed state).
@@ -129,6 +151,35 @@ async function otherModel(url, model, steps) {
     console.log(logs.slice(0, 20).join('\n'));
     throw e;
   } finally {
+    await ctx.close();
+  }
+}
+
+// A model whose files cannot be fetched: the app says so (and which file), and opens it on retry.
+async function failedFetch(url, model) {
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
+  try {
+    served.failUnder = 'models/' + model + '/';
+    await page.goto(url + '?model=' + model);
+    await page.waitForFunction(() => window.diffscope &&
+      /could not download/.test(JSON.parse(window.diffscope.status()).download || ''), null,
+      { timeout: TIMEOUT_MS, polling: 200 });
+    let s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    console.log('status', JSON.stringify(s));
+    check(/could not download/.test(s.download) && /503/.test(s.download) && s.model === null,
+      model + ': a failed fetch is reported (' + s.download + ')');
+    served.failUnder = null;
+    await page.evaluate(() => window.diffscope.retry_download());
+    await page.waitForFunction(() => JSON.parse(window.diffscope.status()).recorded >= 2, null,
+      { timeout: TIMEOUT_MS, polling: 200 });
+    s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    check(s.model === model && s.error === null && s.download === null, model + ': the retry downloads and opens it');
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), model + ': no panic or page error');
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    served.failUnder = null;
     await ctx.close();
   }
 }
@@ -182,10 +233,14 @@ async function withoutWebGpu(url) {
 (async () => {
   for (const f of ['index.html', 'pkg/diffscope.js', 'pkg/diffscope_bg.wasm'])
     if (!fs.existsSync(path.join(webDir, f))) throw new Error(webDir + '/' + f + ' is missing: run scripts/build-web.sh');
+  const gz = bundleBytes();
+  console.log('app bundle (wasm + JS), gzipped: ' + (gz / 1e6).toFixed(2) + ' MB (budget ' + BUNDLE_BUDGET / 1e6 + ' MB)');
+  check(gz <= BUNDLE_BUDGET, 'the app bundle is within its size budget');
   const server = await serve(webDir);
-  const url = 'http://127.0.0.1:' + server.address().port + '/index.html';
+  const url = 'http://127.0.0.1:' + server.address().port + PREFIX;
   try {
     await withWebGpu(url);
+    await failedFetch(url, 'sbm-digress');
     const others = (process.env.E2E_MODELS ?? 'words-absorb').split(',').filter(Boolean);
     for (const m of others) await otherModel(url, m, Number(process.env.E2E_STEPS || 3));
     await withoutWebGpu(url);

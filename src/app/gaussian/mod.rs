@@ -5,6 +5,8 @@ mod export;
 mod forward;
 mod stepping;
 
+use std::sync::Arc;
+
 use super::export::Export;
 use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus};
 use super::{card, images, points, schedule};
@@ -29,7 +31,8 @@ struct Settings {
 }
 
 pub struct OpenGaussian {
-    model: GaussianModel,
+    /// Shared with a step computing on a worker thread (CPU backend).
+    model: Arc<GaussianModel>,
     settings: Settings,
     session: Option<Session>,
     forward: GaussianForward,
@@ -51,7 +54,7 @@ impl OpenGaussian {
             .map(|s| s.card);
         let examples = crate::pipelines::gaussian::shipped(name)
             .ok()
-            .and_then(|s| load_examples(s.data).ok())
+            .and_then(|s| load_examples(&s.data().ok()?).ok())
             .unwrap_or_default();
         let m = crate::pipelines::gaussian::load_shipped(device, name)?;
         Ok(OpenGaussian::new(m, card, examples, carried))
@@ -86,7 +89,7 @@ impl OpenGaussian {
             apply_card_defaults(&mut settings, card);
         }
         OpenGaussian {
-            model: m,
+            model: Arc::new(m),
             settings,
             session: None,
             forward: GaussianForward::new(steps / 4, examples),
@@ -224,7 +227,8 @@ impl OpenRun for OpenGaussian {
             )
             .changed()
         {
-            m.process.config.clip_sample = clip;
+            // A copy of the model's tables if a step in flight still holds the old ones.
+            Arc::make_mut(m).process.config.clip_sample = clip;
             changed = true;
         }
         let (range, what) = if m.denoiser.sample_shape().len() == 3 {
@@ -468,7 +472,7 @@ impl OpenRun for OpenGaussian {
             Some(s) => s.resumed_on(&model)?,
             None => None,
         };
-        self.model = model;
+        self.model = Arc::new(model);
         self.forward.drop_pending();
         match resumed {
             Some(s) => self.session = Some(s),

@@ -3,6 +3,9 @@
 //! device. Nothing here touches the UI; everything the app does with a Gaussian model's sampling loop
 //! goes through [`Session`].
 
+use std::sync::Arc;
+
+use super::super::worker::{run_step, Worker};
 use crate::pipelines::gaussian::run::GaussianRun;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::SampleSettings;
@@ -99,6 +102,8 @@ pub(super) struct Session {
     /// The state after the newest launched step, its plan and settings.
     pub run: GaussianRun,
     pub n: usize,
+    /// A step computing off the UI thread (CPU backend): the run after it, with its readbacks.
+    computing: Option<Worker<crate::Result<(GaussianRun, PendingFrame)>>>,
     /// Readbacks in flight: the state after step `index`.
     pending: Option<PendingFrame>,
     /// Host copies of every step's frame (x, then x0_pred and ε_pred when recorded, concatenated) under a
@@ -122,6 +127,7 @@ impl Session {
         Ok(Session {
             run,
             n,
+            computing: None,
             pending,
             states: History::new(DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS),
             started: web_time::Instant::now(),
@@ -135,12 +141,12 @@ impl Session {
 
     /// Steps launched so far, recorded or in flight.
     pub fn launched(&self) -> usize {
-        self.states.len() + self.pending.is_some() as usize
+        self.states.len() + self.in_flight() as usize
     }
 
-    /// A readback is on its way.
+    /// A step is computing or its readback is on its way.
     pub fn in_flight(&self) -> bool {
-        self.pending.is_some()
+        self.computing.is_some() || self.pending.is_some()
     }
 
     /// The run continued from the kept step nearest `view` with `seed`: a different future from the
@@ -163,6 +169,7 @@ impl Session {
         Ok(Some(Session {
             run,
             n: self.n,
+            computing: None,
             pending: None,
             states: self.states.truncated(k),
             started: web_time::Instant::now(),
@@ -186,6 +193,7 @@ impl Session {
         Ok(Some(Session {
             run,
             n: self.n,
+            computing: None,
             pending: None,
             states: self.states.truncated(k),
             started: self.started,
@@ -195,8 +203,19 @@ impl Session {
 
     /// Collect the step in flight if it has landed and, if `step`, record the next one with its
     /// readbacks. Never waits for the GPU.
-    pub fn pump(&mut self, m: &GaussianModel, step: bool) -> crate::Result<()> {
+    pub fn pump(&mut self, m: &Arc<GaussianModel>, step: bool) -> crate::Result<()> {
         let device = model_device(m).clone();
+        if let Some(w) = &mut self.computing {
+            match w.poll() {
+                None => return Ok(()),
+                Some(r) => {
+                    self.computing = None;
+                    let (run, p) = r?;
+                    self.run = run;
+                    self.pending = Some(p);
+                }
+            }
+        }
         if let Some(p) = &mut self.pending {
             // A state is recorded only if the device reported nothing wrong while computing it: a
             // validation error or a lost device would make it a wrong picture.
@@ -223,13 +242,61 @@ impl Session {
             x0: images,
             eps: images,
         };
-        let o = self.run.step(m, extras)?;
-        self.pending = Some(PendingFrame::new(
-            self.run.steps_done(),
-            self.run.state(),
-            o.x0.as_ref(),
-            o.eps.as_ref(),
-        ));
+        let (mut run, model) = (self.run.clone(), Arc::clone(m));
+        let mut w = run_step(&device, move || {
+            let o = run.step(&model, extras)?;
+            let p = PendingFrame::new(run.steps_done(), run.state(), o.x0.as_ref(), o.eps.as_ref());
+            Ok((run, p))
+        });
+        // At once on a GPU (only recorded, then submitted with the readbacks); on the CPU backend
+        // natively the step computes on its thread and a later frame collects it.
+        match w.poll() {
+            Some(r) => {
+                let (run, p) = r?;
+                self.run = run;
+                self.pending = Some(p);
+            }
+            None => self.computing = Some(w),
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::gaussian::Sampler;
+
+    /// On the CPU backend the step computes on a worker thread: `pump` returns while it runs, and
+    /// the state it lands is bit for bit the one the same step computed in place gives.
+    #[test]
+    fn a_cpu_step_computes_off_the_calling_thread_and_lands_the_same_state() {
+        let device = Device::Cpu(crate::cpu::Cpu::new(&Default::default()));
+        let m = Arc::new(crate::pipelines::gaussian::load_shipped(&device, "mnist-unet").unwrap());
+        let settings = SampleSettings {
+            sampler: Sampler::Ddim { eta: 0.0 },
+            steps: 10,
+            seed: 7,
+            labels: Some(vec![3; 4]),
+            guidance: Some(2.0),
+        };
+        let mut s = Session::start(&m, settings.clone(), 4, 1).unwrap();
+        s.pump(&m, false).unwrap();
+        assert_eq!(s.states.len(), 1, "x_T is recorded");
+        s.pump(&m, true).unwrap();
+        assert!(
+            s.computing.is_some(),
+            "the step runs on a worker thread, not in pump"
+        );
+        assert_eq!(s.launched(), 2);
+        while s.states.len() < 2 {
+            std::thread::yield_now();
+            s.pump(&m, false).unwrap();
+        }
+        let mut run = GaussianRun::start(&m, &settings, 4, None).unwrap();
+        run.step(&m, Default::default()).unwrap();
+        let want = run.state().to_f32().unwrap();
+        let got = split_frame(s.states.get(1).unwrap(), want.len()).0;
+        assert_eq!(got, &want[..]);
     }
 }

@@ -6,6 +6,8 @@ mod draw;
 mod forward;
 mod stepping;
 
+use std::sync::Arc;
+
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{heatmap, schedule};
@@ -19,7 +21,8 @@ use forward::GraphForward;
 use stepping::GraphRun;
 
 pub struct OpenGraphs {
-    model: DigressModel,
+    /// Shared with a step computing on a worker thread (CPU backend).
+    model: Arc<DigressModel>,
     device: Device,
     run: Option<GraphRun>,
     /// Where the run's nodes are drawn (kept across forks).
@@ -42,7 +45,7 @@ impl OpenGraphs {
             .unwrap_or_default();
         let forward = GraphForward::new(m.process.steps() / 4);
         Ok(OpenGraphs {
-            model: m,
+            model: Arc::new(m),
             device: device.clone(),
             run: None,
             layout: Layout::new(&[]),
@@ -242,7 +245,10 @@ impl OpenRun for OpenGraphs {
     fn resume_on(&mut self, device: &Device) -> crate::Result<()> {
         // The run keeps every frame on the host: a fork from the newest one with the run's own
         // seed is its continuation. `fork` changes nothing when it fails.
-        let model = crate::pipelines::graph::load_graph_shipped(device, &self.model.name)?;
+        let model = Arc::new(crate::pipelines::graph::load_graph_shipped(
+            device,
+            &self.model.name,
+        )?);
         match &mut self.run {
             Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
             None => {

@@ -6,6 +6,8 @@ mod draw;
 mod forward;
 mod stepping;
 
+use std::sync::Arc;
+
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{card, schedule};
@@ -17,7 +19,8 @@ use forward::SeqForward;
 use stepping::SeqRun;
 
 pub struct OpenSequences {
-    model: SequenceModel,
+    /// Shared with a step computing on a worker thread (CPU backend).
+    model: Arc<SequenceModel>,
     device: Device,
     run: Option<SeqRun>,
     seed: u64,
@@ -38,7 +41,7 @@ impl OpenSequences {
         let m = crate::pipelines::sequence::load_shipped(device, name)?;
         let k = m.process.k() as u32;
         let examples = crate::pipelines::sequence::shipped(name)
-            .and_then(|s| forward::load_examples(s.data, 64).ok())
+            .and_then(|s| forward::load_examples(&s.data().ok()?, 64).ok())
             .unwrap_or_default()
             .into_iter()
             .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
@@ -52,7 +55,7 @@ impl OpenSequences {
         let ts = m.process.timesteps();
         let forward = SeqForward::new(ts[ts.len() / 2]);
         Ok(OpenSequences {
-            model: m,
+            model: Arc::new(m),
             device: device.clone(),
             run: None,
             seed: carried.seed,
@@ -268,7 +271,10 @@ impl OpenRun for OpenSequences {
     fn resume_on(&mut self, device: &Device) -> crate::Result<()> {
         // The run keeps every frame on the host: a fork from the newest one with the run's own
         // seed is its continuation. `fork` changes nothing when it fails.
-        let model = crate::pipelines::sequence::load_shipped(device, &self.model.name)?;
+        let model = Arc::new(crate::pipelines::sequence::load_shipped(
+            device,
+            &self.model.name,
+        )?);
         match &mut self.run {
             Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
             None => self.run = Some(SeqRun::start(&model, self.n, self.seed, self.temperature)?),

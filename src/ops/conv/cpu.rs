@@ -3,6 +3,7 @@
 //! upsampling, with the same shape rules and typed errors as the GPU drivers.
 
 use super::{ConvLayout, Padding};
+use crate::cpu::alloc::zeroed;
 use crate::error::{Error, Result};
 use crate::ops::check_host_len;
 use crate::ops::matmul::cpu::{self as mm, HostMatmul, HostMatrix};
@@ -44,43 +45,42 @@ pub fn conv2d(
     let len = k
         .checked_mul(cols)
         .ok_or_else(|| Error::shape("conv2d", format!("im2col of {:?} overflows", x.1)))?;
-    let mut col = Vec::new();
-    col.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
-        what: format!("conv2d columns for {:?}", x.1),
-        bytes: len as u64 * 4,
-    })?;
-    col.resize(len, 0f32);
+    let mut col: Vec<f32> = zeroed(len, &|| format!("conv2d columns for {:?}", x.1))?;
     let chw = cin * h * w;
-    for i in 0..n {
-        let img = &x.0[i * chw..(i + 1) * chw];
-        // Row (c, dy, dx) of the columns holds input channel c at offset (dy, dx) for every output
-        // pixel; taps that fall in the padding stay zero. Per output row, the valid ox form one
-        // range, so the inner loop is a strided (for stride 1, contiguous) copy without bounds tests.
-        for c in 0..cin {
-            for dy in 0..kh {
-                for dx in 0..kw {
-                    let row = &mut col[((c * kh + dy) * kw + dx) * cols + i * pixels..][..pixels];
-                    let (ox0, ox1) = valid_range(wo, w, stride, dx, padding.left);
-                    for oy in 0..ho {
-                        let iy = (oy * stride + dy) as isize - padding.top as isize;
-                        if !(0..h as isize).contains(&iy) || ox0 >= ox1 {
-                            continue;
-                        }
-                        let src = &img[(c * h + iy as usize) * w..][..w];
-                        let dst = &mut row[oy * wo..][ox0..ox1];
-                        let ix0 = ox0 * stride + dx - padding.left;
-                        if stride == 1 {
-                            dst.copy_from_slice(&src[ix0..ix0 + dst.len()]);
-                        } else {
-                            for (j, d) in dst.iter_mut().enumerate() {
-                                *d = src[ix0 + j * stride];
-                            }
+    // Row (c, dy, dx) of the columns holds input channel c at offset (dy, dx) for every output pixel
+    // of every image; taps that fall in the padding stay zero. Per output row, the valid ox form one
+    // range, so the inner loop is a strided (for stride 1, contiguous) copy without bounds tests.
+    // Threads take whole rows.
+    crate::cpu::parallel::for_each_chunk(&mut col, cols, |first, rows| {
+        for (j, crow) in rows.chunks_exact_mut(cols.max(1)).enumerate() {
+            let r = first + j;
+            let (c, dy, dx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            let (ox0, ox1) = valid_range(wo, w, stride, dx, padding.left);
+            if ox0 >= ox1 {
+                continue;
+            }
+            for i in 0..n {
+                let plane = &x.0[i * chw + c * h * w..][..h * w];
+                let row = &mut crow[i * pixels..][..pixels];
+                for oy in 0..ho {
+                    let iy = (oy * stride + dy) as isize - padding.top as isize;
+                    if !(0..h as isize).contains(&iy) {
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..][..w];
+                    let dst = &mut row[oy * wo..][ox0..ox1];
+                    let ix0 = ox0 * stride + dx - padding.left;
+                    if stride == 1 {
+                        dst.copy_from_slice(&src[ix0..ix0 + dst.len()]);
+                    } else {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = src[ix0 + j * stride];
                         }
                     }
                 }
             }
         }
-    }
+    });
     let (y, _) = mm::matmul(
         HostMatrix {
             data: weight.0,

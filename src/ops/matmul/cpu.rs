@@ -6,8 +6,9 @@
 //! backends agree to f32 rounding.
 
 use super::{Act, Plan, MAX_RANK};
+use crate::cpu::alloc::{reserved, zeroed};
 use crate::cpu::math;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::check_host_len;
 
 /// A row-major f32 operand on the host.
@@ -62,16 +63,19 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
     )?;
     let (m, n, k) = (plan.m, plan.n, plan.k);
     let nb: usize = plan.batch.iter().product();
-    let mut out = Vec::new();
-    out.try_reserve_exact(nb * m * n)
-        .map_err(|_| Error::OutOfMemory {
-            what: format!("matmul output {:?}", plan.out_shape),
-            bytes: (nb * m * n * 4) as u64,
-        })?;
-    out.resize(nb * m * n, 0.0);
-    if out.is_empty() {
+    let len = nb * m * n;
+    let what = || format!("matmul output {:?}", plan.out_shape);
+    // With K = 0 the product is zeros; otherwise sgemm (β = 0) writes every element without reading
+    // it, so the output gets no zeroing pass.
+    let mut out: Vec<f32> = if k == 0 {
+        zeroed(len, &what)?
+    } else {
+        reserved(len, &what)?
+    };
+    if len == 0 {
         return Ok((out, plan.out_shape));
     }
+    let base = out.as_mut_ptr();
     // Element strides of op(a) (M×K) and op(b) (K×N) within one matrix.
     let (rsa, csa) = if opts.trans_a { (1, m) } else { (k, 1) };
     let (rsb, csb) = if opts.trans_b { (1, k) } else { (n, 1) };
@@ -89,12 +93,13 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
                 .sum()
         };
         let (ao, bo, ro) = (offset(&plan.sa), offset(&plan.sb), offset(&plan.sr));
-        let c = &mut out[z * m * n..(z + 1) * m * n];
+        // SAFETY: block z, [z·M·N, (z+1)·M·N), lies inside the allocation of `len` values.
+        let c_ptr = unsafe { base.add(z * m * n) };
         if k > 0 {
             let (am, bm) = (&a.data[ao..ao + m * k], &b.data[bo..bo + k * n]);
             // SAFETY: `Plan::new` checked that op(a) is M×K and op(b) is K×N for every batch entry,
             // and `check_host_len` that the slices hold the shapes, so every strided index sgemm forms
-            // lies inside `am`, `bm` and `c` (an M×N row-major block).
+            // lies inside `am`, `bm` and block z (an M×N row-major block at `c_ptr`).
             unsafe {
                 matrixmultiply::sgemm(
                     m,
@@ -108,15 +113,20 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
                     rsb as isize,
                     csb as isize,
                     0.0,
-                    c.as_mut_ptr(),
+                    c_ptr,
                     n as isize,
                     1,
                 );
             }
         }
+        // SAFETY: block z is initialised: sgemm wrote it just now (or, for K = 0, it was zeroed), and
+        // no other reference to it exists.
+        let c = unsafe { std::slice::from_raw_parts_mut(c_ptr, m * n) };
         let res = opts.residual.map(|r| &r.data[ro..ro + m * n]);
         epilogue(c, n, opts.bias, opts.act, res);
     }
+    // SAFETY: every block of the `len` values was initialised above.
+    unsafe { out.set_len(len) };
     Ok((out, plan.out_shape))
 }
 

@@ -43,11 +43,23 @@ pub fn log_softmax(x: &[f32], shape: &[usize]) -> Result<Vec<f32>> {
     row_softmax("log_softmax", x, shape, true)
 }
 
-/// Mean and `1/√(var + eps)` of `v` (biased variance), in f64.
-fn moments(v: impl Iterator<Item = f32> + Clone, count: usize, eps: f32) -> (f64, f64) {
-    let c = count.max(1) as f64;
-    let mean = v.clone().map(f64::from).sum::<f64>() / c;
-    let var = v.map(|x| (f64::from(x) - mean).powi(2)).sum::<f64>() / c;
+/// Mean and `1/√(var + eps)` of `v` (biased variance), accumulated in f64 over eight lanes (so
+/// the loops vectorise; the order of the sum differs from a plain left-to-right one only in f64
+/// rounding).
+fn moments(v: &[f32], eps: f32) -> (f64, f64) {
+    let c = v.len().max(1) as f64;
+    let lanes = |f: &dyn Fn(f32) -> f64| -> f64 {
+        let mut acc = [0f64; 8];
+        let mut chunks = v.chunks_exact(8);
+        for ch in &mut chunks {
+            for (a, &x) in acc.iter_mut().zip(ch) {
+                *a += f(x);
+            }
+        }
+        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&x| f(x)).sum::<f64>()
+    };
+    let mean = lanes(&f64::from) / c;
+    let var = lanes(&|x| (f64::from(x) - mean).powi(2)) / c;
     (mean, 1.0 / (var + f64::from(eps)).sqrt())
 }
 
@@ -81,7 +93,7 @@ pub fn layer_norm(
         return Ok(out);
     }
     for row in out.chunks_exact_mut(d) {
-        let (mean, inv) = moments(row.iter().copied(), d, eps);
+        let (mean, inv) = moments(row, eps);
         // (x − mean) in f32 loses nothing that matters (the moments are f64); one pass per part,
         // each a loop that vectorises.
         let (m, inv) = (mean as f32, inv as f32);
@@ -128,25 +140,35 @@ pub fn group_norm(
         bias.map(|b| [b.len()]).as_ref().map(|s| &s[..]),
         c,
     )?;
-    let mut out = x.to_vec();
     let block = per_group * spatial;
     if block == 0 {
-        return Ok(out);
+        return Ok(x.to_vec());
     }
-    for (gi, g) in out.chunks_exact_mut(block).enumerate() {
-        let (mean, inv) = moments(g.iter().copied(), block, eps);
-        let first_channel = (gi % groups) * per_group;
-        let m = mean as f32;
-        // Per channel of the group: y = (x − mean)·(inv·w) + b over its spatial run, vectorised.
-        for (i, run) in g.chunks_exact_mut(spatial.max(1)).enumerate() {
-            let ch = first_channel + i;
-            let scale = (inv * f64::from(weight.map_or(1.0, |w| w[ch]))) as f32;
-            let shift = bias.map_or(0.0, |b| b[ch]);
-            run.iter_mut().for_each(|v| *v = (*v - m) * scale + shift);
-            if silu {
-                run.iter_mut().for_each(|v| *v = activate(Act::Silu, *v));
+    let mut out: Vec<f32> = crate::cpu::alloc::zeroed(x.len(), &|| format!("{op} output"))?;
+    // Groups are independent: threads take whole groups.
+    crate::cpu::parallel::for_each_chunk(&mut out, block, |first, chunk| {
+        for (j, g) in chunk.chunks_exact_mut(block).enumerate() {
+            let gi = first + j;
+            let xs = &x[gi * block..][..block];
+            let (mean, inv) = moments(xs, eps);
+            let first_channel = (gi % groups) * per_group;
+            let m = mean as f32;
+            // Per channel of the group: y = (x − mean)·(inv·w) + b over its spatial run, vectorised.
+            let runs = g
+                .chunks_exact_mut(spatial.max(1))
+                .zip(xs.chunks_exact(spatial.max(1)));
+            for (i, (run, xr)) in runs.enumerate() {
+                let ch = first_channel + i;
+                let scale = (inv * f64::from(weight.map_or(1.0, |w| w[ch]))) as f32;
+                let shift = bias.map_or(0.0, |b| b[ch]);
+                run.iter_mut()
+                    .zip(xr)
+                    .for_each(|(v, &x)| *v = (x - m) * scale + shift);
+                if silu {
+                    run.iter_mut().for_each(|v| *v = activate(Act::Silu, *v));
+                }
             }
         }
-    }
+    });
     Ok(out)
 }

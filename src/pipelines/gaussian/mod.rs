@@ -4,6 +4,8 @@
 
 pub mod run;
 
+use std::sync::Arc;
+
 use super::zoo::{shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
 use crate::models::film_mlp::FilmMlp;
@@ -14,9 +16,11 @@ use crate::tensor::Device;
 use crate::weights::Weights;
 
 /// A loaded Gaussian model: its denoiser and its process.
+#[derive(Clone)]
 pub struct GaussianModel {
     pub name: String,
-    pub denoiser: Box<dyn Denoiser>,
+    /// Shared, so a copy with other process settings (the app's clip switch) costs no weights.
+    pub denoiser: Arc<dyn Denoiser>,
     pub process: Gaussian,
     /// Display names of the labels (index = label id), if conditional.
     pub labels: Vec<String>,
@@ -65,7 +69,7 @@ pub fn build(
         let m = FilmMlp::load(device, cfg, weights)?;
         return Ok(GaussianModel {
             name: name.to_string(),
-            denoiser: Box::new(m),
+            denoiser: Arc::new(m),
             process,
             labels,
             data_range: range,
@@ -79,7 +83,7 @@ pub fn build(
             .collect();
         return Ok(GaussianModel {
             name: name.to_string(),
-            denoiser: Box::new(m),
+            denoiser: Arc::new(m),
             process,
             labels,
             data_range: [-1.0, 1.0],
@@ -98,7 +102,7 @@ pub fn build(
 
 pub fn load_shipped(device: &Device, name: &str) -> Result<GaussianModel> {
     let m = shipped(name)?;
-    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    let w = Weights::from_bytes(&m.weights()?, &format!("{name}/model.safetensors"))?;
     build(
         device,
         name,

@@ -11,7 +11,9 @@ use crate::tensor::Tensor;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::trajectory::Trajectory;
 
-/// A reverse run between steps.
+/// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
+/// worker thread while the UI reads the original's plan and settings.
+#[derive(Clone)]
 pub struct GaussianRun {
     pub settings: SampleSettings,
     pub plan: Vec<PlannedStep>,

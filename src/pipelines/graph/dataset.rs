@@ -42,7 +42,8 @@ pub fn parse_dataset(json: &str, file: &str) -> Result<GraphDataset> {
 pub fn shipped_dataset(name: &str) -> Result<GraphDataset> {
     let m = shipped_graph(name)?;
     let file = format!("{name}/dataset.json");
-    let json = std::str::from_utf8(m.data).map_err(|e| Error::Config {
+    let data = m.data()?;
+    let json = std::str::from_utf8(&data).map_err(|e| Error::Config {
         file: file.clone(),
         detail: e.to_string(),
     })?;

@@ -203,6 +203,6 @@ pub fn load_graph_shipped(device: &Device, name: &str) -> Result<DigressModel> {
     let m = shipped_graph(name)?;
     let file = format!("{name}/config.json");
     let config = DigressModel::parse_config(m.config, &file)?;
-    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    let w = Weights::from_bytes(&m.weights()?, &format!("{name}/model.safetensors"))?;
     DigressModel::load(device, name, config, w, &file)
 }

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::models::graph_transformer::GraphOutput;
 use crate::process::graph::{GraphBatch, GraphNoise};
 
-/// A reverse run between steps.
+/// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
+/// worker thread while the UI reads the original's plan and settings.
+#[derive(Clone)]
 pub struct GraphRun {
     pub seed: u64,
     z: GraphBatch,

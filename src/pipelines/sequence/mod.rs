@@ -143,7 +143,7 @@ pub fn build(
 
 pub fn load_shipped(device: &Device, name: &str) -> Result<SequenceModel> {
     let m = shipped_in(Family::Sequence, name)?;
-    let w = Weights::from_bytes(m.weights, &format!("{name}/model.safetensors"))?;
+    let w = Weights::from_bytes(&m.weights()?, &format!("{name}/model.safetensors"))?;
     build(
         device,
         name,

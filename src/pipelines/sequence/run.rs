@@ -9,7 +9,9 @@ use crate::nn::Denoiser;
 use crate::process::discrete::StepOut;
 use crate::tensor::Tensor;
 
-/// A reverse run between steps.
+/// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
+/// worker thread while the UI reads the original's plan and settings.
+#[derive(Clone)]
 pub struct SequenceRun {
     pub seed: u64,
     pub temperature: f32,
