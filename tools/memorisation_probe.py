@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--loss", default="moco", choices=["moco", "elbo"], help="as train_discrete.py --loss")
     ap.add_argument("--copy-weight", type=float, default=1.0)
     ap.add_argument("--pos-init", type=float, default=0.0, help="as train_discrete.py --pos-init")
+    ap.add_argument("--no-time", action="store_true", help="as train_discrete.py --no-time")
+    ap.add_argument("--eval-n", type=int, default=500, help="words of each set whose ELBO is reported")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--target", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=0)
@@ -54,13 +56,15 @@ def main():
     torch.manual_seed(a.seed)
     model = SeqTransformer(spec["K"], spec["L"], a.dim, a.depth, a.heads)
     td.init_embeddings(model, a.pos_init)
+    if a.no_time:
+        td.drop_time(model)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     proc = td.make_d3pm(spec)
     rng = np.random.default_rng(a.seed)
     steps_per_epoch = a.words / a.batch
-    n_eval = min(a.words, 500)
+    n_eval = min(a.words, a.eval_n)
     step, t0 = 0, time.time()
-    print(json.dumps(dict(words=a.words, loss=a.loss, pos_init=a.pos_init, parameters=sum(p.numel() for p in model.parameters()),
+    print(json.dumps(dict(words=a.words, loss=a.loss, pos_init=a.pos_init, no_time=a.no_time, parameters=sum(p.numel() for p in model.parameters()),
                           steps_per_epoch=round(steps_per_epoch, 2))), flush=True)
     for epoch in range(a.every, a.max_epochs + 1, a.every):
         model.train()

@@ -5,7 +5,10 @@
     python tools/train_discrete.py --model promoter-multinomial  # multinomial diffusion (Hoogeboom)
 
 The D3PM models use bionemo-moco 0.0.2.2's own D3PM interpolant (cosine schedule, interpolate, loss);
-the multinomial model uses tools/multinomial_ref.py and its vb_stochastic loss (bits/char).
+`--loss elbo` trains the absorbing model on its ELBO instead (d3pm_elbo_loss; moco's interpolant, step
+and sampler unchanged), and --pos-init, --no-time, --vocab and --word-weight are the words models'
+other training choices (see their help and tools/README.md). words-absorb's card has its exact flags.
+The multinomial model uses tools/multinomial_ref.py and its vb_stochastic loss (bits/char).
 Checkpoints to --ckpt every 200 steps and resumes from it; stops at --steps or after --minutes of
 training in this run. --export-only writes assets/<model>/ from the checkpoint without training.
 """
@@ -68,6 +71,19 @@ def init_embeddings(model, pos_std):
     if pos_std:
         with torch.no_grad():
             model.pos_emb.normal_(0.0, pos_std)
+
+
+def drop_time(model):
+    """Switch the time conditioning off without changing the network: the last Linear of the time MLP
+    is zeroed and frozen, so the time embedding added to every position is 0 (exported as zeros, the
+    Rust port computes the same). In an absorbing D3PM the best x0 prediction does not depend on t
+    given x_t (which positions are masked is independent of the data), and the sinusoid of an integer t
+    through a random MLP adds a different pseudo-random vector per t to every input, which the network
+    must first learn to ignore."""
+    with torch.no_grad():
+        model.time_mlp[2].weight.zero_(); model.time_mlp[2].bias.zero_()
+    for p in model.time_mlp.parameters():
+        p.requires_grad_(False)
 
 
 def elbo_weights(d3pm):
@@ -214,6 +230,10 @@ def main():
     ap.add_argument("--copy-weight", type=float, default=1.0)
     ap.add_argument("--pos-init", type=float, default=0.0,
                     help="std of the initial position embedding (0: SeqTransformer's 0.02); see init_embeddings")
+    ap.add_argument("--word-weight", type=float, default=0.0,
+                    help="words models: draw each training word with probability ∝ its wordfreq frequency to this "
+                         "power (0: every word alike); 0.5 is flat enough that 300 draws are ~96 %% unique")
+    ap.add_argument("--no-time", action="store_true", help="zero and freeze the time MLP's output (drop_time)")
     ap.add_argument("--vocab", default="full", choices=list(words_data.VOCABS),
                     help="words models: the whole list, or its 10,000 most frequent words (words_data.py)")
     ap.add_argument("--seed", type=int, default=0)
@@ -230,6 +250,8 @@ def main():
     torch.manual_seed(args.seed)
     model = SeqTransformer(spec["K"], spec["L"], args.dim, args.depth, args.heads)
     init_embeddings(model, args.pos_init)
+    if args.no_time:
+        drop_time(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     proc = make_d3pm(spec) if spec["kind"] == "d3pm" else Multinomial(spec["K"], spec["T"])
     rng = np.random.default_rng(args.seed)
@@ -259,11 +281,16 @@ def main():
         torch.save(d, ckpt + ".tmp"); os.replace(ckpt + ".tmp", ckpt)
 
     xtr_t = torch.from_numpy(xtr)
+    word_p = None
+    if args.word_weight:
+        word_p = words_data.frequencies(train) ** args.word_weight
+        word_p = word_p / word_p.sum()
     while not args.export_only and step < args.steps and time.time() - t0 < args.minutes * 60:
         lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        x0 = xtr_t[torch.from_numpy(rng.integers(0, len(xtr), args.batch))]
+        idx = rng.integers(0, len(xtr), args.batch) if word_p is None else rng.choice(len(xtr), args.batch, p=word_p)
+        x0 = xtr_t[torch.from_numpy(idx)]
         if spec["kind"] == "d3pm" and args.loss == "elbo":
             loss = d3pm_elbo_loss(model, proc, x0, spec["K"] - 1, args.copy_weight)
         elif spec["kind"] == "d3pm":
@@ -313,6 +340,8 @@ def main():
                               f"--dim {args.dim} --depth {args.depth} --heads {args.heads} --lr {args.lr} --vb-scale {args.vb_scale} --seed {args.seed}"
                               + (f" --loss {args.loss} --copy-weight {args.copy_weight}" if args.loss != "moco" else "")
                               + (f" --pos-init {args.pos_init}" if args.pos_init else "")
+                              + (" --no-time" if args.no_time else "")
+                              + (f" --word-weight {args.word_weight}" if args.word_weight else "")
                               + (f" --vocab {args.vocab}" if args.vocab != "full" else ""),
                       runs=[dict(from_step=a, steps_flag=b) for a, b in runs],
                       steps=step, batch=args.batch, optimizer="AdamW, warmup + cosine lr, grad clip 1",
@@ -325,7 +354,9 @@ def main():
                       training_seconds=round(seconds + time.time() - t0)),
         data=("Debian wamerican /usr/share/dict/american-english, lowercase a–z words of 2–12 letters"
               + (", the 10,000 most frequent by wordfreq 3.1.1 (English, large list)" if args.vocab == "frequent" else "")
-              + f", {len(train)} train / {len(held)} held-out (tools/words_data.py, seed 0)" if args.model.startswith("words")
+              + f", {len(train)} train / {len(held)} held-out (tools/words_data.py, seed 0)"
+              + (f"; training words drawn with probability ∝ frequency^{args.word_weight}" if args.word_weight else "")
+              if args.model.startswith("words")
               else f"synthetic σ70 promoters from tools/promoter_data.py (seed 0): {len(train)} train / {len(held)} held-out"),
         weights="fp16",
         quality=quality,

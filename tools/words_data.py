@@ -31,6 +31,12 @@ def load_frequent(n=10000, path=DICT):
     return sorted(sorted(words, key=lambda w: (-freq[w], w))[:n])
 
 
+def frequencies(words):
+    """wordfreq 3.1.1's English frequency ("large" list) of each word."""
+    from wordfreq import word_frequency
+    return np.array([word_frequency(w, "en", wordlist="large") for w in words])
+
+
 # The training vocabularies a words model may use (--vocab): the whole list, or its most frequent words.
 VOCABS = {"full": load_words, "frequent": load_frequent}  # frequent: 10,000 words
 
