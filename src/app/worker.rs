@@ -58,3 +58,61 @@ impl<T> Worker<crate::Result<T>> {
         }
     }
 }
+
+/// A run's step on a worker thread (CPU backend, natively): when it lands, the run after the step
+/// and the readbacks of its results. Every family's app-side session holds one.
+pub(super) struct Stepping<R, P>(Option<Worker<crate::Result<(R, P)>>>);
+
+impl<R, P> Default for Stepping<R, P> {
+    fn default() -> Self {
+        Stepping(None)
+    }
+}
+
+impl<R, P> Stepping<R, P>
+where
+    R: wgpu::WasmNotSend + 'static,
+    P: wgpu::WasmNotSend + 'static,
+{
+    /// A step is computing.
+    pub fn busy(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Forget the step in flight (the run was replaced).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Install a finished step into `run` and `pending`; `Ok(true)` while it still computes.
+    pub fn land(&mut self, run: &mut R, pending: &mut Option<P>) -> crate::Result<bool> {
+        let Some(w) = &mut self.0 else {
+            return Ok(false);
+        };
+        let Some(r) = w.poll() else {
+            return Ok(true);
+        };
+        self.0 = None;
+        let (r, p) = r?;
+        *run = r;
+        *pending = Some(p);
+        Ok(false)
+    }
+
+    /// Start `f` (one step of a clone of the run, returning it with its readbacks) on `device`:
+    /// on a GPU it lands at once (recorded, then submitted with the readbacks); on the CPU backend
+    /// natively a later [`Stepping::land`] collects it.
+    pub fn launch<F>(
+        &mut self,
+        device: &Device,
+        f: F,
+        run: &mut R,
+        pending: &mut Option<P>,
+    ) -> crate::Result<()>
+    where
+        F: FnOnce() -> crate::Result<(R, P)> + wgpu::WasmNotSend + 'static,
+    {
+        self.0 = Some(run_step(device, f));
+        self.land(run, pending).map(|_| ())
+    }
+}

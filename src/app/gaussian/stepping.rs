@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::super::worker::{run_step, Worker};
+use super::super::worker::Stepping;
 use crate::pipelines::gaussian::run::GaussianRun;
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::SampleSettings;
@@ -103,7 +103,7 @@ pub(super) struct Session {
     pub run: GaussianRun,
     pub n: usize,
     /// A step computing off the UI thread (CPU backend): the run after it, with its readbacks.
-    computing: Option<Worker<crate::Result<(GaussianRun, PendingFrame)>>>,
+    computing: Stepping<GaussianRun, PendingFrame>,
     /// Readbacks in flight: the state after step `index`.
     pending: Option<PendingFrame>,
     /// Host copies of every step's frame (x, then x0_pred and ε_pred when recorded, concatenated) under a
@@ -127,7 +127,7 @@ impl Session {
         Ok(Session {
             run,
             n,
-            computing: None,
+            computing: Stepping::default(),
             pending,
             states: History::new(DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS),
             started: web_time::Instant::now(),
@@ -146,7 +146,7 @@ impl Session {
 
     /// A step is computing or its readback is on its way.
     pub fn in_flight(&self) -> bool {
-        self.computing.is_some() || self.pending.is_some()
+        self.computing.busy() || self.pending.is_some()
     }
 
     /// The run continued from the kept step nearest `view` with `seed`: a different future from the
@@ -169,7 +169,7 @@ impl Session {
         Ok(Some(Session {
             run,
             n: self.n,
-            computing: None,
+            computing: Stepping::default(),
             pending: None,
             states: self.states.truncated(k),
             started: web_time::Instant::now(),
@@ -193,7 +193,7 @@ impl Session {
         Ok(Some(Session {
             run,
             n: self.n,
-            computing: None,
+            computing: Stepping::default(),
             pending: None,
             states: self.states.truncated(k),
             started: self.started,
@@ -205,16 +205,8 @@ impl Session {
     /// readbacks. Never waits for the GPU.
     pub fn pump(&mut self, m: &Arc<GaussianModel>, step: bool) -> crate::Result<()> {
         let device = model_device(m).clone();
-        if let Some(w) = &mut self.computing {
-            match w.poll() {
-                None => return Ok(()),
-                Some(r) => {
-                    self.computing = None;
-                    let (run, p) = r?;
-                    self.run = run;
-                    self.pending = Some(p);
-                }
-            }
+        if self.computing.land(&mut self.run, &mut self.pending)? {
+            return Ok(());
         }
         if let Some(p) = &mut self.pending {
             // A state is recorded only if the device reported nothing wrong while computing it: a
@@ -243,22 +235,13 @@ impl Session {
             eps: images,
         };
         let (mut run, model) = (self.run.clone(), Arc::clone(m));
-        let mut w = run_step(&device, move || {
+        let step = move || {
             let o = run.step(&model, extras)?;
             let p = PendingFrame::new(run.steps_done(), run.state(), o.x0.as_ref(), o.eps.as_ref());
             Ok((run, p))
-        });
-        // At once on a GPU (only recorded, then submitted with the readbacks); on the CPU backend
-        // natively the step computes on its thread and a later frame collects it.
-        match w.poll() {
-            Some(r) => {
-                let (run, p) = r?;
-                self.run = run;
-                self.pending = Some(p);
-            }
-            None => self.computing = Some(w),
-        }
-        Ok(())
+        };
+        self.computing
+            .launch(&device, step, &mut self.run, &mut self.pending)
     }
 }
 
@@ -285,7 +268,7 @@ mod tests {
         assert_eq!(s.states.len(), 1, "x_T is recorded");
         s.pump(&m, true).unwrap();
         assert!(
-            s.computing.is_some(),
+            s.computing.busy(),
             "the step runs on a worker thread, not in pump"
         );
         assert_eq!(s.launched(), 2);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::super::worker::{run_step, Worker};
+use super::super::worker::Stepping;
 use crate::pipelines::graph::run as engine;
 use crate::pipelines::graph::DigressModel;
 use crate::tensor::{Tensor, TensorReadback};
@@ -83,7 +83,7 @@ pub struct GraphRun {
     /// The state after the newest launched step.
     pub run: engine::GraphRun,
     /// A step computing off the UI thread (CPU backend): the run after it, with its readbacks.
-    computing: Option<Worker<crate::Result<(engine::GraphRun, PendingIds)>>>,
+    computing: Stepping<engine::GraphRun, PendingIds>,
     pending: Option<PendingIds>,
     pub frames: Vec<GraphFrame>,
     pub started: web_time::Instant,
@@ -104,7 +104,7 @@ impl GraphRun {
         Ok(GraphRun {
             n,
             run,
-            computing: None,
+            computing: Stepping::default(),
             pending: Some(PendingIds::new(rx, re, None)),
             frames: Vec::new(),
             started: web_time::Instant::now(),
@@ -123,7 +123,7 @@ impl GraphRun {
             .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
         self.run = engine::GraphRun::resume(model, &self.counts, &f.x, &f.e, at, seed)?;
         self.frames.truncate(at + 1);
-        self.computing = None;
+        self.computing.clear();
         self.pending = None;
         self.started = web_time::Instant::now();
         Ok(())
@@ -131,7 +131,7 @@ impl GraphRun {
 
     /// Steps started: recorded frames plus the one in flight.
     pub fn launched(&self) -> usize {
-        self.frames.len() + (self.computing.is_some() || self.pending.is_some()) as usize
+        self.frames.len() + (self.computing.busy() || self.pending.is_some()) as usize
     }
 
     pub fn total(&self, model: &DigressModel) -> usize {
@@ -144,14 +144,8 @@ impl GraphRun {
 
     /// Collect a finished readback, then (if `play`) record the next step. Never waits.
     pub fn pump(&mut self, model: &Arc<DigressModel>, play: bool) -> crate::Result<()> {
-        if let Some(w) = &mut self.computing {
-            let Some(r) = w.poll() else {
-                return Ok(());
-            };
-            self.computing = None;
-            let (run, p) = r?;
-            self.run = run;
-            self.pending = Some(p);
+        if self.computing.land(&mut self.run, &mut self.pending)? {
+            return Ok(());
         }
         if let Some(p) = &mut self.pending {
             // A failed readback is dropped: polling it again would only say "already taken".
@@ -183,7 +177,8 @@ impl GraphRun {
         debug_assert_eq!(self.run.steps_done(), self.frames.len() - 1);
         let host_e = self.frames.last().map(|f| f.e.clone()).unwrap_or_default();
         let (mut run, m) = (self.run.clone(), Arc::clone(model));
-        let mut w = run_step(model.net.device(), move || {
+        let device = model.net.device().clone();
+        let step = move || {
             let out = run.step(&m, &host_e)?;
             let z = run.state();
             let mut it = Tensor::read_many(&[&z.x, &z.e, &out.e]).into_iter();
@@ -192,16 +187,8 @@ impl GraphRun {
             };
             let p = PendingIds::new(rx, re, rl);
             Ok((run, p))
-        });
-        // At once on a GPU; on the CPU backend natively a later frame collects it.
-        match w.poll() {
-            Some(r) => {
-                let (run, p) = r?;
-                self.run = run;
-                self.pending = Some(p);
-            }
-            None => self.computing = Some(w),
-        }
-        Ok(())
+        };
+        self.computing
+            .launch(&device, step, &mut self.run, &mut self.pending)
     }
 }

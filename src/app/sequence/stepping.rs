@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::super::worker::{run_step, Worker};
+use super::super::worker::Stepping;
 use crate::pipelines::sequence::run::SequenceRun;
 use crate::pipelines::sequence::SequenceModel;
 use crate::tensor::{Tensor, TensorReadback};
@@ -82,7 +82,7 @@ pub struct SeqRun {
     /// The state after the newest launched step.
     pub run: SequenceRun,
     /// A step computing off the UI thread (CPU backend): the run after it, with its readbacks.
-    computing: Option<Worker<crate::Result<(SequenceRun, PendingTokens)>>>,
+    computing: Stepping<SequenceRun, PendingTokens>,
     pending: Option<PendingTokens>,
     pub frames: Vec<SeqFrame>,
     pub started: web_time::Instant,
@@ -100,7 +100,7 @@ impl SeqRun {
         Ok(SeqRun {
             n,
             run,
-            computing: None,
+            computing: Stepping::default(),
             pending: Some(PendingTokens::new(rx, Vec::new())),
             frames: Vec::new(),
             started: web_time::Instant::now(),
@@ -117,7 +117,7 @@ impl SeqRun {
 
     /// Steps started: recorded frames plus the one in flight.
     pub fn launched(&self) -> usize {
-        self.frames.len() + (self.computing.is_some() || self.pending.is_some()) as usize
+        self.frames.len() + (self.computing.busy() || self.pending.is_some()) as usize
     }
 
     /// Continue from frame `at` with `seed` on `m` (the open model, or the same one reloaded on a new
@@ -131,7 +131,7 @@ impl SeqRun {
             .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
         self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?;
         self.frames.truncate(at + 1);
-        self.computing = None;
+        self.computing.clear();
         self.pending = None;
         self.started = web_time::Instant::now();
         Ok(())
@@ -143,14 +143,8 @@ impl SeqRun {
     }
 
     pub fn pump(&mut self, m: &Arc<SequenceModel>, play: bool) -> crate::Result<()> {
-        if let Some(w) = &mut self.computing {
-            let Some(r) = w.poll() else {
-                return Ok(());
-            };
-            self.computing = None;
-            let (run, p) = r?;
-            self.run = run;
-            self.pending = Some(p);
+        if self.computing.land(&mut self.run, &mut self.pending)? {
+            return Ok(());
         }
         if let Some(p) = &mut self.pending {
             // A failed readback is dropped: polling it again would only say "already taken".
@@ -176,24 +170,17 @@ impl SeqRun {
         }
         debug_assert_eq!(self.run.steps_done(), self.frames.len() - 1);
         let (mut run, model) = (self.run.clone(), Arc::clone(m));
-        let mut w = run_step(crate::nn::Denoiser::device(&m.denoiser), move || {
+        let device = crate::nn::Denoiser::device(&m.denoiser).clone();
+        let step = move || {
             let out = run.step(&model)?;
             let mut it = Tensor::read_many(&[run.state(), &out.logits, &out.x0_logits]).into_iter();
             let rx = it
                 .next()
                 .ok_or_else(|| crate::Error::Readback("no readback".into()))?;
             Ok((run, PendingTokens::new(rx, it.collect())))
-        });
-        // At once on a GPU; on the CPU backend natively a later frame collects it.
-        match w.poll() {
-            Some(r) => {
-                let (run, p) = r?;
-                self.run = run;
-                self.pending = Some(p);
-            }
-            None => self.computing = Some(w),
-        }
-        Ok(())
+        };
+        self.computing
+            .launch(&device, step, &mut self.run, &mut self.pending)
     }
 }
 
