@@ -2,7 +2,7 @@
 // model output (combining classifier-free guidance halves first), derives x̂0 and ε̂ for the prediction
 // type, clips x̂0, and writes x_{t−1} — plus x̂0 and ε̂ when asked — in one pass.
 //
-// DDPM and DDIM are both x_{t−1} = c_x0·x̂0 + c_eps·ε̂ + c_xt·x_t + σ·z; only the coefficients differ
+// DDPM, DDIM and every solver step are x_{t−1} = c_x0·x̂0 + c_eps·ε̂ + c_xt·x_t + σ·z; only the coefficients differ
 // (computed on the CPU). The ε-form DDPM mean of labml and the conditional snippet,
 // (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), keeps its own evaluation order so it rounds as they do.
 
@@ -23,6 +23,11 @@ struct UParams {
     seed_hi: u32,
     stream: u32,
     substream: u32,
+    // solver_step only: the weights of the stacked history tensors, and how many there are.
+    c_h0: f32,
+    c_h1: f32,
+    c_h2: f32,
+    nhist: u32,
 }
 
 @group(0) @binding(0) var<uniform> up: UParams;
@@ -32,11 +37,14 @@ struct UParams {
 @group(0) @binding(4) var<storage, read_write> uprev: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ux0: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ueps: array<f32>;
+// solver_step only: up to three tensors of x_t's size stacked one after another (earlier model outputs
+// or states of a multistep solver).
+@group(0) @binding(7) var<storage, read> uhist: array<f32>;
 
 // The flag bits F_* and prediction codes PRED_* are declared once, by the driver (src/ops/update.rs), and
 // prepended to this source.
 
-fn gaussian_step(i: u32) {
+fn gaussian_step(i: u32, hist: f32) {
     let x = ux[i];
     var m: f32;
     if ((up.flags & F_CFG) != 0u) {
@@ -74,7 +82,7 @@ fn gaussian_step(i: u32) {
     if ((up.flags & F_EPS_FORM) != 0u) {
         xp = up.c_xt * (x - up.c_eps * eps);
     } else {
-        xp = up.c_x0 * x0 + up.c_eps * eps + up.c_xt * x;
+        xp = up.c_x0 * x0 + up.c_eps * eps + up.c_xt * x + hist;
     }
     if (up.sigma != 0.0) {
         if ((up.flags & F_NOISE_PHILOX) != 0u) {
@@ -97,7 +105,7 @@ fn gaussian_step(i: u32) {
 fn ddpm_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= up.n) { return; }
-    gaussian_step(i);
+    gaussian_step(i, 0.0);
 }
 
 // DDIM step with η (diffusers DDIMScheduler.step).
@@ -105,5 +113,19 @@ fn ddpm_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn ddim_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= up.n) { return; }
-    gaussian_step(i);
+    gaussian_step(i, 0.0);
+}
+
+// One step of a multistep or σ-space solver (DPM-Solver++, Euler, Heun, UniPC, PNDM; the process
+// layer turns each into these coefficients): the DDIM form plus Σ_j c_hj·hist_j over earlier model
+// outputs or states, so a second-order update is still one pass over memory.
+@compute @workgroup_size(256)
+fn solver_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= up.n) { return; }
+    var h = 0.0;
+    if (up.nhist > 0u) { h = h + up.c_h0 * uhist[i]; }
+    if (up.nhist > 1u) { h = h + up.c_h1 * uhist[up.n + i]; }
+    if (up.nhist > 2u) { h = h + up.c_h2 * uhist[2u * up.n + i]; }
+    gaussian_step(i, h);
 }

@@ -14,6 +14,8 @@
 //!   `[2N, ..]`, combined as `uncond + w·(cond − uncond)` before the prediction is interpreted.
 
 pub mod cpu;
+mod solver;
+pub use solver::{solver_step, SolverStepParams};
 
 use super::noise::cpu::Noise as HostNoise;
 pub use super::noise::Noise;
@@ -277,6 +279,10 @@ pub(super) struct Params {
     seed_hi: u32,
     stream: u32,
     substream: u32,
+    c_h0: f32,
+    c_h1: f32,
+    c_h2: f32,
+    nhist: u32,
 }
 params_layout!(Params {
     n,
@@ -294,7 +300,11 @@ params_layout!(Params {
     seed_lo,
     seed_hi,
     stream,
-    substream
+    substream,
+    c_h0,
+    c_h1,
+    c_h2,
+    nhist
 });
 
 const F_CLIP: u32 = 1;
@@ -331,6 +341,17 @@ const BINDINGS: &[Access] = &[
     Access::ReadWrite,
     Access::ReadWrite,
     Access::ReadWrite,
+];
+
+/// `solver_step`'s: [`BINDINGS`] and the stacked history.
+const SOLVER_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::Read,
 ];
 
 /// A DDPM ancestral step over the whole of `x_t` (f32, any shape with a first axis).
@@ -602,6 +623,24 @@ fn run(
     noise: Noise<'_>,
     extras: Extras,
 ) -> Result<StepOutput> {
+    run_with_history(op, entry, x_t, model, pred, clip, p, noise, extras, None)
+}
+
+/// [`run`] with `solver_step`'s stacked history tensor (`p.nhist` tensors of x_t's size; checked by
+/// the caller) bound as binding 7.
+#[allow(clippy::too_many_arguments)]
+fn run_with_history(
+    op: &'static str,
+    entry: &'static str,
+    x_t: &Tensor,
+    model: ModelOutput<'_>,
+    pred: Prediction,
+    clip: Option<f32>,
+    p: Params,
+    noise: Noise<'_>,
+    extras: Extras,
+    hist: Option<&Tensor>,
+) -> Result<StepOutput> {
     x_t.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x_t)?;
     let (m, guided) = match model {
@@ -640,21 +679,24 @@ fn run(
         source: SRC,
         entry,
         defines: &DEFINES,
-        bindings: BINDINGS,
+        bindings: if hist.is_some() {
+            SOLVER_BINDINGS
+        } else {
+            BINDINGS
+        },
     };
-    gpu.dispatch(
-        &spec,
-        &p,
-        &[
-            x_t.buffer()?,
-            m.buffer()?,
-            nz.buffer()?,
-            x_prev.buffer()?,
-            x0.buffer()?,
-            eps.buffer()?,
-        ],
-        Gpu::grid_1d(x_t.len() as u64, WG),
-    )?;
+    let mut buffers = vec![
+        x_t.buffer()?,
+        m.buffer()?,
+        nz.buffer()?,
+        x_prev.buffer()?,
+        x0.buffer()?,
+        eps.buffer()?,
+    ];
+    if let Some(h) = hist {
+        buffers.push(h.buffer()?);
+    }
+    gpu.dispatch(&spec, &p, &buffers, Gpu::grid_1d(x_t.len() as u64, WG))?;
     Ok(StepOutput {
         x_prev,
         x0: want_x0.then_some(x0),

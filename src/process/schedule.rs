@@ -161,7 +161,7 @@ pub fn timesteps(
 }
 
 /// numpy rounds half to even.
-fn round_half_even(v: f64) -> f64 {
+pub(crate) fn round_half_even(v: f64) -> f64 {
     let r = v.round();
     if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
         r - v.signum()

@@ -27,6 +27,7 @@ mod norm;
 mod random;
 mod runtime;
 mod sample;
+mod samplers;
 mod sampling;
 mod shader_params;
 mod transition;

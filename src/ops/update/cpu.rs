@@ -59,6 +59,7 @@ pub fn ddpm_step(
         p,
         noise,
         extras,
+        None,
     )
 }
 
@@ -82,7 +83,57 @@ pub fn ddim_step(
         p,
         noise,
         extras,
+        None,
     )
+}
+
+/// `solver_step` of `shaders/update.wgsl`: the DDIM form plus the weighted history `hist` (`p.nhist`
+/// tensors of x_t's size, stacked), from the parameters the driver built and checked.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn solver_step(
+    x_t: &[f32],
+    shape: &[usize],
+    model: ModelOutput<'_>,
+    pred: Prediction,
+    clip: Option<f32>,
+    p: Params,
+    noise: Noise<'_>,
+    extras: Extras,
+    hist: &[f32],
+) -> Result<StepOutput> {
+    check_host_len(
+        "solver_step",
+        "history",
+        hist,
+        &[p.nhist as usize, x_t.len()],
+    )?;
+    run(
+        "solver_step",
+        x_t,
+        shape,
+        model,
+        pred,
+        clip,
+        p,
+        noise,
+        extras,
+        Some(hist),
+    )
+}
+
+/// Σ_j c_hj·hist_j for element `i`, in the shader's order.
+fn history(p: &Params, h: &[f32], i: usize, n: usize) -> f32 {
+    let mut acc = 0.0f32;
+    if p.nhist > 0 {
+        acc += p.c_h0 * h[i];
+    }
+    if p.nhist > 1 {
+        acc += p.c_h1 * h[n + i];
+    }
+    if p.nhist > 2 {
+        acc += p.c_h2 * h[2 * n + i];
+    }
+    acc
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,6 +147,7 @@ fn run(
     p: Params,
     noise: Noise<'_>,
     extras: Extras,
+    hist: Option<&[f32]>,
 ) -> Result<StepOutput> {
     // The driver's checks, in its order; the length checks are the host data's own.
     check_u32_count(op, shape)?;
@@ -124,7 +176,11 @@ fn run(
         eps: extras.eps.then(|| Vec::with_capacity(n)),
     };
     for i in 0..n {
-        let (xp, x0, eps) = gaussian_step(&p, i, x, m, z);
+        let h = match hist {
+            None => 0.0,
+            Some(h) => history(&p, h, i, n),
+        };
+        let (xp, x0, eps) = gaussian_step(&p, i, x, m, z, h);
         out.x_prev.push(xp);
         if let Some(v) = &mut out.x0 {
             v.push(x0);
@@ -146,6 +202,7 @@ fn gaussian_step(
     x: &[f32],
     model: &[f32],
     z: Option<&[f32]>,
+    hist: f32,
 ) -> (f32, f32, f32) {
     let xi = x[i];
     let m = if p.flags & F_CFG != 0 {
@@ -174,7 +231,7 @@ fn gaussian_step(
     let mut xp = if p.flags & F_EPS_FORM != 0 {
         p.c_xt * (xi - p.c_eps * eps)
     } else {
-        p.c_x0 * x0 + p.c_eps * eps + p.c_xt * xi
+        p.c_x0 * x0 + p.c_eps * eps + p.c_xt * xi + hist
     };
     if p.sigma != 0.0 {
         if p.flags & F_NOISE_PHILOX != 0 {

@@ -6,33 +6,45 @@
 use super::GaussianModel;
 use crate::error::{Error, Result};
 use crate::ops::update::{Extras, StepOutput};
+use crate::process::gaussian::solver::{Memory, Solver};
 use crate::process::gaussian::{PlannedStep, SampleSettings};
 use crate::tensor::Tensor;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::trajectory::Trajectory;
+use std::sync::Arc;
 
 /// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
 /// worker thread while the UI reads the original's plan and settings.
 #[derive(Clone)]
 pub struct GaussianRun {
     pub settings: SampleSettings,
+    /// One entry per model evaluation.
     pub plan: Vec<PlannedStep>,
     /// The state after [`Self::steps_done`] steps: the one the next step starts from.
     x: Tensor,
     done: usize,
+    /// A σ-space or multistep sampler (`None`: DDPM/DDIM, which remember nothing) and what it
+    /// remembers after [`Self::steps_done`] steps.
+    solver: Option<Arc<Solver>>,
+    memory: Memory,
 }
 
 impl GaussianRun {
-    /// From x_T: `init` (host values, `[n, ..sample shape]`) or the process's own Philox draw.
+    /// From x_T: `init` (host values, `[n, ..sample shape]`, unit variance) or the process's own
+    /// Philox draw, scaled by the sampler's initial noise σ as diffusers' pipelines do.
     pub fn start(
         model: &GaussianModel,
         settings: &SampleSettings,
         n: usize,
         init: Option<&[f32]>,
     ) -> Result<GaussianRun> {
-        let plan = model.process.plan(settings.sampler, settings.steps)?;
+        let solver = Solver::new(&model.process, settings.sampler, settings.steps)?.map(Arc::new);
+        let plan = match &solver {
+            Some(s) => s.plan(),
+            None => model.process.plan(settings.sampler, settings.steps)?,
+        };
         let device = model.denoiser.device();
-        let x = match init {
+        let mut x = match init {
             Some(v) => Tensor::from_f32(device, &model.batch_shape(n), v)?,
             None => {
                 model
@@ -40,11 +52,16 @@ impl GaussianRun {
                     .initial(device, n, model.denoiser.sample_shape(), settings.seed)?
             }
         };
+        if let Some(s) = solver.as_ref().filter(|s| s.init_scale() != 1.0) {
+            x = crate::ops::elementwise::affine(&x, s.init_scale(), 0.0)?;
+        }
         Ok(GaussianRun {
             settings: settings.clone(),
             plan,
             x,
             done: 0,
+            solver,
+            memory: Memory::default(),
         })
     }
 
@@ -65,11 +82,22 @@ impl GaussianRun {
         }
         let n = state.len() / model.sample_len().max(1);
         let x = Tensor::from_f32(model.denoiser.device(), &model.batch_shape(n), state)?;
+        let solver = Solver::new(&model.process, settings.sampler, settings.steps)?.map(Arc::new);
+        if solver.as_ref().is_some_and(|s| s.evals() != plan.len()) {
+            return Err(Error::NotReady(format!(
+                "a {}-step plan is not {}'s plan for {} steps",
+                plan.len(),
+                settings.sampler.name(),
+                settings.steps
+            )));
+        }
         Ok(GaussianRun {
             settings: settings.clone(),
             plan,
             x,
             done,
+            solver,
+            memory: Memory::default(),
         })
     }
 
@@ -94,14 +122,29 @@ impl GaussianRun {
     /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}. `extras`
     /// asks for the step's x̂0 and ε̂ as well.
     pub fn step(&mut self, model: &GaussianModel, extras: Extras) -> Result<StepOutput> {
-        let out = model.process.step(
-            model.denoiser.as_ref(),
-            &self.x,
-            &self.plan,
-            self.done,
-            &self.settings,
-            extras,
-        )?;
+        let out = match &self.solver {
+            None => model.process.step(
+                model.denoiser.as_ref(),
+                &self.x,
+                &self.plan,
+                self.done,
+                &self.settings,
+                extras,
+            )?,
+            Some(solver) => {
+                let (out, memory) = solver.step(
+                    model.denoiser.as_ref(),
+                    &self.x,
+                    self.done,
+                    &self.settings,
+                    &self.memory,
+                    None,
+                    extras,
+                )?;
+                self.memory = memory;
+                out
+            }
+        };
         self.x = out.x_prev.clone();
         self.done += 1;
         Ok(out)

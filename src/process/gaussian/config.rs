@@ -1,0 +1,451 @@
+//! A diffusers `scheduler_config.json`, read as every diffusers scheduler's `from_config` reads it:
+//! the class name in the file does not matter, fields a scheduler does not know are ignored, and the
+//! scheduler's own defaults fill what the file leaves out ([`SchedulerConfig::present`] remembers
+//! which fields the file set, so each sampler can apply its class's defaults to the rest). A known
+//! field of the wrong type, an out-of-range size or a setting diffscope does not implement is an
+//! error that names the field.
+
+use super::super::schedule::{BetaSchedule, Spacing};
+use super::Prediction;
+use crate::error::{Error, Result};
+use std::collections::BTreeSet;
+
+/// The DDPM ancestral step's variance (diffusers `variance_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Variance {
+    /// σ² = β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t (diffusers' default).
+    FixedSmall,
+    /// σ² = β_t (labml, google/ddpm-cifar10-32).
+    FixedLarge,
+}
+
+/// Whose DDPM ancestral step to reproduce. The two agree in exact arithmetic on the mean for
+/// consecutive steps but round differently, and differ at the last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DdpmStyle {
+    /// diffusers `DDPMScheduler.step`: posterior-form mean with β recomputed as `1 − ᾱ_t/ᾱ_prev`;
+    /// no noise on the last step.
+    Diffusers,
+    /// labml `DenoiseDiffusion.p_sample`: `(1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂) + σ z` from the table
+    /// `α_t = 1 − β_t`, with noise added at *every* step, t = 0 included (labml's σ at t = 0 is
+    /// √β_0 = 0.01). labml only steps t → t−1; a strided plan uses the step's own `α = ᾱ_t/ᾱ_prev`.
+    Labml,
+}
+
+/// The multistep solvers' settings (DPM-Solver multistep, UniPC), with diffusers' defaults.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SolverSettings {
+    /// `solver_order` (both default to 2).
+    pub order: usize,
+    /// `solver_type`: DPM-Solver's "midpoint" | "heun", UniPC's "bh1" | "bh2" (`None`: the class's
+    /// default).
+    pub solver_type: Option<String>,
+    /// `lower_order_final`: first order for the last steps of short schedules.
+    pub lower_order_final: bool,
+    /// `euler_at_final` (DPM-Solver).
+    pub euler_at_final: bool,
+    /// `disable_corrector` (UniPC): step indices whose corrector is skipped.
+    pub disable_corrector: Vec<usize>,
+}
+
+impl Default for SolverSettings {
+    fn default() -> Self {
+        SolverSettings {
+            order: 2,
+            solver_type: None,
+            lower_order_final: true,
+            euler_at_final: false,
+            disable_corrector: Vec::new(),
+        }
+    }
+}
+
+/// A diffusers scheduler configuration, validated.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SchedulerConfig {
+    pub num_train_timesteps: usize,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub beta_schedule: BetaSchedule,
+    pub prediction: Prediction,
+    pub variance: Variance,
+    pub clip_sample: bool,
+    pub clip_sample_range: f32,
+    pub timestep_spacing: Spacing,
+    pub steps_offset: usize,
+    pub set_alpha_to_one: bool,
+    /// A diffscope extension (`"ddpm_style"` in the JSON; diffusers ignores it): `Diffusers` unless
+    /// a model was trained and sampled with labml's sampler.
+    pub ddpm_style: DdpmStyle,
+    /// `use_karras_sigmas` (Euler, Heun, DPM-Solver, UniPC).
+    pub use_karras_sigmas: bool,
+    /// `skip_prk_steps` (PNDM: PLMS from the first step instead of four Runge–Kutta warm-up steps).
+    pub skip_prk_steps: bool,
+    pub solver: SolverSettings,
+    /// The fields the file set; a sampler's own defaults apply to the others.
+    pub present: BTreeSet<String>,
+}
+
+impl Default for SchedulerConfig {
+    /// diffusers' `DDPMScheduler()` defaults.
+    fn default() -> Self {
+        SchedulerConfig {
+            num_train_timesteps: 1000,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            beta_schedule: BetaSchedule::Linear,
+            prediction: Prediction::Epsilon,
+            variance: Variance::FixedSmall,
+            clip_sample: true,
+            clip_sample_range: 1.0,
+            timestep_spacing: Spacing::Leading,
+            steps_offset: 0,
+            set_alpha_to_one: true,
+            ddpm_style: DdpmStyle::Diffusers,
+            use_karras_sigmas: false,
+            skip_prk_steps: false,
+            solver: SolverSettings::default(),
+            present: BTreeSet::new(),
+        }
+    }
+}
+
+/// Boolean settings diffusers offers that change the result and diffscope does not implement: each
+/// is an error when the file turns it on.
+const REFUSED_WHEN_TRUE: &[&str] = &[
+    "thresholding",
+    "rescale_betas_zero_snr",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "use_lu_lambdas",
+    "use_flow_sigmas",
+    "use_dynamic_shifting",
+    "shift_terminal",
+];
+
+impl SchedulerConfig {
+    /// labml's DDPM (`DenoiseDiffusion(eps_model, n_steps)`): β = linspace(1e-4, 0.02, T), ε
+    /// prediction, σ² = β_t ("fixed_large"), no clipping, noise at every step including t = 0.
+    /// labml's models see data in [0, 1], not [−1, 1].
+    pub fn labml(num_train_timesteps: usize) -> SchedulerConfig {
+        SchedulerConfig {
+            num_train_timesteps,
+            variance: Variance::FixedLarge,
+            clip_sample: false,
+            ddpm_style: DdpmStyle::Labml,
+            ..SchedulerConfig::default()
+        }
+    }
+
+    /// Whether the file set `field`.
+    pub fn has(&self, field: &str) -> bool {
+        self.present.contains(field)
+    }
+
+    /// Parse a diffusers `scheduler_config.json` of any scheduler class. Python's `json.dump` writes
+    /// `-Infinity` for DPM-Solver's default `lambda_min_clipped`, which is not JSON: it is read as
+    /// "no clipping".
+    pub fn from_json(json: &str, file: &str) -> Result<SchedulerConfig> {
+        let bad = |detail: String| Error::Config {
+            file: file.to_string(),
+            detail,
+        };
+        let cleaned = json.replace("-Infinity", "null");
+        let v: serde_json::Value =
+            serde_json::from_str(&cleaned).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        let mut c = SchedulerConfig::default();
+        for (k, val) in obj {
+            let num = || {
+                val.as_f64()
+                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
+            };
+            let int = || {
+                val.as_u64()
+                    .and_then(|u| usize::try_from(u).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "field \"{k}\" must be a non-negative integer, got {val}"
+                        ))
+                    })
+            };
+            let boolean = || {
+                val.as_bool()
+                    .ok_or_else(|| bad(format!("field \"{k}\" must be true or false, got {val}")))
+            };
+            let string = || {
+                val.as_str()
+                    .ok_or_else(|| bad(format!("field \"{k}\" must be a string, got {val}")))
+            };
+            let known = match k.as_str() {
+                "num_train_timesteps" | "timesteps" => {
+                    c.num_train_timesteps = int()?;
+                    true
+                }
+                "beta_start" => {
+                    c.beta_start = num()?;
+                    true
+                }
+                "beta_end" => {
+                    c.beta_end = num()?;
+                    true
+                }
+                "beta_schedule" => {
+                    c.beta_schedule = BetaSchedule::parse(string()?)?;
+                    true
+                }
+                "trained_betas" => {
+                    if !val.is_null() {
+                        return Err(bad("trained_betas is not supported (must be null)".into()));
+                    }
+                    true
+                }
+                "prediction_type" => {
+                    c.prediction = match string()? {
+                        "epsilon" => Prediction::Epsilon,
+                        "sample" => Prediction::Sample,
+                        "v_prediction" => Prediction::V,
+                        o => {
+                            return Err(bad(format!(
+                                "prediction_type \"{o}\" (epsilon, sample or v_prediction)"
+                            )))
+                        }
+                    };
+                    true
+                }
+                // DPM-Solver's variance_type is None or "learned"/"learned_range"; DDPM's names the
+                // fixed variances. Only DDPM's fixed ones are implemented.
+                "variance_type" => {
+                    if !val.is_null() {
+                        c.variance = match string()? {
+                            "fixed_small" => Variance::FixedSmall,
+                            "fixed_large" => Variance::FixedLarge,
+                            o => {
+                                return Err(bad(format!(
+                                "variance_type \"{o}\" is not supported (fixed_small or fixed_large)"
+                            )))
+                            }
+                        };
+                    }
+                    true
+                }
+                "clip_sample" => {
+                    c.clip_sample = boolean()?;
+                    true
+                }
+                "clip_sample_range" => {
+                    c.clip_sample_range = num()? as f32;
+                    true
+                }
+                "timestep_spacing" => {
+                    c.timestep_spacing = Spacing::parse(string()?)?;
+                    true
+                }
+                "steps_offset" => {
+                    c.steps_offset = int()?;
+                    true
+                }
+                "set_alpha_to_one" => {
+                    c.set_alpha_to_one = boolean()?;
+                    true
+                }
+                "ddpm_style" => {
+                    c.ddpm_style = match string()? {
+                        "diffusers" => DdpmStyle::Diffusers,
+                        "labml" => DdpmStyle::Labml,
+                        o => return Err(bad(format!("ddpm_style \"{o}\" (diffusers or labml)"))),
+                    };
+                    true
+                }
+                "use_karras_sigmas" => {
+                    c.use_karras_sigmas = !val.is_null() && boolean()?;
+                    true
+                }
+                "skip_prk_steps" => {
+                    c.skip_prk_steps = boolean()?;
+                    true
+                }
+                "solver_order" => {
+                    c.solver.order = int()?;
+                    true
+                }
+                "solver_type" => {
+                    c.solver.solver_type = Some(string()?.to_string());
+                    true
+                }
+                "lower_order_final" => {
+                    c.solver.lower_order_final = boolean()?;
+                    true
+                }
+                "euler_at_final" => {
+                    c.solver.euler_at_final = boolean()?;
+                    true
+                }
+                "disable_corrector" => {
+                    let list = val.as_array().ok_or_else(|| {
+                        bad(format!("field \"{k}\" must be a list of step indices"))
+                    })?;
+                    c.solver.disable_corrector = list
+                        .iter()
+                        .map(|i| {
+                            i.as_u64().map(|u| u as usize).ok_or_else(|| {
+                                bad(format!("field \"{k}\" must hold step indices, got {i}"))
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    true
+                }
+                "predict_x0" => {
+                    if !boolean()? {
+                        return Err(bad(
+                            "predict_x0 = false (UniPC's noise-prediction form) is not \
+                                        supported"
+                                .into(),
+                        ));
+                    }
+                    true
+                }
+                "final_sigmas_type" => {
+                    if string()? != "zero" {
+                        return Err(bad(format!(
+                            "final_sigmas_type {val} is not supported (\"zero\")"
+                        )));
+                    }
+                    true
+                }
+                "interpolation_type" => {
+                    if string()? != "linear" {
+                        return Err(bad(format!(
+                            "interpolation_type {val} is not supported (\"linear\")"
+                        )));
+                    }
+                    true
+                }
+                "timestep_type" => {
+                    if string()? != "discrete" {
+                        return Err(bad(format!(
+                            "timestep_type {val} is not supported (\"discrete\")"
+                        )));
+                    }
+                    true
+                }
+                "lambda_min_clipped" | "sigma_min" | "sigma_max" => {
+                    if !val.is_null() {
+                        return Err(bad(format!("{k} = {val} is not supported (null)")));
+                    }
+                    true
+                }
+                "algorithm_type" => {
+                    string()?;
+                    true
+                }
+                "dynamic_thresholding_ratio" | "sample_max_value" => {
+                    num()?;
+                    true
+                }
+                k if REFUSED_WHEN_TRUE.contains(&k) => {
+                    if !val.is_null() && boolean()? {
+                        return Err(bad(format!("{k} = true is not supported")));
+                    }
+                    true
+                }
+                // The class name and anything else: diffusers' from_config ignores what a class
+                // does not take.
+                _ => false,
+            };
+            if known {
+                c.present.insert(k.to_string());
+            }
+        }
+        use crate::weights::limits as lim;
+        let t = lim::size(
+            file,
+            "num_train_timesteps",
+            c.num_train_timesteps,
+            1..=lim::MAX_TRAIN_TIMESTEPS,
+        )?;
+        lim::number(file, "beta_start", c.beta_start, 0.0..=0.999)?;
+        lim::number(file, "beta_end", c.beta_end, 0.0..=0.999)?;
+        lim::number(
+            file,
+            "clip_sample_range",
+            c.clip_sample_range as f64,
+            1e-6..=1e6,
+        )?;
+        lim::size(file, "steps_offset", c.steps_offset, 0..=t - 1)?;
+        lim::size(file, "solver_order", c.solver.order, 1..=3)?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cifar10_config_and_ignores_what_no_scheduler_takes() {
+        let cifar = r#"{"_class_name":"DDPMScheduler","beta_start":0.0001,"beta_end":0.02,"beta_schedule":"linear","num_train_timesteps":1000,"clip_sample":true,"variance_type":"fixed_large","trained_betas":null}"#;
+        let c = SchedulerConfig::from_json(cifar, "s.json").unwrap();
+        assert_eq!(c.variance, Variance::FixedLarge);
+        assert!(c.clip_sample);
+        assert!(c.has("clip_sample") && !c.has("timestep_spacing") && !c.has("_class_name"));
+        // from_config semantics: the class name does not matter and unknown fields are ignored.
+        let c = SchedulerConfig::from_json(
+            r#"{"_class_name": "KarrasVeScheduler", "beta_stat": 1, "s_churn": 80}"#,
+            "s.json",
+        )
+        .unwrap();
+        assert!(!c.has("beta_stat"));
+        // A known field of the wrong type is still an error naming it.
+        let e = SchedulerConfig::from_json(r#"{"beta_start": "small"}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("beta_start") && e.contains("s.json"), "{e}");
+        let e = SchedulerConfig::from_json(r#"{"variance_type": "learned"}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("learned"), "{e}");
+        let c = SchedulerConfig::from_json(r#"{"ddpm_style": "labml"}"#, "s.json").unwrap();
+        assert_eq!(c.ddpm_style, DdpmStyle::Labml);
+        let e = SchedulerConfig::from_json(r#"{"ddpm_style": "ddim"}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ddpm_style \"ddim\""), "{e}");
+        assert!(SchedulerConfig::from_json("[1,2]", "s").is_err());
+        assert!(SchedulerConfig::from_json("{", "s").is_err());
+    }
+
+    #[test]
+    fn reads_a_saved_dpm_solver_config_and_refuses_what_it_cannot_run() {
+        // As diffusers 0.42.1 saves DPMSolverMultistepScheduler(): note the bare -Infinity.
+        let dpm = r#"{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver++",
+            "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001, "dynamic_thresholding_ratio": 0.995,
+            "euler_at_final": false, "final_sigmas_type": "zero", "lambda_min_clipped": -Infinity,
+            "lower_order_final": true, "num_train_timesteps": 1000, "prediction_type": "epsilon",
+            "sample_max_value": 1.0, "solver_order": 2, "solver_type": "midpoint", "steps_offset": 0,
+            "thresholding": false, "timestep_spacing": "linspace", "trained_betas": null,
+            "use_karras_sigmas": true, "variance_type": null, "use_lu_lambdas": false}"#;
+        let c = SchedulerConfig::from_json(dpm, "d.json").unwrap();
+        assert!(c.use_karras_sigmas && c.has("timestep_spacing"));
+        assert_eq!(c.solver.order, 2);
+        assert_eq!(c.solver.solver_type.as_deref(), Some("midpoint"));
+        for (json, field) in [
+            (r#"{"thresholding": true}"#, "thresholding"),
+            (
+                r#"{"use_exponential_sigmas": true}"#,
+                "use_exponential_sigmas",
+            ),
+            (r#"{"final_sigmas_type": "sigma_min"}"#, "final_sigmas_type"),
+            (r#"{"solver_order": 4}"#, "solver_order"),
+            (r#"{"predict_x0": false}"#, "predict_x0"),
+            (r#"{"disable_corrector": "all"}"#, "disable_corrector"),
+        ] {
+            let e = SchedulerConfig::from_json(json, "d.json")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{json}: {e}");
+        }
+    }
+}
