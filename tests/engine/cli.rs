@@ -61,6 +61,59 @@ fn sample_writes_safetensors_and_png() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn every_sampler_samples_and_init_sets_the_batch() {
+    let dir = std::env::temp_dir().join(format!("diffscope-cli-samplers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = dir.join("init.safetensors");
+    std::fs::write(
+        &init,
+        st_file(&[("x", vec![3, 2], vec![0.5, -1.0, 0.25, 2.0, -0.5, 1.5])]),
+    )
+    .unwrap();
+    for sampler in [
+        "ddpm",
+        "ddim",
+        "dpm++2m",
+        "dpm++2m-sde",
+        "euler",
+        "euler-a",
+        "heun",
+        "unipc",
+        "pndm",
+        "plms",
+    ] {
+        let out = dir.join(format!("{sampler}.safetensors"));
+        let mut args = vec![
+            "sample",
+            "--model",
+            "toy2d-mlp",
+            "--sampler",
+            sampler,
+            "--steps",
+            "6",
+            "--init",
+            init.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if matches!(sampler, "dpm++2m" | "euler" | "heun" | "unipc") {
+            args.push("--karras");
+        }
+        let (code, text) = run(&args);
+        assert_eq!(code, 0, "{sampler}: {text}");
+        // --n defaults to the batch of --init.
+        let mut w = Weights::from_file(&out).unwrap();
+        let x = w.take("samples", &[3, 2]).unwrap().data;
+        assert!(x.iter().all(|v| v.is_finite()), "{sampler}: {x:?}");
+        assert!(
+            text.contains(&format!("{sampler} steps")),
+            "{sampler}: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// One bad invocation: arguments, the exit code it must give (2: clap's usage errors; 1: everything
 /// diffscope checks itself) and words the message must contain.
 struct Bad<'a> {
@@ -345,7 +398,7 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             &["201 sampling steps"],
         ),
         (
-            sample(&[s("--out"), out_png.clone(), s("--sampler"), s("euler")]),
+            sample(&[s("--out"), out_png.clone(), s("--sampler"), s("lms")]),
             2,
             &["euler", "ddpm"],
         ),
@@ -428,11 +481,41 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             sample(&[
                 s("--out"),
                 out_png.clone(),
+                s("--n"),
+                s("16"),
                 s("--init"),
                 p("init_wrong.safetensors"),
             ]),
             1,
             &["--init", "\"x\"", "[3, 2]", "[16, 2]"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--sampler"),
+                s("ddim"),
+                s("--karras"),
+            ]),
+            1,
+            &["--karras", "ddim", "euler"],
+        ),
+        (
+            sample(&[
+                s("--out"),
+                out_png.clone(),
+                s("--sampler"),
+                s("euler"),
+                s("--eta"),
+                s("0.5"),
+            ]),
+            1,
+            &["--eta", "ddim"],
+        ),
+        (
+            sample(&[s("--out"), out_png.clone(), s("--sampler"), s("dpm++3m")]),
+            2,
+            &["dpm++3m", "dpm++2m"],
         ),
         (
             sample(&[

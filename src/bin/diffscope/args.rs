@@ -40,10 +40,50 @@ impl ModelArgs {
     }
 }
 
+/// The reverse samplers (diffusers' scheduler classes; see `process::gaussian::Sampler`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SamplerArg {
+    /// DDPMScheduler: ancestral, one step per training timestep by default.
     Ddpm,
+    /// DDIMScheduler with --eta.
     Ddim,
+    /// DPMSolverMultistepScheduler, dpmsolver++ (second order).
+    #[value(name = "dpm++2m")]
+    DpmPp2m,
+    /// DPMSolverMultistepScheduler, sde-dpmsolver++.
+    #[value(name = "dpm++2m-sde")]
+    DpmPp2mSde,
+    /// EulerDiscreteScheduler.
+    Euler,
+    /// EulerAncestralDiscreteScheduler.
+    #[value(name = "euler-a")]
+    EulerA,
+    /// HeunDiscreteScheduler (two model evaluations per step).
+    Heun,
+    /// UniPCMultistepScheduler (bh2 predictor-corrector).
+    Unipc,
+    /// PNDMScheduler (Runge-Kutta warm-up, then PLMS; the file's skip_prk_steps is honoured).
+    Pndm,
+    /// PNDMScheduler with skip_prk_steps: PLMS from the first step.
+    Plms,
+}
+
+impl SamplerArg {
+    /// The name `Sampler::parse` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerArg::Ddpm => "ddpm",
+            SamplerArg::Ddim => "ddim",
+            SamplerArg::DpmPp2m => "dpm++2m",
+            SamplerArg::DpmPp2mSde => "dpm++2m-sde",
+            SamplerArg::Euler => "euler",
+            SamplerArg::EulerA => "euler-a",
+            SamplerArg::Heun => "heun",
+            SamplerArg::Unipc => "unipc",
+            SamplerArg::Pndm => "pndm",
+            SamplerArg::Plms => "plms",
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,14 +96,18 @@ pub enum OnOff {
 pub struct SampleArgs {
     #[command(flatten)]
     pub(crate) model: ModelArgs,
-    /// Number of samples.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) n: usize,
+    /// Number of samples (default: the batch of --init, else 16).
+    #[arg(long)]
+    pub(crate) n: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     #[arg(long, value_enum, default_value_t = SamplerArg::Ddpm)]
     pub(crate) sampler: SamplerArg,
-    /// Reverse steps (default: every training timestep for DDPM, 50 for DDIM).
+    /// Karras σ (dpm++2m, dpm++2m-sde, euler, heun, unipc; the scheduler file may also ask for them).
+    #[arg(long)]
+    pub(crate) karras: bool,
+    /// Reverse steps (default: every training timestep for DDPM, 50 for DDIM and PNDM, 20 for the
+    /// others).
     #[arg(long)]
     pub(crate) steps: Option<usize>,
     /// DDIM η (0 = deterministic).
@@ -79,7 +123,8 @@ pub struct SampleArgs {
     /// Static clipping with guidance above 1 oversaturates samples: turn it off there.
     #[arg(long, value_enum, value_name = "on|off")]
     pub(crate) clip_sample: Option<OnOff>,
-    /// Start from this x_T (safetensors with tensor `x` of shape [N, ..]).
+    /// Start from this unit-variance noise (safetensors with tensor `x` of shape [N, ..]); each
+    /// sampler scales it by its initial noise σ, as diffusers' pipelines do.
     #[arg(long)]
     pub(crate) init: Option<PathBuf>,
     /// Output: .safetensors (tensor `samples`, `labels`) or .png.

@@ -1,11 +1,12 @@
-//! The Gaussian models (DDPM/DDIM over images or points) on the command line: `sample` to
-//! safetensors or PNG with an optional trajectory, and `forward` (one denoiser evaluation on given
+//! The Gaussian models (images or points, any of diffusers' samplers) on the command line: `sample`
+//! to safetensors or PNG with an optional trajectory, and `forward` (one denoiser evaluation on given
 //! tensors, for parity checks with other implementations).
 
 use crate::args::{ForwardArgs, ModelArgs, OnOff, SampleArgs, SamplerArg};
 use crate::output::{
     check_output, ext, safetensors_bytes, write_file, write_image_grid, write_points_png,
 };
+use crate::progress::Progress;
 use diffscope::pipelines::gaussian::{self, run, GaussianModel};
 use diffscope::process::gaussian::{SampleSettings, Sampler};
 use diffscope::weights::Weights;
@@ -51,8 +52,14 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         Some(p) => Some(Weights::from_file(p)?),
         None => None,
     };
-    if a.n == 0 || a.n > 65536 {
-        return Err(Error::Invalid(format!("--n {} must be in 1..=65536", a.n)));
+    // --n defaults to the batch of --init.
+    let init_n = init_weights
+        .as_ref()
+        .and_then(|w| w.shape_of("x"))
+        .and_then(|s| s.first().copied());
+    let n = a.n.or(init_n).unwrap_or(16);
+    if n == 0 || n > 65536 {
+        return Err(Error::Invalid(format!("--n {n} must be in 1..=65536")));
     }
     if !(a.cfg.is_finite() && a.cfg >= 0.0) {
         return Err(Error::Invalid(format!(
@@ -66,18 +73,27 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             a.eta
         )));
     }
+    let sampler = Sampler::parse(a.sampler.name(), a.eta, a.karras)?;
+    if a.karras && !sampler.takes_karras() {
+        return Err(Error::Invalid(format!(
+            "--karras: {} has no Karras σ (dpm++2m, dpm++2m-sde, euler, heun and unipc do)",
+            sampler.name()
+        )));
+    }
+    if a.eta != 0.0 && a.sampler != SamplerArg::Ddim {
+        return Err(Error::Invalid("--eta is DDIM's (--sampler ddim)".into()));
+    }
     let device = Device::open(opts)?.device;
     let mut model = load(&device, &a.model)?;
     if let Some(c) = a.clip_sample {
         model.process.config.clip_sample = c == OnOff::On;
     }
-    let sampler = match a.sampler {
-        SamplerArg::Ddpm => Sampler::Ddpm,
-        SamplerArg::Ddim => Sampler::Ddim { eta: a.eta },
-    };
     let steps = a.steps.unwrap_or(match a.sampler {
         SamplerArg::Ddpm => model.process.train_timesteps(),
-        SamplerArg::Ddim => 50.min(model.process.train_timesteps()),
+        SamplerArg::Ddim | SamplerArg::Pndm | SamplerArg::Plms => {
+            50.min(model.process.train_timesteps())
+        }
+        _ => 20.min(model.process.train_timesteps()),
     });
     let labels = match model.denoiser.num_labels() {
         Some(k) => {
@@ -92,7 +108,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
                 }
             }
             Some(
-                (0..a.n)
+                (0..n)
                     .map(|i| a.label.unwrap_or((i % k) as u32))
                     .collect::<Vec<u32>>(),
             )
@@ -109,7 +125,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     };
     let init = match &mut init_weights {
         Some(w) => {
-            let mut shape = vec![a.n];
+            let mut shape = vec![n];
             shape.extend_from_slice(model.denoiser.sample_shape());
             let x = w.take("x", &shape).map_err(|e| {
                 Error::Invalid(format!(
@@ -140,18 +156,23 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         }
     }
     let t0 = std::time::Instant::now();
-    let traj = run::sample(
+    let mut progress = Progress::new(format!("{} ({})", model.name, sampler.name()), 0);
+    let traj = run::sample_observed(
         &model,
         &settings,
-        a.n,
+        n,
         init.as_deref(),
         a.trajectory.is_some(),
+        |done, total| {
+            progress.total = total;
+            progress.update(done)
+        },
     )?;
     eprintln!(
-        "{} samples from {} in {steps} {:?} steps: {:.2} s",
-        a.n,
+        "{n} samples from {} in {steps} {} steps ({} model evaluations): {:.2} s",
         model.name,
-        a.sampler,
+        sampler.name(),
+        traj.plan.len(),
         t0.elapsed().as_secs_f64()
     );
     if a.profile {
@@ -200,7 +221,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
                 bytes,
             )];
             if !lbytes.is_empty() {
-                tensors.push(("labels", safetensors::Dtype::I64, vec![a.n], lbytes));
+                tensors.push(("labels", safetensors::Dtype::I64, vec![n], lbytes));
             }
             let data = safetensors_bytes(tensors)?;
             write_file(&a.out, &data)?;

@@ -1,8 +1,9 @@
 //! The DiGress graph models on the command line: `sample` to JSON (optionally every reverse step),
 //! `eval-graphs` (DiGress's metrics, no GPU) and their part of `bench`.
 
-use crate::args::{EvalArgs, ModelArgs, SampleArgs};
+use crate::args::{EvalArgs, ModelArgs, SampleArgs, SamplerArg};
 use crate::output::{step_row, write_json};
+use crate::progress::Progress;
 use diffscope::pipelines::graph::run::{self, GraphRun};
 use diffscope::pipelines::graph::{self, DigressModel};
 use diffscope::pipelines::zoo::{self, Family};
@@ -40,14 +41,21 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         || a.init.is_some()
         || a.eta != 0.0
         || a.temperature != 1.0
+        || a.sampler != SamplerArg::Ddpm
+        || a.karras
     {
         return Err(Error::Invalid(
             "graph models sample ancestrally over every step: no --label, --cfg, --steps, --eta, \
-             --init or --temperature"
+             --init, --temperature, --sampler or --karras"
                 .into(),
         ));
     }
-    let (count, seed, out, trajectory) = (a.n, a.seed, a.out.as_path(), a.trajectory.as_deref());
+    let (count, seed, out, trajectory) = (
+        a.n.unwrap_or(16),
+        a.seed,
+        a.out.as_path(),
+        a.trajectory.as_deref(),
+    );
     for p in std::iter::once(out).chain(trajectory) {
         if p.extension().is_none_or(|e| e != "json") {
             return Err(Error::Invalid(format!(
@@ -66,7 +74,11 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     let mut frames = Vec::new();
     let keep = trajectory.is_some();
     let start = std::time::Instant::now();
+    let mut progress = Progress::new(model.name.clone(), model.process.steps());
+    let mut done = 0;
     let z = run::sample(&model, &counts, seed, |s, _z, hx, he| {
+        done += 1;
+        progress.update(done);
         if keep {
             frames.push(Frame {
                 s,

@@ -1,8 +1,8 @@
 //! The `diffscope` binary: with no subcommand it opens the app; subcommands are the headless interface.
 //! `cli.rs` parses and dispatches; `args.rs` holds every subcommand's arguments; one file per model
 //! family (`gaussian.rs`, `sequence.rs`, `graph.rs`), `bench.rs`, `info.rs` and `app.rs` do the work;
-//! `output.rs` is what they share for writing results. Imports form a tree: cli → subcommands →
-//! args, output.
+//! `output.rs` is what they share for writing results, `progress.rs` a long command's progress line.
+//! Imports form a tree: cli → subcommands → args, output, progress.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod app;
@@ -20,6 +20,8 @@ mod graph;
 mod info;
 #[cfg(not(target_arch = "wasm32"))]
 mod output;
+#[cfg(not(target_arch = "wasm32"))]
+mod progress;
 #[cfg(not(target_arch = "wasm32"))]
 mod sequence;
 

@@ -2,8 +2,9 @@
 //! optional trajectory, `forward` (logits for given ids), and `nll` (the ELBO of data in bits per
 //! token).
 
-use crate::args::{ForwardArgs, ModelArgs, NllArgs, SampleArgs};
+use crate::args::{ForwardArgs, ModelArgs, NllArgs, SampleArgs, SamplerArg};
 use crate::output::{ext, i64_bytes, safetensors_bytes, step_row};
+use crate::progress::Progress;
 use diffscope::nn::Denoiser;
 use diffscope::pipelines::sequence::run::{self, SequenceRun};
 use diffscope::pipelines::sequence::{self, SequenceModel};
@@ -31,8 +32,9 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             a.out.display()
         )));
     }
-    if a.n == 0 || a.n > 65536 {
-        return Err(Error::Invalid(format!("--n {} must be in 1..=65536", a.n)));
+    let n = a.n.unwrap_or(16);
+    if n == 0 || n > 65536 {
+        return Err(Error::Invalid(format!("--n {n} must be in 1..=65536")));
     }
     if !(a.temperature > 0.0 && a.temperature.is_finite()) {
         return Err(Error::Invalid(format!(
@@ -40,9 +42,17 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             a.temperature
         )));
     }
-    if a.label.is_some() || a.cfg != 1.0 || a.steps.is_some() || a.init.is_some() || a.eta != 0.0 {
+    if a.label.is_some()
+        || a.cfg != 1.0
+        || a.steps.is_some()
+        || a.init.is_some()
+        || a.eta != 0.0
+        || a.sampler != SamplerArg::Ddpm
+        || a.karras
+    {
         return Err(Error::Invalid(
-            "sequence models sample ancestrally over every step: no --label, --cfg, --steps, --eta or --init"
+            "sequence models sample ancestrally over every step: no --label, --cfg, --steps, --eta, \
+             --init, --sampler or --karras"
                 .into(),
         ));
     }
@@ -67,7 +77,11 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     let ts = m.process.timesteps();
     let record = a.trajectory.is_some();
     let (mut states, mut probs) = (Vec::new(), Vec::new());
-    let ids = run::sample(&m, a.n, a.seed, a.temperature, |x_t, out| {
+    let mut progress = Progress::new(m.name.clone(), ts.len());
+    let mut done = 0;
+    let ids = run::sample(&m, n, a.seed, a.temperature, |x_t, out| {
+        done += 1;
+        progress.update(done);
         if record {
             states.extend(x_t.to_u32()?);
             probs.extend(probabilities(&out.logits)?.to_f32()?);
@@ -76,7 +90,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     })?;
     eprintln!(
         "{} sequences from {} ({}) in {} steps: {:.2} s",
-        a.n,
+        n,
         m.name,
         m.process.describe(),
         ts.len(),
@@ -90,13 +104,13 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             (
                 "x_t",
                 safetensors::Dtype::I64,
-                vec![s + 1, a.n, l],
+                vec![s + 1, n, l],
                 i64_bytes(&states),
             ),
             (
                 "probs",
                 safetensors::Dtype::F32,
-                vec![s, a.n, l, k],
+                vec![s, n, l, k],
                 probs.iter().flat_map(|f| f.to_le_bytes()).collect(),
             ),
             (
@@ -127,7 +141,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             let data = safetensors_bytes(vec![(
                 "tokens",
                 safetensors::Dtype::I64,
-                vec![a.n, l],
+                vec![n, l],
                 i64_bytes(&ids),
             )])?;
             std::fs::write(&a.out, data)?;

@@ -162,6 +162,19 @@ pub fn sample(
     init: Option<&[f32]>,
     record: bool,
 ) -> Result<Trajectory> {
+    sample_observed(model, settings, n, init, record, |_, _| {})
+}
+
+/// [`sample`], calling `on_step(done, total)` after each step (the CLI's progress line).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sample_observed(
+    model: &GaussianModel,
+    settings: &SampleSettings,
+    n: usize,
+    init: Option<&[f32]>,
+    record: bool,
+    mut on_step: impl FnMut(usize, usize),
+) -> Result<Trajectory> {
     let mut run = GaussianRun::start(model, settings, n, init)?;
     let device = model.denoiser.device().clone();
     let mut traj = Trajectory {
@@ -183,6 +196,7 @@ pub fn sample(
         let out = run.step(model, extras)?;
         device.submit();
         device.check()?;
+        on_step(run.steps_done(), run.plan.len());
         if record {
             traj.states.push(out.x_prev.to_f32()?);
             if let Some(t) = out.x0 {
