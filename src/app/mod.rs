@@ -197,6 +197,7 @@ impl DiffscopeApp {
             "last_std": part.last.std,
             "last_finite": part.last.finite,
             "temperature": part.temperature,
+            "sampler": part.sampler,
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
         })

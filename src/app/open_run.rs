@@ -53,6 +53,8 @@ pub struct RunStatus {
     pub last: LastState,
     /// The sampling temperature, where the family has one (sequences).
     pub temperature: Option<f32>,
+    /// The reverse sampler's name, where the family has a choice (Gaussian runs).
+    pub sampler: Option<&'static str>,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

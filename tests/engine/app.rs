@@ -456,3 +456,29 @@ fn image_model_shows_x_t_x0_pred_and_eps_pred_and_exports_them() {
     assert_ne!(xt.2, eps.2, "ε_pred differs from x_t");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_sampler_menu_runs_every_sampler() {
+    let dir = export_dir("sampler-menu");
+    let mut h = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(2));
+    for name in ["dpm++2m", "heun", "pndm", "euler-a"] {
+        h.get_by_label("sampler").click();
+        // The popup opens on the next frame and lays out on the one after.
+        h.step();
+        h.step();
+        h.get_by_label(name).click();
+        h.step();
+        run_until(&mut h, 4000, |s| {
+            s["sampler"] == name && s["recorded"].as_u64() >= Some(3)
+        });
+        let s = status(&h);
+        assert!(s["last_finite"].as_bool().unwrap(), "{name}: {s}");
+        if name == "heun" {
+            // Two evaluations per step but the last: the timeline counts evaluations.
+            let steps = s["total"].as_u64().unwrap() - 1;
+            assert_eq!(steps % 2, 1, "{name}: {s}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,7 +24,10 @@ struct Settings {
     seed: u64,
     label: u32,
     guidance: f32,
-    ddim: bool,
+    /// A name of `Sampler::NAMES`.
+    sampler: &'static str,
+    /// Karras σ, for the samplers that take them.
+    karras: bool,
     steps: usize,
     eta: f32,
     n: usize,
@@ -76,7 +79,8 @@ impl OpenGaussian {
             seed: carried.seed,
             label: 0,
             guidance: 1.0,
-            ddim: false,
+            sampler: "ddpm",
+            karras: false,
             steps,
             eta: carried.eta,
             n: if m.denoiser.sample_shape().len() == 3 {
@@ -108,11 +112,8 @@ impl OpenGaussian {
         let s = &self.settings;
         let k = self.model.denoiser.num_labels();
         SampleSettings {
-            sampler: if s.ddim {
-                Sampler::Ddim { eta: s.eta }
-            } else {
-                Sampler::Ddpm
-            },
+            // Every name in the menu parses.
+            sampler: Sampler::parse(s.sampler, s.eta, s.karras).unwrap_or(Sampler::Ddpm),
             steps: s.steps,
             seed: s.seed,
             labels: k.map(|_| vec![s.label; s.n]),
@@ -126,6 +127,25 @@ impl OpenGaussian {
     }
 }
 
+/// What each sampler is, in a sentence (the menu's hover text).
+fn sampler_help(name: &str) -> &'static str {
+    match name {
+        "ddpm" => "DDPM: ancestral sampling, fresh noise every step (diffusers DDPMScheduler)",
+        "ddim" => "DDIM: deterministic at η = 0, DDPM-like at η = 1 (DDIMScheduler)",
+        "dpm++2m" => "DPM-Solver++ 2M: second-order multistep ODE solver, good at 15–25 steps",
+        "dpm++2m-sde" => "DPM-Solver++ 2M SDE: the stochastic form, fresh noise every step",
+        "euler" => "Euler: first-order ODE step in σ (EulerDiscreteScheduler)",
+        "euler-a" => {
+            "Euler ancestral: an Euler step, then fresh noise (EulerAncestralDiscreteScheduler)"
+        }
+        "heun" => "Heun: second order, two network evaluations per step (HeunDiscreteScheduler)",
+        "unipc" => "UniPC: predictor–corrector multistep solver (UniPCMultistepScheduler)",
+        "pndm" => "PNDM: Runge–Kutta warm-up, then pseudo linear multistep (PNDMScheduler)",
+        "plms" => "PLMS: PNDM's linear multistep from the first step (skip_prk_steps)",
+        _ => "",
+    }
+}
+
 /// A model card may suggest how the app should open it (`"app": {"sampler": "ddim", "steps": 50,
 /// "guidance": 3, "n": 16}`): a 1000-step UNet is better met with 50 DDIM steps than 1000 DDPM ones.
 fn apply_card_defaults(s: &mut Settings, card: &str) {
@@ -134,7 +154,9 @@ fn apply_card_defaults(s: &mut Settings, card: &str) {
     };
     let tt = s.steps.max(1);
     if let Some(v) = app.get("sampler").and_then(|v| v.as_str()) {
-        s.ddim = v == "ddim";
+        if let Some(name) = Sampler::NAMES.iter().find(|&&n| n == v) {
+            s.sampler = name;
+        }
     }
     if let Some(k) = app.get("steps").and_then(|v| v.as_u64()) {
         s.steps = (k as usize).clamp(1, tt);
@@ -207,13 +229,33 @@ impl OpenRun for OpenGaussian {
                 .changed();
         }
         let tt = m.process.train_timesteps();
-        changed |= ui.checkbox(&mut s.ddim, "DDIM (else DDPM)").changed();
+        egui::ComboBox::from_label("sampler")
+            .selected_text(s.sampler)
+            .show_ui(ui, |ui| {
+                for &name in Sampler::NAMES {
+                    changed |= ui
+                        .selectable_value(&mut s.sampler, name, name)
+                        .on_hover_text(sampler_help(name))
+                        .changed();
+                }
+            })
+            .response
+            .on_hover_text(sampler_help(s.sampler));
         changed |= ui
             .add(egui::Slider::new(&mut s.steps, 1..=tt).text("steps"))
             .changed();
-        if s.ddim {
+        let chosen = Sampler::parse(s.sampler, s.eta, s.karras).unwrap_or(Sampler::Ddpm);
+        if s.sampler == "ddim" {
             changed |= ui
                 .add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"))
+                .changed();
+        }
+        if chosen.takes_karras() {
+            changed |= ui
+                .checkbox(&mut s.karras, "Karras σ")
+                .on_hover_text(
+                    "Karras et al.'s σ schedule (ρ = 7): more steps at low noise, where detail forms",
+                )
                 .changed();
         }
         let mut clip = m.process.config.clip_sample;
@@ -455,6 +497,7 @@ impl OpenRun for OpenGaussian {
         RunStatus {
             last,
             temperature: None,
+            sampler: s.map(|s| s.run.settings.sampler.name()),
         }
     }
 
