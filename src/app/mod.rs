@@ -198,6 +198,7 @@ impl DiffscopeApp {
             "last_finite": part.last.finite,
             "temperature": part.temperature,
             "sampler": part.sampler,
+            "compare": part.compare,
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
         })

@@ -55,6 +55,8 @@ pub struct RunStatus {
     pub temperature: Option<f32>,
     /// The reverse sampler's name, where the family has a choice (Gaussian runs).
     pub sampler: Option<&'static str>,
+    /// Runs compared beside the open one (Gaussian runs: one entry per sampler), or null.
+    pub compare: serde_json::Value,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

@@ -482,3 +482,48 @@ fn the_sampler_menu_runs_every_sampler() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compare_samplers_runs_the_same_x_t_through_each_side_by_side() {
+    let dir = export_dir("compare");
+    let mut h = harness(Start::Shipped("mnist-unet".into()), &dir);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label("compare samplers").click();
+    run_until(&mut h, 6000, |s| {
+        s["compare"]
+            .as_array()
+            .is_some_and(|c| c.len() == 4 && c.iter().all(|r| r["recorded"].as_u64() >= Some(3)))
+    });
+    let s = status(&h);
+    let names: Vec<&str> = s["compare"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sampler"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ddim", "dpm++2m", "euler-a", "heun"], "{s}");
+    // Heun evaluates the network twice per step but the last.
+    let evals = |name: &str| {
+        s["compare"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["sampler"] == name)
+            .unwrap()["evaluations"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(evals("heun"), 2 * evals("ddim") - 1, "{s}");
+    for caption in ["x0_pred", "model evaluations"] {
+        assert!(
+            h.query_all_by_label_contains(caption).count() >= 4,
+            "no \"{caption}\" in every column"
+        );
+    }
+    // A sampler added to the comparison joins it.
+    h.get_by_label("unipc").click();
+    run_until(&mut h, 4000, |s| {
+        s["compare"].as_array().is_some_and(|c| c.len() == 5)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! A Gaussian model open in the app (images and points): its sampler settings and controls, the
 //! reverse run (see [`stepping`]), the forward explorer, and the views of x_t, x0_pred and ε_pred.
 
+mod compare;
 mod export;
 mod forward;
 mod stepping;
@@ -15,6 +16,7 @@ use crate::pipelines::zoo::Family;
 use crate::process::gaussian::{SampleSettings, Sampler};
 use crate::tensor::Device;
 use crate::weights::Weights;
+use compare::Comparison;
 use egui::{Color32, RichText};
 use forward::GaussianForward;
 use stepping::{split_frame, Session};
@@ -43,6 +45,8 @@ pub struct OpenGaussian {
     textures: [Option<egui::TextureHandle>; 3],
     textures_show: Option<(u64, usize)>,
     sessions_started: u64,
+    /// Compare samplers (`Some`: on): the same x_T through several samplers, side by side.
+    compare: Option<Comparison>,
 }
 
 impl OpenGaussian {
@@ -100,6 +104,7 @@ impl OpenGaussian {
             textures: [None, None, None],
             textures_show: None,
             sessions_started: 0,
+            compare: None,
         }
     }
 
@@ -124,6 +129,44 @@ impl OpenGaussian {
     /// Values per sample of x.
     fn per_sample(&self) -> usize {
         self.model.denoiser.sample_shape().iter().product()
+    }
+}
+
+/// How the viewed sampler turns x_t and x0_pred into the next state (the view's caption).
+fn step_rule(sampler: Sampler) -> &'static str {
+    match sampler {
+        Sampler::Ddpm => "x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z.",
+        Sampler::Ddim { eta } if eta == 0.0 => {
+            "x_(t−1) = √ᾱ_(t−1)·x0_pred + √(1−ᾱ_(t−1))·ε_pred, no fresh noise (DDIM, η = 0)."
+        }
+        Sampler::Ddim { .. } => {
+            "x_(t−1) = √ᾱ_(t−1)·x0_pred + √(1−ᾱ_(t−1)−σ²)·ε_pred + σ·z (DDIM with η)."
+        }
+        Sampler::DpmSolver { sde: false, .. } => {
+            "DPM-Solver++ 2M extrapolates from this step's x0_pred and the previous one's (a \
+             second-order step of the probability-flow ODE in log-SNR)."
+        }
+        Sampler::DpmSolver { sde: true, .. } => {
+            "DPM-Solver++ 2M SDE: the second-order data-prediction step plus fresh noise."
+        }
+        Sampler::Euler { .. } => {
+            "one Euler step of the ODE in σ: x moves along (x − x0_pred)/σ to the next σ."
+        }
+        Sampler::EulerAncestral => {
+            "an Euler step to σ_down, then fresh noise σ_up·z (Euler ancestral)."
+        }
+        Sampler::Heun { .. } => {
+            "Heun: an Euler step to the next σ, then the network again there and the average of \
+             both slopes (two evaluations per step)."
+        }
+        Sampler::UniPc { .. } => {
+            "UniPC: the new x0_pred first corrects the state it was computed from, then predicts \
+             the next one from the last two x0_pred."
+        }
+        Sampler::Pndm { .. } => {
+            "PNDM: a DDIM-like step with ε_pred replaced by a linear-multistep blend of the last \
+             four network outputs (Runge–Kutta steps first, unless PLMS)."
+        }
     }
 }
 
@@ -205,6 +248,12 @@ impl OpenRun for OpenGaussian {
     fn restart(&mut self) -> crate::Result<()> {
         let id = self.next_session_id();
         let settings = self.sample_settings();
+        if let Some(c) = &mut self.compare {
+            // Ids after the main run's, so no view mistakes one run's picture for another's.
+            self.sessions_started += Sampler::NAMES.len() as u64;
+            let (eta, karras) = (self.settings.eta, self.settings.karras);
+            c.start(&self.model, &settings, self.settings.n, eta, karras, id + 1)?;
+        }
         self.session = Some(Session::start(&self.model, settings, self.settings.n, id)?);
         Ok(())
     }
@@ -286,6 +335,18 @@ impl OpenRun for OpenGaussian {
             )
             .changed();
         changed |= seed_row(ui, &mut s.seed);
+        let mut comparing = self.compare.is_some();
+        if ui
+            .checkbox(&mut comparing, "compare samplers")
+            .on_hover_text("the same x_T through several samplers at once, side by side")
+            .changed()
+        {
+            self.compare = comparing.then(Comparison::default);
+            changed = true;
+        }
+        if let Some(c) = &mut self.compare {
+            changed |= c.controls(ui);
+        }
         changed
     }
 
@@ -303,6 +364,9 @@ impl OpenRun for OpenGaussian {
     }
 
     fn pump(&mut self, step: bool) -> crate::Result<()> {
+        if let Some(c) = &mut self.compare {
+            c.pump(&self.model, step)?;
+        }
         match &mut self.session {
             Some(s) => s.pump(&self.model, step),
             None => Ok(()),
@@ -318,6 +382,7 @@ impl OpenRun for OpenGaussian {
         self.session
             .as_ref()
             .is_some_and(|s| !s.done() || s.in_flight() || self.forward.busy())
+            || self.compare.as_ref().is_some_and(Comparison::busy)
     }
 
     fn progress(&self) -> Option<Progress> {
@@ -350,6 +415,13 @@ impl OpenRun for OpenGaussian {
             self.textures_show = None;
             return;
         }
+        if let (Some(c), Some(s)) = (&mut self.compare, &self.session) {
+            if c.running() {
+                let fraction = viewed as f32 / s.run.plan.len().max(1) as f32;
+                c.draw(ui, &self.model, fraction.min(1.0));
+                return;
+            }
+        }
         let m = &self.model;
         let Some(s) = &self.session else { return };
         if s.states.is_empty() {
@@ -378,7 +450,8 @@ impl OpenRun for OpenGaussian {
         };
         ui.label(format!(
             "Reverse process, step {v}: the network predicts the noise ε_pred in x_t (t = {t}) and each \
-             step removes part of it: x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z."
+             step removes part of it: {}",
+            step_rule(s.run.settings.sampler)
         ));
         let shape = m.denoiser.sample_shape();
         if let &[c, h, w] = shape {
@@ -498,6 +571,10 @@ impl OpenRun for OpenGaussian {
             last,
             temperature: None,
             sampler: s.map(|s| s.run.settings.sampler.name()),
+            compare: self
+                .compare
+                .as_ref()
+                .map_or(serde_json::Value::Null, Comparison::status),
         }
     }
 
@@ -518,7 +595,17 @@ impl OpenRun for OpenGaussian {
         self.model = Arc::new(model);
         self.forward.drop_pending();
         match resumed {
-            Some(s) => self.session = Some(s),
+            Some(s) => {
+                self.session = Some(s);
+                // The compared runs start over on the new device (their memory stays behind).
+                let settings = self.sample_settings();
+                let (eta, karras, n) = (self.settings.eta, self.settings.karras, self.settings.n);
+                let id = self.sessions_started + 1;
+                if let Some(c) = &mut self.compare {
+                    self.sessions_started += Sampler::NAMES.len() as u64;
+                    c.start(&self.model, &settings, n, eta, karras, id)?;
+                }
+            }
             None => self.restart()?,
         }
         Ok(())
