@@ -136,7 +136,7 @@ impl OpenGaussian {
 fn step_rule(sampler: Sampler) -> &'static str {
     match sampler {
         Sampler::Ddpm => "x_(t−1) = posterior mean(x_t, x0_pred) + σ_t·z.",
-        Sampler::Ddim { eta } if eta == 0.0 => {
+        Sampler::Ddim { eta: 0.0 } => {
             "x_(t−1) = √ᾱ_(t−1)·x0_pred + √(1−ᾱ_(t−1))·ε_pred, no fresh noise (DDIM, η = 0)."
         }
         Sampler::Ddim { .. } => {
