@@ -37,9 +37,6 @@ struct UParams {
 @group(0) @binding(4) var<storage, read_write> uprev: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ux0: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ueps: array<f32>;
-// solver_step only: up to three tensors of x_t's size stacked one after another (earlier model outputs
-// or states of a multistep solver).
-@group(0) @binding(7) var<storage, read> uhist: array<f32>;
 
 // The flag bits F_* and prediction codes PRED_* are declared once, by the driver (src/ops/update.rs), and
 // prepended to this source.
@@ -118,14 +115,22 @@ fn ddim_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 // One step of a multistep or σ-space solver (DPM-Solver++, Euler, Heun, UniPC, PNDM; the process
 // layer turns each into these coefficients): the DDIM form plus Σ_j c_hj·hist_j over earlier model
-// outputs or states, so a second-order update is still one pass over memory.
+// outputs or states, so a second-order update is still one pass over memory. Without history the
+// driver dispatches ddim_step instead.
 @compute @workgroup_size(256)
 fn solver_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= up.n) { return; }
-    var h = 0.0;
-    if (up.nhist > 0u) { h = h + up.c_h0 * uhist[i]; }
-    if (up.nhist > 1u) { h = h + up.c_h1 * uhist[up.n + i]; }
-    if (up.nhist > 2u) { h = h + up.c_h2 * uhist[2u * up.n + i]; }
+    // The history rides in the noise binding, after the injected noise when there is some: a
+    // seventh binding made this pass several times slower on lavapipe.
+    var off = 0u;
+    if ((up.flags & F_NOISE_INJECTED) != 0u) { off = up.n; }
+    // Branch-free: a branch around a storage read costs llvmpipe (lavapipe) a masked gather per
+    // lane, several times the whole pass. The driver binds at least one history tensor and zeroes
+    // the weights past nhist; their reads are clamped into the buffer (finite values × 0).
+    let last = arrayLength(&unoise) - 1u;
+    let h = up.c_h0 * unoise[off + i]
+        + up.c_h1 * unoise[min(off + up.n + i, last)]
+        + up.c_h2 * unoise[min(off + 2u * up.n + i, last)];
     gaussian_step(i, h);
 }

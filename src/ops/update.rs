@@ -343,17 +343,6 @@ const BINDINGS: &[Access] = &[
     Access::ReadWrite,
 ];
 
-/// `solver_step`'s: [`BINDINGS`] and the stacked history.
-const SOLVER_BINDINGS: &[Access] = &[
-    Access::Read,
-    Access::Read,
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::Read,
-];
-
 /// A DDPM ancestral step over the whole of `x_t` (f32, any shape with a first axis).
 pub fn ddpm_step(
     x_t: &Tensor,
@@ -626,8 +615,8 @@ fn run(
     run_with_history(op, entry, x_t, model, pred, clip, p, noise, extras, None)
 }
 
-/// [`run`] with `solver_step`'s stacked history tensor (`p.nhist` tensors of x_t's size; checked by
-/// the caller) bound as binding 7.
+/// [`run`] with `solver_step`'s auxiliary input bound where the noise goes: the injected noise (if
+/// any) followed by `p.nhist` history tensors of x_t's size, stacked by the caller.
 #[allow(clippy::too_many_arguments)]
 fn run_with_history(
     op: &'static str,
@@ -679,24 +668,23 @@ fn run_with_history(
         source: SRC,
         entry,
         defines: &DEFINES,
-        bindings: if hist.is_some() {
-            SOLVER_BINDINGS
-        } else {
-            BINDINGS
-        },
+        bindings: BINDINGS,
     };
-    let mut buffers = vec![
-        x_t.buffer()?,
-        m.buffer()?,
-        nz.buffer()?,
-        x_prev.buffer()?,
-        x0.buffer()?,
-        eps.buffer()?,
-    ];
-    if let Some(h) = hist {
-        buffers.push(h.buffer()?);
-    }
-    gpu.dispatch(&spec, &p, &buffers, Gpu::grid_1d(x_t.len() as u64, WG))?;
+    // solver_step reads its history from the noise binding (after the injected noise, if any).
+    let aux = hist.unwrap_or(nz);
+    gpu.dispatch(
+        &spec,
+        &p,
+        &[
+            x_t.buffer()?,
+            m.buffer()?,
+            aux.buffer()?,
+            x_prev.buffer()?,
+            x0.buffer()?,
+            eps.buffer()?,
+        ],
+        Gpu::grid_1d(x_t.len() as u64, WG),
+    )?;
     Ok(StepOutput {
         x_prev,
         x0: want_x0.then_some(x0),

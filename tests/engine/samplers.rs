@@ -253,3 +253,46 @@ fn every_sampler_follows_diffusers_trajectory_on_a_trained_unet() {
         }
     }
 }
+
+/// Once settled, a solver step on the GPU creates no buffer or pipeline (and, but for PNDM, no bind
+/// group), like a DDPM/DDIM step: the kept tensors rotate through the pool.
+#[test]
+fn solver_steps_create_nothing_once_settled() {
+    let dev = crate::common::device();
+    let g = crate::common::gpu();
+    let m = diffscope::pipelines::gaussian::load_shipped(&dev, "toy2d-mlp").unwrap();
+    for &name in Sampler::NAMES {
+        let s = settings(
+            Sampler::parse(name, 0.5, false).unwrap(),
+            24,
+            Some(vec![1; 64]),
+            None,
+        );
+        let mut run =
+            diffscope::pipelines::gaussian::run::GaussianRun::start(&m, &s, 64, None).unwrap();
+        let mut counts = Vec::new();
+        while !run.done() {
+            let before = g.counters();
+            let out = run.step(&m, Extras::default()).unwrap();
+            dev.submit();
+            let x = pollster::block_on(out.x_prev.read().f32()).unwrap();
+            assert!(x.iter().all(|v| v.is_finite()), "{name}");
+            counts.push(g.counters() - before);
+        }
+        // The last evaluation of a multistep sampler is first order (the final σ is 0): with no
+        // history bound, its one bind group is new.
+        let last = counts.len() - 1;
+        // Settled: past the first half (PNDM's twelve Runge–Kutta evaluations are a phase of their own).
+        for (k, c) in counts.iter().enumerate().take(last).skip(counts.len() / 2) {
+            // PNDM keeps four outputs alive, which rotate through the pool with a period of their
+            // own beside the state's: its bind-group pairings keep being new for longer (bounded by
+            // the cache, never a buffer).
+            let bind_groups_ok =
+                c.bind_groups_created == 0 || name.starts_with("pndm") || name == "plms";
+            assert!(
+                c.buffers_created == 0 && c.pipelines_created == 0 && bind_groups_ok,
+                "{name}: evaluation {k} created {c:?}"
+            );
+        }
+    }
+}

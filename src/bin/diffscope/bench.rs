@@ -321,6 +321,8 @@ fn kernels(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
     let conv = conv_bench(device, if args.quick { 1 } else { 3 }, !args.json)?;
     let (ddpm_gbps, copy_gbps) = bandwidth(device, bw_n, reps)?;
     let StepCost { counters, ms, .. } = mlp_step(device, if args.quick { 3 } else { 20 })?;
+    let samplers =
+        crate::bench_samplers::sampler_updates(device, if args.quick { 1 } else { 3 }, !args.json)?;
     if !args.json {
         eprintln!(
             "fused DDPM step: {ddpm_gbps:.2} GB/s; copy: {copy_gbps:.2} GB/s ({:.0} % of copy)",
@@ -335,6 +337,7 @@ fn kernels(device: &Device, args: &BenchArgs) -> Result<serde_json::Value> {
         "ddpm_step_gbps": ddpm_gbps,
         "copy_gbps": copy_gbps,
         "ddpm_step_vs_copy": ddpm_gbps / copy_gbps,
+        "sampler_updates": samplers,
         "step_counters": {
             "model": "4-layer MLP 64-256-256-256-64 (SiLU) on 256x64 + fused DDPM update",
             "submissions": counters.submissions,

@@ -91,10 +91,39 @@ pub fn solver_step(
         return host(x, model, s, p, &hs, noise, extras);
     }
     check_u32_len(OP, x)?;
-    // The kernel reads the history as one buffer: stack it (a copy of ≤ 3 states, beside a network
-    // evaluation). With none, x stands in for the unread binding.
-    let stacked = match hs.as_slice() {
-        [] => x.clone(),
+    // Without history the step is the DDIM form with these coefficients: the 6-binding entry
+    // (measured on lavapipe, the 7-binding one costs several times more for the same pass).
+    if hs.is_empty() {
+        return super::run(
+            OP,
+            "ddim_step",
+            x,
+            model,
+            s.prediction,
+            s.clip,
+            p,
+            noise,
+            extras,
+        );
+    }
+    // The kernel reads injected noise and history as one buffer: stack them (a copy of ≤ 3 states,
+    // beside a network evaluation).
+    let mut parts: Vec<&Tensor> = Vec::with_capacity(4);
+    if let Noise::Injected(z) = noise {
+        if z.shape() != x.shape() {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "injected noise {:?} must have x's shape {:?}",
+                    z.shape(),
+                    x.shape()
+                ),
+            ));
+        }
+        parts.push(z);
+    }
+    parts.extend(&hs);
+    let stacked = match parts.as_slice() {
         [one] => (*one).clone(),
         many => crate::ops::layout::concat(many, 0)?,
     };
