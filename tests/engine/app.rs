@@ -527,3 +527,62 @@ fn compare_samplers_runs_the_same_x_t_through_each_side_by_side() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_multistep_run_moved_to_the_cpu_and_back_is_the_same_run() {
+    // Reference: DPM-Solver++ on the GPU, uninterrupted.
+    let dir = export_dir("switch-dpm");
+    let pick = |h: &mut Harness<'_, DiffscopeApp>| {
+        h.get_by_label("sampler").click();
+        h.step();
+        h.step();
+        h.get_by_label("dpm++2m").click();
+        h.step();
+    };
+    let check_at = 12;
+    let mut a = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    pick(&mut a);
+    run_until(&mut a, 4000, |s| {
+        s["sampler"] == "dpm++2m" && s["recorded"].as_u64() > Some(check_at as u64)
+    });
+    pause(&mut a);
+    let want = a.state().recorded_state(check_at).expect("reference state");
+    drop(a);
+    // The same run moved to the CPU backend after a few steps, then back to the GPU.
+    let mut b = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    pick(&mut b);
+    run_until(&mut b, 4000, |s| {
+        s["sampler"] == "dpm++2m" && s["recorded"].as_u64() >= Some(4)
+    });
+    pause(&mut b);
+    for (label, backend) in [("CPU", "cpu"), ("GPU", "gpu")] {
+        b.get_by_label(label).click();
+        b.step();
+        assert_eq!(status(&b)["backend"], backend);
+        // egui ignores a click in the frame after a layout change; let the new device settle.
+        for _ in 0..3 {
+            b.step();
+        }
+    }
+    b.get_by_label("Play").click();
+    run_until(&mut b, 4000, |s| {
+        s["recorded"].as_u64() > Some(check_at as u64)
+    });
+    pause(&mut b);
+    let got = b
+        .state()
+        .recorded_state(check_at)
+        .expect("state after the moves");
+    let differ = got
+        .iter()
+        .zip(&want)
+        .filter(|(g, w)| g.to_bits() != w.to_bits())
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{differ} of {} values differ at step {check_at}",
+        want.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

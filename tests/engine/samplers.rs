@@ -296,3 +296,65 @@ fn solver_steps_create_nothing_once_settled() {
         }
     }
 }
+
+/// A multistep run resumed from host states (a fork with the same seed, a run moved to another
+/// device) continues bit for bit as the uninterrupted one: the memory is rebuilt by replaying the
+/// solver over the recorded states. Without the replay it warms up afresh and drifts.
+#[test]
+fn a_resumed_multistep_run_continues_exactly() {
+    use diffscope::pipelines::gaussian::run::{self as gaussian_run, GaussianRun};
+    for dev in backends() {
+        let m = diffscope::pipelines::gaussian::load_shipped(&dev, "toy2d-mlp").unwrap();
+        for name in ["dpm++2m", "unipc", "heun", "pndm", "plms", "dpm++2m-sde"] {
+            let s = settings(
+                Sampler::parse(name, 0.0, false).unwrap(),
+                12,
+                Some(vec![2; 32]),
+                None,
+            );
+            let full = gaussian_run::sample(&m, &s, 32, None, true).unwrap();
+            // Odd: mid-step for Heun, whose memory lives only between its two evaluations.
+            let k = (full.states.len() / 2) | 1;
+            let earlier = |j: usize| full.states.get(j).cloned();
+            let mut run = GaussianRun::resume_replayed(
+                &m,
+                &s,
+                full.plan.clone(),
+                k,
+                &full.states[k],
+                &earlier,
+            )
+            .unwrap();
+            while !run.done() {
+                run.step(&m, Extras::default()).unwrap();
+                dev.submit();
+            }
+            let got = run.state().to_f32().unwrap();
+            let want = full.final_state();
+            let differ = got
+                .iter()
+                .zip(want)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{name} on {}: {differ} values differ",
+                dev.describe()
+            );
+            // The plain resume warms up again: a valid run, but not the same one.
+            let mut warm =
+                GaussianRun::resume(&m, &s, full.plan.clone(), k, &full.states[k]).unwrap();
+            while !warm.done() {
+                warm.step(&m, Extras::default()).unwrap();
+                dev.submit();
+            }
+            let w = warm.state().to_f32().unwrap();
+            assert!(w.iter().all(|v| v.is_finite()), "{name}");
+            assert_ne!(
+                w, want,
+                "{name}: a warm restart should differ (memory matters)"
+            );
+        }
+    }
+}

@@ -164,8 +164,11 @@ impl Session {
         let mut settings = self.run.settings.clone();
         settings.seed = seed;
         // Only the state itself (a frame may carry x0_pred and ε_pred after it).
-        let x = split_frame(state, self.n * m.sample_len()).0;
-        let run = GaussianRun::resume(m, &settings, self.run.plan.clone(), k, x)?;
+        let per = self.n * m.sample_len();
+        let x = split_frame(state, per).0;
+        let earlier = |j: usize| self.states.get(j).map(|f| split_frame(f, per).0.to_vec());
+        let run =
+            GaussianRun::resume_replayed(m, &settings, self.run.plan.clone(), k, x, &earlier)?;
         Ok(Some(Session {
             run,
             n: self.n,
@@ -178,7 +181,8 @@ impl Session {
     }
 
     /// This run moved onto `model` (reloaded on a new device), going on from its newest host state
-    /// with its own settings — bit for bit the run it would have been. `None` if nothing is recorded
+    /// with its own settings — bit for bit the run it would have been (a multistep sampler's memory
+    /// is replayed from the recorded states). `None` if nothing is recorded
     /// yet. Changes nothing when it fails.
     pub fn resumed_on(&self, model: &GaussianModel) -> crate::Result<Option<Session>> {
         if self.states.is_empty() {
@@ -188,8 +192,18 @@ impl Session {
             .states
             .nearest(self.states.len() - 1)
             .ok_or_else(|| crate::Error::NotReady("no recorded state to resume from".into()))?;
-        let x = split_frame(state, self.n * model.sample_len()).0;
-        let run = GaussianRun::resume(model, &self.run.settings, self.run.plan.clone(), k, x)?;
+        let per = self.n * model.sample_len();
+        let x = split_frame(state, per).0;
+        // A multistep sampler's memory is rebuilt from the recorded states (k network evaluations).
+        let earlier = |j: usize| self.states.get(j).map(|f| split_frame(f, per).0.to_vec());
+        let run = GaussianRun::resume_replayed(
+            model,
+            &self.run.settings,
+            self.run.plan.clone(),
+            k,
+            x,
+            &earlier,
+        )?;
         Ok(Some(Session {
             run,
             n: self.n,

@@ -101,6 +101,49 @@ impl GaussianRun {
         })
     }
 
+    /// [`Self::resume`] with what a multistep sampler remembered rebuilt exactly: its memory after
+    /// step `done` is a function of the states it stepped from, so the solver's evaluations are
+    /// replayed from `earlier(j)` (the host copy of the state after `j` steps, for `j < done`),
+    /// keeping only the memory — the resumed run is then bit for bit the uninterrupted one (same
+    /// device kind). Costs `done` network evaluations; where a state is missing (thinned by a memory
+    /// cap) the solver warms up afresh instead, as [`Self::resume`] does.
+    pub fn resume_replayed(
+        model: &GaussianModel,
+        settings: &SampleSettings,
+        plan: Vec<PlannedStep>,
+        done: usize,
+        state: &[f32],
+        earlier: &dyn Fn(usize) -> Option<Vec<f32>>,
+    ) -> Result<GaussianRun> {
+        let mut run = GaussianRun::resume(model, settings, plan, done, state)?;
+        let Some(solver) = run.solver.clone() else {
+            return Ok(run);
+        };
+        let device = model.denoiser.device();
+        let shape = run.x.shape().to_vec();
+        let mut memory = Memory::default();
+        for j in 0..done {
+            let Some(x) = earlier(j) else {
+                return Ok(run);
+            };
+            let x = Tensor::from_f32(device, &shape, &x)?;
+            let (_, next) = solver.step(
+                model.denoiser.as_ref(),
+                &x,
+                j,
+                settings,
+                &memory,
+                None,
+                Extras::default(),
+            )?;
+            device.submit();
+            memory = next;
+        }
+        device.check()?;
+        run.memory = memory;
+        Ok(run)
+    }
+
     /// The current state x (after [`Self::steps_done`] steps).
     pub fn state(&self) -> &Tensor {
         &self.x

@@ -10,10 +10,12 @@
 //! scaled by [`Solver::init_scale`] (diffusers' `init_noise_sigma` in those terms).
 //!
 //! What a multistep sampler remembers between evaluations is a [`Memory`] (earlier model outputs, a
-//! kept state), carried by the run beside x. A run resumed from a host state alone (a fork, a moved
-//! device) starts with empty memory: the solver then warms up again as at its first step (first
-//! order; Heun's and PNDM's pending correction is skipped), so the resumed trajectory is a valid run
-//! of the sampler from that state, not bit for bit the uninterrupted one.
+//! kept state), carried by the run beside x. It is a function of the states the solver stepped
+//! from, so a run resumed from host copies (a fork, a moved device) rebuilds it by replaying the
+//! solver over them (`GaussianRun::resume_replayed`) and continues bit for bit. Resumed from one
+//! state alone it starts with empty memory: the solver then warms up again as at its first step
+//! (first order; Heun's and PNDM's pending correction is skipped) — a valid run of the sampler from
+//! that state, not the uninterrupted one.
 
 mod dpm;
 mod euler;
