@@ -471,10 +471,17 @@ pub struct UNet2D {
     up: Vec<Block>,
     norm_out: GroupNorm,
     conv_out: Conv,
+    /// The weights' size on the device (f32), for the memory estimate.
+    param_bytes: u64,
 }
 
 impl UNet2D {
     pub fn load(g: &Device, config: UNetConfig, mut weights: Weights) -> Result<UNet2D> {
+        let param_bytes: u64 = weights
+            .names()
+            .filter_map(|n| weights.shape_of(n))
+            .map(|s| s.iter().product::<usize>() as u64 * 4)
+            .sum();
         let c = &config;
         let ch = &c.block_out_channels;
         let nb = ch.len();
@@ -570,6 +577,7 @@ impl UNet2D {
             up,
             norm_out,
             conv_out,
+            param_bytes,
         })
     }
 }
@@ -755,5 +763,14 @@ impl Denoiser for UNet2D {
 
     fn device(&self) -> &Device {
         self.conv_out.w.device()
+    }
+    fn footprint(&self, batch: usize) -> Option<crate::nn::Footprint> {
+        let host = matches!(self.device(), Device::Cpu(_));
+        Some(super::unet_memory::footprint(
+            &self.config,
+            self.param_bytes,
+            batch,
+            host,
+        ))
     }
 }

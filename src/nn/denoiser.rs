@@ -18,4 +18,9 @@ pub trait Denoiser: wgpu::WasmNotSendSync {
     fn num_labels(&self) -> Option<usize>;
     /// The device the weights live on.
     fn device(&self) -> &Device;
+    /// What a forward pass at `batch` needs in memory, where the network can say before running
+    /// (checked when a run starts; `None`: small enough not to matter).
+    fn footprint(&self, _batch: usize) -> Option<super::Footprint> {
+        None
+    }
 }

@@ -5,9 +5,11 @@
 //! only the trait.
 
 mod denoiser;
+mod footprint;
 mod linear;
 mod norm;
 
 pub use denoiser::Denoiser;
+pub use footprint::Footprint;
 pub use linear::Linear;
 pub use norm::{GroupNorm, LayerNorm};

@@ -238,3 +238,92 @@ fn mnist_unet_steps_create_nothing_once_the_state_has_settled() {
         assert!(counts[0].bind_groups_created > 20, "{:?}", counts[0]);
     }
 }
+
+/// A batch the device cannot hold is refused when the run starts, before anything is allocated,
+/// with the numbers: on a GPU whose bindings are capped the largest tensor names itself; on the CPU
+/// backend the estimate is held against the memory the system has.
+#[test]
+fn a_batch_too_large_for_the_device_is_refused_with_the_numbers() {
+    use diffscope::pipelines::gaussian::{load_shipped, run::GaussianRun};
+    use diffscope::process::gaussian::{SampleSettings, Sampler};
+    let settings = SampleSettings {
+        sampler: Sampler::Ddim { eta: 0.0 },
+        steps: 4,
+        seed: 0,
+        labels: None,
+        guidance: None,
+    };
+    // 8 MB per binding: mnist-unet's batch 1 fits, batch 64 does not.
+    let capped = diffscope::Gpu::new_capped(
+        &Default::default(),
+        diffscope::gpu::LimitCaps {
+            max_storage_buffer_binding_size: Some(8 << 20),
+            max_buffer_size: Some(8 << 20),
+        },
+    )
+    .unwrap();
+    let dev = diffscope::Device::Gpu(capped);
+    let m = load_shipped(&dev, "mnist-unet").unwrap();
+    let f = m.denoiser.footprint(1).unwrap();
+    assert!(
+        f.param_bytes > 1 << 20 && f.largest_bytes < 8 << 20,
+        "{f:?}"
+    );
+    let labels = |n: usize| Some(vec![3u32; n]);
+    GaussianRun::start(
+        &m,
+        &SampleSettings {
+            labels: labels(1),
+            ..settings.clone()
+        },
+        1,
+        None,
+    )
+    .unwrap();
+    let before = dev.gpu().unwrap().counters();
+    let e = GaussianRun::start(
+        &m,
+        &SampleSettings {
+            labels: labels(64),
+            ..settings.clone()
+        },
+        64,
+        None,
+    )
+    .err()
+    .expect("batch 64 does not fit 8 MB bindings")
+    .to_string();
+    for needle in [
+        "mnist-unet",
+        "batch 64",
+        "per buffer",
+        "MB",
+        "smaller batch",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in: {e}");
+    }
+    assert_eq!(
+        (dev.gpu().unwrap().counters() - before).buffers_created,
+        0,
+        "refused before allocating"
+    );
+    // The CPU backend: a batch whose activations exceed any machine's memory.
+    let cpu = crate::common::cpu();
+    let m = load_shipped(&cpu, "mnist-unet").unwrap();
+    let n = 4_000_000;
+    let e = GaussianRun::start(
+        &m,
+        &SampleSettings {
+            labels: labels(n),
+            ..settings
+        },
+        n,
+        None,
+    )
+    .err()
+    .expect("four million digits do not fit")
+    .to_string();
+    for needle in ["mnist-unet", "memory is available", "weights"] {
+        assert!(e.contains(needle), "{needle:?} not in: {e}");
+    }
+}

@@ -38,6 +38,12 @@ impl GaussianRun {
         n: usize,
         init: Option<&[f32]>,
     ) -> Result<GaussianRun> {
+        // Refuse a batch the device cannot hold before anything is allocated (guidance doubles it).
+        let guided = settings.guidance.is_some_and(|w| w != 1.0);
+        let batch = if guided { 2 * n } else { n };
+        if let Some(f) = model.denoiser.footprint(batch) {
+            f.check(model.denoiser.device(), &model.name, batch)?;
+        }
         let solver = Solver::new(&model.process, settings.sampler, settings.steps)?.map(Arc::new);
         let plan = match &solver {
             Some(s) => s.plan(),
