@@ -521,11 +521,13 @@ fn wrong_tensors_and_absurd_configs_name_what_is_wrong() {
             sched.into(),
             "dim",
         ),
+        // Unknown scheduler fields are ignored, as diffusers' from_config ignores them; a known one
+        // of the wrong type is an error naming it.
         (
-            "unknown scheduler field",
+            "scheduler field of the wrong type",
             cfg.into(),
-            with(sched, "karras", "true"),
-            "karras",
+            with(sched, "use_karras_sigmas", "\"yes\""),
+            "use_karras_sigmas",
         ),
         (
             "ᾱ underflows to 0",
