@@ -258,8 +258,9 @@ fn every_sampler_follows_diffusers_trajectory_on_a_trained_unet() {
 /// group), like a DDPM/DDIM step: the kept tensors rotate through the pool.
 #[test]
 fn solver_steps_create_nothing_once_settled() {
-    let dev = crate::common::device();
-    let g = crate::common::gpu();
+    // Its own device: the counters are per device, and other tests share the common one.
+    let g = diffscope::Gpu::new(&Default::default()).unwrap();
+    let dev = Device::Gpu(g.clone());
     let m = diffscope::pipelines::gaussian::load_shipped(&dev, "toy2d-mlp").unwrap();
     for &name in Sampler::NAMES {
         let s = settings(
