@@ -241,7 +241,10 @@ pub fn nll(opts: &DeviceOptions, a: &NllArgs) -> Result<()> {
     let steps = m.process.nsteps();
     let mut per_term = vec![0f64; steps + 1];
     let mut total = 0f64;
+    let batches = ids.len().div_ceil((a.batch * l).max(1));
+    let mut progress = Progress::new(format!("{} ELBO (batches)", m.name), batches);
     for (bi, chunk) in ids.chunks(a.batch * l).enumerate() {
+        progress.update(bi);
         let b = chunk.len() / l;
         let x0 = Tensor::from_indices(&device, &[b, l], chunk, m.process.k() as u32, "data")?;
         // Each batch gets its own draws: the seed advances with the batch index.
@@ -257,6 +260,7 @@ pub fn nll(opts: &DeviceOptions, a: &NllArgs) -> Result<()> {
             total += s;
         }
     }
+    progress.update(batches);
     let tokens = (n * l) as f64;
     let ln2 = std::f64::consts::LN_2;
     let bpt = total / tokens / ln2;
