@@ -65,11 +65,24 @@ fn wait_for_label(h: &mut Harness<'_, DiffscopeApp>, text: &str, max_frames: usi
     panic!("no \"{text}\" after {max_frames} frames: {}", status(h));
 }
 
-/// Pause and let the step in flight land.
+/// Pause and let the step in flight land: frames run until the recorded count has not moved for
+/// 30 frames, ≥ 0.3 s (a fixed three frames raced a slow step on a loaded machine).
 fn pause(h: &mut Harness<'_, DiffscopeApp>) {
     h.get_by_label("Pause").click();
-    for _ in 0..3 {
+    let mut last = None;
+    let mut still = 0;
+    for _ in 0..2000 {
         h.step();
+        let now = status(h)["recorded"].as_u64();
+        if now == last {
+            still += 1;
+            if still >= 30 {
+                return;
+            }
+        } else {
+            (last, still) = (now, 0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
