@@ -113,6 +113,11 @@ impl DiffscopeApp {
         if let Some(d) = &mut self.download {
             if matches!(d.state, DownloadState::Failed(_)) {
                 d.retry();
+                // Called from the page between frames, an idle app would not draw (and so not
+                // poll the fetch) until something else woke it.
+                if let Some(ctx) = &self.ctx {
+                    ctx.request_repaint();
+                }
             }
         }
     }

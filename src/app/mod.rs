@@ -52,6 +52,9 @@ pub struct DiffscopeApp {
     about: card::About,
     /// A shipped model's files being fetched before it opens (the browser build).
     download: Option<download::Download>,
+    /// The UI's context, kept from the first frame so a call from outside a frame (the page's
+    /// `retry_download()`) can ask for the frame that acts on it.
+    ctx: Option<egui::Context>,
     #[cfg(not(target_arch = "wasm32"))]
     user_dir: String,
     dropped_inbox: DroppedInbox,
@@ -144,6 +147,7 @@ impl DiffscopeApp {
             frame_stats: Default::default(),
             about: Default::default(),
             download: None,
+            ctx: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
             dropped_inbox: Default::default(),
@@ -245,6 +249,9 @@ impl eframe::App for DiffscopeApp {
 impl DiffscopeApp {
     /// One frame of the whole app in `ui` (eframe's window, or a test harness).
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        if self.ctx.is_none() {
+            self.ctx = Some(ui.ctx().clone());
+        }
         let frame_start = self.frame_stats.begin();
         self.show_frame(ui);
         let busy = self.timeline.playing && self.running();

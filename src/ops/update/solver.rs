@@ -8,7 +8,9 @@
 //! outputs or states). DPM-Solver++, Euler, Heun, UniPC and PNDM are each this with their own
 //! coefficients, which the process layer computes on the host.
 
-use super::{cpu, run_with_history, Extras, ModelOutput, Noise, Params, Prediction, StepOutput};
+use super::{
+    cpu, host_step, run_with_history, Extras, ModelOutput, Noise, Params, Prediction, StepOutput,
+};
 use crate::error::{Error, Result};
 use crate::ops::check_u32_len;
 use crate::tensor::{same_device, DType, Device, Tensor};
@@ -141,8 +143,8 @@ pub fn solver_step(
     )
 }
 
-/// The CPU backend: the same checks, then `cpu::solver_step` over the host data.
-#[allow(clippy::too_many_arguments)]
+/// The CPU backend: `cpu::solver_step` over the host data (the shared host-step path checks the
+/// tensors and maps the noise), with the history gathered from its tensors.
 fn host(
     x: &Tensor,
     model: ModelOutput<'_>,
@@ -152,52 +154,11 @@ fn host(
     noise: Noise<'_>,
     extras: Extras,
 ) -> Result<StepOutput> {
-    const OP: &str = "solver_step";
-    let m = match model {
-        ModelOutput::Plain(m) | ModelOutput::Guided { out: m, .. } => m,
-    };
-    m.expect_dtype(OP, DType::F32)?;
-    let injected = match noise {
-        Noise::Injected(t) => Some(t),
-        _ => None,
-    };
-    let mut all = vec![x, m];
-    all.extend(injected);
-    same_device(OP, &all)?;
     let mut stacked = Vec::with_capacity(hist.len() * x.len());
     for h in hist {
         stacked.extend_from_slice(h.host()?.f32());
     }
-    let (xg, mg) = (x.host()?, m.host()?);
-    let ng = injected.map(Tensor::host).transpose()?;
-    let host_model = match model {
-        ModelOutput::Plain(_) => cpu::ModelOutput::Plain(mg.f32(), m.shape()),
-        ModelOutput::Guided {
-            guidance, order, ..
-        } => cpu::ModelOutput::Guided {
-            out: mg.f32(),
-            shape: m.shape(),
-            guidance,
-            order,
-        },
-    };
-    let host_noise = noise.host(OP, ng.as_ref())?;
-    let out = cpu::solver_step(
-        xg.f32(),
-        x.shape(),
-        host_model,
-        s.prediction,
-        s.clip,
-        p,
-        host_noise,
-        extras,
-        &stacked,
-    )?;
-    let dev = x.device();
-    let tensor = |v: Vec<f32>| Tensor::from_vec_f32(dev, x.shape(), v);
-    Ok(StepOutput {
-        x_prev: tensor(out.x_prev)?,
-        x0: out.x0.map(tensor).transpose()?,
-        eps: out.eps.map(tensor).transpose()?,
+    host_step("solver_step", x, model, noise, |xs, shape, m, n| {
+        cpu::solver_step(xs, shape, m, s.prediction, s.clip, p, n, extras, &stacked)
     })
 }

@@ -76,30 +76,16 @@ pub fn euler_timesteps(
     check_steps(train_t, n)?;
     let ts: Vec<f64> = match spacing {
         // np.linspace(0, T−1, n, dtype=float32)[::-1]: float64 values cast to float32.
-        Spacing::Linspace => (0..n)
+        Spacing::Linspace => linspace((train_t - 1) as f64, n)
+            .into_iter()
             .rev()
-            .map(|i| {
-                let v = if n == 1 {
-                    0.0
-                } else if i == n - 1 {
-                    (train_t - 1) as f64
-                } else {
-                    i as f64 * ((train_t - 1) as f64 / (n - 1) as f64)
-                };
-                v as f32 as f64
-            })
+            .map(|v| v as f32 as f64)
             .collect(),
         Spacing::Leading => {
             let ratio = train_t / n;
             (0..n).rev().map(|i| (i * ratio + offset) as f64).collect()
         }
-        Spacing::Trailing => {
-            let ratio = train_t as f64 / n as f64;
-            arange_down(train_t as f64, ratio)
-                .into_iter()
-                .map(|v| round_half_even(v) - 1.0)
-                .collect()
-        }
+        Spacing::Trailing => trailing(train_t, n),
     };
     check_range(&ts, train_t, offset)?;
     Ok(ts)
@@ -115,40 +101,46 @@ pub fn multistep_timesteps(
 ) -> Result<Vec<f64>> {
     check_steps(train_t, n)?;
     let ts: Vec<f64> = match spacing {
-        Spacing::Linspace => {
-            let step = (train_t - 1) as f64 / n as f64;
-            (1..=n)
-                .rev()
-                .map(|i| {
-                    let v = if i == n {
-                        (train_t - 1) as f64
-                    } else {
-                        i as f64 * step
-                    };
-                    round_half_even(v)
-                })
-                .collect()
-        }
+        // np.linspace(0, T−1, n + 1).round()[::-1][:-1]
+        Spacing::Linspace => linspace((train_t - 1) as f64, n + 1)
+            .into_iter()
+            .skip(1)
+            .rev()
+            .map(round_half_even)
+            .collect(),
         Spacing::Leading => {
             let ratio = train_t / (n + 1);
             (1..=n).rev().map(|i| (i * ratio + offset) as f64).collect()
         }
-        Spacing::Trailing => {
-            let ratio = train_t as f64 / n as f64;
-            arange_down(train_t as f64, ratio)
-                .into_iter()
-                .map(|v| round_half_even(v) - 1.0)
-                .collect()
-        }
+        Spacing::Trailing => trailing(train_t, n),
     };
     check_range(&ts, train_t, offset)?;
     Ok(ts)
 }
 
-/// np.arange(start, 0, −step).
-fn arange_down(start: f64, step: f64) -> Vec<f64> {
-    let len = (start / step).ceil() as usize;
-    (0..len).map(|i| start - i as f64 * step).collect()
+/// numpy `linspace(0, stop, n)` in float64 (the last point exactly `stop`).
+pub fn linspace(stop: f64, n: usize) -> Vec<f64> {
+    let step = stop / (n.max(2) - 1) as f64;
+    (0..n)
+        .map(|i| {
+            if n == 1 {
+                0.0
+            } else if i == n - 1 {
+                stop
+            } else {
+                i as f64 * step
+            }
+        })
+        .collect()
+}
+
+/// diffusers' "trailing" spacing: `np.round(np.arange(T, 0, −T/n)) − 1`, descending.
+pub fn trailing(train_t: usize, n: usize) -> Vec<f64> {
+    let ratio = train_t as f64 / n as f64;
+    let len = (train_t as f64 / ratio).ceil() as usize;
+    (0..len)
+        .map(|i| round_half_even(train_t as f64 - i as f64 * ratio) - 1.0)
+        .collect()
 }
 
 fn check_steps(train_t: usize, n: usize) -> Result<()> {

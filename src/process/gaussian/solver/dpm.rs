@@ -3,9 +3,9 @@
 //! order from the x̂0 of this step and the previous one otherwise (`midpoint` or `heun` form).
 //! Written for the variance-preserving state, which is diffusers' own `sample` here.
 
-use super::{default_unless, vp, Ctx, Memory, Pass};
-use crate::error::{Error, Result};
-use crate::ops::update::{Extras, StepOutput};
+use super::{default_unless, multistep_settings, vp, Ctx, Memory, Pass};
+use crate::error::Result;
+use crate::ops::update::StepOutput;
 use crate::process::gaussian::sigmas::{
     interp, karras, log_sigmas, multistep_timesteps, sigma_to_t, train_sigmas,
 };
@@ -72,28 +72,17 @@ impl Dpm {
         let round = c.beta_schedule != BetaSchedule::SquaredCosCapV2;
         let (mut sigmas, timesteps) = multistep_tables(g, steps, use_karras, round)?;
         sigmas.push(0.0);
-        let heun = match c.solver.solver_type.as_deref() {
-            None | Some("midpoint") => false,
-            Some("heun") => true,
-            // diffusers maps UniPC's names onto midpoint.
-            Some("logrho" | "bh1" | "bh2") => false,
-            Some(o) => {
-                return Err(Error::Invalid(format!(
-                    "dpm++2m: solver_type \"{o}\" (midpoint or heun)"
-                )))
-            }
-        };
-        if c.solver.order > 2 {
-            return Err(Error::Invalid(format!(
-                "dpm++2m: solver_order {} is not supported (1 or 2)",
-                c.solver.order
-            )));
-        }
+        let (heun, order) = multistep_settings(
+            c,
+            "dpm++2m",
+            ["midpoint", "heun"],
+            &["logrho", "bh1", "bh2"],
+        )?;
         Ok(Dpm {
             sigmas,
             timesteps,
             sde,
-            order: c.solver.order,
+            order,
             heun,
         })
     }
@@ -158,19 +147,11 @@ impl Dpm {
                 hist.push((-b / r0, prev.unwrap()));
             }
         }
-        let extras = Extras {
-            x0: true,
-            ..ctx.extras
-        };
-        let mut out = ctx.pass(x, p, &hist, extras)?;
-        let x0 = out.x0.clone();
-        if !ctx.extras.x0 {
-            out.x0 = None;
-        }
+        let (out, x0) = ctx.pass_keeping_x0(x, p, &hist)?;
         Ok((
             out,
             Memory {
-                outputs: x0.into_iter().collect(),
+                outputs: vec![x0],
                 warm: memory.warm + 1,
                 ..Memory::default()
             },

@@ -8,7 +8,7 @@
 use super::euler::{euler_init_scale, euler_pass, euler_tables};
 use super::{default_unless, Ctx, Memory, Pass};
 use crate::error::Result;
-use crate::ops::update::{Extras, StepOutput};
+use crate::ops::update::StepOutput;
 use crate::process::gaussian::Gaussian;
 use crate::process::schedule::Spacing;
 use crate::tensor::Tensor;
@@ -66,17 +66,9 @@ impl Heun {
             let (s, s_next) = (self.sigmas[i] as f64, self.sigmas[i + 1] as f64);
             let mut p = euler_pass(s, s_next, s_next, 0.0);
             p.clip = self.clip;
-            let extras = Extras {
-                x0: true,
-                ..ctx.extras
-            };
-            let mut out = ctx.pass(x, p, &[], extras)?;
-            let x0 = out.x0.clone();
-            if !ctx.extras.x0 {
-                out.x0 = None;
-            }
+            let (out, x0) = ctx.pass_keeping_x0(x, p, &[])?;
             let memory = Memory {
-                outputs: x0.into_iter().collect(),
+                outputs: vec![x0],
                 sample: Some(x.clone()),
                 warm: memory.warm + 1,
                 ..Memory::default()

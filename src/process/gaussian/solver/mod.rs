@@ -81,6 +81,35 @@ fn default_unless<T>(c: &super::SchedulerConfig, field: &str, from_file: T, clas
     }
 }
 
+/// A multistep class's `solver_type` and `solver_order` from the file: `own` are the class's two
+/// names (the first its default), `foreign` the other class's, which diffusers maps onto the
+/// default; true when the second of `own` is chosen. Orders above 2 are refused.
+fn multistep_settings(
+    c: &super::SchedulerConfig,
+    sampler: &str,
+    own: [&str; 2],
+    foreign: &[&str],
+) -> Result<(bool, usize)> {
+    let second = match c.solver.solver_type.as_deref() {
+        None => false,
+        Some(t) if t == own[0] || foreign.contains(&t) => false,
+        Some(t) if t == own[1] => true,
+        Some(o) => {
+            return Err(Error::Invalid(format!(
+                "{sampler}: solver_type \"{o}\" ({} or {})",
+                own[0], own[1]
+            )))
+        }
+    };
+    if c.solver.order > 2 {
+        return Err(Error::Invalid(format!(
+            "{sampler}: solver_order {} is not supported (1 or 2)",
+            c.solver.order
+        )));
+    }
+    Ok((second, c.solver.order))
+}
+
 /// The variance-preserving (α_t, σ_t) of k-diffusion's σ: `α = 1/√(σ²+1)`, `σ_t = σ·α`.
 fn vp(sigma: f64) -> (f64, f64) {
     let a = 1.0 / (sigma * sigma + 1.0).sqrt();
@@ -252,6 +281,28 @@ impl Ctx<'_> {
             hist,
             extras,
         )
+    }
+
+    /// [`Self::pass`] that also returns the step's x̂0 (a multistep solver keeps it), leaving it in
+    /// the output only where the caller asked for it.
+    fn pass_keeping_x0(
+        &self,
+        x: &Tensor,
+        p: Pass,
+        hist: &[(f64, &Tensor)],
+    ) -> Result<(StepOutput, Tensor)> {
+        let extras = Extras {
+            x0: true,
+            ..self.extras
+        };
+        let mut out = self.pass(x, p, hist, extras)?;
+        let x0 = if self.extras.x0 {
+            out.x0.clone()
+        } else {
+            out.x0.take()
+        };
+        let x0 = x0.ok_or_else(|| Error::Internal("solver_step wrote no x̂0".into()))?;
+        Ok((out, x0))
     }
 
     /// One pass over any model output (a kept x̂0 read as a "sample" prediction, say).

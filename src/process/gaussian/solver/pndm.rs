@@ -9,6 +9,7 @@
 use super::{default_unless, Ctx, Memory, Pass};
 use crate::error::Result;
 use crate::ops::update::StepOutput;
+use crate::process::gaussian::sigmas::{linspace, trailing};
 use crate::process::gaussian::{Gaussian, Prediction};
 use crate::process::schedule::round_half_even;
 use crate::process::schedule::Spacing;
@@ -45,30 +46,18 @@ impl Pndm {
         let set_one = default_unless(c, "set_alpha_to_one", c.set_alpha_to_one, false);
         // Ascending `_timesteps`.
         let ts: Vec<i64> = match spacing {
-            Spacing::Linspace => (0..steps)
-                .map(|i| {
-                    let v = if steps == 1 {
-                        0.0
-                    } else if i == steps - 1 {
-                        (tt - 1) as f64
-                    } else {
-                        i as f64 * ((tt - 1) as f64 / (steps - 1) as f64)
-                    };
-                    round_half_even(v) as i64
-                })
+            Spacing::Linspace => linspace((tt - 1) as f64, steps)
+                .into_iter()
+                .map(|v| round_half_even(v) as i64)
                 .collect(),
             Spacing::Leading => (0..steps)
                 .map(|i| (i * (tt / steps) + c.steps_offset) as i64)
                 .collect(),
-            Spacing::Trailing => {
-                let ratio = tt as f64 / steps as f64;
-                let len = (tt as f64 / ratio).ceil() as usize;
-                let mut v: Vec<i64> = (0..len)
-                    .map(|i| round_half_even(tt as f64 - i as f64 * ratio) as i64 - 1)
-                    .collect();
-                v.reverse();
-                v
-            }
+            Spacing::Trailing => trailing(tt, steps)
+                .into_iter()
+                .rev()
+                .map(|v| v as i64)
+                .collect(),
         };
         let ratio = (tt / steps) as i64;
         let mut kinds = Vec::new();

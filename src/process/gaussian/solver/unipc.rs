@@ -4,7 +4,7 @@
 //! is two fused passes (one at the first evaluation, where there is nothing to correct).
 
 use super::dpm::{lambda, multistep_tables};
-use super::{vp, Ctx, Memory, Pass};
+use super::{multistep_settings, vp, Ctx, Memory, Pass};
 use crate::error::{Error, Result};
 use crate::ops::update::{Extras, ModelOutput, StepOutput};
 use crate::process::gaussian::{Gaussian, Prediction};
@@ -24,28 +24,13 @@ impl UniPc {
         let c = &g.config;
         let (mut sigmas, timesteps) = multistep_tables(g, steps, use_karras, true)?;
         sigmas.push(0.0);
-        let bh2 = match c.solver.solver_type.as_deref() {
-            None | Some("bh2") => true,
-            Some("bh1") => false,
-            // diffusers maps DPM-Solver's names onto bh2.
-            Some("midpoint" | "heun" | "logrho") => true,
-            Some(o) => {
-                return Err(Error::Invalid(format!(
-                    "unipc: solver_type \"{o}\" (bh1 or bh2)"
-                )))
-            }
-        };
-        if c.solver.order > 2 {
-            return Err(Error::Invalid(format!(
-                "unipc: solver_order {} is not supported yet (1 or 2)",
-                c.solver.order
-            )));
-        }
+        let (bh1, order) =
+            multistep_settings(c, "unipc", ["bh2", "bh1"], &["midpoint", "heun", "logrho"])?;
         Ok(UniPc {
             sigmas,
             timesteps,
-            order: c.solver.order,
-            bh2,
+            order,
+            bh2: !bh1,
             lower_order_final: c.solver.lower_order_final,
             disable_corrector: c.solver.disable_corrector.clone(),
         })
@@ -84,10 +69,6 @@ impl UniPc {
         let sk = self.sigmas[k] as f64;
         let (a_k, s_k) = vp(sk);
         let read = (a_k, s_k);
-        let extras = Extras {
-            x0: true,
-            ..ctx.extras
-        };
         let prev_m = memory.outputs.last();
         let corrector = k > 0
             && !self.disable_corrector.contains(&(k - 1))
@@ -95,7 +76,7 @@ impl UniPc {
             && prev_m.is_some();
         // The corrector: x_c = (σ_t/σ_s0)·last − α_t·hφ1·m0 − α_t·B·(ρ·(m_new − m0)), at order 1
         // with ρ = 0.5 and at order 2 from the 2×2 system; here t = σ_k, s0 = σ_{k−1}.
-        let (mut out, corrected) = if corrector {
+        let ((mut out, m_new), corrected) = if corrector {
             let s_prev = self.sigmas[k - 1] as f64;
             let ((a_t, s_t), (_, s_s0)) = (vp(sk), vp(s_prev));
             let (h, h_phi_1, b_h, b1, b2) = self.coefficients(s_prev, sk);
@@ -125,28 +106,16 @@ impl UniPc {
                 hist.push((-a_t * h_phi_1 + a_t * b_h * (rho0 / r1 + rho1), m0));
                 hist.push((-a_t * b_h * rho0 / r1, m1));
             }
-            let out = ctx.pass(x, p, &hist, extras)?;
+            let (out, m_new) = ctx.pass_keeping_x0(x, p, &hist)?;
             let xc = out.x_prev.clone();
-            (out, Some(xc))
+            ((out, m_new), Some(xc))
         } else {
-            (
-                ctx.pass(
-                    x,
-                    Pass {
-                        read,
-                        c_xt: 1.0,
-                        ..Pass::default()
-                    },
-                    &[],
-                    extras,
-                )?,
-                None,
-            )
-        };
-        let Some(m_new) = out.x0.clone() else {
-            return Err(Error::Internal(
-                "unipc: the step's x̂0 was not written".into(),
-            ));
+            let p = Pass {
+                read,
+                c_xt: 1.0,
+                ..Pass::default()
+            };
+            (ctx.pass_keeping_x0(x, p, &[])?, None)
         };
         let sample = corrected.unwrap_or_else(|| x.clone());
         // The predictor's order: warm-up, and first order at the end of the run.
@@ -188,9 +157,6 @@ impl UniPc {
             Extras::default(),
         )?;
         out.x_prev = step.x_prev;
-        if !ctx.extras.x0 {
-            out.x0 = None;
-        }
         let mut outputs: Vec<Tensor> = memory.outputs.clone();
         outputs.push(m_new);
         let keep = outputs.len().saturating_sub(self.order);
