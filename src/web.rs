@@ -22,7 +22,8 @@ impl WebHandle {
         }
     }
 
-    /// Start the app on `canvas` with the model the page's `?model=` names (else the default). Fails
+    /// Start the app on `canvas` with the model the page's `?model=` names (else the default) and
+    /// the settings the rest of the link carries. Fails
     /// (with a message the page shows) when the browser offers neither WebGPU nor WebGL2.
     #[wasm_bindgen]
     pub async fn start(&self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsValue> {
@@ -36,25 +37,25 @@ impl WebHandle {
             ..Default::default()
         });
         options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::CreateNew(setup);
-        // `?model=NAME` opens that shipped model (links to a model, and the browser tests).
-        let model = web_sys::window()
+        // `?model=NAME` opens that shipped model, with the settings the rest of the link carries
+        // (`app::Link`: seed, sampler, steps, guidance, label, n, …; links and the browser tests).
+        let query = web_sys::window()
             .and_then(|w| w.location().search().ok())
-            .and_then(|q| {
-                q.trim_start_matches('?')
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("model=").map(str::to_string))
-            })
-            .filter(|m| !m.is_empty())
+            .unwrap_or_default();
+        let link = crate::app::Link::parse(&query);
+        let model = link
+            .model
+            .clone()
             .unwrap_or_else(|| crate::pipelines::zoo::DEFAULT_MODEL.to_string());
         self.runner
             .start(
                 canvas,
                 options,
                 Box::new(move |cc| {
-                    Ok(Box::new(crate::app::DiffscopeApp::with_start(
-                        cc,
-                        crate::app::Start::Shipped(model),
-                    )))
+                    Ok(Box::new(
+                        crate::app::DiffscopeApp::with_start(cc, crate::app::Start::Shipped(model))
+                            .with_link(link),
+                    ))
                 }),
             )
             .await

@@ -161,8 +161,13 @@ impl DiffscopeApp {
     /// Make `opened` the open run and start its trajectory (or show why it could not open).
     fn install(&mut self, opened: crate::Result<Box<dyn OpenRun>>) {
         match opened {
-            Ok(run) => {
+            Ok(mut run) => {
                 self.error = None;
+                if let Some(link) = self.link.take() {
+                    if link.model.as_deref().is_none_or(|m| m == run.model_name()) {
+                        run.apply_link(&link);
+                    }
+                }
                 self.run = Some(run);
                 self.restart_run();
             }

@@ -17,6 +17,7 @@ mod gaussian;
 mod graph;
 mod heatmap;
 mod images;
+mod link;
 mod open_run;
 mod points;
 mod recovery;
@@ -52,6 +53,8 @@ pub struct DiffscopeApp {
     about: card::About,
     /// A shipped model's files being fetched before it opens (the browser build).
     download: Option<download::Download>,
+    /// Settings the page's link asks for, applied to the model it opens (then dropped).
+    link: Option<link::Link>,
     /// The UI's context, kept from the first frame so a call from outside a frame (the page's
     /// `retry_download()`) can ask for the frame that acts on it.
     ctx: Option<egui::Context>,
@@ -75,7 +78,23 @@ pub enum Start {
     Dir(std::path::PathBuf),
 }
 
+pub use link::Link;
+
 impl DiffscopeApp {
+    /// Apply `link`'s settings to the model it opens (the page's URL; the browser tests): to the run
+    /// already open if it is that model (natively a shipped model opens at once), else to the model
+    /// when it opens (in the browser, once its files have arrived).
+    pub fn with_link(mut self, link: Link) -> Self {
+        match &mut self.run {
+            Some(run) if link.model.as_deref().is_none_or(|m| m == run.model_name()) => {
+                run.apply_link(&link);
+                self.restart_run();
+            }
+            _ => self.link = Some(link),
+        }
+        self
+    }
+
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
         Self::with_start(cc, Start::Shipped(zoo::DEFAULT_MODEL.to_string()))
     }
@@ -147,6 +166,7 @@ impl DiffscopeApp {
             frame_stats: Default::default(),
             about: Default::default(),
             download: None,
+            link: None,
             ctx: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),

@@ -92,6 +92,8 @@ pub trait OpenRun {
     fn family(&self) -> Family;
     /// Write the settings the next opened model starts from.
     fn remember(&self, carried: &mut Carried);
+    /// Take the settings a link asks for, where they fit this model (before the first run starts).
+    fn apply_link(&mut self, _link: &super::Link) {}
 
     /// Start a new trajectory from x_T with the current settings (the old one stays on failure).
     fn restart(&mut self) -> crate::Result<()>;

@@ -599,3 +599,43 @@ fn a_multistep_run_moved_to_the_cpu_and_back_is_the_same_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_link_sets_the_sampler_batch_and_seed_of_the_model_it_opens() {
+    let dir = export_dir("link");
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let link = diffscope::app::Link::parse(
+        "?model=mnist-unet&sampler=dpm%2B%2B2m&steps=12&n=1&guidance=1&seed=5&label=7&bogus=1",
+    );
+    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into()))
+        .with_export_dir(&dir)
+        .with_link(link);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
+    let s = status(&h);
+    assert_eq!(s["sampler"], "dpm++2m", "{s}");
+    assert_eq!(s["total"].as_u64(), Some(13), "12 steps: {s}");
+    let x_t = h.state().recorded_state(0).unwrap();
+    assert_eq!(x_t.len(), 28 * 28, "one image");
+    // The link's seed is the run's: another seed starts from another x_T.
+    let first = x_t.clone();
+    drop(h);
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into())).with_link(
+        diffscope::app::Link::parse("seed=6&n=1&sampler=dpm%2B%2B2m&steps=12"),
+    );
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(1));
+    let other = h.state().recorded_state(0).unwrap();
+    assert_eq!(other.len(), first.len());
+    assert_ne!(other, first, "seed 6 and seed 5 start from the same x_T");
+    let _ = std::fs::remove_dir_all(&dir);
+}

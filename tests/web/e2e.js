@@ -187,12 +187,17 @@ async function failedFetch(url, model) {
 // Without WebGPU the page draws with WebGL2 (SwiftShader's, headless) and computes on the CPU backend:
 // the default model and mnist-unet must sample there. Step and frame times are reported, not asserted.
 async function withoutWebGpu(url) {
-  for (const [model, steps] of [['toy2d-mlp', STEPS_WANTED], ['mnist-unet', 3]]) {
+  // The last run opens mnist-unet by a link that sets one image without guidance (batch 1, the
+  // issue's browser target) and DPM-Solver++: the link's settings must reach the app.
+  const runs = [['toy2d-mlp', STEPS_WANTED, ''], ['mnist-unet', 3, ''],
+                ['mnist-unet', 3, '&n=1&guidance=1&sampler=dpm%2B%2B2m&steps=20']];
+  for (const [model, steps, extra] of runs) {
     const { ctx, page, logs } = await openPage(NO_WEBGPU_ARGS);
+    const name = model + (extra ? ' (link ' + extra.slice(1) + ')' : '');
     try {
-      await page.goto(url + '?model=' + model);
+      await page.goto(url + '?model=' + model + extra);
       check(await page.evaluate(async () => !navigator.gpu || !(await navigator.gpu.requestAdapter())),
-        model + ' without WebGPU: the browser grants no WebGPU adapter');
+        name + ' without WebGPU: the browser grants no WebGPU adapter');
       await page.waitForFunction(n => {
         if (!window.diffscope) return /could not start/.test(document.getElementById('message')?.textContent || '');
         const s = JSON.parse(window.diffscope.status());
@@ -200,7 +205,7 @@ async function withoutWebGpu(url) {
       }, 1, { timeout: TIMEOUT_MS, polling: 200 });
       const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
       const first = await status();
-      check(first !== null, model + ' without WebGPU: the app starts (message: ' +
+      check(first !== null, name + ' without WebGPU: the app starts (message: ' +
         await page.evaluate(() => document.getElementById('message')?.textContent || '') + ')');
       const t0 = Date.now();
       await page.waitForFunction(n => {
@@ -210,17 +215,18 @@ async function withoutWebGpu(url) {
       const s = await status();
       const per = (Date.now() - t0) / Math.max(1, s.recorded - first.recorded);
       console.log('status', JSON.stringify(s));
-      console.log(model + ' on the CPU backend in the browser: ' + per.toFixed(0) + ' ms per recorded step, UI frame p50 ' +
+      console.log(name + ' on the CPU backend in the browser: ' + per.toFixed(0) + ' ms per recorded step, UI frame p50 ' +
         s.ui_frames.interval.p50_ms.toFixed(0) + ' ms, p95 ' + s.ui_frames.interval.p95_ms.toFixed(0) + ' ms');
-      check(s.error === null, model + ' without WebGPU: no error reported by the app (got ' + s.error + ')');
-      check(s.backend === 'cpu', model + ' without WebGPU: computes on the CPU backend (' + s.adapter + ')');
-      check(s.model === model, model + ' without WebGPU: the model is loaded');
-      check(s.recorded >= first.recorded + steps, model + ' without WebGPU: reverse steps advance');
-      check(s.last_finite, model + ' without WebGPU: the state is finite');
-      check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), model + ' without WebGPU: no panic or page error');
-      const file = shotPath.replace(/\.png$/, '') + '-nowebgpu-' + model + '.png';
+      check(s.error === null, name + ' without WebGPU: no error reported by the app (got ' + s.error + ')');
+      check(s.backend === 'cpu', name + ' without WebGPU: computes on the CPU backend (' + s.adapter + ')');
+      check(s.model === model, name + ' without WebGPU: the model is loaded');
+      if (extra) check(s.sampler === 'dpm++2m', name + ': the link sets the sampler (got ' + s.sampler + ')');
+      check(s.recorded >= first.recorded + steps, name + ' without WebGPU: reverse steps advance');
+      check(s.last_finite, name + ' without WebGPU: the state is finite');
+      check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), name + ' without WebGPU: no panic or page error');
+      const file = shotPath.replace(/\.png$/, '') + '-nowebgpu-' + model + (extra ? '-link' : '') + '.png';
       const colours = plotColours(await page.screenshot({ path: file, timeout: 180000 }));
-      check(colours >= 8, model + ' without WebGPU: the canvas shows a picture (' + colours + ' colours; ' + file + ')');
+      check(colours >= 8, name + ' without WebGPU: the canvas shows a picture (' + colours + ' colours; ' + file + ')');
     } catch (e) {
       console.log(logs.slice(0, 20).join('\n'));
       throw e;

@@ -245,6 +245,48 @@ impl OpenRun for OpenGaussian {
         carried.eta = self.settings.eta;
     }
 
+    fn apply_link(&mut self, link: &crate::app::Link) {
+        let s = &mut self.settings;
+        let tt = self.model.process.train_timesteps();
+        if let Some(v) = link.seed {
+            s.seed = v;
+        }
+        if let Some(name) = link
+            .sampler
+            .as_deref()
+            .and_then(|v| Sampler::NAMES.iter().find(|&&n| n == v))
+        {
+            s.sampler = name;
+        }
+        if let Some(v) = link.steps.filter(|v| (1..=tt).contains(v)) {
+            s.steps = v;
+        }
+        let conditional = !self.model.labels.is_empty();
+        if let Some(v) = link
+            .guidance
+            .filter(|v| conditional && (0.0..=5.0).contains(v))
+        {
+            s.guidance = v;
+        }
+        if let Some(v) = link
+            .label
+            .filter(|&v| (v as usize) < self.model.labels.len())
+        {
+            s.label = v;
+        }
+        let images = self.model.denoiser.sample_shape().len() == 3;
+        let range = if images { 1..=64 } else { 16..=4096 };
+        if let Some(v) = link.n.filter(|v| range.contains(v)) {
+            s.n = v;
+        }
+        if let Some(v) = link.eta.filter(|v| (0.0..=1.0).contains(v)) {
+            s.eta = v;
+        }
+        if let Some(v) = link.karras {
+            s.karras = v;
+        }
+    }
+
     fn restart(&mut self) -> crate::Result<()> {
         let id = self.next_session_id();
         let settings = self.sample_settings();
