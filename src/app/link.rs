@@ -3,8 +3,9 @@
 //! first trajectory starts. Values that do not fit the model are ignored rather than refused: a
 //! link is a suggestion, and the app opens either way.
 //!
-//! Keys: `model`, `seed`, `sampler` (a name of `Sampler::NAMES`), `steps`, `guidance`, `label`,
-//! `n` (images or points), `eta`, `karras` (`1`/`true`), `temperature` (sequence models).
+//! Keys: `model`, `seed` and `n` (images, points, sequences or graphs) for every family; `sampler` (a
+//! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
+//! Gaussian models; `temperature` for sequence models.
 
 /// What a link asks for (each `None` where it says nothing).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -639,3 +639,20 @@ fn a_link_sets_the_sampler_batch_and_seed_of_the_model_it_opens() {
     assert_ne!(other, first, "seed 6 and seed 5 start from the same x_T");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_link_sets_a_sequence_models_temperature_and_batch() {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into()))
+        .with_link(diffscope::app::Link::parse("temperature=1.25&n=3&seed=9"));
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
+    let s = status(&h);
+    assert_eq!(s["temperature"].as_f64(), Some(1.25), "{s}");
+    let x_t = h.state().recorded_state(0).unwrap();
+    assert_eq!(x_t.len(), 3 * 12, "three sequences of 12: {s}");
+}

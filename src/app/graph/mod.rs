@@ -73,6 +73,15 @@ impl OpenRun for OpenGraphs {
         carried.graph_predicted = self.predicted;
     }
 
+    fn apply_link(&mut self, link: &crate::app::Link) {
+        if let Some(v) = link.seed {
+            self.seed = v;
+        }
+        if let Some(v) = link.n.filter(|v| (1..=16).contains(v)) {
+            self.n = v;
+        }
+    }
+
     fn restart(&mut self) -> crate::Result<()> {
         let run = GraphRun::start(&self.model, self.n, self.seed)?;
         self.layout = Layout::new(&run.counts);

@@ -84,6 +84,18 @@ impl OpenRun for OpenSequences {
         carried.seq_show_x0 = self.show_x0;
     }
 
+    fn apply_link(&mut self, link: &crate::app::Link) {
+        if let Some(v) = link.seed {
+            self.seed = v;
+        }
+        if let Some(v) = link.n.filter(|v| (1..=32).contains(v)) {
+            self.n = v;
+        }
+        if let Some(v) = link.temperature.filter(|v| (0.05..=2.0).contains(v)) {
+            self.temperature = v;
+        }
+    }
+
     fn restart(&mut self) -> crate::Result<()> {
         let m = &self.model;
         self.run = Some(SeqRun::start(m, self.n, self.seed, self.temperature)?);
