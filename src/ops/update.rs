@@ -366,6 +366,7 @@ pub fn ddpm_step(
         ddpm_params(s),
         noise,
         extras,
+        None,
     )
 }
 
@@ -418,6 +419,7 @@ pub fn ddim_step(
         ddim_params(s)?,
         noise,
         extras,
+        None,
     )
 }
 
@@ -600,25 +602,11 @@ fn host_step(
     })
 }
 
+/// A fused step on the GPU. `hist` is `solver_step`'s auxiliary input, bound where the noise goes:
+/// the injected noise (if any) followed by `p.nhist` history tensors of x_t's size, stacked by the
+/// caller; `None` for DDPM and DDIM.
 #[allow(clippy::too_many_arguments)]
 fn run(
-    op: &'static str,
-    entry: &'static str,
-    x_t: &Tensor,
-    model: ModelOutput<'_>,
-    pred: Prediction,
-    clip: Option<f32>,
-    p: Params,
-    noise: Noise<'_>,
-    extras: Extras,
-) -> Result<StepOutput> {
-    run_with_history(op, entry, x_t, model, pred, clip, p, noise, extras, None)
-}
-
-/// [`run`] with `solver_step`'s auxiliary input bound where the noise goes: the injected noise (if
-/// any) followed by `p.nhist` history tensors of x_t's size, stacked by the caller.
-#[allow(clippy::too_many_arguments)]
-fn run_with_history(
     op: &'static str,
     entry: &'static str,
     x_t: &Tensor,

@@ -8,9 +8,7 @@
 //! outputs or states). DPM-Solver++, Euler, Heun, UniPC and PNDM are each this with their own
 //! coefficients, which the process layer computes on the host.
 
-use super::{
-    cpu, host_step, run_with_history, Extras, ModelOutput, Noise, Params, Prediction, StepOutput,
-};
+use super::{cpu, host_step, run, Extras, ModelOutput, Noise, Params, Prediction, StepOutput};
 use crate::error::{Error, Result};
 use crate::ops::check_u32_len;
 use crate::tensor::{same_device, DType, Device, Tensor};
@@ -96,7 +94,7 @@ pub fn solver_step(
     // Without history the step is the DDIM form with these coefficients: the 6-binding entry
     // (measured on lavapipe, the 7-binding one costs several times more for the same pass).
     if hs.is_empty() {
-        return super::run(
+        return run(
             OP,
             "ddim_step",
             x,
@@ -106,6 +104,7 @@ pub fn solver_step(
             p,
             noise,
             extras,
+            None,
         );
     }
     // The kernel reads injected noise and history as one buffer: stack them (a copy of ≤ 3 states,
@@ -129,7 +128,7 @@ pub fn solver_step(
         [one] => (*one).clone(),
         many => crate::ops::layout::concat(many, 0)?,
     };
-    run_with_history(
+    run(
         OP,
         OP,
         x,
