@@ -9,6 +9,7 @@ pub mod app;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod lessons;
 pub mod linalg;
 pub mod metrics;
 pub mod models;

@@ -43,9 +43,9 @@ impl WebHandle {
             .and_then(|w| w.location().search().ok())
             .unwrap_or_default();
         let link = crate::app::Link::parse(&query);
+        // `?lesson=NAME&lesson_step=K` opens a lesson, whose step names the model.
         let model = link
-            .model
-            .clone()
+            .opens()
             .unwrap_or_else(|| crate::pipelines::zoo::DEFAULT_MODEL.to_string());
         self.runner
             .start(

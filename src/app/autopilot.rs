@@ -1,5 +1,5 @@
 //! Headless-friendly self-check of the native app (used by the test script under Xvfb): open the app,
-//! let it sample until `after_steps` steps are recorded, take a screenshot of the real window, write
+//! let it sample until `after_steps` steps are recorded (or a lesson step has paused at its step), take a screenshot of the real window, write
 //! it as PNG with the app's status, and close. A run that shows an error or never advances fails.
 
 use std::path::PathBuf;
@@ -29,18 +29,20 @@ impl Autopilot {
         }
     }
 
-    /// Called every frame with the app's step count, error and status.
+    /// Called every frame with the app's step count, whether it has stopped where it was asked to
+    /// (a lesson step held at its step), its error and status.
     pub(super) fn drive(
         &mut self,
         ctx: &egui::Context,
-        recorded: usize,
+        (recorded, settled): (usize, bool),
         error: Option<&str>,
         status: impl FnOnce() -> String,
     ) {
+        let ready = recorded >= self.after_steps || settled;
         let started = *self.started.get_or_insert_with(std::time::Instant::now);
         ctx.request_repaint();
         let timed_out = started.elapsed() > self.timeout;
-        if !self.requested && (recorded >= self.after_steps || error.is_some() || timed_out) {
+        if !self.requested && (ready || error.is_some() || timed_out) {
             self.requested = true;
             let slot = self.shot.clone();
             let c = ctx.clone();
@@ -55,7 +57,7 @@ impl Autopilot {
             let outcome = match (error, saved) {
                 (Some(e), _) => Err(format!("the app shows an error: {e}")),
                 (None, Err(e)) => Err(format!("{}: {e}", self.screenshot.display())),
-                (None, Ok(())) if recorded < self.after_steps => Err(format!(
+                (None, Ok(())) if !ready => Err(format!(
                     "only {recorded} of {} steps after {:?}",
                     self.after_steps, self.timeout
                 )),

@@ -40,6 +40,8 @@ impl DiffscopeApp {
             }
         }
         self.download_ui(ui);
+        ui.separator();
+        self.lessons_list(ui);
         // The open model's card, in brief: a teaching tool should say how good its model is.
         self.about.show(ui, &open_name);
         if let Some(name) = pick {

@@ -5,7 +5,9 @@
 //!
 //! Keys: `model`, `seed` and `n` (images, points, sequences or graphs) for every family; `sampler` (a
 //! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
-//! Gaussian models; `temperature` for sequence models.
+//! Gaussian models, and `clip` (`1`/`0`) and `forward_schedule` (the forward explorer's β schedule:
+//! `trained`, `linear` or `cosine`); `temperature` for sequence models. `lesson` opens a lesson
+//! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest.
 
 /// What a link asks for (each `None` where it says nothing).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20,6 +22,31 @@ pub struct Link {
     pub eta: Option<f32>,
     pub karras: Option<bool>,
     pub temperature: Option<f32>,
+    pub clip: Option<bool>,
+    pub forward_schedule: Option<String>,
+    pub lesson: Option<String>,
+    /// Counted from 1, as the lesson panel shows it.
+    pub lesson_step: Option<usize>,
+}
+
+impl From<&crate::lessons::Settings> for Link {
+    /// A lesson step's settings, as the link that would ask for them.
+    fn from(s: &crate::lessons::Settings) -> Link {
+        Link {
+            seed: s.seed,
+            sampler: s.sampler.clone(),
+            steps: s.steps,
+            guidance: s.guidance,
+            label: s.label,
+            n: s.n,
+            eta: s.eta,
+            karras: s.karras,
+            temperature: s.temperature,
+            clip: s.clip,
+            forward_schedule: s.forward_schedule.clone(),
+            ..Link::default()
+        }
+    }
 }
 
 impl Link {
@@ -42,13 +69,30 @@ impl Link {
                 "label" => l.label = v.parse().ok(),
                 "n" => l.n = v.parse().ok(),
                 "eta" => l.eta = num(&v).map(|x| x as f32),
-                "karras" => l.karras = Some(matches!(v.as_str(), "1" | "true" | "on")),
+                "karras" => l.karras = Some(flag(&v)),
+                "clip" => l.clip = Some(flag(&v)),
+                "forward_schedule" => l.forward_schedule = Some(v),
+                "lesson" if !v.is_empty() => l.lesson = Some(v),
+                "lesson_step" => l.lesson_step = v.parse().ok().filter(|&k| k >= 1),
                 "temperature" => l.temperature = num(&v).map(|x| x as f32),
                 _ => {}
             }
         }
         l
     }
+
+    /// The shipped model this link opens: its lesson's (at its step), or the one it names.
+    pub fn opens(&self) -> Option<String> {
+        if let Some(lesson) = self.lesson.as_deref().and_then(|n| crate::lessons::find(n).ok()) {
+            let k = self.lesson_step.unwrap_or(1).clamp(1, lesson.steps.len());
+            return Some(lesson.steps[k - 1].model.clone());
+        }
+        self.model.clone()
+    }
+}
+
+fn flag(v: &str) -> bool {
+    matches!(v, "1" | "true" | "on")
 }
 
 /// `%XX` → the byte; invalid escapes stay as they are.
@@ -94,5 +138,15 @@ mod tests {
         assert_eq!(Link::parse("guidance=NaN&n=-1&model=").guidance, None);
         assert_eq!(Link::parse(""), Link::default());
         assert_eq!(percent_decode("50%"), "50%");
+        let l = Link::parse("lesson=guidance&lesson_step=3&clip=0&forward_schedule=cosine");
+        assert_eq!(
+            (l.lesson.as_deref(), l.lesson_step, l.clip),
+            (Some("guidance"), Some(3), Some(false))
+        );
+        assert_eq!(l.forward_schedule.as_deref(), Some("cosine"));
+        assert_eq!(l.opens().as_deref(), Some("mnist-unet"));
+        assert_eq!(Link::parse("lesson_step=0").lesson_step, None);
+        let dna = Link::parse("lesson=dna-motifs&model=toy2d-mlp");
+        assert_eq!(dna.opens().as_deref(), Some("promoter-multinomial"));
     }
 }

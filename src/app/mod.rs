@@ -16,7 +16,9 @@ mod gallery;
 mod gaussian;
 mod graph;
 mod heatmap;
+mod highlight;
 mod images;
+mod lesson;
 mod link;
 mod open_run;
 mod points;
@@ -55,6 +57,8 @@ pub struct DiffscopeApp {
     download: Option<download::Download>,
     /// Settings the page's link asks for, applied to the model it opens (then dropped).
     link: Option<link::Link>,
+    /// The lesson being followed, if any.
+    lesson: Option<lesson::OpenLesson>,
     /// The UI's context, kept from the first frame so a call from outside a frame (the page's
     /// `retry_download()`) can ask for the frame that acts on it.
     ctx: Option<egui::Context>,
@@ -85,6 +89,16 @@ impl DiffscopeApp {
     /// already open if it is that model (natively a shipped model opens at once), else to the model
     /// when it opens (in the browser, once its files have arrived).
     pub fn with_link(mut self, link: Link) -> Self {
+        if let Some(name) = &link.lesson {
+            match crate::lessons::find(name) {
+                Ok(l) => {
+                    let k = link.lesson_step.unwrap_or(1) - 1;
+                    self.start_lesson(l, k);
+                }
+                Err(e) => self.error = Some(e.to_string()),
+            }
+            return self;
+        }
         match &mut self.run {
             Some(run) if link.model.as_deref().is_none_or(|m| m == run.model_name()) => {
                 run.apply_link(&link);
@@ -167,6 +181,7 @@ impl DiffscopeApp {
             about: Default::default(),
             download: None,
             link: None,
+            lesson: None,
             ctx: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
@@ -223,6 +238,10 @@ impl DiffscopeApp {
             "temperature": part.temperature,
             "sampler": part.sampler,
             "compare": part.compare,
+            "viewed": self.timeline.viewed(),
+            "playing": self.timeline.playing,
+            "forward_t": run.and_then(|r| r.forward_shown()),
+            "lesson": self.lesson_status(),
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
         })
@@ -304,15 +323,22 @@ impl DiffscopeApp {
         if let Some(mut ap) = self.autopilot.take() {
             let recorded = self.recorded();
             let error = self.error.clone();
-            ap.drive(ui.ctx(), recorded, error.as_deref(), || self.status_json());
+            // Nothing more will come: a lesson step paused where it asked, or the run is done.
+            let done = self.run.as_ref().and_then(|r| r.progress()).is_some_and(|p| p.done());
+            let settled = self.lesson_settled() || done;
+            ap.drive(ui.ctx(), (recorded, settled), error.as_deref(), || {
+                self.status_json()
+            });
             self.autopilot = Some(ap);
         }
+        self.drive_lesson(ui.ctx());
         self.step_run(ui.ctx());
         // The side panel scrolls: a graph model's controls and Q̄_t heatmap outgrow a laptop screen.
         egui::Panel::left("controls").show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
         });
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
+        self.lesson_panel(ui);
         egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
             Some(run) => run.central(ui, self.timeline.viewed()),
             None => match &self.download {
@@ -329,8 +355,8 @@ impl DiffscopeApp {
     /// This frame's work on the open run: collect what landed, start the next step if the timeline
     /// plays and the speed cap allows, and keep frames coming while anything is in flight.
     fn step_run(&mut self, ctx: &egui::Context) {
-        let may_step = self.timeline.may_step(ctx);
         let before = self.launched();
+        let may_step = self.timeline.hold_allows(before) && self.timeline.may_step(ctx);
         let Some(run) = &mut self.run else { return };
         // Nothing can run on a lost device: wait for the user to open a new one.
         if !self.device_lost {

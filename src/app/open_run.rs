@@ -118,6 +118,11 @@ pub trait OpenRun {
     fn central(&mut self, ui: &mut egui::Ui, viewed: usize);
     /// The forward explorer's switch and its sliders, under the timeline.
     fn forward_row(&mut self, ui: &mut egui::Ui);
+    /// Show the forward explorer at timestep `t` (brought into the process's range), or the
+    /// reverse run (`None`): what a lesson step asks for.
+    fn show_forward(&mut self, t: Option<usize>);
+    /// The forward explorer's timestep while it is shown.
+    fn forward_shown(&self) -> Option<usize>;
     /// The family's export buttons; the export made if one was clicked.
     fn export_buttons(&mut self, ui: &mut egui::Ui, viewed: usize)
         -> Option<crate::Result<Export>>;
@@ -147,7 +152,7 @@ pub fn open_shipped(
 /// The seed and "new seed" row every family shows; true when the seed changed.
 pub fn seed_row(ui: &mut egui::Ui, seed: &mut u64) -> bool {
     let mut changed = false;
-    ui.horizontal(|ui| {
+    let r = ui.horizontal(|ui| {
         let name = ui.label("seed").id;
         changed |= ui
             .add(egui::DragValue::new(seed))
@@ -158,5 +163,6 @@ pub fn seed_row(ui: &mut egui::Ui, seed: &mut u64) -> bool {
             changed = true;
         }
     });
+    super::highlight::mark(ui, "seed", r.response);
     changed
 }

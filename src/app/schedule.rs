@@ -4,7 +4,14 @@
 
 use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
-pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>) {
+/// `other`: the model's own ᾱ and the shown schedule's name, when the forward explorer draws with
+/// another schedule (the model's curve is then drawn grey behind it, to compare).
+pub fn draw(
+    ui: &mut egui::Ui,
+    alphas_cumprod: &[f32],
+    current_t: Option<usize>,
+    other: Option<(&[f32], &str)>,
+) {
     let w = ui.available_width().min(260.0);
     let (resp, painter) = ui.allocate_painter(Vec2::new(w, 110.0), Sense::hover());
     let r = resp.rect.shrink(4.0);
@@ -21,6 +28,15 @@ pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>)
             r.bottom() - v * r.height(),
         )
     };
+    if let Some((own, _)) = other {
+        let n_own = own.len().max(2);
+        let line: Vec<Pos2> = own
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| at(i * (n - 1) / (n_own - 1), a))
+            .collect();
+        painter.add(egui::Shape::line(line, Stroke::new(1.5, Color32::from_gray(140))));
+    }
     let signal: Vec<Pos2> = alphas_cumprod
         .iter()
         .enumerate()
@@ -71,6 +87,14 @@ pub fn draw(ui: &mut egui::Ui, alphas_cumprod: &[f32], current_t: Option<usize>)
         )
         .small(),
     );
+    if let Some((_, name)) = other {
+        ui.label(
+            egui::RichText::new(format!(
+                "showing the {name} schedule; grey: ᾱ_t of the schedule the model was trained on"
+            ))
+            .small(),
+        );
+    }
     if let Some(t) = current_t.filter(|&t| t < alphas_cumprod.len()) {
         let a = alphas_cumprod[t];
         let prev = if t == 0 { 1.0 } else { alphas_cumprod[t - 1] };

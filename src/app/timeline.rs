@@ -15,6 +15,8 @@ pub struct Timeline {
     max_rate: Option<f32>,
     /// When the last step was launched (for the speed cap).
     last_launch: Option<web_time::Instant>,
+    /// Play up to this step, then pause and show it (a lesson step's `at_step`).
+    hold: Option<usize>,
 }
 
 impl Default for Timeline {
@@ -25,6 +27,7 @@ impl Default for Timeline {
             follow: true,
             max_rate: None,
             last_launch: None,
+            hold: None,
         }
     }
 }
@@ -35,10 +38,33 @@ impl Timeline {
         self.view
     }
 
-    /// A new trajectory started from x_T: view it from the start, following its newest step.
+    /// A new trajectory started from x_T: view it from the start, following its newest step (a
+    /// hold is dropped: whoever restarted the run has taken over).
     pub fn restarted(&mut self) {
         self.view = 0;
         self.follow = true;
+        self.hold = None;
+    }
+
+    /// Play until step `k` is recorded, then pause there and show it; with `recorded` steps
+    /// already there (x_T is step 0) that happens at once.
+    pub fn hold_at(&mut self, k: usize, recorded: usize) {
+        self.hold = Some(k);
+        self.playing = true;
+        self.follow = true;
+        self.recorded(recorded);
+    }
+
+    /// Play on from the newest step, following it (a lesson step without `at_step`).
+    pub fn play_on(&mut self) {
+        self.hold = None;
+        self.playing = true;
+        self.follow = true;
+    }
+
+    /// Whether a hold allows launching another step when `launched` are started (x_T counts).
+    pub fn hold_allows(&self, launched: usize) -> bool {
+        self.hold.is_none_or(|k| launched <= k)
     }
 
     /// The run was forked at the viewed step: play on from there.
@@ -54,7 +80,12 @@ impl Timeline {
 
     /// After new steps were recorded: keep showing the newest one while following.
     pub fn recorded(&mut self, recorded: usize) {
-        if self.follow {
+        if let Some(k) = self.hold.filter(|&k| recorded > k) {
+            self.hold = None;
+            self.playing = false;
+            self.follow = false;
+            self.view = k;
+        } else if self.follow {
             self.view = recorded.saturating_sub(1);
         }
     }
@@ -84,6 +115,7 @@ impl Timeline {
             let label = if self.playing { "Pause" } else { "Play" };
             if ui.button(label).clicked() {
                 self.playing = !self.playing;
+                self.hold = None;
             }
             if ui.button("< Step back").clicked() {
                 self.follow = false;
@@ -116,6 +148,7 @@ impl Timeline {
         if recorded > 0 {
             let mut v = self.view.min(recorded - 1);
             let resp = ui.add(egui::Slider::new(&mut v, 0..=recorded - 1).text("viewed step"));
+            let resp = super::highlight::mark(ui, "timeline", resp);
             if resp.changed() {
                 self.follow = v == recorded - 1;
                 self.view = v;

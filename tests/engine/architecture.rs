@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["trajectory"],
     &["metrics"],
     &["pipelines"],
+    &["lessons"],
     &["app"],
     &["web"],
 ];

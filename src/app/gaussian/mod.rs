@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::export::Export;
 use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus};
-use super::{card, images, points, schedule};
+use super::{card, highlight, images, points, schedule};
 use crate::pipelines::gaussian::GaussianModel;
 use crate::pipelines::zoo::Family;
 use crate::process::gaussian::{SampleSettings, Sampler};
@@ -285,6 +285,14 @@ impl OpenRun for OpenGaussian {
         if let Some(v) = link.karras {
             s.karras = v;
         }
+        if let Some(v) = link.clip {
+            // A copy of the model's tables if a step in flight still holds the old ones.
+            Arc::make_mut(&mut self.model).process.config.clip_sample = v;
+        }
+        if let Some(v) = &link.forward_schedule {
+            // Both schedules' tables exist for every model that opened, so this does not fail.
+            let _ = self.forward.choose_schedule(&self.model, v);
+        }
     }
 
     fn restart(&mut self) -> crate::Result<()> {
@@ -305,22 +313,23 @@ impl OpenRun for OpenGaussian {
         let (m, s) = (&mut self.model, &mut self.settings);
         let mut changed = false;
         if !m.labels.is_empty() {
-            egui::ComboBox::from_label("label")
+            let r = egui::ComboBox::from_label("label")
                 .selected_text(m.labels[s.label as usize % m.labels.len()].clone())
                 .show_ui(ui, |ui| {
                     for (i, l) in m.labels.iter().enumerate() {
                         changed |= ui.selectable_value(&mut s.label, i as u32, l).changed();
                     }
                 });
-            changed |= ui
+            highlight::mark(ui, "label", r.response);
+            let r = ui
                 .add(egui::Slider::new(&mut s.guidance, 0.0..=5.0).text("guidance w"))
                 .on_hover_text(
                     "ε_pred = ε_uncond + w·(ε_cond − ε_uncond); w = 1 is plain conditional",
-                )
-                .changed();
+                );
+            changed |= highlight::mark(ui, "guidance", r).changed();
         }
         let tt = m.process.train_timesteps();
-        egui::ComboBox::from_label("sampler")
+        let r = egui::ComboBox::from_label("sampler")
             .selected_text(s.sampler)
             .show_ui(ui, |ui| {
                 for &name in Sampler::NAMES {
@@ -332,14 +341,13 @@ impl OpenRun for OpenGaussian {
             })
             .response
             .on_hover_text(sampler_help(s.sampler));
-        changed |= ui
-            .add(egui::Slider::new(&mut s.steps, 1..=tt).text("steps"))
-            .changed();
+        highlight::mark(ui, "sampler", r);
+        let r = ui.add(egui::Slider::new(&mut s.steps, 1..=tt).text("steps"));
+        changed |= highlight::mark(ui, "steps", r).changed();
         let chosen = Sampler::parse(s.sampler, s.eta, s.karras).unwrap_or(Sampler::Ddpm);
         if s.sampler == "ddim" {
-            changed |= ui
-                .add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"))
-                .changed();
+            let r = ui.add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"));
+            changed |= highlight::mark(ui, "eta", r).changed();
         }
         if chosen.takes_karras() {
             changed |= ui
@@ -350,8 +358,8 @@ impl OpenRun for OpenGaussian {
                 .changed();
         }
         let mut clip = m.process.config.clip_sample;
-        if ui
-            .checkbox(&mut clip, "clip x0_pred to the data range")
+        let r = ui.checkbox(&mut clip, "clip x0_pred to the data range");
+        if highlight::mark(ui, "clip", r)
             .on_hover_text(
                 "diffusers' clip_sample: each step clamps the network's x0_pred to the data range \
                  before stepping. With guidance above 1 the extrapolated ε_pred pushes x0_pred far \
@@ -378,8 +386,8 @@ impl OpenRun for OpenGaussian {
             .changed();
         changed |= seed_row(ui, &mut s.seed);
         let mut comparing = self.compare.is_some();
-        if ui
-            .checkbox(&mut comparing, "compare samplers")
+        let r = ui.checkbox(&mut comparing, "compare samplers");
+        if highlight::mark(ui, "compare", r)
             .on_hover_text("the same x_T through several samplers at once, side by side")
             .changed()
         {
@@ -402,7 +410,16 @@ impl OpenRun for OpenGaussian {
                 .as_ref()
                 .and_then(|s| s.run.plan.get(viewed).map(|p| p.t))
         };
-        schedule::draw(ui, &self.model.process.alphas_cumprod, t);
+        let trained = &self.model.process.alphas_cumprod;
+        highlight::mark_scope(ui, "schedule", |ui| {
+            if self.forward.shown && self.forward.schedule != "trained" {
+                let shown = &self.forward.process(&self.model).alphas_cumprod;
+                let name = self.forward.schedule;
+                schedule::draw(ui, shown, t, Some((trained, name)));
+            } else {
+                schedule::draw(ui, trained, t, None);
+            }
+        });
     }
 
     fn pump(&mut self, step: bool) -> crate::Result<()> {
@@ -562,11 +579,52 @@ impl OpenRun for OpenGaussian {
     }
 
     fn forward_row(&mut self, ui: &mut egui::Ui) {
-        ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        highlight::mark(ui, "forward", r);
         if self.forward.shown {
             let tt = self.model.process.train_timesteps();
-            ui.add(egui::Slider::new(&mut self.forward.t, 0..=tt - 1).text("t"));
+            let r = ui.add(egui::Slider::new(&mut self.forward.t, 0..=tt - 1).text("t"));
+            highlight::mark(ui, "forward-t", r);
+            let own = match self.model.process.config.beta_schedule {
+                crate::process::schedule::BetaSchedule::Linear => "linear",
+                crate::process::schedule::BetaSchedule::ScaledLinear => "scaled linear",
+                crate::process::schedule::BetaSchedule::SquaredCosCapV2 => "cosine",
+            };
+            let mut pick = self.forward.schedule;
+            let label = |n: &str| match n {
+                "trained" => format!("as trained ({own})"),
+                n => n.to_string(),
+            };
+            let r = egui::ComboBox::from_label("β schedule")
+                .selected_text(label(pick))
+                .show_ui(ui, |ui| {
+                    for &n in crate::lessons::FORWARD_SCHEDULES {
+                        ui.selectable_value(&mut pick, n, label(n));
+                    }
+                })
+                .response
+                .on_hover_text(
+                    "draw the forward process under another β schedule, to compare where the \
+                     signal goes (the reverse run keeps the schedule the model was trained on)",
+                );
+            highlight::mark(ui, "forward-schedule", r);
+            if pick != self.forward.schedule {
+                if let Err(e) = self.forward.choose_schedule(&self.model, pick) {
+                    ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+                }
+            }
         }
+    }
+
+    fn show_forward(&mut self, t: Option<usize>) {
+        self.forward.shown = t.is_some();
+        if let Some(t) = t {
+            self.forward.t = t.min(self.model.process.train_timesteps() - 1);
+        }
+    }
+
+    fn forward_shown(&self) -> Option<usize> {
+        self.forward.shown.then_some(self.forward.t)
     }
 
     fn export_buttons(

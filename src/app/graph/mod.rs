@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
-use super::{heatmap, schedule};
+use super::{heatmap, schedule, highlight};
 use crate::pipelines::graph::DigressModel;
 use crate::pipelines::zoo::Family;
 use crate::process::graph::Graph;
@@ -123,7 +123,9 @@ impl OpenRun for OpenGraphs {
         } else {
             m.process.steps().saturating_sub(viewed)
         };
-        schedule::draw(ui, &m.process.schedule.alphas_bar, Some(t));
+        highlight::mark_scope(ui, "schedule", |ui| {
+            schedule::draw(ui, &m.process.schedule.alphas_bar, Some(t), None)
+        });
         // Qbar_t for edges: marginal transitions keep the edge density of the data at every t.
         let ab = m.process.schedule.alphas_bar.get(t).copied().unwrap_or(0.0);
         let q = crate::process::discrete::transition_matrix(ab, &m.process.e_limit);
@@ -221,14 +223,27 @@ impl OpenRun for OpenGraphs {
 
     fn forward_row(&mut self, ui: &mut egui::Ui) {
         let steps = self.model.process.steps();
-        ui.checkbox(&mut self.forward.shown, "forward process q(G_t | G_0)");
+        let r = ui.checkbox(&mut self.forward.shown, "forward process q(G_t | G_0)");
+        highlight::mark(ui, "forward", r);
         if self.forward.shown && !self.examples.is_empty() {
             let fw = &mut self.forward;
             ui.add(
                 egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1).text("data graph"),
             );
-            ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
+            let r = ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
+            highlight::mark(ui, "forward-t", r);
         }
+    }
+
+    fn show_forward(&mut self, t: Option<usize>) {
+        self.forward.shown = t.is_some();
+        if let Some(t) = t {
+            self.forward.t = t.min(self.model.process.steps());
+        }
+    }
+
+    fn forward_shown(&self) -> Option<usize> {
+        self.forward.shown.then_some(self.forward.t)
     }
 
     fn export_buttons(

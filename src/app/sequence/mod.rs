@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
-use super::{card, schedule};
+use super::{card, schedule, highlight};
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
 use crate::tensor::Device;
@@ -107,10 +107,10 @@ impl OpenRun for OpenSequences {
         let mut changed = ui
             .add(egui::Slider::new(&mut self.n, 1..=32).text("sequences"))
             .changed();
-        changed |= ui
+        let r = ui
             .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
-            .on_hover_text("divides the posterior logits before each draw: < 1 is greedier")
-            .changed();
+            .on_hover_text("divides the posterior logits before each draw: < 1 is greedier");
+        changed |= highlight::mark(ui, "temperature", r).changed();
         changed |= seed_row(ui, &mut self.seed);
         changed
     }
@@ -144,7 +144,9 @@ impl OpenRun for OpenSequences {
         } else {
             self.run.as_ref().and_then(|r| r.t_of(viewed))
         };
-        schedule::draw(ui, abar, t.map(|t| t.saturating_sub(first)));
+        highlight::mark_scope(ui, "schedule", |ui| {
+            schedule::draw(ui, abar, t.map(|t| t.saturating_sub(first)), None)
+        });
     }
 
     fn pump(&mut self, step: bool) -> crate::Result<()> {
@@ -237,12 +239,30 @@ impl OpenRun for OpenSequences {
             ts.iter().copied().min().unwrap_or(0),
             ts.iter().copied().max().unwrap_or(0),
         );
-        ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        highlight::mark(ui, "forward", r);
         if self.forward.shown && !self.examples.is_empty() {
             let fw = &mut self.forward;
             ui.add(egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1).text("example"));
-            ui.add(egui::Slider::new(&mut fw.t, lo..=hi).text("t"));
+            let r = ui.add(egui::Slider::new(&mut fw.t, lo..=hi).text("t"));
+            highlight::mark(ui, "forward-t", r);
         }
+    }
+
+    fn show_forward(&mut self, t: Option<usize>) {
+        self.forward.shown = t.is_some();
+        if let Some(t) = t {
+            let ts = self.model.process.timesteps();
+            let (lo, hi) = (
+                ts.iter().copied().min().unwrap_or(0),
+                ts.iter().copied().max().unwrap_or(0),
+            );
+            self.forward.t = t.clamp(lo, hi);
+        }
+    }
+
+    fn forward_shown(&self) -> Option<usize> {
+        self.forward.shown.then_some(self.forward.t)
     }
 
     fn export_buttons(

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 pub struct AppArgs {
     pub open: Option<String>,
     pub open_dir: Option<PathBuf>,
+    /// A shipped lesson's name or a lesson file, and the step to open it at (from 1).
+    pub lesson: Option<String>,
+    pub lesson_step: usize,
     /// The self-check under Xvfb: screenshot here after `after_steps` steps, within `timeout` s.
     pub screenshot: Option<PathBuf>,
     pub after_steps: usize,
@@ -27,7 +30,12 @@ pub fn open(_opts: &DeviceOptions, _a: AppArgs) -> diffscope::Result<()> {
 #[cfg(feature = "app")]
 pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
     use diffscope::pipelines::zoo;
+    let lesson = a.lesson.as_deref().map(read_lesson).transpose()?;
     let start = match (a.open, a.open_dir) {
+        _ if lesson.is_some() => {
+            let l = lesson.as_ref().map(|l| &l.steps[(a.lesson_step - 1).min(l.steps.len() - 1)]);
+            diffscope::app::Start::Shipped(l.map(|s| s.model.clone()).unwrap_or_default())
+        }
         (_, Some(d)) => diffscope::app::Start::Dir(d),
         (Some(m), None) => match zoo::find(&m) {
             Some(_) => diffscope::app::Start::Shipped(m),
@@ -44,13 +52,28 @@ pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
     let autopilot = a
         .screenshot
         .map(|p| diffscope::app::autopilot::Autopilot::new(p, a.after_steps, a.timeout));
-    run_app(opts, start, autopilot)
+    run_app(opts, start, lesson.map(|l| (l, a.lesson_step - 1)), autopilot)
+}
+
+/// `--lesson`: a shipped lesson's name, or a lesson file (named by its file stem).
+#[cfg(feature = "app")]
+fn read_lesson(name: &str) -> diffscope::Result<diffscope::lessons::Lesson> {
+    let path = std::path::Path::new(name);
+    if name.ends_with(".json") || path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            diffscope::Error::Io(std::io::Error::new(e.kind(), format!("{name}: {e}")))
+        })?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+        return diffscope::lessons::Lesson::parse(stem, &text);
+    }
+    diffscope::lessons::find(name)
 }
 
 #[cfg(feature = "app")]
 fn run_app(
     opts: &DeviceOptions,
     start: diffscope::app::Start,
+    lesson: Option<(diffscope::lessons::Lesson, usize)>,
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
 ) -> diffscope::Result<()> {
     let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
@@ -105,6 +128,10 @@ fn run_app(
                     Err(e) => diffscope::app::DiffscopeApp::with_device(Err(e.to_string()), start)
                         .with_device_choice(None, compute_opts.clone()),
                 }
+            };
+            let app = match lesson {
+                Some((l, k)) => app.with_lesson(l, k),
+                None => app,
             };
             Ok(Box::new(match autopilot {
                 Some(a) => app.with_autopilot(a),

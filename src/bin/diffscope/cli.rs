@@ -50,6 +50,13 @@ struct Cli {
     /// The app opens your own model folder (config.json, scheduler_config.json, one .safetensors).
     #[arg(long, value_name = "DIR", conflicts_with = "open")]
     open_dir: Option<std::path::PathBuf>,
+    /// The app opens a lesson (see `info --lessons`), or your own lesson file (a .json path; the
+    /// format is in lessons/README.md). Its steps choose the model.
+    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["open", "open_dir"])]
+    lesson: Option<String>,
+    /// The lesson's step to open at, from 1.
+    #[arg(long, value_name = "K", requires = "lesson", value_parser = clap::value_parser!(u64).range(1..))]
+    lesson_step: Option<u64>,
     /// Self-check of the app window (tests under Xvfb): sample until --after-steps steps are
     /// recorded, save a screenshot of the window here, print the app's status and close. Fails if the
     /// app shows an error or does not advance within --timeout seconds.
@@ -73,6 +80,9 @@ enum Command {
         /// List the shipped models instead (no GPU needed).
         #[arg(long)]
         models: bool,
+        /// List the shipped lessons instead (no GPU needed).
+        #[arg(long, conflicts_with = "models")]
+        lessons: bool,
     },
     /// Measure kernels and a representative reverse step.
     Bench(BenchArgs),
@@ -126,16 +136,29 @@ pub fn main() -> ExitCode {
             crate::app::AppArgs {
                 open: cli.open,
                 open_dir: cli.open_dir,
+                lesson: cli.lesson,
+                lesson_step: cli.lesson_step.unwrap_or(1) as usize,
                 screenshot: cli.screenshot,
                 after_steps: cli.after_steps,
                 timeout: cli.timeout,
             },
         ),
-        Some(_) if cli.open.is_some() || cli.open_dir.is_some() => Err(diffscope::Error::Invalid(
-            "--open and --open-dir are for the app (no subcommand); sample and forward take --model \
-             or --model-dir"
-                .into(),
-        )),
+        Some(_) if cli.open.is_some() || cli.open_dir.is_some() || cli.lesson.is_some() => {
+            Err(diffscope::Error::Invalid(
+                "--open, --open-dir and --lesson are for the app (no subcommand); sample and \
+                 forward take --model or --model-dir"
+                    .into(),
+            ))
+        }
+        Some(Command::Info { lessons: true, .. }) => {
+            for l in diffscope::lessons::shipped() {
+                let line = format!("{:<22} {} ({} steps)", l.name, l.title, l.steps.len());
+                if let Err(e) = outln!("{line}").and_then(|_| outln!("{:<22} {}", "", l.summary)) {
+                    return fail(&e);
+                }
+            }
+            Ok(())
+        }
         Some(Command::Info { models: true, .. }) => {
             for m in diffscope::pipelines::zoo::MODELS {
                 if let Err(e) = outln!("{:<22} {}", m.name, m.summary) {
