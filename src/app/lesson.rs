@@ -135,7 +135,11 @@ impl DiffscopeApp {
                     if let Some(f) = &s.formula {
                         ui.add_space(6.0);
                         egui::Frame::group(ui.style()).show(ui, |ui| {
-                            ui.label(RichText::new(f).size(17.0).color(ui.visuals().strong_text_color()));
+                            ui.label(
+                                RichText::new(f)
+                                    .size(17.0)
+                                    .color(ui.visuals().strong_text_color()),
+                            );
                         });
                     }
                     if !s.highlight.is_empty() {

@@ -83,7 +83,11 @@ impl Link {
 
     /// The shipped model this link opens: its lesson's (at its step), or the one it names.
     pub fn opens(&self) -> Option<String> {
-        if let Some(lesson) = self.lesson.as_deref().and_then(|n| crate::lessons::find(n).ok()) {
+        if let Some(lesson) = self
+            .lesson
+            .as_deref()
+            .and_then(|n| crate::lessons::find(n).ok())
+        {
             let k = self.lesson_step.unwrap_or(1).clamp(1, lesson.steps.len());
             return Some(lesson.steps[k - 1].model.clone());
         }

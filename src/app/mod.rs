@@ -324,7 +324,11 @@ impl DiffscopeApp {
             let recorded = self.recorded();
             let error = self.error.clone();
             // Nothing more will come: a lesson step paused where it asked, or the run is done.
-            let done = self.run.as_ref().and_then(|r| r.progress()).is_some_and(|p| p.done());
+            let done = self
+                .run
+                .as_ref()
+                .and_then(|r| r.progress())
+                .is_some_and(|p| p.done());
             let settled = self.lesson_settled() || done;
             ap.drive(ui.ctx(), (recorded, settled), error.as_deref(), || {
                 self.status_json()

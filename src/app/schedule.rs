@@ -35,7 +35,10 @@ pub fn draw(
             .enumerate()
             .map(|(i, &a)| at(i * (n - 1) / (n_own - 1), a))
             .collect();
-        painter.add(egui::Shape::line(line, Stroke::new(1.5, Color32::from_gray(140))));
+        painter.add(egui::Shape::line(
+            line,
+            Stroke::new(1.5, Color32::from_gray(140)),
+        ));
     }
     let signal: Vec<Pos2> = alphas_cumprod
         .iter()

@@ -11,14 +11,29 @@ use crate::process::gaussian::Sampler;
 
 /// The lessons that ship, in teaching order: (name, file text).
 const SHIPPED: &[(&str, &str)] = &[
-    ("forward-process", include_str!("../../lessons/forward-process.json")),
-    ("reverse-step", include_str!("../../lessons/reverse-step.json")),
-    ("noise-schedules", include_str!("../../lessons/noise-schedules.json")),
+    (
+        "forward-process",
+        include_str!("../../lessons/forward-process.json"),
+    ),
+    (
+        "reverse-step",
+        include_str!("../../lessons/reverse-step.json"),
+    ),
+    (
+        "noise-schedules",
+        include_str!("../../lessons/noise-schedules.json"),
+    ),
     ("samplers", include_str!("../../lessons/samplers.json")),
     ("guidance", include_str!("../../lessons/guidance.json")),
-    ("absorbing-vs-uniform", include_str!("../../lessons/absorbing-vs-uniform.json")),
+    (
+        "absorbing-vs-uniform",
+        include_str!("../../lessons/absorbing-vs-uniform.json"),
+    ),
     ("dna-motifs", include_str!("../../lessons/dna-motifs.json")),
-    ("digress-graphs", include_str!("../../lessons/digress-graphs.json")),
+    (
+        "digress-graphs",
+        include_str!("../../lessons/digress-graphs.json"),
+    ),
 ];
 
 /// Controls a step may point at (`"highlight"`): the app outlines each where it is drawn.
@@ -166,7 +181,11 @@ impl Lesson {
                     let Some(z) = zoo::find(m) else {
                         return Err(at(format!(
                             "unknown model \"{m}\" (shipped: {})",
-                            zoo::MODELS.iter().map(|z| z.name).collect::<Vec<_>>().join(", ")
+                            zoo::MODELS
+                                .iter()
+                                .map(|z| z.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )));
                     };
                     model = Some(z.name.to_string());
@@ -193,7 +212,11 @@ impl Lesson {
             {
                 return Err(at(format!(
                     "no control \"{h}\" to highlight (known: {})",
-                    HIGHLIGHTS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    HIGHLIGHTS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             steps.push(Step {
@@ -239,10 +262,14 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
         ("forward_schedule", s.forward_schedule.is_some()),
     ];
     if let Some((k, _)) = gaussian_only.iter().find(|(_, set)| *set && !gaussian) {
-        return Err(format!("\"{k}\" is a setting of Gaussian models, not of {model}"));
+        return Err(format!(
+            "\"{k}\" is a setting of Gaussian models, not of {model}"
+        ));
     }
     if s.temperature.is_some() && family != Some(zoo::Family::Sequence) {
-        return Err(format!("\"temperature\" is a setting of sequence models, not of {model}"));
+        return Err(format!(
+            "\"temperature\" is a setting of sequence models, not of {model}"
+        ));
     }
     if let Some(v) = &s.forward_schedule {
         if !FORWARD_SCHEDULES.contains(&v.as_str()) {
@@ -269,7 +296,11 @@ pub fn find(name: &str) -> Result<Lesson> {
         Some((n, json)) => Lesson::parse(n, json),
         None => Err(Error::Invalid(format!(
             "no lesson \"{name}\" (shipped: {}; or give a lesson file's path)",
-            SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            SHIPPED
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -287,13 +318,19 @@ mod tests {
     fn every_shipped_lesson_parses() {
         for (name, json) in SHIPPED {
             let l = Lesson::parse(name, json).unwrap_or_else(|e| panic!("{e}"));
-            assert!(l.steps.len() >= 3, "{name} has only {} steps", l.steps.len());
+            assert!(
+                l.steps.len() >= 3,
+                "{name} has only {} steps",
+                l.steps.len()
+            );
         }
         assert_eq!(shipped().len(), SHIPPED.len());
     }
 
     fn step(extra: &str) -> String {
-        format!(r#"{{"title": "T", "summary": "S", "steps": [{{"title": "a", "text": "b"{extra}}}]}}"#)
+        format!(
+            r#"{{"title": "T", "summary": "S", "steps": [{{"title": "a", "text": "b"{extra}}}]}}"#
+        )
     }
 
     #[test]
@@ -301,20 +338,33 @@ mod tests {
         let err = |json: &str| Lesson::parse("x", json).unwrap_err().to_string();
         assert!(err(&step("")).contains("must name a model"));
         assert!(err(&step(r#", "model": "nope""#)).contains("unknown model \"nope\""));
-        assert!(err(&step(r#", "model": "mnist-unet", "settings": {"sampler": "dpm3"}"#))
-            .contains("unknown sampler"));
-        assert!(err(&step(r#", "model": "words-absorb", "settings": {"guidance": 2}"#))
-            .contains("Gaussian models"));
-        assert!(err(&step(r#", "model": "mnist-unet", "settings": {"temperature": 2}"#))
-            .contains("sequence models"));
-        assert!(err(&step(r#", "model": "mnist-unet", "highlight": ["knob"]"#))
-            .contains("no control \"knob\""));
-        assert!(err(&step(r#", "model": "mnist-unet", "forward_t": 3, "at_step": 2"#))
-            .contains("one view"));
+        assert!(err(&step(
+            r#", "model": "mnist-unet", "settings": {"sampler": "dpm3"}"#
+        ))
+        .contains("unknown sampler"));
+        assert!(err(&step(
+            r#", "model": "words-absorb", "settings": {"guidance": 2}"#
+        ))
+        .contains("Gaussian models"));
+        assert!(err(&step(
+            r#", "model": "mnist-unet", "settings": {"temperature": 2}"#
+        ))
+        .contains("sequence models"));
+        assert!(
+            err(&step(r#", "model": "mnist-unet", "highlight": ["knob"]"#))
+                .contains("no control \"knob\"")
+        );
+        assert!(err(&step(
+            r#", "model": "mnist-unet", "forward_t": 3, "at_step": 2"#
+        ))
+        .contains("one view"));
         assert!(err(&step(r#", "model": "mnist-unet", "colour": 2"#)).contains("colour"));
         assert!(err(r#"{"title": "T", "summary": "S", "steps": []}"#).contains("no steps"));
         assert!(err("{").contains("lesson \"x\""));
-        assert!(find("nope").unwrap_err().to_string().contains("forward-process"));
+        assert!(find("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("forward-process"));
     }
 
     #[test]
@@ -333,8 +383,17 @@ mod tests {
         assert_eq!(s[1].model, "mnist-unet");
         assert_eq!(s[1].view, View::ReverseAt(7));
         assert_eq!(s[1].settings.sampler.as_deref(), Some("ddim"));
-        assert_eq!((s[1].settings.seed, s[1].settings.guidance), (Some(3), Some(4.0)));
+        assert_eq!(
+            (s[1].settings.seed, s[1].settings.guidance),
+            (Some(3), Some(4.0))
+        );
         assert_eq!(s[2].view, View::Reverse);
-        assert_eq!(s[2].settings, Settings { n: Some(512), ..Default::default() });
+        assert_eq!(
+            s[2].settings,
+            Settings {
+                n: Some(512),
+                ..Default::default()
+            }
+        );
     }
 }

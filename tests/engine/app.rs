@@ -656,3 +656,136 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
     let x_t = h.state().recorded_state(0).unwrap();
     assert_eq!(x_t.len(), 3 * 12, "three sequences of 12: {s}");
 }
+
+/// Run frames until the lesson's step has shown its view and the run has stopped where the step
+/// holds it (or, for a forward step, the explorer is up).
+fn lesson_settles(h: &mut Harness<'_, DiffscopeApp>, step: u64) {
+    run_until(h, 20000, |s| {
+        s["lesson"]["step"].as_u64() == Some(step)
+            && s["lesson"]["waiting"] == false
+            && (s["forward_t"].is_u64() || s["playing"] == false)
+    });
+}
+
+#[test]
+fn a_lesson_is_followed_end_to_end_through_its_panel() {
+    let dir = export_dir("lesson");
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let lesson = diffscope::lessons::find("reverse-step").unwrap();
+    let held: Vec<u64> = lesson
+        .steps
+        .iter()
+        .map(|s| match s.view {
+            diffscope::lessons::View::ReverseAt(k) => k as u64,
+            _ => panic!("every step of reverse-step holds the run at a step"),
+        })
+        .collect();
+    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into()))
+        .with_export_dir(&dir)
+        .with_lesson(lesson, 0);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    lesson_settles(&mut h, 1);
+    let s = status(&h);
+    assert_eq!(
+        (s["model"].as_str(), s["sampler"].as_str()),
+        (Some("mnist-unet"), Some("ddpm")),
+        "{s}"
+    );
+    assert_eq!(
+        s["total"].as_u64(),
+        Some(51),
+        "the step's 50 DDPM steps: {s}"
+    );
+    assert_eq!(s["viewed"].as_u64(), Some(held[0]), "{s}");
+    let x_t = h.state().recorded_state(0).unwrap();
+    assert_eq!(x_t.len(), 4 * 28 * 28, "the step's four images: {s}");
+    h.get_by_label_contains("One reverse step");
+    // Next through every step: the run plays on to each step's held step and pauses there, on the
+    // same trajectory (the steps ask for the same settings, so nothing restarts).
+    for (k, &at) in held.iter().enumerate().skip(1) {
+        h.get_by_label("Next").click();
+        lesson_settles(&mut h, k as u64 + 1);
+        let s = status(&h);
+        assert_eq!(s["viewed"].as_u64(), Some(at), "step {}: {s}", k + 1);
+        assert!(s["recorded"].as_u64() > Some(at), "step {}: {s}", k + 1);
+        assert_eq!(
+            h.state().recorded_state(0).unwrap(),
+            x_t,
+            "step {} restarted the run",
+            k + 1
+        );
+    }
+    // The last step's view is the finished sample; Back shows an earlier step of the same run.
+    assert_eq!(status(&h)["recorded"].as_u64(), Some(51));
+    h.get_by_label("Back").click();
+    lesson_settles(&mut h, held.len() as u64 - 1);
+    assert_eq!(status(&h)["viewed"].as_u64(), Some(held[held.len() - 2]));
+    h.get_by_label("close lesson").click();
+    h.step();
+    assert!(status(&h)["lesson"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lesson_step_looks_the_same_however_it_is_reached() {
+    let lesson = diffscope::lessons::Lesson::parse(
+        "test",
+        r#"{"title": "T", "summary": "S", "steps": [
+            {"title": "forward", "text": "t", "model": "toy2d-mlp", "settings": {"n": 64, "seed": 2}, "forward_t": 40},
+            {"title": "ddim", "text": "t", "settings": {"sampler": "ddim", "steps": 20}, "at_step": 3},
+            {"title": "words", "text": "t", "model": "words-absorb", "settings": {"n": 2, "temperature": 0.5}, "forward_t": 30}
+        ]}"#,
+    )
+    .unwrap();
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app =
+        DiffscopeApp::with_device(g, Start::Shipped("toy2d-mlp".into())).with_lesson(lesson, 0);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    lesson_settles(&mut h, 1);
+    let first = status(&h);
+    assert_eq!(first["forward_t"].as_u64(), Some(40), "{first}");
+    assert_eq!(first["sampler"], "ddpm", "{first}");
+    h.get_by_label("Next").click();
+    lesson_settles(&mut h, 2);
+    let s = status(&h);
+    assert_eq!(
+        (s["sampler"].as_str(), s["total"].as_u64()),
+        (Some("ddim"), Some(21)),
+        "{s}"
+    );
+    assert!(
+        s["forward_t"].is_null() && s["viewed"].as_u64() == Some(3),
+        "{s}"
+    );
+    h.get_by_label("Next").click();
+    lesson_settles(&mut h, 3);
+    let s = status(&h);
+    assert_eq!(
+        (s["model"].as_str(), s["forward_t"].as_u64()),
+        (Some("words-absorb"), Some(30)),
+        "{s}"
+    );
+    assert_eq!(s["temperature"].as_f64(), Some(0.5), "{s}");
+    // Back twice: step 1 again, with step 1's sampler (step 2's DDIM does not leak back).
+    h.get_by_label("Back").click();
+    lesson_settles(&mut h, 2);
+    h.get_by_label("Back").click();
+    lesson_settles(&mut h, 1);
+    let s = status(&h);
+    assert_eq!(
+        (s["model"].as_str(), s["sampler"].as_str()),
+        (Some("toy2d-mlp"), Some("ddpm")),
+        "{s}"
+    );
+    assert_eq!(s["forward_t"].as_u64(), Some(40), "{s}");
+    let x_t = h.state().recorded_state(0).unwrap();
+    assert_eq!(x_t.len(), 64 * 2, "the lesson's 64 points: {s}");
+}

@@ -155,6 +155,35 @@ async function otherModel(url, model, steps) {
   }
 }
 
+// A lesson by link: the page opens the lesson's step, fetches that step's model, and holds the
+// run at the step's step (dna-motifs step 3 holds promoter-multinomial at x_T).
+async function lessonLink(url) {
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
+  try {
+    await page.goto(url + '?lesson=dna-motifs&lesson_step=3');
+    await page.waitForFunction(() => {
+      if (!window.diffscope) return false;
+      const s = JSON.parse(window.diffscope.status());
+      return s && (s.error || (s.lesson && !s.lesson.waiting && s.playing === false));
+    }, null, { timeout: TIMEOUT_MS, polling: 500 });
+    const s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    console.log('status', JSON.stringify(s));
+    check(s.error === null, 'lesson link: no error reported by the app (got ' + s.error + ')');
+    check(s.lesson && s.lesson.name === 'dna-motifs' && s.lesson.step === 3, 'lesson link: opens the lesson at its step');
+    check(s.model === 'promoter-multinomial', "lesson link: opens the step's model");
+    check(s.viewed === 0 && s.forward_t === null, 'lesson link: the run is held at the step (x_T)');
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'lesson link: no panic or page error');
+    const shot = shotPath.replace(/\.png$/, '') + '-lesson.png';
+    await page.screenshot({ path: shot, timeout: 180000 });
+    console.log('screenshot ' + shot);
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
+
 // A model whose files cannot be fetched: the app says so (and which file), and opens it on retry.
 async function failedFetch(url, model) {
   const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
@@ -249,6 +278,7 @@ async function withoutWebGpu(url) {
     await failedFetch(url, 'sbm-digress');
     const others = (process.env.E2E_MODELS ?? 'words-absorb').split(',').filter(Boolean);
     for (const m of others) await otherModel(url, m, Number(process.env.E2E_STEPS || 3));
+    await lessonLink(url);
     await withoutWebGpu(url);
     console.log('web e2e: all checks passed (screenshot ' + shotPath + ')');
   } finally {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
-use super::{heatmap, schedule, highlight};
+use super::{heatmap, highlight, schedule};
 use crate::pipelines::graph::DigressModel;
 use crate::pipelines::zoo::Family;
 use crate::process::graph::Graph;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
-use super::{card, schedule, highlight};
+use super::{card, highlight, schedule};
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
 use crate::tensor::Device;

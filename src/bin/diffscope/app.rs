@@ -33,7 +33,9 @@ pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
     let lesson = a.lesson.as_deref().map(read_lesson).transpose()?;
     let start = match (a.open, a.open_dir) {
         _ if lesson.is_some() => {
-            let l = lesson.as_ref().map(|l| &l.steps[(a.lesson_step - 1).min(l.steps.len() - 1)]);
+            let l = lesson
+                .as_ref()
+                .map(|l| &l.steps[(a.lesson_step - 1).min(l.steps.len() - 1)]);
             diffscope::app::Start::Shipped(l.map(|s| s.model.clone()).unwrap_or_default())
         }
         (_, Some(d)) => diffscope::app::Start::Dir(d),
@@ -52,7 +54,12 @@ pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
     let autopilot = a
         .screenshot
         .map(|p| diffscope::app::autopilot::Autopilot::new(p, a.after_steps, a.timeout));
-    run_app(opts, start, lesson.map(|l| (l, a.lesson_step - 1)), autopilot)
+    run_app(
+        opts,
+        start,
+        lesson.map(|l| (l, a.lesson_step - 1)),
+        autopilot,
+    )
 }
 
 /// `--lesson`: a shipped lesson's name, or a lesson file (named by its file stem).
