@@ -224,7 +224,8 @@ impl DiffscopeApp {
     }
 
     /// A lesson step that holds the run at a step has got there (nothing more will happen until
-    /// the user acts).
+    /// the user acts). The native self-check waits for it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn lesson_settled(&self) -> bool {
         self.lesson.as_ref().is_some_and(|l| {
             !l.pending_view && matches!(l.step().view, View::ReverseAt(_)) && !self.timeline.playing
