@@ -193,31 +193,35 @@ impl DiffscopeApp {
     /// The list of lessons in the side panel: one click starts one.
     pub(super) fn lessons_list(&mut self, ui: &mut egui::Ui) {
         let mut start = None;
-        egui::CollapsingHeader::new("Lessons")
-            .default_open(self.lesson.is_none())
-            .show(ui, |ui| {
-                for l in crate::lessons::shipped() {
-                    let open = self
-                        .lesson
-                        .as_ref()
-                        .is_some_and(|o| o.lesson.name == l.name);
-                    if ui
-                        .selectable_label(open, &l.title)
-                        .on_hover_text(&l.summary)
-                        .clicked()
-                    {
-                        start = Some(l);
-                    }
-                }
-                let mut large = ui.ctx().zoom_factor() > 1.2;
+        // Closed at first: open, its eight entries push the model's controls down a laptop screen.
+        egui::CollapsingHeader::new(format!(
+            "Lessons ({})",
+            crate::lessons::shipped_files().len()
+        ))
+        .default_open(false)
+        .show(ui, |ui| {
+            for l in crate::lessons::shipped() {
+                let open = self
+                    .lesson
+                    .as_ref()
+                    .is_some_and(|o| o.lesson.name == l.name);
                 if ui
-                    .checkbox(&mut large, "presentation mode (large text)")
-                    .on_hover_text("everything 1.5× larger, for a projector")
-                    .changed()
+                    .selectable_label(open, &l.title)
+                    .on_hover_text(&l.summary)
+                    .clicked()
                 {
-                    ui.ctx().set_zoom_factor(if large { 1.5 } else { 1.0 });
+                    start = Some(l);
                 }
-            });
+            }
+            let mut large = ui.ctx().zoom_factor() > 1.2;
+            if ui
+                .checkbox(&mut large, "presentation mode (large text)")
+                .on_hover_text("everything 1.5× larger, for a projector")
+                .changed()
+            {
+                ui.ctx().set_zoom_factor(if large { 1.5 } else { 1.0 });
+            }
+        });
         if let Some(l) = start {
             self.start_lesson(l, 0);
         }

@@ -789,3 +789,35 @@ fn a_lesson_step_looks_the_same_however_it_is_reached() {
     let x_t = h.state().recorded_state(0).unwrap();
     assert_eq!(x_t.len(), 64 * 2, "the lesson's 64 points: {s}");
 }
+
+#[test]
+fn a_lesson_starts_from_the_side_panel_and_closes() {
+    let dir = export_dir("lesson-list");
+    let mut h = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label_contains("Lessons (").click();
+    h.step();
+    h.get_by_label("The forward process: how noise erases data")
+        .click();
+    lesson_settles(&mut h, 1);
+    let s = status(&h);
+    assert_eq!(
+        (s["model"].as_str(), s["forward_t"].as_u64()),
+        (Some("mnist-unet"), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["lesson"]["name"], "forward-process", "{s}");
+    h.get_by_label("Next").click();
+    lesson_settles(&mut h, 2);
+    assert_eq!(status(&h)["forward_t"].as_u64(), Some(250));
+    h.get_by_label("close lesson").click();
+    h.step();
+    let s = status(&h);
+    assert!(s["lesson"].is_null(), "{s}");
+    assert_eq!(
+        s["forward_t"].as_u64(),
+        Some(250),
+        "closing a lesson leaves the app as it is: {s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
