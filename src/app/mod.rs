@@ -219,6 +219,11 @@ impl DiffscopeApp {
         self.run.as_ref()?.recorded_state(k)
     }
 
+    /// The user's own input the open run started from (data units, one sample), if it did.
+    pub fn own_input(&self) -> Option<Vec<f32>> {
+        self.run.as_ref()?.own_input()
+    }
+
     /// A machine-readable snapshot for tests and the page (JSON): which model, how far the run is, the
     /// first error, and the spread of the newest state (a blank or collapsed picture shows up here).
     pub fn status_json(&self) -> String {
@@ -238,6 +243,7 @@ impl DiffscopeApp {
             "temperature": part.temperature,
             "sampler": part.sampler,
             "compare": part.compare,
+            "input": part.input,
             "viewed": self.timeline.viewed(),
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),

@@ -57,6 +57,8 @@ pub struct RunStatus {
     pub sampler: Option<&'static str>,
     /// Runs compared beside the open one (Gaussian runs: one entry per sampler), or null.
     pub compare: serde_json::Value,
+    /// The user's own input and where the run starts from it, or null.
+    pub input: serde_json::Value,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the
@@ -123,6 +125,10 @@ pub trait OpenRun {
     fn show_forward(&mut self, t: Option<usize>);
     /// The forward explorer's timestep while it is shown.
     fn forward_shown(&self) -> Option<usize>;
+    /// The user's own input the run started from (data units, one sample), if it did.
+    fn own_input(&self) -> Option<Vec<f32>> {
+        None
+    }
     /// The family's export buttons; the export made if one was clicked.
     fn export_buttons(&mut self, ui: &mut egui::Ui, viewed: usize)
         -> Option<crate::Result<Export>>;

@@ -821,3 +821,87 @@ fn a_lesson_starts_from_the_side_panel_and_closes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Mean squared difference.
+fn mse(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / a.len() as f32
+}
+
+#[test]
+fn a_drawn_digit_is_denoised_from_t() {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let link = diffscope::app::Link::parse("n=1&steps=20&sampler=ddim&label=1&guidance=3&seed=3");
+    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into())).with_link(link);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label("your own input").click();
+    h.step();
+    assert_eq!(status(&h)["input"]["editing"], true);
+    // A vertical stroke down the middle of the canvas: a 1.
+    let r = h.get_by_label("drawing canvas").rect();
+    let at = |v: f32| r.min + r.size() * egui::vec2(0.5, v);
+    h.hover_at(at(0.2));
+    h.step();
+    h.drag_at(at(0.2));
+    h.step();
+    for i in 0..=12 {
+        h.hover_at(at(0.2 + 0.6 * i as f32 / 12.0));
+        h.step();
+    }
+    h.drop_at(at(0.8));
+    h.step();
+    assert_eq!(
+        status(&h)["input"]["empty"],
+        false,
+        "the stroke reached the canvas"
+    );
+    h.get_by_label_contains("Denoise from t = 500").click();
+    run_until(&mut h, 4000, |s| {
+        s["input"]["active"] == true && s["total"].as_u64().is_some() && s["recorded"] == s["total"]
+    });
+    let s = status(&h);
+    let drawn = h
+        .state()
+        .own_input()
+        .expect("the run started from the drawing");
+    let inked: Vec<usize> = (0..drawn.len()).filter(|&i| drawn[i] > 0.0).collect();
+    assert!(inked.len() >= 15, "a stroke of {} pixels: {s}", inked.len());
+    assert!(
+        inked.iter().all(|i| (11..=17).contains(&(i % 28))),
+        "the stroke is where it was drawn"
+    );
+    // DDIM 20 steps: timesteps 950, 900, …; the model's first step is the first at t ≤ 500.
+    let k = s["input"]["from_step"].as_u64().unwrap() as usize;
+    assert_eq!(k, 9, "{s}");
+    let first = h.state().recorded_state(0).unwrap();
+    let x_k = h.state().recorded_state(k).unwrap();
+    let last = h.state().recorded_state(20).unwrap();
+    // The drawing reached the model: the state it started from is the drawing under noise
+    // (ᾱ_500 ≈ 0.08), nearer the drawing than the steps before it are.
+    assert!(mse(&x_k, &drawn) < mse(&first, &drawn), "{s}");
+    // The denoised result is closer to the data than the noised input: nearer to the drawing and to
+    // the nearest MNIST example digit.
+    let examples = {
+        let bytes = diffscope::pipelines::zoo::find("mnist-unet")
+            .unwrap()
+            .data()
+            .unwrap();
+        let mut w = diffscope::weights::Weights::from_bytes(&bytes, "examples").unwrap();
+        let shape = w.shape_of("images").unwrap().to_vec();
+        w.take("images", &shape).unwrap().data
+    };
+    let nearest = |x: &[f32]| {
+        examples
+            .chunks(28 * 28)
+            .map(|e| mse(x, e))
+            .fold(f32::INFINITY, f32::min)
+    };
+    assert!(mse(&last, &drawn) < mse(&x_k, &drawn), "{s}");
+    assert!(nearest(&last) < nearest(&x_k), "{s}");
+    assert!(last.iter().all(|v| v.is_finite()));
+}

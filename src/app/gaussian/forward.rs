@@ -37,6 +37,11 @@ impl GaussianForward {
         }
     }
 
+    /// The shipped example for `label` (a point set or a few images), if there is one.
+    pub fn example(&self, label: u32) -> Option<&[f32]> {
+        self.examples.get(label as usize).map(|v| v.as_slice())
+    }
+
     /// A draw is on its way (keep frames coming to collect it).
     pub fn busy(&self) -> bool {
         self.pending.is_some()

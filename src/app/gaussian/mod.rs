@@ -4,6 +4,7 @@
 mod compare;
 mod export;
 mod forward;
+mod input;
 mod stepping;
 
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct OpenGaussian {
     sessions_started: u64,
     /// Compare samplers (`Some`: on): the same x_T through several samplers, side by side.
     compare: Option<Comparison>,
+    /// The user's own drawing or points, and whether the run starts from them (SDEdit).
+    input: input::OwnInput,
 }
 
 impl OpenGaussian {
@@ -96,6 +99,7 @@ impl OpenGaussian {
         if let Some(card) = card {
             apply_card_defaults(&mut settings, card);
         }
+        let input = input::OwnInput::new(&m);
         OpenGaussian {
             model: Arc::new(m),
             settings,
@@ -105,6 +109,7 @@ impl OpenGaussian {
             textures_show: None,
             sessions_started: 0,
             compare: None,
+            input,
         }
     }
 
@@ -304,14 +309,23 @@ impl OpenRun for OpenGaussian {
             let (eta, karras) = (self.settings.eta, self.settings.karras);
             c.start(&self.model, &settings, self.settings.n, eta, karras, id + 1)?;
         }
-        self.session = Some(Session::start(&self.model, settings, self.settings.n, id)?);
+        let m = &self.model;
+        self.session = Some(if self.input.active && !self.input.is_empty(m) {
+            let (x0, n) = self.input.batch(m, self.settings.n);
+            let mut settings = settings;
+            settings.labels = settings.labels.map(|l| vec![l[0]; n]);
+            Session::from_input(m, settings, n, id, &x0, self.input.t0)?
+        } else {
+            Session::start(m, settings, self.settings.n, id)?
+        });
         Ok(())
     }
 
     fn controls(&mut self, ui: &mut egui::Ui) -> bool {
         ui.separator();
+        // "Denoise" (or "start from noise") in the view asks for a restart here.
+        let mut changed = std::mem::take(&mut self.input.restart);
         let (m, s) = (&mut self.model, &mut self.settings);
-        let mut changed = false;
         if !m.labels.is_empty() {
             let r = egui::ComboBox::from_label("label")
                 .selected_text(m.labels[s.label as usize % m.labels.len()].clone())
@@ -469,6 +483,11 @@ impl OpenRun for OpenGaussian {
     }
 
     fn central(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        if self.input.editing {
+            let example = self.forward.example(self.settings.label);
+            self.input.ui(ui, &self.model, example, self.settings.seed);
+            return;
+        }
         if self.forward.shown {
             self.forward.draw(ui, &self.model, &mut self.textures[0]);
             self.textures_show = None;
@@ -486,6 +505,23 @@ impl OpenRun for OpenGaussian {
         if s.states.is_empty() {
             ui.spinner();
             return;
+        }
+        if self.input.active {
+            // Wrapped, button first: a long unwrapped row would widen the panels below it.
+            ui.horizontal_wrapped(|ui| {
+                if ui.button("start from noise again").clicked() {
+                    self.input.active = false;
+                    self.input.restart = true;
+                }
+                ui.label(
+                    RichText::new(format!(
+                        "Denoised from your input at t = {}: the steps before the first the model \
+                         took show your input through the forward process.",
+                        self.input.t0
+                    ))
+                    .color(Color32::LIGHT_BLUE),
+                );
+            });
         }
         let want = viewed.min(s.states.len() - 1);
         // A step thinned out by the memory cap is shown as the nearest kept one, and said so.
@@ -579,7 +615,18 @@ impl OpenRun for OpenGaussian {
     }
 
     fn forward_row(&mut self, ui: &mut egui::Ui) {
+        if ui
+            .checkbox(&mut self.input.editing, "your own input")
+            .on_hover_text("draw an image or place points, and denoise it from any t (SDEdit)")
+            .changed()
+            && self.input.editing
+        {
+            self.forward.shown = false;
+        }
         let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        if r.changed() && self.forward.shown {
+            self.input.editing = false;
+        }
         highlight::mark(ui, "forward", r);
         if self.forward.shown {
             let tt = self.model.process.train_timesteps();
@@ -617,6 +664,7 @@ impl OpenRun for OpenGaussian {
     }
 
     fn show_forward(&mut self, t: Option<usize>) {
+        self.input.editing = false;
         self.forward.shown = t.is_some();
         if let Some(t) = t {
             self.forward.t = t.min(self.model.process.train_timesteps() - 1);
@@ -625,6 +673,10 @@ impl OpenRun for OpenGaussian {
 
     fn forward_shown(&self) -> Option<usize> {
         self.forward.shown.then_some(self.forward.t)
+    }
+
+    fn own_input(&self) -> Option<Vec<f32>> {
+        self.input.active.then(|| self.input.values.clone())
     }
 
     fn export_buttons(
@@ -675,6 +727,19 @@ impl OpenRun for OpenGaussian {
                 .compare
                 .as_ref()
                 .map_or(serde_json::Value::Null, Comparison::status),
+            input: serde_json::json!({
+                "editing": self.input.editing,
+                "active": self.input.active,
+                "t0": self.input.t0,
+                "empty": self.input.is_empty(&self.model),
+                // The step the model took first (the ones before show the input noised).
+                "from_step": s.filter(|_| self.input.active).map(|s| s
+                    .run
+                    .plan
+                    .iter()
+                    .position(|p| p.t <= self.input.t0)
+                    .unwrap_or(s.run.plan.len())),
+            }),
         }
     }
 

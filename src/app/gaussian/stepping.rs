@@ -151,6 +151,44 @@ impl Session {
 
     /// The run continued from the kept step nearest `view` with `seed`: a different future from the
     /// same present (`None` if no step is recorded yet).
+    /// SDEdit: a run of `settings` that starts from `x0` (the user's input, `[n, ..]` host values)
+    /// noised to the first planned timestep at most `t0`, at that step. The steps before it are
+    /// recorded as the input noised to each of their timesteps (the forward process, with the
+    /// forward explorer's ε), so the timeline shows the input dissolving as it is scrubbed back.
+    pub fn from_input(
+        m: &GaussianModel,
+        settings: SampleSettings,
+        n: usize,
+        id: u64,
+        x0: &[f32],
+        t0: usize,
+    ) -> crate::Result<Session> {
+        let plan = m.process.plan(settings.sampler, settings.steps)?;
+        let k = plan.iter().position(|p| p.t <= t0).unwrap_or(plan.len());
+        let mut states = History::new(DEFAULT_HISTORY_BYTES, DEFAULT_RECENT_STEPS);
+        for p in &plan[..k] {
+            let a = m.process.alphas_cumprod[p.t];
+            states.push(super::input::forward_on_host(x0, a, settings.seed));
+        }
+        let start = match plan.get(k) {
+            Some(p) => {
+                super::input::forward_on_host(x0, m.process.alphas_cumprod[p.t], settings.seed)
+            }
+            None => x0.to_vec(),
+        };
+        let run = GaussianRun::resume(m, &settings, plan, k, &start)?;
+        states.push(start);
+        Ok(Session {
+            run,
+            n,
+            computing: Stepping::default(),
+            pending: None,
+            states,
+            started: web_time::Instant::now(),
+            id,
+        })
+    }
+
     pub fn forked(
         &self,
         m: &GaussianModel,
