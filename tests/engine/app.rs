@@ -905,3 +905,70 @@ fn a_drawn_digit_is_denoised_from_t() {
     assert!(nearest(&last) < nearest(&x_k), "{s}");
     assert!(last.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn a_typed_word_with_masks_is_filled_in_and_its_letters_stay() {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into()))
+        .with_link(diffscope::app::Link::parse("n=3&seed=4&temperature=1"));
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label("your own input").click();
+    h.step();
+    let field = h.get_by_label("your sequence");
+    field.focus();
+    h.step();
+    h.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    h.get_by_label("your sequence").type_text("ga??en");
+    h.step();
+    assert_eq!(status(&h)["input"]["text"], "ga??en");
+    h.get_by_label_contains("Denoise from t =").click();
+    run_until(&mut h, 4000, |s| {
+        s["input"]["active"] == true && s["total"].as_u64().is_some() && s["recorded"] == s["total"]
+    });
+    let s = status(&h);
+    let typed = h
+        .state()
+        .own_input()
+        .expect("the run started from the typed word");
+    let mask = 27.0;
+    assert_eq!(
+        &typed[..6],
+        &[7.0, 1.0, mask, mask, 5.0, 14.0],
+        "g a ? ? e n: {s}"
+    );
+    let k = s["input"]["from_step"].as_u64().unwrap() as usize;
+    assert!(k > 0, "{s}");
+    let start = h.state().recorded_state(k).unwrap();
+    let last = h
+        .state()
+        .recorded_state(s["total"].as_u64().unwrap() as usize - 1)
+        .unwrap();
+    assert_eq!(start.len(), 3 * 12);
+    for (c, (x_k, x_0)) in start.chunks(12).zip(last.chunks(12)).enumerate() {
+        for i in 0..12 {
+            if x_k[i] == mask {
+                assert_ne!(
+                    x_0[i], mask,
+                    "sequence {c} position {i} is still masked: {s}"
+                );
+            } else {
+                // A letter (or pad) the model started from is never changed.
+                assert_eq!(
+                    x_k[i], typed[i],
+                    "sequence {c} position {i}: the input's token"
+                );
+                assert_eq!(x_0[i], x_k[i], "sequence {c} position {i} changed: {s}");
+            }
+        }
+        assert_eq!(
+            (x_k[2], x_k[3]),
+            (mask, mask),
+            "the typed masks stay masks at t0"
+        );
+    }
+}

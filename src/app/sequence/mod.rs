@@ -4,6 +4,7 @@
 
 mod draw;
 mod forward;
+mod input;
 mod stepping;
 
 use std::sync::Arc;
@@ -34,13 +35,15 @@ pub struct OpenSequences {
     /// Data examples for the forward explorer.
     examples: Vec<Vec<u32>>,
     forward: SeqForward,
+    /// The user's own sequence, and whether the run starts from it.
+    input: input::OwnSequence,
 }
 
 impl OpenSequences {
     pub fn open(device: &Device, name: &str, carried: &Carried) -> crate::Result<OpenSequences> {
         let m = crate::pipelines::sequence::load_shipped(device, name)?;
         let k = m.process.k() as u32;
-        let examples = crate::pipelines::sequence::shipped(name)
+        let examples: Vec<Vec<u32>> = crate::pipelines::sequence::shipped(name)
             .and_then(|s| forward::load_examples(&s.data().ok()?, 64).ok())
             .unwrap_or_default()
             .into_iter()
@@ -54,6 +57,7 @@ impl OpenSequences {
             .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
         let ts = m.process.timesteps();
         let forward = SeqForward::new(ts[ts.len() / 2]);
+        let input = input::OwnSequence::new(&m, examples.first().map(|e| e.as_slice()));
         Ok(OpenSequences {
             model: Arc::new(m),
             device: device.clone(),
@@ -65,6 +69,7 @@ impl OpenSequences {
             show_x0: carried.seq_show_x0,
             examples,
             forward,
+            input,
         })
     }
 }
@@ -98,13 +103,22 @@ impl OpenRun for OpenSequences {
 
     fn restart(&mut self) -> crate::Result<()> {
         let m = &self.model;
-        self.run = Some(SeqRun::start(m, self.n, self.seed, self.temperature)?);
+        let from_input = self.input.active.then(|| self.input.ids(m)).transpose();
+        self.run = Some(match from_input {
+            Ok(Some(ids)) => {
+                let k = self.input.start_step(m);
+                SeqRun::from_input(m, self.n, &ids, k, self.seed, self.temperature)?
+            }
+            // Text that does not encode cannot reach "Denoise"; if it is edited after, the prior.
+            _ => SeqRun::start(m, self.n, self.seed, self.temperature)?,
+        });
         Ok(())
     }
 
     fn controls(&mut self, ui: &mut egui::Ui) -> bool {
         ui.separator();
-        let mut changed = ui
+        let mut changed = std::mem::take(&mut self.input.restart);
+        changed |= ui
             .add(egui::Slider::new(&mut self.n, 1..=32).text("sequences"))
             .changed();
         let r = ui
@@ -192,6 +206,10 @@ impl OpenRun for OpenSequences {
     }
 
     fn central(&mut self, ui: &mut egui::Ui, viewed: usize) {
+        if self.input.editing {
+            self.input.ui(ui, &self.model, self.seed);
+            return;
+        }
         let m = &self.model;
         let Some(r) = &self.run else { return };
         if r.frames.is_empty() {
@@ -207,6 +225,24 @@ impl OpenRun for OpenSequences {
                 });
             });
             return;
+        }
+        if self.input.active {
+            let mut back = false;
+            ui.horizontal_wrapped(|ui| {
+                back = ui.button("start from the prior again").clicked();
+                ui.label(
+                    RichText::new(format!(
+                        "Denoised from your input at t = {}: the steps before the first the \
+                         model took show your input through the forward process.",
+                        self.input.t0
+                    ))
+                    .color(egui::Color32::LIGHT_BLUE),
+                );
+            });
+            if back {
+                self.input.active = false;
+                self.input.restart = true;
+            }
         }
         let v = viewed.min(r.frames.len() - 1);
         let t = r.t_of(v).map_or("0 (done)".to_string(), |t| t.to_string());
@@ -239,7 +275,18 @@ impl OpenRun for OpenSequences {
             ts.iter().copied().min().unwrap_or(0),
             ts.iter().copied().max().unwrap_or(0),
         );
+        if ui
+            .checkbox(&mut self.input.editing, "your own input")
+            .on_hover_text("type a sequence and denoise it from any t (? marks letters to fill in)")
+            .changed()
+            && self.input.editing
+        {
+            self.forward.shown = false;
+        }
         let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
+        if r.changed() && self.forward.shown {
+            self.input.editing = false;
+        }
         highlight::mark(ui, "forward", r);
         if self.forward.shown && !self.examples.is_empty() {
             let fw = &mut self.forward;
@@ -250,6 +297,7 @@ impl OpenRun for OpenSequences {
     }
 
     fn show_forward(&mut self, t: Option<usize>) {
+        self.input.editing = false;
         self.forward.shown = t.is_some();
         if let Some(t) = t {
             let ts = self.model.process.timesteps();
@@ -291,8 +339,22 @@ impl OpenRun for OpenSequences {
     fn status(&self) -> RunStatus {
         RunStatus {
             temperature: self.run.as_ref().map(|r| r.run.temperature),
+            input: serde_json::json!({
+                "editing": self.input.editing,
+                "active": self.input.active,
+                "t0": self.input.t0,
+                "text": self.input.text,
+                "from_step": self.input.active.then(|| self.input.start_step(&self.model)),
+            }),
             ..Default::default()
         }
+    }
+
+    fn own_input(&self) -> Option<Vec<f32>> {
+        let ids = self.input.ids(&self.model).ok()?;
+        self.input
+            .active
+            .then(|| ids.iter().map(|&i| i as f32).collect())
     }
 
     fn recorded_state(&self, k: usize) -> Option<Vec<f32>> {

@@ -107,6 +107,53 @@ impl SeqRun {
         })
     }
 
+    /// A run of `n` copies of `x0` (token ids of one sequence) from step `k`, the first at or below
+    /// the input's timestep: each copy is `x0` through its own host draw of q(x_t | x0), and the
+    /// frames before `k` show the forward process at their timesteps (no prediction), so the
+    /// timeline scrubs back into noise as for a Gaussian input.
+    pub fn from_input(
+        m: &SequenceModel,
+        n: usize,
+        x0: &[u32],
+        k: usize,
+        seed: u64,
+        temperature: f32,
+    ) -> crate::Result<SeqRun> {
+        let ts = m.process.timesteps();
+        // One draw per copy and timestep: copy c of step j is keyed by (seed + c, t_j).
+        let draw = |t: Option<usize>| -> Vec<u32> {
+            (0..n as u64)
+                .flat_map(|c| match t {
+                    Some(t) => super::input::forward_on_host(
+                        m,
+                        x0,
+                        super::input::alpha_bar(m, t),
+                        seed.wrapping_add(c),
+                        t,
+                    ),
+                    None => x0.to_vec(),
+                })
+                .collect()
+        };
+        let frames: Vec<SeqFrame> = (0..=k.min(ts.len()))
+            .map(|j| SeqFrame {
+                ids: draw(ts.get(j).copied()),
+                probs: None,
+                x0_probs: None,
+            })
+            .collect();
+        let last = frames.last().map(|f| f.ids.clone()).unwrap_or_default();
+        let run = SequenceRun::resume(m, &last, k.min(ts.len()), seed, temperature)?;
+        Ok(SeqRun {
+            n,
+            run,
+            computing: Stepping::default(),
+            pending: None,
+            frames,
+            started: web_time::Instant::now(),
+        })
+    }
+
     pub fn total(&self) -> usize {
         self.run.steps() + 1
     }
