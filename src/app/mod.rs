@@ -244,6 +244,7 @@ impl DiffscopeApp {
             "sampler": part.sampler,
             "compare": part.compare,
             "input": part.input,
+            "score": part.score,
             "viewed": self.timeline.viewed(),
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),

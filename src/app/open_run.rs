@@ -59,6 +59,8 @@ pub struct RunStatus {
     pub compare: serde_json::Value,
     /// The user's own input and where the run starts from it, or null.
     pub input: serde_json::Value,
+    /// The score field shown over a 2-D model's view (its t, and how much of it points inwards).
+    pub score: serde_json::Value,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

@@ -20,21 +20,30 @@ const TRAIL_MAX_SHARE: f32 = 0.035;
 /// Opacity of the newest trail segment; older ones fade towards 0.
 const TRAIL_OPACITY: f32 = 0.45;
 
+/// Where the data point (x, y) is drawn in a plot of `rect` over data range `range`.
+pub fn to_screen(rect: egui::Rect, range: [f32; 2], x: f32, y: f32) -> Pos2 {
+    let [lo, hi] = crate::picture::points_frame(range);
+    Pos2::new(
+        rect.left() + (x - lo) / (hi - lo) * rect.width(),
+        rect.bottom() - (y - lo) / (hi - lo) * rect.height(),
+    )
+}
+
 /// `states`: oldest first, each `[N·2]`; the last is drawn as dots, the others as trail segments that
-/// fade with age and stay short (see [`TRAIL_MAX_SHARE`]).
-pub fn draw(ui: &mut egui::Ui, states: &[&[f32]], labels: Option<&[u32]>, range: [f32; 2]) {
+/// fade with age and stay short (see [`TRAIL_MAX_SHARE`]). Returns the plot's rectangle (for
+/// drawing over it).
+pub fn draw(
+    ui: &mut egui::Ui,
+    states: &[&[f32]],
+    labels: Option<&[u32]>,
+    range: [f32; 2],
+) -> egui::Rect {
     let side = ui.available_width().min(ui.available_height()).max(100.0);
     let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::hover());
     let r = resp.rect;
     painter.rect_filled(r, 4.0, Color32::from_gray(250));
-    let [lo, hi] = crate::picture::points_frame(range);
-    let to = |x: f32, y: f32| {
-        Pos2::new(
-            r.left() + (x - lo) / (hi - lo) * r.width(),
-            r.bottom() - (y - lo) / (hi - lo) * r.height(),
-        )
-    };
-    let Some(last) = states.last() else { return };
+    let to = |x: f32, y: f32| to_screen(r, range, x, y);
+    let Some(last) = states.last() else { return r };
     let colour = |i: usize| {
         COLOURS[labels.map_or(0, |l| l.get(i).copied().unwrap_or(0) as usize) % COLOURS.len()]
     };
@@ -63,4 +72,5 @@ pub fn draw(ui: &mut egui::Ui, states: &[&[f32]], labels: Option<&[u32]>, range:
             painter.circle_filled(to(p[0], p[1]), 1.8, colour(i));
         }
     }
+    r
 }

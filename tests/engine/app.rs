@@ -972,3 +972,41 @@ fn a_typed_word_with_masks_is_filled_in_and_its_letters_stay() {
         );
     }
 }
+
+#[test]
+fn the_score_field_of_a_2d_model_points_back_towards_the_data() {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, Start::Shipped("toy2d-mlp".into())).with_link(
+        diffscope::app::Link::parse("n=64&seed=1&label=2&steps=20&sampler=ddim"),
+    );
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 4000, |s| {
+        s["recorded"] == s["total"] && s["total"] == 21
+    });
+    h.get_by_label("score field").click();
+    // x_T's step, t = 190 (the first of DDIM's 20); the field there is nearly the Gaussian
+    // prior's, −x/√(1−ᾱ_t): every border arrow points inwards.
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "viewed step")
+        .set_value_accesskit(0.0);
+    run_until(&mut h, 2000, |s| {
+        s["score"]["ready"] == true && s["viewed"] == 0
+    });
+    let s = status(&h);
+    let t_first = s["score"]["t"].as_u64().unwrap();
+    assert!(t_first > 150, "{s}");
+    assert!(s["score"]["inward_share"].as_f64().unwrap() > 0.95, "{s}");
+    // A later step: another t, another field, computed when it is viewed.
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "viewed step")
+        .set_value_accesskit(15.0);
+    run_until(&mut h, 2000, |s| {
+        s["score"]["ready"] == true && s["score"]["t"].as_u64().is_some_and(|t| t != t_first)
+    });
+    let s = status(&h);
+    assert_eq!(s["viewed"].as_u64(), Some(15));
+    assert!(s["score"]["t"].as_u64().unwrap() < t_first, "{s}");
+    assert!(s["score"]["inward_share"].as_f64().unwrap() > 0.5, "{s}");
+}

@@ -144,7 +144,7 @@ impl OwnInput {
                     ui.label(format!("q(x_t | your points) at t = {}", self.t0));
                     let noised = self.noised(m, self.t0, seed);
                     with_side(ui, side, |ui| {
-                        super::super::points::draw(ui, &[&noised[..]], None, m.data_range)
+                        super::super::points::draw(ui, &[&noised[..]], None, m.data_range);
                     });
                 });
             }

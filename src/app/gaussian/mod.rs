@@ -5,6 +5,7 @@ mod compare;
 mod export;
 mod forward;
 mod input;
+mod score;
 mod stepping;
 
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct OpenGaussian {
     compare: Option<Comparison>,
     /// The user's own drawing or points, and whether the run starts from them (SDEdit).
     input: input::OwnInput,
+    /// 2-D models: the network's score field at the viewed step's timestep.
+    score: score::ScoreField,
+    /// The timestep of the step being viewed (set every frame), for the score field.
+    viewed_t: Option<usize>,
 }
 
 impl OpenGaussian {
@@ -110,6 +115,8 @@ impl OpenGaussian {
             sessions_started: 0,
             compare: None,
             input,
+            score: Default::default(),
+            viewed_t: None,
         }
     }
 
@@ -448,13 +455,26 @@ impl OpenRun for OpenGaussian {
 
     fn pump_forward(&mut self) -> crate::Result<()> {
         let (label, seed) = (self.settings.label, self.settings.seed);
-        self.forward.pump(&self.model, label, seed)
+        self.forward.pump(&self.model, label, seed)?;
+        if let Some(s) = &self.session {
+            self.score
+                .pump(&self.model, self.viewed_t, &s.run.settings)?;
+        }
+        Ok(())
+    }
+
+    fn animate(&mut self, viewed: usize) {
+        self.viewed_t = self
+            .session
+            .as_ref()
+            .and_then(|s| s.run.plan.get(viewed).map(|p| p.t));
     }
 
     fn wants_repaint(&self, _playing: bool) -> bool {
         self.session
             .as_ref()
             .is_some_and(|s| !s.done() || s.in_flight() || self.forward.busy())
+            || self.score.busy()
             || self.compare.as_ref().is_some_and(Comparison::busy)
     }
 
@@ -610,7 +630,30 @@ impl OpenRun for OpenGaussian {
                 .filter_map(|k| s.states.get(k))
                 .map(|f| split_frame(f, per).0)
                 .collect();
-            points::draw(ui, &trail, s.run.settings.labels.as_deref(), m.data_range);
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.score.shown, "score field")
+                    .on_hover_text(
+                    "arrows along −ε_pred on a grid at this step's t: the direction of the score \
+                     ∇log p_t = −ε_pred/√(1−ᾱ_t), where the reverse process pushes a particle",
+                );
+                if self.score.shown {
+                    ui.weak(match self.score.latest() {
+                        Some((t, _)) => format!(
+                            "red arrows: the field at t = {t} (ᾱ_t = {:.3}); lengths relative to \
+                             the longest",
+                            m.process.alphas_cumprod[t]
+                        ),
+                        None if s.run.plan.get(v).is_none() => {
+                            "the run is done: view an earlier step to see its field".into()
+                        }
+                        None => "computing…".into(),
+                    });
+                }
+            });
+            let rect = points::draw(ui, &trail, s.run.settings.labels.as_deref(), m.data_range);
+            if self.score.shown {
+                self.score.draw(&ui.painter_at(rect), rect, m.data_range);
+            }
         }
     }
 
@@ -740,6 +783,14 @@ impl OpenRun for OpenGaussian {
                     .position(|p| p.t <= self.input.t0)
                     .unwrap_or(s.run.plan.len())),
             }),
+            score: match (self.score.shown, self.viewed_t) {
+                (true, Some(t)) => serde_json::json!({
+                    "t": t,
+                    "ready": self.score.field(t).is_some(),
+                    "inward_share": self.score.inward_share(self.model.data_range, t),
+                }),
+                _ => serde_json::Value::Null,
+            },
         }
     }
 

@@ -44,12 +44,22 @@ pub(super) fn token_rows(
             );
             let masked = m.config.mask_token == Some(id);
             let pad = m.config.pad_token == Some(id);
+            let shaded = shade(i);
             let bg = if masked {
                 Color32::from_gray(60)
+            } else if shaded.is_nan() {
+                // No distribution behind this token (x_T, an input's noised steps): neutral.
+                Color32::from_gray(205)
             } else {
                 // Light for confident tokens, dark for coin flips.
-                let g = (80.0 + 175.0 * shade(i).clamp(0.0, 1.0)) as u8;
+                let g = (80.0 + 175.0 * shaded.clamp(0.0, 1.0)) as u8;
                 Color32::from_rgb(g / 2, g, g / 2 + 40)
+            };
+            // Dark cells (coin flips) get light letters, so every token stays readable.
+            let ink = if !shaded.is_nan() && shaded < 0.35 {
+                Color32::WHITE
+            } else {
+                Color32::BLACK
             };
             painter.rect_filled(r, 3.0, bg);
             if changed(i) {
@@ -72,7 +82,7 @@ pub(super) fn token_rows(
                 egui::Align2::CENTER_CENTER,
                 ch,
                 font.clone(),
-                Color32::BLACK,
+                ink,
             );
         }
     }
@@ -89,7 +99,14 @@ pub fn draw(ui: &mut egui::Ui, m: &SequenceModel, run: &SeqRun, v: usize, select
         ui,
         m,
         &f.ids,
-        |i| f.prob_of_shown(i, k),
+        // NaN: this frame has no distribution (x_T, or an input's forward-process steps).
+        |i| {
+            if f.probs.is_some() {
+                f.prob_of_shown(i, k)
+            } else {
+                f32::NAN
+            }
+        },
         |i| prev.is_some_and(|pf| pf.ids.get(i) != f.ids.get(i)),
         Some(*selected),
     );

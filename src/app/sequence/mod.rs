@@ -254,7 +254,8 @@ impl OpenRun for OpenSequences {
              Click a sequence to see its distributions below."
         ));
         let (row, show_x0) = (&mut self.selected, &mut self.show_x0);
-        egui::ScrollArea::vertical().show(ui, |ui| {
+        // Both ways: 50-letter DNA rows outgrow a view narrowed by the lesson panel.
+        egui::ScrollArea::both().show(ui, |ui| {
             *row = (*row).min(r.n.saturating_sub(1));
             draw::draw(ui, m, r, v, row);
             ui.separator();
