@@ -79,6 +79,7 @@ pub fn draw(
             painter.rect_filled(rect.shrink(0.5), 0.0, color(v));
         }
     }
+    legend(ui, margin);
     if let Some(pos) = resp.hover_pos() {
         let d = pos - origin;
         let (c, r) = ((d.x / cell).floor(), (d.y / cell).floor());
@@ -92,6 +93,34 @@ pub fn draw(
                 name(col_labels, c)
             ));
         }
+    }
+}
+
+/// The colour scale under every heatmap: the ramp from 0 to 1 with its ends and middle marked.
+fn legend(ui: &mut egui::Ui, margin: f32) {
+    let (w, h) = (150.0, 8.0);
+    let (resp, painter) =
+        ui.allocate_painter(Vec2::new(margin + w + 90.0, h + 12.0), Sense::hover());
+    let left = resp.rect.min + Vec2::new(margin, 0.0);
+    let steps = 60;
+    for i in 0..steps {
+        let x = i as f32 / steps as f32;
+        let r = egui::Rect::from_min_size(
+            left + Vec2::new(x * w, 0.0),
+            Vec2::new(w / steps as f32 + 0.5, h),
+        );
+        painter.rect_filled(r, 0.0, color(x + 0.5 / steps as f32));
+    }
+    let font = FontId::proportional(9.0);
+    let text = ui.visuals().weak_text_color();
+    for (x, l) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1 (probability)")] {
+        let align = if x == 1.0 {
+            egui::Align2::LEFT_TOP
+        } else {
+            egui::Align2::CENTER_TOP
+        };
+        let at = left + Vec2::new(x * w - if x == 1.0 { 4.0 } else { 0.0 }, h + 1.0);
+        painter.text(at, align, l, font.clone(), text);
     }
 }
 

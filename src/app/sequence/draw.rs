@@ -176,6 +176,10 @@ pub fn detail(
                 }
             }
             heatmap::draw(ui, &grid, k, l, &labels, &cols, cell);
+            let h: Vec<f32> = (0..l)
+                .map(|pos| entropy_bits(p.get((row * l + pos) * k..(row * l + pos + 1) * k)))
+                .collect();
+            entropy_row(ui, &h, (k as f32).log2(), cell, *show_x0);
         }
         None => {
             ui.label("x_T: a draw from the prior; the first step shows the first distribution.");
@@ -238,4 +242,53 @@ pub fn matrices(ui: &mut egui::Ui, m: &SequenceModel, t: usize) {
         )
         .small(),
     );
+}
+
+/// The entropy of one categorical distribution in bits (0 for a missing or empty one).
+pub fn entropy_bits(p: Option<&[f32]>) -> f32 {
+    p.unwrap_or(&[])
+        .iter()
+        .filter(|&&q| q > 0.0 && q.is_finite())
+        .map(|&q| -q * q.log2())
+        .sum()
+}
+
+/// One bar per position under the heatmap: the entropy of its distribution, from 0 (certain) to
+/// log2 K bits (uniform), with the mean.
+fn entropy_row(ui: &mut egui::Ui, h: &[f32], max_bits: f32, cell: f32, x0: bool) {
+    let margin = 8.0 + 7.0;
+    let size = Vec2::new(margin + cell * h.len() as f32, 24.0);
+    let (resp, painter) = ui.allocate_painter(size, Sense::hover());
+    let origin = resp.rect.min + Vec2::new(margin, 0.0);
+    for (i, &bits) in h.iter().enumerate() {
+        let share = (bits / max_bits.max(1e-6)).clamp(0.0, 1.0);
+        let bar = egui::Rect::from_min_max(
+            origin + Vec2::new(i as f32 * cell + 1.0, 22.0 * (1.0 - share)),
+            origin + Vec2::new((i + 1) as f32 * cell - 1.0, 22.0),
+        );
+        painter.rect_filled(bar, 0.0, Color32::from_rgb(230, 150, 60));
+    }
+    let mean = h.iter().sum::<f32>() / h.len().max(1) as f32;
+    ui.label(
+        RichText::new(format!(
+            "entropy of {} per position (bars, 0 to {max_bits:.2} bits = uniform): mean {mean:.2} \
+             bits — where the model is still unsure",
+            if x0 {
+                "x0_pred"
+            } else {
+                "the step's distribution"
+            }
+        ))
+        .small(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn entropy_is_zero_for_a_certain_token_and_log2_k_for_a_uniform_one() {
+        assert_eq!(super::entropy_bits(Some(&[0.0, 1.0, 0.0])), 0.0);
+        assert!((super::entropy_bits(Some(&[0.25; 4])) - 2.0).abs() < 1e-6);
+        assert_eq!(super::entropy_bits(None), 0.0);
+    }
 }
