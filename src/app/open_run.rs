@@ -174,3 +174,28 @@ pub fn seed_row(ui: &mut egui::Ui, seed: &mut u64) -> bool {
     super::highlight::mark(ui, "seed", r.response);
     changed
 }
+
+/// The two view switches under the timeline that every family with an own-input editor shows: "your
+/// own input" and the forward explorer (`forward_label`), which exclude each other. `input_help` is
+/// the own-input switch's hover text.
+pub fn view_switches(
+    ui: &mut egui::Ui,
+    editing: &mut bool,
+    forward_shown: &mut bool,
+    forward_label: &str,
+    input_help: &str,
+) {
+    if ui
+        .checkbox(editing, "your own input")
+        .on_hover_text(input_help)
+        .changed()
+        && *editing
+    {
+        *forward_shown = false;
+    }
+    let r = ui.checkbox(forward_shown, forward_label);
+    if r.changed() && *forward_shown {
+        *editing = false;
+    }
+    super::highlight::mark(ui, "forward", r);
+}

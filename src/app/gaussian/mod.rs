@@ -603,19 +603,13 @@ impl OpenRun for OpenGaussian {
     }
 
     fn forward_row(&mut self, ui: &mut egui::Ui) {
-        if ui
-            .checkbox(&mut self.input.editing, "your own input")
-            .on_hover_text("draw an image or place points, and denoise it from any t (SDEdit)")
-            .changed()
-            && self.input.editing
-        {
-            self.forward.shown = false;
-        }
-        let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
-        if r.changed() && self.forward.shown {
-            self.input.editing = false;
-        }
-        highlight::mark(ui, "forward", r);
+        super::open_run::view_switches(
+            ui,
+            &mut self.input.editing,
+            &mut self.forward.shown,
+            "forward process q(x_t | x0)",
+            "draw an image or place points, and denoise it from any t (SDEdit)",
+        );
         if self.forward.shown {
             let tt = self.model.process.train_timesteps();
             let r = ui.add(egui::Slider::new(&mut self.forward.t, 0..=tt - 1).text("t"));

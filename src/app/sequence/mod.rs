@@ -276,19 +276,13 @@ impl OpenRun for OpenSequences {
             ts.iter().copied().min().unwrap_or(0),
             ts.iter().copied().max().unwrap_or(0),
         );
-        if ui
-            .checkbox(&mut self.input.editing, "your own input")
-            .on_hover_text("type a sequence and denoise it from any t (? marks letters to fill in)")
-            .changed()
-            && self.input.editing
-        {
-            self.forward.shown = false;
-        }
-        let r = ui.checkbox(&mut self.forward.shown, "forward process q(x_t | x0)");
-        if r.changed() && self.forward.shown {
-            self.input.editing = false;
-        }
-        highlight::mark(ui, "forward", r);
+        super::open_run::view_switches(
+            ui,
+            &mut self.input.editing,
+            &mut self.forward.shown,
+            "forward process q(x_t | x0)",
+            "type a sequence and denoise it from any t (? marks letters to fill in)",
+        );
         if self.forward.shown && !self.examples.is_empty() {
             let fw = &mut self.forward;
             ui.add(egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1).text("example"));
