@@ -223,7 +223,7 @@ impl DiffscopeApp {
             }
         });
         if let Some(l) = start {
-            self.start_lesson(l, 0);
+            self.start_lesson(l.clone(), 0);
         }
     }
 

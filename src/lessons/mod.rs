@@ -282,18 +282,22 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
     Ok(())
 }
 
-/// The shipped lessons, parsed (each is checked by the tests, so none fails here).
-pub fn shipped() -> Vec<Lesson> {
-    SHIPPED
-        .iter()
-        .filter_map(|(name, json)| Lesson::parse(name, json).ok())
-        .collect()
+/// The shipped lessons, parsed once (the app's list draws them every frame; each is checked by the
+/// tests, so none fails here).
+pub fn shipped() -> &'static [Lesson] {
+    static PARSED: std::sync::OnceLock<Vec<Lesson>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        SHIPPED
+            .iter()
+            .filter_map(|(name, json)| Lesson::parse(name, json).ok())
+            .collect()
+    })
 }
 
 /// A shipped lesson by name.
 pub fn find(name: &str) -> Result<Lesson> {
-    match SHIPPED.iter().find(|(n, _)| *n == name) {
-        Some((n, json)) => Lesson::parse(n, json),
+    match shipped().iter().find(|l| l.name == name) {
+        Some(l) => Ok(l.clone()),
         None => Err(Error::Invalid(format!(
             "no lesson \"{name}\" (shipped: {}; or give a lesson file's path)",
             SHIPPED
