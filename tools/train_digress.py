@@ -82,7 +82,8 @@ PRESETS = {
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True, choices=sorted(PRESETS))
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", required=True,
+                    help="folder the run exports to when it stops; never assets/ by default (measure an export, then copy it there)")
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--minutes", type=float, default=30)
@@ -98,7 +99,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     preset = PRESETS[args.name]
-    out_dir = args.out or os.path.join(os.path.dirname(__file__), "..", "assets", args.name)
+    out_dir = args.out
     os.makedirs(out_dir, exist_ok=True)
 
     rng = np.random.default_rng(args.seed)

@@ -10,7 +10,8 @@ and sampler unchanged), and --pos-init, --no-time, --vocab and --word-weight are
 other training choices (see their help and tools/README.md). words-absorb's card has its exact flags.
 The multinomial model uses tools/multinomial_ref.py and its vb_stochastic loss (bits/char).
 Checkpoints to --ckpt every 200 steps and resumes from it; stops at --steps or after --minutes of
-training in this run. --export-only writes assets/<model>/ from the checkpoint without training.
+training in this run; at the end it exports to --out (required: a run never writes into assets/ by itself).
+--export-only writes --out from the checkpoint without training.
 """
 import argparse
 import json
@@ -193,7 +194,7 @@ def promoter_figures(seqs, held):
 
 
 def export(model, args, spec, extra):
-    out = args.out or f"assets/{args.model}"
+    out = args.out
     os.makedirs(out, exist_ok=True)
     sd = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
     save_file(sd, f"{out}/model.safetensors")
@@ -239,7 +240,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt", default=None)
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", required=True,
+                    help="folder the run exports to when it stops; never assets/ by default (measure an export, then copy it there)")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--eval-n", type=int, default=1000)
     args = ap.parse_args()

@@ -50,7 +50,7 @@ def main():
     ap.add_argument("--export-only", action="store_true",
                     help="write the EMA weights of the checkpoint at --ckpt to --out and stop (no training)")
     ap.add_argument("--ckpt", default="/tmp/mnist_unet.ckpt")
-    ap.add_argument("--out", default="assets/mnist-unet")
+    ap.add_argument("--out", required=True, help="folder the run exports to; never assets/ by default")
     ap.add_argument("--resume-weights", default=None,
                     help="a weights-only checkpoint (see --save-weights) to continue from when --ckpt is absent")
     ap.add_argument("--class-emb-std", type=float, default=1.0,

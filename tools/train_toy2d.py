@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--p-uncond", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ckpt", default="/tmp/toy2d.ckpt")
-    ap.add_argument("--out", default="assets/toy2d-mlp")
+    ap.add_argument("--out", required=True, help="folder the run exports to; never assets/ by default")
     args = ap.parse_args()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     num_labels = len(toy2d.SHAPES)
