@@ -165,13 +165,16 @@ impl DiffscopeApp {
         match opened {
             Ok(mut run) => {
                 self.error = None;
+                let mut step = None;
                 if let Some(link) = self.link.take() {
                     if link.model.as_deref().is_none_or(|m| m == run.model_name()) {
                         run.apply_link(&link);
+                        step = link.step;
                     }
                 }
                 self.run = Some(run);
                 self.restart_run();
+                self.hold_link_step(step);
             }
             Err(e) => {
                 self.run = None;
@@ -184,8 +187,19 @@ impl DiffscopeApp {
     pub(super) fn restart_run(&mut self) {
         let Some(run) = &mut self.run else { return };
         match run.restart() {
-            Ok(()) => self.timeline.restarted(),
+            Ok(()) => {
+                self.timeline.restarted();
+                self.share.exact = true;
+            }
             Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// A link's viewed step: play the run to it and pause there.
+    pub(super) fn hold_link_step(&mut self, step: Option<usize>) {
+        if let Some(k) = step {
+            let recorded = self.recorded();
+            self.timeline.hold_at(k, recorded);
         }
     }
 

@@ -7,7 +7,12 @@
 //! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
 //! Gaussian models, and `clip` (`1`/`0`) and `forward_schedule` (the forward explorer's β schedule:
 //! `trained`, `linear` or `cosine`); `temperature` for sequence models. `lesson` opens a lesson
-//! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest.
+//! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
+//! viewed step (x_T is 0): the run plays to it and pauses there.
+//!
+//! The app writes its state back as a link ([`Link::query`], from each family's `OpenRun::link`):
+//! the page's address follows the settings, and "Copy link" hands it on. A run is deterministic per
+//! model, settings and seed, so the link reopens the same frame, bit for bit.
 
 /// What a link asks for (each `None` where it says nothing).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27,6 +32,8 @@ pub struct Link {
     pub lesson: Option<String>,
     /// Counted from 1, as the lesson panel shows it.
     pub lesson_step: Option<usize>,
+    /// The viewed step of the reverse run (x_T is 0); `None`: play on, following the newest step.
+    pub step: Option<usize>,
 }
 
 impl From<&crate::lessons::Settings> for Link {
@@ -75,10 +82,42 @@ impl Link {
                 "lesson" if !v.is_empty() => l.lesson = Some(v),
                 "lesson_step" => l.lesson_step = v.parse().ok().filter(|&k| k >= 1),
                 "temperature" => l.temperature = num(&v).map(|x| x as f32),
+                "step" => l.step = v.parse().ok(),
                 _ => {}
             }
         }
         l
+    }
+
+    /// The query that [`Link::parse`] reads back as this link (without the `?`): the keys that are
+    /// set, in a fixed order, values percent-encoded where a URL needs it (`dpm++2m` → `dpm%2B%2B2m`);
+    /// floats in Rust's shortest form that reads back as the same f32.
+    pub fn query(&self) -> String {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        let mut put = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                q.push((k, v));
+            }
+        };
+        put("lesson", self.lesson.clone());
+        put("lesson_step", self.lesson_step.map(|v| v.to_string()));
+        put("model", self.model.clone());
+        put("seed", self.seed.map(|v| v.to_string()));
+        put("n", self.n.map(|v| v.to_string()));
+        put("sampler", self.sampler.clone());
+        put("steps", self.steps.map(|v| v.to_string()));
+        put("eta", self.eta.map(|v| v.to_string()));
+        put("karras", self.karras.map(|v| u8::from(v).to_string()));
+        put("guidance", self.guidance.map(|v| v.to_string()));
+        put("label", self.label.map(|v| v.to_string()));
+        put("clip", self.clip.map(|v| u8::from(v).to_string()));
+        put("forward_schedule", self.forward_schedule.clone());
+        put("temperature", self.temperature.map(|v| v.to_string()));
+        put("step", self.step.map(|v| v.to_string()));
+        q.iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 
     /// The shipped model this link opens: its lesson's (at its step), or the one it names.
@@ -97,6 +136,19 @@ impl Link {
 
 fn flag(v: &str) -> bool {
     matches!(v, "1" | "true" | "on")
+}
+
+/// Every byte but the unreserved ones (`A–Z a–z 0–9 - . _ ~`) as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%XX` → the byte; invalid escapes stay as they are.
@@ -152,5 +204,40 @@ mod tests {
         assert_eq!(Link::parse("lesson_step=0").lesson_step, None);
         let dna = Link::parse("lesson=dna-motifs&model=toy2d-mlp");
         assert_eq!(dna.opens().as_deref(), Some("promoter-multinomial"));
+    }
+
+    #[test]
+    fn a_link_written_as_a_query_reads_back_the_same() {
+        let full = Link {
+            model: Some("mnist-unet".into()),
+            seed: Some(u64::MAX),
+            sampler: Some("dpm++2m-sde".into()),
+            steps: Some(20),
+            guidance: Some(0.1 + 0.2),
+            label: Some(7),
+            n: Some(4),
+            eta: Some(1.0 / 3.0),
+            karras: Some(true),
+            temperature: Some(0.7),
+            clip: Some(false),
+            forward_schedule: Some("cosine".into()),
+            lesson: Some("a lesson & more=?#%".into()),
+            lesson_step: Some(2),
+            step: Some(0),
+        };
+        let q = full.query();
+        assert!(q.contains("sampler=dpm%2B%2B2m-sde"), "{q}");
+        assert!(!q.contains(' ') && !q.contains('#'), "{q}");
+        assert_eq!(Link::parse(&q), full, "{q}");
+        assert_eq!(Link::parse(&format!("?{q}")), full);
+        // Only what is set is written.
+        let seed = Link {
+            model: Some("toy2d-mlp".into()),
+            seed: Some(3),
+            ..Link::default()
+        };
+        assert_eq!(seed.query(), "model=toy2d-mlp&seed=3");
+        assert_eq!(Link::default().query(), "");
+        assert_eq!(Link::parse("step=12").step, Some(12));
     }
 }

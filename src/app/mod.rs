@@ -25,6 +25,7 @@ mod points;
 mod recovery;
 mod schedule;
 mod sequence;
+mod share;
 mod timeline;
 mod worker;
 
@@ -59,6 +60,8 @@ pub struct DiffscopeApp {
     link: Option<link::Link>,
     /// The lesson being followed, if any.
     lesson: Option<lesson::OpenLesson>,
+    /// The state shared as a link (the page's address, "Copy link").
+    share: share::Share,
     /// The UI's context, kept from the first frame so a call from outside a frame (the page's
     /// `retry_download()`) can ask for the frame that acts on it.
     ctx: Option<egui::Context>,
@@ -103,6 +106,7 @@ impl DiffscopeApp {
             Some(run) if link.model.as_deref().is_none_or(|m| m == run.model_name()) => {
                 run.apply_link(&link);
                 self.restart_run();
+                self.hold_link_step(link.step);
             }
             _ => self.link = Some(link),
         }
@@ -182,6 +186,7 @@ impl DiffscopeApp {
             download: None,
             link: None,
             lesson: None,
+            share: Default::default(),
             ctx: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
@@ -249,6 +254,7 @@ impl DiffscopeApp {
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),
             "lesson": self.lesson_status(),
+            "link": self.link().map(|l| l.query()),
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
         })
@@ -350,6 +356,8 @@ impl DiffscopeApp {
         });
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         self.lesson_panel(ui);
+        #[cfg(target_arch = "wasm32")]
+        self.sync_address(ui.ctx());
         egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
             Some(run) => run.central(ui, self.timeline.viewed()),
             None => match &self.download {
@@ -411,7 +419,10 @@ impl DiffscopeApp {
         if let Some(p) = run.progress() {
             if self.timeline.ui(ui, &p, &self.frame_stats) {
                 match run.fork(self.timeline.viewed()) {
-                    Ok(true) => self.timeline.forked(),
+                    Ok(true) => {
+                        self.timeline.forked();
+                        self.share.exact = false;
+                    }
                     Ok(false) => {}
                     Err(e) => self.error = Some(e.to_string()),
                 }
@@ -425,12 +436,14 @@ impl DiffscopeApp {
 
     /// The open run's export buttons, and the last export's result.
     fn export_row(&mut self, ui: &mut egui::Ui) {
-        let Some(run) = &mut self.run else { return };
         let viewed = self.timeline.viewed();
         let mut made = None;
         ui.horizontal(|ui| {
+            let Some(run) = &mut self.run else { return };
             ui.label("Export:");
             made = run.export_buttons(ui, viewed);
+            ui.separator();
+            self.copy_link_button(ui);
             if let Some(n) = &self.notice {
                 ui.label(RichText::new(n).small());
             }

@@ -98,6 +98,9 @@ pub trait OpenRun {
     fn remember(&self, carried: &mut Carried);
     /// Take the settings a link asks for, where they fit this model (before the first run starts).
     fn apply_link(&mut self, _link: &super::Link) {}
+    /// The settings the current run started from, as the link that starts it again: the model and
+    /// every setting of the family that changes its frames (what [`OpenRun::apply_link`] reads).
+    fn link(&self) -> super::Link;
 
     /// Start a new trajectory from x_T with the current settings (the old one stays on failure).
     fn restart(&mut self) -> crate::Result<()>;

@@ -38,6 +38,11 @@ impl Timeline {
         self.view
     }
 
+    /// Playing on and showing the newest step (a link then names no step).
+    pub fn live(&self) -> bool {
+        self.playing && self.follow && self.hold.is_none()
+    }
+
     /// A new trajectory started from x_T: view it from the start, following its newest step (a
     /// hold is dropped: whoever restarted the run has taken over).
     pub fn restarted(&mut self) {

@@ -657,6 +657,63 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
     assert_eq!(x_t.len(), 3 * 12, "three sequences of 12: {s}");
 }
 
+/// The app opened on `link` (its own device), as the page opens its address.
+fn linked(link: &str) -> Harness<'static, DiffscopeApp> {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let link = diffscope::app::Link::parse(link);
+    let model = link.opens().unwrap();
+    let app = DiffscopeApp::with_device(g, Start::Shipped(model)).with_link(link);
+    Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app)
+}
+
+#[test]
+fn the_apps_link_follows_its_state_and_reopens_the_same_frame() {
+    let mut h = linked(
+        "?model=mnist-unet&n=1&sampler=ddim&steps=10&eta=0.5&guidance=2&label=4&seed=11&step=5",
+    );
+    let held_at = |k: u64| move |s: &serde_json::Value| s["playing"] == false && s["viewed"] == k;
+    run_until(&mut h, 4000, held_at(5));
+    // The user steps back: the link names the step now viewed, with every setting of the run.
+    h.get_by_label("< Step back").click();
+    run_until(&mut h, 50, held_at(4));
+    let query = status(&h)["link"].as_str().unwrap().to_string();
+    let link = diffscope::app::Link::parse(&query);
+    assert_eq!(link.model.as_deref(), Some("mnist-unet"), "{query}");
+    assert_eq!(
+        (link.seed, link.n, link.steps, link.label, link.step),
+        (Some(11), Some(1), Some(10), Some(4), Some(4)),
+        "{query}"
+    );
+    assert_eq!(link.sampler.as_deref(), Some("ddim"), "{query}");
+    assert_eq!((link.eta, link.guidance), (Some(0.5), Some(2.0)), "{query}");
+    let frame = h.state().recorded_state(4).unwrap();
+    drop(h);
+    // Opened elsewhere, the link shows that frame, bit for bit, and links to itself.
+    let mut h = linked(&query);
+    run_until(&mut h, 4000, held_at(4));
+    assert_eq!(status(&h)["link"].as_str(), Some(query.as_str()));
+    let again = h.state().recorded_state(4).unwrap();
+    assert!(
+        frame
+            .iter()
+            .zip(&again)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+            && frame.len() == again.len(),
+        "the linked frame differs"
+    );
+    // A lesson links to its step, and nothing else.
+    let mut h = linked("?lesson=dna-motifs&lesson_step=2");
+    run_until(&mut h, 4000, |s| s["lesson"]["step"].as_u64() == Some(2));
+    assert_eq!(
+        status(&h)["link"].as_str(),
+        Some("lesson=dna-motifs&lesson_step=2")
+    );
+}
+
 /// Run frames until the lesson's step has shown its view and the run has stopped where the step
 /// holds it (or, for a forward step, the explorer is up).
 fn lesson_settles(h: &mut Harness<'_, DiffscopeApp>, step: u64) {

@@ -172,6 +172,9 @@ async function lessonLink(url) {
     check(s.lesson && s.lesson.name === 'dna-motifs' && s.lesson.step === 3, 'lesson link: opens the lesson at its step');
     check(s.model === 'promoter-multinomial', "lesson link: opens the step's model");
     check(s.viewed === 0 && s.forward_t === null, 'lesson link: the run is held at the step (x_T)');
+    const search = await page.evaluate(() => location.search);
+    check(search === '?lesson=dna-motifs&lesson_step=3' && s.link === search.slice(1),
+      'lesson link: the address stays the lesson at its step (' + search + ')');
     check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'lesson link: no panic or page error');
     const shot = shotPath.replace(/\.png$/, '') + '-lesson.png';
     await page.screenshot({ path: shot, timeout: 180000 });
@@ -249,7 +252,17 @@ async function withoutWebGpu(url) {
       check(s.error === null, name + ' without WebGPU: no error reported by the app (got ' + s.error + ')');
       check(s.backend === 'cpu', name + ' without WebGPU: computes on the CPU backend (' + s.adapter + ')');
       check(s.model === model, name + ' without WebGPU: the model is loaded');
-      if (extra) check(s.sampler === 'dpm++2m', name + ': the link sets the sampler (got ' + s.sampler + ')');
+      if (extra) {
+        check(s.sampler === 'dpm++2m', name + ': the link sets the sampler (got ' + s.sampler + ')');
+        // The address follows the app (history.replaceState, at most every 0.4 s): the run's
+        // settings, in the app's own words.
+        await page.waitForFunction(() => location.search === '?' + JSON.parse(window.diffscope.status()).link,
+          null, { timeout: 10000, polling: 100 }).catch(() => {});
+        const search = await page.evaluate(() => location.search);
+        console.log(name + ': the address is now ' + search);
+        check(/[?&]sampler=dpm%2B%2B2m(&|$)/.test(search) && /[?&]n=1(&|$)/.test(search) && /[?&]seed=\d+/.test(search),
+          name + ': the page address carries the run\'s settings (' + search + ')');
+      }
       check(s.recorded >= first.recorded + steps, name + ' without WebGPU: reverse steps advance');
       check(s.last_finite, name + ' without WebGPU: the state is finite');
       check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), name + ' without WebGPU: no panic or page error');

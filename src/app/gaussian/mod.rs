@@ -202,6 +202,26 @@ impl OpenRun for OpenGaussian {
         carried.eta = self.settings.eta;
     }
 
+    fn link(&self) -> crate::app::Link {
+        let s = &self.settings;
+        let conditional = !self.model.labels.is_empty();
+        let sampler = Sampler::parse(s.sampler, s.eta, s.karras).ok();
+        crate::app::Link {
+            model: Some(self.model.name.clone()),
+            seed: Some(s.seed),
+            n: Some(s.n),
+            sampler: Some(s.sampler.to_string()),
+            steps: Some(s.steps),
+            // Only where the sampler reads them, so a link says what matters.
+            eta: matches!(sampler, Some(Sampler::Ddim { .. })).then_some(s.eta),
+            karras: sampler.filter(|p| p.takes_karras()).map(|_| s.karras),
+            guidance: conditional.then_some(s.guidance),
+            label: conditional.then_some(s.label),
+            clip: Some(self.model.process.config.clip_sample),
+            ..Default::default()
+        }
+    }
+
     fn apply_link(&mut self, link: &crate::app::Link) {
         let s = &mut self.settings;
         let tt = self.model.process.train_timesteps();

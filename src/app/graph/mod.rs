@@ -73,6 +73,15 @@ impl OpenRun for OpenGraphs {
         carried.graph_predicted = self.predicted;
     }
 
+    fn link(&self) -> crate::app::Link {
+        crate::app::Link {
+            model: Some(self.model.name.clone()),
+            seed: Some(self.seed),
+            n: Some(self.n),
+            ..Default::default()
+        }
+    }
+
     fn apply_link(&mut self, link: &crate::app::Link) {
         if let Some(v) = link.seed {
             self.seed = v;

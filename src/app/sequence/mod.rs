@@ -89,6 +89,16 @@ impl OpenRun for OpenSequences {
         carried.seq_show_x0 = self.show_x0;
     }
 
+    fn link(&self) -> crate::app::Link {
+        crate::app::Link {
+            model: Some(self.model.name.clone()),
+            seed: Some(self.seed),
+            n: Some(self.n),
+            temperature: Some(self.temperature),
+            ..Default::default()
+        }
+    }
+
     fn apply_link(&mut self, link: &crate::app::Link) {
         if let Some(v) = link.seed {
             self.seed = v;

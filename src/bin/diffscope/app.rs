@@ -12,6 +12,8 @@ pub struct AppArgs {
     /// A shipped lesson's name or a lesson file, and the step to open it at (from 1).
     pub lesson: Option<String>,
     pub lesson_step: usize,
+    /// A link's query (`?model=…&seed=…&step=…`), as the page reads its address.
+    pub link: Option<String>,
     /// The self-check under Xvfb: screenshot here after `after_steps` steps, within `timeout` s.
     pub screenshot: Option<PathBuf>,
     pub after_steps: usize,
@@ -28,8 +30,18 @@ pub fn open(_opts: &DeviceOptions, _a: AppArgs) -> diffscope::Result<()> {
 }
 
 #[cfg(feature = "app")]
-pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
+pub fn open(opts: &DeviceOptions, mut a: AppArgs) -> diffscope::Result<()> {
     use diffscope::pipelines::zoo;
+    let link = a.link.as_deref().map(diffscope::app::Link::parse);
+    if let Some(l) = &link {
+        // A link opens a lesson, or a model (checked below as --open is), or the default model.
+        if l.lesson.is_some() {
+            a.lesson = l.lesson.clone();
+            a.lesson_step = l.lesson_step.unwrap_or(1);
+        } else {
+            a.open = l.model.clone();
+        }
+    }
     let lesson = a.lesson.as_deref().map(read_lesson).transpose()?;
     let start = match (a.open, a.open_dir) {
         _ if lesson.is_some() => {
@@ -58,6 +70,7 @@ pub fn open(opts: &DeviceOptions, a: AppArgs) -> diffscope::Result<()> {
         opts,
         start,
         lesson.map(|l| (l, a.lesson_step - 1)),
+        link.filter(|l| l.lesson.is_none()),
         autopilot,
     )
 }
@@ -81,6 +94,7 @@ fn run_app(
     opts: &DeviceOptions,
     start: diffscope::app::Start,
     lesson: Option<(diffscope::lessons::Lesson, usize)>,
+    link: Option<diffscope::app::Link>,
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
 ) -> diffscope::Result<()> {
     let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
@@ -136,9 +150,10 @@ fn run_app(
                         .with_device_choice(None, compute_opts.clone()),
                 }
             };
-            let app = match lesson {
-                Some((l, k)) => app.with_lesson(l, k),
-                None => app,
+            let app = match (lesson, link) {
+                (Some((l, k)), _) => app.with_lesson(l, k),
+                (None, Some(link)) => app.with_link(link),
+                (None, None) => app,
             };
             Ok(Box::new(match autopilot {
                 Some(a) => app.with_autopilot(a),

@@ -54,6 +54,10 @@ struct Cli {
     /// format is in lessons/README.md). Its steps choose the model.
     #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["open", "open_dir"])]
     lesson: Option<String>,
+    /// The app opens what a link carries: the query of a page address or of the app's "Copy link"
+    /// (`'?model=mnist-unet&seed=3&sampler=ddim&steps=20&step=12'`), the same frame as the page.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["open", "open_dir", "lesson"])]
+    link: Option<String>,
     /// The lesson's step to open at, from 1.
     #[arg(long, value_name = "K", requires = "lesson", value_parser = clap::value_parser!(u64).range(1..))]
     lesson_step: Option<u64>,
@@ -138,14 +142,20 @@ pub fn main() -> ExitCode {
                 open_dir: cli.open_dir,
                 lesson: cli.lesson,
                 lesson_step: cli.lesson_step.unwrap_or(1) as usize,
+                link: cli.link,
                 screenshot: cli.screenshot,
                 after_steps: cli.after_steps,
                 timeout: cli.timeout,
             },
         ),
-        Some(_) if cli.open.is_some() || cli.open_dir.is_some() || cli.lesson.is_some() => {
+        Some(_)
+            if cli.open.is_some()
+                || cli.open_dir.is_some()
+                || cli.lesson.is_some()
+                || cli.link.is_some() =>
+        {
             Err(diffscope::Error::Invalid(
-                "--open, --open-dir and --lesson are for the app (no subcommand); sample and \
+                "--open, --open-dir, --lesson and --link are for the app (no subcommand); sample and \
                  forward take --model or --model-dir"
                     .into(),
             ))
