@@ -27,6 +27,8 @@ pub enum Substream {
     Forward = 3,
     /// Anything else a caller needs (tests, benches).
     Other = 4,
+    /// The coins that say how many masked positions a confidence-ordered step reveals.
+    Reveal = 5,
 }
 
 /// The Philox4x32 block function with 10 rounds.

@@ -6,7 +6,8 @@
 //! Keys: `model`, `seed` and `n` (images, points, sequences or graphs) for every family; `sampler` (a
 //! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
 //! Gaussian models, and `clip` (`1`/`0`) and `forward_schedule` (the forward explorer's β schedule:
-//! `trained`, `linear` or `cosine`); `temperature` for sequence models. `lesson` opens a lesson
+//! `trained`, `linear` or `cosine`); `temperature` and (absorbing models) `unmask` (`random` or
+//! `confident`) for sequence models. `lesson` opens a lesson
 //! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
 //! viewed step (x_T is 0): the run plays to it and pauses there.
 //!
@@ -27,6 +28,8 @@ pub struct Link {
     pub eta: Option<f32>,
     pub karras: Option<bool>,
     pub temperature: Option<f32>,
+    /// Absorbing sequence models' un-masking order: `random` or `confident`.
+    pub unmask: Option<String>,
     pub clip: Option<bool>,
     pub forward_schedule: Option<String>,
     pub lesson: Option<String>,
@@ -49,6 +52,7 @@ impl From<&crate::lessons::Settings> for Link {
             eta: s.eta,
             karras: s.karras,
             temperature: s.temperature,
+            unmask: s.unmask.clone(),
             clip: s.clip,
             forward_schedule: s.forward_schedule.clone(),
             ..Link::default()
@@ -83,6 +87,7 @@ impl Link {
                 "lesson_step" => l.lesson_step = v.parse().ok().filter(|&k| k >= 1),
                 "temperature" => l.temperature = num(&v).map(|x| x as f32),
                 "step" => l.step = v.parse().ok(),
+                "unmask" => l.unmask = Some(v),
                 _ => {}
             }
         }
@@ -113,6 +118,7 @@ impl Link {
         put("clip", self.clip.map(|v| u8::from(v).to_string()));
         put("forward_schedule", self.forward_schedule.clone());
         put("temperature", self.temperature.map(|v| v.to_string()));
+        put("unmask", self.unmask.clone());
         put("step", self.step.map(|v| v.to_string()));
         q.iter()
             .map(|(k, v)| format!("{k}={}", percent_encode(v)))
@@ -219,6 +225,7 @@ mod tests {
             eta: Some(1.0 / 3.0),
             karras: Some(true),
             temperature: Some(0.7),
+            unmask: Some("confident".into()),
             clip: Some(false),
             forward_schedule: Some("cosine".into()),
             lesson: Some("a lesson & more=?#%".into()),

@@ -246,6 +246,7 @@ impl DiffscopeApp {
             "last_std": part.last.std,
             "last_finite": part.last.finite,
             "temperature": part.temperature,
+            "unmask": part.unmask,
             "sampler": part.sampler,
             "compare": part.compare,
             "input": part.input,

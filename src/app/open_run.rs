@@ -53,6 +53,8 @@ pub struct RunStatus {
     pub last: LastState,
     /// The sampling temperature, where the family has one (sequences).
     pub temperature: Option<f32>,
+    /// The un-masking order's name, where the family has one (absorbing sequence runs).
+    pub unmask: Option<&'static str>,
     /// The reverse sampler's name, where the family has a choice (Gaussian runs).
     pub sampler: Option<&'static str>,
     /// Runs compared beside the open one (Gaussian runs: one entry per sampler), or null.

@@ -47,6 +47,7 @@ pub const HIGHLIGHTS: &[(&str, &str)] = &[
     ("seed", "the seed"),
     ("compare", "comparing samplers side by side"),
     ("temperature", "the sampling temperature (sequences)"),
+    ("unmask", "the un-masking order (absorbing sequence models)"),
     ("forward", "the forward explorer's switch"),
     ("forward-t", "the forward explorer's t"),
     ("forward-schedule", "the forward explorer's β schedule"),
@@ -71,6 +72,8 @@ pub struct Settings {
     pub eta: Option<f32>,
     pub karras: Option<bool>,
     pub temperature: Option<f32>,
+    /// Absorbing sequence models: `random` or `confident` (`process::discrete::Unmasking`).
+    pub unmask: Option<String>,
     /// Gaussian models: clip x0_pred to the data range (diffusers' `clip_sample`).
     pub clip: Option<bool>,
     /// Gaussian models: which β schedule the forward explorer draws with (`FORWARD_SCHEDULES`).
@@ -90,6 +93,7 @@ impl Settings {
             eta: later.eta.or(self.eta),
             karras: later.karras.or(self.karras),
             temperature: later.temperature.or(self.temperature),
+            unmask: later.unmask.clone().or_else(|| self.unmask.clone()),
             clip: later.clip.or(self.clip),
             forward_schedule: later
                 .forward_schedule
@@ -270,6 +274,14 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
         return Err(format!(
             "\"temperature\" is a setting of sequence models, not of {model}"
         ));
+    }
+    if let Some(v) = &s.unmask {
+        if family != Some(zoo::Family::Sequence) {
+            return Err(format!(
+                "\"unmask\" is a setting of absorbing sequence models, not of {model}"
+            ));
+        }
+        crate::process::discrete::Unmasking::parse(v).map_err(|e| e.to_string())?;
     }
     if let Some(v) = &s.forward_schedule {
         if !FORWARD_SCHEDULES.contains(&v.as_str()) {

@@ -6,7 +6,7 @@
 use super::matmul::{MatmulKernel, SOFTWARE_LARGE, WEB_DEFAULT};
 use super::{
     attention, conv, elementwise, embedding, graph, layout, loss, matmul, norm, random, sample,
-    transition, update,
+    transition, unmask, update,
 };
 use crate::gpu::wgsl::{ParamsLayout, Scalar};
 
@@ -97,6 +97,12 @@ pub fn kernel_params() -> Vec<KernelParams> {
             &transition::DEFINES,
             transition::SRC,
             "TParams",
+        ),
+        entry::<unmask::Params>(
+            &["philox.wgsl", "unmask.wgsl"],
+            "",
+            unmask::SRC,
+            "UnmaskParams",
         ),
         entry::<update::Params>(
             &["philox.wgsl", "update.wgsl"],

@@ -17,6 +17,7 @@ pub mod norm;
 pub mod random;
 pub mod sample;
 pub mod transition;
+pub mod unmask;
 pub mod update;
 
 pub use kernel_params::{kernel_params, KernelParams};

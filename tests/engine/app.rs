@@ -646,15 +646,34 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
         .map(diffscope::Device::Gpu)
         .map_err(|e| e.to_string());
     let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into()))
-        .with_link(diffscope::app::Link::parse("temperature=1.25&n=3&seed=9"));
+        .with_link(diffscope::app::Link::parse(
+            "temperature=1.25&n=3&seed=9&unmask=confident",
+        ));
     let mut h = Harness::builder()
         .with_size([1280.0, 900.0])
         .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
     run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
     let s = status(&h);
     assert_eq!(s["temperature"].as_f64(), Some(1.25), "{s}");
+    assert_eq!(s["unmask"], "confident", "{s}");
+    assert!(s["link"].as_str().unwrap().contains("unmask=confident"), "{s}");
     let x_t = h.state().recorded_state(0).unwrap();
     assert_eq!(x_t.len(), 3 * 12, "three sequences of 12: {s}");
+    // The run ends with every position revealed (the mask is class 27), and a revealed token
+    // never changes.
+    run_until(&mut h, 20000, |s| s["recorded"] == s["total"]);
+    let total = status(&h)["total"].as_u64().unwrap() as usize;
+    let last = h.state().recorded_state(total - 1).unwrap();
+    assert!(last.iter().all(|&v| v != 27.0), "masks left: {last:?}");
+    for k in 1..total {
+        let (a, b) = (
+            h.state().recorded_state(k - 1).unwrap(),
+            h.state().recorded_state(k).unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!(*x == 27.0 || x == y, "step {k}: a revealed token changed");
+        }
+    }
 }
 
 /// The app opened on `link` (its own device), as the page opens its address.

@@ -322,6 +322,37 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             vec![
                 s("sample"),
                 s("--model"),
+                s("promoter-multinomial"),
+                s("--unmask"),
+                s("confident"),
+                s("--out"),
+                p("d.fasta"),
+            ],
+            1,
+            &["needs an absorbing model", "promoter-multinomial"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("words-absorb"),
+                s("--unmask"),
+                s("sideways"),
+                s("--out"),
+                p("w.txt"),
+            ],
+            1,
+            &["un-masking order", "sideways", "random or confident"],
+        ),
+        (
+            sample(&[s("--unmask"), s("confident"), s("--out"), out_png.clone()]),
+            1,
+            &["--unmask are for sequence"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
                 s("planar-digress"),
                 s("--steps"),
                 s("5"),

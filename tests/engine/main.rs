@@ -32,4 +32,5 @@ mod sampling;
 mod shader_params;
 mod transition;
 mod unet;
+mod unmask;
 mod update;

@@ -724,6 +724,7 @@ impl OpenRun for OpenGaussian {
         RunStatus {
             last,
             temperature: None,
+            unmask: None,
             sampler: s.map(|s| s.run.settings.sampler.name()),
             compare: self
                 .compare

@@ -14,6 +14,7 @@ use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{card, highlight, schedule};
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
+use crate::process::discrete::Unmasking;
 use crate::tensor::Device;
 use egui::RichText;
 use forward::SeqForward;
@@ -28,6 +29,8 @@ pub struct OpenSequences {
     /// Sequences per run.
     n: usize,
     temperature: f32,
+    /// Which masked positions a step reveals (absorbing models).
+    order: Unmasking,
     /// The sequence whose distributions the detail panel shows.
     selected: usize,
     /// The detail panel shows the model's x0_pred distribution (else the step's posterior).
@@ -65,6 +68,7 @@ impl OpenSequences {
             seed: carried.seed,
             n: carried.sequences,
             temperature,
+            order: Unmasking::Random,
             selected: 0,
             show_x0: carried.seq_show_x0,
             examples,
@@ -95,6 +99,11 @@ impl OpenRun for OpenSequences {
             seed: Some(self.seed),
             n: Some(self.n),
             temperature: Some(self.temperature),
+            unmask: self
+                .model
+                .process
+                .absorbing()
+                .then(|| self.order.name().to_string()),
             ..Default::default()
         }
     }
@@ -109,6 +118,15 @@ impl OpenRun for OpenSequences {
         if let Some(v) = link.temperature.filter(|v| (0.05..=2.0).contains(v)) {
             self.temperature = v;
         }
+        if let Some(o) = link
+            .unmask
+            .as_deref()
+            .and_then(|v| Unmasking::parse(v).ok())
+        {
+            if self.model.process.absorbing() {
+                self.order = o;
+            }
+        }
     }
 
     fn restart(&mut self) -> crate::Result<()> {
@@ -118,9 +136,10 @@ impl OpenRun for OpenSequences {
             Ok(Some(ids)) => {
                 let k = self.input.start_step(m);
                 SeqRun::from_input(m, self.n, &ids, k, self.seed, self.temperature)?
+                    .ordered(m, self.order)?
             }
             // Text that does not encode cannot reach "Denoise"; if it is edited after, the prior.
-            _ => SeqRun::start(m, self.n, self.seed, self.temperature)?,
+            _ => SeqRun::start(m, self.n, self.seed, self.temperature)?.ordered(m, self.order)?,
         });
         Ok(())
     }
@@ -133,8 +152,31 @@ impl OpenRun for OpenSequences {
             .changed();
         let r = ui
             .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
-            .on_hover_text("divides the posterior logits before each draw: < 1 is greedier");
+            .on_hover_text(match self.order {
+                Unmasking::Random => "divides the posterior logits before each draw: < 1 is greedier",
+                Unmasking::Confident => {
+                    "divides the model's prediction of each token before it is drawn: < 1 is greedier"
+                }
+            });
         changed |= highlight::mark(ui, "temperature", r).changed();
+        if self.model.process.absorbing() {
+            let before = self.order;
+            let r = egui::ComboBox::from_label("un-masking order")
+                .selected_text(order_label(self.order))
+                .show_ui(ui, |ui| {
+                    for o in [Unmasking::Random, Unmasking::Confident] {
+                        ui.selectable_value(&mut self.order, o, order_label(o));
+                    }
+                })
+                .response
+                .on_hover_text(
+                    "which masked positions a step reveals. random: the D3PM posterior, each with \
+                     the step's chance. most confident first: as many, but those whose drawn token \
+                     the model is surest of (MaskGIT, LLaDA) — more real words, less variety",
+                );
+            highlight::mark(ui, "unmask", r);
+            changed |= self.order != before;
+        }
         changed |= seed_row(ui, &mut self.seed);
         changed
     }
@@ -344,6 +386,7 @@ impl OpenRun for OpenSequences {
     fn status(&self) -> RunStatus {
         RunStatus {
             temperature: self.run.as_ref().map(|r| r.run.temperature),
+            unmask: self.run.as_ref().map(|r| r.run.order.name()),
             input: serde_json::json!({
                 "editing": self.input.editing,
                 "active": self.input.active,
@@ -376,12 +419,25 @@ impl OpenRun for OpenSequences {
         )?);
         match &mut self.run {
             Some(r) => r.fork(&model, r.frames.len().saturating_sub(1), r.run.seed)?,
-            None => self.run = Some(SeqRun::start(&model, self.n, self.seed, self.temperature)?),
+            None => {
+                self.run = Some(
+                    SeqRun::start(&model, self.n, self.seed, self.temperature)?
+                        .ordered(&model, self.order)?,
+                )
+            }
         }
         self.model = model;
         self.device = device.clone();
         self.forward.forget_draws();
         Ok(())
+    }
+}
+
+/// The un-masking order as the menu names it.
+fn order_label(o: Unmasking) -> &'static str {
+    match o {
+        Unmasking::Random => "random (D3PM)",
+        Unmasking::Confident => "most confident first",
     }
 }
 

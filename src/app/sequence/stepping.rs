@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::super::worker::Stepping;
 use crate::pipelines::sequence::run::SequenceRun;
 use crate::pipelines::sequence::SequenceModel;
+use crate::process::discrete::Unmasking;
 use crate::tensor::{Tensor, TensorReadback};
 
 pub struct SeqFrame {
@@ -154,6 +155,12 @@ impl SeqRun {
         })
     }
 
+    /// The same run revealing masked positions in `order` (an error for a non-absorbing model).
+    pub fn ordered(mut self, m: &SequenceModel, order: Unmasking) -> crate::Result<SeqRun> {
+        self.run = self.run.with_order(m, order)?;
+        Ok(self)
+    }
+
     pub fn total(&self) -> usize {
         self.run.steps() + 1
     }
@@ -176,7 +183,8 @@ impl SeqRun {
             .frames
             .get(at)
             .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
-        self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?;
+        self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?
+            .with_order(m, self.run.order)?;
         self.frames.truncate(at + 1);
         self.computing.clear();
         self.pending = None;

@@ -137,6 +137,11 @@ pub struct SampleArgs {
     /// Sequence models: divides the posterior logits before the Gumbel-max draw (> 0).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) temperature: f32,
+    /// Absorbing sequence models: which masked positions each step reveals — random (D3PM's own
+    /// posterior) or confident (as many, but those whose drawn token the model is surest of, as
+    /// MaskGIT and LLaDA decode; the temperature then divides the model's prediction only).
+    #[arg(long, value_name = "random|confident")]
+    pub(crate) unmask: Option<String>,
     /// Time every kernel on its own and print where the time goes (slower overall).
     #[arg(long)]
     pub(crate) profile: bool,

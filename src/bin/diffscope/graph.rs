@@ -41,12 +41,13 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         || a.init.is_some()
         || a.eta != 0.0
         || a.temperature != 1.0
+        || a.unmask.is_some()
         || a.sampler != SamplerArg::Ddpm
         || a.karras
     {
         return Err(Error::Invalid(
             "graph models sample ancestrally over every step: no --label, --cfg, --steps, --eta, \
-             --init, --temperature, --sampler or --karras"
+             --init, --temperature, --unmask, --sampler or --karras"
                 .into(),
         ));
     }

@@ -9,7 +9,7 @@ use diffscope::nn::Denoiser;
 use diffscope::pipelines::sequence::run::{self, SequenceRun};
 use diffscope::pipelines::sequence::{self, SequenceModel};
 use diffscope::pipelines::zoo::{self, Family};
-use diffscope::process::discrete::probabilities;
+use diffscope::process::discrete::{probabilities, Unmasking};
 use diffscope::weights::Weights;
 use diffscope::{Device, DeviceOptions, Error, Result, Tensor};
 use std::path::Path;
@@ -79,7 +79,13 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     let (mut states, mut probs) = (Vec::new(), Vec::new());
     let mut progress = Progress::new(m.name.clone(), ts.len());
     let mut done = 0;
-    let ids = run::sample(&m, n, a.seed, a.temperature, |x_t, out| {
+    let order = a
+        .unmask
+        .as_deref()
+        .map(Unmasking::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let ids = run::sample(&m, n, a.seed, (a.temperature, order), |x_t, out| {
         done += 1;
         progress.update(done);
         if record {
@@ -89,10 +95,11 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         Ok(())
     })?;
     eprintln!(
-        "{} sequences from {} ({}) in {} steps: {:.2} s",
+        "{} sequences from {} ({}, {} un-masking) in {} steps: {:.2} s",
         n,
         m.name,
         m.process.describe(),
+        order.name(),
         ts.len(),
         t0.elapsed().as_secs_f64()
     );

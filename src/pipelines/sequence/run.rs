@@ -6,7 +6,7 @@
 use super::SequenceModel;
 use crate::error::{Error, Result};
 use crate::nn::Denoiser;
-use crate::process::discrete::StepOut;
+use crate::process::discrete::{StepOut, Unmasking};
 use crate::tensor::Tensor;
 
 /// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
@@ -15,6 +15,8 @@ use crate::tensor::Tensor;
 pub struct SequenceRun {
     pub seed: u64,
     pub temperature: f32,
+    /// Which masked positions a step reveals (absorbing models; random for the others).
+    pub order: Unmasking,
     /// u32 `[N, L]`: the state after [`Self::steps_done`] steps.
     x: Tensor,
     timesteps: Vec<usize>,
@@ -31,10 +33,25 @@ impl SequenceRun {
         Ok(SequenceRun {
             seed,
             temperature,
+            order: Unmasking::Random,
             x,
             timesteps: m.process.timesteps(),
             done: 0,
         })
+    }
+
+    /// The same run with positions revealed in `order` (an error for a non-absorbing model).
+    pub fn with_order(mut self, m: &SequenceModel, order: Unmasking) -> Result<SequenceRun> {
+        if order != Unmasking::Random && !m.process.absorbing() {
+            return Err(Error::Invalid(format!(
+                "{}: the {} un-masking order needs an absorbing model ({} has no masks)",
+                m.name,
+                order.name(),
+                m.process.describe()
+            )));
+        }
+        self.order = order;
+        Ok(self)
     }
 
     /// Continue from token ids `[n, L]` reached after `done` steps, with `seed` for the steps from
@@ -66,6 +83,7 @@ impl SequenceRun {
         Ok(SequenceRun {
             seed,
             temperature,
+            order: Unmasking::Random,
             x,
             timesteps,
             done,
@@ -107,6 +125,7 @@ impl SequenceRun {
             self.done,
             self.seed,
             self.temperature,
+            self.order,
         )?;
         self.x = out.x_prev.clone();
         self.done += 1;
@@ -133,11 +152,11 @@ pub fn sample(
     m: &SequenceModel,
     n: usize,
     seed: u64,
-    temperature: f32,
+    (temperature, order): (f32, Unmasking),
     mut on_step: impl FnMut(&Tensor, &StepOut) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let device = m.denoiser.device().clone();
-    let mut run = SequenceRun::start(m, n, seed, temperature)?;
+    let mut run = SequenceRun::start(m, n, seed, temperature)?.with_order(m, order)?;
     while !run.done() {
         let x_t = run.state().clone();
         let out = run.step(m)?;

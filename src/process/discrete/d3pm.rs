@@ -216,6 +216,48 @@ impl D3pm {
         Ok((x, post))
     }
 
+    /// The step from t with [`super::Unmasking::Confident`]: as many masked positions revealed as
+    /// the process reveals (each with chance c_t = (ᾱ_{t−1} − ᾱ_t)/(1 − ᾱ_t), every one at the last
+    /// step), the most confident ones, each with a token drawn from the model's prediction at
+    /// temperature τ ([`crate::ops::unmask::confident`]). Returns (x_{t−1}, the posterior logits,
+    /// for the views). Needs the absorbing prior.
+    pub fn step_confident(
+        &self,
+        logits: &Tensor,
+        x_t: &Tensor,
+        t: usize,
+        temperature: f32,
+        gumbel: Philox,
+    ) -> Result<(Tensor, Tensor)> {
+        let DiscretePrior::Absorbing(m) = self.prior else {
+            return Err(Error::Invalid(
+                "un-masking by confidence needs the absorbing prior".into(),
+            ));
+        };
+        let c = self.coefs(t)?;
+        let reveal = if c.last {
+            1.0
+        } else {
+            ((c.alpha_bar_prev - c.alpha_bar_t) / (1.0 - c.alpha_bar_t).max(f32::MIN_POSITIVE))
+                .clamp(0.0, 1.0)
+        };
+        let post = self.posterior_logits(X0::Logits(logits), x_t, &[t])?;
+        let b = x_t.dim(0);
+        let reveal = Tensor::from_f32(x_t.device(), &[b], &vec![reveal; b])?;
+        let opts = crate::ops::unmask::Unmask {
+            mask_token: m as u32,
+            temperature,
+            u_min: 1e-6,
+            gumbel,
+            reveal: Philox {
+                substream: Substream::Reveal as u32,
+                ..gumbel
+            },
+        };
+        let x = crate::ops::unmask::confident(logits, x_t, &reveal, &opts)?;
+        Ok((x, post))
+    }
+
     #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
     /// moco's `loss(logits, target, x_t, t, vb_scale)` without a mask: per batch element, the mean
     /// cross-entropy over positions plus `vb_scale ·` the VLB (moco's quirks kept: the "true"

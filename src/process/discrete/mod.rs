@@ -9,7 +9,8 @@
 //!
 //! Random draws are Philox keyed by (seed, stream, substream): the prior draw is (seed, 0, `Init`), the
 //! Gumbel noise of reverse step number `i` (0 = the first, at t = T−1) is (seed, i, `Gumbel`), and a
-//! forward draw at t is (seed, t, `Forward`).
+//! forward draw at t is (seed, t, `Forward`). A confidence-ordered step ([`Unmasking::Confident`])
+//! draws its tokens from (seed, i, `Gumbel`) and its reveal coins from (seed, i, `Reveal`).
 //!
 //! One file per concern: [`schedule`] (the α schedules), [`config`] (`process.json`), [`d3pm`] and
 //! [`multinomial`] (the two processes), [`elbo`] (the ELBO terms); this file holds [`Process`], the
@@ -67,6 +68,39 @@ pub(super) fn per_batch_f32(
 pub enum Process {
     D3pm(D3pm),
     Multinomial(Multinomial),
+}
+
+/// Which masked positions an absorbing model's reverse step reveals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unmasking {
+    /// The process's own posterior (D3PM): each masked position is revealed with the step's
+    /// chance, independently, so the order is random.
+    #[default]
+    Random,
+    /// As many positions as the process would reveal, but the ones whose drawn token the model is
+    /// most sure of (MaskGIT, LLaDA): [`crate::ops::unmask`].
+    Confident,
+}
+
+impl Unmasking {
+    pub const NAMES: &[&str] = &["random", "confident"];
+
+    pub fn parse(name: &str) -> Result<Unmasking> {
+        match name {
+            "random" => Ok(Unmasking::Random),
+            "confident" => Ok(Unmasking::Confident),
+            o => Err(Error::Invalid(format!(
+                "unknown un-masking order \"{o}\" (random or confident)"
+            ))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unmasking::Random => "random",
+            Unmasking::Confident => "confident",
+        }
+    }
 }
 
 /// One reverse step's results.
@@ -239,8 +273,21 @@ impl Process {
         }
     }
 
+    /// Whether [`Unmasking::Confident`] applies (an absorbing prior).
+    pub fn absorbing(&self) -> bool {
+        matches!(
+            self,
+            Process::D3pm(D3pm {
+                prior: DiscretePrior::Absorbing(_),
+                ..
+            })
+        )
+    }
+
     /// Reverse step number `index` (0 = the first) of a run with `seed`, from x_t at timestep `t`:
     /// the model and the update, recorded (the caller submits). Noise: Philox (seed, index, Gumbel).
+    /// `order` other than random needs an absorbing process.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
         model: &dyn Denoiser,
@@ -249,15 +296,30 @@ impl Process {
         index: usize,
         seed: u64,
         temperature: f32,
+        order: Unmasking,
     ) -> Result<StepOut> {
         let n = x_t.dim(0);
         let tt = Tensor::from_f32(x_t.device(), &[n], &vec![t as f32; n])?;
         let x0_logits = model.forward(x_t, &tt, None)?;
-        let noise = Noise::Philox(Philox::new(seed, index as u32, Substream::Gumbel));
-        let (x_prev, logits) = match self {
-            Process::D3pm(d) => d.step(&x0_logits, x_t, &[t], temperature, noise)?,
-            Process::Multinomial(m) => m.step(&x0_logits, x_t, &[t], temperature, noise)?,
-        };
+        let key = Philox::new(seed, index as u32, Substream::Gumbel);
+        let noise = Noise::Philox(key);
+        let (x_prev, logits) =
+            match (self, order) {
+                (Process::D3pm(d), Unmasking::Random) => {
+                    d.step(&x0_logits, x_t, &[t], temperature, noise)?
+                }
+                (Process::D3pm(d), Unmasking::Confident) => {
+                    d.step_confident(&x0_logits, x_t, t, temperature, key)?
+                }
+                (Process::Multinomial(m), Unmasking::Random) => {
+                    m.step(&x0_logits, x_t, &[t], temperature, noise)?
+                }
+                (Process::Multinomial(_), Unmasking::Confident) => return Err(Error::Invalid(
+                    "un-masking by confidence needs an absorbing process; multinomial diffusion \
+                     has no masks"
+                        .into(),
+                )),
+            };
         Ok(StepOut {
             x_prev,
             logits,

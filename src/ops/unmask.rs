@@ -1,0 +1,182 @@
+//! Un-masking by confidence for absorbing discrete diffusion — the order MaskGIT and LLaDA decode
+//! in, beside D3PM's random one. From x_t (u32 `[B, L]`) and the model's x0 logits (`[B, L, K]`),
+//! each masked position gets a token drawn from `softmax(logits/τ)` without the mask class, and the
+//! step reveals as many positions as the process would (each masked position flips a coin with the
+//! step's reveal chance `reveal[b]`) — but the most confident ones (highest log-probability of their
+//! drawn token) rather than random ones. Unmasked positions never change.
+//!
+//! Draws: the token's Gumbel noise is element `(row·L + l)·K + k` of the Gumbel key, the coin is
+//! element `row·L + l` of the reveal key — Philox, so the CPU backend replays the GPU's draws.
+
+pub mod cpu;
+
+use super::{check_u32_len, WG};
+use crate::error::{Error, Result};
+use crate::gpu::wgsl::params_layout;
+use crate::gpu::{Access, Gpu, KernelSpec};
+use crate::rng::Philox;
+use crate::tensor::{same_device, DType, Device, Tensor};
+
+pub(super) const SRC: &str = concat!(
+    include_str!("../../shaders/philox.wgsl"),
+    include_str!("../../shaders/unmask.wgsl")
+);
+
+/// The draws and settings of [`confident`].
+#[derive(Clone, Copy, Debug)]
+pub struct Unmask {
+    /// The absorbing (mask) class.
+    pub mask_token: u32,
+    /// Divides the logits of the token draw and its confidence (must be > 0).
+    pub temperature: f32,
+    /// Uniforms are clipped to `[u_min, 1]` before the Gumbel transform (moco: 1e-6).
+    pub u_min: f32,
+    /// Gumbel noise of the tokens.
+    pub gumbel: Philox,
+    /// The coins that say how many positions a step reveals (same seed and stream, its own substream).
+    pub reveal: Philox,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct Params {
+    rows: u32,
+    len: u32,
+    k: u32,
+    mask_token: u32,
+    temperature: f32,
+    u_min: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream: u32,
+    gumbel_substream: u32,
+    reveal_substream: u32,
+    _pad: u32,
+}
+params_layout!(Params {
+    rows,
+    k,
+    len,
+    mask_token,
+    temperature,
+    u_min,
+    seed_lo,
+    seed_hi,
+    stream,
+    gumbel_substream,
+    reveal_substream,
+    _pad
+});
+
+const OP: &str = "unmask_confident";
+
+/// Shapes and options (both backends): `[B, L, K]` logits, `[B, L]` ids, `[B]` reveal chances.
+fn check(logits: &[usize], x_t: &[usize], reveal: &[usize], o: &Unmask) -> Result<()> {
+    let [b, l, k] = *logits else {
+        return Err(Error::shape(
+            OP,
+            format!("logits {logits:?} must be [B, L, K]"),
+        ));
+    };
+    if x_t != [b, l] || reveal != [b] {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x_t {x_t:?} must be [{b}, {l}] and reveal {reveal:?} [{b}] for logits {logits:?}"
+            ),
+        ));
+    }
+    if o.mask_token as usize >= k {
+        return Err(Error::shape(
+            OP,
+            format!("mask token {} is not a class of K = {k}", o.mask_token),
+        ));
+    }
+    if o.gumbel.seed != o.reveal.seed || o.gumbel.stream != o.reveal.stream {
+        return Err(Error::Invalid(format!(
+            "{OP}: the Gumbel and reveal keys must share seed and stream"
+        )));
+    }
+    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: temperature must be positive and finite, got {}",
+            o.temperature
+        )));
+    }
+    if !(0.0..1.0).contains(&o.u_min) {
+        return Err(Error::Invalid(format!(
+            "{OP}: u_min must lie in [0, 1), got {}",
+            o.u_min
+        )));
+    }
+    Ok(())
+}
+
+/// x_{t−1} (u32 `[B, L]`) from f32 `logits [B, L, K]`, u32 `x_t [B, L]` and f32 `reveal [B]` (a
+/// masked position's chance of being revealed by this step; 1 reveals every one).
+pub fn confident(logits: &Tensor, x_t: &Tensor, reveal: &Tensor, o: &Unmask) -> Result<Tensor> {
+    logits.expect_dtype(OP, DType::F32)?;
+    x_t.expect_dtype(OP, DType::U32)?;
+    reveal.expect_dtype(OP, DType::F32)?;
+    check_u32_len(OP, logits)?;
+    check(logits.shape(), x_t.shape(), reveal.shape(), o)?;
+    same_device(OP, &[logits, x_t, reveal])?;
+    let (b, l, k) = (logits.dim(0), logits.dim(1), logits.dim(2));
+    if let Device::Cpu(_) = logits.device() {
+        let out = cpu::confident(
+            logits.host()?.f32(),
+            logits.shape(),
+            x_t.host()?.u32(),
+            reveal.host()?.f32(),
+            o,
+        )?;
+        return Tensor::from_vec_u32(logits.device(), &[b, l], out);
+    }
+    let gpu = logits.gpu()?;
+    let out = Tensor::empty(gpu, &[b, l], DType::U32)?;
+    if b * l == 0 {
+        return Ok(out);
+    }
+    let conf = Tensor::empty(gpu, &[b, l], DType::F32)?;
+    let [seed_lo, seed_hi] = o.gumbel.key();
+    let p = Params {
+        rows: b as u32,
+        len: l as u32,
+        k: k as u32,
+        mask_token: o.mask_token,
+        temperature: o.temperature,
+        u_min: o.u_min,
+        seed_lo,
+        seed_hi,
+        stream: o.gumbel.stream,
+        gumbel_substream: o.gumbel.substream,
+        reveal_substream: o.reveal.substream,
+        _pad: 0,
+    };
+    let spec = KernelSpec {
+        family: "unmask",
+        source: SRC,
+        entry: "unmask_confident",
+        defines: "",
+        bindings: &[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ],
+    };
+    gpu.dispatch(
+        &spec,
+        &p,
+        &[
+            logits.buffer()?,
+            x_t.buffer()?,
+            reveal.buffer()?,
+            conf.buffer()?,
+            out.buffer()?,
+        ],
+        Gpu::grid_1d(b as u64, WG),
+    )?;
+    Ok(out)
+}
