@@ -43,19 +43,24 @@ impl WebHandle {
             .and_then(|w| w.location().search().ok())
             .unwrap_or_default();
         let link = crate::app::Link::parse(&query);
-        // `?lesson=NAME&lesson_step=K` opens a lesson, whose step names the model.
-        let model = link
-            .opens()
-            .unwrap_or_else(|| crate::pipelines::zoo::DEFAULT_MODEL.to_string());
+        // `?lesson=NAME&lesson_step=K` opens a lesson, whose step names the model; a page without
+        // a link opens where this browser last left off (local storage), else the default model.
+        let start = match link.opens() {
+            Some(model) => crate::app::Start::Shipped(model),
+            None if link == crate::app::Link::default() => crate::app::Start::Last,
+            None => crate::app::Start::Shipped(crate::pipelines::zoo::DEFAULT_MODEL.to_string()),
+        };
         self.runner
             .start(
                 canvas,
                 options,
                 Box::new(move |cc| {
-                    Ok(Box::new(
-                        crate::app::DiffscopeApp::with_start(cc, crate::app::Start::Shipped(model))
-                            .with_link(link),
-                    ))
+                    let app = crate::app::DiffscopeApp::with_start(cc, start);
+                    Ok(Box::new(if link == crate::app::Link::default() {
+                        app
+                    } else {
+                        app.with_link(link)
+                    }))
                 }),
             )
             .await

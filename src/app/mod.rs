@@ -81,6 +81,9 @@ type DroppedInbox = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, Result<Vec<
 /// What the app opens with.
 pub enum Start {
     Shipped(String),
+    /// Where the last session left off (its model, settings or lesson, kept by eframe's storage:
+    /// a file natively, the page's local storage in the browser), else the default model.
+    Last,
     #[cfg(not(target_arch = "wasm32"))]
     Dir(std::path::PathBuf),
 }
@@ -144,7 +147,26 @@ impl DiffscopeApp {
         self
     }
 
+    /// [`Start::Last`] made concrete: the model the last session's link opens and that link (to
+    /// apply with [`Self::with_link`]), or the default model when nothing was kept (or what was
+    /// kept no longer opens a shipped model). Other starts are returned as they are.
+    pub fn resolve_start(cc: &eframe::CreationContext<'_>, start: Start) -> (Start, Option<Link>) {
+        if !matches!(start, Start::Last) {
+            return (start, None);
+        }
+        let last = cc
+            .storage
+            .and_then(|s| s.get_string(share::LAST_KEY))
+            .map(|q| Link::parse(&q))
+            .filter(|l| l.opens().is_some_and(|m| zoo::find(&m).is_some()));
+        match last.as_ref().and_then(Link::opens) {
+            Some(model) => (Start::Shipped(model), last),
+            None => (Start::Shipped(zoo::DEFAULT_MODEL.to_string()), None),
+        }
+    }
+
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
+        let (start, last) = Self::resolve_start(cc, start);
         let (device, why) = match cc.wgpu_render_state.as_ref() {
             // WebGL2 (the browser granted no WebGPU adapter) draws but cannot compute.
             Some(rs) if rs.adapter.get_info().backend == wgpu::Backend::Gl => (
@@ -166,7 +188,10 @@ impl DiffscopeApp {
         if app.device.is_some() {
             app.compute.why = Some(why.into());
         }
-        app
+        match last {
+            Some(link) => app.with_link(link),
+            None => app,
+        }
     }
 
     /// The app on a compute device of the caller's (or the reason there is none, shown in the UI):
@@ -202,6 +227,7 @@ impl DiffscopeApp {
         }
         match start {
             Start::Shipped(name) => app.open_shipped(&name),
+            Start::Last => app.open_shipped(zoo::DEFAULT_MODEL),
             #[cfg(not(target_arch = "wasm32"))]
             Start::Dir(d) => {
                 if let Some(device) = app.device.clone() {
@@ -296,6 +322,14 @@ impl eframe::App for DiffscopeApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// Keep where the user is (model and settings, or lesson and step) for the next session: see
+    /// [`Start::Last`].
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Some(q) = self.resume_link() {
+            storage.set_string(share::LAST_KEY, q);
+        }
     }
 }
 

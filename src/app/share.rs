@@ -7,6 +7,9 @@
 
 use super::{DiffscopeApp, Link};
 
+/// The key of the last session's link in eframe's storage.
+pub const LAST_KEY: &str = "diffscope.last_link";
+
 /// What has been shared of the app's state.
 #[derive(Default)]
 pub struct Share {
@@ -34,6 +37,14 @@ impl DiffscopeApp {
         let mut link = run.link();
         link.step = (!self.timeline.live()).then(|| self.timeline.viewed());
         Some(link)
+    }
+
+    /// What the next session starts from ([`super::Start::Last`]): this link without the viewed
+    /// step, so it opens playing from x_T.
+    pub fn resume_link(&self) -> Option<String> {
+        let mut link = self.link()?;
+        link.step = None;
+        Some(link.query())
     }
 
     /// Whether the link reopens exactly these frames (not after a fork, nor from the user's input).

@@ -645,10 +645,9 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
     let g = Gpu::new(&Default::default())
         .map(diffscope::Device::Gpu)
         .map_err(|e| e.to_string());
-    let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into()))
-        .with_link(diffscope::app::Link::parse(
-            "temperature=1.25&n=3&seed=9&unmask=confident",
-        ));
+    let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into())).with_link(
+        diffscope::app::Link::parse("temperature=1.25&n=3&seed=9&unmask=confident"),
+    );
     let mut h = Harness::builder()
         .with_size([1280.0, 900.0])
         .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
@@ -656,7 +655,10 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
     let s = status(&h);
     assert_eq!(s["temperature"].as_f64(), Some(1.25), "{s}");
     assert_eq!(s["unmask"], "confident", "{s}");
-    assert!(s["link"].as_str().unwrap().contains("unmask=confident"), "{s}");
+    assert!(
+        s["link"].as_str().unwrap().contains("unmask=confident"),
+        "{s}"
+    );
     let x_t = h.state().recorded_state(0).unwrap();
     assert_eq!(x_t.len(), 3 * 12, "three sequences of 12: {s}");
     // The run ends with every position revealed (the mask is class 27), and a revealed token
@@ -710,6 +712,12 @@ fn the_apps_link_follows_its_state_and_reopens_the_same_frame() {
     assert_eq!(link.sampler.as_deref(), Some("ddim"), "{query}");
     assert_eq!((link.eta, link.guidance), (Some(0.5), Some(2.0)), "{query}");
     let frame = h.state().recorded_state(4).unwrap();
+    // What the next session reopens: the same settings, playing from x_T.
+    assert_eq!(
+        h.state().resume_link().as_deref(),
+        Some(query.trim_end_matches("&step=4")),
+        "{query}"
+    );
     drop(h);
     // Opened elsewhere, the link shows that frame, bit for bit, and links to itself.
     let mut h = linked(&query);

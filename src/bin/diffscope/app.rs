@@ -61,7 +61,12 @@ pub fn open(opts: &DeviceOptions, mut a: AppArgs) -> diffscope::Result<()> {
                 })
             }
         },
-        (None, None) => diffscope::app::Start::Shipped(zoo::DEFAULT_MODEL.to_string()),
+        // Nothing asked for: where the last session left off (the self-check always starts from
+        // the default model, whatever an earlier session left).
+        (None, None) if a.screenshot.is_some() => {
+            diffscope::app::Start::Shipped(zoo::DEFAULT_MODEL.to_string())
+        }
+        (None, None) => diffscope::app::Start::Last,
     };
     let autopilot = a
         .screenshot
@@ -124,10 +129,16 @@ fn run_app(
                     .ok_or_else(|| format!("no adapter matches \"{c}\""))
             }));
     }
+    // The self-check neither reads nor writes the user's saved state (window size, last model).
+    let persistence_path = autopilot.as_ref().map(|_| {
+        std::env::temp_dir().join(format!("diffscope-selfcheck-{}.ron", std::process::id()))
+    });
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_inner_size([1100.0, 760.0])
             .with_title("diffscope"),
+        persist_window: autopilot.is_none(),
+        persistence_path: persistence_path.clone(),
         wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
             wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
             ..Default::default()
@@ -140,6 +151,9 @@ fn run_app(
         Box::new(|cc| {
             // Compute on a device of its own, so frames are not queued behind a reverse step
             // (DIFFSCOPE_SHARED_DEVICE=1 computes on eframe's device instead, to compare).
+            // `Start::Last`: where the last session left off (eframe's storage).
+            let (start, last) = diffscope::app::DiffscopeApp::resolve_start(cc, start);
+            let link = link.or(last);
             let app = if std::env::var_os("DIFFSCOPE_SHARED_DEVICE").is_some() {
                 diffscope::app::DiffscopeApp::with_start(cc, start)
             } else {
@@ -168,6 +182,9 @@ fn run_app(
             short_window_error(&e.to_string())
         )))
     })?;
+    if let Some(p) = persistence_path {
+        let _ = std::fs::remove_file(p);
+    }
     match outcome.map(|o| o.lock().unwrap_or_else(|p| p.into_inner()).take()) {
         None => Ok(()),
         Some(Some(Ok(status))) => {
