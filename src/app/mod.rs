@@ -18,6 +18,7 @@ mod graph;
 mod heatmap;
 mod highlight;
 mod images;
+mod layout;
 mod lesson;
 mod link;
 mod open_run;
@@ -62,6 +63,10 @@ pub struct DiffscopeApp {
     lesson: Option<lesson::OpenLesson>,
     /// The state shared as a link (the page's address, "Copy link").
     share: share::Share,
+    /// Narrow screens: the side panel as a drawer; hit targets for touch.
+    layout: layout::Layout,
+    /// The screen was narrow at the last frame.
+    narrow: bool,
     /// The UI's context, kept from the first frame so a call from outside a frame (the page's
     /// `retry_download()`) can ask for the frame that acts on it.
     ctx: Option<egui::Context>,
@@ -212,6 +217,8 @@ impl DiffscopeApp {
             link: None,
             lesson: None,
             share: Default::default(),
+            layout: Default::default(),
+            narrow: false,
             ctx: None,
             #[cfg(not(target_arch = "wasm32"))]
             user_dir: String::new(),
@@ -281,6 +288,7 @@ impl DiffscopeApp {
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),
             "lesson": self.lesson_status(),
+            "layout": self.ctx.as_ref().map(|c| self.layout.status(self.narrow, c)),
             "link": self.link().map(|l| l.query()),
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
@@ -386,9 +394,21 @@ impl DiffscopeApp {
         self.drive_lesson(ui.ctx());
         self.step_run(ui.ctx());
         // The side panel scrolls: a graph model's controls and Q̄_t heatmap outgrow a laptop screen.
-        egui::Panel::left("controls").show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
-        });
+        // On a narrow screen it is a drawer behind the top bar's button.
+        self.narrow = self.layout.update(ui.ctx());
+        if self.narrow {
+            let model = self.run.as_ref().map(|r| r.model_name().to_string());
+            egui::Panel::top("drawer bar")
+                .show(ui, |ui| self.layout.drawer_bar(ui, model.as_deref()));
+        }
+        let mut open = self.layout.drawer_open;
+        let width = (ui.ctx().content_rect().width() * 0.85).min(300.0);
+        egui::Panel::left("controls")
+            .default_size(width)
+            .show_collapsible(ui, &mut open, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+            });
+        self.layout.drawer_open = open;
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         self.lesson_panel(ui);
         #[cfg(target_arch = "wasm32")]

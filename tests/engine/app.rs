@@ -741,6 +741,46 @@ fn the_apps_link_follows_its_state_and_reopens_the_same_frame() {
     );
 }
 
+#[test]
+fn on_a_narrow_screen_the_controls_are_a_drawer() {
+    let dir = export_dir("narrow");
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let app = DiffscopeApp::with_device(g, Start::Shipped("toy2d-mlp".into()));
+    // A phone's width in points.
+    let mut h = Harness::builder()
+        .with_size([390.0, 800.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
+    let s = status(&h);
+    assert_eq!(s["layout"]["narrow"], true, "{s}");
+    assert_eq!(
+        s["layout"]["drawer_open"], false,
+        "the drawer starts closed: {s}"
+    );
+    assert_eq!(s["layout"]["large_targets"], true, "{s}");
+    assert!(
+        h.query_by_label("new seed").is_none(),
+        "the side panel shows while closed"
+    );
+    h.get_by_label("Controls").click();
+    run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == true);
+    wait_for_label(&mut h, "new seed", 50);
+    // Its controls work from the drawer: a new seed restarts the run.
+    h.get_by_label("new seed").click();
+    run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
+    h.get_by_label("Hide controls").click();
+    run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == false);
+    // Widened, the panel is back for good.
+    h.set_size(egui::vec2(1280.0, 900.0));
+    run_until(&mut h, 100, |s| {
+        s["layout"]["narrow"] == false && s["layout"]["drawer_open"] == true
+    });
+    assert!(h.query_by_label("Controls").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Run frames until the lesson's step has shown its view and the run has stopped where the step
 /// holds it (or, for a forward step, the explorer is up).
 fn lesson_settles(h: &mut Harness<'_, DiffscopeApp>, step: u64) {

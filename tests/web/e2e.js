@@ -60,8 +60,8 @@ function bundleBytes() {
 function check(cond, msg) { if (!cond) throw new Error(msg); console.log('ok   ' + msg); }
 
 // A browser page of a fresh launch with `args`, collecting its console and page errors in `logs`.
-async function openPage(args) {
-  const ctx = await launch(args);
+async function openPage(args, device) {
+  const ctx = await launch(args, device);
   const page = ctx.pages()[0] || await ctx.newPage();
   const logs = [];
   page.on('console', m => logs.push(m.type() + ': ' + m.text()));
@@ -82,12 +82,12 @@ function plotColours(png) {
   return colours.size;
 }
 
-async function launch(extra) {
+async function launch(extra, device) {
   const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'diffscope-chromium-'));
-  return chromium.launchPersistentContext(dir, {
+  return chromium.launchPersistentContext(dir, Object.assign({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: BASE_ARGS.concat(extra), viewport: { width: 1100, height: 760 },
-  });
+  }, device || {}));
 }
 
 async function withWebGpu(url) {
@@ -179,6 +179,46 @@ async function lessonLink(url) {
     const shot = shotPath.replace(/\.png$/, '') + '-lesson.png';
     await page.screenshot({ path: shot, timeout: 180000 });
     console.log('screenshot ' + shot);
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
+
+// A phone: a narrow touch screen at device pixel ratio 3. The controls are a drawer behind the top
+// bar's "Controls" button (closed at first, so the picture gets the screen), hit targets are finger
+// sized, and the canvas draws at the device's resolution.
+async function phone(url) {
+  const device = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS, device);
+  try {
+    await page.goto(url + '?model=mnist-unet&n=1');
+    await page.waitForFunction(() => {
+      if (!window.diffscope) return false;
+      const s = JSON.parse(window.diffscope.status());
+      return s && (s.error || s.recorded >= 2);
+    }, null, { timeout: TIMEOUT_MS, polling: 500 });
+    let s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    console.log('status', JSON.stringify(s.layout));
+    check(s.error === null, 'phone: no error reported by the app (got ' + s.error + ')');
+    check(s.layout && s.layout.narrow && !s.layout.drawer_open, 'phone: the controls start as a closed drawer');
+    check(s.layout.large_targets, 'phone: hit targets are finger sized');
+    check(Math.abs(s.layout.pixels_per_point - 3) < 0.01, 'phone: the canvas draws at the device pixel ratio (' + s.layout.pixels_per_point + ')');
+    const closed = shotPath.replace(/\.png$/, '') + '-phone.png';
+    await page.screenshot({ path: closed, timeout: 180000 });
+    console.log('screenshot ' + closed);
+    // The drawer's button sits at the top left.
+    await page.touchscreen.tap(40, 18);
+    await page.waitForFunction(() => JSON.parse(window.diffscope.status()).layout.drawer_open, null,
+      { timeout: 20000, polling: 200 }).catch(() => {});
+    s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    check(s.layout.drawer_open, 'phone: a tap on "Controls" opens the drawer');
+    const open = shotPath.replace(/\.png$/, '') + '-phone-drawer.png';
+    await page.screenshot({ path: open, timeout: 180000 });
+    console.log('screenshot ' + open);
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'phone: no panic or page error');
   } catch (e) {
     console.log(logs.slice(0, 20).join('\n'));
     throw e;
@@ -292,6 +332,7 @@ async function withoutWebGpu(url) {
     const others = (process.env.E2E_MODELS ?? 'words-absorb').split(',').filter(Boolean);
     for (const m of others) await otherModel(url, m, Number(process.env.E2E_STEPS || 3));
     await lessonLink(url);
+    await phone(url);
     await withoutWebGpu(url);
     console.log('web e2e: all checks passed (screenshot ' + shotPath + ')');
   } finally {
