@@ -189,10 +189,13 @@ async function lessonLink(url) {
 
 // A phone: a narrow touch screen at device pixel ratio 3. The controls are a drawer behind the top
 // bar's "Controls" button (closed at first, so the picture gets the screen), hit targets are finger
-// sized, and the canvas draws at the device's resolution.
+// sized, and the canvas draws at the device's resolution. The ratio is the browser's own
+// (--force-device-scale-factor): under DevTools' emulated one Chromium reports the canvas's
+// devicePixelContentBoxSize in CSS pixels, so any page sizing its canvas by it draws blurred 3×.
+// (Headless windows are at least 500 CSS pixels wide: still narrow.)
 async function phone(url) {
-  const device = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
-  const { ctx, page, logs } = await openPage(WEBGPU_ARGS, device);
+  const args = WEBGPU_ARGS.concat(['--force-device-scale-factor=3', '--window-size=390,844']);
+  const { ctx, page, logs } = await openPage(args, { viewport: null, hasTouch: true });
   try {
     await page.goto(url + '?model=mnist-unet&n=1');
     await page.waitForFunction(() => {
@@ -205,7 +208,10 @@ async function phone(url) {
     check(s.error === null, 'phone: no error reported by the app (got ' + s.error + ')');
     check(s.layout && s.layout.narrow && !s.layout.drawer_open, 'phone: the controls start as a closed drawer');
     check(s.layout.large_targets, 'phone: hit targets are finger sized');
-    check(Math.abs(s.layout.pixels_per_point - 3) < 0.01, 'phone: the canvas draws at the device pixel ratio (' + s.layout.pixels_per_point + ')');
+    const canvas = await page.evaluate(() => { const c = document.getElementById('the_canvas');
+      return { w: c.width, cw: c.clientWidth, dpr: devicePixelRatio }; });
+    check(Math.abs(s.layout.pixels_per_point - 3) < 0.01 && canvas.dpr === 3 && Math.abs(canvas.w - 3 * canvas.cw) <= 3,
+      'phone: the canvas draws at the device pixel ratio (' + JSON.stringify(canvas) + ', ' + s.layout.pixels_per_point + ' px per point)');
     const closed = shotPath.replace(/\.png$/, '') + '-phone.png';
     await page.screenshot({ path: closed, timeout: 180000 });
     console.log('screenshot ' + closed);
