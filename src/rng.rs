@@ -29,6 +29,8 @@ pub enum Substream {
     Other = 4,
     /// The coins that say how many masked positions a confidence-ordered step reveals.
     Reveal = 5,
+    /// The noise that takes an inpainting run's known region to each step's timestep.
+    Inpaint = 6,
 }
 
 /// The Philox4x32 block function with 10 rounds.

@@ -402,12 +402,13 @@ impl DiffscopeApp {
                 .show(ui, |ui| self.layout.drawer_bar(ui, model.as_deref()));
         }
         let mut open = self.layout.drawer_open;
-        let width = (ui.ctx().content_rect().width() * 0.85).min(300.0);
-        egui::Panel::left("controls")
-            .default_size(width)
-            .show_collapsible(ui, &mut open, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
-            });
+        let mut panel = egui::Panel::left("controls");
+        if self.narrow {
+            panel = panel.default_size((ui.ctx().content_rect().width() * 0.85).min(300.0));
+        }
+        panel.show_collapsible(ui, &mut open, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+        });
         self.layout.drawer_open = open;
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         self.lesson_panel(ui);

@@ -952,6 +952,70 @@ fn mse(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / a.len() as f32
 }
 
+/// A vertical stroke down the middle of the open drawing canvas: a 1.
+fn draw_a_one(h: &mut Harness<'_, DiffscopeApp>) {
+    let r = h.get_by_label("drawing canvas").rect();
+    let at = |v: f32| r.min + r.size() * egui::vec2(0.5, v);
+    h.hover_at(at(0.2));
+    h.step();
+    h.drag_at(at(0.2));
+    h.step();
+    for i in 0..=12 {
+        h.hover_at(at(0.2 + 0.6 * i as f32 / 12.0));
+        h.step();
+    }
+    h.drop_at(at(0.8));
+    h.step();
+}
+
+#[test]
+fn a_drawing_is_inpainted_keeping_its_top_half() {
+    let g = Gpu::new(&Default::default())
+        .map(diffscope::Device::Gpu)
+        .map_err(|e| e.to_string());
+    let link = diffscope::app::Link::parse("n=2&steps=10&sampler=ddim&label=7&guidance=3&seed=3");
+    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into())).with_link(link);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label("your own input").click();
+    h.step();
+    draw_a_one(&mut h);
+    h.get_by_label("inpaint: keep").click();
+    // The popup opens on the next frame and lays out on the one after.
+    h.step();
+    h.step();
+    h.get_by_label("the top half").click();
+    h.step();
+    assert_eq!(status(&h)["input"]["keep"], "Top");
+    h.get_by_label_contains("Denoise from t = 500").click();
+    run_until(&mut h, 4000, |s| {
+        s["input"]["active"] == true && s["total"].as_u64().is_some() && s["recorded"] == s["total"]
+    });
+    let drawn = h.state().own_input().unwrap();
+    let last = h.state().recorded_state(10).unwrap();
+    assert_eq!(last.len(), 2 * 28 * 28, "two copies");
+    for (c, img) in last.chunks(28 * 28).enumerate() {
+        // The kept top half is the drawing, exactly; the model drew the bottom half.
+        for i in 0..14 * 28 {
+            assert_eq!(
+                img[i].to_bits(),
+                drawn[i].to_bits(),
+                "copy {c}, kept pixel {i}"
+            );
+        }
+        let redrawn = (14 * 28..28 * 28).filter(|&i| img[i] != drawn[i]).count();
+        assert!(
+            redrawn > 100,
+            "copy {c}: only {redrawn} pixels of the free half drawn"
+        );
+        assert!(img.iter().all(|v| v.is_finite()));
+    }
+    // Each copy draws its own bottom half.
+    assert_ne!(&last[14 * 28..28 * 28], &last[28 * 28 + 14 * 28..]);
+}
+
 #[test]
 fn a_drawn_digit_is_denoised_from_t() {
     let g = Gpu::new(&Default::default())
@@ -966,19 +1030,7 @@ fn a_drawn_digit_is_denoised_from_t() {
     h.get_by_label("your own input").click();
     h.step();
     assert_eq!(status(&h)["input"]["editing"], true);
-    // A vertical stroke down the middle of the canvas: a 1.
-    let r = h.get_by_label("drawing canvas").rect();
-    let at = |v: f32| r.min + r.size() * egui::vec2(0.5, v);
-    h.hover_at(at(0.2));
-    h.step();
-    h.drag_at(at(0.2));
-    h.step();
-    for i in 0..=12 {
-        h.hover_at(at(0.2 + 0.6 * i as f32 / 12.0));
-        h.step();
-    }
-    h.drop_at(at(0.8));
-    h.step();
+    draw_a_one(&mut h);
     assert_eq!(
         status(&h)["input"]["empty"],
         false,

@@ -20,6 +20,7 @@ mod embedding;
 mod film_mlp;
 mod gaussian;
 mod graph_eval;
+mod inpaint;
 mod layout;
 mod longrun;
 mod matmul;

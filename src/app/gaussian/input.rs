@@ -8,6 +8,57 @@ use crate::pipelines::gaussian::GaussianModel;
 use crate::rng::{Philox, Substream};
 use egui::{Color32, Pos2, Sense, Stroke, TextureHandle, Vec2};
 
+/// Inpainting: which half of the drawing the run keeps (the model draws the rest), or none (SDEdit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Keep {
+    #[default]
+    Nothing,
+    Top,
+    Bottom,
+    Left,
+    Right,
+}
+
+impl Keep {
+    const ALL: [Keep; 5] = [
+        Keep::Nothing,
+        Keep::Top,
+        Keep::Bottom,
+        Keep::Left,
+        Keep::Right,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Keep::Nothing => "nothing (SDEdit)",
+            Keep::Top => "the top half",
+            Keep::Bottom => "the bottom half",
+            Keep::Left => "the left half",
+            Keep::Right => "the right half",
+        }
+    }
+
+    /// Whether pixel (y, x) of an h × w image is kept.
+    fn keeps(self, y: usize, x: usize, h: usize, w: usize) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::Top => y < h / 2,
+            Keep::Bottom => y >= h / 2,
+            Keep::Left => x < w / 2,
+            Keep::Right => x >= w / 2,
+        }
+    }
+
+    /// The mask of one `[c, h, w]` sample: 1 where kept (`None` for no inpainting).
+    pub fn mask(self, [c, h, w]: [usize; 3]) -> Option<Vec<f32>> {
+        (self != Keep::Nothing).then(|| {
+            (0..c * h * w)
+                .map(|i| self.keeps(i / w % h, i % w, h, w) as u8 as f32)
+                .collect()
+        })
+    }
+}
+
 /// Brush radius in image pixels (the stroke is solid within it and fades over one more pixel).
 const BRUSH: f32 = 1.1;
 
@@ -30,6 +81,8 @@ pub(super) struct OwnInput {
     preview_of: Option<(usize, u64, usize)>,
     /// Points placed so far (each click adds a small cluster; counts the clusters for their jitter).
     clicks: u32,
+    /// Images: inpaint, keeping this part of the drawing at every step.
+    pub keep: Keep,
 }
 
 impl OwnInput {
@@ -44,9 +97,20 @@ impl OwnInput {
             textures: [None, None],
             preview_of: None,
             clicks: 0,
+            keep: Keep::Nothing,
         };
         o.clear(m);
         o
+    }
+
+    /// The part kept when images are inpainted, in words.
+    pub fn keep_label(&self) -> Option<&'static str> {
+        (self.keep != Keep::Nothing).then(|| self.keep.label())
+    }
+
+    /// The inpainting mask of one sample, when images are inpainted.
+    pub fn keep_mask(&self, m: &GaussianModel) -> Option<Vec<f32>> {
+        Self::images(m).and_then(|shape| self.keep.mask(shape))
     }
 
     fn images(m: &GaussianModel) -> Option<[usize; 3]> {
@@ -123,6 +187,23 @@ impl OwnInput {
                 self.restart = true;
             }
         });
+        if Self::images(m).is_some() {
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_label("inpaint: keep")
+                    .selected_text(self.keep.label())
+                    .show_ui(ui, |ui| {
+                        for k in Keep::ALL {
+                            ui.selectable_value(&mut self.keep, k, k.label());
+                        }
+                    })
+                    .response
+                    .on_hover_text(
+                        "inpainting: at every step the kept part is replaced by your drawing noised \
+                         to that step's t, so the model only draws the rest — try the top half of a \
+                         digit denoised from t = 999",
+                    );
+            });
+        }
         let side = (ui.available_width() / 2.0 - 12.0).clamp(120.0, 360.0);
         ui.horizontal_top(|ui| match Self::images(m) {
             Some(shape) => {
@@ -189,6 +270,19 @@ impl OwnInput {
             Stroke::new(1.0, Color32::from_gray(120)),
             egui::StrokeKind::Outside,
         );
+        // Inpainting: shade the part the model will draw.
+        if self.keep != Keep::Nothing {
+            let (a, b) = (r.rect.min, r.rect.max);
+            let mid = r.rect.center();
+            let free = match self.keep {
+                Keep::Top => egui::Rect::from_min_max(Pos2::new(a.x, mid.y), b),
+                Keep::Bottom => egui::Rect::from_min_max(a, Pos2::new(b.x, mid.y)),
+                Keep::Left => egui::Rect::from_min_max(Pos2::new(mid.x, a.y), b),
+                _ => egui::Rect::from_min_max(a, Pos2::new(mid.x, b.y)),
+            };
+            ui.painter()
+                .rect_filled(free, 0.0, Color32::from_rgba_unmultiplied(40, 90, 200, 70));
+        }
         // The grid image has a 1-pixel border: pixel (x, y) spans [x + 1, x + 2) of w + 2.
         let to_px = |p: Pos2| {
             let u = (p - r.rect.min) / r.rect.size();

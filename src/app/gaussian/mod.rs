@@ -286,7 +286,14 @@ impl OpenRun for OpenGaussian {
             let (x0, n) = self.input.batch(m, self.settings.n);
             let mut settings = settings;
             settings.labels = settings.labels.map(|l| vec![l[0]; n]);
-            Session::from_input(m, settings, n, id, &x0, self.input.t0)?
+            Session::from_input(
+                m,
+                settings,
+                n,
+                id,
+                &x0,
+                (self.input.t0, self.input.keep_mask(m).as_deref()),
+            )?
         } else {
             Session::start(m, settings, self.settings.n, id)?
         });
@@ -498,10 +505,17 @@ impl OpenRun for OpenGaussian {
                     self.input.active = false;
                     self.input.restart = true;
                 }
+                let inpaint = match self.input.keep_label() {
+                    Some(part) => format!(
+                        " Inpainting: after every step {part} of your drawing is put back, \
+                         noised to that step's t, so the model draws only the rest."
+                    ),
+                    None => String::new(),
+                };
                 ui.label(
                     RichText::new(format!(
                         "Denoised from your input at t = {}: the steps before the first the model \
-                         took show your input through the forward process.",
+                         took show your input through the forward process.{inpaint}",
                         self.input.t0
                     ))
                     .color(Color32::LIGHT_BLUE),
@@ -735,6 +749,7 @@ impl OpenRun for OpenGaussian {
                 "active": self.input.active,
                 "t0": self.input.t0,
                 "empty": self.input.is_empty(&self.model),
+                "keep": format!("{:?}", self.input.keep),
                 // The step the model took first (the ones before show the input noised).
                 "from_step": s.filter(|_| self.input.active).map(|s| s
                     .run

@@ -161,7 +161,7 @@ impl Session {
         n: usize,
         id: u64,
         x0: &[f32],
-        t0: usize,
+        (t0, keep): (usize, Option<&[f32]>),
     ) -> crate::Result<Session> {
         let plan = m.process.plan(settings.sampler, settings.steps)?;
         let k = plan.iter().position(|p| p.t <= t0).unwrap_or(plan.len());
@@ -177,6 +177,11 @@ impl Session {
             None => x0.to_vec(),
         };
         let run = GaussianRun::resume(m, &settings, plan, k, &start)?;
+        // Inpainting: the kept part of every copy is the drawing (noised to each step's t).
+        let run = match keep {
+            Some(mask) => run.with_inpaint(m, x0, mask)?,
+            None => run,
+        };
         states.push(start);
         Ok(Session {
             run,

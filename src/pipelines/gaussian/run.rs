@@ -6,8 +6,10 @@
 use super::GaussianModel;
 use crate::error::{Error, Result};
 use crate::ops::update::{Extras, StepOutput};
+use crate::ops::{elementwise as ew, random};
 use crate::process::gaussian::solver::{Memory, Solver};
 use crate::process::gaussian::{PlannedStep, SampleSettings};
+use crate::rng::{Philox, Substream};
 use crate::tensor::Tensor;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::trajectory::Trajectory;
@@ -27,6 +29,20 @@ pub struct GaussianRun {
     /// remembers after [`Self::steps_done`] steps.
     solver: Option<Arc<Solver>>,
     memory: Memory,
+    /// Inpainting: the known image and the region kept from it.
+    inpaint: Option<Inpaint>,
+}
+
+/// Inpainting by replacement (RePaint without its resampling loop): after every step the kept
+/// region of x is overwritten by the known image taken to the step's destination timestep through
+/// q(x_t | x0) — √ᾱ·known + √(1−ᾱ)·z, z from Philox (seed, step, `Inpaint`) — so the network only
+/// ever fills in the rest, and at the end the kept region is the known image exactly.
+#[derive(Clone)]
+struct Inpaint {
+    /// `[n, ..sample shape]`.
+    known: Tensor,
+    /// `[1, ..sample shape]`: 1 where the known image is kept, 0 where the model draws.
+    keep: Tensor,
 }
 
 impl GaussianRun {
@@ -68,7 +84,63 @@ impl GaussianRun {
             done: 0,
             solver,
             memory: Memory::default(),
+            inpaint: None,
         })
+    }
+
+    /// Inpaint from the next step on: after each, the region where `keep` (one sample's shape, 0/1)
+    /// is 1 comes from `known` (host values, the batch's shape) and the model draws the rest. The
+    /// current state is left as it is (x_T is noise everywhere; an SDEdit start is already the known
+    /// image noised to its t).
+    pub fn with_inpaint(
+        mut self,
+        model: &GaussianModel,
+        known: &[f32],
+        keep: &[f32],
+    ) -> Result<GaussianRun> {
+        let device = model.denoiser.device();
+        let n = self.batch();
+        let mut one = model.batch_shape(1);
+        if keep.len() != model.sample_len() || known.len() != n * model.sample_len() {
+            return Err(Error::Invalid(format!(
+                "inpainting needs a known image of {} values per sample for {n} samples and a \
+                 mask of {} (got {} and {})",
+                model.sample_len(),
+                model.sample_len(),
+                known.len(),
+                keep.len()
+            )));
+        }
+        one[0] = 1;
+        self.inpaint = Some(Inpaint {
+            known: Tensor::from_f32(device, &model.batch_shape(n), known)?,
+            keep: Tensor::from_f32(device, &one, keep)?,
+        });
+        Ok(self)
+    }
+
+    /// `x` with its kept region replaced by the known image at timestep `t` (`None`: clean), noise
+    /// from stream `stream`; `x` itself without inpainting.
+    fn replace_kept(
+        &self,
+        model: &GaussianModel,
+        t: Option<usize>,
+        stream: u32,
+        x: &Tensor,
+    ) -> Result<Tensor> {
+        let Some(ip) = &self.inpaint else {
+            return Ok(x.clone());
+        };
+        let a = t.map_or(1.0, |t| model.process.alphas_cumprod[t]);
+        let z = random::normal(
+            x.device(),
+            x.shape(),
+            Philox::new(self.settings.seed, stream, Substream::Inpaint),
+        )?;
+        let known_t = ew::axpby(a.sqrt(), &ip.known, (1.0 - a).sqrt(), &z)?;
+        // x + keep·(known_t − x): keep is 0/1, so each element is one or the other exactly.
+        let moved = ew::mul(&ew::sub(&known_t, x)?, &ip.keep)?;
+        ew::add(x, &moved)
     }
 
     /// Continue a run from a state it reached after `done` steps (a fork, or a run moved onto a new
@@ -104,6 +176,7 @@ impl GaussianRun {
             done,
             solver,
             memory: Memory::default(),
+            inpaint: None,
         })
     }
 
@@ -171,7 +244,7 @@ impl GaussianRun {
     /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}. `extras`
     /// asks for the step's x̂0 and ε̂ as well.
     pub fn step(&mut self, model: &GaussianModel, extras: Extras) -> Result<StepOutput> {
-        let out = match &self.solver {
+        let mut out = match &self.solver {
             None => model.process.step(
                 model.denoiser.as_ref(),
                 &self.x,
@@ -194,6 +267,10 @@ impl GaussianRun {
                 out
             }
         };
+        if self.inpaint.is_some() {
+            let to = self.plan[self.done].prev;
+            out.x_prev = self.replace_kept(model, to, self.done as u32, &out.x_prev)?;
+        }
         self.x = out.x_prev.clone();
         self.done += 1;
         Ok(out)
