@@ -290,6 +290,7 @@ impl DiffscopeApp {
             "lesson": self.lesson_status(),
             "layout": self.ctx.as_ref().map(|c| self.layout.status(self.narrow, c)),
             "link": self.link().map(|l| l.query()),
+            "viewed_hash": self.viewed_hash(),
             "ui_frames": self.frame_stats.json(),
             "download": self.download.as_ref().map(|d| d.describe()),
         })

@@ -47,6 +47,17 @@ impl DiffscopeApp {
         Some(link.query())
     }
 
+    /// A fingerprint of the viewed step's recorded state (FNV-1a 64 over its values' f32 bits, little
+    /// endian, as hex): what a link promises to reproduce, compared across the desktop and the page.
+    pub fn viewed_hash(&self) -> Option<String> {
+        let state = self.recorded_state(self.timeline.viewed())?;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in state.iter().flat_map(|v| v.to_bits().to_le_bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Some(format!("{h:016x}"))
+    }
+
     /// Whether the link reopens exactly these frames (not after a fork, nor from the user's input).
     fn link_exact(&self) -> bool {
         self.share.exact && self.run.as_ref().is_some_and(|r| r.own_input().is_none())

@@ -233,6 +233,59 @@ async function phone(url) {
   }
 }
 
+// A link opens the same frame in the page as on the desktop: the native CLI (CPU backend) samples
+// words-absorb with the link's settings and writes its trajectory; the page (WebGPU on SwiftShader)
+// opens the link, plays to its step and pauses there; the step's token ids must agree bit for bit
+// (the app's status carries an FNV-1a hash of the viewed state's f32 values).
+const NATIVE = process.env.DIFFSCOPE_NATIVE || path.join(__dirname, '..', '..', 'target', 'debug', 'diffscope');
+function fnv64(floats) {
+  let h = 0xcbf29ce484222325n;
+  const buf = Buffer.alloc(4);
+  for (const v of floats) {
+    buf.writeFloatLE(v, 0);
+    for (const b of buf) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
+  }
+  return h.toString(16).padStart(16, '0');
+}
+async function sameFrameAsNative(url) {
+  const { execFileSync } = require('child_process');
+  check(fs.existsSync(NATIVE), 'the native diffscope is built (' + NATIVE + '; cargo build)');
+  const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'diffscope-native-'));
+  const traj = path.join(dir, 'w.safetensors');
+  execFileSync(NATIVE, ['--backend', 'cpu', 'sample', '--model', 'words-absorb', '--n', '4', '--seed', '3',
+    '--temperature', '1', '--out', path.join(dir, 'w.txt'), '--trajectory', traj], { stdio: 'ignore' });
+  const bytes = fs.readFileSync(traj);
+  const hlen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + hlen).toString());
+  const [steps1, n, l] = header.x_t.shape;
+  const STEP = 60;
+  const start = 8 + hlen + header.x_t.data_offsets[0] + STEP * n * l * 8;
+  const ids = [];
+  for (let i = 0; i < n * l; i++) ids.push(Number(bytes.readBigInt64LE(start + 8 * i)));
+  const want = fnv64(ids);
+  check(steps1 === 101 && n === 4, 'native trajectory of words-absorb (' + header.x_t.shape + ')');
+  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
+  try {
+    await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&step=' + STEP);
+    await page.waitForFunction(k => {
+      if (!window.diffscope) return false;
+      const s = JSON.parse(window.diffscope.status());
+      return s && (s.error || (s.playing === false && s.viewed === k && s.viewed_hash));
+    }, STEP, { timeout: TIMEOUT_MS, polling: 500 });
+    const s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+    check(s.error === null, 'native frame: no error reported by the app (got ' + s.error + ')');
+    check(s.viewed_hash === want, 'a link shows the same frame in the page (' + s.backend + ') as natively on the CPU: step ' +
+      STEP + ' of words-absorb, ' + n + '×' + l + ' tokens, hash ' + s.viewed_hash + ' vs ' + want);
+    check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'native frame: no panic or page error');
+  } catch (e) {
+    console.log(logs.slice(0, 20).join('\n'));
+    throw e;
+  } finally {
+    await ctx.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // A model whose files cannot be fetched: the app says so (and which file), and opens it on retry.
 async function failedFetch(url, model) {
   const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
@@ -339,6 +392,7 @@ async function withoutWebGpu(url) {
     for (const m of others) await otherModel(url, m, Number(process.env.E2E_STEPS || 3));
     await lessonLink(url);
     await phone(url);
+    await sameFrameAsNative(url);
     await withoutWebGpu(url);
     console.log('web e2e: all checks passed (screenshot ' + shotPath + ')');
   } finally {
