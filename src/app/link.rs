@@ -5,7 +5,8 @@
 //!
 //! Keys: `model`, `seed` and `n` (images, points, sequences or graphs) for every family; `sampler` (a
 //! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
-//! Gaussian models, and `clip` (`1`/`0`) and `forward_schedule` (the forward explorer's β schedule:
+//! Gaussian models, and `clip`, `compare` (samplers side by side) and `score` (the 2-D score field),
+//! each `1`/`0`, and `forward_schedule` (the forward explorer's β schedule:
 //! `trained`, `linear` or `cosine`); `temperature` and (absorbing models) `unmask` (`random` or
 //! `confident`) for sequence models. `lesson` opens a lesson
 //! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
@@ -31,6 +32,10 @@ pub struct Link {
     /// Absorbing sequence models' un-masking order: `random` or `confident`.
     pub unmask: Option<String>,
     pub clip: Option<bool>,
+    /// Gaussian models: run the same x_T through several samplers side by side.
+    pub compare: Option<bool>,
+    /// 2-D Gaussian models: draw the score field.
+    pub score: Option<bool>,
     pub forward_schedule: Option<String>,
     pub lesson: Option<String>,
     /// Counted from 1, as the lesson panel shows it.
@@ -54,6 +59,8 @@ impl From<&crate::lessons::Settings> for Link {
             temperature: s.temperature,
             unmask: s.unmask.clone(),
             clip: s.clip,
+            compare: s.compare,
+            score: s.score,
             forward_schedule: s.forward_schedule.clone(),
             ..Link::default()
         }
@@ -82,6 +89,8 @@ impl Link {
                 "eta" => l.eta = num(&v).map(|x| x as f32),
                 "karras" => l.karras = Some(flag(&v)),
                 "clip" => l.clip = Some(flag(&v)),
+                "compare" => l.compare = Some(flag(&v)),
+                "score" => l.score = Some(flag(&v)),
                 "forward_schedule" => l.forward_schedule = Some(v),
                 "lesson" if !v.is_empty() => l.lesson = Some(v),
                 "lesson_step" => l.lesson_step = v.parse().ok().filter(|&k| k >= 1),
@@ -116,6 +125,8 @@ impl Link {
         put("guidance", self.guidance.map(|v| v.to_string()));
         put("label", self.label.map(|v| v.to_string()));
         put("clip", self.clip.map(|v| u8::from(v).to_string()));
+        put("compare", self.compare.map(|v| u8::from(v).to_string()));
+        put("score", self.score.map(|v| u8::from(v).to_string()));
         put("forward_schedule", self.forward_schedule.clone());
         put("temperature", self.temperature.map(|v| v.to_string()));
         put("unmask", self.unmask.clone());
@@ -227,6 +238,8 @@ mod tests {
             temperature: Some(0.7),
             unmask: Some("confident".into()),
             clip: Some(false),
+            compare: Some(true),
+            score: Some(false),
             forward_schedule: Some("cosine".into()),
             lesson: Some("a lesson & more=?#%".into()),
             lesson_step: Some(2),

@@ -76,6 +76,10 @@ pub struct Settings {
     pub unmask: Option<String>,
     /// Gaussian models: clip x0_pred to the data range (diffusers' `clip_sample`).
     pub clip: Option<bool>,
+    /// Gaussian models: compare samplers side by side.
+    pub compare: Option<bool>,
+    /// 2-D Gaussian models: draw the score field.
+    pub score: Option<bool>,
     /// Gaussian models: which β schedule the forward explorer draws with (`FORWARD_SCHEDULES`).
     pub forward_schedule: Option<String>,
 }
@@ -95,6 +99,8 @@ impl Settings {
             temperature: later.temperature.or(self.temperature),
             unmask: later.unmask.clone().or_else(|| self.unmask.clone()),
             clip: later.clip.or(self.clip),
+            compare: later.compare.or(self.compare),
+            score: later.score.or(self.score),
             forward_schedule: later
                 .forward_schedule
                 .clone()
@@ -263,6 +269,8 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
         ("eta", s.eta.is_some()),
         ("karras", s.karras.is_some()),
         ("clip", s.clip.is_some()),
+        ("compare", s.compare.is_some()),
+        ("score", s.score.is_some()),
         ("forward_schedule", s.forward_schedule.is_some()),
     ];
     if let Some((k, _)) = gaussian_only.iter().find(|(_, set)| *set && !gaussian) {

@@ -218,6 +218,8 @@ impl OpenRun for OpenGaussian {
             guidance: conditional.then_some(s.guidance),
             label: conditional.then_some(s.label),
             clip: Some(self.model.process.config.clip_sample),
+            compare: self.compare.is_some().then_some(true),
+            score: self.score.shown.then_some(true),
             ..Default::default()
         }
     }
@@ -265,6 +267,14 @@ impl OpenRun for OpenGaussian {
         if let Some(v) = link.clip {
             // A copy of the model's tables if a step in flight still holds the old ones.
             Arc::make_mut(&mut self.model).process.config.clip_sample = v;
+        }
+        if let Some(on) = link.compare {
+            if on != self.compare.is_some() {
+                self.compare = on.then(Comparison::default);
+            }
+        }
+        if let Some(on) = link.score {
+            self.score.shown = on;
         }
         if let Some(v) = &link.forward_schedule {
             // Both schedules' tables exist for every model that opened, so this does not fail.
@@ -613,7 +623,7 @@ impl OpenRun for OpenGaussian {
                 ui.checkbox(&mut self.score.shown, "score field")
                     .on_hover_text(
                     "arrows along −ε_pred on a grid at this step's t: the direction of the score \
-                     ∇log p_t = −ε_pred/√(1−ᾱ_t), where the reverse process pushes a particle",
+                     grad log p_t = −ε_pred/√(1−ᾱ_t), where the reverse process pushes a particle",
                 );
                 if self.score.shown {
                     ui.weak(match self.score.latest() {
