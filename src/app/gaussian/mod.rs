@@ -7,6 +7,7 @@ mod export;
 mod forward;
 mod input;
 mod score;
+mod settings;
 mod stepping;
 
 use std::sync::Arc;
@@ -23,21 +24,8 @@ use captions::{sampler_help, step_rule};
 use compare::Comparison;
 use egui::{Color32, RichText};
 use forward::GaussianForward;
+use settings::{apply_card_defaults, Settings};
 use stepping::{split_frame, Session};
-
-/// The sampler settings a Gaussian run starts from.
-struct Settings {
-    seed: u64,
-    label: u32,
-    guidance: f32,
-    /// A name of `Sampler::NAMES`.
-    sampler: &'static str,
-    /// Karras σ, for the samplers that take them.
-    karras: bool,
-    steps: usize,
-    eta: f32,
-    n: usize,
-}
 
 pub struct OpenGaussian {
     /// Shared with a step computing on a worker thread (CPU backend).
@@ -146,32 +134,6 @@ impl OpenGaussian {
     }
 }
 
-/// A model card may suggest how the app should open it (`"app": {"sampler": "ddim", "steps": 50,
-/// "guidance": 3, "n": 16}`): a 1000-step UNet is better met with 50 DDIM steps than 1000 DDPM ones.
-fn apply_card_defaults(s: &mut Settings, card: &str) {
-    let Some(app) = card::card_app(card) else {
-        return;
-    };
-    let tt = s.steps.max(1);
-    if let Some(v) = app.get("sampler").and_then(|v| v.as_str()) {
-        if let Some(name) = Sampler::NAMES.iter().find(|&&n| n == v) {
-            s.sampler = name;
-        }
-    }
-    if let Some(k) = app.get("steps").and_then(|v| v.as_u64()) {
-        s.steps = (k as usize).clamp(1, tt);
-    }
-    if let Some(e) = app.get("eta").and_then(|v| v.as_f64()) {
-        s.eta = (e as f32).clamp(0.0, 1.0);
-    }
-    if let Some(w) = app.get("guidance").and_then(|v| v.as_f64()) {
-        s.guidance = (w as f32).clamp(0.0, 10.0);
-    }
-    if let Some(n) = app.get("n").and_then(|v| v.as_u64()) {
-        s.n = (n as usize).clamp(1, 4096);
-    }
-}
-
 /// The examples shipped with a model, one entry per label: a point set ("points", [labels, N, 2])
 /// or a few images ("images", [labels, K, C, H, W]).
 fn load_examples(bytes: &[u8]) -> crate::Result<Vec<Vec<f32>>> {
@@ -203,67 +165,25 @@ impl OpenRun for OpenGaussian {
     }
 
     fn link(&self) -> crate::app::Link {
-        let s = &self.settings;
         let conditional = !self.model.labels.is_empty();
-        let sampler = Sampler::parse(s.sampler, s.eta, s.karras).ok();
         crate::app::Link {
             model: Some(self.model.name.clone()),
-            seed: Some(s.seed),
-            n: Some(s.n),
-            sampler: Some(s.sampler.to_string()),
-            steps: Some(s.steps),
-            // Only where the sampler reads them, so a link says what matters.
-            eta: matches!(sampler, Some(Sampler::Ddim { .. })).then_some(s.eta),
-            karras: sampler.filter(|p| p.takes_karras()).map(|_| s.karras),
-            guidance: conditional.then_some(s.guidance),
-            label: conditional.then_some(s.label),
             clip: Some(self.model.process.config.clip_sample),
             compare: self.compare.is_some().then_some(true),
             score: self.score.shown.then_some(true),
-            ..Default::default()
+            ..self.settings.link(conditional)
         }
     }
 
     fn apply_link(&mut self, link: &crate::app::Link) {
-        let s = &mut self.settings;
-        let tt = self.model.process.train_timesteps();
-        if let Some(v) = link.seed {
-            s.seed = v;
-        }
-        if let Some(name) = link
-            .sampler
-            .as_deref()
-            .and_then(|v| Sampler::NAMES.iter().find(|&&n| n == v))
-        {
-            s.sampler = name;
-        }
-        if let Some(v) = link.steps.filter(|v| (1..=tt).contains(v)) {
-            s.steps = v;
-        }
-        let conditional = !self.model.labels.is_empty();
-        if let Some(v) = link
-            .guidance
-            .filter(|v| conditional && (0.0..=5.0).contains(v))
-        {
-            s.guidance = v;
-        }
-        if let Some(v) = link
-            .label
-            .filter(|&v| (v as usize) < self.model.labels.len())
-        {
-            s.label = v;
-        }
-        let images = self.model.denoiser.sample_shape().len() == 3;
-        let range = if images { 1..=64 } else { 16..=4096 };
-        if let Some(v) = link.n.filter(|v| range.contains(v)) {
-            s.n = v;
-        }
-        if let Some(v) = link.eta.filter(|v| (0.0..=1.0).contains(v)) {
-            s.eta = v;
-        }
-        if let Some(v) = link.karras {
-            s.karras = v;
-        }
+        let m = &self.model;
+        let images = m.denoiser.sample_shape().len() == 3;
+        let fits = settings::Fits {
+            timesteps: m.process.train_timesteps(),
+            labels: m.labels.len(),
+            n: if images { 1..=64 } else { 16..=4096 },
+        };
+        self.settings.apply_link(link, &fits);
         if let Some(v) = link.clip {
             // A copy of the model's tables if a step in flight still holds the old ones.
             Arc::make_mut(&mut self.model).process.config.clip_sample = v;
