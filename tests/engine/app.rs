@@ -970,14 +970,7 @@ fn draw_a_one(h: &mut Harness<'_, DiffscopeApp>) {
 
 #[test]
 fn a_drawing_is_inpainted_keeping_its_top_half() {
-    let g = Gpu::new(&Default::default())
-        .map(diffscope::Device::Gpu)
-        .map_err(|e| e.to_string());
-    let link = diffscope::app::Link::parse("n=2&steps=10&sampler=ddim&label=7&guidance=3&seed=3");
-    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into())).with_link(link);
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    let mut h = linked("?model=mnist-unet&n=2&steps=10&sampler=ddim&label=7&guidance=3&seed=3");
     run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
     h.get_by_label("your own input").click();
     h.step();
@@ -1018,14 +1011,7 @@ fn a_drawing_is_inpainted_keeping_its_top_half() {
 
 #[test]
 fn a_drawn_digit_is_denoised_from_t() {
-    let g = Gpu::new(&Default::default())
-        .map(diffscope::Device::Gpu)
-        .map_err(|e| e.to_string());
-    let link = diffscope::app::Link::parse("n=1&steps=20&sampler=ddim&label=1&guidance=3&seed=3");
-    let app = DiffscopeApp::with_device(g, Start::Shipped("mnist-unet".into())).with_link(link);
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(|ui, app: &mut DiffscopeApp| app.show(ui), app);
+    let mut h = linked("?model=mnist-unet&n=1&steps=20&sampler=ddim&label=1&guidance=3&seed=3");
     run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
     h.get_by_label("your own input").click();
     h.step();
