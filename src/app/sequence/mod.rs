@@ -298,12 +298,21 @@ impl OpenRun for OpenSequences {
         }
         let v = viewed.min(r.frames.len() - 1);
         let t = r.t_of(v).map_or("0 (done)".to_string(), |t| t.to_string());
+        let draw = match r.run.order {
+            Unmasking::Random => {
+                "the step combines it with the noise process into p(x_(t−1) | x_t) and draws \
+                 each token (Gumbel-max)"
+            }
+            Unmasking::Confident => {
+                "the step draws a token for every masked position and reveals as many as the \
+                 noise process would, the ones the model is surest of (most confident first)"
+            }
+        };
         ui.label(format!(
             "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
-             clean token at every position; the step combines it with the noise process into \
-             p(x_(t−1) | x_t) and draws each token (Gumbel-max). Cells are shaded by the \
-             model's probability of the token shown; yellow outlines mark what changed. \
-             Click a sequence to see its distributions below."
+             clean token at every position; {draw}. Cells are shaded by the model's probability \
+             of the token shown; yellow outlines mark what changed. Click a sequence to see its \
+             distributions below."
         ));
         let (row, show_x0) = (&mut self.selected, &mut self.show_x0);
         // Both ways: 50-letter DNA rows outgrow a view narrowed by the lesson panel.
