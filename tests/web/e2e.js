@@ -234,8 +234,9 @@ async function phone(url) {
 }
 
 // A link opens the same frame in the page as on the desktop: the native CLI (CPU backend) samples
-// words-absorb with the link's settings and writes its trajectory; the page (WebGPU on SwiftShader)
-// opens the link, plays to its step and pauses there; the step's token ids must agree bit for bit
+// words-absorb with the link's settings and writes its trajectory; the page (WebGPU on SwiftShader, then
+// the CPU backend under WebGL2) opens the link, plays to its step and pauses there; the step's token
+// ids must agree bit for bit
 // (the app's status carries an FNV-1a hash of the viewed state's f32 values).
 const NATIVE = process.env.DIFFSCOPE_NATIVE || path.join(__dirname, '..', '..', 'target', 'debug', 'diffscope');
 function fnv64(floats) {
@@ -264,7 +265,12 @@ async function sameFrameAsNative(url) {
   for (let i = 0; i < n * l; i++) ids.push(Number(bytes.readBigInt64LE(start + 8 * i)));
   const want = fnv64(ids);
   check(steps1 === 101 && n === 4, 'native trajectory of words-absorb (' + header.x_t.shape + ')');
-  const { ctx, page, logs } = await openPage(WEBGPU_ARGS);
+  // In the page on WebGPU (SwiftShader) and on the CPU backend (WebGL2 draws, wasm computes).
+  for (const args of [WEBGPU_ARGS, NO_WEBGPU_ARGS]) await pageFrame(url, args, STEP, want, n, l);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+async function pageFrame(url, args, STEP, want, n, l) {
+  const { ctx, page, logs } = await openPage(args);
   try {
     await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&step=' + STEP);
     await page.waitForFunction(k => {
@@ -282,7 +288,6 @@ async function sameFrameAsNative(url) {
     throw e;
   } finally {
     await ctx.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
