@@ -1,7 +1,7 @@
 //! `cargo bench --bench matmul [-- N CONFIG...]`: GFLOP/s of square N³ matmuls (default 1024) for
 //! each tile configuration (default: every tuning candidate and the textbook kernel), median of 3
 //! runs, on the adapter `DIFFSCOPE_ADAPTER` picks; `cpu` times the CPU backend's matmul instead
-//! (`MATMUL_NUM_THREADS` sets its threads). The configurations use `DIFFSCOPE_MATMUL`'s syntax
+//! (`RAYON_NUM_THREADS` sets its threads). The configurations use `DIFFSCOPE_MATMUL`'s syntax
 //! (`reg-16x16-wg8x8`, `smem-4x4-wg16x16-k16`, `baseline`). Figures are for comparing
 //! configurations within one run; `diffscope bench` reports the shipped choice.
 
@@ -41,7 +41,10 @@ fn main() {
     let skip = usize::from(args.first().is_some_and(|a| a.parse::<usize>().is_ok()));
     if args.iter().skip(skip).any(|a| a == "cpu") {
         match cpu_gflops(n, 5) {
-            Ok(g) => println!("cpu (matrixmultiply; n = {n}) {g:6.2} GFLOP/s"),
+            Ok(g) => println!(
+                "cpu ({}; n = {n}) {g:6.2} GFLOP/s",
+                diffscope::cpu::gemm::kernel_name()
+            ),
             Err(e) => println!("cpu failed: {e}"),
         }
         return;

@@ -18,7 +18,8 @@ pub fn exp(x: f32) -> f32 {
     // Round to nearest by the 1.5·2²³ trick: `f32::round` is a libm call on the baseline x86-64
     // target (no SSE4.1), which would stop the loop vectorising.
     const ROUND: f32 = 12_582_912.0;
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -27,8 +28,12 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // 2^n for n in [−126, 127]: the exponent field directly.
-    let v = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n for n in [−126, 127]: the exponent field directly. n as an integer is the difference of
+    // the bit patterns of `shifted` and ROUND (both in [2²³, 2²⁴), one binade), not `n as i32`: Rust's
+    // float-to-int cast saturates and maps NaN to 0, a per-lane compare-and-select that kept this
+    // loop half scalar.
+    let ni = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let v = y * f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     if x < LO {
         0.0
     } else if x > HI {

@@ -6,6 +6,7 @@
 //! "submission" is a no-op and a readback is ready at once.
 
 pub mod alloc;
+pub mod gemm;
 pub mod math;
 pub mod parallel;
 
@@ -14,8 +15,9 @@ use std::sync::Arc;
 /// How the CPU backend runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CpuOptions {
-    /// Threads for the loops outside the GEMM ([`parallel`]); `None` = every core the OS grants
-    /// this process. (The GEMM's own threads follow `matrixmultiply`'s `MATMUL_NUM_THREADS`.)
+    /// Threads for the GEMM and the loops ([`parallel`]), one rayon pool for both; `None` = rayon's
+    /// default (`RAYON_NUM_THREADS`, else every core the OS grants this process). The pool is
+    /// process-wide: the first [`Cpu`] sizes it.
     pub threads: Option<usize>,
 }
 
@@ -45,8 +47,7 @@ pub const MAX_TENSOR_BYTES: u64 = 4 * (u32::MAX as u64);
 
 impl Cpu {
     pub fn new(opts: &CpuOptions) -> Cpu {
-        let threads = opts.threads.unwrap_or_else(available_threads).max(1);
-        parallel::set_threads(threads);
+        let threads = parallel::init_pool(opts.threads);
         Cpu(Arc::new(Inner { threads }))
     }
 
@@ -58,9 +59,10 @@ impl Cpu {
     /// A one-line description for `info`, the app and bench records.
     pub fn describe(&self) -> String {
         format!(
-            "CPU ({} {}, {} thread{}{})",
+            "CPU ({} {}, GEMM {}, {} thread{}{})",
             std::env::consts::ARCH,
             simd_name(),
+            gemm::kernel_name(),
             self.0.threads,
             if self.0.threads == 1 { "" } else { "s" },
             if cfg!(target_arch = "wasm32") {
@@ -70,18 +72,6 @@ impl Cpu {
             }
         )
     }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn available_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The browser gives a page one thread unless it is cross-origin isolated; the CPU backend does not
-/// spawn workers, so it uses one.
-#[cfg(target_arch = "wasm32")]
-fn available_threads() -> usize {
-    1
 }
 
 /// The widest vector extension the GEMM can use on this machine (for the description only).

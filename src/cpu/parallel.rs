@@ -1,25 +1,78 @@
-//! Splitting a kernel's output across threads: the CPU backend's loops other than the GEMM (which
-//! `matrixmultiply` threads itself) — norms, im2col, attention heads — run on up to
-//! [`super::Cpu::threads`] scoped threads natively, and on the calling thread in the browser.
+//! Threads for the CPU backend: one rayon pool, used only where the work is large enough to pay for
+//! handing it over. Everything else — most kernels of a small step — runs on the calling thread:
+//! measured on a 2-core machine, letting every GEMM and loop split across threads made the
+//! batch-1 steps up to 2× slower (waking a pool thread costs more than a small kernel takes).
 //!
-//! Threads are spawned per call, so a split pays only where the work is large: each thread gets at
-//! least [`MIN_ELEMENTS`] output elements, and smaller outputs stay on the calling thread.
+//! How: rayon's *global* pool is pinned to one thread, so a rayon-using library called from outside
+//! any pool (the GEMM crate checks `rayon::current_num_threads()`) runs serially in place; large
+//! work is run inside [`pool`] with [`in_pool`], where the same library sees all the threads. In the
+//! browser a page gets one thread (unless cross-origin isolated), and everything runs in place.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
-/// The fewest output elements worth a thread of their own (spawning one costs ~10–30 µs; a norm
-/// pass over this many takes ~100 µs).
+use rayon::prelude::*;
+
+/// The fewest output elements worth splitting a loop (a norm pass, im2col) across threads.
 pub const MIN_ELEMENTS: usize = 1 << 17;
 
-/// Threads the loops may use: set by the newest [`super::Cpu`] (one per process in practice).
+/// Threads the pool has (1 until [`init_pool`]).
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-pub(super) fn set_threads(n: usize) {
-    THREADS.store(n.max(1), Ordering::Relaxed);
+/// Sizes the pool once per process and returns its thread count: `threads` when given, else
+/// `RAYON_NUM_THREADS`, else every core the OS grants this process. A later call keeps the first size.
+pub(super) fn init_pool(threads: Option<usize>) -> usize {
+    if cfg!(target_arch = "wasm32") {
+        return 1;
+    }
+    static INIT: OnceLock<usize> = OnceLock::new();
+    *INIT.get_or_init(|| {
+        let n = threads
+            .or_else(|| std::env::var("RAYON_NUM_THREADS").ok()?.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        // Fails only if something built the global pool first; then small work may split too,
+        // which costs speed, not correctness.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build_global();
+        THREADS.store(n, Ordering::Relaxed);
+        n
+    })
+}
+
+/// The pool's thread count.
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        (threads() > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads())
+                    .thread_name(|i| format!("diffscope-cpu-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten()
+    })
+    .as_ref()
+}
+
+/// Runs `f` where it may use every thread (inside the pool) when `large`, else in place.
+pub fn in_pool<R: Send>(large: bool, f: impl FnOnce() -> R + Send) -> R {
+    match pool() {
+        Some(p) if large => p.install(f),
+        _ => f(),
+    }
 }
 
 /// Runs `f(first_unit, chunk)` over `out` cut into chunks of whole `unit`-element units (a row, a
-/// group, an image), one chunk per thread; `first_unit` is the index of the chunk's first unit.
+/// group, an image), at most one chunk per thread; `first_unit` is the index of the chunk's first
+/// unit. Splits only when each thread gets at least [`MIN_ELEMENTS`].
 pub fn for_each_chunk<T, F>(out: &mut [T], unit: usize, f: F)
 where
     T: Send,
@@ -27,27 +80,16 @@ where
 {
     let unit = unit.max(1);
     let units = out.len() / unit;
-    let threads = THREADS
-        .load(Ordering::Relaxed)
-        .min(out.len() / MIN_ELEMENTS)
-        .min(units)
-        .max(1);
-    if threads == 1 || cfg!(target_arch = "wasm32") {
+    let threads = threads().min(out.len() / MIN_ELEMENTS).min(units).max(1);
+    if threads == 1 {
         f(0, out);
         return;
     }
     let per = units.div_ceil(threads);
-    std::thread::scope(|s| {
-        let mut chunks = out.chunks_mut(per * unit).enumerate();
-        // The calling thread takes the first chunk itself.
-        let first = chunks.next();
-        for (i, chunk) in chunks {
-            let f = &f;
-            s.spawn(move || f(i * per, chunk));
-        }
-        if let Some((_, chunk)) = first {
-            f(0, chunk);
-        }
+    in_pool(true, || {
+        out.par_chunks_mut(per * unit)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i * per, chunk))
     });
 }
 
@@ -57,7 +99,7 @@ mod tests {
 
     #[test]
     fn every_unit_is_visited_once_with_its_index() {
-        set_threads(3);
+        init_pool(Some(3));
         for len in [0usize, 7, MIN_ELEMENTS * 3 + 5, MIN_ELEMENTS * 7] {
             let unit = 5;
             let mut v = vec![0u32; len];

@@ -158,7 +158,10 @@ fn timestep_embedding_golden_values_on(g: Device) {
 }
 
 /// Timesteps from 0 to 999 (angles up to ≈ 1000 rad).
-const TEMB_TIMES: [f32; 7] = [0.0, 0.5, 1.0, 3.0, 17.25, 250.0, 999.0];
+/// Distinct times, and runs of one time (a batch at one step: the CPU backend reuses the row).
+const TEMB_TIMES: [f32; 11] = [
+    0.0, 0.5, 1.0, 3.0, 17.25, 250.0, 250.0, 250.0, 999.0, 0.5, 0.5,
+];
 
 /// (dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period): diffusers' two conventions,
 /// odd dims, a scale, a short period, dims 1 and 2.

@@ -710,7 +710,7 @@ fn large_problems_on_software_adapters() {
     );
 }
 
-/// The CPU backend's matmul (host memory, `matrixmultiply`'s sgemm and the same epilogue) against the
+/// The CPU backend's matmul (host memory, `cpu::gemm` and the same epilogue) against the
 /// same reference, tolerance and cases as the GPU kernels: every layout on odd, aligned and degenerate
 /// shapes, broadcast batches, every activation with bias, residual and alpha, a problem larger than
 /// the GEMM's blocks, and the same typed errors.

@@ -4,6 +4,9 @@
 //! shape checks and typed errors. Both products run on the GEMM; the softmax is f32, as on the GPU.
 
 use super::Layout;
+use multiversion::multiversion;
+
+use crate::cpu::gemm::{gemm_into, Strided};
 use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
@@ -11,6 +14,33 @@ use crate::ops::check_host_len;
 /// Whether an additive mask value excludes its key.
 fn excluded(m: f32) -> bool {
     !m.is_finite() || m < -1.0e30
+}
+
+/// Each `lk`-wide row of `p` becomes softmax(row + mask), in f32; a row whose keys are all excluded
+/// becomes zeros, as the kernel writes.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn softmax_rows(p: &mut [f32], lk: usize, mask: Option<&[f32]>) {
+    for row in p.chunks_exact_mut(lk.max(1)) {
+        if let Some(m) = mask {
+            for (s, &mv) in row.iter_mut().zip(m) {
+                *s = if excluded(mv) {
+                    f32::NEG_INFINITY
+                } else {
+                    *s + mv
+                };
+            }
+        }
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+        if max == f32::NEG_INFINITY {
+            row.fill(0.0);
+            continue;
+        }
+        // One exp per element (a loop that vectorises), then the sum in order.
+        row.iter_mut().for_each(|s| *s = math::exp(*s - max));
+        let z: f32 = row.iter().sum();
+        let inv = 1.0 / z;
+        row.iter_mut().for_each(|s| *s *= inv);
+    }
 }
 
 /// `q` is `[B, Lq, H·D]`, `k` and `v` `[B, Lk, H·D]` (shapes given separately), `mask` `[B, Lk]`;
@@ -47,80 +77,38 @@ pub fn attention(
     if d == 0 || lq == 0 {
         return Ok(out);
     }
-    // Per (batch, head): S = scale·Q Kᵀ and O = softmax(S + mask) V as two strided GEMMs on the
-    // heads' columns in place (row stride H·D), the softmax in f32 between them.
+    // Per (batch, head): S = scale·Q Kᵀ and O = softmax(S + mask) V as two GEMMs reading the heads'
+    // columns in place (row stride H·D), the softmax in f32 between them; O is copied into its
+    // head's columns.
     let mut p = vec![0f32; lq * lk];
+    let mut o = vec![0f32; lq * d];
     for bi in 0..b {
         for h in 0..heads {
             let (qo, ko) = (bi * lq * hd + h * d, bi * lk * hd + h * d);
-            if lk > 0 {
-                // SAFETY: `Layout::new` checked q is [B, Lq, H·D] and k, v are [B, Lk, H·D], and
-                // `check_host_len` that the slices hold them, so Q (lq×d, row stride hd from qo),
-                // Kᵀ (d×lk, column stride hd from ko) and V (lk×d from ko) lie inside q, k, v; S is
-                // lq×lk row-major in `p`.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        lq,
-                        d,
-                        lk,
-                        scale,
-                        q[qo..].as_ptr(),
-                        hd as isize,
-                        1,
-                        k[ko..].as_ptr(),
-                        1,
-                        hd as isize,
-                        0.0,
-                        p.as_mut_ptr(),
-                        lk as isize,
-                        1,
-                    );
-                }
-            }
-            for row in p.chunks_exact_mut(lk.max(1)).take(lq) {
-                if let Some((m, _)) = mask {
-                    for (s, &mv) in row.iter_mut().zip(&m[bi * lk..][..lk]) {
-                        *s = if excluded(mv) {
-                            f32::NEG_INFINITY
-                        } else {
-                            *s + mv
-                        };
-                    }
-                }
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                if max == f32::NEG_INFINITY {
-                    row.fill(0.0); // every key excluded: zeros, as the kernel writes
-                    continue;
-                }
-                let mut z = 0.0f32;
-                for s in row.iter_mut() {
-                    *s = math::exp(*s - max);
-                    z += *s;
-                }
-                let inv = 1.0 / z;
-                row.iter_mut().for_each(|s| *s *= inv);
-            }
-            if lk > 0 {
-                // SAFETY: as above; O (lq×d, row stride hd from qo) lies inside `out`, which has
-                // q's shape, and P is lq×lk row-major.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        lq,
-                        lk,
-                        d,
-                        1.0,
-                        p.as_ptr(),
-                        lk as isize,
-                        1,
-                        v[ko..].as_ptr(),
-                        hd as isize,
-                        1,
-                        0.0,
-                        out[qo..].as_mut_ptr(),
-                        hd as isize,
-                        1,
-                    );
-                }
+            // Q (lq×d) and Kᵀ (d×lk) read in place from the heads' columns (row stride H·D).
+            let qm = Strided {
+                data: &q[qo..],
+                rows: lq,
+                cols: d,
+                row_stride: hd,
+                col_stride: 1,
+            };
+            let km = Strided {
+                data: &k[ko..],
+                rows: lk,
+                cols: d,
+                row_stride: hd,
+                col_stride: 1,
+            };
+            gemm_into(&mut p, qm, km.t(), scale, None);
+            softmax_rows(&mut p, lk, mask.map(|(m, _)| &m[bi * lk..][..lk]));
+            let vm = Strided {
+                data: &v[ko..],
+                ..km
+            };
+            gemm_into(&mut o, Strided::rows(&p, lq, lk), vm, 1.0, None);
+            for (dst, src) in out[qo..].chunks_mut(hd).zip(o.chunks_exact(d)) {
+                dst[..d].copy_from_slice(src);
             }
         }
     }

@@ -1,12 +1,17 @@
 //! [`super::matmul`] on host memory, for the CPU backend: the same batched
 //! `out = act(alpha·(op(a) @ op(b)) + bias) + residual` with the same shape rules and typed errors
-//! (both backends check through [`Plan`]). The product is `matrixmultiply`'s sgemm — strided, so the
-//! transposes cost nothing, and threaded natively — and the epilogue one pass over each output
-//! matrix. The activations are the GPU kernel's (GELU through the same erf approximation), so the two
+//! (both backends check through [`Plan`]). The product and the bias are [`crate::cpu::gemm`] —
+//! strided, so the transposes cost nothing — and the activation and residual one pass over each
+//! output matrix. The activations are the GPU kernel's (GELU through the same erf approximation), so the two
 //! backends agree to f32 rounding.
 
 use super::{Act, Plan, MAX_RANK};
-use crate::cpu::alloc::{reserved, zeroed};
+use std::mem::MaybeUninit;
+
+use multiversion::multiversion;
+
+use crate::cpu::alloc::reserved;
+use crate::cpu::gemm::{gemm, Bias, Strided};
 use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
@@ -65,22 +70,14 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
     let nb: usize = plan.batch.iter().product();
     let len = nb * m * n;
     let what = || format!("matmul output {:?}", plan.out_shape);
-    // With K = 0 the product is zeros; otherwise sgemm (β = 0) writes every element without reading
-    // it, so the output gets no zeroing pass.
-    let mut out: Vec<f32> = if k == 0 {
-        zeroed(len, &what)?
-    } else {
-        reserved(len, &what)?
-    };
+    // The GEMM writes every element without reading it, so the output gets no zeroing pass.
+    let mut out: Vec<f32> = reserved(len, &what)?;
     if len == 0 {
         return Ok((out, plan.out_shape));
     }
-    let base = out.as_mut_ptr();
-    // Element strides of op(a) (M×K) and op(b) (K×N) within one matrix.
-    let (rsa, csa) = if opts.trans_a { (1, m) } else { (k, 1) };
-    let (rsb, csb) = if opts.trans_b { (1, k) } else { (n, 1) };
+    let spare = &mut out.spare_capacity_mut()[..len];
     let mut coord = [0usize; MAX_RANK];
-    for z in 0..nb {
+    for (z, block) in spare.chunks_exact_mut(m * n).enumerate() {
         // The batch coordinate of entry z, and each operand's offset at it.
         let mut r = z;
         for i in (0..plan.batch.len()).rev() {
@@ -93,51 +90,35 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
                 .sum()
         };
         let (ao, bo, ro) = (offset(&plan.sa), offset(&plan.sb), offset(&plan.sr));
-        // SAFETY: block z, [z·M·N, (z+1)·M·N), lies inside the allocation of `len` values.
-        let c_ptr = unsafe { base.add(z * m * n) };
-        if k > 0 {
-            let (am, bm) = (&a.data[ao..ao + m * k], &b.data[bo..bo + k * n]);
-            // SAFETY: `Plan::new` checked that op(a) is M×K and op(b) is K×N for every batch entry,
-            // and `check_host_len` that the slices hold the shapes, so every strided index sgemm forms
-            // lies inside `am`, `bm` and block z (an M×N row-major block at `c_ptr`).
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    opts.alpha,
-                    am.as_ptr(),
-                    rsa as isize,
-                    csa as isize,
-                    bm.as_ptr(),
-                    rsb as isize,
-                    csb as isize,
-                    0.0,
-                    c_ptr,
-                    n as isize,
-                    1,
-                );
-            }
-        }
-        // SAFETY: block z is initialised: sgemm wrote it just now (or, for K = 0, it was zeroed), and
-        // no other reference to it exists.
-        let c = unsafe { std::slice::from_raw_parts_mut(c_ptr, m * n) };
+        // op(a) is M×K and op(b) K×N (`Plan::new` checked both for every batch entry, and
+        // `check_host_len` that the slices hold them); a transpose is a swap of strides.
+        let am = op(&a.data[ao..ao + m * k], m, k, opts.trans_a);
+        let bm = op(&b.data[bo..bo + k * n], k, n, opts.trans_b);
+        // The bias rides in the GEMM's own epilogue; the activation and residual follow.
+        gemm(block, am, bm, opts.alpha, opts.bias.map(Bias::PerColumn));
+        // SAFETY: `gemm` initialised every element of the block.
+        let c = unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) };
         let res = opts.residual.map(|r| &r.data[ro..ro + m * n]);
-        epilogue(c, n, opts.bias, opts.act, res);
+        epilogue(c, opts.act, res);
     }
     // SAFETY: every block of the `len` values was initialised above.
     unsafe { out.set_len(len) };
     Ok((out, plan.out_shape))
 }
 
-/// `act(c + bias) + residual` over one M×N output matrix, in place: one pass per part that is
-/// there, each a loop the compiler vectorises (the activation's match is outside it).
-fn epilogue(c: &mut [f32], n: usize, bias: Option<&[f32]>, act: Act, res: Option<&[f32]>) {
-    if let Some(b) = bias {
-        for row in c.chunks_exact_mut(n) {
-            row.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
-        }
+/// `op(x)` as an M×K operand: `x` itself when stored M×K row-major, or read transposed from K×M.
+fn op(data: &[f32], rows: usize, cols: usize, trans: bool) -> Strided<'_> {
+    if trans {
+        Strided::rows(data, cols, rows).t()
+    } else {
+        Strided::rows(data, rows, cols)
     }
+}
+
+/// `act(c) + residual` over one M×N output matrix (the bias is already in), in place: one pass per
+/// part that is there, each a loop the compiler vectorises (the activation's match is outside it).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn epilogue(c: &mut [f32], act: Act, res: Option<&[f32]>) {
     match act {
         Act::None => {}
         Act::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),

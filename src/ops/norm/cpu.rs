@@ -4,11 +4,14 @@
 //! CPU result is at least as close to the exact one as the GPU's.
 
 use super::{check_affine_shape, check_eps, check_rank, group_layout};
+use multiversion::multiversion;
+
 use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
 use crate::ops::matmul::{cpu::activate, Act};
 
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn row_softmax(op: &'static str, x: &[f32], shape: &[usize], log: bool) -> Result<Vec<f32>> {
     check_rank(op, shape)?;
     check_host_len(op, "input", x, shape)?;
@@ -46,6 +49,7 @@ pub fn log_softmax(x: &[f32], shape: &[usize]) -> Result<Vec<f32>> {
 /// Mean and `1/√(var + eps)` of `v` (biased variance), accumulated in f64 over eight lanes (so
 /// the loops vectorise; the order of the sum differs from a plain left-to-right one only in f64
 /// rounding).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn moments(v: &[f32], eps: f32) -> (f64, f64) {
     let c = v.len().max(1) as f64;
     let lanes = |f: &dyn Fn(f32) -> f64| -> f64 {
@@ -64,6 +68,7 @@ fn moments(v: &[f32], eps: f32) -> (f64, f64) {
 }
 
 /// LayerNorm over the last dimension `D`; `weight` and `bias`, when given, hold `D` values.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 pub fn layer_norm(
     x: &[f32],
     shape: &[usize],
@@ -152,23 +157,37 @@ pub fn group_norm(
             let xs = &x[gi * block..][..block];
             let (mean, inv) = moments(xs, eps);
             let first_channel = (gi % groups) * per_group;
-            let m = mean as f32;
-            // Per channel of the group: y = (x − mean)·(inv·w) + b over its spatial run, vectorised.
-            let runs = g
-                .chunks_exact_mut(spatial.max(1))
-                .zip(xs.chunks_exact(spatial.max(1)));
-            for (i, (run, xr)) in runs.enumerate() {
-                let ch = first_channel + i;
-                let scale = (inv * f64::from(weight.map_or(1.0, |w| w[ch]))) as f32;
-                let shift = bias.map_or(0.0, |b| b[ch]);
-                run.iter_mut()
-                    .zip(xr)
-                    .for_each(|(v, &x)| *v = (x - m) * scale + shift);
-                if silu {
-                    run.iter_mut().for_each(|v| *v = activate(Act::Silu, *v));
-                }
-            }
+            let affine = (weight.map(|w| &w[first_channel..][..per_group]), {
+                bias.map(|b| &b[first_channel..][..per_group])
+            });
+            normalize_group(g, xs, spatial, (mean, inv), affine, silu);
         }
     });
     Ok(out)
+}
+
+/// One group's output: per channel, y = (x − mean)·(inv·w) + b over its spatial run, then SiLU.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn normalize_group(
+    g: &mut [f32],
+    xs: &[f32],
+    spatial: usize,
+    (mean, inv): (f64, f64),
+    (weight, bias): (Option<&[f32]>, Option<&[f32]>),
+    silu: bool,
+) {
+    let m = mean as f32;
+    let runs = g
+        .chunks_exact_mut(spatial.max(1))
+        .zip(xs.chunks_exact(spatial.max(1)));
+    for (i, (run, xr)) in runs.enumerate() {
+        let scale = (inv * f64::from(weight.map_or(1.0, |w| w[i]))) as f32;
+        let shift = bias.map_or(0.0, |b| b[i]);
+        run.iter_mut()
+            .zip(xr)
+            .for_each(|(v, &x)| *v = (x - m) * scale + shift);
+        if silu {
+            run.iter_mut().for_each(|v| *v = activate(Act::Silu, *v));
+        }
+    }
 }
