@@ -95,7 +95,7 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
         }
         return;
     }
-    let large = a.rows * a.cols * b.cols >= parallel_min();
+    let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
     crate::cpu::parallel::in_pool(large, || {
         EXECUTOR.with(|e| {
             e.gemm_uninit(
@@ -117,12 +117,10 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
     });
 }
 
-fn parallel_min() -> usize {
-    std::env::var("GEMM_PAR_MIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 22)
-}
+/// Multiply-adds from which a product runs on the pool's threads. Measured on the 2-core machine
+/// (`diffscope --backend cpu bench --steps-only` at 2^21 … 2^26): below ~2^22 a second thread costs
+/// more than it saves; between 2^22 and 2^26 the steps differ within the machine's noise.
+const PARALLEL_MIN_MACS: usize = 1 << 22;
 
 fn view(m: Strided<'_>) -> NdTensorView<'_, f32, 2> {
     NdTensorView::from_data_with_strides([m.rows, m.cols], m.data, [m.row_stride, m.col_stride])
