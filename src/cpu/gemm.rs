@@ -10,7 +10,10 @@
 
 use std::mem::MaybeUninit;
 
-use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions};
+use rten_gemm::{
+    BiasVector, ColOffsets, GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, Im2Col,
+    RowOffsets,
+};
 use rten_tensor::NdTensorView;
 
 /// One operand: `rows × cols` elements of `data` at `data[r·row_stride + c·col_stride]` (so a
@@ -74,6 +77,141 @@ thread_local! {
 /// The kernel the GEMM runs here (for `info` and bench records).
 pub fn kernel_name() -> String {
     EXECUTOR.with(|e| e.kernel_name().to_string())
+}
+
+/// One image of a convolution read as its im2col matrix: `[cin, h, w]` row-major, whose column
+/// (oy, ox) holds the patch under output pixel (oy, ox) — `cin·kh·kw` rows, taps in the padding
+/// reading zero. The GEMM packs its blocks straight from the image; the matrix is never written out.
+#[derive(Clone, Copy, Debug)]
+pub struct Patches {
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub stride: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl Patches {
+    pub fn rows(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+
+    pub fn cols(&self) -> usize {
+        self.ho * self.wo
+    }
+}
+
+/// `out = weight @ patches(image) + bias`: a convolution of one image (`weight` is
+/// `[cout, cin·kh·kw]`, `out` `[cout, ho·wo]`).
+pub fn conv(
+    out: &mut [MaybeUninit<f32>],
+    weight: Strided,
+    image: &[f32],
+    p: &Patches,
+    bias: Option<Bias>,
+) {
+    assert_eq!(weight.cols, p.rows(), "conv: weight columns");
+    assert_eq!(image.len(), p.cin * p.h * p.w, "conv: image size");
+    assert_eq!(out.len(), weight.rows * p.cols(), "conv: output size");
+    if out.is_empty() {
+        return;
+    }
+    if image.is_empty() || p.rows() == 0 {
+        // Every tap reads zero (or there are none): the bias alone.
+        for (i, row) in out.chunks_exact_mut(p.cols()).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                v.write(bias.map_or(0.0, |b| b.at(i, j)));
+            }
+        }
+        return;
+    }
+    let large = weight.rows * p.rows() * p.cols() >= PARALLEL_MIN_MACS;
+    crate::cpu::parallel::in_pool(large, || {
+        EXECUTOR.with(|e| {
+            let patches = im2col(
+                image,
+                p,
+                e.im2col_row_count_step(),
+                e.im2col_col_count_step(),
+            );
+            e.gemm_uninit(
+                out,
+                GemmInputA::Unpacked(view(weight)),
+                GemmInputB::Im2Col(&patches),
+                GemmUninitOptions {
+                    bias: bias.map(rten_bias),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ())
+            .expect("conv: operands checked by the caller")
+        })
+    });
+}
+
+/// The crate's view of [`Patches`]: each row's and column's offset into the image, premultiplied by
+/// the strides (a tap's offset is their sum), padded to the kernel's steps with offsets that fall
+/// outside the image.
+fn im2col<'a>(image: &'a [f32], p: &Patches, row_step: usize, col_step: usize) -> Im2Col<'a, f32> {
+    let (h, w) = (p.h as i32, p.w as i32);
+    let mut row_offsets = RowOffsets {
+        chan: Vec::new(),
+        y: Vec::new(),
+        x: Vec::new(),
+    };
+    for c in 0..p.cin as i32 {
+        for dy in 0..p.kh as i32 {
+            for dx in 0..p.kw as i32 {
+                row_offsets.chan.push(c * h * w);
+                row_offsets.y.push(dy * w);
+                row_offsets.x.push(dx);
+            }
+        }
+    }
+    let rows = p.rows();
+    for v in [
+        &mut row_offsets.chan,
+        &mut row_offsets.y,
+        &mut row_offsets.x,
+    ] {
+        v.resize(rows.next_multiple_of(row_step), i32::MAX);
+    }
+    let mut col_offsets = ColOffsets {
+        y: Vec::new(),
+        x: Vec::new(),
+    };
+    let (s, top, left) = (p.stride as i32, p.pad_top as i32, p.pad_left as i32);
+    for oy in 0..p.ho as i32 {
+        for ox in 0..p.wo as i32 {
+            col_offsets.y.push((oy * s - top) * w);
+            col_offsets.x.push(ox * s - left);
+        }
+    }
+    let cols = p.cols();
+    for v in [&mut col_offsets.y, &mut col_offsets.x] {
+        v.resize(cols.next_multiple_of(col_step), i32::MAX);
+    }
+    Im2Col {
+        image: NdTensorView::from_data([p.cin, p.h, p.w], image),
+        row_offsets,
+        col_offsets,
+        n_cols: cols,
+        n_rows: rows,
+        max_y_offset: (h - 1) * w,
+        max_x_offset: w - 1,
+    }
+}
+
+fn rten_bias(b: Bias<'_>) -> BiasVector<'_, f32> {
+    match b {
+        Bias::PerColumn(b) => BiasVector::Row(b),
+        Bias::PerRow(b) => BiasVector::Column(b),
+    }
 }
 
 /// `out = alpha · (a @ b) + bias`, written into `out` (`a.rows × b.cols`, row-major; its previous

@@ -1,6 +1,7 @@
-//! Convolution on host memory, for the CPU backend: conv2d as im2col over the CPU GEMM (one GEMM
-//! per image: weight `[Cout, Cin·kh·kw]` @ columns `[Cin·kh·kw, ho·wo]`, bias per output channel in
-//! the GEMM, written straight into the image's output block), and nearest-neighbour 2× upsampling,
+//! Convolution on host memory, for the CPU backend: conv2d as an implicit-im2col GEMM per image
+//! (weight `[Cout, Cin·kh·kw]` @ the image's patches `[Cin·kh·kw, ho·wo]`, packed by the GEMM
+//! straight from the image; bias per output channel in the GEMM; written straight into the image's
+//! output block), and nearest-neighbour 2× upsampling,
 //! with the same shape rules and typed errors as the GPU drivers.
 
 use std::mem::MaybeUninit;
@@ -8,8 +9,8 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{ConvLayout, Padding};
-use crate::cpu::alloc::{reserved, zeroed};
-use crate::cpu::gemm::{gemm, Bias, Strided};
+use crate::cpu::alloc::reserved;
+use crate::cpu::gemm::{conv, Bias, Patches, Strided};
 use crate::cpu::parallel;
 use crate::error::{Error, Result};
 use crate::ops::check_host_len;
@@ -47,12 +48,15 @@ pub fn conv2d(
     let shape = vec![n, cout, ho, wo];
     let len = n * cout * pixels;
     let mut out: Vec<f32> = reserved(len, &|| format!("conv2d output {shape:?}"))?;
-    // One image's columns, `[K, pixels]`.
-    let col_len = k
-        .checked_mul(pixels)
-        .ok_or_else(|| Error::shape("conv2d", format!("im2col of {:?} overflows", x.1)))?;
+    // The GEMM addresses an image's taps with i32 offsets.
+    if cin * h * w > i32::MAX as usize {
+        return Err(Error::shape(
+            "conv2d",
+            format!("one image of {:?} has more than 2^31 elements", x.1),
+        ));
+    }
     if len > 0 {
-        let geometry = Im2col {
+        let patches = Patches {
             cin,
             h,
             w,
@@ -61,29 +65,33 @@ pub fn conv2d(
             ho,
             wo,
             stride,
-            padding,
+            pad_top: padding.top,
+            pad_left: padding.left,
         };
         let weight = Strided::rows(weight.0, cout, k);
         let bias = bias.map(Bias::PerRow);
-        // Per image: its columns, then weight `[Cout, K]` @ columns `[K, pixels]` (+ the bias per
-        // output channel) straight into its `[Cout, pixels]` block of the output. Images are
-        // independent, so a large batch splits across threads by image.
-        let image = |(i, block): (usize, &mut [MaybeUninit<f32>])| -> Result<()> {
-            let mut col: Vec<f32> = zeroed(col_len, &|| format!("conv2d columns for {:?}", x.1))?;
-            geometry.fill(&x.0[i * cin * h * w..][..cin * h * w], &mut col);
-            gemm(block, weight, Strided::rows(&col, k, pixels), 1.0, bias);
-            Ok(())
+        // Per image: weight `[Cout, K]` @ its patches `[K, pixels]` (+ the bias per output channel)
+        // straight into its `[Cout, pixels]` block of the output. Images are independent, so a large
+        // batch splits across threads by image.
+        let image = |(i, block): (usize, &mut [MaybeUninit<f32>])| {
+            conv(
+                block,
+                weight,
+                &x.0[i * cin * h * w..][..cin * h * w],
+                &patches,
+                bias,
+            );
         };
         let blocks = &mut out.spare_capacity_mut()[..len];
         let block = cout * pixels;
         if n > 1 && n * cout * k * pixels >= PARALLEL_MIN_MACS {
             parallel::in_pool(true, || {
-                blocks.par_chunks_mut(block).enumerate().try_for_each(image)
-            })?;
+                blocks.par_chunks_mut(block).enumerate().for_each(image)
+            });
         } else {
-            blocks.chunks_mut(block).enumerate().try_for_each(image)?;
+            blocks.chunks_mut(block).enumerate().for_each(image);
         }
-        // SAFETY: every image's block was written by `gemm` above.
+        // SAFETY: every image's block was written by `conv` above.
         unsafe { out.set_len(len) };
     }
     Ok((out, shape))
@@ -91,79 +99,6 @@ pub fn conv2d(
 
 /// Multiply-adds above which a batch's images are convolved on several threads.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
-
-/// The im2col geometry of one image.
-struct Im2col {
-    cin: usize,
-    h: usize,
-    w: usize,
-    kh: usize,
-    kw: usize,
-    ho: usize,
-    wo: usize,
-    stride: usize,
-    padding: Padding,
-}
-
-impl Im2col {
-    /// Row (c, dy, dx) of `col` (`[cin·kh·kw, ho·wo]`, zeroed) gets input channel c at offset
-    /// (dy, dx) for every output pixel; taps in the padding stay zero. Per output row the valid ox
-    /// form one range, so the inner loop is a strided (for stride 1, contiguous) copy without
-    /// bounds tests.
-    fn fill(&self, image: &[f32], col: &mut [f32]) {
-        let &Im2col {
-            h,
-            w,
-            kh,
-            kw,
-            ho,
-            wo,
-            stride,
-            padding,
-            ..
-        } = self;
-        let pixels = ho * wo;
-        for (r, row) in col.chunks_exact_mut(pixels.max(1)).enumerate() {
-            let (c, dy, dx) = (r / (kh * kw), (r / kw) % kh, r % kw);
-            let (ox0, ox1) = valid_range(wo, w, stride, dx, padding.left);
-            if ox0 >= ox1 {
-                continue;
-            }
-            let plane = &image[c * h * w..][..h * w];
-            for oy in 0..ho {
-                let iy = (oy * stride + dy) as isize - padding.top as isize;
-                if !(0..h as isize).contains(&iy) {
-                    continue;
-                }
-                let src = &plane[iy as usize * w..][..w];
-                let dst = &mut row[oy * wo..][ox0..ox1];
-                let ix0 = ox0 * stride + dx - padding.left;
-                if stride == 1 {
-                    dst.copy_from_slice(&src[ix0..ix0 + dst.len()]);
-                } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = src[ix0 + j * stride];
-                    }
-                }
-            }
-        }
-        debug_assert_eq!(col.len(), self.cin * kh * kw * pixels);
-    }
-}
-
-/// The output columns `[ox0, ox1)` whose tap `dx` lands inside a row of `w` input pixels
-/// (`ox·stride + dx − pad ∈ [0, w)`).
-fn valid_range(wo: usize, w: usize, stride: usize, dx: usize, pad: usize) -> (usize, usize) {
-    // First ox with ox·stride + dx ≥ pad.
-    let ox0 = pad.saturating_sub(dx).div_ceil(stride.max(1));
-    // One past the last ox with ox·stride + dx − pad ≤ w − 1.
-    let ox1 = if w + pad > dx {
-        ((w + pad - dx - 1) / stride.max(1) + 1).min(wo)
-    } else {
-        0
-    };
-    (ox0.min(ox1), ox1)
-}
 
 /// Nearest-neighbour 2× upsampling of `[N, C, H, W]` (diffusers' `Upsample2D` interpolation).
 pub fn upsample_nearest2x(x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
