@@ -37,6 +37,10 @@ use egui::{Color32, RichText};
 use open_run::{Carried, OpenRun};
 use timeline::Timeline;
 
+/// The compute a frame may spend on steps that run inside it (the CPU backend in the browser): two
+/// thirds of a 10-frames-per-second frame, so the page stays usable while a run plays.
+const INLINE_STEP_BUDGET: std::time::Duration = std::time::Duration::from_millis(66);
+
 pub struct DiffscopeApp {
     device: Option<Device>,
     /// Why this device, and how to open the other backend.
@@ -431,16 +435,44 @@ impl DiffscopeApp {
     /// This frame's work on the open run: collect what landed, start the next step if the timeline
     /// plays and the speed cap allows, and keep frames coming while anything is in flight.
     fn step_run(&mut self, ctx: &egui::Context) {
-        let before = self.launched();
-        let may_step = self.timeline.hold_allows(before) && self.timeline.may_step(ctx);
-        let Some(run) = &mut self.run else { return };
-        // Nothing can run on a lost device: wait for the user to open a new one.
-        if !self.device_lost {
+        let started = web_time::Instant::now();
+        let mut pumps = 0u32;
+        // Where a step computes inside the frame (the CPU backend in the browser: one thread), a
+        // frame takes further steps while they fit its budget, so a quick model is not held to one
+        // step per frame; elsewhere a step is queued or on a thread, and one pump per frame is all.
+        let inline = cfg!(target_arch = "wasm32")
+            && self
+                .device
+                .as_ref()
+                .is_some_and(|d| d.backend() == crate::tensor::Backend::Cpu);
+        loop {
+            let launched = self.launched();
+            let may_step = self.timeline.hold_allows(launched) && self.timeline.may_step(ctx);
+            let Some(run) = &mut self.run else { return };
+            // Nothing can run on a lost device: wait for the user to open a new one.
+            if self.device_lost {
+                break;
+            }
             if let Err(e) = run.pump(self.timeline.playing && may_step) {
                 self.device_lost |= matches!(e, crate::Error::DeviceLost(_));
                 self.error = Some(e.to_string());
                 self.timeline.playing = false;
             }
+            pumps += 1;
+            if self.launched() > launched {
+                self.timeline.launched();
+            }
+            let spent = started.elapsed();
+            if !inline
+                || !self.timeline.playing
+                || self.launched() == launched
+                || spent + spent / pumps > INLINE_STEP_BUDGET
+            {
+                break;
+            }
+        }
+        let Some(run) = &mut self.run else { return };
+        if !self.device_lost {
             if let Err(e) = run.pump_forward() {
                 self.error = Some(e.to_string());
             }
@@ -451,9 +483,6 @@ impl DiffscopeApp {
         self.timeline.recorded(self.recorded());
         if let Some(run) = &mut self.run {
             run.animate(self.timeline.viewed());
-        }
-        if self.launched() > before {
-            self.timeline.launched();
         }
     }
 
