@@ -29,6 +29,7 @@ mod sequence;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
+    diffscope::cpu::alloc::keep_freed_memory();
     cli::main()
 }
 
