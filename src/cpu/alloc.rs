@@ -29,23 +29,6 @@ pub fn reserved<T>(len: usize, what: &dyn Fn() -> String) -> Result<Vec<T>> {
     Ok(v)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buffers_have_their_size_and_impossible_sizes_are_refused() {
-        let v: Vec<f32> = zeroed(1 << 20, &|| "test".into()).unwrap();
-        assert_eq!(v.len(), 1 << 20);
-        assert!(v.iter().all(|&x| x == 0.0));
-        assert!(zeroed::<u32>(0, &|| "empty".into()).unwrap().is_empty());
-        let r: Vec<f32> = reserved(1000, &|| "r".into()).unwrap();
-        assert!(r.is_empty() && r.capacity() >= 1000);
-        let e = zeroed::<f32>(usize::MAX / 8, &|| "huge".into()).unwrap_err();
-        assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
-    }
-}
-
 /// Keeps freed memory in the process instead of returning it to the OS at once (glibc only; a
 /// no-op elsewhere). Every CPU op allocates its output and frees its inputs' buffers soon after:
 /// megabytes per op for a batch. glibc serves blocks of more than its (adaptive) mmap threshold
@@ -63,5 +46,22 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_have_their_size_and_impossible_sizes_are_refused() {
+        let v: Vec<f32> = zeroed(1 << 20, &|| "test".into()).unwrap();
+        assert_eq!(v.len(), 1 << 20);
+        assert!(v.iter().all(|&x| x == 0.0));
+        assert!(zeroed::<u32>(0, &|| "empty".into()).unwrap().is_empty());
+        let r: Vec<f32> = reserved(1000, &|| "r".into()).unwrap();
+        assert!(r.is_empty() && r.capacity() >= 1000);
+        let e = zeroed::<f32>(usize::MAX / 8, &|| "huge".into()).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
     }
 }
