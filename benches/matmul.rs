@@ -40,7 +40,10 @@ fn main() {
     let mut kernels: Vec<MatmulKernel> = Vec::new();
     let skip = usize::from(args.first().is_some_and(|a| a.parse::<usize>().is_ok()));
     if args.iter().skip(skip).any(|a| a == "cpu") {
-        match cpu_gflops(n, 5) {
+        // Sizes the thread pool as the CPU backend does (RAYON_NUM_THREADS, else every core).
+        let cpu = diffscope::cpu::Cpu::new(&Default::default());
+        println!("{}", cpu.describe());
+        match cpu_gflops(n, 11) {
             Ok(g) => println!(
                 "cpu ({}; n = {n}) {g:6.2} GFLOP/s",
                 diffscope::cpu::gemm::kernel_name()
