@@ -253,8 +253,29 @@ fn conv_errors_are_typed_on(g: Device) {
 /// tolerance and cases as the GPU kernels, and the same typed errors.
 #[test]
 fn cpu_conv_matches_the_reference() {
+    // The pool as the backend sizes it, so the threaded paths below run threaded.
+    let _cpu = diffscope::Cpu::new(&Default::default());
     let mut rng = Rng::new(25);
-    for c in conv_cases() {
+    let threaded = [
+        // A batch past the threshold that splits images across threads (5.5M multiply-adds),
+        // 400 pixels per image: not a multiple of the GEMM's tiles.
+        Case {
+            x: [4, 16, 20, 20],
+            w: [24, 3, 3],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(1),
+        },
+        // One image whose own product runs threaded (6.6M), stride 2 with asymmetric padding.
+        Case {
+            x: [1, 32, 47, 49],
+            w: [40, 3, 3],
+            bias: true,
+            stride: 2,
+            pad: Padding::new(0, 1, 0, 1),
+        },
+    ];
+    for c in conv_cases().into_iter().chain(threaded) {
         let [n, cin, h, w] = c.x;
         let [cout, kh, kw] = c.w;
         let xv = rng.vec(n * cin * h * w, -1.0, 1.0);

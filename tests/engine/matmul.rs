@@ -717,6 +717,8 @@ fn large_problems_on_software_adapters() {
 #[test]
 fn cpu_matmul_matches_the_reference() {
     use diffscope::ops::matmul::cpu::{self, HostMatmul, HostMatrix};
+    // The pool as the backend sizes it, so products past the threading threshold run threaded.
+    let _cpu = diffscope::Cpu::new(&Default::default());
     let mut rng = Rng::new(21);
     let run = |c: &Case, rng: &mut Rng| {
         let (_, k, n) = c.mkn();
@@ -752,7 +754,11 @@ fn cpu_matmul_matches_the_reference() {
         assert_close(&format!("{} on the CPU", c.name()), &got, &want, 1e-4, atol);
     };
     let mut cases = Vec::new();
-    for &s in SHAPES.iter().chain(&[(130, 257, 71), (1, 512, 300)]) {
+    // (301, 203, 97): 5.9M multiply-adds, past the threshold from which a product runs threaded.
+    for &s in SHAPES
+        .iter()
+        .chain(&[(130, 257, 71), (1, 512, 300), (301, 203, 97)])
+    {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             let (ash, bsh) = operand_shapes(s, ta, tb);
             cases.push(Case::plain(&ash, &bsh, ta, tb));
