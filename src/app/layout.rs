@@ -16,6 +16,8 @@ pub struct Layout {
     large_targets: bool,
     /// Narrow at the last frame (the drawer closes when the screen becomes narrow).
     was_narrow: Option<bool>,
+    /// The run's view's width last frame, in points (status: the drawer covers it, not shrinks it).
+    pub view_width: f32,
 }
 
 impl Layout {
@@ -74,6 +76,7 @@ impl Layout {
             "narrow": narrow,
             "drawer_open": self.drawer_open,
             "large_targets": self.large_targets,
+            "view_width": self.view_width,
             "pixels_per_point": ctx.pixels_per_point(),
         })
     }

@@ -402,24 +402,25 @@ impl DiffscopeApp {
         // On a narrow screen it is a drawer behind the top bar's button.
         self.narrow = self.layout.update(ui.ctx());
         if self.narrow {
+            let was_open = self.layout.drawer_open;
             let model = self.run.as_ref().map(|r| r.model_name().to_string());
-            egui::Panel::top("drawer bar")
+            let bar = egui::Panel::top("drawer bar")
                 .show(ui, |ui| self.layout.drawer_bar(ui, model.as_deref()));
+            if self.layout.drawer_open {
+                self.controls_drawer(ui.ctx(), bar.response.rect.bottom(), was_open);
+            }
+        } else {
+            let mut open = self.layout.drawer_open;
+            egui::Panel::left("controls").show_collapsible(ui, &mut open, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
+            });
+            self.layout.drawer_open = open;
         }
-        let mut open = self.layout.drawer_open;
-        let mut panel = egui::Panel::left("controls");
-        if self.narrow {
-            panel = panel.default_size((ui.ctx().content_rect().width() * 0.85).min(300.0));
-        }
-        panel.show_collapsible(ui, &mut open, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui));
-        });
-        self.layout.drawer_open = open;
         egui::Panel::bottom("timeline").show(ui, |ui| self.bottom_panel(ui));
         self.lesson_panel(ui);
         #[cfg(target_arch = "wasm32")]
         self.sync_address(ui.ctx());
-        egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
+        let view = egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
             Some(run) => run.central(ui, self.timeline.viewed()),
             None => match &self.download {
                 Some(d) => {
@@ -430,6 +431,40 @@ impl DiffscopeApp {
                 }
             },
         });
+        self.layout.view_width = view.response.rect.width();
+    }
+
+    /// The side panel as a drawer over the view (narrow screens): the view keeps its size under
+    /// it, and a tap outside the drawer closes it (unless this frame's tap was the one opening it).
+    fn controls_drawer(&mut self, ctx: &egui::Context, top: f32, was_open: bool) {
+        let screen = ctx.content_rect();
+        let width = (screen.width() * 0.85).min(300.0);
+        // Down to the screen's bottom: the controls scroll within it.
+        let height = (screen.bottom() - top - 12.0).max(0.0);
+        let shown = egui::Area::new(egui::Id::unique("controls drawer"))
+            .order(egui::Order::Foreground)
+            .fixed_pos(egui::pos2(screen.left(), top))
+            .show(ctx, |ui| {
+                egui::Frame::side_top_panel(ui.style()).show(ui, |ui| {
+                    ui.set_width(width);
+                    egui::ScrollArea::vertical()
+                        .max_height(height)
+                        .min_scrolled_height(height)
+                        .show(ui, |ui| self.side_panel(ui));
+                })
+            });
+        // A press on the view beside the drawer closes it (below the bar, whose own button toggles
+        // it; on the screen: a test may click a widget scrolled out of sight).
+        let frame = shown.inner.response.rect;
+        let outside = ctx.input(|i| {
+            i.pointer.any_pressed()
+                && i.pointer
+                    .interact_pos()
+                    .is_some_and(|p| p.y > top && screen.contains(p) && !frame.contains(p))
+        });
+        if was_open && outside {
+            self.layout.drawer_open = false;
+        }
     }
 
     /// This frame's work on the open run: collect what landed, start the next step if the timeline

@@ -764,13 +764,29 @@ fn on_a_narrow_screen_the_controls_are_a_drawer() {
         h.query_by_label("new seed").is_none(),
         "the side panel shows while closed"
     );
+    let closed_width = s["layout"]["view_width"].as_f64().unwrap();
+    assert!(closed_width > 350.0, "the view takes the width: {s}");
     h.get_by_label("Controls").click();
     run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == true);
     wait_for_label(&mut h, "new seed", 50);
+    assert_eq!(
+        status(&h)["layout"]["view_width"].as_f64(),
+        Some(closed_width),
+        "the drawer lies over the view instead of shrinking it"
+    );
     // Its controls work from the drawer: a new seed restarts the run.
     h.get_by_label("new seed").click();
     run_until(&mut h, 4000, |s| s["recorded"].as_u64() >= Some(2));
     h.get_by_label("Hide controls").click();
+    run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == false);
+    // A tap on the view beside the open drawer closes it.
+    wait_for_label(&mut h, "Controls", 50);
+    h.get_by_label("Controls").click();
+    run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == true);
+    let beside = egui::pos2(370.0, 500.0);
+    h.hover_at(beside);
+    h.drag_at(beside);
+    h.drop_at(beside);
     run_until(&mut h, 100, |s| s["layout"]["drawer_open"] == false);
     // Widened, the panel is back for good.
     h.set_size(egui::vec2(1280.0, 900.0));
