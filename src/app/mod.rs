@@ -445,7 +445,12 @@ impl DiffscopeApp {
             .order(egui::Order::Foreground)
             .fixed_pos(egui::pos2(screen.left(), top))
             .show(ctx, |ui| {
-                egui::Frame::side_top_panel(ui.style()).show(ui, |ui| {
+                // A panel's fill with a window's edge and shadow: it lies over the view.
+                let v = &ui.style().visuals;
+                let frame = egui::Frame::side_top_panel(ui.style())
+                    .stroke(v.window_stroke)
+                    .shadow(v.popup_shadow);
+                frame.show(ui, |ui| {
                     ui.set_width(width);
                     egui::ScrollArea::vertical()
                         .max_height(height)
