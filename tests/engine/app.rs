@@ -303,6 +303,39 @@ fn graphs_export_as_json_with_valid_edges() {
     h.get_by_label("forward process q(G_t | G_0)").click();
     wait_for_label(&mut h, "G_t ~ q(G_t | G_0)", 300);
     assert!(h.query_by_label_contains("G_0 (a data graph)").is_some());
+
+    // Your own graph: it starts as the data graph shown; clear its edges, then click node 0 and
+    // node 3 to join them, and again to part them. The draw of q(G_t | G_0) follows each edit.
+    h.get_by_label("your own graph").click();
+    run_until(&mut h, 300, |s| s["input"]["edges"].as_u64() > Some(0));
+    h.get_by_label("clear edges").click();
+    run_until(&mut h, 300, |s| {
+        s["input"]["edges"] == 0 && s["input"]["drawn"].as_array().is_some_and(|d| d.len() > 3)
+    });
+    let node = |h: &Harness<'_, DiffscopeApp>, i: usize| {
+        let p = &status(h)["input"]["drawn"][i];
+        egui::pos2(p[0].as_f64().unwrap() as f32, p[1].as_f64().unwrap() as f32)
+    };
+    let click = |h: &mut Harness<'_, DiffscopeApp>, at: egui::Pos2| {
+        h.hover_at(at);
+        h.drag_at(at);
+        h.drop_at(at);
+        h.step();
+        h.step();
+    };
+    for want in [1u64, 0] {
+        let (a, b) = (node(&h, 0), node(&h, 3));
+        click(&mut h, a);
+        assert_eq!(
+            status(&h)["input"]["selected"],
+            0,
+            "the first click selects"
+        );
+        click(&mut h, b);
+        run_until(&mut h, 300, |s| s["input"]["edges"].as_u64() == Some(want));
+        assert!(status(&h)["input"]["selected"].is_null());
+    }
+    wait_for_label(&mut h, "G_t ~ q(G_t | G_0)", 300);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -146,8 +146,20 @@ pub struct OneGraph<'a> {
 
 impl OneGraph<'_> {
     pub fn paint(&self, ui: &mut egui::Ui, side: f32) {
+        self.paint_editable(ui, side, None, Sense::hover());
+    }
+
+    /// [`OneGraph::paint`] sensing `sense`, with node `selected` ringed; returns the response and
+    /// where each node was drawn (for an editor's hit test).
+    pub fn paint_editable(
+        &self,
+        ui: &mut egui::Ui,
+        side: f32,
+        selected: Option<usize>,
+        sense: Sense,
+    ) -> (egui::Response, Vec<Pos2>) {
         let c = self.count;
-        let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::hover());
+        let (resp, painter) = ui.allocate_painter(Vec2::splat(side), sense);
         let r = resp.rect;
         painter.rect_filled(r, 4.0, Color32::from_gray(250));
         let centre = r.center();
@@ -187,6 +199,13 @@ impl OneGraph<'_> {
                 Color32::from_rgb(23, 190, 207),
             ][class % 4];
             painter.circle_filled(pos(i), 4.0, col);
+            if selected == Some(i) {
+                painter.circle_stroke(
+                    pos(i),
+                    9.0,
+                    Stroke::new(2.0, Color32::from_rgb(31, 119, 180)),
+                );
+            }
         }
         painter.text(
             r.left_top() + Vec2::new(6.0, 4.0),
@@ -195,5 +214,6 @@ impl OneGraph<'_> {
             egui::FontId::proportional(11.0),
             Color32::from_gray(60),
         );
+        (resp, (0..c).map(pos).collect())
     }
 }

@@ -17,7 +17,7 @@ use crate::process::graph::Graph;
 use crate::tensor::Device;
 use draw::Layout;
 use egui::RichText;
-use forward::GraphForward;
+use forward::{GraphForward, OwnGraph};
 use stepping::GraphRun;
 
 pub struct OpenGraphs {
@@ -234,14 +234,42 @@ impl OpenRun for OpenGraphs {
         let steps = self.model.process.steps();
         let r = ui.checkbox(&mut self.forward.shown, "forward process q(G_t | G_0)");
         highlight::mark(ui, "forward", r);
-        if self.forward.shown && !self.examples.is_empty() {
-            let fw = &mut self.forward;
-            ui.add(
-                egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1).text("data graph"),
-            );
-            let r = ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
-            highlight::mark(ui, "forward-t", r);
+        if !self.forward.shown {
+            return;
         }
+        let fw = &mut self.forward;
+        let mut yours = fw.own.is_some();
+        if ui
+            .checkbox(&mut yours, "your own graph")
+            .on_hover_text("draw G_0 yourself, starting from the data graph shown")
+            .changed()
+        {
+            fw.own = yours.then(|| OwnGraph::new(self.examples.get(fw.example), 12));
+        }
+        let max = self.model.max_nodes().max(2);
+        match &mut fw.own {
+            Some(o) => {
+                let mut nodes = o.graph.num_nodes;
+                if ui
+                    .add(egui::Slider::new(&mut nodes, 2..=max).text("nodes"))
+                    .changed()
+                {
+                    o.resize(nodes);
+                }
+                if ui.button("clear edges").clicked() {
+                    o.clear_edges();
+                }
+            }
+            None if !self.examples.is_empty() => {
+                ui.add(
+                    egui::Slider::new(&mut fw.example, 0..=self.examples.len() - 1)
+                        .text("data graph"),
+                );
+            }
+            None => {}
+        }
+        let r = ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
+        highlight::mark(ui, "forward-t", r);
     }
 
     fn show_forward(&mut self, t: Option<usize>) {
@@ -267,7 +295,14 @@ impl OpenRun for OpenGraphs {
     }
 
     fn status(&self) -> RunStatus {
-        RunStatus::default()
+        RunStatus {
+            input: self
+                .forward
+                .own
+                .as_ref()
+                .map_or(serde_json::Value::Null, |o| o.status()),
+            ..Default::default()
+        }
     }
 
     fn recorded_state(&self, k: usize) -> Option<Vec<f32>> {
