@@ -39,6 +39,19 @@ impl<'a> Strided<'a> {
         }
     }
 
+    /// `rows × cols` row-major with rows `row_stride` apart (a slice of a wider matrix's columns).
+    pub fn rows_strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    ) -> Strided<'a> {
+        Strided {
+            row_stride,
+            ..Strided::rows(data, rows, cols)
+        }
+    }
+
     /// The same elements read as the transpose.
     pub fn t(self) -> Strided<'a> {
         Strided {

@@ -86,26 +86,11 @@ pub fn attention(
         for h in 0..heads {
             let (qo, ko) = (bi * lq * hd + h * d, bi * lk * hd + h * d);
             // Q (lq×d) and Kᵀ (d×lk) read in place from the heads' columns (row stride H·D).
-            let qm = Strided {
-                data: &q[qo..],
-                rows: lq,
-                cols: d,
-                row_stride: hd,
-                col_stride: 1,
-            };
-            let km = Strided {
-                data: &k[ko..],
-                rows: lk,
-                cols: d,
-                row_stride: hd,
-                col_stride: 1,
-            };
+            let qm = Strided::rows_strided(&q[qo..], lq, d, hd);
+            let km = Strided::rows_strided(&k[ko..], lk, d, hd);
             gemm_into(&mut p, qm, km.t(), scale, None);
             softmax_rows(&mut p, lk, mask.map(|(m, _)| &m[bi * lk..][..lk]));
-            let vm = Strided {
-                data: &v[ko..],
-                ..km
-            };
+            let vm = Strided::rows_strided(&v[ko..], lk, d, hd);
             gemm_into(&mut o, Strided::rows(&p, lq, lk), vm, 1.0, None);
             for (dst, src) in out[qo..].chunks_mut(hd).zip(o.chunks_exact(d)) {
                 dst[..d].copy_from_slice(src);
