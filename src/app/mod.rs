@@ -556,7 +556,7 @@ impl DiffscopeApp {
         }
         self.export_row(ui);
         if let Some(run) = &mut self.run {
-            ui.horizontal(|ui| run.forward_row(ui));
+            ui.horizontal_wrapped(|ui| run.forward_row(ui));
         }
     }
 

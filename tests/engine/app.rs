@@ -336,6 +336,15 @@ fn graphs_export_as_json_with_valid_edges() {
         assert!(status(&h)["input"]["selected"].is_null());
     }
     wait_for_label(&mut h, "G_t ~ q(G_t | G_0)", 300);
+
+    // Denoise from t (SDEdit): the run starts at G_t, T − t = 375 steps in (planar-digress: T 500,
+    // the explorer opens at T/4), and goes on from there — far fewer frames than a run from z_T.
+    h.get_by_label("denoise G_t from t").click();
+    run_until(&mut h, 200, |s| s["recorded"].as_u64() >= Some(378));
+    assert!(
+        h.query_by_label("G_t ~ q(G_t | G_0)").is_none(),
+        "back on the reverse run"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

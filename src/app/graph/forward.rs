@@ -14,14 +14,30 @@ pub struct GraphForward {
     pub shown: bool,
     pub example: usize,
     pub t: usize,
-    pending: Option<(usize, usize, TensorReadback)>,
-    /// (source, t, edge ids `[c·c]`) of the newest draw; the source is the example's index or, for
-    /// the user's graph, [`OWN`] + its version.
-    pub noisy: Option<(usize, usize, Vec<u32>)>,
+    /// (source, t, node ids, edge ids, the node ids once arrived) of a draw on its way.
+    pending: Option<(
+        usize,
+        usize,
+        TensorReadback,
+        TensorReadback,
+        Option<Vec<u32>>,
+    )>,
+    /// The newest draw of G_t.
+    pub noisy: Option<Noisy>,
     /// (source, positions) of the clean graph's layout.
     layout: Option<(usize, Vec<[f32; 2]>)>,
     /// The user's own graph, when they draw one instead of taking a data graph.
     pub own: Option<OwnGraph>,
+}
+
+/// A draw of q(G_t | G_0).
+pub struct Noisy {
+    /// The example's index or, for the user's graph, [`OWN`] + its version.
+    pub source: usize,
+    pub t: usize,
+    /// Node ids `[c]` and edge ids `[c·c]`.
+    pub x: Vec<u32>,
+    pub e: Vec<u32>,
 }
 
 /// G_0: the user's graph when they draw one, else data graph `example`; with its source key.
@@ -175,16 +191,26 @@ impl GraphForward {
             }
             self.layout = Some((source, pos));
         }
-        if let Some((e, t, rb)) = &mut self.pending {
-            match rb.try_u32() {
-                None => return Ok(()),
-                Some(r) => {
-                    self.noisy = Some((*e, *t, r?));
-                    self.pending = None;
+        if let Some((s, t, rx, re, got_x)) = &mut self.pending {
+            // Node ids first (kept once they land: a readback gives its data once), then edges.
+            if got_x.is_none() {
+                match rx.try_u32() {
+                    None => return Ok(()),
+                    Some(x) => *got_x = Some(x?),
                 }
             }
+            let Some(e) = re.try_u32() else {
+                return Ok(());
+            };
+            self.noisy = Some(Noisy {
+                source: *s,
+                t: *t,
+                x: got_x.take().unwrap_or_default(),
+                e: e?,
+            });
+            self.pending = None;
         }
-        if self.noisy.as_ref().map(|s| (s.0, s.1)) == Some((source, self.t)) {
+        if self.noisy.as_ref().map(|s| (s.source, s.t)) == Some((source, self.t)) {
             return Ok(());
         }
         let c = g.num_nodes;
@@ -199,7 +225,10 @@ impl GraphForward {
         let p = &model.process;
         let clean = GraphBatch::from_host(device, &[c], c, &x, &e, p.dx, p.de)?;
         let z = p.apply_noise(&clean, &[self.t], GraphNoise::Philox(seed))?;
-        self.pending = Some((source, self.t, z.e.read()));
+        let mut rbs = crate::tensor::Tensor::read_many(&[&z.x, &z.e]).into_iter();
+        if let (Some(rx), Some(re)) = (rbs.next(), rbs.next()) {
+            self.pending = Some((source, self.t, rx, re, None));
+        }
         Ok(())
     }
 
@@ -268,8 +297,14 @@ impl GraphForward {
                     nodes,
                 ));
             });
-            if let Some((e, t, ids)) = &self.noisy {
-                if *e == source {
+            if let Some(Noisy {
+                source: s,
+                t,
+                e: ids,
+                ..
+            }) = &self.noisy
+            {
+                if *s == source {
                     ui.vertical(|ui| {
                         ui.label(format!("G_t ~ q(G_t | G_0), t = {t}"));
                         OneGraph {

@@ -35,6 +35,9 @@ pub struct OpenGraphs {
     /// The forward explorer's examples: the held-out split the model was not trained on.
     examples: Vec<Graph>,
     forward: GraphForward,
+    /// A G_t (node ids, edge ids, t) the next restart denoises instead of drawing from the prior
+    /// ("denoise G_t from t"); taken by that restart.
+    from_noised: Option<(Vec<u32>, Vec<u32>, usize)>,
 }
 
 impl OpenGraphs {
@@ -54,6 +57,7 @@ impl OpenGraphs {
             predicted: carried.graph_predicted,
             examples,
             forward,
+            from_noised: None,
         })
     }
 }
@@ -92,7 +96,10 @@ impl OpenRun for OpenGraphs {
     }
 
     fn restart(&mut self) -> crate::Result<()> {
-        let run = GraphRun::start(&self.model, self.n, self.seed)?;
+        let run = match self.from_noised.take() {
+            Some((x, e, t)) => GraphRun::from_noised(&self.model, self.n, (&x, &e), t, self.seed)?,
+            None => GraphRun::start(&self.model, self.n, self.seed)?,
+        };
         self.layout = Layout::new(&run.counts);
         self.run = Some(run);
         Ok(())
@@ -104,7 +111,7 @@ impl OpenRun for OpenGraphs {
             .add(egui::Slider::new(&mut self.n, 1..=16).text("graphs"))
             .changed();
         changed |= seed_row(ui, &mut self.seed);
-        changed
+        changed || self.from_noised.is_some()
     }
 
     fn process_notes(&mut self, ui: &mut egui::Ui, viewed: usize) {
@@ -270,6 +277,19 @@ impl OpenRun for OpenGraphs {
         }
         let r = ui.add(egui::Slider::new(&mut fw.t, 0..=steps).text("t"));
         highlight::mark(ui, "forward-t", r);
+        // SDEdit for graphs: the reverse process from this very G_t.
+        let ready = fw.noisy.as_ref().filter(|z| z.t == fw.t);
+        if ui
+            .add_enabled(ready.is_some(), egui::Button::new("denoise G_t from t"))
+            .on_hover_text("start the reverse process from the G_t drawn here (a batch of copies)")
+            .clicked()
+        {
+            if let Some(z) = ready {
+                // The next frame's controls ask for a restart, which starts from it.
+                self.from_noised = Some((z.x.clone(), z.e.clone(), z.t));
+                fw.shown = false;
+            }
+        }
     }
 
     fn show_forward(&mut self, t: Option<usize>) {

@@ -11,6 +11,7 @@ use crate::pipelines::graph::DigressModel;
 use crate::tensor::{Tensor, TensorReadback};
 
 /// Host copy of one step: node and edge classes of the whole batch.
+#[derive(Clone)]
 pub struct GraphFrame {
     pub x: Vec<u32>,
     pub e: Vec<u32>,
@@ -107,6 +108,45 @@ impl GraphRun {
             computing: Stepping::default(),
             pending: Some(PendingIds::new(rx, re, None)),
             frames: Vec::new(),
+            started: web_time::Instant::now(),
+            counts,
+        })
+    }
+
+    /// `graphs` copies of one noised graph G_t (node ids `[c]`, edge ids `[c·c]`) denoised from t
+    /// (SDEdit): the run resumes after T − t steps with `seed`, and the frames before hold G_t, so
+    /// the timeline starts where the noised graph entered the reverse process.
+    pub fn from_noised(
+        model: &DigressModel,
+        graphs: usize,
+        (x, e): (&[u32], &[u32]),
+        t: usize,
+        seed: u64,
+    ) -> crate::Result<GraphRun> {
+        let c = x.len();
+        if e.len() != c * c || graphs == 0 {
+            return Err(crate::Error::Invalid(format!(
+                "a noised graph of {c} nodes needs {} edge ids, got {}",
+                c * c,
+                e.len()
+            )));
+        }
+        let steps = model.process.steps();
+        let done = steps.saturating_sub(t.min(steps));
+        let counts = vec![c; graphs];
+        let (xs, es) = (x.repeat(graphs), e.repeat(graphs));
+        let run = engine::GraphRun::resume(model, &counts, &xs, &es, done, seed)?;
+        let frame = GraphFrame {
+            x: xs,
+            e: es,
+            p_edge: None,
+        };
+        Ok(GraphRun {
+            n: c,
+            run,
+            computing: Stepping::default(),
+            pending: None,
+            frames: vec![frame; done + 1],
             started: web_time::Instant::now(),
             counts,
         })
