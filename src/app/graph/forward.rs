@@ -14,14 +14,8 @@ pub struct GraphForward {
     pub shown: bool,
     pub example: usize,
     pub t: usize,
-    /// (source, t, node ids, edge ids, the node ids once arrived) of a draw on its way.
-    pending: Option<(
-        usize,
-        usize,
-        TensorReadback,
-        TensorReadback,
-        Option<Vec<u32>>,
-    )>,
+    /// A draw on its way.
+    pending: Option<PendingDraw>,
     /// The newest draw of G_t.
     pub noisy: Option<Noisy>,
     /// (source, positions) of the clean graph's layout.
@@ -29,6 +23,16 @@ pub struct GraphForward {
     /// The user's own graph, when they draw one instead of taking a data graph.
     pub own: Option<OwnGraph>,
 }
+
+/// A draw of q(G_t | G_0) on its way: (source, t, node ids, edge ids, the node ids once arrived —
+/// a readback gives its data once).
+type PendingDraw = (
+    usize,
+    usize,
+    TensorReadback,
+    TensorReadback,
+    Option<Vec<u32>>,
+);
 
 /// A draw of q(G_t | G_0).
 pub struct Noisy {
