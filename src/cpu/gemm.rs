@@ -136,11 +136,7 @@ pub fn conv(
     }
     if image.is_empty() || p.rows() == 0 {
         // Every tap reads zero (or there are none): the bias alone.
-        for (i, row) in out.chunks_exact_mut(p.cols()).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                v.write(bias.map_or(0.0, |b| b.at(i, j)));
-            }
-        }
+        bias_only(out, p.cols(), bias);
         return;
     }
     let large = weight.rows * p.rows() * p.cols() >= PARALLEL_MIN_MACS;
@@ -220,6 +216,16 @@ fn im2col<'a>(image: &'a [f32], p: &Patches, row_step: usize, col_step: usize) -
     }
 }
 
+/// An output whose product is all zeros (an empty sum, or taps that all fall in the padding):
+/// `cols`-wide rows of the bias alone.
+fn bias_only(out: &mut [MaybeUninit<f32>], cols: usize, bias: Option<Bias>) {
+    for (i, row) in out.chunks_exact_mut(cols).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            v.write(bias.map_or(0.0, |b| b.at(i, j)));
+        }
+    }
+}
+
 fn rten_bias(b: Bias<'_>) -> BiasVector<'_, f32> {
     match b {
         Bias::PerColumn(b) => BiasVector::Row(b),
@@ -239,11 +245,7 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
     }
     if a.cols == 0 {
         // An empty sum: the product is zeros, plus the bias.
-        for (i, row) in out.chunks_exact_mut(b.cols).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                v.write(bias.map_or(0.0, |b| b.at(i, j)));
-            }
-        }
+        bias_only(out, b.cols, bias);
         return;
     }
     let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
