@@ -156,3 +156,71 @@ fn upsample_nearest2x(
     let ox = r - oy * w2;
     uout[i] = ux[(nc * up.h + oy / 2u) * up.w + ox / 2u];
 }
+
+// diffusers' FIR resampling with the (1, 3, 3, 1) kernel (`upsample_2d` / `downsample_2d`, zero
+// outside the image), separable, so each tap's weight is a product of two per-axis weights — all
+// exact binary fractions, as in torch's normalised kernel. `up.h`, `up.w` are the input's sides.
+
+// Up: per axis, output 2m blends input m (3/4) with m − 1 (1/4), output 2m + 1 blends m (3/4) with
+// m + 1 (1/4).
+@compute @workgroup_size(256)
+fn fir_upsample2x(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= up.n) { return; }
+    let w2 = up.w * 2u;
+    let plane = up.h * 2u * w2;
+    let nc = i / plane;
+    let r = i - nc * plane;
+    let oy = r / w2;
+    let ox = r - oy * w2;
+    let base = nc * up.h * up.w;
+    let dy = select(-1, 1, (oy & 1u) == 1u);
+    let dx = select(-1, 1, (ox & 1u) == 1u);
+    var acc = 0.0;
+    for (var a = 0; a < 2; a++) {
+        let y = i32(oy / 2u) + a * dy;
+        if (y < 0 || y >= i32(up.h)) { continue; }
+        let wy = select(0.75, 0.25, a == 1);
+        for (var b = 0; b < 2; b++) {
+            let x = i32(ox / 2u) + b * dx;
+            if (x < 0 || x >= i32(up.w)) { continue; }
+            let wx = select(0.75, 0.25, b == 1);
+            acc += (wy * wx) * ux[base + u32(y) * up.w + u32(x)];
+        }
+    }
+    uout[i] = acc;
+}
+
+// Down: output m reads inputs 2m − 1 .. 2m + 2 with weights (1, 3, 3, 1) / 8 per axis; the output
+// side is ⌊side / 2⌋.
+@compute @workgroup_size(256)
+fn fir_downsample2x(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= up.n) { return; }
+    let ho = up.h / 2u;
+    let wo = up.w / 2u;
+    let plane = ho * wo;
+    let nc = i / plane;
+    let r = i - nc * plane;
+    let oy = r / wo;
+    let ox = r - oy * wo;
+    let base = nc * up.h * up.w;
+    let taps = vec4<f32>(1.0, 3.0, 3.0, 1.0);
+    var acc = 0.0;
+    for (var a = 0; a < 4; a++) {
+        let y = i32(oy * 2u) + a - 1;
+        if (y < 0 || y >= i32(up.h)) { continue; }
+        for (var b = 0; b < 4; b++) {
+            let x = i32(ox * 2u) + b - 1;
+            if (x < 0 || x >= i32(up.w)) { continue; }
+            acc += (taps[a] * taps[b] * 0.015625) * ux[base + u32(y) * up.w + u32(x)];
+        }
+    }
+    uout[i] = acc;
+}

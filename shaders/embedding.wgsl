@@ -105,3 +105,38 @@ fn timestep_embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let use_sin = first != (tp.flip != 0u);
     tout[i] = select(cos(arg), sin(arg), use_sin);
 }
+
+struct FourierParams {
+    // Output elements: batch · 2 · size.
+    n: u32,
+    // Frequencies (the weight's length); each row is 2 · size wide.
+    size: u32,
+    flip: u32,
+    // 1: the embedding takes ln t (diffusers' default `log=True`: t is a noise level σ).
+    log_t: u32,
+}
+
+@group(0) @binding(0) var<uniform> fp: FourierParams;
+@group(0) @binding(1) var<storage, read> ft: array<f32>;
+@group(0) @binding(2) var<storage, read> fw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> fout: array<f32>;
+
+const PI_F32: f32 = 3.14159265358979323846;
+
+// diffusers' GaussianFourierProjection: row b is [sin(2π·w_j·ln t_b)]_j ++ [cos(…)]_j (halves
+// swapped when flip), computed in torch's float32 order ((ln t · w) · 2) · π.
+@compute @workgroup_size(256)
+fn fourier_embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= fp.n) { return; }
+    let row = 2u * fp.size;
+    let b = i / row;
+    let c = i - b * row;
+    let j = c % fp.size;
+    let first = c < fp.size;
+    var t = ft[b];
+    if (fp.log_t != 0u) { t = log(t); }
+    let arg = reduce_angle(((t * fw[j]) * 2.0) * PI_F32);
+    let use_sin = first != (fp.flip != 0u);
+    fout[i] = select(cos(arg), sin(arg), use_sin);
+}

@@ -7,4 +7,3 @@ pub mod graph_features;
 pub mod graph_transformer;
 pub mod seq_transformer;
 pub mod unet;
-pub mod unet_memory;

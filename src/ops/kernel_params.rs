@@ -71,6 +71,7 @@ pub fn kernel_params() -> Vec<KernelParams> {
         ),
         entry::<embedding::GatherParams>(&["embedding.wgsl"], "", embedding::SRC, "GatherParams"),
         entry::<embedding::TimeParams>(&["embedding.wgsl"], "", embedding::SRC, "TimeParams"),
+        entry::<embedding::FourierParams>(&["embedding.wgsl"], "", embedding::SRC, "FourierParams"),
         entry::<graph::Params>(&["graph.wgsl"], &graph::DEFINES, graph::SRC, "GParams"),
         entry::<layout::ConcatParams>(&["layout.wgsl"], "", layout::SRC, "ConcatParams"),
         entry::<layout::PermuteParams>(&["layout.wgsl"], "", layout::SRC, "PermuteParams"),

@@ -33,5 +33,6 @@ mod sampling;
 mod shader_params;
 mod transition;
 mod unet;
+mod unet_hub;
 mod unmask;
 mod update;

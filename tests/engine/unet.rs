@@ -1,28 +1,35 @@
 //! diffusers' UNet2DModel against diffusers 0.42.1 itself (random weights; tools/fixtures_unet.py), in
-//! the mnist-unet layout and the google/ddpm-cifar10-32 layout; and the config checks.
+//! the mnist-unet layout, the google/ddpm-cifar10-32 layout, the score-SDE NCSN++ layout (skip
+//! blocks, FIR resampling, Fourier time embedding) and with scale_shift time conditioning, on both
+//! backends; and the config checks. The published checkpoints' exact configs: `unet_hub.rs`.
 
-use crate::common::{device, rel_l2};
+use crate::common::{device, on_each_backend, rel_l2};
 use diffscope::models::unet::{UNet2D, UNetConfig};
 use diffscope::nn::Denoiser;
 use diffscope::weights::Weights;
+use diffscope::Device;
 use diffscope::Tensor;
 
 fn dir(name: &str) -> String {
     format!("{}/tests/fixtures/unet_{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn load(name: &str) -> UNet2D {
+fn load(g: &Device, name: &str) -> UNet2D {
     let d = dir(name);
     let cfg = std::fs::read_to_string(format!("{d}/config.json")).unwrap();
     let cfg = UNetConfig::from_json(&cfg, "config.json").unwrap();
     let w =
         Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref()).unwrap();
-    UNet2D::load(&device(), cfg, w).unwrap()
+    UNet2D::load(g, cfg, w).unwrap()
 }
 
 fn check(name: &str) {
-    let g = device();
-    let m = load(name);
+    on_each_backend(|g| check_on(&g, name));
+}
+
+fn check_on(g: &Device, name: &str) {
+    let g = g.clone();
+    let m = load(&g, name);
     let mut io = Weights::from_file(format!("{}/io.safetensors", dir(name)).as_ref()).unwrap();
     let shape = io.shape_of("x").unwrap().to_vec();
     let x = io.take("x", &shape).unwrap();
@@ -46,7 +53,29 @@ fn check(name: &str) {
         .to_f32()
         .unwrap();
     let err = rel_l2(&got, &want.data);
+    eprintln!("{name}: relative L2 error {err:.2e}");
     assert!(err <= 1e-4, "{name}: relative L2 error {err:e}");
+}
+
+#[test]
+fn unet_matches_diffusers_ncsnpp_layout() {
+    check("ncsnpp_like");
+}
+
+#[test]
+fn unet_matches_diffusers_with_scale_shift() {
+    check("scale_shift");
+}
+
+/// A Fourier-embedded (score-SDE) UNet takes σ: integer timesteps are refused, not misread.
+#[test]
+fn fourier_unet_refuses_integer_timesteps() {
+    let g = crate::common::cpu();
+    let m = load(&g, "ncsnpp_like");
+    let x = Tensor::from_f32(&g, &[1, 3, 8, 8], &[0.0; 192]).unwrap();
+    let t = Tensor::from_u32(&g, &[1], &[10]).unwrap();
+    let e = m.forward(&x, &t, None).err().unwrap().to_string();
+    assert!(e.contains("float σ"), "{e}");
 }
 
 #[test]
@@ -72,6 +101,25 @@ fn unet_config_errors_name_the_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown field \"act_fun\""), "{e}");
+    // Null groups need the skip blocks' own; the skip blocks need a 3-channel image.
+    let bad = cfg.replace("\"norm_num_groups\": 4", "\"norm_num_groups\": null");
+    assert_ne!(bad, cfg);
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("norm_num_groups is null"), "{e}");
+    let ncsn = std::fs::read_to_string(format!("{}/config.json", dir("ncsnpp_like"))).unwrap();
+    let bad = ncsn.replace("\"in_channels\": 3", "\"in_channels\": 1");
+    assert_ne!(bad, ncsn);
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Skip blocks carry a 3-channel image"), "{e}");
+    let bad = ncsn.replace("\"fourier\"", "\"learned\"");
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("time_embedding_type") && e.contains("learned"), "{e}");
     // Weights for another config: the missing or mis-shaped tensor is named.
     let c = UNetConfig::from_json(
         &cfg.replace("[8, 16]", "[8, 24]")

@@ -5,6 +5,7 @@
 //! sequence length, because scores live only in registers, a key block at a time.
 
 pub mod cpu;
+mod wide;
 
 use super::check_u32_len;
 use crate::error::{Error, Result};
@@ -15,8 +16,8 @@ use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/attention.wgsl");
 
-/// The largest head dimension: the key and value tiles for D = 128 fill WebGPU's guaranteed 16 KiB
-/// of workgroup memory.
+/// The largest head dimension of the fused GPU kernel: the key and value tiles for D = 128 fill
+/// WebGPU's guaranteed 16 KiB of workgroup memory. Wider heads materialise the scores (`wide.rs`).
 pub const MAX_HEAD_DIM: usize = 128;
 
 /// Query rows per workgroup; matches `BQ` in the shader.
@@ -62,7 +63,8 @@ pub(super) fn defines(d: usize) -> &'static str {
 }
 
 /// `softmax(q·kᵀ·scale + mask)·v` per head. `q` is `[B, Lq, H·D]`, `k` and `v` are `[B, Lk, H·D]`,
-/// the result is `[B, Lq, H·D]`; `scale` defaults to `1/√D`. `D` may be at most [`MAX_HEAD_DIM`].
+/// the result is `[B, Lq, H·D]`; `scale` defaults to `1/√D`. Up to [`MAX_HEAD_DIM`] the GPU runs the
+/// fused kernel; wider heads, three ops over the materialised scores.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -129,11 +131,6 @@ impl Layout {
             ));
         }
         let d = hd / heads;
-        if d > MAX_HEAD_DIM {
-            return Err(Error::Invalid(format!(
-                "{op}: head dimension {d} exceeds the supported {MAX_HEAD_DIM}"
-            )));
-        }
         if let Some(m) = mask {
             if m != [b, lk] {
                 return Err(Error::shape(
@@ -202,6 +199,9 @@ fn run(
             },
         )?;
         return Tensor::from_vec_f32(q.device(), q.shape(), out);
+    }
+    if d > MAX_HEAD_DIM {
+        return wide::attention_composed(q, k, v, heads, scale, mask);
     }
     if b * heads > MAX_GROUPS_PER_DIM as usize {
         return Err(Error::Invalid(format!(

@@ -119,3 +119,63 @@ pub fn upsample_nearest2x(x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<u
     }
     Ok((out, vec![shape[0], shape[1], 2 * h, 2 * w]))
 }
+
+/// diffusers' FIR resampling with the (1, 3, 3, 1) kernel (see [`super::Fir`]), zero outside the
+/// image; each tap's weight is the product of two per-axis weights, as in the GPU kernel.
+pub fn fir_resample(x: &[f32], shape: &[usize], dir: super::Fir) -> Result<Vec<f32>> {
+    let [_, _, ho, wo] = dir.out_shape(shape)?;
+    check_host_len(
+        match dir {
+            super::Fir::Up => "fir_upsample2x",
+            super::Fir::Down => "fir_downsample2x",
+        },
+        "x",
+        x,
+        shape,
+    )?;
+    let (h, w) = (shape[2], shape[3]);
+    let planes = shape[0] * shape[1];
+    // (input index, weight) of the taps an output coordinate reads along one axis.
+    let taps = |o: usize, side: usize| -> Vec<(usize, f32)> {
+        let cand: Vec<(isize, f32)> = match dir {
+            super::Fir::Up => {
+                let m = (o / 2) as isize;
+                let d = if o % 2 == 1 { 1 } else { -1 };
+                vec![(m, 0.75), (m + d, 0.25)]
+            }
+            super::Fir::Down => {
+                let m = 2 * o as isize;
+                vec![(m - 1, 1.0), (m, 3.0), (m + 1, 3.0), (m + 2, 1.0)]
+            }
+        };
+        cand.into_iter()
+            .filter(|&(i, _)| i >= 0 && (i as usize) < side)
+            .map(|(i, wt)| (i as usize, wt))
+            .collect()
+    };
+    let ys: Vec<Vec<(usize, f32)>> = (0..ho).map(|o| taps(o, h)).collect();
+    let xs: Vec<Vec<(usize, f32)>> = (0..wo).map(|o| taps(o, w)).collect();
+    // Down's per-axis weights are (1, 3, 3, 1); their product is scaled by 1/64 once.
+    let norm = match dir {
+        super::Fir::Up => 1.0,
+        super::Fir::Down => 0.015625,
+    };
+    let mut out = Vec::with_capacity(planes * ho * wo);
+    for plane in x.chunks_exact((h * w).max(1)).take(planes) {
+        for ty in &ys {
+            for tx in &xs {
+                let mut acc = 0.0f32;
+                for &(y, wy) in ty {
+                    for &(xi, wx) in tx {
+                        acc += (wy * wx * norm) * plane[y * w + xi];
+                    }
+                }
+                out.push(acc);
+            }
+        }
+    }
+    if h * w == 0 {
+        out.resize(planes * ho * wo, 0.0);
+    }
+    Ok(out)
+}

@@ -1,10 +1,13 @@
-//! 2-D convolution (NCHW, PyTorch weight layout) and nearest-neighbour 2× upsampling: the spatial ops
-//! of a diffusers `UNet2DModel`.
+//! 2-D convolution (NCHW, PyTorch weight layout), nearest-neighbour 2× upsampling and the FIR
+//! resampling of the score-SDE UNets (`fir.rs`): the spatial ops of a diffusers `UNet2DModel`.
 //!
 //! Padding is given per side so that diffusers' `Downsample2D(padding=0)` — pad (0, 1, 0, 1), then a
 //! stride-2 convolution without padding — is one call with [`Padding::new`]`(0, 1, 0, 1)`.
 
 pub mod cpu;
+mod fir;
+
+pub use fir::{fir_downsample2x, fir_resample, fir_upsample2x, Fir};
 
 use super::{check_u32_len, WG};
 use crate::error::{Error, Result};

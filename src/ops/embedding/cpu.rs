@@ -80,3 +80,21 @@ pub fn timestep_embedding(
     }
     Ok(out)
 }
+
+/// diffusers' `GaussianFourierProjection` (see the GPU driver): `[B, 2·size]` row-major, in torch's
+/// float32 order — `ln t` rounded to f32, `((ln t · w) · 2) · π` in f32, its sin and cos rounded once.
+pub fn fourier_embedding(t: &[f32], weight: &[f32], flip: bool, log_t: bool) -> Vec<f32> {
+    let mut out = Vec::with_capacity(t.len() * 2 * weight.len());
+    for &tb in t {
+        let x = if log_t { f64::from(tb).ln() as f32 } else { tb };
+        let angle = |w: f32| f64::from(((x * w) * 2.0) * std::f32::consts::PI);
+        let sin = weight.iter().map(|&w| angle(w).sin() as f32);
+        let cos = weight.iter().map(|&w| angle(w).cos() as f32);
+        if flip {
+            out.extend(cos.chain(sin));
+        } else {
+            out.extend(sin.chain(cos));
+        }
+    }
+    out
+}

@@ -1,5 +1,6 @@
 //! Embeddings: rows of a table gathered by index (token and class embeddings, node and edge types)
-//! and diffusers' sinusoidal timestep embedding.
+//! and diffusers' timestep embeddings: the sinusoidal one and the score-SDE models' Gaussian Fourier
+//! projection of the noise level.
 
 pub mod cpu;
 
@@ -42,6 +43,21 @@ params_layout!(TimeParams {
     neg_log_period,
     denom,
     scale
+});
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct FourierParams {
+    n: u32,
+    size: u32,
+    flip: u32,
+    log_t: u32,
+}
+params_layout!(FourierParams {
+    n,
+    size,
+    flip,
+    log_t
 });
 
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
@@ -183,6 +199,52 @@ pub fn timestep_embedding(
         &spec("timestep_embedding", &[Access::Read, Access::ReadWrite]),
         &p,
         &[t.buffer()?, out.buffer()?],
+        Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// diffusers' `GaussianFourierProjection(size, log=log_t, flip_sin_to_cos=flip)` with its fixed random
+/// frequencies `weight` `[size]`: `t` `[B]` (f32 noise levels) → `[B, 2·size]`, row b
+/// `[sin(2π·w_j·ln t_b)]_j ++ [cos(2π·w_j·ln t_b)]_j` (cos first when `flip`; `t_b` itself when not
+/// `log_t`). `UNet2DModel(time_embedding_type="fourier")` uses `log_t = true, flip = false`.
+pub fn fourier_embedding(t: &Tensor, weight: &Tensor, flip: bool, log_t: bool) -> Result<Tensor> {
+    const OP: &str = "fourier_embedding";
+    t.expect_dtype(OP, DType::F32)?;
+    weight.expect_dtype(OP, DType::F32)?;
+    if t.dims() != 1 || weight.dims() != 1 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "t must be [B] and weight [size], got {:?} and {:?}",
+                t.shape(),
+                weight.shape()
+            ),
+        ));
+    }
+    let (b, size) = (t.len(), weight.len());
+    if let Device::Cpu(_) = same_device(OP, &[t, weight])? {
+        let out = cpu::fourier_embedding(t.host()?.f32(), weight.host()?.f32(), flip, log_t);
+        return Tensor::from_vec_f32(t.device(), &[b, 2 * size], out);
+    }
+    let out = Tensor::empty(t.gpu()?, &[b, 2 * size], DType::F32)?;
+    check_u32_len(OP, &out)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = FourierParams {
+        n: out.len() as u32,
+        size: size as u32,
+        flip: flip as u32,
+        log_t: log_t as u32,
+    };
+    t.gpu()?.dispatch(
+        &spec(
+            "fourier_embedding",
+            &[Access::Read, Access::Read, Access::ReadWrite],
+        ),
+        &p,
+        &[t.buffer()?, weight.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
     )?;
     Ok(out)

@@ -5,7 +5,7 @@
 //! skip connection plus a few working maps. An estimate from above, good to the size class: it
 //! decides whether to refuse a run before it allocates, not how to schedule one.
 
-use super::unet::UNetConfig;
+use super::UNetConfig;
 use crate::nn::Footprint;
 
 pub fn footprint(c: &UNetConfig, param_bytes: u64, batch: usize, host: bool) -> Footprint {
