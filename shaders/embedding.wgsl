@@ -122,6 +122,29 @@ struct FourierParams {
 @group(0) @binding(3) var<storage, read_write> fout: array<f32>;
 
 const PI_F32: f32 = 3.14159265358979323846;
+const SQRT2: f32 = 1.4142135623730951;
+
+// ln x to about 1 ulp for normal x > 0 from +, −, ×, ÷ only (the builtin log was 2 ulp off on
+// lavapipe, and the Fourier angle multiplies its error by 2π·|w| ≈ 250): x = m·2^e with m in
+// [√½, √2), ln m = 2·atanh(s), s = (m − 1)/(m + 1), |s| ≤ 0.172, odd series to s^11.
+fn ln_precise(x: f32) -> f32 {
+    let fe = frexp(x);
+    var m = fe.fract * 2.0;
+    var e = f32(fe.exp - 1);
+    if (m > SQRT2) {
+        m = m * 0.5;
+        e = e + 1.0;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    var q = 2.0 / 11.0;
+    q = q * s2 + 2.0 / 9.0;
+    q = q * s2 + 2.0 / 7.0;
+    q = q * s2 + 2.0 / 5.0;
+    q = q * s2 + 2.0 / 3.0;
+    let lnm = 2.0 * s + s * s2 * q;
+    return e * LN2_HI + (e * LN2_LO + lnm);
+}
 
 // diffusers' GaussianFourierProjection: row b is [sin(2π·w_j·ln t_b)]_j ++ [cos(…)]_j (halves
 // swapped when flip), computed in torch's float32 order ((ln t · w) · 2) · π.
@@ -135,7 +158,7 @@ fn fourier_embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let j = c % fp.size;
     let first = c < fp.size;
     var t = ft[b];
-    if (fp.log_t != 0u) { t = log(t); }
+    if (fp.log_t != 0u) { t = ln_precise(t); }
     let arg = reduce_angle(((t * fw[j]) * 2.0) * PI_F32);
     let use_sin = first != (fp.flip != 0u);
     fout[i] = select(cos(arg), sin(arg), use_sin);

@@ -331,3 +331,75 @@ fn cpu_conv_matches_the_reference() {
         Err(Error::Shape { .. })
     ));
 }
+
+/// diffusers' `upfirdn2d_native` with the (1, 3, 3, 1) kernel, written from its definition in f64:
+/// insert `up − 1` zeros after every pixel, pad (p0 before, p1 after), correlate with the
+/// normalised 4 × 4 kernel (× up² when upsampling), keep every `down`-th output.
+fn cpu_fir(x: &[f32], shape: [usize; 4], up: usize, down: usize) -> (Vec<f32>, [usize; 4]) {
+    let [n, c, h, w] = shape;
+    let k1 = [1.0f64, 3.0, 3.0, 1.0];
+    let gain = (up * up) as f64 / 64.0;
+    let (p0, p1) = if up == 2 { (2usize, 1usize) } else { (1, 1) };
+    let (hp, wp) = (h * up + p0 + p1, w * up + p0 + p1);
+    let side = |p: usize| if p >= 4 { (p - 4) / down + 1 } else { 0 };
+    let (ho, wo) = (side(hp), side(wp));
+    let mut out = vec![0f32; n * c * ho * wo];
+    for plane in 0..n * c {
+        let at = |y: usize, xx: usize| -> f64 {
+            // Padded, zero-stuffed coordinates back to the input.
+            let (y, xx) = (y as isize - p0 as isize, xx as isize - p0 as isize);
+            if y < 0 || xx < 0 || y % up as isize != 0 || xx % up as isize != 0 {
+                return 0.0;
+            }
+            let (iy, ix) = ((y / up as isize) as usize, (xx / up as isize) as usize);
+            if iy >= h || ix >= w {
+                return 0.0;
+            }
+            x[plane * h * w + iy * w + ix] as f64
+        };
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = 0.0;
+                for a in 0..4 {
+                    for b in 0..4 {
+                        acc += k1[a] * k1[b] * gain * at(oy * down + a, ox * down + b);
+                    }
+                }
+                out[(plane * ho + oy) * wo + ox] = acc as f32;
+            }
+        }
+    }
+    (out, [n, c, ho, wo])
+}
+
+/// FIR resampling against the reference on odd, even, one-pixel and non-square images.
+#[test]
+fn fir_resampling_matches_the_reference() {
+    on_each_backend(fir_resampling_matches_the_reference_on);
+}
+
+fn fir_resampling_matches_the_reference_on(g: Device) {
+    let mut rng = Rng::new(17);
+    for shape in [
+        [2, 3, 5, 7],
+        [1, 1, 1, 1],
+        [1, 2, 8, 6],
+        [3, 4, 13, 9],
+        [1, 3, 32, 32],
+    ] {
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let t = Tensor::from_f32(&g, &shape, &x).unwrap();
+        for (dir, up, down) in [(conv::Fir::Up, 2, 1), (conv::Fir::Down, 1, 2)] {
+            let got = conv::fir_resample(&t, dir).unwrap();
+            let (want, want_shape) = cpu_fir(&x, shape, up, down);
+            assert_eq!(got.shape(), want_shape, "{dir:?} {shape:?}");
+            let what = format!("{dir:?} {shape:?}");
+            assert_close(&what, &got.to_f32().unwrap(), &want, 1e-5, 1e-6);
+        }
+    }
+    let bad = Tensor::from_f32(&g, &[2, 3], &[0.0; 6]).unwrap();
+    assert!(matches!(
+        conv::fir_resample(&bad, conv::Fir::Up),
+        Err(Error::Shape { .. })
+    ));
+}

@@ -119,7 +119,10 @@ fn unet_config_errors_name_the_field() {
     let e = UNetConfig::from_json(&bad, "c.json")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("time_embedding_type") && e.contains("learned"), "{e}");
+    assert!(
+        e.contains("time_embedding_type") && e.contains("learned"),
+        "{e}"
+    );
     // Weights for another config: the missing or mis-shaped tensor is named.
     let c = UNetConfig::from_json(
         &cfg.replace("[8, 16]", "[8, 24]")
