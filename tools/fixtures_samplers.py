@@ -11,6 +11,9 @@ Writes tests/fixtures/samplers/:
   model would have been fed at each evaluation (`scale_model_input`'s output - the
   variance-preserving x_t), the timestep it would have seen, the noise each stochastic step drew, and
   the final sample.
+- ve_trajectory.safetensors: the score-SDE (NCSN++-layout) random-weight UNet of
+  tests/fixtures/unet_ncsnpp_like with google/ncsnpp-ffhq-1024's scheduler file, sampled for 5 steps
+  by ScoreSdeVePipeline's loop: every model input (σ-space), the noise drawn and the final mean.
 - trajectory.safetensors: the briefly trained UNet of tests/fixtures/ddim_trajectory (see its
   script) sampled for 20 steps by each sampler from the same x_T, plainly conditional and for two
   samplers with classifier-free guidance (w = 3): every model input and the final sample.
@@ -22,7 +25,7 @@ import torch
 import diffusers
 from diffusers import (DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, HeunDiscreteScheduler, PNDMScheduler,
-                       UNet2DModel, UniPCMultistepScheduler)
+                       ScoreSdeVeScheduler, UNet2DModel, UniPCMultistepScheduler)
 from safetensors.torch import load_file, save_file
 
 HERE = os.path.dirname(__file__)
@@ -38,7 +41,13 @@ CLASSES = {
     "unipc": (UniPCMultistepScheduler, {}),
     "pndm": (PNDMScheduler, {}),
     "plms": (PNDMScheduler, {"skip_prk_steps": True}),
+    "sde-ve": (ScoreSdeVeScheduler, {}),
 }
+
+# google/ncsnpp-ffhq-1024's scheduler file (tests/fixtures/hub), and variations.
+NCSNPP_FILE = {"_class_name": "ScoreSdeVeScheduler", "_diffusers_version": "0.1.1", "correct_steps": 1,
+               "num_train_timesteps": 2000, "sampling_eps": 1e-05, "sigma_max": 1348, "sigma_min": 0.01,
+               "snr": 0.15}
 
 # A DDPMScheduler file as a pipeline folder ships it (mnist-unet's own settings), and a bare one
 # whose missing fields each class fills with its own defaults.
@@ -80,6 +89,9 @@ CASES = [
     case("pndm_v_linspace", "pndm", 10, dict(BARE, prediction_type="v_prediction", timestep_spacing="linspace")),
     case("plms_ddpm_file", "plms", 20, DDPM_FILE),
     case("plms_v_alpha_one", "plms", 12, dict(BARE, prediction_type="v_prediction", set_alpha_to_one=True)),
+    case("sde_ve_ncsnpp_file", "sde-ve", 8, NCSNPP_FILE),
+    case("sde_ve_two_corrections", "sde-ve", 6, dict(NCSNPP_FILE, sigma_max=50.0, snr=0.16, correct_steps=2, sampling_eps=1e-3)),
+    case("sde_ve_no_corrector", "sde-ve", 10, dict(NCSNPP_FILE, sigma_max=348.0, correct_steps=0)),
 ]
 
 
@@ -88,6 +100,8 @@ def build(c):
     file = dict(c["config"])
     s = cls.from_config(file, **extra, **({"use_karras_sigmas": True} if c["karras"] else {}))
     s.set_timesteps(c["steps"])
+    if c["sampler"] == "sde-ve":
+        s.set_sigmas(c["steps"])
     return s
 
 
@@ -97,7 +111,8 @@ class NoiseTape:
     def __init__(self):
         self.draws = []
         self.mods = [diffusers.schedulers.scheduling_euler_ancestral_discrete,
-                     diffusers.schedulers.scheduling_dpmsolver_multistep]
+                     diffusers.schedulers.scheduling_dpmsolver_multistep,
+                     diffusers.schedulers.scheduling_sde_ve]
         self.orig = [m.randn_tensor for m in self.mods]
 
     def __enter__(self):
@@ -116,7 +131,31 @@ class NoiseTape:
             m.randn_tensor = o
 
 
+def run_ve(sched, x_T, model, generator):
+    """ScoreSdeVePipeline's loop: per step, `correct_steps` Langevin corrections and a prediction,
+    each after the model at the step's sigma; the result is the last prediction's mean."""
+    x = x_T * sched.init_noise_sigma
+    inputs, ts = [], []
+    k = 0
+    with NoiseTape() as tape:
+        for i, t in enumerate(sched.timesteps):
+            sigma_t = sched.sigmas[i] * torch.ones(x.shape[0])
+            for _ in range(sched.config.correct_steps):
+                inputs.append(x)
+                ts.append(float(sched.sigmas[i]))
+                x = sched.step_correct(model(x, sigma_t, k), x, generator=generator).prev_sample
+                k += 1
+            inputs.append(x)
+            ts.append(float(sched.sigmas[i]))
+            out = sched.step_pred(model(x, sigma_t, k), t, x, generator=generator)
+            k += 1
+            x, mean = out.prev_sample, out.prev_sample_mean
+    return torch.stack(inputs), torch.tensor(ts, dtype=torch.float64), torch.stack(tape.draws), mean
+
+
 def run(sched, x_T, model, generator):
+    if isinstance(sched, ScoreSdeVeScheduler):
+        return run_ve(sched, x_T, model, generator)
     x = x_T * sched.init_noise_sigma
     inputs, ts = [], []
     with NoiseTape() as tape:
@@ -138,6 +177,8 @@ def replay():
     for c in CASES:
         s = build(c)
         n = len(s.timesteps)
+        if c["sampler"] == "sde-ve":
+            n *= s.config.correct_steps + 1
         outs = torch.randn((n,) + shape, generator=g)
         x_T = torch.randn(shape, generator=g)
         inputs, ts, noise, final = run(s, x_T, lambda inp, t, k: outs[k], torch.Generator().manual_seed(7))
@@ -166,7 +207,7 @@ def trajectory():
     null = 3
     tensors = {"x_T": x_T, "labels": labels.int()}
     runs = []
-    for sampler in CLASSES:
+    for sampler in [c for c in CLASSES if c != "sde-ve"]:  # a VP model: not the score-SDE sampler
         for guided in [False, True] if sampler in ("dpm++2m", "euler-a") else [False]:
             s = build(dict(sampler=sampler, steps=20, karras=False, config=file))
 
@@ -192,8 +233,27 @@ def trajectory():
     return runs
 
 
+def ve_trajectory():
+    d = os.path.join(HERE, "..", "tests", "fixtures", "unet_ncsnpp_like")
+    unet = UNet2DModel.from_pretrained(d).eval()
+    s = ScoreSdeVeScheduler.from_config(json.load(open(f"{d}/scheduler_config.json")))
+    s.set_timesteps(5)
+    s.set_sigmas(5)
+    x_T = torch.randn((2, 3, 8, 8), generator=torch.Generator().manual_seed(3))
+
+    def model(inp, sigma, k):
+        with torch.no_grad():
+            return unet(inp, sigma).sample
+
+    inputs, ts, noise, final = run_ve(s, x_T, model, torch.Generator().manual_seed(11))
+    save_file({"x_T": x_T, "inputs": inputs, "timesteps": ts.float(), "noise": noise, "final": final},
+              f"{OUT}/ve_trajectory.safetensors")
+    print(f"ve: {len(ts)} evaluations, final range {float(final.min()):.3f}..{float(final.max()):.3f}")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    ve_trajectory()
     replay()
     runs = trajectory()
     json.dump(dict(diffusers=diffusers.__version__, cases=CASES, trajectory_runs=runs, guidance=3.0),

@@ -5,8 +5,8 @@
 
 use super::matmul::{MatmulKernel, SOFTWARE_LARGE, WEB_DEFAULT};
 use super::{
-    attention, conv, elementwise, embedding, graph, layout, loss, matmul, norm, random, sample,
-    transition, unmask, update,
+    attention, conv, elementwise, embedding, graph, langevin, layout, loss, matmul, norm, random,
+    sample, transition, unmask, update,
 };
 use crate::gpu::wgsl::{ParamsLayout, Scalar};
 
@@ -71,6 +71,7 @@ pub fn kernel_params() -> Vec<KernelParams> {
         ),
         entry::<embedding::GatherParams>(&["embedding.wgsl"], "", embedding::SRC, "GatherParams"),
         entry::<embedding::TimeParams>(&["embedding.wgsl"], "", embedding::SRC, "TimeParams"),
+        entry::<langevin::Params>(&["langevin.wgsl"], "", langevin::SRC, "Params"),
         entry::<embedding::FourierParams>(&["embedding.wgsl"], "", embedding::SRC, "FourierParams"),
         entry::<graph::Params>(&["graph.wgsl"], &graph::DEFINES, graph::SRC, "GParams"),
         entry::<layout::ConcatParams>(&["layout.wgsl"], "", layout::SRC, "ConcatParams"),

@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod graph;
 mod kernel_params;
+pub mod langevin;
 pub mod layout;
 pub mod loss;
 pub mod matmul;

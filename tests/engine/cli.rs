@@ -114,6 +114,87 @@ fn every_sampler_samples_and_init_sets_the_batch() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A score-SDE folder (NCSN++ UNet, ScoreSdeVeScheduler) samples with sde-ve unless told otherwise,
+/// refuses the other samplers, and `forward` feeds it float σ whatever the folder's scheduler.
+#[test]
+fn a_score_sde_folder_samples_with_its_own_sampler() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/unet_ncsnpp_like"
+    );
+    let dir = std::env::temp_dir().join(format!("diffscope-cli-ve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("ve.safetensors");
+    let (code, text) = run(&[
+        "--backend",
+        "cpu",
+        "sample",
+        "--model-dir",
+        model,
+        "--n",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("4 sde-ve steps (8 model evaluations)"),
+        "{text}"
+    );
+    let x = Weights::from_file(&out)
+        .unwrap()
+        .take("samples", &[2, 3, 8, 8])
+        .unwrap()
+        .data;
+    assert!(x.iter().all(|v| v.is_finite()));
+    let (code, text) = run(&[
+        "sample",
+        "--model-dir",
+        model,
+        "--sampler",
+        "euler",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("samples with sde-ve"), "{text}");
+    let io = format!("{model}/io.safetensors");
+    let fo = dir.join("forward.safetensors");
+    let (code, text) = run(&[
+        "--backend",
+        "cpu",
+        "forward",
+        "--model-dir",
+        model,
+        "--inputs",
+        &io,
+        "--out",
+        fo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let got = Weights::from_file(&fo)
+        .unwrap()
+        .take("out", &[2, 3, 8, 8])
+        .unwrap()
+        .data;
+    let want = Weights::from_file(io.as_ref())
+        .unwrap()
+        .take("out", &[2, 3, 8, 8])
+        .unwrap()
+        .data;
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        / want.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(err < 1e-5, "forward: relative L2 {err:e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// One bad invocation: arguments, the exit code it must give (2: clap's usage errors; 1: everything
 /// diffscope checks itself) and words the message must contain.
 struct Bad<'a> {

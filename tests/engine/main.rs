@@ -30,6 +30,7 @@ mod runtime;
 mod sample;
 mod samplers;
 mod sampling;
+mod score_sde;
 mod shader_params;
 mod transition;
 mod unet;

@@ -38,6 +38,10 @@ pub(super) fn step_rule(sampler: Sampler) -> &'static str {
             "PNDM: a DDIM-like step with ε_pred replaced by a linear-multistep blend of the last \
              four network outputs (Runge–Kutta steps first, unless PLMS)."
         }
+        Sampler::ScoreSdeVe => {
+            "score-SDE: Langevin corrections x += ε·score + √(2ε)·z at this σ, then a \
+             reverse-diffusion step to the next σ along the score, plus noise."
+        }
     }
 }
 
@@ -56,6 +60,10 @@ pub(super) fn sampler_help(name: &str) -> &'static str {
         "unipc" => "UniPC: predictor–corrector multistep solver (UniPCMultistepScheduler)",
         "pndm" => "PNDM: Runge–Kutta warm-up, then pseudo linear multistep (PNDMScheduler)",
         "plms" => "PLMS: PNDM's linear multistep from the first step (skip_prk_steps)",
+        "sde-ve" => {
+            "score-SDE predictor–corrector for variance-exploding (NCSN++) models \
+             (ScoreSdeVeScheduler)"
+        }
         _ => "",
     }
 }

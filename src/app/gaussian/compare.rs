@@ -40,10 +40,11 @@ impl Default for Comparison {
 
 impl Comparison {
     /// The sampler checkboxes; true when the choice changed.
-    pub fn controls(&mut self, ui: &mut egui::Ui) -> bool {
+    /// `names`: the samplers the open model takes.
+    pub fn controls(&mut self, ui: &mut egui::Ui, names: &[&'static str]) -> bool {
         let mut changed = false;
         ui.horizontal_wrapped(|ui| {
-            for &name in Sampler::NAMES {
+            for &name in names {
                 let mut on = self.chosen.contains(&name);
                 if ui.checkbox(&mut on, name).changed() {
                     changed = true;
@@ -72,7 +73,10 @@ impl Comparison {
         first_id: u64,
     ) -> crate::Result<()> {
         let mut columns = Vec::new();
-        for (i, &name) in self.chosen.iter().enumerate() {
+        // Only the samplers this model takes (the choice may come from another model).
+        let takes = Sampler::names_for(&m.process);
+        let chosen = self.chosen.iter().filter(|n| takes.contains(n));
+        for (i, &name) in chosen.enumerate() {
             let settings = SampleSettings {
                 sampler: Sampler::parse(name, eta, karras)?,
                 ..base.clone()

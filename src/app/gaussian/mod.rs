@@ -118,9 +118,16 @@ impl OpenGaussian {
     fn sample_settings(&self) -> SampleSettings {
         let s = &self.settings;
         let k = self.model.denoiser.num_labels();
+        // The model's own samplers only (a link or lesson may name another family's).
+        let names = Sampler::names_for(&self.model.process);
+        let name = if names.contains(&s.sampler) {
+            s.sampler
+        } else {
+            names[0]
+        };
         SampleSettings {
             // Every name in the menu parses.
-            sampler: Sampler::parse(s.sampler, s.eta, s.karras).unwrap_or(Sampler::Ddpm),
+            sampler: Sampler::parse(name, s.eta, s.karras).unwrap_or(Sampler::Ddpm),
             steps: s.steps,
             seed: s.seed,
             labels: k.map(|_| vec![s.label; s.n]),
@@ -255,7 +262,7 @@ impl OpenRun for OpenGaussian {
         let r = egui::ComboBox::from_label("sampler")
             .selected_text(s.sampler)
             .show_ui(ui, |ui| {
-                for &name in Sampler::NAMES {
+                for name in Sampler::names_for(&m.process) {
                     changed |= ui
                         .selectable_value(&mut s.sampler, name, name)
                         .on_hover_text(sampler_help(name))
@@ -318,7 +325,7 @@ impl OpenRun for OpenGaussian {
             changed = true;
         }
         if let Some(c) = &mut self.compare {
-            changed |= c.controls(ui);
+            changed |= c.controls(ui, &Sampler::names_for(&self.model.process));
         }
         changed
     }

@@ -66,6 +66,9 @@ pub enum SamplerArg {
     Pndm,
     /// PNDMScheduler with skip_prk_steps: PLMS from the first step.
     Plms,
+    /// ScoreSdeVeScheduler's predictor-corrector (score-SDE variance-exploding models, and only those).
+    #[value(name = "sde-ve")]
+    SdeVe,
 }
 
 impl SamplerArg {
@@ -82,6 +85,7 @@ impl SamplerArg {
             SamplerArg::Unipc => "unipc",
             SamplerArg::Pndm => "pndm",
             SamplerArg::Plms => "plms",
+            SamplerArg::SdeVe => "sde-ve",
         }
     }
 }
@@ -101,8 +105,9 @@ pub struct SampleArgs {
     pub(crate) n: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    #[arg(long, value_enum, default_value_t = SamplerArg::Ddpm)]
-    pub(crate) sampler: SamplerArg,
+    /// The reverse sampler (default: ddpm; sde-ve for a score-SDE model).
+    #[arg(long, value_enum)]
+    pub(crate) sampler: Option<SamplerArg>,
     /// Karras σ (dpm++2m, dpm++2m-sde, euler, heun, unipc; the scheduler file may also ask for them).
     #[arg(long)]
     pub(crate) karras: bool,

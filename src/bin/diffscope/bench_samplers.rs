@@ -51,7 +51,7 @@ pub fn sampler_updates(device: &Device, reps: usize, print: bool) -> Result<serd
         data_range: [-1.0, 1.0],
     };
     let mut rows = Vec::new();
-    for &name in Sampler::NAMES {
+    for name in Sampler::names_for(&model.process) {
         let settings = SampleSettings {
             sampler: Sampler::parse(name, 0.5, false)?,
             steps: 20,

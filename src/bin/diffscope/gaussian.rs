@@ -73,23 +73,28 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
             a.eta
         )));
     }
-    let sampler = Sampler::parse(a.sampler.name(), a.eta, a.karras)?;
+    let device = Device::open(opts)?.device;
+    let mut model = load(&device, &a.model)?;
+    let arg = a.sampler.unwrap_or(if model.process.is_ve() {
+        SamplerArg::SdeVe
+    } else {
+        SamplerArg::Ddpm
+    });
+    let sampler = Sampler::parse(arg.name(), a.eta, a.karras)?;
     if a.karras && !sampler.takes_karras() {
         return Err(Error::Invalid(format!(
             "--karras: {} has no Karras σ (dpm++2m, dpm++2m-sde, euler, heun and unipc do)",
             sampler.name()
         )));
     }
-    if a.eta != 0.0 && a.sampler != SamplerArg::Ddim {
+    if a.eta != 0.0 && arg != SamplerArg::Ddim {
         return Err(Error::Invalid("--eta is DDIM's (--sampler ddim)".into()));
     }
-    let device = Device::open(opts)?.device;
-    let mut model = load(&device, &a.model)?;
     if let Some(c) = a.clip_sample {
         model.process.config.clip_sample = c == OnOff::On;
     }
-    let steps = a.steps.unwrap_or(match a.sampler {
-        SamplerArg::Ddpm => model.process.train_timesteps(),
+    let steps = a.steps.unwrap_or(match arg {
+        SamplerArg::Ddpm | SamplerArg::SdeVe => model.process.train_timesteps(),
         SamplerArg::Ddim | SamplerArg::Pndm | SamplerArg::Plms => {
             50.min(model.process.train_timesteps())
         }

@@ -1,7 +1,7 @@
 //! The DiGress graph models on the command line: `sample` to JSON (optionally every reverse step),
 //! `eval-graphs` (DiGress's metrics, no GPU) and their part of `bench`.
 
-use crate::args::{EvalArgs, ModelArgs, SampleArgs, SamplerArg};
+use crate::args::{EvalArgs, ModelArgs, SampleArgs};
 use crate::output::{step_row, write_json};
 use crate::progress::Progress;
 use diffscope::pipelines::graph::run::{self, GraphRun};
@@ -42,7 +42,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         || a.eta != 0.0
         || a.temperature != 1.0
         || a.unmask.is_some()
-        || a.sampler != SamplerArg::Ddpm
+        || a.sampler.is_some()
         || a.karras
     {
         return Err(Error::Invalid(

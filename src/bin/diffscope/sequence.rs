@@ -2,7 +2,7 @@
 //! optional trajectory, `forward` (logits for given ids), and `nll` (the ELBO of data in bits per
 //! token).
 
-use crate::args::{ForwardArgs, ModelArgs, NllArgs, SampleArgs, SamplerArg};
+use crate::args::{ForwardArgs, ModelArgs, NllArgs, SampleArgs};
 use crate::output::{ext, i64_bytes, safetensors_bytes, step_row};
 use crate::progress::Progress;
 use diffscope::nn::Denoiser;
@@ -47,7 +47,7 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         || a.steps.is_some()
         || a.init.is_some()
         || a.eta != 0.0
-        || a.sampler != SamplerArg::Ddpm
+        || a.sampler.is_some()
         || a.karras
     {
         return Err(Error::Invalid(

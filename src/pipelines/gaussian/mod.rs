@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::zoo::{shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
 use crate::models::film_mlp::FilmMlp;
-use crate::models::unet::{UNet2D, UNetConfig};
+use crate::models::unet::{TimeProjection, UNet2D, UNetConfig};
 use crate::nn::Denoiser;
 use crate::process::gaussian::{Gaussian, SchedulerConfig};
 use crate::tensor::Device;
@@ -77,6 +77,21 @@ pub fn build(
     }
     if v.get("_class_name").and_then(|a| a.as_str()) == Some("UNet2DModel") {
         let cfg = UNetConfig::from_json(config, config_file)?;
+        let fourier = cfg.time_embedding == TimeProjection::Fourier;
+        if fourier != process.is_ve() {
+            return Err(Error::Config {
+                file: scheduler_file.to_string(),
+                detail: if fourier {
+                    "the UNet embeds a noise level σ (time_embedding_type \"fourier\", a \
+                     score-SDE model) but the scheduler is not a ScoreSdeVeScheduler"
+                        .into()
+                } else {
+                    "a ScoreSdeVeScheduler drives score-SDE models, whose UNet embeds σ \
+                     (time_embedding_type \"fourier\"); this UNet embeds integer timesteps"
+                        .into()
+                },
+            });
+        }
         let m = UNet2D::load(device, cfg, weights)?;
         let labels = (0..m.num_labels().unwrap_or(0))
             .map(|i| i.to_string())
@@ -86,7 +101,8 @@ pub fn build(
             denoiser: Arc::new(m),
             process,
             labels,
-            data_range: [-1.0, 1.0],
+            // ScoreSdeVePipeline's samples live in [0, 1] (it clamps to that range).
+            data_range: if fourier { [0.0, 1.0] } else { [-1.0, 1.0] },
         });
     }
     let class = v
@@ -172,7 +188,8 @@ pub fn load_files(
 }
 
 /// Load a model folder: `config.json`, `scheduler_config.json` (or `scheduler/scheduler_config.json`,
-/// as in diffusers pipelines; `unet/` subfolders too) and one `.safetensors` weights file.
+/// as in diffusers pipelines; `unet/` subfolders too) and the weights: `diffusion_pytorch_model.
+/// safetensors` where there is one, else the folder's only `.safetensors` file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<GaussianModel> {
     use std::path::PathBuf;
@@ -210,6 +227,11 @@ pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<GaussianModel>
         })
         .collect();
     st.sort();
+    // diffusers' own weights name wins over other files beside it (a `.fp16` variant, inputs).
+    let canonical = model_dir.join("diffusion_pytorch_model.safetensors");
+    if st.contains(&canonical) {
+        st = vec![canonical];
+    }
     let weights_path = match st.as_slice() {
         [one] => one.clone(),
         [] => {

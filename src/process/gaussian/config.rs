@@ -60,6 +60,31 @@ impl Default for SolverSettings {
     }
 }
 
+/// diffusers' `ScoreSdeVeScheduler` settings: the variance-exploding SDE of the score-SDE (NCSN++)
+/// checkpoints, σ(t) = σ_min·(σ_max/σ_min)^t for t from 1 down to `sampling_eps`, sampled by
+/// reverse-diffusion prediction plus `correct_steps` Langevin corrections at signal-to-noise `snr`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct VeSettings {
+    pub sigma_min: f64,
+    pub sigma_max: f64,
+    pub snr: f64,
+    pub sampling_eps: f64,
+    pub correct_steps: usize,
+}
+
+impl Default for VeSettings {
+    /// `ScoreSdeVeScheduler()`'s defaults.
+    fn default() -> Self {
+        VeSettings {
+            sigma_min: 0.01,
+            sigma_max: 1348.0,
+            snr: 0.15,
+            sampling_eps: 1e-5,
+            correct_steps: 1,
+        }
+    }
+}
+
 /// A diffusers scheduler configuration, validated.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SchedulerConfig {
@@ -82,6 +107,9 @@ pub struct SchedulerConfig {
     /// `skip_prk_steps` (PNDM: PLMS from the first step instead of four Runge–Kutta warm-up steps).
     pub skip_prk_steps: bool,
     pub solver: SolverSettings,
+    /// Set for a `ScoreSdeVeScheduler` file: the model is a score-SDE (variance-exploding) one, and
+    /// the fields above other than `num_train_timesteps` do not apply.
+    pub ve: Option<VeSettings>,
     /// The fields the file set; a sampler's own defaults apply to the others.
     pub present: BTreeSet<String>,
 }
@@ -105,6 +133,7 @@ impl Default for SchedulerConfig {
             use_karras_sigmas: false,
             skip_prk_steps: false,
             solver: SolverSettings::default(),
+            ve: None,
             present: BTreeSet::new(),
         }
     }
@@ -144,7 +173,9 @@ impl SchedulerConfig {
 
     /// Parse a diffusers `scheduler_config.json` of any scheduler class. Python's `json.dump` writes
     /// `-Infinity` for DPM-Solver's default `lambda_min_clipped`, which is not JSON: it is read as
-    /// "no clipping".
+    /// "no clipping". One class name does matter: `ScoreSdeVeScheduler` is a different process
+    /// (variance exploding, a score network), read by [`Self::ve_from_json`]; diffusers' pipeline for
+    /// those folders (`ScoreSdeVePipeline`) cannot run with another scheduler either.
     pub fn from_json(json: &str, file: &str) -> Result<SchedulerConfig> {
         let bad = |detail: String| Error::Config {
             file: file.to_string(),
@@ -156,6 +187,9 @@ impl SchedulerConfig {
         let obj = v
             .as_object()
             .ok_or_else(|| bad("expected a JSON object".into()))?;
+        if obj.get("_class_name").and_then(|v| v.as_str()) == Some("ScoreSdeVeScheduler") {
+            return Self::ve_from_json(obj, file);
+        }
         let mut c = SchedulerConfig::default();
         for (k, val) in obj {
             let num = || {
@@ -376,6 +410,66 @@ impl SchedulerConfig {
         )?;
         lim::size(file, "steps_offset", c.steps_offset, 0..=t - 1)?;
         lim::size(file, "solver_order", c.solver.order, 1..=3)?;
+        Ok(c)
+    }
+
+    /// A `ScoreSdeVeScheduler` file: its five settings and `num_train_timesteps` (default 2000);
+    /// other fields are ignored, as `from_config` ignores them.
+    fn ve_from_json(
+        obj: &serde_json::Map<String, serde_json::Value>,
+        file: &str,
+    ) -> Result<SchedulerConfig> {
+        let bad = |detail: String| Error::Config {
+            file: file.to_string(),
+            detail,
+        };
+        let mut ve = VeSettings::default();
+        let mut c = SchedulerConfig {
+            num_train_timesteps: 2000,
+            clip_sample: false,
+            ..SchedulerConfig::default()
+        };
+        for (k, val) in obj {
+            let num = || {
+                val.as_f64()
+                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
+            };
+            match k.as_str() {
+                "sigma_min" => ve.sigma_min = num()?,
+                "sigma_max" => ve.sigma_max = num()?,
+                "snr" => ve.snr = num()?,
+                "sampling_eps" => ve.sampling_eps = num()?,
+                "correct_steps" => {
+                    ve.correct_steps = val.as_u64().map(|u| u as usize).ok_or_else(|| {
+                        bad(format!(
+                            "field \"{k}\" must be a non-negative integer, got {val}"
+                        ))
+                    })?
+                }
+                "num_train_timesteps" => {
+                    c.num_train_timesteps = val.as_u64().map(|u| u as usize).ok_or_else(|| {
+                        bad(format!(
+                            "field \"{k}\" must be a non-negative integer, got {val}"
+                        ))
+                    })?
+                }
+                _ => continue,
+            }
+            c.present.insert(k.to_string());
+        }
+        use crate::weights::limits as lim;
+        lim::size(
+            file,
+            "num_train_timesteps",
+            c.num_train_timesteps,
+            2..=lim::MAX_TRAIN_TIMESTEPS,
+        )?;
+        lim::number(file, "sigma_min", ve.sigma_min, 1e-6..=1e6)?;
+        lim::number(file, "sigma_max", ve.sigma_max, ve.sigma_min..=1e6)?;
+        lim::number(file, "snr", ve.snr, 0.0..=1e3)?;
+        lim::number(file, "sampling_eps", ve.sampling_eps, 1e-12..=1.0)?;
+        lim::size(file, "correct_steps", ve.correct_steps, 0..=100)?;
+        c.ve = Some(ve);
         Ok(c)
     }
 }

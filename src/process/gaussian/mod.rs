@@ -35,6 +35,26 @@ pub struct Gaussian {
 
 impl Gaussian {
     pub fn new(config: SchedulerConfig) -> Result<Gaussian> {
+        if let Some(ve) = &config.ve {
+            // The variance-exploding process in variance-preserving terms: x_t/√(1+σ_t²) has
+            // ᾱ_t = 1/(1+σ_t²), on the training grid σ_t = exp(linspace(ln σ_min, ln σ_max, T)).
+            let t = config.num_train_timesteps;
+            let (lo, hi) = (ve.sigma_min.ln(), ve.sigma_max.ln());
+            let ac: Vec<f32> = (0..t)
+                .map(|i| {
+                    let s = (lo + (hi - lo) * i as f64 / (t - 1).max(1) as f64).exp();
+                    (1.0 / (1.0 + s * s)) as f32
+                })
+                .collect();
+            let b = (0..t)
+                .map(|i| 1.0 - ac[i] / if i == 0 { 1.0 } else { ac[i - 1] })
+                .collect();
+            return Ok(Gaussian {
+                config,
+                betas: b,
+                alphas_cumprod: ac,
+            });
+        }
         let b = betas(
             config.beta_schedule,
             config.num_train_timesteps,
@@ -59,6 +79,12 @@ impl Gaussian {
             betas: b,
             alphas_cumprod: ac,
         })
+    }
+
+    /// Whether this is a score-SDE variance-exploding process (its network takes σ and returns the
+    /// score; it samples with [`Sampler::ScoreSdeVe`] only).
+    pub fn is_ve(&self) -> bool {
+        self.config.ve.is_some()
     }
 
     pub fn train_timesteps(&self) -> usize {
@@ -118,6 +144,9 @@ pub enum Sampler {
     /// `PNDMScheduler`: four Runge–Kutta warm-up steps then PLMS, or PLMS throughout when `plms`
     /// (diffusers `skip_prk_steps`, also taken from the file).
     Pndm { plms: bool },
+    /// `ScoreSdeVeScheduler` as `ScoreSdeVePipeline` runs it: per step, Langevin corrections then a
+    /// reverse-diffusion prediction (score-SDE variance-exploding models only).
+    ScoreSdeVe,
 }
 
 impl Sampler {
@@ -133,7 +162,18 @@ impl Sampler {
         "unipc",
         "pndm",
         "plms",
+        "sde-ve",
     ];
+
+    /// The names of the samplers a process takes, in menu order: `sde-ve` alone for a score-SDE
+    /// (variance-exploding) model, every other one otherwise.
+    pub fn names_for(g: &Gaussian) -> Vec<&'static str> {
+        Self::NAMES
+            .iter()
+            .copied()
+            .filter(|&n| (n == "sde-ve") == g.is_ve())
+            .collect()
+    }
 
     /// The sampler a name of [`Self::NAMES`] means; `eta` is DDIM's, `karras` the σ-space ones'.
     pub fn parse(name: &str, eta: f32, karras: bool) -> Result<Sampler> {
@@ -148,6 +188,7 @@ impl Sampler {
             "unipc" => Sampler::UniPc { karras },
             "pndm" => Sampler::Pndm { plms: false },
             "plms" => Sampler::Pndm { plms: true },
+            "sde-ve" => Sampler::ScoreSdeVe,
             o => {
                 return Err(Error::Invalid(format!(
                     "unknown sampler \"{o}\" (one of {})",
@@ -170,6 +211,7 @@ impl Sampler {
             Sampler::UniPc { .. } => "unipc",
             Sampler::Pndm { plms: false } => "pndm",
             Sampler::Pndm { plms: true } => "plms",
+            Sampler::ScoreSdeVe => "sde-ve",
         }
     }
 
@@ -209,7 +251,7 @@ impl Sampler {
     /// Whether it draws fresh noise during the reverse run (so its seed matters past x_T).
     pub fn stochastic(&self) -> bool {
         match *self {
-            Sampler::Ddpm | Sampler::EulerAncestral => true,
+            Sampler::Ddpm | Sampler::EulerAncestral | Sampler::ScoreSdeVe => true,
             Sampler::Ddim { eta } => eta != 0.0,
             Sampler::DpmSolver { sde, .. } => sde,
             _ => false,

@@ -21,6 +21,7 @@ mod dpm;
 mod euler;
 mod heun;
 mod pndm;
+mod score_sde;
 mod unipc;
 
 use super::{evaluate, step_noise, Gaussian, PlannedStep, Prediction, SampleSettings, Sampler};
@@ -58,8 +59,12 @@ impl Memory {
 pub struct Solver {
     sampler: Sampler,
     method: Method,
-    /// The timestep the network sees at each evaluation (fractional for Euler/Heun with Karras σ).
+    /// The timestep the network sees at each evaluation (fractional for Euler/Heun with Karras σ; σ
+    /// itself for the score-SDE sampler).
     model_t: Vec<f32>,
+    /// The training timestep each evaluation is shown at (the model's own but for the score-SDE
+    /// sampler, whose σ maps onto the training grid).
+    plan_t: Vec<f32>,
     init_scale: f32,
     prediction: Prediction,
 }
@@ -70,6 +75,7 @@ enum Method {
     Dpm(dpm::Dpm),
     UniPc(unipc::UniPc),
     Pndm(pndm::Pndm),
+    ScoreSdeVe(score_sde::ScoreSdeVe),
 }
 
 /// A class default where the file did not set the field (`from_config`).
@@ -121,8 +127,20 @@ impl Solver {
     /// no memory and step through [`Gaussian::step`]).
     pub fn new(g: &Gaussian, sampler: Sampler, steps: usize) -> Result<Option<Solver>> {
         let c = &g.config;
+        if g.is_ve() && sampler != Sampler::ScoreSdeVe {
+            return Err(Error::Invalid(format!(
+                "{}: this is a score-SDE (variance-exploding) model, whose network returns the \
+                 score of σ-space samples; it samples with sde-ve",
+                sampler.name()
+            )));
+        }
         let (method, model_t, init_scale) = match sampler {
             Sampler::Ddpm | Sampler::Ddim { .. } => return Ok(None),
+            Sampler::ScoreSdeVe => {
+                let v = score_sde::ScoreSdeVe::new(g, steps)?;
+                let (t, s) = (v.model_t(), v.init_scale());
+                (Method::ScoreSdeVe(v), t, s)
+            }
             Sampler::Euler { karras } => {
                 let e = euler::Euler::new(g, steps, karras || c.use_karras_sigmas, false)?;
                 let (t, s) = (e.model_t(), e.init_scale());
@@ -161,9 +179,14 @@ impl Solver {
                 (Method::Pndm(p), t, 1.0)
             }
         };
+        let plan_t = match &method {
+            Method::ScoreSdeVe(v) => v.plan_t(),
+            _ => model_t.clone(),
+        };
         Ok(Some(Solver {
             sampler,
             method,
+            plan_t,
             model_t,
             init_scale,
             prediction: c.prediction,
@@ -193,7 +216,7 @@ impl Solver {
     /// One entry per evaluation: the (rounded) model timestep and the next evaluation's.
     pub fn plan(&self) -> Vec<PlannedStep> {
         let t: Vec<usize> = self
-            .model_t
+            .plan_t
             .iter()
             .map(|&v| v.round().max(0.0) as usize)
             .collect();
@@ -226,7 +249,13 @@ impl Solver {
                 self.evals()
             )));
         }
-        let eval = evaluate(model, x, self.model_t[k], settings)?;
+        let eval = match &self.method {
+            Method::ScoreSdeVe(v) => v.as_eps(
+                evaluate(model, &v.model_input(x, k)?, self.model_t[k], settings)?,
+                k,
+            )?,
+            _ => evaluate(model, x, self.model_t[k], settings)?,
+        };
         let noise = noise.unwrap_or_else(|| step_noise(settings, k));
         let ctx = Ctx {
             prediction: self.prediction,
@@ -240,6 +269,7 @@ impl Solver {
             Method::Dpm(d) => d.step(&ctx, k, x, memory),
             Method::UniPc(u) => u.step(&ctx, k, x, memory),
             Method::Pndm(p) => p.step(&ctx, k, x, memory),
+            Method::ScoreSdeVe(v) => v.step(&ctx, k, x, memory),
         }
     }
 }
