@@ -21,6 +21,7 @@ mod film_mlp;
 mod gaussian;
 mod graph_eval;
 mod inpaint;
+mod langevin;
 mod layout;
 mod longrun;
 mod matmul;
