@@ -163,3 +163,38 @@ fn fourier_embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let use_sin = first != (fp.flip != 0u);
     fout[i] = select(cos(arg), sin(arg), use_sin);
 }
+
+struct NearestParams {
+    // Query rows, their width, table rows.
+    m: u32,
+    d: u32,
+    k: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> np: NearestParams;
+@group(0) @binding(1) var<storage, read> nz: array<f32>;
+@group(0) @binding(2) var<storage, read> ntable: array<f32>;
+@group(0) @binding(3) var<storage, read_write> nids: array<u32>;
+
+// Vector quantisation: the index of the table row nearest each query row (squared Euclidean
+// distance; the first of equal ones, as torch's argmin).
+@compute @workgroup_size(256)
+fn nearest_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= np.m) { return; }
+    var best = 0u;
+    var best_d = 3.4e38;
+    for (var r = 0u; r < np.k; r++) {
+        var dist = 0.0;
+        for (var c = 0u; c < np.d; c++) {
+            let diff = nz[i * np.d + c] - ntable[r * np.d + c];
+            dist += diff * diff;
+        }
+        if (dist < best_d) {
+            best_d = dist;
+            best = r;
+        }
+    }
+    nids[i] = best;
+}

@@ -7,3 +7,4 @@ pub mod graph_features;
 pub mod graph_transformer;
 pub mod seq_transformer;
 pub mod unet;
+pub mod vae;

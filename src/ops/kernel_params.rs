@@ -72,6 +72,7 @@ pub fn kernel_params() -> Vec<KernelParams> {
         entry::<embedding::GatherParams>(&["embedding.wgsl"], "", embedding::SRC, "GatherParams"),
         entry::<embedding::TimeParams>(&["embedding.wgsl"], "", embedding::SRC, "TimeParams"),
         entry::<langevin::Params>(&["langevin.wgsl"], "", langevin::SRC, "Params"),
+        entry::<embedding::NearestParams>(&["embedding.wgsl"], "", embedding::SRC, "NearestParams"),
         entry::<embedding::FourierParams>(&["embedding.wgsl"], "", embedding::SRC, "FourierParams"),
         entry::<graph::Params>(&["graph.wgsl"], &graph::DEFINES, graph::SRC, "GParams"),
         entry::<layout::ConcatParams>(&["layout.wgsl"], "", layout::SRC, "ConcatParams"),

@@ -307,3 +307,55 @@ fn fourier_embedding_matches_the_reference_on(g: Device) {
         Err(Error::DType { .. })
     ));
 }
+
+/// Vector quantisation: each row's nearest table row (squared distance, first of ties) against a
+/// brute-force reference, on both backends; a duplicated table row must resolve to the first.
+#[test]
+fn nearest_rows_matches_the_reference() {
+    on_each_backend(nearest_rows_matches_the_reference_on);
+}
+
+fn nearest_rows_matches_the_reference_on(g: Device) {
+    let mut rng = Rng::new(9);
+    for (m, d, k) in [(1, 1, 1), (37, 3, 257), (300, 4, 32), (5, 7, 1000)] {
+        let z = rng.vec(m * d, -2.0, 2.0);
+        let mut table = rng.vec(k * d, -2.0, 2.0);
+        if k > 2 {
+            // Row 1 repeated as row k−1: ties go to the first.
+            let row: Vec<f32> = table[d..2 * d].to_vec();
+            table[(k - 1) * d..].copy_from_slice(&row);
+        }
+        let got = embedding::nearest_rows(
+            &Tensor::from_f32(&g, &[m, d], &z).unwrap(),
+            &Tensor::from_f32(&g, &[k, d], &table).unwrap(),
+        )
+        .unwrap()
+        .to_u32()
+        .unwrap();
+        for (i, q) in z.chunks(d).enumerate() {
+            let dist = |r: usize| -> f64 {
+                q.iter()
+                    .zip(&table[r * d..(r + 1) * d])
+                    .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                    .sum()
+            };
+            let best = (0..k)
+                .min_by(|&a, &b| dist(a).partial_cmp(&dist(b)).unwrap())
+                .unwrap();
+            assert!(
+                got[i] as usize == best || (dist(got[i] as usize) - dist(best)).abs() < 1e-5,
+                "{m}×{d} vs {k}: row {i} got {} want {best}",
+                got[i]
+            );
+            if k > 2 {
+                assert_ne!(got[i] as usize, k - 1, "a tie resolved to the later row");
+            }
+        }
+    }
+    let z = Tensor::from_f32(&g, &[2, 3], &[0.0; 6]).unwrap();
+    let t = Tensor::from_f32(&g, &[4, 2], &[0.0; 8]).unwrap();
+    assert!(matches!(
+        embedding::nearest_rows(&z, &t),
+        Err(Error::Shape { .. })
+    ));
+}

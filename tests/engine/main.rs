@@ -38,3 +38,4 @@ mod unet;
 mod unet_hub;
 mod unmask;
 mod update;
+mod vae;

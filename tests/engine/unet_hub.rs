@@ -20,7 +20,7 @@ fn mix32(mut x: u32) -> u32 {
 }
 
 /// Uniform [-0.5, 0.5) values of tensor `k` (tools/fixtures_unet.py's `hashed`).
-fn hashed(k: u32, n: usize) -> impl Iterator<Item = f32> {
+pub fn hashed(k: u32, n: usize) -> impl Iterator<Item = f32> {
     let key = k.wrapping_mul(0x85EB_CA6B).wrapping_add(1);
     (0..n as u32).map(move |i| {
         let x = mix32(i.wrapping_mul(0x9E37_79B9).wrapping_add(key));
@@ -45,14 +45,9 @@ fn hashed_param(k: u32, name: &str, shape: &[usize]) -> Vec<f32> {
     }
 }
 
-fn check(name: &str) {
-    let d = format!("{}/tests/fixtures/hub/{name}", env!("CARGO_MANIFEST_DIR"));
-    let io_bytes = std::fs::read(format!("{d}/io.safetensors")).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&io_bytes).unwrap();
-    let meta = meta.metadata().as_ref().unwrap();
-    let params: Vec<(String, Vec<usize>)> = serde_json::from_str(&meta["params"]).unwrap();
-    let side: usize = meta["side"].parse().unwrap();
-    // The weights as a safetensors file, so they load through the same checks as a real one.
+/// The safetensors file of hashed weights for a model's `params` (names and shapes in order), so
+/// they load through the same checks as a real checkpoint.
+pub fn hashed_checkpoint(params: &[(String, Vec<usize>)]) -> Vec<u8> {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
         .iter()
         .enumerate()
@@ -71,8 +66,22 @@ fn check(name: &str) {
             )
         })
         .collect();
-    let bytes = safetensors::serialize(views, None).unwrap();
-    drop(data);
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// The `params` list (and any other metadata) of a hub fixture's io.safetensors.
+pub fn hub_metadata(io_bytes: &[u8]) -> std::collections::HashMap<String, String> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(io_bytes).unwrap();
+    meta.metadata().clone().unwrap()
+}
+
+fn check(name: &str) {
+    let d = format!("{}/tests/fixtures/hub/{name}", env!("CARGO_MANIFEST_DIR"));
+    let io_bytes = std::fs::read(format!("{d}/io.safetensors")).unwrap();
+    let meta = hub_metadata(&io_bytes);
+    let params: Vec<(String, Vec<usize>)> = serde_json::from_str(&meta["params"]).unwrap();
+    let side: usize = meta["side"].parse().unwrap();
+    let bytes = hashed_checkpoint(&params);
     let g = cpu();
     let cfg = std::fs::read_to_string(format!("{d}/config.json")).unwrap();
     let cfg = UNetConfig::from_json(&cfg, "config.json").unwrap();

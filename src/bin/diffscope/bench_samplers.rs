@@ -49,6 +49,7 @@ pub fn sampler_updates(device: &Device, reps: usize, print: bool) -> Result<serd
         process: Gaussian::new(SchedulerConfig::default())?,
         labels: Vec::new(),
         data_range: [-1.0, 1.0],
+        decoder: None,
     };
     let mut rows = Vec::new();
     for name in Sampler::names_for(&model.process) {

@@ -198,17 +198,20 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     if let Some(p) = &a.trajectory {
         write_file(p, &traj.to_safetensors()?)?;
     }
-    let samples = traj.final_state();
+    // A latent model's samples are its decoder's images (the latents are kept beside them).
+    let latents = traj.final_state();
+    let (decoded, shape) = model.decode_host(latents, &traj.shape)?;
+    let samples = decoded.as_slice();
     match out_ext.as_str() {
         "png" => {
-            if traj.shape.len() == 2 && traj.shape[1] == 2 {
+            if shape.len() == 2 && shape[1] == 2 {
                 write_points_png(&a.out, samples, labels.as_deref(), model.data_range)?;
-            } else if traj.shape.len() == 4 && matches!(traj.shape[1], 1 | 3) {
-                write_image_grid(&a.out, samples, &traj.shape, model.data_range)?;
+            } else if shape.len() == 4 && matches!(shape[1], 1 | 3) {
+                write_image_grid(&a.out, samples, &shape, model.data_range)?;
             } else {
                 return Err(Error::Invalid(format!(
-                    "PNG output needs 2-D points or 1/3-channel images, not {:?}; use .safetensors",
-                    traj.shape
+                    "PNG output needs 2-D points or 1/3-channel images, not {shape:?}; use \
+                     .safetensors"
                 )));
             }
         }
@@ -219,12 +222,11 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
                 .iter()
                 .flat_map(|&l| (l as i64).to_le_bytes())
                 .collect();
-            let mut tensors = vec![(
-                "samples",
-                safetensors::Dtype::F32,
-                traj.shape.clone(),
-                bytes,
-            )];
+            let mut tensors = vec![("samples", safetensors::Dtype::F32, shape.clone(), bytes)];
+            if model.decoder.is_some() {
+                let lb: Vec<u8> = latents.iter().flat_map(|f| f.to_le_bytes()).collect();
+                tensors.push(("latents", safetensors::Dtype::F32, traj.shape.clone(), lb));
+            }
             if !lbytes.is_empty() {
                 tensors.push(("labels", safetensors::Dtype::I64, vec![n], lbytes));
             }

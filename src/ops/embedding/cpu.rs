@@ -98,3 +98,19 @@ pub fn fourier_embedding(t: &[f32], weight: &[f32], flip: bool, log_t: bool) -> 
     }
     out
 }
+
+/// The index of the row of `table` nearest each `d`-wide row of `z` (see the GPU driver).
+pub fn nearest_rows(z: &[f32], table: &[f32], d: usize) -> Vec<u32> {
+    z.chunks(d.max(1))
+        .map(|q| {
+            let mut best = (0u32, f32::INFINITY);
+            for (r, row) in table.chunks(d.max(1)).enumerate() {
+                let dist: f32 = q.iter().zip(row).map(|(a, b)| (a - b) * (a - b)).sum();
+                if dist < best.1 {
+                    best = (r as u32, dist);
+                }
+            }
+            best.0
+        })
+        .collect()
+}

@@ -60,6 +60,16 @@ params_layout!(FourierParams {
     log_t
 });
 
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct NearestParams {
+    m: u32,
+    d: u32,
+    k: u32,
+    _pad: u32,
+}
+params_layout!(NearestParams { m, d, k, _pad });
+
 fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static> {
     KernelSpec {
         family: "embedding",
@@ -246,6 +256,56 @@ pub fn fourier_embedding(t: &Tensor, weight: &Tensor, flip: bool, log_t: bool) -
         &p,
         &[t.buffer()?, weight.buffer()?, out.buffer()?],
         Gpu::grid_1d(out.len() as u64, WG),
+    )?;
+    Ok(out)
+}
+
+/// Vector quantisation (diffusers' `VectorQuantizer` lookup): for each row of `z` `[M, D]`, the index
+/// of the nearest row of `table` `[K, D]` in Euclidean distance (the first of equal ones), as u32
+/// `[M]`. With [`gather_rows`] it gives the quantised vectors.
+pub fn nearest_rows(z: &Tensor, table: &Tensor) -> Result<Tensor> {
+    const OP: &str = "nearest_rows";
+    z.expect_dtype(OP, DType::F32)?;
+    table.expect_dtype(OP, DType::F32)?;
+    if z.dims() != 2
+        || table.dims() != 2
+        || z.dim(1) != table.dim(1)
+        || table.dim(0) == 0
+        || table.dim(1) == 0
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "expects z [M, D] and a non-empty table [K, D] (D > 0), got {:?} and {:?}",
+                z.shape(),
+                table.shape()
+            ),
+        ));
+    }
+    check_u32_len(OP, table)?;
+    let m = z.dim(0);
+    if let Device::Cpu(_) = same_device(OP, &[z, table])? {
+        let ids = cpu::nearest_rows(z.host()?.f32(), table.host()?.f32(), z.dim(1));
+        return Tensor::from_u32(z.device(), &[m], &ids);
+    }
+    let out = Tensor::empty(z.gpu()?, &[m], DType::U32)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let p = NearestParams {
+        m: m as u32,
+        d: z.dim(1) as u32,
+        k: table.dim(0) as u32,
+        _pad: 0,
+    };
+    z.gpu()?.dispatch(
+        &spec(
+            "nearest_rows",
+            &[Access::Read, Access::Read, Access::ReadWrite],
+        ),
+        &p,
+        &[z.buffer()?, table.buffer()?, out.buffer()?],
+        Gpu::grid_1d(m as u64, WG),
     )?;
     Ok(out)
 }

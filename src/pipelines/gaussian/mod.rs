@@ -10,6 +10,7 @@ use super::zoo::{shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
 use crate::models::film_mlp::FilmMlp;
 use crate::models::unet::{TimeProjection, UNet2D, UNetConfig};
+use crate::models::vae::LatentDecoder;
 use crate::nn::Denoiser;
 use crate::process::gaussian::{Gaussian, SchedulerConfig};
 use crate::tensor::Device;
@@ -26,6 +27,9 @@ pub struct GaussianModel {
     pub labels: Vec<String>,
     /// The data range samples live in (e.g. [-1, 1]).
     pub data_range: [f32; 2],
+    /// Latent diffusion: the autoencoder that turns sampled latents into images (the samples and
+    /// every x_t are then latents; `data_range` is the decoded images').
+    pub decoder: Option<Arc<LatentDecoder>>,
 }
 
 impl GaussianModel {
@@ -39,6 +43,21 @@ impl GaussianModel {
         let mut s = vec![n];
         s.extend_from_slice(self.denoiser.sample_shape());
         s
+    }
+
+    /// Host latents `[N, ..sample shape]` decoded to images (a latent model), with their shape; the
+    /// samples themselves otherwise. Blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn decode_host(&self, latents: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let Some(d) = &self.decoder else {
+            return Ok((latents.to_vec(), shape.to_vec()));
+        };
+        let device = self.denoiser.device();
+        let img = d.decode(&crate::tensor::Tensor::from_f32(device, shape, latents)?)?;
+        let shape = img.shape().to_vec();
+        let data = img.to_f32()?;
+        device.check()?;
+        Ok((data, shape))
     }
 }
 
@@ -73,6 +92,7 @@ pub fn build(
             process,
             labels,
             data_range: range,
+            decoder: None,
         });
     }
     if v.get("_class_name").and_then(|a| a.as_str()) == Some("UNet2DModel") {
@@ -103,6 +123,7 @@ pub fn build(
             labels,
             // ScoreSdeVePipeline's samples live in [0, 1] (it clamps to that range).
             data_range: if fourier { [0.0, 1.0] } else { [-1.0, 1.0] },
+            decoder: None,
         });
     }
     let class = v
@@ -250,7 +271,7 @@ pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<GaussianModel>
     };
     let w = Weights::from_file(&weights_path)?;
     let name = super::folder_name(dir);
-    build(
+    let mut model = build(
         device,
         &name,
         &config,
@@ -258,5 +279,36 @@ pub fn load_dir(device: &Device, dir: &std::path::Path) -> Result<GaussianModel>
         &scheduler,
         &sched_path.display().to_string(),
         w,
-    )
+    )?;
+    // A latent diffusion folder (diffusers' LDMPipeline and its kin): the UNet samples latents that
+    // `vqvae/` or `vae/` decodes.
+    if let Some(vae_dir) = ["vqvae", "vae"]
+        .iter()
+        .map(|d| dir.join(d))
+        .find(|d| d.join("config.json").exists())
+    {
+        model.decoder = Some(Arc::new(load_decoder(device, &vae_dir)?));
+        model.data_range = [-1.0, 1.0];
+    }
+    Ok(model)
+}
+
+/// The autoencoder of a latent diffusion folder: `config.json` and its weights.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_decoder(device: &Device, dir: &std::path::Path) -> Result<LatentDecoder> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::Config {
+        file: cfg_path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let config = crate::models::vae::VaeConfig::from_json(&text, &cfg_path.display().to_string())?;
+    let weights = dir.join("diffusion_pytorch_model.safetensors");
+    if !weights.exists() {
+        return Err(Error::Config {
+            file: dir.display().to_string(),
+            detail: "no diffusion_pytorch_model.safetensors (pickled .bin files are not read)"
+                .into(),
+        });
+    }
+    LatentDecoder::load(device, config, Weights::from_file(&weights)?)
 }
