@@ -288,6 +288,7 @@ impl DiffscopeApp {
             "compare": part.compare,
             "input": part.input,
             "score": part.score,
+            "decoded": part.decoded,
             "viewed": self.timeline.viewed(),
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),

@@ -63,6 +63,8 @@ pub struct RunStatus {
     pub input: serde_json::Value,
     /// The score field shown over a 2-D model's view (its t, and how much of it points inwards).
     pub score: serde_json::Value,
+    /// A latent model's decoded picture (which latent, the step it shows, its shape), or null.
+    pub decoded: serde_json::Value,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

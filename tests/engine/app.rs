@@ -1230,3 +1230,36 @@ fn the_score_field_of_a_2d_model_points_back_towards_the_data() {
     assert!(s["score"]["t"].as_u64().unwrap() < t_first, "{s}");
     assert!(s["score"]["inward_share"].as_f64().unwrap() > 0.5, "{s}");
 }
+
+/// A latent diffusion folder (unet/, vqvae/, scheduler/) opens in the app: the run steps through
+/// latents, and the viewed step's latent is decoded to an image panel — x_t by default, x0_pred when
+/// chosen — whose shape is the decoder's (2× the 8 × 8 latent), never blocking the frames.
+#[test]
+fn a_latent_model_shows_its_decoded_latents() {
+    let exports = export_dir("latent");
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ldm_tiny"
+    ));
+    let mut h = harness(Start::Dir(dir), &exports);
+    run_until(&mut h, 3000, |s| {
+        s["recorded"].as_u64().unwrap_or(0) >= 3 && s["decoded"]["step"].as_u64().is_some()
+    });
+    let s = status(&h);
+    assert_eq!(s["decoded"]["source"], "x_t", "{s}");
+    assert_eq!(s["decoded"]["shape"][2], 16, "{s}");
+    assert_eq!(s["decoded"]["shape"][1], 3, "{s}");
+    pause(&mut h);
+    h.get_by_label("x0_pred").click();
+    run_until(&mut h, 3000, |s| {
+        s["decoded"]["source"] == "x0_pred" && s["decoded"]["busy"] == false
+    });
+    let s = status(&h);
+    assert!(s["decoded"]["error"].is_null(), "{s}");
+    assert!(
+        s["decoded"]["min"].as_f64().unwrap().is_finite()
+            && s["decoded"]["max"].as_f64().unwrap().is_finite(),
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&exports);
+}

@@ -3,6 +3,7 @@
 
 mod captions;
 mod compare;
+mod decoded;
 mod export;
 mod forward;
 mod input;
@@ -45,6 +46,10 @@ pub struct OpenGaussian {
     score: score::ScoreField,
     /// The timestep of the step being viewed (set every frame), for the score field.
     viewed_t: Option<usize>,
+    /// The step being viewed (set every frame), for a latent model's decoded picture.
+    viewed: usize,
+    /// Latent models: the viewed step's latent decoded to an image.
+    decoded: decoded::Decoded,
 }
 
 impl OpenGaussian {
@@ -107,6 +112,8 @@ impl OpenGaussian {
             input,
             score: Default::default(),
             viewed_t: None,
+            viewed: 0,
+            decoded: Default::default(),
         }
     }
 
@@ -368,11 +375,23 @@ impl OpenRun for OpenGaussian {
         if let Some(s) = &self.session {
             self.score
                 .pump(&self.model, self.viewed_t, &s.run.settings)?;
+            let per = s.n * self.per_sample();
+            let frame = s.states.nearest(self.viewed);
+            let latent = frame.and_then(|(_, f)| {
+                let (x, x0, _) = split_frame(f, per);
+                match self.decoded.source {
+                    decoded::Source::Xt => Some(x),
+                    decoded::Source::X0 => x0,
+                }
+            });
+            let key = (s.id, frame.map_or(0, |(v, _)| v));
+            self.decoded.pump(&self.model, key, latent)?;
         }
         Ok(())
     }
 
     fn animate(&mut self, viewed: usize) {
+        self.viewed = viewed;
         self.viewed_t = self
             .session
             .as_ref()
@@ -384,6 +403,7 @@ impl OpenRun for OpenGaussian {
             .as_ref()
             .is_some_and(|s| !s.done() || s.in_flight() || self.forward.busy())
             || self.score.busy()
+            || self.decoded.busy()
             || self.compare.as_ref().is_some_and(Comparison::busy)
     }
 
@@ -492,7 +512,11 @@ impl OpenRun for OpenGaussian {
             let key = (s.id, v);
             let grids = (self.textures_show != Some(key)).then(|| {
                 let dims = [n, c, h, w];
-                let range = images::Scale::Range(m.data_range);
+                // A latent model's x_t lives in latent units, not the images' range.
+                let range = match m.decoder {
+                    Some(_) => images::Scale::Noise,
+                    None => images::Scale::Range(m.data_range),
+                };
                 [
                     Some(images::grid(fx, dims, cols, range)),
                     fx0.map(|x0| images::grid(x0, dims, cols, range)),
@@ -536,6 +560,9 @@ impl OpenRun for OpenGaussian {
                     }
                 }
             });
+            if m.decoder.is_some() {
+                self.decoded.ui(ui, width);
+            }
             ui.label(
                 "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred) / √ᾱ_t: early on it is a blurry average of plausible digits; \
                  it sharpens as the noise is removed. The step mixes x0_pred and x_t to get x_(t−1).",
@@ -702,6 +729,10 @@ impl OpenRun for OpenGaussian {
                     "inward_share": self.score.inward_share(self.model.data_range, t),
                 }),
                 _ => serde_json::Value::Null,
+            },
+            decoded: match self.model.decoder {
+                Some(_) => self.decoded.status(),
+                None => serde_json::Value::Null,
             },
         }
     }
