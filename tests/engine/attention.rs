@@ -334,3 +334,43 @@ fn cpu_attention_matches_the_reference() {
         })
     ));
 }
+
+/// Wide heads whose scores would not fit one storage binding are computed in query chunks: on a GPU
+/// capped at 512 KB per binding, 2 × 400 × 400 scores (1.3 MB; 640 KB per batch entry) still match
+/// the reference.
+#[test]
+fn wide_attention_splits_scores_larger_than_a_binding() {
+    let capped = diffscope::Gpu::new_capped(
+        &Default::default(),
+        diffscope::gpu::LimitCaps {
+            max_storage_buffer_binding_size: Some(512 << 10),
+            max_buffer_size: Some(512 << 10),
+        },
+    )
+    .unwrap();
+    let g = Device::Gpu(capped);
+    let s = Shape {
+        b: 2,
+        lq: 400,
+        lk: 400,
+        heads: 1,
+        d: 130,
+    };
+    let mut rng = Rng::new(3);
+    let hd = s.heads * s.d;
+    let q = rng.vec(s.b * s.lq * hd, -1.0, 1.0);
+    let k = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+    let v = rng.vec(s.b * s.lk * hd, -1.0, 1.0);
+    let tq = Tensor::from_f32(&g, &[s.b, s.lq, hd], &q).unwrap();
+    let tk = Tensor::from_f32(&g, &[s.b, s.lk, hd], &k).unwrap();
+    let tv = Tensor::from_f32(&g, &[s.b, s.lk, hd], &v).unwrap();
+    let got = attention::attention(&tq, &tk, &tv, s.heads, None).unwrap();
+    let want = cpu_attention(&q, &k, &v, &s, 1.0 / (s.d as f64).sqrt(), None);
+    assert_close(
+        "chunked wide attention",
+        &got.to_f32().unwrap(),
+        &want,
+        1e-4,
+        1e-5,
+    );
+}

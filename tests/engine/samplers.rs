@@ -261,16 +261,32 @@ fn solver_steps_create_nothing_once_settled() {
     // Its own device: the counters are per device, and other tests share the common one.
     let g = diffscope::Gpu::new(&Default::default()).unwrap();
     let dev = Device::Gpu(g.clone());
-    let m = diffscope::pipelines::gaussian::load_shipped(&dev, "toy2d-mlp").unwrap();
+    let toy = diffscope::pipelines::gaussian::load_shipped(&dev, "toy2d-mlp").unwrap();
+    // The score-SDE sampler on a score-SDE model (the NCSN++-layout UNet), every other on toy2d.
+    let ve = diffscope::pipelines::gaussian::load_dir(
+        &dev,
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/unet_ncsnpp_like"
+        )
+        .as_ref(),
+    )
+    .unwrap();
     for &name in Sampler::NAMES {
+        let (m, n) = if name == "sde-ve" {
+            (&ve, 2)
+        } else {
+            (&toy, 64)
+        };
+        let m = m.clone();
         let s = settings(
             Sampler::parse(name, 0.5, false).unwrap(),
             24,
-            Some(vec![1; 64]),
+            m.denoiser.num_labels().map(|_| vec![1; n]),
             None,
         );
         let mut run =
-            diffscope::pipelines::gaussian::run::GaussianRun::start(&m, &s, 64, None).unwrap();
+            diffscope::pipelines::gaussian::run::GaussianRun::start(&m, &s, n, None).unwrap();
         let mut counts = Vec::new();
         while !run.done() {
             let before = g.counters();

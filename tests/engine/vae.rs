@@ -137,3 +137,38 @@ fn vae_config_errors_name_the_field() {
         assert!(e.contains(needle), "{from}: {e}");
     }
 }
+
+/// On a GPU capped at 16 KB per binding, 20 latents whose feature maps (40 KB at once) would not fit
+/// are decoded a few images at a time, and agree with the CPU backend's one-pass decode.
+#[test]
+fn a_batch_too_large_for_a_binding_is_decoded_in_chunks() {
+    let d = format!("{FIX}/vae_vq_like");
+    let load = |g: &Device| {
+        let w = Weights::from_file(format!("{d}/diffusion_pytorch_model.safetensors").as_ref())
+            .unwrap();
+        decoder(g, &d, w)
+    };
+    let capped = diffscope::Gpu::new_capped(
+        &Default::default(),
+        diffscope::gpu::LimitCaps {
+            max_storage_buffer_binding_size: Some(16 << 10),
+            max_buffer_size: Some(16 << 10),
+        },
+    )
+    .unwrap();
+    let gpu = Device::Gpu(capped);
+    let shape = [20, 3, 4, 4];
+    let latents: Vec<f32> = hashed(7, 20 * 3 * 16).map(|v| v * 3.0).collect();
+    let got = load(&gpu)
+        .decode(&Tensor::from_f32(&gpu, &shape, &latents).unwrap())
+        .unwrap();
+    assert_eq!(got.shape(), [20, 3, 8, 8]);
+    let c = cpu();
+    let want = load(&c)
+        .decode(&Tensor::from_f32(&c, &shape, &latents).unwrap())
+        .unwrap()
+        .to_f32()
+        .unwrap();
+    let e = rel_l2(&got.to_f32().unwrap(), &want);
+    assert!(e <= 1e-5, "chunked decode vs one pass: relative L2 {e:e}");
+}

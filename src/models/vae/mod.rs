@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::nn::Conv2d;
 use crate::ops::elementwise as ew;
 use crate::ops::embedding::{gather_rows, nearest_rows};
-use crate::ops::layout::permute;
+use crate::ops::layout::{concat, permute, slice};
 use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 use decoder::Decoder;
@@ -85,14 +85,52 @@ impl LatentDecoder {
         })
     }
 
-    /// The latent shape `[channels, side, side]` that decodes to the config's image side.
-    pub fn latent_side(&self) -> usize {
-        self.config.sample_size >> self.config.upsamplings()
+    /// The largest feature map one image's decoding holds, for latents of `h × w`: each level's
+    /// channels at the side its upsampling leaves them (a 256² image's 128-channel maps are 33.5 MB).
+    pub fn image_bytes(&self, h: usize, w: usize) -> u64 {
+        let ch = &self.config.block_out_channels;
+        let last = ch.len() - 1;
+        ch.iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &c)| {
+                let s = (i + 1).min(last);
+                (c * (h << s) * (w << s) * 4) as u64
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Latents `[N, latent_channels, h, w]` as a sampler leaves them → images `[N, out, h·2^L, w·2^L]`
-    /// in the decoder's range (about [−1, 1]).
+    /// in the decoder's range (about [−1, 1]). On a GPU a batch whose feature maps would not fit one
+    /// storage binding is decoded a few images at a time.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        if let (Device::Gpu(g), 4) = (latents.device(), latents.dims()) {
+            let (n, h, w) = (latents.dim(0), latents.dim(2), latents.dim(3));
+            let (per, limit) = (self.image_bytes(h, w), g.max_binding());
+            if per > limit {
+                return Err(Error::Invalid(format!(
+                    "decoding one {h}×{w} latent needs a {:.1} MB feature map, and this device \
+                     allows {:.1} MB per buffer",
+                    per as f64 / 1e6,
+                    limit as f64 / 1e6
+                )));
+            }
+            let chunk = ((limit / per.max(1)) as usize).max(1);
+            if chunk < n {
+                let mut parts = Vec::new();
+                for start in (0..n).step_by(chunk) {
+                    let len = chunk.min(n - start);
+                    parts.push(self.decode_batch(&slice(latents, 0, start, len)?)?);
+                }
+                let refs: Vec<&Tensor> = parts.iter().collect();
+                return concat(&refs, 0);
+            }
+        }
+        self.decode_batch(latents)
+    }
+
+    fn decode_batch(&self, latents: &Tensor) -> Result<Tensor> {
         let c = &self.config;
         if latents.dims() != 4 || latents.dim(1) != c.latent_channels {
             return Err(Error::shape(
