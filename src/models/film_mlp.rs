@@ -153,14 +153,20 @@ impl FilmMlp {
             let fw = w.take(&format!("{p}.film.weight"), &[2 * d, d])?;
             let fb = w.take(&format!("{p}.film.bias"), &[2 * d])?;
             let half = |v: &[f32], i: usize, n: usize| v[i * n..(i + 1) * n].to_vec();
-            let film_scale = Linear {
-                weight: Tensor::from_f32(device, &[d, d], &half(&fw.data, 0, d * d))?,
-                bias: Tensor::from_f32(device, &[d], &half(&fb.data, 0, d))?,
-            };
-            let film_shift = Linear {
-                weight: Tensor::from_f32(device, &[d, d], &half(&fw.data, 1, d * d))?,
-                bias: Tensor::from_f32(device, &[d], &half(&fb.data, 1, d))?,
-            };
+            let film_scale = Linear::from_host(
+                device,
+                &half(&fw.data, 0, d * d),
+                d,
+                d,
+                &half(&fb.data, 0, d),
+            )?;
+            let film_shift = Linear::from_host(
+                device,
+                &half(&fw.data, 1, d * d),
+                d,
+                d,
+                &half(&fb.data, 1, d),
+            )?;
             blocks.push(Block {
                 lin,
                 norm,

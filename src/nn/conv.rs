@@ -1,12 +1,16 @@
 use crate::error::Result;
 use crate::ops::conv::{conv2d, Padding};
+use crate::ops::layout::{concat, slice};
 use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
 /// PyTorch's `nn.Conv2d` with a square kernel and a bias: `weight` `[out, in, k, k]`, `bias` `[out]`.
+/// A weight larger than one GPU storage binding is held as blocks of output channels (`weight`/`bias`
+/// the first, `rest` the others), each a convolution, their outputs stacked on the channel axis.
 pub struct Conv2d {
     pub weight: Tensor,
     pub bias: Tensor,
+    rest: Vec<(Tensor, Tensor)>,
 }
 
 impl Conv2d {
@@ -19,14 +23,40 @@ impl Conv2d {
         in_ch: usize,
         k: usize,
     ) -> Result<Self> {
+        let weights =
+            w.upload_rows(device, &[&format!("{name}.weight")], &[out_ch, in_ch, k, k])?;
+        let bias = w.upload(device, &format!("{name}.bias"), &[out_ch])?;
+        let mut blocks = Vec::with_capacity(weights.len());
+        let mut c0 = 0;
+        for wb in weights {
+            let n = wb.dim(0);
+            let b = if n == out_ch {
+                bias.clone()
+            } else {
+                slice(&bias, 0, c0, n)?
+            };
+            c0 += n;
+            blocks.push((wb, b));
+        }
+        let (weight, bias) = blocks.remove(0);
         Ok(Conv2d {
-            weight: w.upload(device, &format!("{name}.weight"), &[out_ch, in_ch, k, k])?,
-            bias: w.upload(device, &format!("{name}.bias"), &[out_ch])?,
+            weight,
+            bias,
+            rest: blocks,
         })
     }
 
     pub fn forward(&self, x: &Tensor, stride: usize, pad: Padding) -> Result<Tensor> {
-        conv2d(x, &self.weight, Some(&self.bias), stride, pad)
+        let first = conv2d(x, &self.weight, Some(&self.bias), stride, pad)?;
+        if self.rest.is_empty() {
+            return Ok(first);
+        }
+        let mut outs = vec![first];
+        for (w, b) in &self.rest {
+            outs.push(conv2d(x, w, Some(b), stride, pad)?);
+        }
+        let refs: Vec<&Tensor> = outs.iter().collect();
+        concat(&refs, 1)
     }
 
     /// A stride-1 convolution that keeps the image's size (padding k / 2 on every side).

@@ -1,16 +1,30 @@
 use crate::error::Result;
+use crate::ops::elementwise as ew;
+use crate::ops::layout::concat;
 use crate::ops::matmul::{self, matmul, Act, Matmul};
 use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
 /// PyTorch's `nn.Linear`: `weight` `[out, in]` and `bias` `[out]`, applied as `act(x Wᵀ + b)` over
-/// the last dimension of `x` with the activation fused into the matmul.
+/// the last dimension of `x` with the activation fused into the matmul. A weight larger than one GPU
+/// storage binding is held as blocks of output rows (`weight`/`bias` the first, `rest` the others),
+/// each a matmul, their outputs side by side.
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
+    rest: Vec<(Tensor, Tensor)>,
 }
 
 impl Linear {
+    /// A layer of one weight and bias.
+    pub fn new(weight: Tensor, bias: Tensor) -> Self {
+        Linear {
+            weight,
+            bias,
+            rest: Vec::new(),
+        }
+    }
+
     /// `{name}.weight` and `{name}.bias` of a checkpoint.
     pub fn load(
         w: &mut Weights,
@@ -34,9 +48,48 @@ impl Linear {
         let bs: Vec<String> = names.iter().map(|n| format!("{n}.bias")).collect();
         let wr: Vec<&str> = ws.iter().map(|s| s.as_str()).collect();
         let br: Vec<&str> = bs.iter().map(|s| s.as_str()).collect();
+        let weights = w.upload_rows(device, &wr, &[out_f, in_f])?;
+        let bias = w.upload_any(device, &br, &[out_f])?;
+        Self::from_blocks(weights, bias)
+    }
+
+    /// A layer from host data (`weight` `[out, in]` row-major), split into row blocks where the
+    /// weight is larger than one storage binding.
+    pub fn from_host(
+        device: &Device,
+        weight: &[f32],
+        out_f: usize,
+        in_f: usize,
+        bias: &[f32],
+    ) -> Result<Self> {
+        Self::from_blocks(
+            Tensor::from_f32_row_blocks(device, &[out_f, in_f], weight)?,
+            Tensor::from_f32(device, &[out_f], bias)?,
+        )
+    }
+
+    /// Row blocks of the weight, and the whole bias split to match.
+    fn from_blocks(weights: Vec<Tensor>, bias: Tensor) -> Result<Self> {
+        let mut blocks = Vec::with_capacity(weights.len());
+        let mut r0 = 0;
+        for wb in weights {
+            let n = wb.dim(0);
+            let b = if n == bias.len() {
+                bias.clone()
+            } else {
+                crate::ops::layout::slice(&bias, 0, r0, n)?
+            };
+            r0 += n;
+            blocks.push((wb, b));
+        }
+        let mut it = blocks.into_iter();
+        let (weight, bias) = it
+            .next()
+            .ok_or_else(|| crate::Error::Internal("a Linear without a weight".into()))?;
         Ok(Linear {
-            weight: w.upload_any(device, &wr, &[out_f, in_f])?,
-            bias: w.upload_any(device, &br, &[out_f])?,
+            weight,
+            bias,
+            rest: it.collect(),
         })
     }
 
@@ -56,19 +109,28 @@ impl Linear {
             bd.extend(w.take(&format!("{n}.bias"), &[out_f])?.data);
         }
         let k = names.len() * out_f;
-        Ok(Linear {
-            weight: Tensor::from_f32(device, &[k, in_f], &wd)?,
-            bias: Tensor::from_f32(device, &[k], &bd)?,
-        })
+        Self::from_host(device, &wd, k, in_f, &bd)
     }
 
     /// `act(x Wᵀ + b)`.
     pub fn forward(&self, x: &Tensor, act: Act) -> Result<Tensor> {
-        matmul::linear(x, &self.weight, Some(&self.bias), act)
+        let first = matmul::linear(x, &self.weight, Some(&self.bias), act)?;
+        if self.rest.is_empty() {
+            return Ok(first);
+        }
+        let mut outs = vec![first];
+        for (w, b) in &self.rest {
+            outs.push(matmul::linear(x, w, Some(b), act)?);
+        }
+        let refs: Vec<&Tensor> = outs.iter().collect();
+        concat(&refs, x.dims() - 1)
     }
 
     /// `x Wᵀ + b + residual`, the residual added in the matmul's epilogue.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if !self.rest.is_empty() {
+            return ew::add(&self.forward(x, Act::None)?, residual);
+        }
         let in_f = self.weight.dim(1);
         let out_f = self.weight.dim(0);
         let rows = x.len() / in_f;

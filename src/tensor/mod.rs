@@ -126,6 +126,36 @@ impl Tensor {
         Self::from_words(device, shape, DType::F32, bytemuck::cast_slice(data))
     }
 
+    /// f32 data as blocks of whole rows (the first axis), each within the device's largest storage
+    /// binding: one tensor where the whole fits, several for a weight too large for one binding. A
+    /// single row too large is `TooLarge`, as for [`Tensor::from_f32`].
+    pub fn from_f32_row_blocks(
+        device: impl Into<Device>,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<Vec<Tensor>> {
+        let device = device.into();
+        let limit = match &device {
+            Device::Gpu(g) => g.max_binding(),
+            Device::Cpu(_) => u64::MAX,
+        };
+        let row: usize = shape.iter().skip(1).product();
+        let rows = shape.first().copied().unwrap_or(1);
+        if (data.len() as u64) * 4 <= limit || row == 0 || (row as u64) * 4 > limit {
+            return Ok(vec![Tensor::from_f32(device, shape, data)?]);
+        }
+        let per = (limit / (row as u64 * 4)) as usize;
+        (0..rows)
+            .step_by(per)
+            .map(|r0| {
+                let n = per.min(rows - r0);
+                let mut s = shape.to_vec();
+                s[0] = n;
+                Tensor::from_f32(device.clone(), &s, &data[r0 * row..(r0 + n) * row])
+            })
+            .collect()
+    }
+
     pub fn from_u32(device: impl Into<Device>, shape: &[usize], data: &[u32]) -> Result<Tensor> {
         Self::from_words(device, shape, DType::U32, data)
     }

@@ -448,6 +448,27 @@ impl Weights {
         })
     }
 
+    /// `take` the first of `names` and upload it as blocks of whole rows (its first axis), each
+    /// within the device's largest storage binding: one block where it fits, several for a weight too
+    /// large for one binding (split, not refused; a single row too large is still an error).
+    pub fn upload_rows(
+        &mut self,
+        device: &Device,
+        names: &[&str],
+        shape: &[usize],
+    ) -> Result<Vec<Tensor>> {
+        let t = self.take_any(names, shape)?;
+        let name = names.join("\" / \"");
+        Tensor::from_f32_row_blocks(device, shape, &t.data).map_err(|e| match e {
+            Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
+                what: format!("tensor \"{name}\" of {}", self.file),
+                bytes,
+                limit,
+            },
+            other => other,
+        })
+    }
+
     /// `take` and upload to the GPU.
     pub fn upload(&mut self, device: &Device, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.take(name, shape)?;

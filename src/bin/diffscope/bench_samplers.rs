@@ -51,8 +51,25 @@ pub fn sampler_updates(device: &Device, reps: usize, print: bool) -> Result<serd
         data_range: [-1.0, 1.0],
         decoder: None,
     };
+    // The score-SDE sampler runs on a score-SDE process (google/ncsnpp-ffhq-1024's scheduler).
+    let ve = GaussianModel {
+        process: Gaussian::new(SchedulerConfig::from_json(
+            r#"{"_class_name": "ScoreSdeVeScheduler", "correct_steps": 1, "sigma_max": 1348,
+                "sigma_min": 0.01, "snr": 0.15, "sampling_eps": 1e-5}"#,
+            "ScoreSdeVeScheduler",
+        )?)?,
+        ..model.clone()
+    };
     let mut rows = Vec::new();
-    for name in Sampler::names_for(&model.process) {
+    let all = Sampler::names_for(&model.process)
+        .into_iter()
+        .map(|n| (n, &model))
+        .chain(
+            Sampler::names_for(&ve.process)
+                .into_iter()
+                .map(|n| (n, &ve)),
+        );
+    for (name, model) in all {
         let settings = SampleSettings {
             sampler: Sampler::parse(name, 0.5, false)?,
             steps: 20,
@@ -63,11 +80,11 @@ pub fn sampler_updates(device: &Device, reps: usize, print: bool) -> Result<serd
         let mut times = Vec::new();
         let mut evals = 0;
         for _ in 0..reps.max(1) + 1 {
-            let mut run = GaussianRun::start(&model, &settings, shape[0], None)?;
+            let mut run = GaussianRun::start(model, &settings, shape[0], None)?;
             device.wait_idle()?;
             let t = Instant::now();
             while !run.done() {
-                run.step(&model, Default::default())?;
+                run.step(model, Default::default())?;
                 device.submit();
             }
             device.wait_idle()?;
