@@ -62,6 +62,9 @@ fn model_step(
     warm: usize,
     steps: usize,
 ) -> Result<StepCost> {
+    if m.process.is_ve() {
+        return ve_model_step(device, m, batch, warm, steps);
+    }
     let settings = SampleSettings {
         sampler: Sampler::Ddpm,
         steps: m.process.train_timesteps(),
@@ -89,6 +92,30 @@ fn model_step(
     };
     timed(device, warm, steps, || {
         x = step(&x)?;
+        Ok(())
+    })
+}
+
+/// A score-SDE model's cost per model evaluation (a Langevin correction or a prediction, each one
+/// network pass), through the run the app and `sample` use.
+fn ve_model_step(
+    device: &Device,
+    m: &GaussianModel,
+    batch: usize,
+    warm: usize,
+    steps: usize,
+) -> Result<StepCost> {
+    let settings = SampleSettings {
+        sampler: Sampler::ScoreSdeVe,
+        steps: (warm + steps).max(2),
+        seed: 1,
+        labels: None,
+        guidance: None,
+    };
+    let mut run = gaussian::run::GaussianRun::start(m, &settings, batch, None)?;
+    timed(device, warm, steps, || {
+        run.step(m, Extras::default())?;
+        device.submit();
         Ok(())
     })
 }
