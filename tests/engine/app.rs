@@ -569,6 +569,25 @@ fn compare_samplers_runs_the_same_x_t_through_each_side_by_side() {
             .unwrap()
     };
     assert_eq!(evals("heun"), 2 * evals("ddim") - 1, "{s}");
+    // How far each run is from the first at the viewed stage: 0 for the first itself, and the
+    // stochastic euler-a (fresh noise every step) away from the deterministic ddim.
+    let rms = |name: &str| {
+        s["compare"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["sampler"] == name)
+            .unwrap()["rms_from_first"]
+            .as_f64()
+    };
+    assert_eq!(rms("ddim"), Some(0.0), "{s}");
+    assert!(rms("euler-a").is_some_and(|r| r > 0.0), "{s}");
+    for caption in ["RMS distance from ddim", "follow the pixel at row"] {
+        assert!(
+            h.query_by_label_contains(caption).is_some(),
+            "no \"{caption}\" under the columns"
+        );
+    }
     for caption in ["x0_pred", "model evaluations"] {
         assert!(
             h.query_all_by_label_contains(caption).count() >= 4,

@@ -2,11 +2,14 @@
 //! together, one column each — the sampler, its steps and model evaluations, and at the viewed point
 //! of the reverse process its x0_pred and x_t (image models) or its points. The timeline's viewed
 //! step maps to the same fraction of each run, so a 2n−1-evaluation Heun run and a 20-step DPM-Solver
-//! run are seen at the same stage of denoising.
+//! run are seen at the same stage of denoising. Below the columns: how far each run is from the
+//! first (RMS, and the second minus the first as a picture), and one pixel or particle followed
+//! through every run (`trace.rs`).
 
 use std::sync::Arc;
 
 use super::stepping::{split_frame, Session};
+use super::trace;
 use crate::app::{images, points};
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::{SampleSettings, Sampler};
@@ -27,6 +30,17 @@ pub(super) struct Comparison {
     /// The samplers chosen (names of `Sampler::NAMES`), in menu order.
     pub chosen: Vec<&'static str>,
     columns: Vec<Column>,
+    /// The pixel followed (row, column of the first image's first channel), or the particle.
+    pub pixel: [usize; 2],
+    pub particle: usize,
+    /// Chosen samplers that refused these settings, with the reason (shown above the columns).
+    refused: Vec<String>,
+    /// The stage last drawn, and each run's RMS distance from the first there.
+    fraction: f32,
+    rms: Vec<Option<f32>>,
+    /// The second run minus the first, and the (run ids, stage) it shows.
+    diff_texture: Option<egui::TextureHandle>,
+    diff_shown: Option<(u64, u64, usize)>,
 }
 
 impl Default for Comparison {
@@ -34,8 +48,28 @@ impl Default for Comparison {
         Comparison {
             chosen: DEFAULT.to_vec(),
             columns: Vec::new(),
+            pixel: [usize::MAX; 2],
+            particle: 0,
+            refused: Vec::new(),
+            fraction: 0.0,
+            rms: Vec::new(),
+            diff_texture: None,
+            diff_shown: None,
         }
     }
+}
+
+/// A recorded step: its index, x, and x0_pred where recorded.
+type Seen<'a> = (usize, &'a [f32], Option<&'a [f32]>);
+
+/// The frame of `s` at `fraction` of its run.
+fn at_fraction(s: &Session, per: usize, fraction: f32) -> Option<Seen<'_>> {
+    let want = (fraction * s.run.plan.len() as f32).round() as usize;
+    let (v, frame) = s
+        .states
+        .nearest(want.min(s.states.len().saturating_sub(1)))?;
+    let (x, x0, _) = split_frame(frame, per);
+    Some((v, x, x0))
 }
 
 impl Comparison {
@@ -76,17 +110,24 @@ impl Comparison {
         // Only the samplers this model takes (the choice may come from another model).
         let takes = Sampler::names_for(&m.process);
         let chosen = self.chosen.iter().filter(|n| takes.contains(n));
+        self.refused.clear();
         for (i, &name) in chosen.enumerate() {
             let settings = SampleSettings {
                 sampler: Sampler::parse(name, eta, karras)?,
                 ..base.clone()
             };
-            columns.push(Column {
-                name,
-                session: Session::start(m, settings, n, first_id + i as u64)?,
-                textures: [None, None],
-                shown: None,
-            });
+            // A sampler that cannot run these settings (say a multistep solver at every training
+            // timestep) stays out of the comparison, saying why; the others run.
+            match Session::start(m, settings, n, first_id + i as u64) {
+                Ok(session) => columns.push(Column {
+                    name,
+                    session,
+                    textures: [None, None],
+                    shown: None,
+                }),
+                Err(crate::Error::Invalid(why)) => self.refused.push(why),
+                Err(e) => return Err(e),
+            }
         }
         self.columns = columns;
         Ok(())
@@ -111,8 +152,19 @@ impl Comparison {
             .any(|c| !c.session.done() || c.session.in_flight())
     }
 
-    /// One column per sampler at `fraction` (0 = x_T, 1 = the end) of its run.
+    /// One column per sampler at `fraction` (0 = x_T, 1 = the end) of its run, then the
+    /// differences and the followed pixel or particle; the whole scrolls.
     pub fn draw(&mut self, ui: &mut egui::Ui, m: &GaussianModel, fraction: f32) {
+        egui::ScrollArea::vertical()
+            .id_salt("compare")
+            .auto_shrink([false, false])
+            .show(ui, |ui| self.draw_all(ui, m, fraction));
+    }
+
+    fn draw_all(&mut self, ui: &mut egui::Ui, m: &GaussianModel, fraction: f32) {
+        for why in &self.refused {
+            ui.colored_label(egui::Color32::YELLOW, format!("not compared: {why}"));
+        }
         if self.columns.is_empty() {
             ui.label("Choose at least one sampler to compare.");
             return;
@@ -140,7 +192,8 @@ impl Comparison {
                     s.run.settings.steps,
                     if s.done() { " · done" } else { "" }
                 ));
-                let width = ui.available_width().max(48.0);
+                // Small enough that the differences and the followed pixel fit below.
+                let width = ui.available_width().clamp(48.0, 200.0);
                 if let &[ch, h, w] = shape.as_slice() {
                     let n = s.n;
                     let (fx, fx0, _) = split_frame(frame, n * ch * h * w);
@@ -174,6 +227,146 @@ impl Comparison {
                 }
             }
         });
+        self.fraction = fraction;
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| self.differences(ui, m, fraction));
+            ui.vertical(|ui| self.traces(ui, m, fraction));
+        });
+    }
+
+    /// Each run's RMS distance from the first at this stage (x0_pred where there is one, else x_t),
+    /// and for images the second run minus the first.
+    fn differences(&mut self, ui: &mut egui::Ui, m: &GaussianModel, fraction: f32) {
+        let shape = m.denoiser.sample_shape().to_vec();
+        let per_sample: usize = shape.iter().product();
+        let pick = |c: &Column| {
+            at_fraction(&c.session, c.session.n * per_sample, fraction)
+                .map(|(v, x, x0)| (v, x0.unwrap_or(x).to_vec()))
+        };
+        let views: Vec<Option<(usize, Vec<f32>)>> = self.columns.iter().map(pick).collect();
+        let first = views.first().cloned().flatten();
+        self.rms = views
+            .iter()
+            .map(|v| match (&first, v) {
+                (Some((_, a)), Some((_, b))) => trace::rms_difference(b, a),
+                _ => None,
+            })
+            .collect();
+        if self.columns.len() < 2 {
+            return;
+        }
+        let text: Vec<String> = self.columns[1..]
+            .iter()
+            .zip(&self.rms[1..])
+            .map(|(c, r)| match r {
+                Some(r) => format!("{} {r:.3}", c.name),
+                None => format!("{} –", c.name),
+            })
+            .collect();
+        ui.label(format!(
+            "RMS distance from {} at this stage (x0_pred):\n{}",
+            self.columns[0].name,
+            text.join(", ")
+        ));
+        let (Some((va, a)), Some((vb, b)), &[ch, h, w]) = (&first, &views[1], shape.as_slice())
+        else {
+            return;
+        };
+        let n = self.columns[0].session.n;
+        let diff: Vec<f32> = b.iter().zip(a).map(|(x, y)| x - y).collect();
+        let key = (
+            self.columns[0].session.id,
+            self.columns[1].session.id,
+            va + 1000 * vb,
+        );
+        let caption = format!(
+            "{} − {}: x0_pred difference (grey = equal)",
+            self.columns[1].name, self.columns[0].name
+        );
+        let width = (ui.available_width() / 2.0).clamp(64.0, 240.0);
+        if self.diff_shown != Some(key) || self.diff_texture.is_none() {
+            let cols = (n as f64).sqrt().ceil() as usize;
+            let img = images::grid(
+                &diff,
+                [n, ch, h, w],
+                cols,
+                images::Scale::Range([-1.0, 1.0]),
+            );
+            self.diff_shown = Some(key);
+            images::panel(
+                ui,
+                &mut self.diff_texture,
+                "compare-diff",
+                img,
+                &caption,
+                width,
+            );
+        } else if let Some(t) = &self.diff_texture {
+            let sz = t.size_vec2();
+            ui.label(caption);
+            ui.image((t.id(), egui::vec2(width, width * sz.y / sz.x)));
+        }
+    }
+
+    /// One pixel (image models) or particle (2-D models) through every run, coloured by column.
+    fn traces(&mut self, ui: &mut egui::Ui, m: &GaussianModel, fraction: f32) {
+        let shape = m.denoiser.sample_shape().to_vec();
+        let per_sample: usize = shape.iter().product();
+        let Some(first) = self.columns.first() else {
+            return;
+        };
+        let n = first.session.n;
+        let runs: Vec<Vec<[f32; 3]>>;
+        if let &[_, h, w] = shape.as_slice() {
+            if self.pixel[0] >= h || self.pixel[1] >= w {
+                self.pixel = [h / 2, w / 2];
+            }
+            ui.horizontal(|ui| {
+                ui.label("follow the pixel at row");
+                ui.add(egui::DragValue::new(&mut self.pixel[0]).range(0..=h - 1));
+                ui.label("column");
+                ui.add(egui::DragValue::new(&mut self.pixel[1]).range(0..=w - 1));
+            });
+            ui.label("of the first image: its x_t through each run (white: this stage)");
+            let idx = self.pixel[0] * w + self.pixel[1];
+            runs = self
+                .columns
+                .iter()
+                .map(|c| trace::follow(&c.session, n * per_sample, |x| Some([*x.get(idx)?, 0.0])))
+                .collect();
+            self.legend(ui);
+            trace::draw_pixel(ui, &runs, fraction, m.data_range);
+        } else if shape == [2] {
+            self.particle = self.particle.min(n.saturating_sub(1));
+            ui.horizontal(|ui| {
+                ui.label("follow particle");
+                ui.add(egui::DragValue::new(&mut self.particle).range(0..=n.saturating_sub(1)));
+                ui.label("through each run: its path from x_T to the viewed stage");
+            });
+            let p = self.particle;
+            runs = self
+                .columns
+                .iter()
+                .map(|c| {
+                    trace::follow(&c.session, n * per_sample, |x| {
+                        Some([*x.get(2 * p)?, *x.get(2 * p + 1)?])
+                    })
+                })
+                .collect();
+            self.legend(ui);
+            trace::draw_particle(ui, &runs, fraction, m.data_range);
+        }
+    }
+
+    fn legend(&self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            for (i, c) in self.columns.iter().enumerate() {
+                ui.colored_label(
+                    trace::COLOURS[i % trace::COLOURS.len()],
+                    format!("— {}", c.name),
+                );
+            }
+        });
     }
 
     /// The samplers compared and how far each run is (the status JSON).
@@ -181,11 +374,14 @@ impl Comparison {
         serde_json::Value::Array(
             self.columns
                 .iter()
-                .map(|c| {
+                .enumerate()
+                .map(|(i, c)| {
                     serde_json::json!({
                         "sampler": c.name,
                         "recorded": c.session.states.len(),
                         "evaluations": c.session.run.plan.len(),
+                        "rms_from_first": self.rms.get(i).copied().flatten(),
+                        "stage": self.fraction,
                     })
                 })
                 .collect(),

@@ -10,6 +10,7 @@ mod input;
 mod score;
 mod settings;
 mod stepping;
+mod trace;
 
 use std::sync::Arc;
 
@@ -266,11 +267,12 @@ impl OpenRun for OpenGaussian {
             changed |= highlight::mark(ui, "guidance", r).changed();
         }
         let tt = m.process.train_timesteps();
+        let mut picked = false;
         let r = egui::ComboBox::from_label("sampler")
             .selected_text(s.sampler)
             .show_ui(ui, |ui| {
                 for name in Sampler::names_for(&m.process) {
-                    changed |= ui
+                    picked |= ui
                         .selectable_value(&mut s.sampler, name, name)
                         .on_hover_text(sampler_help(name))
                         .changed();
@@ -278,6 +280,14 @@ impl OpenRun for OpenGaussian {
             })
             .response
             .on_hover_text(sampler_help(s.sampler));
+        if picked {
+            // A sampler picked from the menu starts at its usual step count (DDPM's thousand steps
+            // are not what DPM-Solver++ is for, and a multistep solver cannot visit every one).
+            if let Ok(p) = Sampler::parse(s.sampler, s.eta, s.karras) {
+                s.steps = p.default_steps(tt);
+            }
+            changed = true;
+        }
         highlight::mark(ui, "sampler", r);
         let r = ui.add(egui::Slider::new(&mut s.steps, 1..=tt).text("steps"));
         changed |= highlight::mark(ui, "steps", r).changed();

@@ -93,13 +93,9 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
     if let Some(c) = a.clip_sample {
         model.process.config.clip_sample = c == OnOff::On;
     }
-    let steps = a.steps.unwrap_or(match arg {
-        SamplerArg::Ddpm | SamplerArg::SdeVe => model.process.train_timesteps(),
-        SamplerArg::Ddim | SamplerArg::Pndm | SamplerArg::Plms => {
-            50.min(model.process.train_timesteps())
-        }
-        _ => 20.min(model.process.train_timesteps()),
-    });
+    let steps = a
+        .steps
+        .unwrap_or_else(|| sampler.default_steps(model.process.train_timesteps()));
     let labels = match model.denoiser.num_labels() {
         Some(k) => {
             if let Some(l) = a.label {

@@ -215,6 +215,17 @@ impl Sampler {
         }
     }
 
+    /// Its usual number of steps on a model trained over `train` timesteps: every one for DDPM and
+    /// the score-SDE sampler, 50 for DDIM and PNDM, 20 for the other solvers (what diffusers'
+    /// pipelines and their users run them at).
+    pub fn default_steps(&self, train: usize) -> usize {
+        match self {
+            Sampler::Ddpm | Sampler::ScoreSdeVe => train,
+            Sampler::Ddim { .. } | Sampler::Pndm { .. } => 50.min(train),
+            _ => 20.min(train),
+        }
+    }
+
     /// Whether Karras σ were asked for (always false where diffusers has no such option).
     pub fn karras(&self) -> bool {
         match *self {

@@ -25,6 +25,27 @@ pub(super) struct Dpm {
 /// σ tables shared by DPM-Solver multistep and UniPC: integer timesteps of the class's spacing and σ
 /// at them, or Karras σ over the whole training range with timesteps back from σ (rounded, except
 /// for DPM-Solver on a cosine schedule). Returns (σ per step, timesteps).
+/// Multistep solvers divide by the log-SNR step between evaluations: a plan that repeats a timestep
+/// (linspace spacing rounds two of them to one when the steps approach the training timesteps, as
+/// do Karras σ rounded to integers) is refused with the reason. diffusers runs it and ends in NaN.
+pub(super) fn distinct_steps(
+    name: &str,
+    timesteps: &[f32],
+    steps: usize,
+    train: usize,
+) -> Result<()> {
+    match timesteps.windows(2).position(|w| w[0] == w[1]) {
+        None => Ok(()),
+        Some(i) => Err(crate::error::Error::Invalid(format!(
+            "{name}: {steps} steps over this model's {train} training timesteps visit timestep {} \
+             twice (at steps {i} and {}): the solver would divide by a zero step (diffusers' own run \
+             ends in NaN); use fewer steps",
+            timesteps[i],
+            i + 1
+        ))),
+    }
+}
+
 pub(super) fn multistep_tables(
     g: &Gaussian,
     steps: usize,
@@ -71,6 +92,8 @@ impl Dpm {
         let c = &g.config;
         let round = c.beta_schedule != BetaSchedule::SquaredCosCapV2;
         let (mut sigmas, timesteps) = multistep_tables(g, steps, use_karras, round)?;
+        let name = if sde { "dpm++2m-sde" } else { "dpm++2m" };
+        distinct_steps(name, &timesteps, steps, g.train_timesteps())?;
         sigmas.push(0.0);
         let (heun, order) = multistep_settings(
             c,

@@ -23,6 +23,7 @@ impl UniPc {
     pub(super) fn new(g: &Gaussian, steps: usize, use_karras: bool) -> Result<UniPc> {
         let c = &g.config;
         let (mut sigmas, timesteps) = multistep_tables(g, steps, use_karras, true)?;
+        super::dpm::distinct_steps("unipc", &timesteps, steps, g.train_timesteps())?;
         sigmas.push(0.0);
         let (bh1, order) =
             multistep_settings(c, "unipc", ["bh2", "bh1"], &["midpoint", "heun", "logrho"])?;
