@@ -5,9 +5,11 @@
 //! seconds), so the window keeps drawing and the newest finished picture stays up meanwhile.
 
 use super::super::images;
-use super::super::worker::{run_step, Worker};
+use super::super::worker::Worker;
+use crate::models::vae::LatentDecoder;
 use crate::pipelines::gaussian::GaussianModel;
-use crate::tensor::{Tensor, TensorReadback};
+use crate::tensor::TensorReadback;
+use std::sync::Arc;
 
 /// Which latent of the viewed step is decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,8 @@ impl Source {
 /// What a picture was decoded from: the run, its step, and which latent.
 type Key = (u64, usize, Source);
 
+// The page never decodes (see `start`), so there nothing is ever pending.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 enum Pending {
     Working(Worker<crate::Result<TensorReadback>>),
     Reading(TensorReadback),
@@ -106,8 +110,21 @@ impl Decoded {
         }
         let key = (key.0, key.1, self.source);
         let Some(latent) = latent else { return Ok(()) };
+        self.start(m, dec, key, latent);
+        Ok(())
+    }
+
+    /// The browser opens no latent models (their folders are several models' files, loaded from
+    /// disk), so the page carries no decoder.
+    #[cfg(target_arch = "wasm32")]
+    fn start(&mut self, _: &GaussianModel, _: Arc<LatentDecoder>, _: Key, _: &[f32]) {}
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn start(&mut self, m: &GaussianModel, dec: Arc<LatentDecoder>, key: Key, latent: &[f32]) {
+        use super::super::worker::run_step;
+        use crate::tensor::Tensor;
         if self.image.as_ref().is_some_and(|i| i.0 == key) || self.error.is_some() {
-            return Ok(());
+            return;
         }
         let shape = m.batch_shape(latent.len() / m.sample_len().max(1));
         let (n, sample) = (shape[0], shape[1..].to_vec());
@@ -120,7 +137,6 @@ impl Decoded {
             Ok(dec.decode(&z)?.read())
         });
         self.pending = Some((key, out_shape, Pending::Working(work)));
-        Ok(())
     }
 }
 
