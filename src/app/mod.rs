@@ -289,6 +289,7 @@ impl DiffscopeApp {
             "input": part.input,
             "score": part.score,
             "decoded": part.decoded,
+            "loss_curve": part.loss_curve,
             "viewed": self.timeline.viewed(),
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),

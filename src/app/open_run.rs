@@ -65,6 +65,8 @@ pub struct RunStatus {
     pub score: serde_json::Value,
     /// A latent model's decoded picture (which latent, the step it shows, its shape), or null.
     pub decoded: serde_json::Value,
+    /// The forward explorer's per-step ELBO terms for its example, or null.
+    pub loss_curve: serde_json::Value,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

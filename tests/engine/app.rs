@@ -1282,3 +1282,28 @@ fn a_latent_model_shows_its_decoded_latents() {
     );
     let _ = std::fs::remove_dir_all(&exports);
 }
+
+/// The forward explorer shows what the model pays at each step for its example: the ELBO's KL term
+/// at 32 timesteps, every one finite and non-negative, larger near the data than near pure noise.
+#[test]
+fn the_forward_explorer_shows_the_loss_at_each_step() {
+    let dir = export_dir("loss-curve");
+    let mut h = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+    h.get_by_label("forward process q(x_t | x0)").click();
+    run_until(&mut h, 2000, |s| {
+        s["loss_curve"]["points"].as_u64() == Some(32)
+    });
+    let s = status(&h);
+    let c = &s["loss_curve"];
+    assert_eq!(c["finite_non_negative"], true, "{s}");
+    assert!(
+        c["first"].as_f64().unwrap() > c["last"].as_f64().unwrap(),
+        "the first steps cost the most: {s}"
+    );
+    assert!(c["total_bits_per_dim"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(h
+        .query_by_label_contains("The ELBO's term at each step")
+        .is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

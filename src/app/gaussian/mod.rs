@@ -7,6 +7,7 @@ mod decoded;
 mod export;
 mod forward;
 mod input;
+mod loss_curve;
 mod score;
 mod settings;
 mod stepping;
@@ -51,6 +52,8 @@ pub struct OpenGaussian {
     viewed: usize,
     /// Latent models: the viewed step's latent decoded to an image.
     decoded: decoded::Decoded,
+    /// The forward explorer's example: the ELBO's term at each step.
+    loss: loss_curve::LossCurve,
 }
 
 impl OpenGaussian {
@@ -115,6 +118,7 @@ impl OpenGaussian {
             viewed_t: None,
             viewed: 0,
             decoded: Default::default(),
+            loss: Default::default(),
         }
     }
 
@@ -382,6 +386,10 @@ impl OpenRun for OpenGaussian {
     fn pump_forward(&mut self) -> crate::Result<()> {
         let (label, seed) = (self.settings.label, self.settings.seed);
         self.forward.pump(&self.model, label, seed)?;
+        if self.forward.shown {
+            let ex = self.forward.example(label);
+            self.loss.pump(&self.model, ex, label, seed)?;
+        }
         if let Some(s) = &self.session {
             self.score
                 .pump(&self.model, self.viewed_t, &s.run.settings)?;
@@ -414,6 +422,7 @@ impl OpenRun for OpenGaussian {
             .is_some_and(|s| !s.done() || s.in_flight() || self.forward.busy())
             || self.score.busy()
             || self.decoded.busy()
+            || self.loss.busy()
             || self.compare.as_ref().is_some_and(Comparison::busy)
     }
 
@@ -449,6 +458,8 @@ impl OpenRun for OpenGaussian {
         }
         if self.forward.shown {
             self.forward.draw(ui, &self.model, &mut self.textures[0]);
+            let (label, seed, t) = (self.settings.label, self.settings.seed, self.forward.t);
+            self.loss.draw(ui, &self.model, label, seed, t);
             self.textures_show = None;
             return;
         }
@@ -740,6 +751,9 @@ impl OpenRun for OpenGaussian {
                 }),
                 _ => serde_json::Value::Null,
             },
+            loss_curve: self
+                .loss
+                .status(&self.model, self.settings.label, self.settings.seed),
             decoded: match self.model.decoder {
                 Some(_) => self.decoded.status(),
                 None => serde_json::Value::Null,
