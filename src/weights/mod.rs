@@ -5,6 +5,7 @@
 //! [`WeightsProblem`] that names the tensor at fault. These checks are generic: every model family that
 //! loads through [`Weights`] gets them.
 
+pub mod config_json;
 pub mod limits;
 
 pub use crate::error::WeightsProblem;

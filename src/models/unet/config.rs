@@ -2,6 +2,7 @@
 //! unknown field, or a block type or option diffscope does not implement, is an error naming it.
 
 use crate::error::{Error, Result};
+use crate::weights::config_json::{self, Field};
 
 /// The parts of a diffusers `UNet2DModel` config diffscope implements.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -106,11 +107,7 @@ impl UNetConfig {
             file: file.to_string(),
             detail,
         };
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON ({e})")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        let obj = config_json::object(json, file)?;
         // diffusers' UNet2DModel defaults.
         let mut c = UNetConfig {
             sample_size: 32,
@@ -150,29 +147,12 @@ impl UNetConfig {
             add_attention: true,
             num_class_embeds: None,
         };
-        for (k, val) in obj {
-            let int = || {
-                val.as_u64()
-                    .and_then(|u| usize::try_from(u).ok())
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "field \"{k}\" must be a non-negative integer, got {val}"
-                        ))
-                    })
-            };
-            let num = || {
-                val.as_f64()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
-            };
-            let boolean = || {
-                val.as_bool()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be true or false, got {val}")))
-            };
-            let strings = || -> Result<Vec<String>> {
-                val.as_array()
-                    .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a list of strings")))
-            };
+        for (k, val) in &obj {
+            let f = Field { file, key: k, val };
+            let int = || f.int();
+            let num = || f.num();
+            let boolean = || f.boolean();
+            let strings = || f.strings();
             let expect_str = |want: &[&str]| -> Result<()> {
                 match val.as_str() {
                     Some(s) if want.contains(&s) => Ok(()),
@@ -215,9 +195,7 @@ impl UNetConfig {
                         c.time_embedding = TimeProjection::Fourier;
                     }
                 }
-                "time_embedding_dim" => {
-                    c.time_embedding_dim = if val.is_null() { None } else { Some(int()?) }
-                }
+                "time_embedding_dim" => c.time_embedding_dim = f.opt_int()?,
                 "freq_shift" => c.freq_shift = num()? as f32,
                 "flip_sin_to_cos" => c.flip_sin_to_cos = boolean()?,
                 "down_block_types" => c.down_block_types = strings()?,
@@ -226,32 +204,15 @@ impl UNetConfig {
                     expect_str(&["UNetMidBlock2D", "null"])?;
                     c.mid_block = !val.is_null();
                 }
-                "block_out_channels" => {
-                    c.block_out_channels = val
-                        .as_array()
-                        .and_then(|a| {
-                            a.iter()
-                                .map(|x| x.as_u64().and_then(|u| usize::try_from(u).ok()))
-                                .collect()
-                        })
-                        .ok_or_else(
-                            || bad("block_out_channels must be a list of integers".into()),
-                        )?
-                }
+                "block_out_channels" => c.block_out_channels = f.ints()?,
                 "layers_per_block" => c.layers_per_block = int()?,
                 "mid_block_scale_factor" => c.mid_block_scale_factor = num()? as f32,
                 "downsample_padding" => c.downsample_padding = int()?,
                 "downsample_type" | "upsample_type" => expect_str(&["conv"])?,
                 "act_fn" => expect_str(&["silu"])?,
-                "attention_head_dim" => {
-                    c.attention_head_dim = if val.is_null() { None } else { Some(int()?) }
-                }
-                "norm_num_groups" => {
-                    c.norm_num_groups = if val.is_null() { None } else { Some(int()?) }
-                }
-                "attn_norm_num_groups" => {
-                    c.attn_norm_num_groups = if val.is_null() { None } else { Some(int()?) }
-                }
+                "attention_head_dim" => c.attention_head_dim = f.opt_int()?,
+                "norm_num_groups" => c.norm_num_groups = f.opt_int()?,
+                "attn_norm_num_groups" => c.attn_norm_num_groups = f.opt_int()?,
                 "norm_eps" => c.norm_eps = num()? as f32,
                 "resnet_time_scale_shift" => {
                     expect_str(&["default", "scale_shift"])?;
@@ -259,9 +220,7 @@ impl UNetConfig {
                 }
                 "add_attention" => c.add_attention = boolean()?,
                 "class_embed_type" => expect_str(&["null"])?,
-                "num_class_embeds" => {
-                    c.num_class_embeds = if val.is_null() { None } else { Some(int()?) }
-                }
+                "num_class_embeds" => c.num_class_embeds = f.opt_int()?,
                 other => return Err(bad(format!("unknown field \"{other}\""))),
             }
         }

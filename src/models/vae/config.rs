@@ -3,6 +3,7 @@
 //! not encode images).
 
 use crate::error::{Error, Result};
+use crate::weights::config_json::{self, Field};
 
 /// Which autoencoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -41,11 +42,7 @@ impl VaeConfig {
             file: file.to_string(),
             detail,
         };
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON ({e})")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        let obj = config_json::object(json, file)?;
         let kind = match obj.get("_class_name").and_then(|c| c.as_str()) {
             Some("VQModel") => VaeKind::Vq,
             Some("AutoencoderKL") => VaeKind::Kl,
@@ -72,29 +69,12 @@ impl VaeConfig {
             use_post_quant_conv: true,
         };
         let mut up_types: Vec<String> = vec!["UpDecoderBlock2D".into()];
-        for (k, val) in obj {
-            let int = || {
-                val.as_u64()
-                    .and_then(|u| usize::try_from(u).ok())
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "field \"{k}\" must be a non-negative integer, got {val}"
-                        ))
-                    })
-            };
-            let num = || {
-                val.as_f64()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
-            };
-            let boolean = || {
-                val.as_bool()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be true or false, got {val}")))
-            };
-            let strings = || -> Result<Vec<String>> {
-                val.as_array()
-                    .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a list of strings")))
-            };
+        for (k, val) in &obj {
+            let f = Field { file, key: k, val };
+            let int = || f.int();
+            let num = || f.num();
+            let boolean = || f.boolean();
+            let strings = || f.strings();
             match k.as_str() {
                 "_class_name" | "_diffusers_version" | "_name_or_path" | "in_channels"
                 | "force_upcast" | "use_quant_conv" => {}
@@ -103,18 +83,7 @@ impl VaeConfig {
                 }
                 "up_block_types" => up_types = strings()?,
                 "out_channels" => c.out_channels = int()?,
-                "block_out_channels" => {
-                    c.block_out_channels = val
-                        .as_array()
-                        .and_then(|a| {
-                            a.iter()
-                                .map(|x| x.as_u64().and_then(|u| usize::try_from(u).ok()))
-                                .collect()
-                        })
-                        .ok_or_else(
-                            || bad("block_out_channels must be a list of integers".into()),
-                        )?
-                }
+                "block_out_channels" => c.block_out_channels = f.ints()?,
                 "layers_per_block" => c.layers_per_block = int()?,
                 "latent_channels" => c.latent_channels = int()?,
                 "norm_num_groups" => c.norm_num_groups = int()?,
@@ -163,9 +132,7 @@ impl VaeConfig {
                     }
                 }
                 "num_vq_embeddings" if kind == VaeKind::Vq => c.num_vq_embeddings = int()?,
-                "vq_embed_dim" if kind == VaeKind::Vq => {
-                    c.vq_embed_dim = if val.is_null() { None } else { Some(int()?) }
-                }
+                "vq_embed_dim" if kind == VaeKind::Vq => c.vq_embed_dim = f.opt_int()?,
                 "use_post_quant_conv" if kind == VaeKind::Kl => c.use_post_quant_conv = boolean()?,
                 other => return Err(bad(format!("unknown field \"{other}\""))),
             }

@@ -8,6 +8,7 @@
 use super::super::schedule::{BetaSchedule, Spacing};
 use super::Prediction;
 use crate::error::{Error, Result};
+use crate::weights::config_json::{self, Field};
 use std::collections::BTreeSet;
 
 /// The DDPM ancestral step's variance (diffusers `variance_type`).
@@ -182,37 +183,17 @@ impl SchedulerConfig {
             detail,
         };
         let cleaned = json.replace("-Infinity", "null");
-        let v: serde_json::Value =
-            serde_json::from_str(&cleaned).map_err(|e| bad(format!("not valid JSON ({e})")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object".into()))?;
+        let obj = config_json::object(&cleaned, file)?;
         if obj.get("_class_name").and_then(|v| v.as_str()) == Some("ScoreSdeVeScheduler") {
-            return Self::ve_from_json(obj, file);
+            return Self::ve_from_json(&obj, file);
         }
         let mut c = SchedulerConfig::default();
-        for (k, val) in obj {
-            let num = || {
-                val.as_f64()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
-            };
-            let int = || {
-                val.as_u64()
-                    .and_then(|u| usize::try_from(u).ok())
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "field \"{k}\" must be a non-negative integer, got {val}"
-                        ))
-                    })
-            };
-            let boolean = || {
-                val.as_bool()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be true or false, got {val}")))
-            };
-            let string = || {
-                val.as_str()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a string, got {val}")))
-            };
+        for (k, val) in &obj {
+            let f = Field { file, key: k, val };
+            let num = || f.num();
+            let int = || f.int();
+            let boolean = || f.boolean();
+            let string = || f.string();
             let known = match k.as_str() {
                 "num_train_timesteps" | "timesteps" => {
                     c.num_train_timesteps = int()?;
@@ -419,10 +400,6 @@ impl SchedulerConfig {
         obj: &serde_json::Map<String, serde_json::Value>,
         file: &str,
     ) -> Result<SchedulerConfig> {
-        let bad = |detail: String| Error::Config {
-            file: file.to_string(),
-            detail,
-        };
         let mut ve = VeSettings::default();
         let mut c = SchedulerConfig {
             num_train_timesteps: 2000,
@@ -430,29 +407,15 @@ impl SchedulerConfig {
             ..SchedulerConfig::default()
         };
         for (k, val) in obj {
-            let num = || {
-                val.as_f64()
-                    .ok_or_else(|| bad(format!("field \"{k}\" must be a number, got {val}")))
-            };
+            let f = Field { file, key: k, val };
+            let num = || f.num();
             match k.as_str() {
                 "sigma_min" => ve.sigma_min = num()?,
                 "sigma_max" => ve.sigma_max = num()?,
                 "snr" => ve.snr = num()?,
                 "sampling_eps" => ve.sampling_eps = num()?,
-                "correct_steps" => {
-                    ve.correct_steps = val.as_u64().map(|u| u as usize).ok_or_else(|| {
-                        bad(format!(
-                            "field \"{k}\" must be a non-negative integer, got {val}"
-                        ))
-                    })?
-                }
-                "num_train_timesteps" => {
-                    c.num_train_timesteps = val.as_u64().map(|u| u as usize).ok_or_else(|| {
-                        bad(format!(
-                            "field \"{k}\" must be a non-negative integer, got {val}"
-                        ))
-                    })?
-                }
+                "correct_steps" => ve.correct_steps = f.int()?,
+                "num_train_timesteps" => c.num_train_timesteps = f.int()?,
                 _ => continue,
             }
             c.present.insert(k.to_string());
