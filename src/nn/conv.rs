@@ -1,6 +1,6 @@
 use crate::error::Result;
 use crate::ops::conv::{conv2d, Padding};
-use crate::ops::layout::{concat, slice};
+use crate::ops::layout::concat;
 use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
@@ -26,24 +26,8 @@ impl Conv2d {
         let weights =
             w.upload_rows(device, &[&format!("{name}.weight")], &[out_ch, in_ch, k, k])?;
         let bias = w.upload(device, &format!("{name}.bias"), &[out_ch])?;
-        let mut blocks = Vec::with_capacity(weights.len());
-        let mut c0 = 0;
-        for wb in weights {
-            let n = wb.dim(0);
-            let b = if n == out_ch {
-                bias.clone()
-            } else {
-                slice(&bias, 0, c0, n)?
-            };
-            c0 += n;
-            blocks.push((wb, b));
-        }
-        let (weight, bias) = blocks.remove(0);
-        Ok(Conv2d {
-            weight,
-            bias,
-            rest: blocks,
-        })
+        let ((weight, bias), rest) = super::linear::pair_blocks(weights, bias)?;
+        Ok(Conv2d { weight, bias, rest })
     }
 
     pub fn forward(&self, x: &Tensor, stride: usize, pad: Padding) -> Result<Tensor> {

@@ -70,27 +70,8 @@ impl Linear {
 
     /// Row blocks of the weight, and the whole bias split to match.
     fn from_blocks(weights: Vec<Tensor>, bias: Tensor) -> Result<Self> {
-        let mut blocks = Vec::with_capacity(weights.len());
-        let mut r0 = 0;
-        for wb in weights {
-            let n = wb.dim(0);
-            let b = if n == bias.len() {
-                bias.clone()
-            } else {
-                crate::ops::layout::slice(&bias, 0, r0, n)?
-            };
-            r0 += n;
-            blocks.push((wb, b));
-        }
-        let mut it = blocks.into_iter();
-        let (weight, bias) = it
-            .next()
-            .ok_or_else(|| crate::Error::Internal("a Linear without a weight".into()))?;
-        Ok(Linear {
-            weight,
-            bias,
-            rest: it.collect(),
-        })
+        let ((weight, bias), rest) = pair_blocks(weights, bias)?;
+        Ok(Linear { weight, bias, rest })
     }
 
     /// Several Linears of the same input stacked into one (`[names.len()·out, in]`): one matmul
@@ -150,4 +131,30 @@ impl Linear {
         }
         y.reshape(&shape)
     }
+}
+
+/// Row blocks of a weight (`Tensor::from_f32_row_blocks`) each paired with its rows of the bias:
+/// the first pair, and the others (none where the weight fits one binding). Linear and Conv2d share it.
+#[allow(clippy::type_complexity)]
+pub(super) fn pair_blocks(
+    weights: Vec<Tensor>,
+    bias: Tensor,
+) -> Result<((Tensor, Tensor), Vec<(Tensor, Tensor)>)> {
+    let mut blocks = Vec::with_capacity(weights.len());
+    let mut r0 = 0;
+    for wb in weights {
+        let n = wb.dim(0);
+        let b = if n == bias.len() {
+            bias.clone()
+        } else {
+            crate::ops::layout::slice(&bias, 0, r0, n)?
+        };
+        r0 += n;
+        blocks.push((wb, b));
+    }
+    let mut it = blocks.into_iter();
+    let first = it
+        .next()
+        .ok_or_else(|| crate::Error::Internal("a layer without a weight".into()))?;
+    Ok((first, it.collect()))
 }
