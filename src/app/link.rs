@@ -5,8 +5,9 @@
 //!
 //! Keys: `model`, `seed` and `n` (images, points, sequences or graphs) for every family; `sampler` (a
 //! name of `Sampler::NAMES`), `steps`, `guidance`, `label`, `eta`, `karras` (`1`/`true`) for
-//! Gaussian models, and `clip`, `compare` (samplers side by side) and `score` (the 2-D score field),
-//! each `1`/`0`, and `forward_schedule` (the forward explorer's β schedule:
+//! Gaussian models, and `clip`, `compare` (runs side by side) and `score` (the 2-D score field),
+//! each `1`/`0`, `vary` (what the compared runs differ in: `sampler:ddim,heun`, `guidance:0,1,3`,
+//! `steps:…`, `eta:…` or `seed:…`; it turns the comparison on), and `forward_schedule` (the forward explorer's β schedule:
 //! `trained`, `linear` or `cosine`); `temperature` and (absorbing models) `unmask` (`random` or
 //! `confident`) for sequence models. `lesson` opens a lesson
 //! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
@@ -34,6 +35,8 @@ pub struct Link {
     pub clip: Option<bool>,
     /// Gaussian models: run the same x_T through several samplers side by side.
     pub compare: Option<bool>,
+    /// What the compared runs differ in (`process::gaussian::Variation::spec`: `guidance:0,1,3`).
+    pub vary: Option<String>,
     /// 2-D Gaussian models: draw the score field.
     pub score: Option<bool>,
     pub forward_schedule: Option<String>,
@@ -60,6 +63,7 @@ impl From<&crate::lessons::Settings> for Link {
             unmask: s.unmask.clone(),
             clip: s.clip,
             compare: s.compare,
+            vary: s.vary.clone(),
             score: s.score,
             forward_schedule: s.forward_schedule.clone(),
             ..Link::default()
@@ -90,6 +94,7 @@ impl Link {
                 "karras" => l.karras = Some(flag(&v)),
                 "clip" => l.clip = Some(flag(&v)),
                 "compare" => l.compare = Some(flag(&v)),
+                "vary" if !v.is_empty() => l.vary = Some(v),
                 "score" => l.score = Some(flag(&v)),
                 "forward_schedule" => l.forward_schedule = Some(v),
                 "lesson" if !v.is_empty() => l.lesson = Some(v),
@@ -126,6 +131,7 @@ impl Link {
         put("label", self.label.map(|v| v.to_string()));
         put("clip", self.clip.map(|v| u8::from(v).to_string()));
         put("compare", self.compare.map(|v| u8::from(v).to_string()));
+        put("vary", self.vary.clone());
         put("score", self.score.map(|v| u8::from(v).to_string()));
         put("forward_schedule", self.forward_schedule.clone());
         put("temperature", self.temperature.map(|v| v.to_string()));
@@ -239,6 +245,7 @@ mod tests {
             unmask: Some("confident".into()),
             clip: Some(false),
             compare: Some(true),
+            vary: Some("guidance:0,1.5,3".into()),
             score: Some(false),
             forward_schedule: Some("cosine".into()),
             lesson: Some("a lesson & more=?#%".into()),

@@ -45,7 +45,7 @@ pub const HIGHLIGHTS: &[(&str, &str)] = &[
     ("eta", "DDIM's η"),
     ("clip", "clipping x0_pred to the data range"),
     ("seed", "the seed"),
-    ("compare", "comparing samplers side by side"),
+    ("compare", "comparing runs side by side"),
     ("temperature", "the sampling temperature (sequences)"),
     ("unmask", "the un-masking order (absorbing sequence models)"),
     ("forward", "the forward explorer's switch"),
@@ -76,8 +76,11 @@ pub struct Settings {
     pub unmask: Option<String>,
     /// Gaussian models: clip x0_pred to the data range (diffusers' `clip_sample`).
     pub clip: Option<bool>,
-    /// Gaussian models: compare samplers side by side.
+    /// Gaussian models: compare runs side by side.
     pub compare: Option<bool>,
+    /// Gaussian models: what the compared runs differ in (`process::gaussian::Variation`'s
+    /// `kind:values`, e.g. `guidance:0,1,3,5`); turns the comparison on.
+    pub vary: Option<String>,
     /// 2-D Gaussian models: draw the score field.
     pub score: Option<bool>,
     /// Gaussian models: which β schedule the forward explorer draws with (`FORWARD_SCHEDULES`).
@@ -100,6 +103,7 @@ impl Settings {
             unmask: later.unmask.clone().or_else(|| self.unmask.clone()),
             clip: later.clip.or(self.clip),
             compare: later.compare.or(self.compare),
+            vary: later.vary.clone().or_else(|| self.vary.clone()),
             score: later.score.or(self.score),
             forward_schedule: later
                 .forward_schedule
@@ -270,6 +274,7 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
         ("karras", s.karras.is_some()),
         ("clip", s.clip.is_some()),
         ("compare", s.compare.is_some()),
+        ("vary", s.vary.is_some()),
         ("score", s.score.is_some()),
         ("forward_schedule", s.forward_schedule.is_some()),
     ];
@@ -298,6 +303,9 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
                 FORWARD_SCHEDULES.join(", ")
             ));
         }
+    }
+    if let Some(v) = &s.vary {
+        crate::process::gaussian::Variation::parse(v).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

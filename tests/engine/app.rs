@@ -543,7 +543,7 @@ fn compare_samplers_runs_the_same_x_t_through_each_side_by_side() {
     let dir = export_dir("compare");
     let mut h = harness(Start::Shipped("mnist-unet".into()), &dir);
     run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
-    h.get_by_label("compare samplers").click();
+    h.get_by_label("compare runs side by side").click();
     run_until(&mut h, 6000, |s| {
         s["compare"]
             .as_array()
@@ -600,6 +600,73 @@ fn compare_samplers_runs_the_same_x_t_through_each_side_by_side() {
         s["compare"].as_array().is_some_and(|c| c.len() == 5)
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compared_runs_can_differ_in_one_setting_from_the_same_x_t() {
+    let compared = |h: &Harness<'_, DiffscopeApp>| -> Vec<serde_json::Value> {
+        status(h)["compare"].as_array().cloned().unwrap_or_default()
+    };
+    let settle = |h: &mut Harness<'_, DiffscopeApp>, runs: usize| {
+        run_until(h, 6000, |s| {
+            s["compare"].as_array().is_some_and(|c| {
+                c.len() == runs
+                    && c.iter().all(|r| {
+                        r["recorded"].as_u64() > r["evaluations"].as_u64()
+                            && r["rms_from_first"].is_number()
+                    })
+            })
+        });
+    };
+    // Runs that differ in their noise seed share x_T: DDIM at η = 0 draws no noise after it, so
+    // the three runs are one run, bit for bit; DDPM draws fresh noise every step, so they part.
+    let mut h = linked("?model=mnist-unet&n=2&sampler=ddim&eta=0&steps=8&label=3&vary=seed:0,1,2");
+    settle(&mut h, 3);
+    let runs = compared(&h);
+    let labels: Vec<&str> = runs.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["noise seed 0", "noise seed 1", "noise seed 2"]);
+    for r in &runs {
+        assert_eq!(r["rms_from_first"].as_f64(), Some(0.0), "{r}");
+        assert_eq!(r["sampler"], "ddim", "{r}");
+    }
+    let link = status(&h)["link"].as_str().unwrap_or_default().to_string();
+    assert!(
+        link.contains("vary=seed%3A0%2C1%2C2") || link.contains("vary=seed:0,1,2"),
+        "{link}"
+    );
+    let mut h = linked("?model=mnist-unet&n=2&sampler=ddpm&steps=8&label=3&vary=seed:0,1");
+    settle(&mut h, 2);
+    let runs = compared(&h);
+    assert!(
+        runs[1]["rms_from_first"].as_f64().unwrap() > 0.01,
+        "{runs:?}"
+    );
+    // Guidance: one run per weight, the rest of the settings the run's own.
+    let mut h = linked("?model=mnist-unet&n=2&sampler=ddim&steps=6&label=3&vary=guidance:0,3");
+    settle(&mut h, 2);
+    let runs = compared(&h);
+    let w: Vec<Option<f64>> = runs.iter().map(|r| r["guidance"].as_f64()).collect();
+    assert_eq!(w, [Some(0.0), Some(3.0)], "{runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["steps"] == 6 && r["sampler"] == "ddim"),
+        "{runs:?}"
+    );
+    assert!(
+        runs[1]["rms_from_first"].as_f64().unwrap() > 0.01,
+        "{runs:?}"
+    );
+    // A setting the model cannot vary says why instead of running.
+    let mut h = linked("?model=toy2d-mlp&n=64&sampler=heun&steps=10&vary=eta:0,1");
+    for _ in 0..30 {
+        h.run_steps(1);
+    }
+    assert!(compared(&h).is_empty());
+    assert!(
+        h.query_by_label_contains("η is DDIM's; this run's sampler is heun")
+            .is_some(),
+        "the refusal is not shown"
+    );
 }
 
 #[test]

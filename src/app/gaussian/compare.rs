@@ -1,10 +1,11 @@
-//! Compare samplers: the same x_T (the run's seed) through several samplers at once, stepping
-//! together, one column each — the sampler, its steps and model evaluations, and at the viewed point
-//! of the reverse process its x0_pred and x_t (image models) or its points. The timeline's viewed
-//! step maps to the same fraction of each run, so a 2n−1-evaluation Heun run and a 20-step DPM-Solver
-//! run are seen at the same stage of denoising. Below the columns: how far each run is from the
-//! first (RMS, and the second minus the first as a picture), and one pixel or particle followed
-//! through every run (`trace.rs`).
+//! Compare runs side by side: the same x_T (the run's seed) through several settings at once,
+//! stepping together, one column each — several samplers, or one setting (guidance w, steps, DDIM's
+//! η, the noise seed) over a list of values (`process::gaussian::Variation`). Each column shows its
+//! settings, steps and model evaluations, and at the viewed point of the reverse process its x0_pred
+//! and x_t (image models) or its points. The timeline's viewed step maps to the same fraction of each
+//! run, so a 2n−1-evaluation Heun run and a 20-step DPM-Solver run are seen at the same stage of
+//! denoising. Below the columns: how far each run is from the first (RMS, and the second minus the
+//! first as a picture), and one pixel or particle followed through every run (`trace.rs`).
 
 use std::sync::Arc;
 
@@ -12,14 +13,13 @@ use super::stepping::{split_frame, Session};
 use super::trace;
 use crate::app::{images, points};
 use crate::pipelines::gaussian::GaussianModel;
-use crate::process::gaussian::{SampleSettings, Sampler};
+use crate::process::gaussian::{SampleSettings, Sampler, Variation};
+use crate::rng::{Philox, Substream};
 use egui::RichText;
 
-/// The samplers a comparison starts with.
-const DEFAULT: &[&str] = &["ddim", "dpm++2m", "euler-a", "heun"];
-
 struct Column {
-    name: &'static str,
+    /// Its heading: the sampler, or the varied setting's value (`w = 3`).
+    label: String,
     session: Session,
     /// x0_pred and x_t textures and the step they show.
     textures: [Option<egui::TextureHandle>; 2],
@@ -27,13 +27,16 @@ struct Column {
 }
 
 pub(super) struct Comparison {
-    /// The samplers chosen (names of `Sampler::NAMES`), in menu order.
-    pub chosen: Vec<&'static str>,
+    /// What the runs differ in, and its values in column order.
+    pub varied: Variation,
+    /// The values as typed (guidance, steps, η, seeds), and why they were not taken.
+    typed: String,
+    typed_error: Option<String>,
     columns: Vec<Column>,
     /// The pixel followed (row, column of the first image's first channel), or the particle.
     pub pixel: [usize; 2],
     pub particle: usize,
-    /// Chosen samplers that refused these settings, with the reason (shown above the columns).
+    /// Runs that could not start with these settings, with the reason (shown above the columns).
     refused: Vec<String>,
     /// The stage last drawn, and each run's RMS distance from the first there.
     fraction: f32,
@@ -45,17 +48,7 @@ pub(super) struct Comparison {
 
 impl Default for Comparison {
     fn default() -> Self {
-        Comparison {
-            chosen: DEFAULT.to_vec(),
-            columns: Vec::new(),
-            pixel: [usize::MAX; 2],
-            particle: 0,
-            refused: Vec::new(),
-            fraction: 0.0,
-            rms: Vec::new(),
-            diff_texture: None,
-            diff_shown: None,
-        }
+        Comparison::of(Variation::default())
     }
 }
 
@@ -73,68 +66,137 @@ fn at_fraction(s: &Session, per: usize, fraction: f32) -> Option<Seen<'_>> {
 }
 
 impl Comparison {
-    /// The sampler checkboxes; true when the choice changed.
-    /// `names`: the samplers the open model takes.
+    /// A comparison of these runs.
+    pub fn of(varied: Variation) -> Comparison {
+        Comparison {
+            typed: varied.values_text(),
+            varied,
+            typed_error: None,
+            columns: Vec::new(),
+            pixel: [usize::MAX; 2],
+            particle: 0,
+            refused: Vec::new(),
+            fraction: 0.0,
+            rms: Vec::new(),
+            diff_texture: None,
+            diff_shown: None,
+        }
+    }
+
+    /// What to vary and its values (sampler checkboxes, or a typed list); true when the choice
+    /// changed. `names`: the samplers the open model takes.
     pub fn controls(&mut self, ui: &mut egui::Ui, names: &[&'static str]) -> bool {
         let mut changed = false;
-        ui.horizontal_wrapped(|ui| {
-            for &name in names {
-                let mut on = self.chosen.contains(&name);
-                if ui.checkbox(&mut on, name).changed() {
-                    changed = true;
-                    if on {
-                        self.chosen.push(name);
-                    } else {
-                        self.chosen.retain(|&n| n != name);
+        let kind = self.varied.kind();
+        ui.horizontal(|ui| {
+            ui.label("runs differ in");
+            egui::ComboBox::from_id_salt("compare-vary")
+                .selected_text(kind)
+                .show_ui(ui, |ui| {
+                    for &k in Variation::KINDS {
+                        if ui.selectable_label(k == kind, k).clicked() && k != kind {
+                            if let Ok(v) = Variation::default_of(k) {
+                                self.typed = v.values_text();
+                                self.typed_error = None;
+                                self.varied = v;
+                                changed = true;
+                            }
+                        }
+                    }
+                });
+        });
+        if let Variation::Sampler(chosen) = &mut self.varied {
+            ui.horizontal_wrapped(|ui| {
+                for &name in names {
+                    let mut on = chosen.contains(&name);
+                    if ui.checkbox(&mut on, name).changed() {
+                        changed = true;
+                        if on {
+                            chosen.push(name);
+                        } else {
+                            chosen.retain(|&n| n != name);
+                        }
                     }
                 }
+            });
+            chosen.sort_by_key(|n| Sampler::NAMES.iter().position(|m| m == n));
+            return changed;
+        }
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.typed)
+                    .hint_text("values, separated by commas"),
+            )
+            .on_hover_text("one run per value (Enter to start them)");
+        if r.lost_focus() {
+            match Variation::with_values(kind, &self.typed) {
+                Ok(v) => {
+                    self.typed_error = None;
+                    if v != self.varied {
+                        self.varied = v;
+                        changed = true;
+                    }
+                }
+                Err(e) => self.typed_error = Some(e.to_string()),
             }
-        });
-        self.chosen
-            .sort_by_key(|n| Sampler::NAMES.iter().position(|m| m == n));
+        }
+        if let Some(e) = &self.typed_error {
+            ui.colored_label(egui::Color32::YELLOW, e);
+        }
         changed
     }
 
-    /// Start every chosen sampler from the same x_T with the run's other settings (`base`); `eta` and
-    /// `karras` apply where a sampler takes them.
+    /// Start one run per value of the variation from the same x_T, with the run's other settings
+    /// (`base`); `eta` and `karras` apply where a sampler takes them.
     pub fn start(
         &mut self,
         m: &GaussianModel,
         base: &SampleSettings,
         n: usize,
-        eta: f32,
-        karras: bool,
+        (eta, karras): (f32, bool),
         first_id: u64,
     ) -> crate::Result<()> {
-        let mut columns = Vec::new();
+        self.columns.clear();
+        self.refused.clear();
+        let variants = match self
+            .varied
+            .variants(base, eta, karras, !m.labels.is_empty())
+        {
+            Ok(v) => v,
+            Err(crate::Error::Invalid(why)) => {
+                self.refused.push(why);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         // Only the samplers this model takes (the choice may come from another model).
         let takes = Sampler::names_for(&m.process);
-        let chosen = self.chosen.iter().filter(|n| takes.contains(n));
-        self.refused.clear();
-        for (i, &name) in chosen.enumerate() {
-            let settings = SampleSettings {
-                sampler: Sampler::parse(name, eta, karras)?,
-                ..base.clone()
-            };
-            // A sampler that cannot run these settings (say a multistep solver at every training
+        // Runs that differ in their noise seed share the run's x_T (drawn as the process draws it).
+        let init = matches!(self.varied, Variation::Seed(_))
+            .then(|| Philox::new(base.seed, 0, Substream::Init).normals(n * m.sample_len()));
+        for (i, v) in variants.into_iter().enumerate() {
+            if !takes.contains(&v.settings.sampler.name()) {
+                continue;
+            }
+            // A run that cannot go with these settings (say a multistep solver at every training
             // timestep) stays out of the comparison, saying why; the others run.
-            match Session::start(m, settings, n, first_id + i as u64) {
-                Ok(session) => columns.push(Column {
-                    name,
+            match Session::start_from(m, v.settings, n, first_id + i as u64, init.as_deref()) {
+                Ok(session) => self.columns.push(Column {
+                    label: v.label,
                     session,
                     textures: [None, None],
                     shown: None,
                 }),
-                Err(crate::Error::Invalid(why)) => self.refused.push(why),
+                Err(crate::Error::Invalid(why)) => self.refused.push(format!("{}: {why}", v.label)),
                 Err(e) => return Err(e),
             }
         }
-        self.columns = columns;
         Ok(())
     }
 
+    /// Something to show in place of the single run: runs, or why they could not start.
     pub fn running(&self) -> bool {
-        !self.columns.is_empty()
+        !self.columns.is_empty() || !self.refused.is_empty()
     }
 
     /// Collect landed steps and, if `step`, launch the next one of every run still going.
@@ -166,11 +228,11 @@ impl Comparison {
             ui.colored_label(egui::Color32::YELLOW, format!("not compared: {why}"));
         }
         if self.columns.is_empty() {
-            ui.label("Choose at least one sampler to compare.");
+            ui.label("Choose at least one run to compare.");
             return;
         }
         ui.label(
-            "The same x_T through each sampler, seen at the same stage of the reverse process. \
+            "The same x_T through each run, seen at the same stage of the reverse process. \
              Model evaluations are what a step costs; multistep samplers reuse earlier x0_pred, \
              Heun evaluates twice per step.",
         );
@@ -183,12 +245,13 @@ impl Comparison {
                 let want = (fraction * total as f32).round() as usize;
                 let Some((v, frame)) = s.states.nearest(want.min(s.states.len().saturating_sub(1)))
                 else {
-                    ui.label(c.name);
+                    ui.label(&c.label);
                     continue;
                 };
-                ui.label(RichText::new(c.name).strong());
+                ui.label(RichText::new(&c.label).strong());
                 ui.label(format!(
-                    "{} steps · {total} model evaluations\nevaluation {v} of {total}{}",
+                    "{} · {} steps · {total} model evaluations\nevaluation {v} of {total}{}",
+                    s.run.settings.sampler.name(),
                     s.run.settings.steps,
                     if s.done() { " · done" } else { "" }
                 ));
@@ -204,7 +267,7 @@ impl Comparison {
                     c.shown = Some(v);
                     let parts = [(fx0.unwrap_or(fx), "x0_pred"), (fx, "x_t")];
                     for (i, (values, caption)) in parts.into_iter().enumerate() {
-                        let id = format!("compare-{}-{i}", c.name);
+                        let id = format!("compare-{}-{i}", c.session.id);
                         if fresh || c.textures[i].is_none() {
                             images::panel(
                                 ui,
@@ -259,13 +322,13 @@ impl Comparison {
             .iter()
             .zip(&self.rms[1..])
             .map(|(c, r)| match r {
-                Some(r) => format!("{} {r:.3}", c.name),
-                None => format!("{} –", c.name),
+                Some(r) => format!("{} {r:.3}", c.label),
+                None => format!("{} –", c.label),
             })
             .collect();
         ui.label(format!(
             "RMS distance from {} at this stage (x0_pred):\n{}",
-            self.columns[0].name,
+            self.columns[0].label,
             text.join(", ")
         ));
         let (Some((va, a)), Some((vb, b)), &[ch, h, w]) = (&first, &views[1], shape.as_slice())
@@ -281,7 +344,7 @@ impl Comparison {
         );
         let caption = format!(
             "{} − {}: x0_pred difference (grey = equal)",
-            self.columns[1].name, self.columns[0].name
+            self.columns[1].label, self.columns[0].label
         );
         let width = (ui.available_width() / 2.0).clamp(64.0, 240.0);
         if self.diff_shown != Some(key) || self.diff_texture.is_none() {
@@ -363,13 +426,13 @@ impl Comparison {
             for (i, c) in self.columns.iter().enumerate() {
                 ui.colored_label(
                     trace::COLOURS[i % trace::COLOURS.len()],
-                    format!("— {}", c.name),
+                    format!("— {}", c.label),
                 );
             }
         });
     }
 
-    /// The samplers compared and how far each run is (the status JSON).
+    /// What is varied, the runs compared and how far each is (the status JSON).
     pub fn status(&self) -> serde_json::Value {
         serde_json::Value::Array(
             self.columns
@@ -377,7 +440,11 @@ impl Comparison {
                 .enumerate()
                 .map(|(i, c)| {
                     serde_json::json!({
-                        "sampler": c.name,
+                        "label": c.label,
+                        "sampler": c.session.run.settings.sampler.name(),
+                        "steps": c.session.run.settings.steps,
+                        "guidance": c.session.run.settings.guidance,
+                        "seed": c.session.run.settings.seed,
                         "recorded": c.session.states.len(),
                         "evaluations": c.session.run.plan.len(),
                         "rms_from_first": self.rms.get(i).copied().flatten(),

@@ -20,7 +20,7 @@ use super::open_run::{seed_row, Carried, LastState, OpenRun, Progress, RunStatus
 use super::{card, highlight, images, points, schedule};
 use crate::pipelines::gaussian::GaussianModel;
 use crate::pipelines::zoo::Family;
-use crate::process::gaussian::{SampleSettings, Sampler};
+use crate::process::gaussian::{SampleSettings, Sampler, Variation};
 use crate::tensor::Device;
 use crate::weights::Weights;
 use captions::{sampler_help, step_rule};
@@ -189,6 +189,7 @@ impl OpenRun for OpenGaussian {
             model: Some(self.model.name.clone()),
             clip: Some(self.model.process.config.clip_sample),
             compare: self.compare.is_some().then_some(true),
+            vary: self.compare.as_ref().map(|c| c.varied.spec()),
             score: self.score.shown.then_some(true),
             ..self.settings.link(conditional)
         }
@@ -212,6 +213,12 @@ impl OpenRun for OpenGaussian {
                 self.compare = on.then(Comparison::default);
             }
         }
+        // What the compared runs differ in (it turns the comparison on unless the link turns it off).
+        if let Some(v) = link.vary.as_deref().and_then(|v| Variation::parse(v).ok()) {
+            if link.compare != Some(false) {
+                self.compare = Some(Comparison::of(v));
+            }
+        }
         if let Some(on) = link.score {
             self.score.shown = on;
         }
@@ -227,8 +234,8 @@ impl OpenRun for OpenGaussian {
         if let Some(c) = &mut self.compare {
             // Ids after the main run's, so no view mistakes one run's picture for another's.
             self.sessions_started += Sampler::NAMES.len() as u64;
-            let (eta, karras) = (self.settings.eta, self.settings.karras);
-            c.start(&self.model, &settings, self.settings.n, eta, karras, id + 1)?;
+            let menu = (self.settings.eta, self.settings.karras);
+            c.start(&self.model, &settings, self.settings.n, menu, id + 1)?;
         }
         let m = &self.model;
         self.session = Some(if self.input.active && !self.input.is_empty(m) {
@@ -337,9 +344,11 @@ impl OpenRun for OpenGaussian {
             .changed();
         changed |= seed_row(ui, &mut s.seed);
         let mut comparing = self.compare.is_some();
-        let r = ui.checkbox(&mut comparing, "compare samplers");
+        let r = ui.checkbox(&mut comparing, "compare runs side by side");
         if highlight::mark(ui, "compare", r)
-            .on_hover_text("the same x_T through several samplers at once, side by side")
+            .on_hover_text(
+                "the same x_T through several samplers, or several values of one setting, at once",
+            )
             .changed()
         {
             self.compare = comparing.then(Comparison::default);
@@ -786,7 +795,7 @@ impl OpenRun for OpenGaussian {
                 let id = self.sessions_started + 1;
                 if let Some(c) = &mut self.compare {
                     self.sessions_started += Sampler::NAMES.len() as u64;
-                    c.start(&self.model, &settings, n, eta, karras, id)?;
+                    c.start(&self.model, &settings, n, (eta, karras), id)?;
                 }
             }
             None => self.restart()?,

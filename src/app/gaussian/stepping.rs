@@ -122,7 +122,19 @@ impl Session {
         n: usize,
         id: u64,
     ) -> crate::Result<Session> {
-        let run = GaussianRun::start(m, &settings, n, None)?;
+        Self::start_from(m, settings, n, id, None)
+    }
+
+    /// [`Self::start`] from a given x_T (`init`: host values, `[n, ..sample shape]`, unit variance;
+    /// `None`: drawn from the settings' seed).
+    pub fn start_from(
+        m: &GaussianModel,
+        settings: SampleSettings,
+        n: usize,
+        id: u64,
+        init: Option<&[f32]>,
+    ) -> crate::Result<Session> {
+        let run = GaussianRun::start(m, &settings, n, init)?;
         let pending = Some(PendingFrame::new(0, run.state(), None, None));
         Ok(Session {
             run,

@@ -7,8 +7,10 @@
 mod config;
 pub mod sigmas;
 pub mod solver;
+mod variation;
 
 pub use config::{DdpmStyle, SchedulerConfig, SolverSettings, Variance};
+pub use variation::{Variant, Variation};
 
 use super::schedule::{alphas_cumprod, betas, timesteps};
 use crate::error::{Error, Result};
