@@ -21,6 +21,7 @@ mod images;
 mod layout;
 mod lesson;
 mod link;
+mod loss_plot;
 mod open_run;
 mod points;
 mod recovery;

@@ -1374,3 +1374,31 @@ fn the_forward_explorer_shows_the_loss_at_each_step() {
         .is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sequence forward explorer has the same curve: the ELBO's step terms for its example at 32
+/// timesteps (`Process::step_kl`), for a D3PM and a multinomial model.
+#[test]
+fn the_sequence_forward_explorer_shows_the_loss_at_each_step() {
+    for model in ["words-uniform", "promoter-multinomial"] {
+        let dir = export_dir(&format!("seq-loss-{model}"));
+        let mut h = harness(Start::Shipped(model.into()), &dir);
+        run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
+        // A few frames for the layout to settle after the first frame lands (a click aims at
+        // where the checkbox was drawn last).
+        h.run_steps(5);
+        h.get_by_label("forward process q(x_t | x0)").click();
+        run_until(&mut h, 2000, |s| {
+            s["loss_curve"]["points"].as_u64() == Some(32)
+        });
+        let s = status(&h);
+        let c = &s["loss_curve"];
+        assert_eq!(c["finite_non_negative"], true, "{model}: {s}");
+        let total = c["total"].as_f64().unwrap();
+        assert!(total > 0.0 && total.is_finite(), "{model}: {s}");
+        assert!(
+            h.query_by_label_contains("bits per token").is_some(),
+            "{model}: no caption"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -348,6 +348,35 @@ fn elbo_matches_pytorch_with_injected_draws_on(g: Device) {
                 );
             }
         }
+        // The step terms with every row at its own timestep (the app's loss curve): the first
+        // sequence at steps 1..T−1 in one batch, each against the reference's term.
+        let l = s[2];
+        let (_, x0_host) = {
+            let mut io = open(&format!("model_{name}_io.safetensors"));
+            ints(&mut io, "x0")
+        };
+        let steps: Vec<usize> = (1..s[0]).collect();
+        let rows = steps.len();
+        let x0_rows: Vec<u32> = (0..rows).flat_map(|_| x0_host[..l].to_vec()).collect();
+        let xt_rows: Vec<u32> = steps
+            .iter()
+            .flat_map(|&i| xts[i * per..i * per + l].to_vec())
+            .collect();
+        let x0_rows = Tensor::from_u32(&g, &[rows, l], &x0_rows).unwrap();
+        let xt_rows = Tensor::from_u32(&g, &[rows, l], &xt_rows).unwrap();
+        let kl = process
+            .step_kl(&m, &x0_rows, &xt_rows, &steps)
+            .unwrap()
+            .to_f32()
+            .unwrap();
+        for (r, &i) in steps.iter().enumerate() {
+            let v: f64 = kl[r * l..(r + 1) * l].iter().map(|&x| x as f64).sum();
+            let w = want[i * ts[1]] as f64;
+            assert!(
+                (v - w).abs() <= 1e-4 * w.abs() + 2e-5,
+                "{name} step term {i} with per-row timesteps: got {v}, want {w}"
+            );
+        }
         for b in 0..ts[1] {
             let got: f64 = terms.iter().map(|r| r[b]).sum();
             let w: f64 = (0..ts[0]).map(|i| want[i * ts[1] + b] as f64).sum();

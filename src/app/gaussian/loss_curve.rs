@@ -11,7 +11,6 @@ use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::Prediction;
 use crate::rng::{Philox, Substream};
 use crate::tensor::{Tensor, TensorReadback};
-use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
 /// Grid points over the timesteps.
 const GRID: usize = 32;
@@ -137,60 +136,20 @@ impl LossCurve {
             "The ELBO's term at each step for this example: KL(q(x_(t−1) | x_t, x0) || p_θ(x_(t−1) | x_t)), \
              bits per dimension (log scale). Summed over all {tt} steps ≈ {total:.3} bits/dim."
         ));
-        let w = ui.available_width().clamp(160.0, 520.0);
-        let (resp, painter) = ui.allocate_painter(Vec2::new(w, 110.0), Sense::hover());
-        let r = resp.rect.shrink(6.0);
-        painter.rect_stroke(
-            resp.rect,
-            2.0,
-            Stroke::new(1.0, Color32::from_gray(90)),
-            egui::StrokeKind::Inside,
-        );
-        let logs: Vec<f32> = c.iter().map(|p| p.1.max(1e-6).log10()).collect();
-        let lo = logs.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let span = (hi - lo).max(1e-3);
-        let to = |t: usize, l: f32| {
-            Pos2::new(
-                r.left() + t as f32 / tt * r.width(),
-                r.bottom() - (l - lo) / span * r.height(),
-            )
-        };
-        let line: Vec<Pos2> = c.iter().zip(&logs).map(|(p, &l)| to(p.0, l)).collect();
-        painter.add(egui::Shape::line(
-            line,
-            Stroke::new(1.5, Color32::from_rgb(240, 170, 80)),
-        ));
-        let x = r.left() + at as f32 / tt * r.width();
-        painter.vline(x, r.y_range(), Stroke::new(1.0, Color32::WHITE));
-        painter.text(
-            r.left_top(),
-            egui::Align2::LEFT_TOP,
-            format!("{:.2e}", 10f32.powf(hi)),
-            egui::FontId::proportional(10.0),
-            Color32::GRAY,
-        );
-        painter.text(
-            r.left_bottom(),
-            egui::Align2::LEFT_BOTTOM,
-            format!("{:.2e}", 10f32.powf(lo)),
-            egui::FontId::proportional(10.0),
-            Color32::GRAY,
-        );
+        crate::app::loss_plot::draw(ui, c, tt as usize, at);
     }
 
     /// For the status JSON: the grid's size, whether every term is finite and non-negative, and the
     /// total over all steps.
     pub fn status(&self, m: &GaussianModel, label: u32, seed: u64) -> serde_json::Value {
         match self.curve(label, seed) {
-            Some(c) => serde_json::json!({
-                "points": c.len(),
-                "finite_non_negative": c.iter().all(|p| p.1.is_finite() && p.1 >= 0.0),
-                "first": c.first().map(|p| p.1),
-                "last": c.last().map(|p| p.1),
-                "total_bits_per_dim": c.iter().map(|p| p.1).sum::<f32>() / c.len() as f32
-                    * m.process.train_timesteps() as f32,
-            }),
+            Some(c) => {
+                let total = c.iter().map(|p| p.1).sum::<f32>() / c.len() as f32
+                    * m.process.train_timesteps() as f32;
+                let mut v = crate::app::loss_plot::status(c, total);
+                v["total_bits_per_dim"] = total.into();
+                v
+            }
             None => serde_json::Value::Null,
         }
     }

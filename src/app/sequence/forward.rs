@@ -69,7 +69,7 @@ impl SeqForward {
             self.t as u32,
             crate::rng::Substream::Forward,
         ));
-        let xt = m.process.forward_sample(&x0, self.t, noise)?;
+        let xt = m.process.forward_sample(&x0, &[self.t], noise)?;
         self.pending = Some((self.example, self.t, xt.read()));
         Ok(())
     }

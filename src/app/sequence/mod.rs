@@ -5,6 +5,7 @@
 mod draw;
 mod forward;
 mod input;
+mod loss_curve;
 mod stepping;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::process::discrete::Unmasking;
 use crate::tensor::Device;
 use egui::RichText;
 use forward::SeqForward;
+use loss_curve::SeqLossCurve;
 use stepping::SeqRun;
 
 pub struct OpenSequences {
@@ -38,6 +40,8 @@ pub struct OpenSequences {
     /// Data examples for the forward explorer.
     examples: Vec<Vec<u32>>,
     forward: SeqForward,
+    /// The ELBO's term per step for the explorer's example.
+    loss: SeqLossCurve,
     /// The user's own sequence, and whether the run starts from it.
     input: input::OwnSequence,
 }
@@ -73,6 +77,7 @@ impl OpenSequences {
             show_x0: carried.seq_show_x0,
             examples,
             forward,
+            loss: SeqLossCurve::default(),
             input,
         })
     }
@@ -227,11 +232,16 @@ impl OpenRun for OpenSequences {
             return Ok(());
         }
         let (m, device) = (&self.model, &self.device);
-        self.forward.pump(m, device, &self.examples, self.seed)
+        self.forward.pump(m, device, &self.examples, self.seed)?;
+        let e = self.forward.example;
+        let example = self.examples.get(e).map(|x| (e, x.as_slice()));
+        self.loss.pump(m, device, example, self.seed)
     }
 
     fn wants_repaint(&self, playing: bool) -> bool {
-        self.run.as_ref().is_some_and(|r| !r.done() && playing) || self.forward.busy()
+        self.run.as_ref().is_some_and(|r| !r.done() && playing)
+            || self.forward.busy()
+            || self.loss.busy()
     }
 
     fn progress(&self) -> Option<Progress> {
@@ -272,6 +282,9 @@ impl OpenRun for OpenSequences {
             let (fw, examples) = (&self.forward, &self.examples);
             egui::ScrollArea::vertical().show(ui, |ui| {
                 forward::draw_forward(ui, m, fw, examples);
+                if !examples.is_empty() {
+                    self.loss.draw(ui, m, fw.example, self.seed, fw.t);
+                }
                 ui.collapsing("Transition matrices at this t", |ui| {
                     draw::matrices(ui, m, fw.t)
                 });
@@ -403,6 +416,9 @@ impl OpenRun for OpenSequences {
                 "text": self.input.text,
                 "from_step": self.input.active.then(|| self.input.start_step(&self.model)),
             }),
+            loss_curve: self
+                .loss
+                .status(&self.model, self.forward.example, self.seed),
             ..Default::default()
         }
     }
@@ -438,6 +454,7 @@ impl OpenRun for OpenSequences {
         self.model = model;
         self.device = device.clone();
         self.forward.forget_draws();
+        self.loss.forget();
         Ok(())
     }
 }

@@ -14,6 +14,8 @@ pub struct AppArgs {
     pub lesson_step: usize,
     /// A link's query (`?model=…&seed=…&step=…`), as the page reads its address.
     pub link: Option<String>,
+    /// The window's size in points (`--window`); `None`: the size it last had.
+    pub window: Option<[f32; 2]>,
     /// The self-check under Xvfb: screenshot here after `after_steps` steps, within `timeout` s.
     pub screenshot: Option<PathBuf>,
     pub after_steps: usize,
@@ -77,6 +79,7 @@ pub fn open(opts: &DeviceOptions, mut a: AppArgs) -> diffscope::Result<()> {
         lesson.map(|l| (l, a.lesson_step - 1)),
         link.filter(|l| l.lesson.is_none()),
         autopilot,
+        a.window,
     )
 }
 
@@ -101,6 +104,7 @@ fn run_app(
     lesson: Option<(diffscope::lessons::Lesson, usize)>,
     link: Option<diffscope::app::Link>,
     autopilot: Option<diffscope::app::autopilot::Autopilot>,
+    window: Option<[f32; 2]>,
 ) -> diffscope::Result<()> {
     let outcome = autopilot.as_ref().map(|a| a.outcome.clone());
     let compute_opts = opts.clone();
@@ -135,9 +139,10 @@ fn run_app(
     });
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
-            .with_inner_size([1100.0, 760.0])
+            .with_inner_size(window.unwrap_or([1100.0, 760.0]))
             .with_title("diffscope"),
-        persist_window: autopilot.is_none(),
+        // A size asked for wins over the remembered one.
+        persist_window: autopilot.is_none() && window.is_none(),
         persistence_path: persistence_path.clone(),
         wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
             wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),

@@ -58,6 +58,10 @@ struct Cli {
     /// (`'?model=mnist-unet&seed=3&sampler=ddim&steps=20&step=12'`), the same frame as the page.
     #[arg(long, value_name = "QUERY", conflicts_with_all = ["open", "open_dir", "lesson"])]
     link: Option<String>,
+    /// The app window's size in points, WIDTH x HEIGHT (e.g. 1600x1000 for a projector); without
+    /// it the window opens at the size it last had.
+    #[arg(long, value_name = "WxH", value_parser = parse_window)]
+    window: Option<[f32; 2]>,
     /// The lesson's step to open at, from 1.
     #[arg(long, value_name = "K", requires = "lesson", value_parser = clap::value_parser!(u64).range(1..))]
     lesson_step: Option<u64>,
@@ -98,6 +102,22 @@ enum Command {
     Nll(NllArgs),
     /// DiGress's metrics of sampled graphs: MMD² ratios against the model's test graphs and V.U.N.
     EvalGraphs(EvalArgs),
+}
+
+/// `--window`: `WIDTH x HEIGHT` in points, each 320 to 8192.
+fn parse_window(v: &str) -> Result<[f32; 2], String> {
+    let (w, h) = v
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("\"{v}\" is not WIDTHxHEIGHT (e.g. 1600x1000)"))?;
+    let side = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (320..=8192).contains(n))
+            .map(|n| n as f32)
+            .ok_or_else(|| format!("\"{s}\" is not a window side from 320 to 8192"))
+    };
+    Ok([side(w)?, side(h)?])
 }
 
 pub fn main() -> ExitCode {
@@ -143,6 +163,7 @@ pub fn main() -> ExitCode {
                 lesson: cli.lesson,
                 lesson_step: cli.lesson_step.unwrap_or(1) as usize,
                 link: cli.link,
+                window: cli.window,
                 screenshot: cli.screenshot,
                 after_steps: cli.after_steps,
                 timeout: cli.timeout,

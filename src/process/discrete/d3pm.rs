@@ -153,17 +153,32 @@ impl D3pm {
 
     /// moco's `_q_posterior_logits` for model logits (or ids) `x0` and u32 `x_t`: f32 `[.., K]`.
     pub fn posterior_logits(&self, x0: X0<'_>, x_t: &Tensor, t: &[usize]) -> Result<Tensor> {
+        let (per, first) = self.coefs_of(x_t, t)?;
+        let c = per.as_ref().map_or(Coefs::Shared(first), Coefs::PerBatch);
+        tr::d3pm_posterior_logits(x0, x_t, c, self.prior())
+    }
+
+    /// The true posterior `q(x_{t−1} | x_t, x0)` of data ids `x0` as normalised log probabilities
+    /// `[.., K]` (the ELBO's reference for each step's KL).
+    pub fn true_posterior_log(&self, x0: &Tensor, x_t: &Tensor, t: &[usize]) -> Result<Tensor> {
+        let (per, first) = self.coefs_of(x_t, t)?;
+        let c = per.as_ref().map_or(Coefs::Shared(first), Coefs::PerBatch);
+        let ids = X0::Ids { ids: x0, k: self.k };
+        tr::multinomial_posterior_log(ids, x_t, c, self.prior())
+    }
+
+    /// The step coefficients of `t` (one timestep, or one per batch row of `x_t`) as the posterior
+    /// kernels take them: per row (`[B, 4]`) where there are several, and the first's.
+    fn coefs_of(&self, x_t: &Tensor, t: &[usize]) -> Result<(Option<Tensor>, StepCoefs)> {
+        let first = self.coefs(*t.first().ok_or_else(|| {
+            crate::error::Error::Invalid("a posterior needs at least one timestep".into())
+        })?)?;
         let rows = t
             .iter()
             .map(|&t| Ok(self.coefs(t)?.row()))
             .collect::<Result<Vec<[f32; 4]>>>()?;
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        let per = per_batch_f32(x_t.device(), x_t, &flat, 4)?;
-        let c = match &per {
-            Some(p) => Coefs::PerBatch(p),
-            None => Coefs::Shared(self.coefs(t[0])?),
-        };
-        tr::d3pm_posterior_logits(x0, x_t, c, self.prior())
+        Ok((per_batch_f32(x_t.device(), x_t, &flat, 4)?, first))
     }
 
     /// moco's `step`: posterior logits, then `argmax(L/τ + g)` with Gumbel noise except where t = ℓ

@@ -4,13 +4,50 @@
 use crate::error::{Error, Result};
 use crate::nn::Denoiser;
 use crate::ops::sample::Noise;
-use crate::ops::transition::{self as tr, Coefs, X0};
+use crate::ops::transition::{self as tr, X0};
 use crate::rng::{Philox, Substream};
 use crate::tensor::Tensor;
 
 use super::Process;
 
 impl Process {
+    /// The ELBO's step terms `KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t))` in nats per position,
+    /// f32 `[B, L]`, for u32 data `x0 [B, L]` and its noised `x_t`, each row at its own timestep
+    /// `t[b]` (a step past the decoder's: index ≥ 1 of [`Self::elbo_terms`]). Nothing is read back,
+    /// so the app draws a curve of them without waiting.
+    pub fn step_kl(
+        &self,
+        model: &dyn Denoiser,
+        x0: &Tensor,
+        x_t: &Tensor,
+        t: &[usize],
+    ) -> Result<Tensor> {
+        let b = x0.dim(0);
+        if t.len() != b || x_t.shape() != x0.shape() {
+            return Err(Error::Invalid(format!(
+                "step terms need one timestep per row and x_t shaped like x0 (got {} timesteps, \
+                 shapes {:?} and {:?})",
+                t.len(),
+                x0.shape(),
+                x_t.shape()
+            )));
+        }
+        let tf: Vec<f32> = t.iter().map(|&t| t as f32).collect();
+        let tt = Tensor::from_f32(x0.device(), &[b], &tf)?;
+        let logits = model.forward(x_t, &tt, None)?;
+        let (truth, pred) = match self {
+            Process::D3pm(d) => (
+                d.true_posterior_log(x0, x_t, t)?,
+                d.posterior_logits(X0::Logits(&logits), x_t, t)?,
+            ),
+            Process::Multinomial(m) => (
+                m.posterior_log(X0::Ids { ids: x0, k: m.k }, x_t, t)?,
+                m.posterior_log(X0::Logits(&logits), x_t, t)?,
+            ),
+        };
+        tr::row_kl(&truth, &pred)
+    }
+
     #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
     /// The ELBO terms of u32 data `x0 [B, L]` in nats, `[T + 1][B]`: index 0 is the decoder term
     /// `−log p(x0 | x_first)`, 1..T−1 the KLs `KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t))`, the last
@@ -47,36 +84,22 @@ impl Process {
                 Some(inj) => &inj[i],
                 None => {
                     let key = Philox::new(seed, i as u32, Substream::Forward);
-                    drawn = self.forward_sample(x0, t, Noise::Philox(key))?;
+                    drawn = self.forward_sample(x0, &[t], Noise::Philox(key))?;
                     &drawn
                 }
             };
-            let tt = Tensor::from_f32(device, &[b], &vec![t as f32; b])?;
-            let logits = model.forward(x_t, &tt, None)?;
-            let rows = match self {
-                Process::D3pm(d) => {
-                    if i == 0 {
-                        tr::row_nll(&logits, x0)?
-                    } else {
-                        let truth = tr::multinomial_posterior_log(
-                            X0::Ids { ids: x0, k },
-                            x_t,
-                            Coefs::Shared(d.coefs(t)?),
-                            d.prior(),
-                        )?;
-                        let pred = d.posterior_logits(X0::Logits(&logits), x_t, &[t])?;
-                        tr::row_kl(&truth, &pred)?
+            let rows = if i == 0 {
+                let tt = Tensor::from_f32(device, &[b], &vec![t as f32; b])?;
+                let logits = model.forward(x_t, &tt, None)?;
+                match self {
+                    // D3PM's decoder is the model's x0 distribution itself.
+                    Process::D3pm(_) => tr::row_nll(&logits, x0)?,
+                    Process::Multinomial(m) => {
+                        tr::row_nll(&m.posterior_log(X0::Logits(&logits), x_t, &[t])?, x0)?
                     }
                 }
-                Process::Multinomial(m) => {
-                    let pred = m.posterior_log(X0::Logits(&logits), x_t, &[t])?;
-                    if i == 0 {
-                        tr::row_nll(&pred, x0)?
-                    } else {
-                        let truth = m.posterior_log(X0::Ids { ids: x0, k }, x_t, &[t])?;
-                        tr::row_kl(&truth, &pred)?
-                    }
-                }
+            } else {
+                self.step_kl(model, x0, x_t, &vec![t; b])?
             };
             terms.push(per_sequence(&rows.to_f32()?, b));
         }

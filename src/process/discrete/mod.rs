@@ -266,10 +266,11 @@ impl Process {
         }
     }
 
-    pub fn forward_sample(&self, x0: &Tensor, t: usize, noise: Noise<'_>) -> Result<Tensor> {
+    /// x_t ~ q(x_t | x0) at timestep `t`: one for the batch, or one per row of `x0`.
+    pub fn forward_sample(&self, x0: &Tensor, t: &[usize], noise: Noise<'_>) -> Result<Tensor> {
         match self {
-            Process::D3pm(d) => d.forward_sample(x0, &[t], noise),
-            Process::Multinomial(m) => m.forward_sample(x0, &[t], noise),
+            Process::D3pm(d) => d.forward_sample(x0, t, noise),
+            Process::Multinomial(m) => m.forward_sample(x0, t, noise),
         }
     }
 
