@@ -367,19 +367,21 @@ impl Digress {
         z_t: &GraphBatch,
         s: usize,
     ) -> Result<(Tensor, Tensor)> {
+        self.step_probs_from(X0::Logits(logits_x), X0::Logits(logits_e), z_t, s)
+    }
+
+    /// [`Self::step_probs`] from any x0 prediction: the network's logits, or the clean graph's ids
+    /// (the true posterior q(z_s | z_t, z_0), which the ELBO's step term compares with).
+    pub fn step_probs_from(
+        &self,
+        x0: X0<'_>,
+        e0: X0<'_>,
+        z_t: &GraphBatch,
+        s: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let c = self.schedule.step_coefs(s)?;
-        let px = transition::digress_step_probs(
-            X0::Logits(logits_x),
-            &z_t.x,
-            c,
-            Prior::Marginal(&self.x_limit_t),
-        )?;
-        let pe = transition::digress_step_probs(
-            X0::Logits(logits_e),
-            &z_t.e,
-            c,
-            Prior::Marginal(&self.e_limit_t),
-        )?;
+        let px = transition::digress_step_probs(x0, &z_t.x, c, Prior::Marginal(&self.x_limit_t))?;
+        let pe = transition::digress_step_probs(e0, &z_t.e, c, Prior::Marginal(&self.e_limit_t))?;
         Ok((px, pe))
     }
 

@@ -1402,3 +1402,18 @@ fn the_sequence_forward_explorer_shows_the_loss_at_each_step() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// And the graph forward explorer: the ELBO's step terms for its graph at 16 timesteps.
+#[test]
+fn the_graph_forward_explorer_shows_the_loss_at_each_step() {
+    let mut h = linked("?lesson=digress-graphs&lesson_step=2");
+    run_until(&mut h, 3000, |s| {
+        s["loss_curve"]["points"].as_u64() == Some(16)
+    });
+    let s = status(&h);
+    assert_eq!(s["model"], "planar-digress", "{s}");
+    let c = &s["loss_curve"];
+    assert_eq!(c["finite_non_negative"], true, "{s}");
+    assert!(c["total"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(h.query_by_label_contains("bits per graph").is_some());
+}

@@ -538,3 +538,43 @@ fn digress_steps_are_one_submission_and_create_no_buffers_or_bind_groups() {
         assert_eq!(c.bind_groups_created, 0, "step {i}: {c:?}");
     }
 }
+
+/// The ELBO's step term for a graph (the app's loss curve): both posteriors are distributions over
+/// every node and pair, the KL is finite and non-negative, the same on both backends, and a model
+/// that knew G_0 would pay nothing (the true posterior against itself).
+#[test]
+fn graph_step_terms_are_distributions_and_agree_across_backends() {
+    use diffscope::pipelines::graph::{dataset, elbo, load_graph_shipped};
+    let g = dataset::shipped_dataset("planar-digress").unwrap().test[0].clone();
+    let mut kls = Vec::new();
+    for device in crate::common::backends() {
+        let m = load_graph_shipped(&device, "planar-digress").unwrap();
+        let (dx, de) = (m.process.dx, m.process.de);
+        for t in [2, 250, 500] {
+            let sp = elbo::step_posteriors(&m, &g, t, 2, 5).unwrap();
+            let [tx, te, mx, me] =
+                [&sp.truth.0, &sp.truth.1, &sp.model.0, &sp.model.1].map(|t| t.to_f32().unwrap());
+            for (v, k) in [(&tx, dx), (&te, de), (&mx, dx), (&me, de)] {
+                for row in v.chunks(k) {
+                    let s: f32 = row.iter().sum();
+                    assert!((s - 1.0).abs() < 1e-4, "t = {t}: a row sums to {s}");
+                }
+            }
+            let kl = elbo::step_kl_nats(sp.nodes, (dx, de), (&tx, &te), (&mx, &me));
+            assert!(kl.is_finite() && kl >= 0.0, "t = {t}: {kl}");
+            let zero = elbo::step_kl_nats(sp.nodes, (dx, de), (&tx, &te), (&tx, &te));
+            assert_eq!(zero, 0.0);
+            kls.push(kl);
+        }
+        // Out of range asks are refused, not computed.
+        assert!(elbo::step_posteriors(&m, &g, 1, 2, 5).is_err());
+        assert!(elbo::step_posteriors(&m, &g, 501, 2, 5).is_err());
+    }
+    let (gpu, cpu) = kls.split_at(3);
+    for (a, b) in gpu.iter().zip(cpu) {
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs().max(1e-3),
+            "{gpu:?} vs {cpu:?}"
+        );
+    }
+}

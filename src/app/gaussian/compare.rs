@@ -52,6 +52,31 @@ impl Default for Comparison {
     }
 }
 
+/// The "compare runs side by side" switch, and what to vary while it is on; true when either
+/// changed. `names`: the samplers the open model takes.
+pub(super) fn switch(
+    ui: &mut egui::Ui,
+    compare: &mut Option<Comparison>,
+    names: &[&'static str],
+) -> bool {
+    let mut comparing = compare.is_some();
+    let r = ui.checkbox(&mut comparing, "compare runs side by side");
+    let mut changed = false;
+    if crate::app::highlight::mark(ui, "compare", r)
+        .on_hover_text(
+            "the same x_T through several samplers, or several values of one setting, at once",
+        )
+        .changed()
+    {
+        *compare = comparing.then(Comparison::default);
+        changed = true;
+    }
+    if let Some(c) = compare {
+        changed |= c.controls(ui, names);
+    }
+    changed
+}
+
 /// A recorded step: its index, x, and x0_pred where recorded.
 type Seen<'a> = (usize, &'a [f32], Option<&'a [f32]>);
 

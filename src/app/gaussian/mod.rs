@@ -343,20 +343,11 @@ impl OpenRun for OpenGaussian {
             )
             .changed();
         changed |= seed_row(ui, &mut s.seed);
-        let mut comparing = self.compare.is_some();
-        let r = ui.checkbox(&mut comparing, "compare runs side by side");
-        if highlight::mark(ui, "compare", r)
-            .on_hover_text(
-                "the same x_T through several samplers, or several values of one setting, at once",
-            )
-            .changed()
-        {
-            self.compare = comparing.then(Comparison::default);
-            changed = true;
-        }
-        if let Some(c) = &mut self.compare {
-            changed |= c.controls(ui, &Sampler::names_for(&self.model.process));
-        }
+        changed |= compare::switch(
+            ui,
+            &mut self.compare,
+            &Sampler::names_for(&self.model.process),
+        );
         changed
     }
 

@@ -236,6 +236,12 @@ impl GraphForward {
         Ok(())
     }
 
+    /// The graph shown: (its source — the example's index, or the user's graph's version above
+    /// [`OWN`] — and the graph).
+    pub fn graph<'a>(&'a self, examples: &'a [Graph]) -> Option<(usize, &'a Graph)> {
+        source(&self.own, self.example, examples)
+    }
+
     pub fn draw(&mut self, ui: &mut egui::Ui, model: &DigressModel, examples: &[Graph]) {
         let (Some((source, g)), Some((laid, at))) =
             (source(&self.own, self.example, examples), &self.layout)

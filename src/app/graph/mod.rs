@@ -4,6 +4,7 @@
 
 mod draw;
 mod forward;
+mod loss_curve;
 mod stepping;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::tensor::Device;
 use draw::Layout;
 use egui::RichText;
 use forward::{GraphForward, OwnGraph};
+use loss_curve::GraphLossCurve;
 use stepping::GraphRun;
 
 pub struct OpenGraphs {
@@ -35,6 +37,8 @@ pub struct OpenGraphs {
     /// The forward explorer's examples: the held-out split the model was not trained on.
     examples: Vec<Graph>,
     forward: GraphForward,
+    /// The ELBO's term per step for the explorer's graph.
+    loss: GraphLossCurve,
     /// A G_t (node ids, edge ids, t) the next restart denoises instead of drawing from the prior
     /// ("denoise G_t from t"); taken by that restart.
     from_noised: Option<(Vec<u32>, Vec<u32>, usize)>,
@@ -57,6 +61,7 @@ impl OpenGraphs {
             predicted: carried.graph_predicted,
             examples,
             forward,
+            loss: GraphLossCurve::default(),
             from_noised: None,
         })
     }
@@ -173,7 +178,9 @@ impl OpenRun for OpenGraphs {
             return Ok(());
         }
         let (m, device) = (&self.model, &self.device);
-        self.forward.pump(m, device, &self.examples, self.seed)
+        self.forward.pump(m, device, &self.examples, self.seed)?;
+        self.loss
+            .pump(m, self.forward.graph(&self.examples), self.seed)
     }
 
     fn animate(&mut self, viewed: usize) {
@@ -189,6 +196,7 @@ impl OpenRun for OpenGraphs {
             .as_ref()
             .is_some_and(|r| !r.done(&self.model) && playing)
             || self.forward.busy()
+            || self.loss.busy()
     }
 
     fn progress(&self) -> Option<Progress> {
@@ -214,7 +222,12 @@ impl OpenRun for OpenGraphs {
     fn central(&mut self, ui: &mut egui::Ui, viewed: usize) {
         let m = &self.model;
         if self.forward.shown {
-            self.forward.draw(ui, m, &self.examples);
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                self.forward.draw(ui, m, &self.examples);
+                if let Some((source, _)) = self.forward.graph(&self.examples) {
+                    self.loss.draw(ui, m, source, self.seed, self.forward.t);
+                }
+            });
             return;
         }
         let Some(r) = &self.run else { return };
@@ -321,6 +334,12 @@ impl OpenRun for OpenGraphs {
                 .own
                 .as_ref()
                 .map_or(serde_json::Value::Null, |o| o.status()),
+            loss_curve: match self.forward.graph(&self.examples) {
+                Some((source, _)) if self.forward.shown => {
+                    self.loss.status(&self.model, source, self.seed)
+                }
+                _ => serde_json::Value::Null,
+            },
             ..Default::default()
         }
     }
@@ -348,6 +367,7 @@ impl OpenRun for OpenGraphs {
         self.model = model;
         self.device = device.clone();
         self.forward.forget_draws();
+        self.loss.forget();
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! the shipped zoo. [`run`] steps it; [`dataset`] reads its train / val / test graphs.
 
 pub mod dataset;
+pub mod elbo;
 pub mod run;
 
 use super::zoo::{self, Family, Shipped};
