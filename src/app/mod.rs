@@ -291,6 +291,7 @@ impl DiffscopeApp {
             "score": part.score,
             "decoded": part.decoded,
             "loss_curve": part.loss_curve,
+            "entropy": part.entropy,
             "viewed": self.timeline.viewed(),
             "playing": self.timeline.playing,
             "forward_t": run.and_then(|r| r.forward_shown()),

@@ -67,6 +67,9 @@ pub struct RunStatus {
     pub decoded: serde_json::Value,
     /// The forward explorer's per-step ELBO terms for its example, or null.
     pub loss_curve: serde_json::Value,
+    /// How undecided the network is at the viewed step, in bits, where the family reports it
+    /// (graphs: the mean entropy of p_θ(edge) over node pairs).
+    pub entropy: Option<f32>,
 }
 
 /// Settings that outlive the open run: the next model opened starts from them (the seed, the

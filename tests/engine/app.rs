@@ -269,6 +269,12 @@ fn graphs_export_as_json_with_valid_edges() {
     let dir = export_dir("graphs");
     let mut h = harness(Start::Shipped("planar-digress".into()), &dir);
     run_until(&mut h, 3000, |s| s["recorded"].as_u64() >= Some(3));
+    // How undecided the network is about the viewed step's pairs, in bits (binary entropy).
+    let e = status(&h)["entropy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&e) && e > 0.0, "{e}");
+    assert!(h
+        .query_by_label_contains("The network's uncertainty")
+        .is_some());
     h.get_by_label("graphs (viewed step, JSON)").click();
     h.step();
     let files = files_in(&dir);

@@ -758,6 +758,7 @@ impl OpenRun for OpenGaussian {
                 Some(_) => self.decoded.status(),
                 None => serde_json::Value::Null,
             },
+            entropy: None,
         }
     }
 

@@ -135,6 +135,29 @@ pub fn draw(
         });
 }
 
+/// How undecided the network is about the viewed step's graphs: the mean binary entropy of its
+/// p_θ(edge) over every pair i < j of every graph, in bits (0: every pair decided, 1: coin flips);
+/// `None` before the network has run (x_T).
+pub fn edge_entropy(run: &GraphRun, frame: &GraphFrame) -> Option<f32> {
+    let p = frame.p_edge.as_ref()?;
+    let n = run.n;
+    let (mut sum, mut pairs) = (0.0f64, 0usize);
+    for (g, &c) in run.counts.iter().enumerate() {
+        for i in 0..c {
+            for j in i + 1..c {
+                let q = p.get((g * n + i) * n + j).copied().unwrap_or(0) as f64 / 255.0;
+                sum += [q, 1.0 - q]
+                    .iter()
+                    .filter(|&&v| v > 0.0)
+                    .map(|&v| -v * v.log2())
+                    .sum::<f64>();
+                pairs += 1;
+            }
+        }
+    }
+    Some((sum / pairs.max(1) as f64) as f32)
+}
+
 /// One graph to paint: node and edge classes by index, optional edge beliefs, node positions.
 pub struct OneGraph<'a> {
     pub count: usize,

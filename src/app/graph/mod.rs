@@ -34,6 +34,8 @@ pub struct OpenGraphs {
     n: usize,
     /// Draw the network's edge beliefs p_θ over the sampled graphs.
     predicted: bool,
+    /// The viewed step (for the status).
+    viewed: usize,
     /// The forward explorer's examples: the held-out split the model was not trained on.
     examples: Vec<Graph>,
     forward: GraphForward,
@@ -59,6 +61,7 @@ impl OpenGraphs {
             seed: carried.seed,
             n: carried.graphs,
             predicted: carried.graph_predicted,
+            viewed: 0,
             examples,
             forward,
             loss: GraphLossCurve::default(),
@@ -184,6 +187,7 @@ impl OpenRun for OpenGraphs {
     }
 
     fn animate(&mut self, viewed: usize) {
+        self.viewed = viewed;
         if let Some(r) = &self.run {
             // Relaxes on every frame drawn; frames keep coming while sampling (and on interaction).
             self.layout
@@ -247,6 +251,12 @@ impl OpenRun for OpenGraphs {
             "Reverse process at t = {t}: at t = T every node and edge is drawn from the data's \
              marginals; by t = 0 the structure ({structure}) must have emerged."
         ));
+        if let Some(h) = draw::edge_entropy(r, f) {
+            ui.label(format!(
+                "The network's uncertainty at this step: the entropy of p_θ(edge) over every node \
+                 pair is {h:.3} bits on average (1 = a coin flip, 0 = decided)."
+            ));
+        }
         draw::draw(ui, r, &self.layout, f, self.predicted);
     }
 
@@ -334,6 +344,12 @@ impl OpenRun for OpenGraphs {
                 .own
                 .as_ref()
                 .map_or(serde_json::Value::Null, |o| o.status()),
+            entropy: self.run.as_ref().and_then(|r| {
+                let f = r
+                    .frames
+                    .get(self.viewed.min(r.frames.len().saturating_sub(1)))?;
+                draw::edge_entropy(r, f)
+            }),
             loss_curve: match self.forward.graph(&self.examples) {
                 Some((source, _)) if self.forward.shown => {
                     self.loss.status(&self.model, source, self.seed)
