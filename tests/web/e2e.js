@@ -382,7 +382,51 @@ async function withoutWebGpu(url) {
   }
 }
 
+// Screenshots of lessons' key steps in the page, for looking at (not a check run by the test
+// command): E2E_LESSON_SHOTS=forward-process:7,guidance:6 node tests/web/e2e.js [web-dir] [shot.png]
+// writes shot-lesson-NAME-K.png for each, computing on the page's CPU backend (no WebGPU).
+async function lessonShots(url, list) {
+  for (const item of list) {
+    const [name, step] = item.split(':');
+    const { ctx, page, logs } = await openPage(NO_WEBGPU_ARGS);
+    try {
+      const t0 = Date.now();
+      await page.goto(url + '?lesson=' + name + '&lesson_step=' + step);
+      await page.waitForFunction(() => {
+        if (!window.diffscope) return false;
+        const s = JSON.parse(window.diffscope.status());
+        const held = s.lesson && !s.lesson.waiting && (s.playing === false || s.forward_t !== null);
+        const compared = !Array.isArray(s.compare) || s.compare.every(r => r.recorded > r.evaluations);
+        return s.error || (held && compared);
+      }, null, { timeout: 600000, polling: 1000 });
+      await page.waitForTimeout(3000);
+      const s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
+      check(s.error === null && s.lesson.name === name && s.lesson.step === Number(step),
+        'lesson ' + item + ' held at its step in ' + ((Date.now() - t0) / 1000).toFixed(0) + ' s (' + s.lesson.title + ')');
+      const shot = shotPath.replace(/\.png$/, '') + '-lesson-' + name + '-' + step + '.png';
+      await page.screenshot({ path: shot, timeout: 180000 });
+      console.log('screenshot ' + shot + ' status ' + JSON.stringify({ model: s.model, viewed: s.viewed,
+        forward_t: s.forward_t, compare: s.compare, loss_curve: s.loss_curve, score: s.score }));
+    } catch (e) {
+      console.log(logs.slice(0, 20).join('\n'));
+      throw e;
+    } finally {
+      await ctx.close();
+    }
+  }
+}
+
 (async () => {
+  if (process.env.E2E_LESSON_SHOTS) {
+    const server = await serve(webDir);
+    try {
+      await lessonShots('http://127.0.0.1:' + server.address().port + PREFIX,
+        process.env.E2E_LESSON_SHOTS.split(',').filter(Boolean));
+    } finally {
+      server.close();
+    }
+    return;
+  }
   for (const f of ['index.html', 'pkg/diffscope.js', 'pkg/diffscope_bg.wasm'])
     if (!fs.existsSync(path.join(webDir, f))) throw new Error(webDir + '/' + f + ' is missing: run scripts/build-web.sh');
   const gz = bundleBytes();

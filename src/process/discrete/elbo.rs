@@ -1,10 +1,13 @@
 //! The ELBO of data under a discrete process, term by term (decoder, the KL of every step, prior), on
-//! the GPU: what `diffscope nll` reports.
+//! the GPU: what `diffscope nll` reports (natively), and the step terms alone without waiting (the
+//! app's loss curve, in the page too).
 
 use crate::error::{Error, Result};
 use crate::nn::Denoiser;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::ops::sample::Noise;
 use crate::ops::transition::{self as tr, X0};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::rng::{Philox, Substream};
 use crate::tensor::Tensor;
 

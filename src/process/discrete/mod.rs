@@ -18,7 +18,6 @@
 
 mod config;
 mod d3pm;
-#[cfg(not(target_arch = "wasm32"))]
 mod elbo;
 mod multinomial;
 mod schedule;
