@@ -76,10 +76,11 @@ pub struct Settings {
     pub unmask: Option<String>,
     /// Gaussian models: clip x0_pred to the data range (diffusers' `clip_sample`).
     pub clip: Option<bool>,
-    /// Gaussian models: compare runs side by side.
+    /// Gaussian and sequence models: compare runs side by side.
     pub compare: Option<bool>,
-    /// Gaussian models: what the compared runs differ in (`process::gaussian::Variation`'s
-    /// `kind:values`, e.g. `guidance:0,1,3,5`); turns the comparison on.
+    /// What the compared runs differ in, `kind:values` (Gaussian: `process::gaussian::Variation`,
+    /// e.g. `guidance:0,1,3,5`; sequences: `pipelines::sequence::variation`, e.g.
+    /// `unmask:random,confident`); turns the comparison on.
     pub vary: Option<String>,
     /// 2-D Gaussian models: draw the score field.
     pub score: Option<bool>,
@@ -273,8 +274,6 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
         ("eta", s.eta.is_some()),
         ("karras", s.karras.is_some()),
         ("clip", s.clip.is_some()),
-        ("compare", s.compare.is_some()),
-        ("vary", s.vary.is_some()),
         ("score", s.score.is_some()),
         ("forward_schedule", s.forward_schedule.is_some()),
     ];
@@ -304,8 +303,20 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
             ));
         }
     }
+    // Runs side by side: Gaussian and sequence models, each varying its own settings.
+    let sequence = family == Some(zoo::Family::Sequence);
+    if (s.compare.is_some() || s.vary.is_some()) && !gaussian && !sequence {
+        return Err(format!(
+            "\"compare\" and \"vary\" are settings of Gaussian and sequence models, not of {model}"
+        ));
+    }
     if let Some(v) = &s.vary {
-        crate::process::gaussian::Variation::parse(v).map_err(|e| e.to_string())?;
+        if gaussian {
+            crate::process::gaussian::Variation::parse(v).map_err(|e| e.to_string())?;
+        } else {
+            crate::pipelines::sequence::variation::SeqVariation::parse(v)
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }

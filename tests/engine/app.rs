@@ -1423,3 +1423,45 @@ fn the_graph_forward_explorer_shows_the_loss_at_each_step() {
     assert!(c["total"].as_f64().unwrap() > 0.0, "{s}");
     assert!(h.query_by_label_contains("bits per graph").is_some());
 }
+
+/// Sequence runs side by side: the same x_T under two un-masking orders (absorbing) or two
+/// temperatures, stepping together; the first run against itself differs nowhere, the confident
+/// order repeats itself more; an order on a model without a mask says why.
+#[test]
+fn sequence_runs_compare_side_by_side() {
+    let runs = |h: &Harness<'_, DiffscopeApp>| -> Vec<serde_json::Value> {
+        status(h)["compare"].as_array().cloned().unwrap_or_default()
+    };
+    let done = |s: &serde_json::Value| {
+        s["compare"].as_array().is_some_and(|c| {
+            c.len() == 2
+                && c.iter()
+                    .all(|r| r["recorded"].as_u64() > r["evaluations"].as_u64())
+        })
+    };
+    let mut h = linked("?model=words-absorb&n=16&seed=5&vary=unmask:random,confident");
+    run_until(&mut h, 6000, done);
+    let c = runs(&h);
+    assert_eq!(c[0]["unmask"], "random", "{c:?}");
+    assert_eq!(c[1]["unmask"], "confident", "{c:?}");
+    assert_eq!(c[0]["differs_from_first"].as_f64(), Some(0.0), "{c:?}");
+    assert!(c[1]["differs_from_first"].as_f64().unwrap() > 0.0, "{c:?}");
+    assert!(
+        c[1]["distinct"].as_u64() <= c[0]["distinct"].as_u64(),
+        "most-confident-first repeats itself at least as much: {c:?}"
+    );
+    assert!(status(&h)["link"]
+        .as_str()
+        .is_some_and(|l| l.contains("vary=unmask")));
+    let mut h = linked("?model=promoter-multinomial&n=4&vary=temperature:1,0.5");
+    run_until(&mut h, 6000, done);
+    let t: Vec<f64> = runs(&h)
+        .iter()
+        .map(|r| r["temperature"].as_f64().unwrap())
+        .collect();
+    assert_eq!(t, [1.0, 0.5]);
+    let mut h = linked("?model=words-uniform&vary=unmask:random,confident");
+    h.run_steps(20);
+    assert!(runs(&h).is_empty());
+    assert!(h.query_by_label_contains("this one has no mask").is_some());
+}

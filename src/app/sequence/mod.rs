@@ -2,6 +2,7 @@
 //! a few sequences (see [`stepping`]), the token view with the selected sequence's distributions,
 //! the forward explorer, and the exports (FASTA for DNA, text otherwise).
 
+mod compare;
 mod draw;
 mod forward;
 mod input;
@@ -13,10 +14,12 @@ use std::sync::Arc;
 use super::export::{self, Export};
 use super::open_run::{seed_row, Carried, OpenRun, Progress, RunStatus};
 use super::{card, highlight, schedule};
+use crate::pipelines::sequence::variation::SeqVariation;
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
 use crate::process::discrete::Unmasking;
 use crate::tensor::Device;
+use compare::SeqComparison;
 use egui::RichText;
 use forward::SeqForward;
 use loss_curve::SeqLossCurve;
@@ -42,6 +45,8 @@ pub struct OpenSequences {
     forward: SeqForward,
     /// The ELBO's term per step for the explorer's example.
     loss: SeqLossCurve,
+    /// Runs side by side under other temperatures or un-masking orders, when on.
+    compare: Option<SeqComparison>,
     /// The user's own sequence, and whether the run starts from it.
     input: input::OwnSequence,
 }
@@ -78,6 +83,7 @@ impl OpenSequences {
             examples,
             forward,
             loss: SeqLossCurve::default(),
+            compare: None,
             input,
         })
     }
@@ -109,6 +115,8 @@ impl OpenRun for OpenSequences {
                 .process
                 .absorbing()
                 .then(|| self.order.name().to_string()),
+            compare: self.compare.is_some().then_some(true),
+            vary: self.compare.as_ref().map(|c| c.varied.spec()),
             ..Default::default()
         }
     }
@@ -132,6 +140,21 @@ impl OpenRun for OpenSequences {
                 self.order = o;
             }
         }
+        if let Some(on) = link.compare {
+            if on != self.compare.is_some() {
+                self.compare = on.then(SeqComparison::default);
+            }
+        }
+        // What the compared runs differ in (it turns the comparison on unless the link turns it off).
+        if let Some(v) = link
+            .vary
+            .as_deref()
+            .and_then(|v| SeqVariation::parse(v).ok())
+        {
+            if link.compare != Some(false) {
+                self.compare = Some(SeqComparison::of(v));
+            }
+        }
     }
 
     fn restart(&mut self) -> crate::Result<()> {
@@ -146,6 +169,9 @@ impl OpenRun for OpenSequences {
             // Text that does not encode cannot reach "Denoise"; if it is edited after, the prior.
             _ => SeqRun::start(m, self.n, self.seed, self.temperature)?.ordered(m, self.order)?,
         });
+        if let Some(c) = &mut self.compare {
+            c.start(m, self.n, self.seed, (self.temperature, self.order))?;
+        }
         Ok(())
     }
 
@@ -183,6 +209,8 @@ impl OpenRun for OpenSequences {
             changed |= self.order != before;
         }
         changed |= seed_row(ui, &mut self.seed);
+        let absorbing = self.model.process.absorbing();
+        changed |= compare::switch(ui, &mut self.compare, absorbing);
         changed
     }
 
@@ -221,6 +249,9 @@ impl OpenRun for OpenSequences {
     }
 
     fn pump(&mut self, step: bool) -> crate::Result<()> {
+        if let Some(c) = &mut self.compare {
+            c.pump(&self.model, step)?;
+        }
         match &mut self.run {
             Some(r) => r.pump(&self.model, step),
             None => Ok(()),
@@ -242,6 +273,7 @@ impl OpenRun for OpenSequences {
         self.run.as_ref().is_some_and(|r| !r.done() && playing)
             || self.forward.busy()
             || self.loss.busy()
+            || self.compare.as_ref().is_some_and(|c| c.busy() && playing)
     }
 
     fn progress(&self) -> Option<Progress> {
@@ -277,6 +309,12 @@ impl OpenRun for OpenSequences {
         if r.frames.is_empty() {
             ui.spinner();
             return;
+        }
+        if let Some(c) = self.compare.as_mut().filter(|c| c.running()) {
+            if !self.forward.shown {
+                c.draw(ui, m, viewed);
+                return;
+            }
         }
         if self.forward.shown {
             let (fw, examples) = (&self.forward, &self.examples);
@@ -419,6 +457,10 @@ impl OpenRun for OpenSequences {
             loss_curve: self
                 .loss
                 .status(&self.model, self.forward.example, self.seed),
+            compare: self
+                .compare
+                .as_ref()
+                .map_or(serde_json::Value::Null, SeqComparison::status),
             ..Default::default()
         }
     }

@@ -3,6 +3,7 @@
 //! and out. [`run`] steps it.
 
 pub mod run;
+pub mod variation;
 
 use super::zoo::{find, shipped_in, Family, Shipped};
 use crate::error::{Error, Result};
