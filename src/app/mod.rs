@@ -29,6 +29,7 @@ mod schedule;
 mod sequence;
 mod share;
 mod timeline;
+mod vary;
 mod worker;
 
 use crate::gpu::Gpu;

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::pipelines::zoo;
 use crate::process::gaussian::Sampler;
+use crate::process::varied::Varied as _;
 
 /// The lessons that ship, in teaching order: (name, file text).
 const SHIPPED: &[(&str, &str)] = &[

@@ -6,3 +6,4 @@ pub mod discrete;
 pub mod gaussian;
 pub mod graph;
 pub mod schedule;
+pub mod varied;

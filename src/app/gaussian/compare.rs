@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::stepping::{split_frame, Session};
 use super::trace;
+use crate::app::vary::VaryChoice;
 use crate::app::{images, points};
 use crate::pipelines::gaussian::GaussianModel;
 use crate::process::gaussian::{SampleSettings, Sampler, Variation};
@@ -28,10 +29,7 @@ struct Column {
 
 pub(super) struct Comparison {
     /// What the runs differ in, and its values in column order.
-    pub varied: Variation,
-    /// The values as typed (guidance, steps, η, seeds), and why they were not taken.
-    typed: String,
-    typed_error: Option<String>,
+    pub vary: VaryChoice<Variation>,
     columns: Vec<Column>,
     /// The pixel followed (row, column of the first image's first channel), or the particle.
     pub pixel: [usize; 2],
@@ -94,9 +92,7 @@ impl Comparison {
     /// A comparison of these runs.
     pub fn of(varied: Variation) -> Comparison {
         Comparison {
-            typed: varied.values_text(),
-            varied,
-            typed_error: None,
+            vary: VaryChoice::new(varied),
             columns: Vec::new(),
             pixel: [usize::MAX; 2],
             particle: 0,
@@ -111,63 +107,24 @@ impl Comparison {
     /// What to vary and its values (sampler checkboxes, or a typed list); true when the choice
     /// changed. `names`: the samplers the open model takes.
     pub fn controls(&mut self, ui: &mut egui::Ui, names: &[&'static str]) -> bool {
-        let mut changed = false;
-        let kind = self.varied.kind();
-        ui.horizontal(|ui| {
-            ui.label("runs differ in");
-            egui::ComboBox::from_id_salt("compare-vary")
-                .selected_text(kind)
-                .show_ui(ui, |ui| {
-                    for &k in Variation::KINDS {
-                        if ui.selectable_label(k == kind, k).clicked() && k != kind {
-                            if let Ok(v) = Variation::default_of(k) {
-                                self.typed = v.values_text();
-                                self.typed_error = None;
-                                self.varied = v;
-                                changed = true;
-                            }
-                        }
-                    }
-                });
-        });
-        if let Variation::Sampler(chosen) = &mut self.varied {
-            ui.horizontal_wrapped(|ui| {
-                for &name in names {
-                    let mut on = chosen.contains(&name);
-                    if ui.checkbox(&mut on, name).changed() {
-                        changed = true;
-                        if on {
-                            chosen.push(name);
-                        } else {
-                            chosen.retain(|&n| n != name);
-                        }
+        let mut changed = self.vary.kind_menu(ui, "compare-vary", |_| true);
+        let Variation::Sampler(chosen) = &mut self.vary.varied else {
+            return changed | self.vary.values_field(ui);
+        };
+        ui.horizontal_wrapped(|ui| {
+            for &name in names {
+                let mut on = chosen.contains(&name);
+                if ui.checkbox(&mut on, name).changed() {
+                    changed = true;
+                    if on {
+                        chosen.push(name);
+                    } else {
+                        chosen.retain(|&n| n != name);
                     }
                 }
-            });
-            chosen.sort_by_key(|n| Sampler::NAMES.iter().position(|m| m == n));
-            return changed;
-        }
-        let r = ui
-            .add(
-                egui::TextEdit::singleline(&mut self.typed)
-                    .hint_text("values, separated by commas"),
-            )
-            .on_hover_text("one run per value (Enter to start them)");
-        if r.lost_focus() {
-            match Variation::with_values(kind, &self.typed) {
-                Ok(v) => {
-                    self.typed_error = None;
-                    if v != self.varied {
-                        self.varied = v;
-                        changed = true;
-                    }
-                }
-                Err(e) => self.typed_error = Some(e.to_string()),
             }
-        }
-        if let Some(e) = &self.typed_error {
-            ui.colored_label(egui::Color32::YELLOW, e);
-        }
+        });
+        chosen.sort_by_key(|n| Sampler::NAMES.iter().position(|m| m == n));
         changed
     }
 
@@ -184,6 +141,7 @@ impl Comparison {
         self.columns.clear();
         self.refused.clear();
         let variants = match self
+            .vary
             .varied
             .variants(base, eta, karras, !m.labels.is_empty())
         {
@@ -197,7 +155,7 @@ impl Comparison {
         // Only the samplers this model takes (the choice may come from another model).
         let takes = Sampler::names_for(&m.process);
         // Runs that differ in their noise seed share the run's x_T (drawn as the process draws it).
-        let init = matches!(self.varied, Variation::Seed(_))
+        let init = matches!(self.vary.varied, Variation::Seed(_))
             .then(|| Philox::new(base.seed, 0, Substream::Init).normals(n * m.sample_len()));
         for (i, v) in variants.into_iter().enumerate() {
             if !takes.contains(&v.settings.sampler.name()) {

@@ -13,6 +13,7 @@ mod settings;
 mod stepping;
 mod trace;
 
+use crate::process::varied::Varied;
 use std::sync::Arc;
 
 use super::export::Export;
@@ -189,7 +190,7 @@ impl OpenRun for OpenGaussian {
             model: Some(self.model.name.clone()),
             clip: Some(self.model.process.config.clip_sample),
             compare: self.compare.is_some().then_some(true),
-            vary: self.compare.as_ref().map(|c| c.varied.spec()),
+            vary: self.compare.as_ref().map(|c| c.vary.varied.spec()),
             score: self.score.shown.then_some(true),
             ..self.settings.link(conditional)
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::draw::token_rows;
 use super::stepping::SeqRun;
+use crate::app::vary::VaryChoice;
 use crate::pipelines::sequence::variation::SeqVariation;
 use crate::pipelines::sequence::SequenceModel;
 use crate::process::discrete::Unmasking;
@@ -18,10 +19,8 @@ struct Column {
 }
 
 pub(super) struct SeqComparison {
-    pub varied: SeqVariation,
-    /// The values as typed, and why they were not taken.
-    typed: String,
-    typed_error: Option<String>,
+    /// What the runs differ in, and its values in column order.
+    pub vary: VaryChoice<SeqVariation>,
     columns: Vec<Column>,
     /// Why the runs could not start (shown in place of the columns).
     refused: Option<String>,
@@ -60,9 +59,7 @@ pub(super) fn switch(
 impl SeqComparison {
     pub fn of(varied: SeqVariation) -> SeqComparison {
         SeqComparison {
-            typed: varied.values_text(),
-            varied,
-            typed_error: None,
+            vary: VaryChoice::new(varied),
             columns: Vec::new(),
             refused: None,
             viewed: 0,
@@ -70,48 +67,10 @@ impl SeqComparison {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, absorbing: bool) -> bool {
-        let mut changed = false;
-        let kind = self.varied.kind();
-        ui.horizontal(|ui| {
-            ui.label("runs differ in");
-            egui::ComboBox::from_id_salt("seq-compare-vary")
-                .selected_text(kind)
-                .show_ui(ui, |ui| {
-                    for &k in SeqVariation::KINDS {
-                        if k == "unmask" && !absorbing {
-                            continue;
-                        }
-                        if ui.selectable_label(k == kind, k).clicked() && k != kind {
-                            if let Ok(v) = SeqVariation::default_of(k) {
-                                self.typed = v.values_text();
-                                self.typed_error = None;
-                                self.varied = v;
-                                changed = true;
-                            }
-                        }
-                    }
-                });
-        });
-        let r = ui
-            .add(
-                egui::TextEdit::singleline(&mut self.typed)
-                    .hint_text("values, separated by commas"),
-            )
-            .on_hover_text("one run per value (Enter to start them)");
-        if r.lost_focus() {
-            match SeqVariation::with_values(kind, &self.typed) {
-                Ok(v) => {
-                    self.typed_error = None;
-                    changed |= v != self.varied;
-                    self.varied = v;
-                }
-                Err(e) => self.typed_error = Some(e.to_string()),
-            }
-        }
-        if let Some(e) = &self.typed_error {
-            ui.colored_label(egui::Color32::YELLOW, e);
-        }
-        changed
+        let changed = self
+            .vary
+            .kind_menu(ui, "seq-compare-vary", |k| absorbing || k != "unmask");
+        changed | self.vary.values_field(ui)
     }
 
     /// One run per value, all from the run's seed (so the same x_T), the rest of the run's settings.
@@ -125,6 +84,7 @@ impl SeqComparison {
         self.columns.clear();
         self.refused = None;
         let variants = match self
+            .vary
             .varied
             .variants(temperature, order, m.process.absorbing())
         {

@@ -9,6 +9,7 @@ mod input;
 mod loss_curve;
 mod stepping;
 
+use crate::process::varied::Varied;
 use std::sync::Arc;
 
 use super::export::{self, Export};
@@ -116,7 +117,7 @@ impl OpenRun for OpenSequences {
                 .absorbing()
                 .then(|| self.order.name().to_string()),
             compare: self.compare.is_some().then_some(true),
-            vary: self.compare.as_ref().map(|c| c.varied.spec()),
+            vary: self.compare.as_ref().map(|c| c.vary.varied.spec()),
             ..Default::default()
         }
     }

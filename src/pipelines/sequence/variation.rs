@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::discrete::Unmasking;
+use crate::process::varied::{self, Varied};
 
 /// The most runs one comparison holds.
 pub const MOST_RUNS: usize = 4;
@@ -32,18 +33,17 @@ pub struct SeqVariant {
     pub order: Unmasking,
 }
 
-impl SeqVariation {
-    pub const KINDS: &[&str] = &["temperature", "unmask"];
+impl Varied for SeqVariation {
+    const KINDS: &'static [&'static str] = &["temperature", "unmask"];
 
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             SeqVariation::Temperature(_) => "temperature",
             SeqVariation::Unmask(_) => "unmask",
         }
     }
 
-    /// The values a comparison of `kind` starts with.
-    pub fn default_of(kind: &str) -> Result<SeqVariation> {
+    fn default_of(kind: &str) -> Result<SeqVariation> {
         match kind {
             "temperature" => Ok(SeqVariation::default()),
             "unmask" => Ok(SeqVariation::Unmask(vec![
@@ -54,27 +54,9 @@ impl SeqVariation {
         }
     }
 
-    /// `kind:values`; a kind alone means its default values.
-    pub fn parse(spec: &str) -> Result<SeqVariation> {
-        match spec.split_once(':') {
-            Some((kind, values)) => Self::with_values(kind.trim(), values),
-            None => Self::default_of(spec.trim()),
-        }
-    }
-
     /// `kind` over comma-separated values: 1 to [`MOST_RUNS`].
-    pub fn with_values(kind: &str, values: &str) -> Result<SeqVariation> {
-        let items: Vec<&str> = values
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if items.is_empty() || items.len() > MOST_RUNS {
-            return Err(Error::Invalid(format!(
-                "compare {kind}: give 1 to {MOST_RUNS} values separated by commas (got {})",
-                items.len()
-            )));
-        }
+    fn with_values(kind: &str, values: &str) -> Result<SeqVariation> {
+        let items = varied::values(kind, values, MOST_RUNS)?;
         match kind {
             "temperature" => Ok(SeqVariation::Temperature(
                 items
@@ -101,19 +83,16 @@ impl SeqVariation {
         }
     }
 
-    pub fn values_text(&self) -> String {
+    fn values_text(&self) -> String {
         let v: Vec<String> = match self {
             SeqVariation::Temperature(v) => v.iter().map(f32::to_string).collect(),
             SeqVariation::Unmask(v) => v.iter().map(|o| o.name().to_string()).collect(),
         };
         v.join(", ")
     }
+}
 
-    /// `kind:v1,v2,…`, which [`Self::parse`] reads back as this.
-    pub fn spec(&self) -> String {
-        format!("{}:{}", self.kind(), self.values_text().replace(' ', ""))
-    }
-
+impl SeqVariation {
     /// One run per value from the run's own temperature and order, or why this model cannot vary
     /// this setting (`absorbing`: the model has a mask token).
     pub fn variants(

@@ -5,6 +5,7 @@
 
 use super::{SampleSettings, Sampler};
 use crate::error::{Error, Result};
+use crate::process::varied::{self, Varied};
 
 /// The most runs one comparison holds (columns side by side).
 pub const MOST_RUNS: usize = 6;
@@ -38,12 +39,10 @@ pub struct Variant {
     pub settings: SampleSettings,
 }
 
-impl Variation {
-    /// The settings that can be varied, in menu order.
-    pub const KINDS: &[&str] = &["sampler", "guidance", "steps", "eta", "seed"];
+impl Varied for Variation {
+    const KINDS: &'static [&'static str] = &["sampler", "guidance", "steps", "eta", "seed"];
 
-    /// What this varies (one of [`Self::KINDS`]).
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             Variation::Sampler(_) => "sampler",
             Variation::Guidance(_) => "guidance",
@@ -53,8 +52,7 @@ impl Variation {
         }
     }
 
-    /// The values a comparison of `kind` starts with.
-    pub fn default_of(kind: &str) -> Result<Variation> {
+    fn default_of(kind: &str) -> Result<Variation> {
         Ok(match kind {
             "sampler" => Variation::default(),
             "guidance" => Variation::Guidance(vec![0.0, 1.0, 3.0, 5.0]),
@@ -65,28 +63,10 @@ impl Variation {
         })
     }
 
-    /// `kind:values` ([`Self::spec`]'s form); a kind alone means its default values.
-    pub fn parse(spec: &str) -> Result<Variation> {
-        match spec.split_once(':') {
-            Some((kind, values)) => Self::with_values(kind.trim(), values),
-            None => Self::default_of(spec.trim()),
-        }
-    }
-
     /// `kind` over the comma-separated `values` (the text a user types: `0, 1, 3`); at least one
     /// value, at most [`MOST_RUNS`], each one the setting can take.
-    pub fn with_values(kind: &str, values: &str) -> Result<Variation> {
-        let items: Vec<&str> = values
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if items.is_empty() || items.len() > MOST_RUNS {
-            return Err(Error::Invalid(format!(
-                "compare {kind}: give 1 to {MOST_RUNS} values separated by commas (got {})",
-                items.len()
-            )));
-        }
+    fn with_values(kind: &str, values: &str) -> Result<Variation> {
+        let items = varied::values(kind, values, MOST_RUNS)?;
         let bad =
             |v: &str, what: &str| Error::Invalid(format!("compare {kind}: \"{v}\" is not {what}"));
         let floats = |lo: f32, hi: f32, what: &str| -> Result<Vec<f32>> {
@@ -143,8 +123,7 @@ impl Variation {
         })
     }
 
-    /// The values as a user reads and types them: `0, 1, 3`.
-    pub fn values_text(&self) -> String {
+    fn values_text(&self) -> String {
         let v: Vec<String> = match self {
             Variation::Sampler(v) => v.iter().map(|s| s.to_string()).collect(),
             Variation::Guidance(v) | Variation::Eta(v) => v.iter().map(f32::to_string).collect(),
@@ -153,12 +132,9 @@ impl Variation {
         };
         v.join(", ")
     }
+}
 
-    /// `kind:v1,v2,…`, which [`Self::parse`] reads back as this.
-    pub fn spec(&self) -> String {
-        format!("{}:{}", self.kind(), self.values_text().replace(' ', ""))
-    }
-
+impl Variation {
     /// One set of settings per value, from the run's `base` (`eta` and `karras` are the menu's, for
     /// samplers that take them), or why this model or run cannot vary this setting.
     /// `conditional`: the model takes a class label (guidance needs one).
