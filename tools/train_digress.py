@@ -89,7 +89,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="learning rate (default 5e-4); given when resuming, the rate from then on")
     ap.add_argument("--T", type=int, default=500)
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
@@ -141,14 +142,22 @@ def main():
     net = dr.GraphTransformer(cfg["n_layers"], cfg["input_dims"], cfg["hidden_mlp_dims"], cfg["hidden_dims"],
                               cfg["output_dims"])
     model = dr.DiGress(net, args.T, x_marg, e_marg, max_n)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, amsgrad=True, weight_decay=1e-12)
-    step, losses, elapsed_before, init_from = 0, [], 0.0, None
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr or 5e-4, amsgrad=True, weight_decay=1e-12)
+    step, losses, elapsed_before, init_from, lr_changes = 0, [], 0.0, None, []
     if args.ckpt and os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, weights_only=False)
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
         step, losses, elapsed_before = ck["step"], ck["losses"], ck["elapsed"]
         init_from = ck.get("init_from")
+        lr_changes = ck.get("lr_changes", [])
+        # --lr on a resumed run changes the rate from here on (a fine-tune at a lower rate once the
+        # loss is flat); the change is kept in the checkpoint and the card.
+        if args.lr is not None and opt.param_groups[0]["lr"] != args.lr:
+            print(f"lr {opt.param_groups[0]['lr']} -> {args.lr} from step {step}", flush=True)
+            lr_changes.append([step, opt.param_groups[0]["lr"], args.lr])
+            for g in opt.param_groups:
+                g["lr"] = args.lr
         torch.set_rng_state(ck["torch_rng"])
         rng = np.random.default_rng()
         rng.bit_generator.state = ck["np_rng"]
@@ -176,7 +185,7 @@ def main():
             tmp = args.ckpt + ".tmp"
             torch.save(dict(net=net.state_dict(), opt=opt.state_dict(), step=step, losses=losses,
                             elapsed=elapsed_before + time.time() - t0, torch_rng=torch.get_rng_state(),
-                            np_rng=rng.bit_generator.state, init_from=init_from), tmp)
+                            np_rng=rng.bit_generator.state, init_from=init_from, lr_changes=lr_changes), tmp)
             os.replace(tmp, args.ckpt)
 
     t0 = time.time()
@@ -218,7 +227,9 @@ def main():
             "command": "nice -n 10 python tools/train_digress.py " + " ".join(sys.argv[1:]),
             "steps": step,
             "batch": args.batch,
-            "optimizer": f"AdamW lr {args.lr}, amsgrad, weight decay 1e-12 (DiGress: lr 2e-4)",
+            "optimizer": f"AdamW lr {lr_changes[0][1] if lr_changes else opt.param_groups[0]['lr']}"
+                         + "".join(f", {new} from step {at}" for at, _, new in lr_changes)
+                         + ", amsgrad, weight decay 1e-12 (DiGress: lr 2e-4)",
             "loss": "CE_X + 5 CE_E (TrainLossDiscrete, lambda_train [5, 0])",
             "final_loss_mean_last_200": float(np.mean(losses[-200:])) if losses else None,
             "first_loss_mean_first_50": float(np.mean(losses[:50])) if losses else None,
