@@ -1,6 +1,6 @@
 //! The browser entry point: `index.html` loads the wasm module and calls `start(canvas)`. The app is
 //! the same [`crate::app::DiffscopeApp`] as on the desktop. Where the browser grants a WebGPU adapter
-//! the UI draws and computes on it; elsewhere wgpu's WebGL2 backend draws the UI and compute runs on
+//! the UI draws and computes on it (unless it is a software rasteriser: then the CPU backend computes); elsewhere wgpu's WebGL2 backend draws the UI and compute runs on
 //! the CPU backend (WebGL2 has no compute shaders).
 
 use wasm_bindgen::prelude::*;
@@ -55,7 +55,13 @@ impl WebHandle {
                 canvas,
                 options,
                 Box::new(move |cc| {
-                    let app = crate::app::DiffscopeApp::with_start(cc, start);
+                    // `backend=gpu|cpu` overrides where the page computes.
+                    let wanted = link
+                        .backend
+                        .as_deref()
+                        .and_then(|b| crate::tensor::DeviceOptions::parse_backend(b).ok())
+                        .flatten();
+                    let app = crate::app::DiffscopeApp::with_start_on(cc, start, wanted);
                     Ok(Box::new(if link == crate::app::Link::default() {
                         app
                     } else {

@@ -11,7 +11,8 @@
 //! `trained`, `linear` or `cosine`); `temperature` and (absorbing models) `unmask` (`random` or
 //! `confident`) for sequence models. `lesson` opens a lesson
 //! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
-//! viewed step (x_T is 0): the run plays to it and pauses there.
+//! viewed step (x_T is 0): the run plays to it and pauses there. `backend` (`gpu` or `cpu`) makes the
+//! page compute there instead of where it would choose (read when the page starts).
 //!
 //! The app writes its state back as a link ([`Link::query`], from each family's `OpenRun::link`):
 //! the page's address follows the settings, and "Copy link" hands it on. A run is deterministic per
@@ -45,6 +46,9 @@ pub struct Link {
     pub lesson_step: Option<usize>,
     /// The viewed step of the reverse run (x_T is 0); `None`: play on, following the newest step.
     pub step: Option<usize>,
+    /// The page's compute backend (`gpu` or `cpu`) instead of its own choice; read when the page
+    /// starts.
+    pub backend: Option<String>,
 }
 
 impl From<&crate::lessons::Settings> for Link {
@@ -102,6 +106,7 @@ impl Link {
                 "temperature" => l.temperature = num(&v).map(|x| x as f32),
                 "step" => l.step = v.parse().ok(),
                 "unmask" => l.unmask = Some(v),
+                "backend" if !v.is_empty() => l.backend = Some(v),
                 _ => {}
             }
         }
@@ -137,6 +142,7 @@ impl Link {
         put("temperature", self.temperature.map(|v| v.to_string()));
         put("unmask", self.unmask.clone());
         put("step", self.step.map(|v| v.to_string()));
+        put("backend", self.backend.clone());
         q.iter()
             .map(|(k, v)| format!("{k}={}", percent_encode(v)))
             .collect::<Vec<_>>()
@@ -251,6 +257,7 @@ mod tests {
             lesson: Some("a lesson & more=?#%".into()),
             lesson_step: Some(2),
             step: Some(0),
+            backend: Some("cpu".into()),
         };
         let q = full.query();
         assert!(q.contains("sampler=dpm%2B%2B2m-sde"), "{q}");

@@ -177,28 +177,70 @@ impl DiffscopeApp {
     }
 
     pub fn with_start(cc: &eframe::CreationContext<'_>, start: Start) -> Self {
+        Self::with_start_on(cc, start, None)
+    }
+
+    /// [`Self::with_start`] computing on the backend `wanted` where it can be had (a link's
+    /// `backend=`). Otherwise the window's GPU computes, except in the browser when that is a
+    /// software rasteriser (a fallback WebGPU adapter such as SwiftShader): the CPU backend is
+    /// 7–20× faster per step there, so it computes and the GPU stays in the switch.
+    pub fn with_start_on(
+        cc: &eframe::CreationContext<'_>,
+        start: Start,
+        wanted: Option<crate::tensor::Backend>,
+    ) -> Self {
+        use crate::tensor::Backend;
         let (start, last) = Self::resolve_start(cc, start);
+        let cpu = || Device::Cpu(crate::cpu::Cpu::new(&Default::default()));
+        let mut kept_gpu = None;
         let (device, why) = match cc.wgpu_render_state.as_ref() {
             // WebGL2 (the browser granted no WebGPU adapter) draws but cannot compute.
             Some(rs) if rs.adapter.get_info().backend == wgpu::Backend::Gl => (
-                Ok(Device::Cpu(crate::cpu::Cpu::new(&Default::default()))),
-                "no WebGPU adapter here: WebGL2 draws the UI and the CPU backend computes",
+                Ok(cpu()),
+                "no WebGPU adapter here: WebGL2 draws the UI and the CPU backend computes".into(),
             ),
-            Some(rs) => (
-                Gpu::from_device(rs.adapter.get_info(), rs.device.clone(), rs.queue.clone())
-                    .map(Device::Gpu)
-                    .map_err(|e| e.to_string()),
-                "the GPU the window draws with",
-            ),
+            Some(rs) => {
+                let info = rs.adapter.get_info();
+                let software = info.device_type == wgpu::DeviceType::Cpu;
+                match Gpu::from_device(info.clone(), rs.device.clone(), rs.queue.clone()) {
+                    Err(e) => (Err(e.to_string()), String::new()),
+                    Ok(g) if wanted == Some(Backend::Cpu) => {
+                        kept_gpu = Some(Device::Gpu(g));
+                        (Ok(cpu()), "the CPU backend was asked for".into())
+                    }
+                    Ok(g) if software && wanted.is_none() && cfg!(target_arch = "wasm32") => {
+                        kept_gpu = Some(Device::Gpu(g));
+                        // SwiftShader's adapter has no name in Chromium.
+                        let name = match info.name.as_str() {
+                            "" => String::new(),
+                            n => format!(" ({n})"),
+                        };
+                        (
+                            Ok(cpu()),
+                            format!(
+                                "auto: the browser's WebGPU adapter is a software rasteriser{name}; \
+                                 the CPU backend is faster (GPU takes it)"
+                            ),
+                        )
+                    }
+                    Ok(g) => (Ok(Device::Gpu(g)), "the GPU the window draws with".into()),
+                }
+            }
             None => (
                 Err("no wgpu device to draw with (neither WebGPU nor WebGL2)".into()),
-                "",
+                String::new(),
             ),
         };
         let mut app = Self::with_device(device, start);
         if app.device.is_some() {
-            app.compute.why = Some(why.into());
+            app.compute.why = Some(why);
         }
+        #[cfg(target_arch = "wasm32")]
+        {
+            app.compute.web_gpu = kept_gpu;
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        drop(kept_gpu);
         match last {
             Some(link) => app.with_link(link),
             None => app,

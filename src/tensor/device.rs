@@ -131,19 +131,9 @@ impl Device {
                     ),
                     device: Device::Gpu(g),
                 }),
-                // In a browser any WebGPU adapter is taken: the page's CPU path is single-threaded
-                // wasm, and a browser's software WebGPU (SwiftShader) is the better of the two.
-                #[cfg(target_arch = "wasm32")]
-                Ok(g) => Ok(Opened {
-                    why: format!(
-                        "auto: the browser granted a WebGPU adapter ({})",
-                        g.summary().name
-                    ),
-                    device: Device::Gpu(g),
-                }),
-                // Natively a software rasteriser (lavapipe, SwiftShader) is several times slower
-                // than the CPU backend on the same cores (`diffscope bench --compare-backends`).
-                #[cfg(not(target_arch = "wasm32"))]
+                // A software rasteriser (lavapipe, SwiftShader; in a browser a fallback WebGPU
+                // adapter) is several times slower than the CPU backend on the same cores — natively
+                // `diffscope bench --compare-backends`, in the page 7–20× per step (the issue notes).
                 Ok(g) => Ok(Opened {
                     why: format!(
                         "auto: the only GPU adapter is a software rasteriser ({}); the CPU \

@@ -120,6 +120,18 @@ async function withWebGpu(url) {
     check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'no panic or page error');
     const colours = plotColours(await page.screenshot({ path: shotPath, timeout: 180000 }));
     check(colours >= 8, 'the canvas shows a picture (' + colours + ' colours in the plot area)');
+    // SwiftShader is a software adapter: the page computes on its CPU backend (7–20× faster per
+    // step there) and keeps the adapter for drawing and for the GPU switch.
+    check(s.backend === 'cpu', 'beside a software WebGPU adapter the page computes on the CPU backend');
+    // The same model computing on SwiftShader's WebGPU, asked for by the link (reported).
+    const t0 = Date.now();
+    await page.goto(url + '?backend=gpu');
+    await page.waitForFunction(() => window.diffscope && JSON.parse(window.diffscope.status()).recorded >= 2,
+      null, { timeout: TIMEOUT_MS, polling: 100 });
+    const g = await status();
+    console.log(`page load to first reverse step computing on SwiftShader's WebGPU (backend=gpu): ` +
+      `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    check(g.error === null && g.backend === 'gpu' && g.last_finite, 'backend=gpu computes on WebGPU in the page');
   } catch (e) {
     console.log(logs.slice(0, 20).join('\n'));
     throw e;
@@ -265,14 +277,16 @@ async function sameFrameAsNative(url) {
   for (let i = 0; i < n * l; i++) ids.push(Number(bytes.readBigInt64LE(start + 8 * i)));
   const want = fnv64(ids);
   check(steps1 === 101 && n === 4, 'native trajectory of words-absorb (' + header.x_t.shape + ')');
-  // In the page on WebGPU (SwiftShader) and on the CPU backend (WebGL2 draws, wasm computes).
-  for (const args of [WEBGPU_ARGS, NO_WEBGPU_ARGS]) await pageFrame(url, args, STEP, want, n, l);
+  // In the page on WebGPU (SwiftShader, asked for: the page would compute on the CPU beside a
+  // software adapter) and on the CPU backend (WebGL2 draws, wasm computes).
+  await pageFrame(url, WEBGPU_ARGS, STEP, want, n, l, '&backend=gpu', 'gpu');
+  await pageFrame(url, NO_WEBGPU_ARGS, STEP, want, n, l, '', 'cpu');
   fs.rmSync(dir, { recursive: true, force: true });
 }
-async function pageFrame(url, args, STEP, want, n, l) {
+async function pageFrame(url, args, STEP, want, n, l, extra, backend) {
   const { ctx, page, logs } = await openPage(args);
   try {
-    await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&step=' + STEP);
+    await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&step=' + STEP + extra);
     await page.waitForFunction(k => {
       if (!window.diffscope) return false;
       const s = JSON.parse(window.diffscope.status());
@@ -280,6 +294,7 @@ async function pageFrame(url, args, STEP, want, n, l) {
     }, STEP, { timeout: TIMEOUT_MS, polling: 500 });
     const s = await page.evaluate(() => JSON.parse(window.diffscope.status()));
     check(s.error === null, 'native frame: no error reported by the app (got ' + s.error + ')');
+    check(s.backend === backend, 'the page computes on the ' + backend + ' backend (' + s.adapter + ')');
     check(s.viewed_hash === want, 'a link shows the same frame in the page (' + s.backend + ') as natively on the CPU: step ' +
       STEP + ' of words-absorb, ' + n + '×' + l + ' tokens, hash ' + s.viewed_hash + ' vs ' + want);
     check(!logs.some(l => l.startsWith('pageerror') || /panicked/.test(l)), 'native frame: no panic or page error');
