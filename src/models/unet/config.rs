@@ -149,10 +149,6 @@ impl UNetConfig {
         };
         for (k, val) in &obj {
             let f = Field { file, key: k, val };
-            let int = || f.int();
-            let num = || f.num();
-            let boolean = || f.boolean();
-            let strings = || f.strings();
             let expect_str = |want: &[&str]| -> Result<()> {
                 match val.as_str() {
                     Some(s) if want.contains(&s) => Ok(()),
@@ -183,12 +179,12 @@ impl UNetConfig {
                                 }
                             }
                         }
-                        _ => int()?,
+                        _ => f.int()?,
                     }
                 }
-                "in_channels" => c.in_channels = int()?,
-                "out_channels" => c.out_channels = int()?,
-                "center_input_sample" => c.center_input_sample = boolean()?,
+                "in_channels" => c.in_channels = f.int()?,
+                "out_channels" => c.out_channels = f.int()?,
+                "center_input_sample" => c.center_input_sample = f.boolean()?,
                 "time_embedding_type" => {
                     expect_str(&["positional", "fourier"])?;
                     if val.as_str() == Some("fourier") {
@@ -196,29 +192,29 @@ impl UNetConfig {
                     }
                 }
                 "time_embedding_dim" => c.time_embedding_dim = f.opt_int()?,
-                "freq_shift" => c.freq_shift = num()? as f32,
-                "flip_sin_to_cos" => c.flip_sin_to_cos = boolean()?,
-                "down_block_types" => c.down_block_types = strings()?,
-                "up_block_types" => c.up_block_types = strings()?,
+                "freq_shift" => c.freq_shift = f.num()? as f32,
+                "flip_sin_to_cos" => c.flip_sin_to_cos = f.boolean()?,
+                "down_block_types" => c.down_block_types = f.strings()?,
+                "up_block_types" => c.up_block_types = f.strings()?,
                 "mid_block_type" => {
                     expect_str(&["UNetMidBlock2D", "null"])?;
                     c.mid_block = !val.is_null();
                 }
                 "block_out_channels" => c.block_out_channels = f.ints()?,
-                "layers_per_block" => c.layers_per_block = int()?,
-                "mid_block_scale_factor" => c.mid_block_scale_factor = num()? as f32,
-                "downsample_padding" => c.downsample_padding = int()?,
+                "layers_per_block" => c.layers_per_block = f.int()?,
+                "mid_block_scale_factor" => c.mid_block_scale_factor = f.num()? as f32,
+                "downsample_padding" => c.downsample_padding = f.int()?,
                 "downsample_type" | "upsample_type" => expect_str(&["conv"])?,
                 "act_fn" => expect_str(&["silu"])?,
                 "attention_head_dim" => c.attention_head_dim = f.opt_int()?,
                 "norm_num_groups" => c.norm_num_groups = f.opt_int()?,
                 "attn_norm_num_groups" => c.attn_norm_num_groups = f.opt_int()?,
-                "norm_eps" => c.norm_eps = num()? as f32,
+                "norm_eps" => c.norm_eps = f.num()? as f32,
                 "resnet_time_scale_shift" => {
                     expect_str(&["default", "scale_shift"])?;
                     c.scale_shift = val.as_str() == Some("scale_shift");
                 }
-                "add_attention" => c.add_attention = boolean()?,
+                "add_attention" => c.add_attention = f.boolean()?,
                 "class_embed_type" => expect_str(&["null"])?,
                 "num_class_embeds" => c.num_class_embeds = f.opt_int()?,
                 other => return Err(bad(format!("unknown field \"{other}\""))),

@@ -71,22 +71,18 @@ impl VaeConfig {
         let mut up_types: Vec<String> = vec!["UpDecoderBlock2D".into()];
         for (k, val) in &obj {
             let f = Field { file, key: k, val };
-            let int = || f.int();
-            let num = || f.num();
-            let boolean = || f.boolean();
-            let strings = || f.strings();
             match k.as_str() {
                 "_class_name" | "_diffusers_version" | "_name_or_path" | "in_channels"
                 | "force_upcast" | "use_quant_conv" => {}
                 "down_block_types" => {
-                    strings()?;
+                    f.strings()?;
                 }
-                "up_block_types" => up_types = strings()?,
-                "out_channels" => c.out_channels = int()?,
+                "up_block_types" => up_types = f.strings()?,
+                "out_channels" => c.out_channels = f.int()?,
                 "block_out_channels" => c.block_out_channels = f.ints()?,
-                "layers_per_block" => c.layers_per_block = int()?,
-                "latent_channels" => c.latent_channels = int()?,
-                "norm_num_groups" => c.norm_num_groups = int()?,
+                "layers_per_block" => c.layers_per_block = f.int()?,
+                "latent_channels" => c.latent_channels = f.int()?,
+                "norm_num_groups" => c.norm_num_groups = f.int()?,
                 "sample_size" => {
                     c.sample_size = match val.as_array() {
                         Some(a) if a.len() == 2 && a[0] == a[1] => {
@@ -97,15 +93,15 @@ impl VaeConfig {
                                 "sample_size {val}: diffscope decodes square images"
                             )))
                         }
-                        None => int()?,
+                        None => f.int()?,
                     }
                 }
-                "scaling_factor" => c.scaling_factor = num()? as f32,
+                "scaling_factor" => c.scaling_factor = f.num()? as f32,
                 "shift_factor" => {
                     c.shift_factor = if val.is_null() {
                         None
                     } else {
-                        Some(num()? as f32)
+                        Some(f.num()? as f32)
                     }
                 }
                 "latents_mean" | "latents_std" => {
@@ -113,7 +109,7 @@ impl VaeConfig {
                         return Err(bad(format!("{k} is not supported (must be null)")));
                     }
                 }
-                "mid_block_add_attention" => c.mid_block_add_attention = boolean()?,
+                "mid_block_add_attention" => c.mid_block_add_attention = f.boolean()?,
                 "act_fn" => {
                     if val.as_str() != Some("silu") {
                         return Err(bad(format!("act_fn {val} is not supported (\"silu\")")));
@@ -127,13 +123,15 @@ impl VaeConfig {
                     }
                 }
                 "lookup_from_codebook" => {
-                    if boolean()? {
+                    if f.boolean()? {
                         return Err(bad("lookup_from_codebook = true is not supported".into()));
                     }
                 }
-                "num_vq_embeddings" if kind == VaeKind::Vq => c.num_vq_embeddings = int()?,
+                "num_vq_embeddings" if kind == VaeKind::Vq => c.num_vq_embeddings = f.int()?,
                 "vq_embed_dim" if kind == VaeKind::Vq => c.vq_embed_dim = f.opt_int()?,
-                "use_post_quant_conv" if kind == VaeKind::Kl => c.use_post_quant_conv = boolean()?,
+                "use_post_quant_conv" if kind == VaeKind::Kl => {
+                    c.use_post_quant_conv = f.boolean()?
+                }
                 other => return Err(bad(format!("unknown field \"{other}\""))),
             }
         }

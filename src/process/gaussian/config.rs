@@ -190,25 +190,21 @@ impl SchedulerConfig {
         let mut c = SchedulerConfig::default();
         for (k, val) in &obj {
             let f = Field { file, key: k, val };
-            let num = || f.num();
-            let int = || f.int();
-            let boolean = || f.boolean();
-            let string = || f.string();
             let known = match k.as_str() {
                 "num_train_timesteps" | "timesteps" => {
-                    c.num_train_timesteps = int()?;
+                    c.num_train_timesteps = f.int()?;
                     true
                 }
                 "beta_start" => {
-                    c.beta_start = num()?;
+                    c.beta_start = f.num()?;
                     true
                 }
                 "beta_end" => {
-                    c.beta_end = num()?;
+                    c.beta_end = f.num()?;
                     true
                 }
                 "beta_schedule" => {
-                    c.beta_schedule = BetaSchedule::parse(string()?)?;
+                    c.beta_schedule = BetaSchedule::parse(f.string()?)?;
                     true
                 }
                 "trained_betas" => {
@@ -218,7 +214,7 @@ impl SchedulerConfig {
                     true
                 }
                 "prediction_type" => {
-                    c.prediction = match string()? {
+                    c.prediction = match f.string()? {
                         "epsilon" => Prediction::Epsilon,
                         "sample" => Prediction::Sample,
                         "v_prediction" => Prediction::V,
@@ -234,7 +230,7 @@ impl SchedulerConfig {
                 // fixed variances. Only DDPM's fixed ones are implemented.
                 "variance_type" => {
                     if !val.is_null() {
-                        c.variance = match string()? {
+                        c.variance = match f.string()? {
                             "fixed_small" => Variance::FixedSmall,
                             "fixed_large" => Variance::FixedLarge,
                             o => {
@@ -247,27 +243,27 @@ impl SchedulerConfig {
                     true
                 }
                 "clip_sample" => {
-                    c.clip_sample = boolean()?;
+                    c.clip_sample = f.boolean()?;
                     true
                 }
                 "clip_sample_range" => {
-                    c.clip_sample_range = num()? as f32;
+                    c.clip_sample_range = f.num()? as f32;
                     true
                 }
                 "timestep_spacing" => {
-                    c.timestep_spacing = Spacing::parse(string()?)?;
+                    c.timestep_spacing = Spacing::parse(f.string()?)?;
                     true
                 }
                 "steps_offset" => {
-                    c.steps_offset = int()?;
+                    c.steps_offset = f.int()?;
                     true
                 }
                 "set_alpha_to_one" => {
-                    c.set_alpha_to_one = boolean()?;
+                    c.set_alpha_to_one = f.boolean()?;
                     true
                 }
                 "ddpm_style" => {
-                    c.ddpm_style = match string()? {
+                    c.ddpm_style = match f.string()? {
                         "diffusers" => DdpmStyle::Diffusers,
                         "labml" => DdpmStyle::Labml,
                         o => return Err(bad(format!("ddpm_style \"{o}\" (diffusers or labml)"))),
@@ -275,27 +271,27 @@ impl SchedulerConfig {
                     true
                 }
                 "use_karras_sigmas" => {
-                    c.use_karras_sigmas = !val.is_null() && boolean()?;
+                    c.use_karras_sigmas = !val.is_null() && f.boolean()?;
                     true
                 }
                 "skip_prk_steps" => {
-                    c.skip_prk_steps = boolean()?;
+                    c.skip_prk_steps = f.boolean()?;
                     true
                 }
                 "solver_order" => {
-                    c.solver.order = int()?;
+                    c.solver.order = f.int()?;
                     true
                 }
                 "solver_type" => {
-                    c.solver.solver_type = Some(string()?.to_string());
+                    c.solver.solver_type = Some(f.string()?.to_string());
                     true
                 }
                 "lower_order_final" => {
-                    c.solver.lower_order_final = boolean()?;
+                    c.solver.lower_order_final = f.boolean()?;
                     true
                 }
                 "euler_at_final" => {
-                    c.solver.euler_at_final = boolean()?;
+                    c.solver.euler_at_final = f.boolean()?;
                     true
                 }
                 "disable_corrector" => {
@@ -313,7 +309,7 @@ impl SchedulerConfig {
                     true
                 }
                 "predict_x0" => {
-                    if !boolean()? {
+                    if !f.boolean()? {
                         return Err(bad(
                             "predict_x0 = false (UniPC's noise-prediction form) is not \
                                         supported"
@@ -323,7 +319,7 @@ impl SchedulerConfig {
                     true
                 }
                 "final_sigmas_type" => {
-                    if string()? != "zero" {
+                    if f.string()? != "zero" {
                         return Err(bad(format!(
                             "final_sigmas_type {val} is not supported (\"zero\")"
                         )));
@@ -331,7 +327,7 @@ impl SchedulerConfig {
                     true
                 }
                 "interpolation_type" => {
-                    if string()? != "linear" {
+                    if f.string()? != "linear" {
                         return Err(bad(format!(
                             "interpolation_type {val} is not supported (\"linear\")"
                         )));
@@ -339,7 +335,7 @@ impl SchedulerConfig {
                     true
                 }
                 "timestep_type" => {
-                    if string()? != "discrete" {
+                    if f.string()? != "discrete" {
                         return Err(bad(format!(
                             "timestep_type {val} is not supported (\"discrete\")"
                         )));
@@ -353,15 +349,15 @@ impl SchedulerConfig {
                     true
                 }
                 "algorithm_type" => {
-                    string()?;
+                    f.string()?;
                     true
                 }
                 "dynamic_thresholding_ratio" | "sample_max_value" => {
-                    num()?;
+                    f.num()?;
                     true
                 }
                 k if REFUSED_WHEN_TRUE.contains(&k) => {
-                    if !val.is_null() && boolean()? {
+                    if !val.is_null() && f.boolean()? {
                         return Err(bad(format!("{k} = true is not supported")));
                     }
                     true
@@ -408,12 +404,11 @@ impl SchedulerConfig {
         };
         for (k, val) in obj {
             let f = Field { file, key: k, val };
-            let num = || f.num();
             match k.as_str() {
-                "sigma_min" => ve.sigma_min = num()?,
-                "sigma_max" => ve.sigma_max = num()?,
-                "snr" => ve.snr = num()?,
-                "sampling_eps" => ve.sampling_eps = num()?,
+                "sigma_min" => ve.sigma_min = f.num()?,
+                "sigma_max" => ve.sigma_max = f.num()?,
+                "snr" => ve.snr = f.num()?,
+                "sampling_eps" => ve.sampling_eps = f.num()?,
                 "correct_steps" => ve.correct_steps = f.int()?,
                 "num_train_timesteps" => c.num_train_timesteps = f.int()?,
                 _ => continue,
