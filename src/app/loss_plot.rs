@@ -2,20 +2,13 @@
 //! scale, the explorer's t marked, the extremes labelled. Shared by the Gaussian, sequence and graph
 //! curves; each computes its own terms.
 
-use egui::{Color32, Pos2, Sense, Stroke, Vec2};
+use egui::{Color32, Pos2, Stroke, Vec2};
 
 /// `points` as (timestep, value > 0) over timesteps `0..=last`, with `at` marked.
 pub fn draw(ui: &mut egui::Ui, points: &[(usize, f32)], last: usize, at: usize) {
     let tt = last.max(1) as f32;
     let w = ui.available_width().clamp(160.0, 520.0);
-    let (resp, painter) = ui.allocate_painter(Vec2::new(w, 110.0), Sense::hover());
-    let r = resp.rect.shrink(6.0);
-    painter.rect_stroke(
-        resp.rect,
-        2.0,
-        Stroke::new(1.0, Color32::from_gray(90)),
-        egui::StrokeKind::Inside,
-    );
+    let (painter, r) = super::plot_frame::framed(ui, Vec2::new(w, 110.0), 6.0);
     if points.is_empty() {
         return;
     }
@@ -67,4 +60,36 @@ pub fn status(points: &[(usize, f32)], total: f32) -> serde_json::Value {
         "last": points.last().map(|p| p.1),
         "total": total,
     })
+}
+
+/// The newest curve and what it was computed for (`K`: the example or graph and the seed): kept
+/// until a curve for another key replaces it.
+pub struct Kept<K>(Option<(K, Vec<(usize, f32)>)>);
+
+impl<K> Default for Kept<K> {
+    fn default() -> Self {
+        Kept(None)
+    }
+}
+
+impl<K: PartialEq> Kept<K> {
+    /// The curve for `key`, if it is the one kept.
+    pub fn get(&self, key: &K) -> Option<&[(usize, f32)]> {
+        self.0
+            .as_ref()
+            .filter(|c| &c.0 == key)
+            .map(|c| c.1.as_slice())
+    }
+
+    pub fn set(&mut self, key: K, points: Vec<(usize, f32)>) {
+        self.0 = Some((key, points));
+    }
+}
+
+/// What a forward explorer shows while its curve is computed.
+pub fn on_its_way(ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.weak("the loss per step is on its way");
+    });
 }

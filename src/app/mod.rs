@@ -23,6 +23,7 @@ mod lesson;
 mod link;
 mod loss_plot;
 mod open_run;
+mod plot_frame;
 mod points;
 mod recovery;
 mod schedule;

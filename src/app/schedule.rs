@@ -2,7 +2,7 @@
 //! ratio, with the step being viewed marked and its exact values (β_t, ᾱ_t, SNR) below, so the reverse
 //! run can be read against the schedule.
 
-use egui::{Color32, Pos2, Sense, Stroke, Vec2};
+use egui::{Color32, Pos2, Stroke, Vec2};
 
 /// `other`: the model's own ᾱ and the shown schedule's name, when the forward explorer draws with
 /// another schedule (the model's curve is then drawn grey behind it, to compare).
@@ -13,14 +13,7 @@ pub fn draw(
     other: Option<(&[f32], &str)>,
 ) {
     let w = ui.available_width().min(260.0);
-    let (resp, painter) = ui.allocate_painter(Vec2::new(w, 110.0), Sense::hover());
-    let r = resp.rect.shrink(4.0);
-    painter.rect_stroke(
-        resp.rect,
-        2.0,
-        Stroke::new(1.0, Color32::from_gray(90)),
-        egui::StrokeKind::Inside,
-    );
+    let (painter, r) = super::plot_frame::framed(ui, Vec2::new(w, 110.0), 4.0);
     let n = alphas_cumprod.len().max(2);
     let at = |i: usize, v: f32| {
         Pos2::new(

@@ -23,7 +23,7 @@ pub(super) struct LossCurve {
     /// In flight: its key, the grid, the drawn ε (row per grid point), and ε̂'s readback.
     pending: Option<(Key, Vec<usize>, Vec<f32>, TensorReadback)>,
     /// (key, [(t, bits per dimension)]).
-    curve: Option<(Key, Vec<(usize, f32)>)>,
+    curve: crate::app::loss_plot::Kept<Key>,
 }
 
 impl LossCurve {
@@ -57,10 +57,10 @@ impl LossCurve {
             };
             let (key, ts, eps) = (*key, std::mem::take(ts), std::mem::take(eps));
             self.pending = None;
-            self.curve = Some((key, bits(m, &ts, &eps, &r?)));
+            self.curve.set(key, bits(m, &ts, &eps, &r?));
         }
         let key = (label, seed);
-        if self.curve.as_ref().is_some_and(|c| c.0 == key) || Self::unavailable(m).is_some() {
+        if self.curve.get(&key).is_some() || Self::unavailable(m).is_some() {
             return Ok(());
         }
         let Some(example) = example else {
@@ -111,10 +111,7 @@ impl LossCurve {
 
     /// (t, bits per dimension) of the curve for this label and seed, if it has arrived.
     pub fn curve(&self, label: u32, seed: u64) -> Option<&[(usize, f32)]> {
-        self.curve
-            .as_ref()
-            .filter(|c| c.0 == (label, seed))
-            .map(|c| c.1.as_slice())
+        self.curve.get(&(label, seed))
     }
 
     /// The curve (log scale), the explorer's t marked, and the total over every step.
@@ -124,10 +121,7 @@ impl LossCurve {
             return;
         }
         let Some(c) = self.curve(label, seed) else {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.weak("the loss per step is on its way");
-            });
+            crate::app::loss_plot::on_its_way(ui);
             return;
         };
         let tt = m.process.train_timesteps() as f32;

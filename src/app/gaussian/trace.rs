@@ -48,14 +48,7 @@ pub fn rms_difference(a: &[f32], b: &[f32]) -> Option<f32> {
 /// A pixel's value against the fraction of the run, one line per run, the viewed stage marked.
 pub fn draw_pixel(ui: &mut egui::Ui, runs: &[Vec<[f32; 3]>], fraction: f32, range: [f32; 2]) {
     let w = ui.available_width().clamp(120.0, 420.0);
-    let (resp, painter) = ui.allocate_painter(Vec2::new(w, 120.0), Sense::hover());
-    let r = resp.rect.shrink(6.0);
-    painter.rect_stroke(
-        resp.rect,
-        2.0,
-        Stroke::new(1.0, Color32::from_gray(90)),
-        egui::StrokeKind::Inside,
-    );
+    let (painter, r) = crate::app::plot_frame::framed(ui, Vec2::new(w, 120.0), 6.0);
     // The data range, widened to what the runs reach (x_T is unit noise).
     let (mut lo, mut hi) = (range[0], range[1]);
     for p in runs.iter().flatten() {

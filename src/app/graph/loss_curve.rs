@@ -30,7 +30,7 @@ struct Point {
 pub(super) struct GraphLossCurve {
     pending: Option<(Key, Vec<Point>)>,
     /// (key, [(t, bits per graph)]).
-    curve: Option<(Key, Vec<(usize, f32)>)>,
+    curve: crate::app::loss_plot::Kept<Key>,
 }
 
 impl GraphLossCurve {
@@ -76,14 +76,14 @@ impl GraphLossCurve {
                     (p.t, (nats / std::f64::consts::LN_2) as f32)
                 })
                 .collect();
-            self.curve = Some((key, curve));
+            self.curve.set(key, curve);
             self.pending = None;
         }
         let Some((source, g)) = graph else {
             return Ok(());
         };
         let key = (source, seed);
-        if self.curve.as_ref().is_some_and(|c| c.0 == key) || g.num_nodes == 0 {
+        if self.curve.get(&key).is_some() || g.num_nodes == 0 {
             return Ok(());
         }
         let steps = m.process.steps();
@@ -111,10 +111,7 @@ impl GraphLossCurve {
     }
 
     fn curve(&self, source: usize, seed: u64) -> Option<&[(usize, f32)]> {
-        self.curve
-            .as_ref()
-            .filter(|c| c.0 == (source, seed))
-            .map(|c| c.1.as_slice())
+        self.curve.get(&(source, seed))
     }
 
     /// The curve's estimate of the step terms' sum (t = 2..=T), bits per graph.
@@ -126,10 +123,7 @@ impl GraphLossCurve {
     /// The curve (log scale) with the explorer's t marked, and its total over every step.
     pub fn draw(&self, ui: &mut egui::Ui, m: &DigressModel, source: usize, seed: u64, at: usize) {
         let Some(c) = self.curve(source, seed) else {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.weak("the loss per step is on its way");
-            });
+            crate::app::loss_plot::on_its_way(ui);
             return;
         };
         ui.label(format!(

@@ -23,7 +23,7 @@ pub(super) struct SeqLossCurve {
     /// In flight: its key, the grid, and the per-position KL's readback (`[grid, L]`).
     pending: Option<(Key, Vec<usize>, TensorReadback)>,
     /// (key, [(t, bits per token)]).
-    curve: Option<(Key, Vec<(usize, f32)>)>,
+    curve: crate::app::loss_plot::Kept<Key>,
 }
 
 /// The timesteps whose step term is a KL (past the decoder's step), first to last.
@@ -72,13 +72,13 @@ impl SeqLossCurve {
                     (t, (per_token / std::f64::consts::LN_2) as f32)
                 })
                 .collect();
-            self.curve = Some((key, bits));
+            self.curve.set(key, bits);
         }
         let Some((index, ex)) = example else {
             return Ok(());
         };
         let key = (index, seed);
-        if self.curve.as_ref().is_some_and(|c| c.0 == key) || self.pending.is_some() {
+        if self.curve.get(&key).is_some() || self.pending.is_some() {
             return Ok(());
         }
         let all = kl_timesteps(m);
@@ -100,10 +100,7 @@ impl SeqLossCurve {
 
     /// (t, bits per token) for this example and seed, if it has arrived.
     pub fn curve(&self, example: usize, seed: u64) -> Option<&[(usize, f32)]> {
-        self.curve
-            .as_ref()
-            .filter(|c| c.0 == (example, seed))
-            .map(|c| c.1.as_slice())
+        self.curve.get(&(example, seed))
     }
 
     /// The curve's estimate of the step terms' sum, bits per token.
@@ -114,10 +111,7 @@ impl SeqLossCurve {
     /// The curve (log scale) with the explorer's t marked, and its total over every step.
     pub fn draw(&self, ui: &mut egui::Ui, m: &SequenceModel, example: usize, seed: u64, at: usize) {
         let Some(c) = self.curve(example, seed) else {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.weak("the loss per step is on its way");
-            });
+            crate::app::loss_plot::on_its_way(ui);
             return;
         };
         let (first, _) = m.process.alpha_bars();
