@@ -53,6 +53,14 @@ fn run_until(
     );
 }
 
+/// Click the widget labelled `label` once the layout has settled: the first result landing
+/// resizes the panels, and a click aims at where the widget was drawn in the last frame, so a
+/// click in the frame right after it can land beside the widget.
+fn click_settled(h: &mut Harness<'_, DiffscopeApp>, label: &str) {
+    h.run_steps(5);
+    h.get_by_label(label).click();
+}
+
 /// Run frames until a widget whose label contains `text` shows (GPU work lands a few frames later).
 fn wait_for_label(h: &mut Harness<'_, DiffscopeApp>, text: &str, max_frames: usize) {
     for _ in 0..max_frames {
@@ -1363,7 +1371,7 @@ fn the_forward_explorer_shows_the_loss_at_each_step() {
     let dir = export_dir("loss-curve");
     let mut h = harness(Start::Shipped("toy2d-mlp".into()), &dir);
     run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
-    h.get_by_label("forward process q(x_t | x0)").click();
+    click_settled(&mut h, "forward process q(x_t | x0)");
     run_until(&mut h, 2000, |s| {
         s["loss_curve"]["points"].as_u64() == Some(32)
     });
@@ -1389,10 +1397,7 @@ fn the_sequence_forward_explorer_shows_the_loss_at_each_step() {
         let dir = export_dir(&format!("seq-loss-{model}"));
         let mut h = harness(Start::Shipped(model.into()), &dir);
         run_until(&mut h, 2000, |s| s["recorded"].as_u64() >= Some(1));
-        // A few frames for the layout to settle after the first frame lands (a click aims at
-        // where the checkbox was drawn last).
-        h.run_steps(5);
-        h.get_by_label("forward process q(x_t | x0)").click();
+        click_settled(&mut h, "forward process q(x_t | x0)");
         run_until(&mut h, 2000, |s| {
             s["loss_curve"]["points"].as_u64() == Some(32)
         });
