@@ -1,11 +1,12 @@
 //! A reverse step computed off the UI thread.
 //!
 //! On a GPU, recording a step takes microseconds and the frame loop then polls its readbacks. On the
-//! CPU backend nothing is queued: an op computes when it is called, so a step recorded on the UI
-//! thread would freeze the window for the whole step (100+ ms for an image model at batch 16). So
-//! natively a CPU step runs on a thread of its own, and the frame loop polls for its result as it
-//! polls a readback. In the browser the page has one thread (no cross-origin isolation, no workers
-//! sharing the model), so there the step runs at once, as before.
+//! native CPU backend an op computes when it is called, so a step recorded on the UI thread would
+//! freeze the window for the whole step (100+ ms for an image model at batch 16): natively a CPU
+//! step runs on a thread of its own, and the frame loop polls for its result as it polls a readback.
+//! The page has one thread (no cross-origin isolation, no workers sharing the model), so there the
+//! CPU backend records ops as a GPU does (`cpu::queue`): the step is recorded at once, and each
+//! frame's readback polls run it a slice of a few milliseconds at a time.
 
 use crate::tensor::Device;
 

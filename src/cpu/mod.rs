@@ -2,27 +2,45 @@
 //! may use and how large one tensor may be. It knows nothing of models or diffusion; the kernels
 //! themselves are the `ops/<family>/cpu.rs` files, beside the GPU drivers.
 //!
-//! Unlike the GPU, nothing is recorded: an op on host tensors computes when it is called, so a
-//! "submission" is a no-op and a readback is ready at once.
+//! Natively an op on host tensors computes when it is called (the app runs a CPU step on a thread of
+//! its own), so a "submission" is a no-op and a readback is ready at once. In the browser, where the
+//! page has one thread, ops are recorded instead and run a slice per frame ([`queue`]).
 
 pub mod alloc;
 pub mod gemm;
 pub mod math;
 pub mod parallel;
+pub(crate) mod queue;
 
 use std::sync::Arc;
 
 /// How the CPU backend runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuOptions {
     /// Threads for the GEMM and the loops ([`parallel`]), one rayon pool for both; `None` = rayon's
     /// default (`RAYON_NUM_THREADS`, else every core the OS grants this process). The pool is
     /// process-wide: the first [`Cpu`] sizes it.
     pub threads: Option<usize>,
+    /// Record ops and run them when their results are read, a slice per readback poll
+    /// ([`queue`]), instead of computing each op when it is called. The page's default.
+    pub deferred: bool,
+}
+
+// Derivable natively only: the page defers.
+#[allow(clippy::derivable_impls)]
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            threads: None,
+            deferred: cfg!(target_arch = "wasm32"),
+        }
+    }
 }
 
 struct Inner {
     threads: usize,
+    /// Recorded ops, when deferred.
+    queue: Option<queue::Queue>,
 }
 
 /// A handle to the CPU backend; cheap to clone.
@@ -48,7 +66,47 @@ pub const MAX_TENSOR_BYTES: u64 = 4 * (u32::MAX as u64);
 impl Cpu {
     pub fn new(opts: &CpuOptions) -> Cpu {
         let threads = parallel::init_pool(opts.threads);
-        Cpu(Arc::new(Inner { threads }))
+        Cpu(Arc::new(Inner {
+            threads,
+            queue: opts.deferred.then(queue::Queue::default),
+        }))
+    }
+
+    /// Ops are recorded and run when read ([`CpuOptions::deferred`]).
+    pub fn deferred(&self) -> bool {
+        self.0.queue.is_some()
+    }
+
+    /// Run `job` now, or queue it when deferred.
+    pub(crate) fn record(&self, job: queue::Job) -> crate::Result<()> {
+        match &self.0.queue {
+            Some(q) => q.push(job),
+            None => (job.run)(),
+        }
+    }
+
+    /// Run every recorded op (before host memory is read directly); reports a failed op once.
+    pub fn flush(&self) -> crate::Result<()> {
+        match &self.0.queue {
+            Some(q) => q.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Run one frame's share of the recorded ops (a readback poll); `Ok(true)` once none is left.
+    pub fn run_slice(&self) -> crate::Result<bool> {
+        match &self.0.queue {
+            Some(q) => q.run_slice(),
+            None => Ok(true),
+        }
+    }
+
+    /// Run recorded ops for about `budget`; `Ok(true)` once none is left.
+    pub fn run_for(&self, budget: web_time::Duration) -> crate::Result<bool> {
+        match &self.0.queue {
+            Some(q) => q.run_for(budget),
+            None => Ok(true),
+        }
     }
 
     /// Threads the hot loops may use.

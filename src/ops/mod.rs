@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod graph;
+pub(crate) mod host;
 mod kernel_params;
 pub mod langevin;
 pub mod layout;
@@ -21,6 +22,7 @@ pub mod transition;
 pub mod unmask;
 pub mod update;
 
+pub(crate) use host::{host_op, host_op_f32, host_op_into};
 pub use kernel_params::{kernel_params, KernelParams};
 
 use crate::error::{Error, Result};
@@ -101,7 +103,7 @@ pub(crate) fn launch<P: bytemuck::Pod>(
     inputs: &[Option<&Tensor>],
     outputs: &[&Tensor],
     threads: u64,
-    host: impl FnOnce(&[&[u32]], &mut [&mut [u32]]),
+    host: impl FnOnce(&[&[u32]], &mut [&mut [u32]]) + Send + 'static,
 ) -> Result<()> {
     let all: Vec<&Tensor> = inputs.iter().flatten().chain(outputs).copied().collect();
     match same_device(op, &all)? {
@@ -119,23 +121,10 @@ pub(crate) fn launch<P: bytemuck::Pod>(
             }
             g.dispatch(spec, params, &bufs, Gpu::grid_1d(threads, WG))
         }
-        Device::Cpu(_) => {
-            let reads = inputs
-                .iter()
-                .map(|t| t.map(Tensor::host).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            let words: Vec<&[u32]> = reads
-                .iter()
-                .map(|g| g.as_ref().map_or(&[][..], |g| g.u32()))
-                .collect();
-            let mut writes = outputs
-                .iter()
-                .map(|t| t.host_mut())
-                .collect::<Result<Vec<_>>>()?;
-            let mut outs: Vec<&mut [u32]> = writes.iter_mut().map(|w| w.u32()).collect();
-            host(&words, &mut outs);
+        device @ Device::Cpu(_) => host_op_into(op, device, inputs, outputs, move |i, o| {
+            host(i, o);
             Ok(())
-        }
+        }),
     }
 }
 

@@ -5,7 +5,7 @@ pub mod cpu;
 
 use crate::error::{Error, Result};
 use crate::rng::Philox;
-use crate::tensor::{DType, HostRead, Tensor};
+use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Noise<'a> {
@@ -20,28 +20,6 @@ pub enum Noise<'a> {
 }
 
 impl<'a> Noise<'a> {
-    /// This noise for a CPU kernel, the injected draws read through `draws`: the host lock of the
-    /// injected tensor, which the caller holds for as long as the kernel runs.
-    pub(crate) fn host<'g>(
-        self,
-        op: &'static str,
-        draws: Option<&'g HostRead<'_>>,
-    ) -> Result<cpu::Noise<'g>>
-    where
-        'a: 'g,
-    {
-        Ok(match (self, draws) {
-            (Noise::None, _) => cpu::Noise::None,
-            (Noise::Philox(key), _) => cpu::Noise::Philox(key),
-            (Noise::Injected(t), Some(g)) => cpu::Noise::Injected(g.f32(), t.shape()),
-            (Noise::Injected(_), None) => {
-                return Err(Error::Internal(format!(
-                    "{op}: injected noise went missing"
-                )))
-            }
-        })
-    }
-
     /// The injected draws, checked to be f32 with `like`'s shape (`like_what` names it in errors).
     pub fn injected(
         &self,

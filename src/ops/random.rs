@@ -147,7 +147,10 @@ pub fn fill(
 ) -> Result<Tensor> {
     let n = count(shape)?;
     if let Device::Cpu(_) = device {
-        return Tensor::from_vec_f32(device, shape, cpu::fill(shape, key, dist, first)?);
+        let s = shape.to_vec();
+        return super::host_op_f32("fill", device, shape, &[], move |_| {
+            cpu::fill(&s, key, dist, first)
+        });
     }
     run(device, shape, DType::F32, n, key, dist as u32, first)
 }
@@ -172,7 +175,10 @@ pub fn gumbel(device: &Device, shape: &[usize], key: Philox) -> Result<Tensor> {
 pub fn words(device: &Device, shape: &[usize], key: Philox, first: u32) -> Result<Tensor> {
     let (n, out_shape) = words_shape(shape)?;
     if let Device::Cpu(_) = device {
-        return Tensor::from_vec_u32(device, &out_shape, cpu::words(shape, key, first)?);
+        let s = shape.to_vec();
+        return super::host_op("words", device, &out_shape, DType::U32, &[], move |_| {
+            cpu::words(&s, key, first)
+        });
     }
     run(device, &out_shape, DType::U32, n, key, KIND_WORDS, first)
 }

@@ -138,11 +138,9 @@ pub fn gumbel_noise(u: &Tensor, u_min: f32) -> Result<Tensor> {
     check_u32_len(OP, u)?;
     check_u_min(OP, u_min)?;
     if let Device::Cpu(_) = u.device() {
-        return Tensor::from_vec_f32(
-            u.device(),
-            u.shape(),
-            cpu::gumbel_noise(u.host()?.f32(), u_min)?,
-        );
+        return super::host_op_f32(OP, u.device(), u.shape(), &[u], move |i| {
+            cpu::gumbel_noise(i[0], u_min)
+        });
     }
     let out = Tensor::empty(u.gpu()?, u.shape(), DType::F32)?;
     let p = Params {
@@ -331,24 +329,43 @@ fn host_draw(
         .flatten()
         .collect();
     same_device(op, &all)?;
-    let xg = x.host()?;
-    let ug = injected.map(Tensor::host).transpose()?;
-    let mg = opts.mask.map(Tensor::host).transpose()?;
-    let kg = opts.keep.map(Tensor::host).transpose()?;
-    let noise = opts.noise.host(op, ug.as_ref())?;
-    let mut host = cpu::Categorical::new(noise)
-        .temperature(opts.temperature)
-        .u_min(opts.u_min);
-    if let (Some(g), Some(m)) = (&mg, opts.mask) {
-        host = host.mask(g.f32(), m.shape());
-    }
-    if let (Some(g), Some(m)) = (&kg, opts.keep) {
-        host = host.keep(g.f32(), m.shape());
-    }
-    let out = if probs {
-        cpu::sample_probs(xg.f32(), x.shape(), &host)?
-    } else {
-        cpu::gumbel_max(xg.f32(), x.shape(), &host)?
+    // Inputs in order: x, then the injected uniforms, the mask and the keep values where given.
+    let shapes: Vec<Vec<usize>> = all.iter().map(|t| t.shape().to_vec()).collect();
+    let key = match opts.noise {
+        Noise::Philox(key) => Some(key),
+        _ => None,
     };
-    Tensor::from_vec_u32(x.device(), lead, out)
+    let (has_u, has_mask, has_keep) =
+        (injected.is_some(), opts.mask.is_some(), opts.keep.is_some());
+    let (temperature, u_min) = (opts.temperature, opts.u_min);
+    super::host_op(op, x.device(), lead, DType::U32, &all, move |w| {
+        let i: Vec<&[f32]> = w.iter().map(|w| bytemuck::cast_slice(w)).collect();
+        let mut at = 1;
+        let mut next = |given: bool| {
+            given.then(|| {
+                at += 1;
+                at - 1
+            })
+        };
+        let (u, mask, keep) = (next(has_u), next(has_mask), next(has_keep));
+        let noise = match (key, u) {
+            (Some(key), _) => super::noise::cpu::Noise::Philox(key),
+            (None, Some(u)) => super::noise::cpu::Noise::Injected(i[u], &shapes[u]),
+            (None, None) => super::noise::cpu::Noise::None,
+        };
+        let mut host = cpu::Categorical::new(noise)
+            .temperature(temperature)
+            .u_min(u_min);
+        if let Some(m) = mask {
+            host = host.mask(i[m], &shapes[m]);
+        }
+        if let Some(k) = keep {
+            host = host.keep(i[k], &shapes[k]);
+        }
+        if probs {
+            cpu::sample_probs(i[0], &shapes[0], &host)
+        } else {
+            cpu::gumbel_max(i[0], &shapes[0], &host)
+        }
+    })
 }

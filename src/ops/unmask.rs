@@ -123,14 +123,18 @@ pub fn confident(logits: &Tensor, x_t: &Tensor, reveal: &Tensor, o: &Unmask) -> 
     same_device(OP, &[logits, x_t, reveal])?;
     let (b, l, k) = (logits.dim(0), logits.dim(1), logits.dim(2));
     if let Device::Cpu(_) = logits.device() {
-        let out = cpu::confident(
-            logits.host()?.f32(),
-            logits.shape(),
-            x_t.host()?.u32(),
-            reveal.host()?.f32(),
-            o,
-        )?;
-        return Tensor::from_vec_u32(logits.device(), &[b, l], out);
+        let (shape, o) = (logits.shape().to_vec(), *o);
+        return super::host_op(
+            OP,
+            logits.device(),
+            &[b, l],
+            DType::U32,
+            &[logits, x_t, reveal],
+            move |i| {
+                let (logits, reveal) = (bytemuck::cast_slice(i[0]), bytemuck::cast_slice(i[2]));
+                cpu::confident(logits, &shape, i[1], reveal, &o)
+            },
+        );
     }
     let gpu = logits.gpu()?;
     let out = Tensor::empty(gpu, &[b, l], DType::U32)?;

@@ -352,9 +352,16 @@ pub fn ddpm_step(
     extras: Extras,
 ) -> Result<StepOutput> {
     if let Device::Cpu(_) = x_t.device() {
-        return host_step("ddpm_step", x_t, model, noise, |x, shape, m, n| {
-            cpu::ddpm_step(x, shape, m, s, n, extras)
-        });
+        let s = *s;
+        return host_step(
+            "ddpm_step",
+            x_t,
+            model,
+            noise,
+            extras,
+            &[],
+            move |x, shape, m, n, _| cpu::ddpm_step(x, shape, m, &s, n, extras),
+        );
     }
     run(
         "ddpm_step",
@@ -405,9 +412,16 @@ pub fn ddim_step(
 ) -> Result<StepOutput> {
     const OP: &str = "ddim_step";
     if let Device::Cpu(_) = x_t.device() {
-        return host_step(OP, x_t, model, noise, |x, shape, m, n| {
-            cpu::ddim_step(x, shape, m, s, n, extras)
-        });
+        let s = *s;
+        return host_step(
+            OP,
+            x_t,
+            model,
+            noise,
+            extras,
+            &[],
+            move |x, shape, m, n, _| cpu::ddim_step(x, shape, m, &s, n, extras),
+        );
     }
     run(
         OP,
@@ -554,52 +568,101 @@ fn plan(
     Ok(p)
 }
 
-#[allow(clippy::too_many_arguments)]
-/// A step on host tensors: the CPU update `f` on their data, its outputs as tensors.
-fn host_step(
+/// A step on host tensors: the CPU update `f` over their data (x_t, its shape, the model output,
+/// the noise, and the words of `more`, e.g. a solver's history), its outputs as tensors. Recorded
+/// like any op on a deferred CPU backend.
+fn host_step<F>(
     op: &'static str,
     x_t: &Tensor,
     model: ModelOutput<'_>,
     noise: Noise<'_>,
-    f: impl FnOnce(&[f32], &[usize], cpu::ModelOutput<'_>, HostNoise<'_>) -> Result<cpu::StepOutput>,
-) -> Result<StepOutput> {
-    let m = match model {
-        ModelOutput::Plain(m) | ModelOutput::Guided { out: m, .. } => m,
+    extras: Extras,
+    more: &[&Tensor],
+    f: F,
+) -> Result<StepOutput>
+where
+    F: FnOnce(
+            &[f32],
+            &[usize],
+            cpu::ModelOutput<'_>,
+            HostNoise<'_>,
+            &[&[f32]],
+        ) -> Result<cpu::StepOutput>
+        + Send
+        + 'static,
+{
+    let (m, guided) = match model {
+        ModelOutput::Plain(m) => (m, None),
+        ModelOutput::Guided {
+            out,
+            guidance,
+            order,
+        } => (out, Some((guidance, order))),
     };
     let injected = match noise {
         Noise::Injected(t) => Some(t),
         _ => None,
     };
-    let all: Vec<&Tensor> = [Some(x_t), Some(m), injected]
+    let key = match noise {
+        Noise::Philox(key) => Some(key),
+        _ => None,
+    };
+    let mut ins: Vec<&Tensor> = vec![x_t, m];
+    ins.extend(injected);
+    for t in &ins {
+        t.expect_dtype(op, DType::F32)?;
+    }
+    ins.extend(more);
+    same_device(op, &ins)?;
+    let dev = x_t.device();
+    let out = |wanted: bool| {
+        wanted
+            .then(|| Tensor::empty(dev, x_t.shape(), DType::F32))
+            .transpose()
+    };
+    let (x_prev, x0, eps) = (
+        Tensor::empty(dev, x_t.shape(), DType::F32)?,
+        out(extras.x0)?,
+        out(extras.eps)?,
+    );
+    let outs: Vec<&Tensor> = [Some(&x_prev), x0.as_ref(), eps.as_ref()]
         .into_iter()
         .flatten()
         .collect();
-    for t in &all {
-        t.expect_dtype(op, DType::F32)?;
-    }
-    same_device(op, &all)?;
-    let (xg, mg) = (x_t.host()?, m.host()?);
-    let ng = injected.map(Tensor::host).transpose()?;
-    let host_model = match model {
-        ModelOutput::Plain(_) => cpu::ModelOutput::Plain(mg.f32(), m.shape()),
-        ModelOutput::Guided {
-            guidance, order, ..
-        } => cpu::ModelOutput::Guided {
-            out: mg.f32(),
-            shape: m.shape(),
-            guidance,
-            order,
-        },
-    };
-    let host_noise = noise.host(op, ng.as_ref())?;
-    let out = f(xg.f32(), x_t.shape(), host_model, host_noise)?;
-    let dev = x_t.device();
-    let tensor = |v: Vec<f32>| Tensor::from_vec_f32(dev, x_t.shape(), v);
-    Ok(StepOutput {
-        x_prev: tensor(out.x_prev)?,
-        x0: out.x0.map(tensor).transpose()?,
-        eps: out.eps.map(tensor).transpose()?,
-    })
+    let shapes: Vec<Vec<usize>> = ins.iter().map(|t| t.shape().to_vec()).collect();
+    let has_noise = injected.is_some();
+    let inputs: Vec<Option<&Tensor>> = ins.iter().copied().map(Some).collect();
+    super::host_op_into(op, dev, &inputs, &outs, move |i, o| {
+        let i: Vec<&[f32]> = i.iter().map(|w| bytemuck::cast_slice(w)).collect();
+        let host_model = match guided {
+            None => cpu::ModelOutput::Plain(i[1], &shapes[1]),
+            Some((guidance, order)) => cpu::ModelOutput::Guided {
+                out: i[1],
+                shape: &shapes[1],
+                guidance,
+                order,
+            },
+        };
+        let host_noise = match (key, has_noise) {
+            (Some(key), _) => HostNoise::Philox(key),
+            (None, true) => HostNoise::Injected(i[2], &shapes[2]),
+            (None, false) => HostNoise::None,
+        };
+        let rest = &i[2 + usize::from(has_noise)..];
+        let r = f(i[0], &shapes[0], host_model, host_noise, rest)?;
+        let made = [Some(r.x_prev), r.x0, r.eps];
+        let mut o = o.iter_mut();
+        for v in made.into_iter().flatten() {
+            let Some(slot) = o.next() else {
+                return Err(Error::Internal(format!(
+                    "{op}: an output that was not asked for"
+                )));
+            };
+            slot.copy_from_slice(bytemuck::cast_slice(&v));
+        }
+        Ok(())
+    })?;
+    Ok(StepOutput { x_prev, x0, eps })
 }
 
 /// A fused step on the GPU. `hist` is `solver_step`'s auxiliary input, bound where the noise goes:

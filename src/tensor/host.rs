@@ -64,4 +64,8 @@ impl HostWrite<'_> {
     pub fn u32(&mut self) -> &mut [u32] {
         &mut self.0
     }
+    /// The storage itself, to fill an output made empty by a recorded op (`cpu::queue`).
+    pub(crate) fn u32_vec(&mut self) -> &mut Vec<u32> {
+        &mut self.0
+    }
 }

@@ -6,12 +6,13 @@ mod host;
 mod readback;
 
 pub use device::{Backend, Device, DeviceOptions, Opened};
+pub(crate) use host::HostBuffer;
 pub use host::{HostRead, HostWrite};
 pub use readback::TensorReadback;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
-use host::{words_of_f32, HostBuffer};
+pub(crate) use host::words_of_f32;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -268,7 +269,10 @@ impl Tensor {
         }
         match &self.storage {
             Storage::Gpu(b) => self.gpu()?.write(b, 0, bytemuck::cast_slice(words)),
-            Storage::Host(h) => h.write()?.u32().copy_from_slice(words),
+            Storage::Host(h) => {
+                self.flushed()?;
+                h.write()?.u32().copy_from_slice(words)
+            }
         }
         Ok(())
     }
@@ -311,10 +315,31 @@ impl Tensor {
                 self.gpu()?.copy(b, 0, t.buffer()?, 0, self.bytes());
                 Ok(t)
             }
-            Storage::Host(h) => {
-                let words = h.read()?.u32().to_vec();
-                Self::new_host(self.device.clone(), &self.shape, self.dtype, words)
-            }
+            Storage::Host(h) => match &self.device {
+                // Recorded, so the copy holds what the tensor holds after the ops before it.
+                Device::Cpu(c) if c.deferred() => {
+                    let out = Self::unfilled_host(&self.device, &self.shape, self.dtype)?;
+                    let (from, to, n) = (h.clone(), out.host_buffer()?, self.len());
+                    let skipped = to.clone();
+                    c.record(crate::cpu::queue::Job {
+                        run: Box::new(move || {
+                            let words = from.read()?.u32().to_vec();
+                            *to.write()?.u32_vec() = words;
+                            Ok(())
+                        }),
+                        skip: Some(Box::new(move || {
+                            if let Ok(mut w) = skipped.write() {
+                                w.u32_vec().resize(n, 0);
+                            }
+                        })),
+                    })?;
+                    Ok(out)
+                }
+                _ => {
+                    let words = h.read()?.u32().to_vec();
+                    Self::new_host(self.device.clone(), &self.shape, self.dtype, words)
+                }
+            },
         }
     }
 
@@ -399,18 +424,61 @@ impl Tensor {
             Storage::Host(_) => Err(mixed(self, "a GPU kernel")),
         }
     }
-    /// The elements of a host tensor, read-locked, for CPU kernels.
+    /// The elements of a host tensor, read-locked, for CPU kernels (after the ops recorded before
+    /// have run, on a deferred CPU backend).
     pub fn host(&self) -> Result<HostRead<'_>> {
+        self.flushed()?;
+        self.host_now()
+    }
+    /// The elements of a host tensor, write-locked (ops that write a given output in place).
+    pub fn host_mut(&self) -> Result<HostWrite<'_>> {
+        self.flushed()?;
+        self.host_now_mut()
+    }
+    /// [`Tensor::host`] without running recorded ops: for a recorded op itself, which runs after
+    /// every op recorded before it.
+    pub(crate) fn host_now(&self) -> Result<HostRead<'_>> {
         match &self.storage {
             Storage::Host(h) => h.read(),
             Storage::Gpu(_) => Err(mixed(self, "a CPU kernel")),
         }
     }
-    /// The elements of a host tensor, write-locked (ops that write a given output in place).
-    pub fn host_mut(&self) -> Result<HostWrite<'_>> {
+    pub(crate) fn host_now_mut(&self) -> Result<HostWrite<'_>> {
         match &self.storage {
             Storage::Host(h) => h.write(),
             Storage::Gpu(_) => Err(mixed(self, "a CPU kernel")),
+        }
+    }
+    /// The host storage itself (a recorded op fills an output through it).
+    pub(crate) fn host_buffer(&self) -> Result<Arc<HostBuffer>> {
+        match &self.storage {
+            Storage::Host(h) => Ok(h.clone()),
+            Storage::Gpu(_) => Err(mixed(self, "a CPU kernel")),
+        }
+    }
+    /// A host tensor whose storage a recorded op will fill (empty until then).
+    pub(crate) fn unfilled_host(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = byte_size(shape, dtype)?;
+        let limit = device.max_tensor_bytes();
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: format!("a {} tensor of shape {shape:?}", dtype.name()),
+                bytes,
+                limit,
+            });
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            dtype,
+            device: device.clone(),
+            storage: Storage::Host(Arc::new(HostBuffer::new(Vec::new()))),
+        })
+    }
+    /// Run the ops recorded on a deferred CPU backend (before host memory is touched directly).
+    fn flushed(&self) -> Result<()> {
+        match &self.device {
+            Device::Cpu(c) => c.flush(),
+            Device::Gpu(_) => Ok(()),
         }
     }
 
@@ -433,10 +501,22 @@ impl Tensor {
                 Ok(g) => TensorReadback::pending(g.read(b, self.bytes()), self.dtype),
                 Err(e) => TensorReadback::ready(Err(e), self.dtype),
             },
-            Storage::Host(h) => {
-                let bytes = h.read().map(|w| bytemuck::cast_slice(w.u32()).to_vec());
-                TensorReadback::ready(bytes, self.dtype)
-            }
+            Storage::Host(h) => match &self.device {
+                // A recorded copy (what the tensor holds now, as a GPU readback copies it
+                // in order), which the readback's polls run a slice at a time.
+                Device::Cpu(c) if c.deferred() => {
+                    match self.deep_clone().and_then(|t| t.host_buffer()) {
+                        Ok(copy) => {
+                            TensorReadback::recorded(c.clone(), copy, self.len(), self.dtype)
+                        }
+                        Err(e) => TensorReadback::ready(Err(e), self.dtype),
+                    }
+                }
+                _ => {
+                    let bytes = h.read().map(|w| bytemuck::cast_slice(w.u32()).to_vec());
+                    TensorReadback::ready(bytes, self.dtype)
+                }
+            },
         }
     }
 
@@ -470,6 +550,7 @@ impl Tensor {
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         self.expect_dtype("to_f32", DType::F32)?;
         if let Storage::Host(h) = &self.storage {
+            self.flushed()?;
             return Ok(h.read()?.f32().to_vec());
         }
         self.read().wait_f32()
@@ -479,6 +560,7 @@ impl Tensor {
     pub fn to_u32(&self) -> Result<Vec<u32>> {
         self.expect_dtype("to_u32", DType::U32)?;
         if let Storage::Host(h) = &self.storage {
+            self.flushed()?;
             return Ok(h.read()?.u32().to_vec());
         }
         self.read().wait_u32()

@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod conv;
 mod ddim_trajectory;
+mod deferred;
 mod determinism;
 mod device;
 mod digress;

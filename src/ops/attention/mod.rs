@@ -185,20 +185,18 @@ fn run(
     )?;
     let all: Vec<&Tensor> = [q, k, v].into_iter().chain(mask).collect();
     if let Device::Cpu(_) = same_device(op, &all)? {
-        let (qg, kg, vg) = (q.host()?, k.host()?, v.host()?);
-        let mg = mask.map(Tensor::host).transpose()?;
-        let out = cpu::attention(
-            (qg.f32(), q.shape()),
-            (kg.f32(), k.shape()),
-            (vg.f32(), v.shape()),
-            heads,
-            Some(scale),
-            match (&mg, mask) {
-                (Some(g), Some(m)) => Some((g.f32(), m.shape())),
-                _ => None,
-            },
-        )?;
-        return Tensor::from_vec_f32(q.device(), q.shape(), out);
+        let shapes: Vec<Vec<usize>> = all.iter().map(|t| t.shape().to_vec()).collect();
+        return super::host_op_f32(op, q.device(), q.shape(), &all, move |i| {
+            let mask = shapes.get(3).map(|s| (i[3], &s[..]));
+            cpu::attention(
+                (i[0], &shapes[0]),
+                (i[1], &shapes[1]),
+                (i[2], &shapes[2]),
+                heads,
+                Some(scale),
+                mask,
+            )
+        });
     }
     if d > MAX_HEAD_DIM {
         return wide::attention_composed(q, k, v, heads, scale, mask);

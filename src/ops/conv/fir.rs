@@ -47,8 +47,10 @@ pub fn fir_resample(x: &Tensor, dir: Fir) -> Result<Tensor> {
     x.expect_dtype(op, DType::F32)?;
     let out_shape = dir.out_shape(x.shape())?;
     if let Device::Cpu(_) = x.device() {
-        let out = cpu::fir_resample(x.host()?.f32(), x.shape(), dir)?;
-        return Tensor::from_vec_f32(x.device(), &out_shape, out);
+        let shape = x.shape().to_vec();
+        return crate::ops::host_op_f32(op, x.device(), &out_shape, &[x], move |i| {
+            cpu::fir_resample(i[0], &shape, dir)
+        });
     }
     let out = Tensor::empty(x.gpu()?, &out_shape, DType::F32)?;
     check_u32_len(op, x)?;

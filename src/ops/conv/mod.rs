@@ -256,16 +256,19 @@ pub fn conv2d_with(
         .flatten()
         .collect();
     if let Device::Cpu(_) = same_device(OP, &all)? {
-        let (xg, wg) = (x.host()?, weight.host()?);
-        let bg = bias.map(Tensor::host).transpose()?;
-        let (out, shape) = cpu::conv2d(
-            (xg.f32(), x.shape()),
-            (wg.f32(), weight.shape()),
-            bg.as_ref().map(|g| g.f32()),
+        let l = ConvLayout::new(
+            x.shape(),
+            weight.shape(),
+            bias.map(|b| b.shape()),
             stride,
             padding,
         )?;
-        return Tensor::from_vec_f32(x.device(), &shape, out);
+        let (xs, ws) = (x.shape().to_vec(), weight.shape().to_vec());
+        let has_bias = bias.is_some();
+        return super::host_op_f32(OP, x.device(), &[l.n, l.cout, l.ho, l.wo], &all, move |i| {
+            let b = has_bias.then(|| i[2]);
+            cpu::conv2d((i[0], &xs), (i[1], &ws), b, stride, padding).map(|(v, _)| v)
+        });
     }
     let ConvLayout {
         n,
@@ -425,8 +428,10 @@ pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
     }
     let (n, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
     if let Device::Cpu(_) = x.device() {
-        let (out, shape) = cpu::upsample_nearest2x(x.host()?.f32(), x.shape())?;
-        return Tensor::from_vec_f32(x.device(), &shape, out);
+        let shape = x.shape().to_vec();
+        return super::host_op_f32(OP, x.device(), &[n, c, 2 * h, 2 * w], &[x], move |i| {
+            cpu::upsample_nearest2x(i[0], &shape).map(|(v, _)| v)
+        });
     }
     let out = Tensor::empty(x.gpu()?, &[n, c, 2 * h, 2 * w], DType::F32)?;
     check_u32_len(OP, &out)?;

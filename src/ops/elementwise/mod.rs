@@ -2,7 +2,7 @@
 
 pub mod cpu;
 
-use super::{broadcast_shape, broadcast_strides, check_u32_len, pad_shape, WG};
+use super::{broadcast_shape, broadcast_strides, check_u32_len, host_op_f32, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
@@ -122,8 +122,9 @@ fn f32s(op: &'static str, ts: &[&Tensor]) -> Result<()> {
 pub fn unary_affine(x: &Tensor, op: Unary, alpha: f32, beta: f32) -> Result<Tensor> {
     f32s("unary", &[x])?;
     if let Device::Cpu(_) = x.device() {
-        let out = cpu::unary_affine(x.host()?.f32(), op, alpha, beta);
-        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+        return host_op_f32("unary", x.device(), x.shape(), &[x], move |i| {
+            Ok(cpu::unary_affine(i[0], op, alpha, beta))
+        });
     }
     let out = Tensor::empty(x.gpu()?, x.shape(), DType::F32)?;
     let p = params(x.shape(), op as u32, alpha, beta);
@@ -158,16 +159,10 @@ fn binary_op(a: &Tensor, b: &Tensor, op: Binary, alpha: f32, beta: f32) -> Resul
     f32s("binary", &[a, b])?;
     let shape = broadcast_shape("binary", a.shape(), b.shape())?;
     if let Device::Cpu(_) = same_device("binary", &[a, b])? {
-        let (out, shape) = cpu::binary(
-            a.host()?.f32(),
-            a.shape(),
-            b.host()?.f32(),
-            b.shape(),
-            op,
-            alpha,
-            beta,
-        )?;
-        return Tensor::from_vec_f32(a.device(), &shape, out);
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        return host_op_f32("binary", a.device(), &shape, &[a, b], move |i| {
+            cpu::binary(i[0], &sa, i[1], &sb, op, alpha, beta).map(|(v, _)| v)
+        });
     }
     let out = Tensor::empty(a.gpu()?, &shape, DType::F32)?;
     check_u32_len("binary", &out)?;
@@ -226,16 +221,17 @@ pub fn film(h: &Tensor, scale: &Tensor, shift: &Tensor, act: Unary) -> Result<Te
     f32s("film", &[h, scale, shift])?;
     check_film(h.shape(), scale.shape(), shift.shape())?;
     if let Device::Cpu(_) = same_device("film", &[h, scale, shift])? {
-        let out = cpu::film(
-            h.host()?.f32(),
+        let shapes = [h.shape(), scale.shape(), shift.shape()].map(<[usize]>::to_vec);
+        return host_op_f32(
+            "film",
+            h.device(),
             h.shape(),
-            scale.host()?.f32(),
-            scale.shape(),
-            shift.host()?.f32(),
-            shift.shape(),
-            act,
-        )?;
-        return Tensor::from_vec_f32(h.device(), h.shape(), out);
+            &[h, scale, shift],
+            move |i| {
+                let [hs, ss, ts] = &shapes;
+                cpu::film(i[0], hs, i[1], ss, i[2], ts, act)
+            },
+        );
     }
     let out = Tensor::empty(h.gpu()?, h.shape(), DType::F32)?;
     let mut p = params(h.shape(), act as u32, 1.0, 0.0);

@@ -4,11 +4,11 @@
 
 pub mod cpu;
 
-use super::{check_u32_len, WG};
+use super::{check_u32_len, host_op, host_op_f32, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{same_device, DType, Device, Tensor};
+use crate::tensor::{same_device, words_of_f32, DType, Device, Tensor};
 
 pub(super) const SRC: &str = include_str!("../../../shaders/embedding.wgsl");
 
@@ -97,8 +97,15 @@ pub fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let mut shape = ids.shape().to_vec();
     shape.push(d);
     if let Device::Cpu(_) = same_device(OP, &[table, ids])? {
-        let out = cpu::gather_rows(table.host()?.u32(), table.shape(), ids.host()?.u32())?;
-        return Tensor::from_vec_words(table.device(), &shape, table.dtype(), out);
+        let table_shape = table.shape().to_vec();
+        return host_op(
+            OP,
+            table.device(),
+            &shape,
+            table.dtype(),
+            &[table, ids],
+            move |i| cpu::gather_rows(i[0], &table_shape, i[1]),
+        );
     }
     let out = Tensor::empty(table.gpu()?, &shape, table.dtype())?;
     check_u32_len(OP, &out)?;
@@ -175,20 +182,29 @@ pub fn timestep_embedding(
     };
     let (half, denom) = timestep_layout(t.shape(), dim, downscale_freq_shift, scale, max_period)?;
     if let Device::Cpu(_) = t.device() {
-        let g = t.host()?;
-        let times: Vec<f32> = match t.dtype() {
-            DType::F32 => g.f32().to_vec(),
-            DType::U32 => g.u32().iter().map(|&v| v as f32).collect(),
-        };
-        let out = cpu::timestep_embedding(
-            &times,
-            dim,
-            flip_sin_to_cos,
-            downscale_freq_shift,
-            scale,
-            max_period,
-        )?;
-        return Tensor::from_vec_f32(t.device(), &[t.len(), dim], out);
+        let dtype = t.dtype();
+        return host_op(
+            OP,
+            t.device(),
+            &[t.len(), dim],
+            DType::F32,
+            &[t],
+            move |i| {
+                let times: Vec<f32> = match dtype {
+                    DType::F32 => bytemuck::cast_slice(i[0]).to_vec(),
+                    DType::U32 => i[0].iter().map(|&v| v as f32).collect(),
+                };
+                cpu::timestep_embedding(
+                    &times,
+                    dim,
+                    flip_sin_to_cos,
+                    downscale_freq_shift,
+                    scale,
+                    max_period,
+                )
+                .map(words_of_f32)
+            },
+        );
     }
     let out = Tensor::empty(t.gpu()?, &[t.len(), dim], DType::F32)?;
     check_u32_len(OP, &out)?;
@@ -234,8 +250,9 @@ pub fn fourier_embedding(t: &Tensor, weight: &Tensor, flip: bool, log_t: bool) -
     }
     let (b, size) = (t.len(), weight.len());
     if let Device::Cpu(_) = same_device(OP, &[t, weight])? {
-        let out = cpu::fourier_embedding(t.host()?.f32(), weight.host()?.f32(), flip, log_t);
-        return Tensor::from_vec_f32(t.device(), &[b, 2 * size], out);
+        return host_op_f32(OP, t.device(), &[b, 2 * size], &[t, weight], move |i| {
+            Ok(cpu::fourier_embedding(i[0], i[1], flip, log_t))
+        });
     }
     let out = Tensor::empty(t.gpu()?, &[b, 2 * size], DType::F32)?;
     check_u32_len(OP, &out)?;
@@ -285,8 +302,14 @@ pub fn nearest_rows(z: &Tensor, table: &Tensor) -> Result<Tensor> {
     check_u32_len(OP, table)?;
     let m = z.dim(0);
     if let Device::Cpu(_) = same_device(OP, &[z, table])? {
-        let ids = cpu::nearest_rows(z.host()?.f32(), table.host()?.f32(), z.dim(1));
-        return Tensor::from_u32(z.device(), &[m], &ids);
+        let d = z.dim(1);
+        return host_op(OP, z.device(), &[m], DType::U32, &[z, table], move |i| {
+            Ok(cpu::nearest_rows(
+                bytemuck::cast_slice(i[0]),
+                bytemuck::cast_slice(i[1]),
+                d,
+            ))
+        });
     }
     let out = Tensor::empty(z.gpu()?, &[m], DType::U32)?;
     if out.is_empty() {

@@ -124,7 +124,7 @@ pub fn finalize(
         &[Some(x), Some(e), Some(counts)],
         &[&xo, &eo],
         e.len() as u64,
-        |i, o| {
+        move |i, o| {
             let [xo, eo] = o else {
                 unreachable!("two outputs")
             };
@@ -179,7 +179,7 @@ pub fn onehot(ids: &Tensor, k: usize, extra: Option<&Tensor>) -> Result<Tensor> 
         &[Some(ids), extra],
         &[&out],
         out.len() as u64,
-        |i, o| cpu::onehot(&p, i[0], i[1], o[0]),
+        move |i, o| cpu::onehot(&p, i[0], i[1], o[0]),
     )?;
     Ok(out)
 }
@@ -234,7 +234,7 @@ pub fn node_edge_attention(
         &[Some(qkv), Some(e12), Some(ymod), Some(counts)],
         &[&eo, &xo],
         (b * n * dx) as u64,
-        |i, o| {
+        move |i, o| {
             let [eo, xo] = o else {
                 unreachable!("two outputs")
             };
@@ -279,7 +279,7 @@ pub fn pool(x: &Tensor, counts: &Tensor) -> Result<Tensor> {
         &[Some(x), Some(counts)],
         &[&out],
         (b * c) as u64,
-        |i, o| cpu::pool(&p, i[0], i[1], o[0]),
+        move |i, o| cpu::pool(&p, i[0], i[1], o[0]),
     )?;
     Ok(out)
 }
@@ -329,7 +329,7 @@ pub fn sym_edges(
         &[Some(a), residual, Some(counts)],
         &[&out],
         a.len() as u64,
-        |i, o| cpu::sym_edges(&p, i[0], i[1], i[2], o[0]),
+        move |i, o| cpu::sym_edges(&p, i[0], i[1], i[2], o[0]),
     )?;
     Ok(out)
 }

@@ -75,9 +75,10 @@ pub fn langevin_correct(x: &Tensor, eps: &Tensor, z: &Tensor, l: &Langevin) -> R
     let rows = x.dim(0);
     let len = x.len() / rows.max(1);
     if let Device::Cpu(_) = same_device(OP, &[x, eps, z])? {
-        let out =
-            cpu::langevin_correct(x.host()?.f32(), eps.host()?.f32(), z.host()?.f32(), rows, l);
-        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+        let l = *l;
+        return crate::ops::host_op_f32(OP, x.device(), x.shape(), &[x, eps, z], move |i| {
+            Ok(cpu::langevin_correct(i[0], i[1], i[2], rows, &l))
+        });
     }
     let gpu = x.gpu()?;
     let out = Tensor::empty(gpu, x.shape(), DType::F32)?;

@@ -3,7 +3,7 @@
 
 pub mod cpu;
 
-use super::{check_u32_len, pad_shape, WG};
+use super::{check_u32_len, host_op, pad_shape, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::params_layout;
 use crate::gpu::{Access, Gpu, KernelSpec};
@@ -177,17 +177,19 @@ pub fn concat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
     let mut shape = first.shape().to_vec();
     shape[dim] = out_size;
     if let Device::Cpu(_) = same_device(OP, tensors)? {
-        let guards = tensors
-            .iter()
-            .map(|t| t.host())
-            .collect::<Result<Vec<_>>>()?;
-        let parts: Vec<(&[u32], &[usize])> = guards
-            .iter()
-            .zip(tensors)
-            .map(|(g, t)| (g.u32(), t.shape()))
-            .collect();
-        let (out, shape) = cpu::concat(&parts, dim)?;
-        return Tensor::from_vec_words(first.device(), &shape, first.dtype(), out);
+        let shapes: Vec<Vec<usize>> = tensors.iter().map(|t| t.shape().to_vec()).collect();
+        return host_op(
+            OP,
+            first.device(),
+            &shape,
+            first.dtype(),
+            tensors,
+            move |i| {
+                let parts: Vec<(&[u32], &[usize])> =
+                    i.iter().zip(&shapes).map(|(w, s)| (*w, &s[..])).collect();
+                cpu::concat(&parts, dim).map(|(v, _)| v)
+            },
+        );
     }
     let out = Tensor::empty(first.gpu()?, &shape, first.dtype())?;
     check_u32_len(OP, &out)?;
@@ -245,8 +247,10 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let rank = x.dims();
     let shape = permuted_shape(x.shape(), perm)?;
     if let Device::Cpu(_) = x.device() {
-        let (out, shape) = cpu::permute(x.host()?.u32(), x.shape(), perm)?;
-        return Tensor::from_vec_words(x.device(), &shape, x.dtype(), out);
+        let (xs, perm) = (x.shape().to_vec(), perm.to_vec());
+        return host_op(OP, x.device(), &shape, x.dtype(), &[x], move |i| {
+            cpu::permute(i[0], &xs, &perm).map(|(v, _)| v)
+        });
     }
     let mut in_strides = vec![1usize; rank];
     for i in (0..rank.saturating_sub(1)).rev() {
@@ -282,8 +286,10 @@ pub fn slice(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor>
     check_u32_len(OP, x)?;
     let shape = sliced_shape(x.shape(), dim, start, len)?;
     if let Device::Cpu(_) = x.device() {
-        let (out, shape) = cpu::slice(x.host()?.u32(), x.shape(), dim, start, len)?;
-        return Tensor::from_vec_words(x.device(), &shape, x.dtype(), out);
+        let xs = x.shape().to_vec();
+        return host_op(OP, x.device(), &shape, x.dtype(), &[x], move |i| {
+            cpu::slice(i[0], &xs, dim, start, len).map(|(v, _)| v)
+        });
     }
     let out = Tensor::empty(x.gpu()?, &shape, x.dtype())?;
     if out.is_empty() {

@@ -108,7 +108,7 @@ fn row_loss(
         &[a, Some(b), ids],
         &[&out],
         rows as u64,
-        |i, o| cpu::row_loss(&p, i[0], i[1], i[2], o[0]),
+        move |i, o| cpu::row_loss(&p, i[0], i[1], i[2], o[0]),
     )?;
     Ok(out)
 }

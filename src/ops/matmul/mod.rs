@@ -405,36 +405,45 @@ fn host_matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
         .into_iter()
         .flatten()
         .collect();
-    same_device(OP, &all)?;
-    let (ag, bg) = (a.host()?, b.host()?);
-    let bias = opts.bias.map(Tensor::host).transpose()?;
-    let res = opts.residual.map(Tensor::host).transpose()?;
-    let host = cpu::HostMatmul {
-        trans_a: opts.trans_a,
-        trans_b: opts.trans_b,
-        bias: bias.as_ref().map(|g| g.f32()),
-        act: opts.act,
-        residual: match (&res, opts.residual) {
-            (Some(g), Some(t)) => Some(cpu::HostMatrix {
-                data: g.f32(),
-                shape: t.shape(),
+    let device = same_device(OP, &all)?;
+    // The output's shape before anything runs (the kernel may be recorded): the GPU path's plan.
+    let out_shape = Plan::new(
+        a.shape(),
+        b.shape(),
+        opts.trans_a,
+        opts.trans_b,
+        opts.bias.map(|t| t.shape()),
+        opts.residual.map(|t| t.shape()),
+    )?
+    .out_shape;
+    let shapes: Vec<Vec<usize>> = all.iter().map(|t| t.shape().to_vec()).collect();
+    let (trans_a, trans_b, act, alpha) = (opts.trans_a, opts.trans_b, opts.act, opts.alpha);
+    let (has_bias, has_res) = (opts.bias.is_some(), opts.residual.is_some());
+    super::host_op_f32(OP, device, &out_shape, &all, move |i| {
+        // Inputs in order: a, b, then the bias and the residual where given.
+        let bias = has_bias.then(|| i[2]);
+        let r = 2 + usize::from(has_bias);
+        let host = cpu::HostMatmul {
+            trans_a,
+            trans_b,
+            bias,
+            act,
+            residual: has_res.then(|| cpu::HostMatrix {
+                data: i[r],
+                shape: &shapes[r],
             }),
-            _ => None,
-        },
-        alpha: opts.alpha,
-    };
-    let (out, shape) = cpu::matmul(
-        cpu::HostMatrix {
-            data: ag.f32(),
-            shape: a.shape(),
-        },
-        cpu::HostMatrix {
-            data: bg.f32(),
-            shape: b.shape(),
-        },
-        &host,
-    )?;
-    Tensor::from_vec_f32(a.device(), &shape, out)
+            alpha,
+        };
+        let a = cpu::HostMatrix {
+            data: i[0],
+            shape: &shapes[0],
+        };
+        let b = cpu::HostMatrix {
+            data: i[1],
+            shape: &shapes[1],
+        };
+        cpu::matmul(a, b, &host).map(|(out, _)| out)
+    })
 }
 
 /// `x @ weightᵀ + bias`, then `act`: PyTorch's `Linear`. `x` is `[.., in]`, `weight` `[out, in]`,

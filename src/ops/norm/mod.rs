@@ -7,11 +7,11 @@
 
 pub mod cpu;
 
-use super::{check_u32_len, WG};
+use super::{check_u32_len, host_op_f32, WG};
 use crate::error::{Error, Result};
 use crate::gpu::wgsl::{params_layout, wgsl_consts};
 use crate::gpu::{Access, Gpu, KernelSpec};
-use crate::tensor::{same_device, DType, Device, HostRead, Tensor};
+use crate::tensor::{same_device, DType, Device, Tensor};
 use std::sync::LazyLock;
 
 pub(super) const SRC: &str = include_str!("../../../shaders/norm.wgsl");
@@ -143,20 +143,38 @@ fn on_device<'a>(
     same_device(op, &ts)
 }
 
-fn host_of(t: Option<&Tensor>) -> Result<Option<HostRead<'_>>> {
-    t.map(Tensor::host).transpose()
+/// A norm on the CPU backend: `f(x, weight, bias)` over `x` and the affine parameters given.
+fn host_norm<F>(
+    op: &'static str,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    f: F,
+) -> Result<Tensor>
+where
+    F: FnOnce(&[f32], Option<&[f32]>, Option<&[f32]>) -> Result<Vec<f32>> + Send + 'static,
+{
+    let ins: Vec<&Tensor> = [Some(x), weight, bias].into_iter().flatten().collect();
+    let (has_w, has_b) = (weight.is_some(), bias.is_some());
+    host_op_f32(op, x.device(), x.shape(), &ins, move |i| {
+        let w = has_w.then(|| i[1]);
+        let b = has_b.then(|| i[1 + usize::from(has_w)]);
+        f(i[0], w, b)
+    })
 }
 
 fn row_softmax(x: &Tensor, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     check_input(op, x)?;
     if let Device::Cpu(_) = x.device() {
-        let out = if log {
-            cpu::log_softmax(x.host()?.f32(), x.shape())?
-        } else {
-            cpu::softmax(x.host()?.f32(), x.shape())?
-        };
-        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+        let shape = x.shape().to_vec();
+        return host_op_f32(op, x.device(), x.shape(), &[x], move |i| {
+            if log {
+                cpu::log_softmax(i[0], &shape)
+            } else {
+                cpu::softmax(i[0], &shape)
+            }
+        });
     }
     let out = Tensor::empty(x.gpu()?, x.shape(), DType::F32)?;
     if x.is_empty() {
@@ -247,15 +265,10 @@ pub fn layer_norm(
     check_affine(OP, "weight", weight, n)?;
     check_affine(OP, "bias", bias, n)?;
     if let Device::Cpu(_) = on_device(OP, x, weight, bias)? {
-        let (wg, bg) = (host_of(weight)?, host_of(bias)?);
-        let out = cpu::layer_norm(
-            x.host()?.f32(),
-            x.shape(),
-            wg.as_ref().map(|g| g.f32()),
-            bg.as_ref().map(|g| g.f32()),
-            eps,
-        )?;
-        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+        let shape = x.shape().to_vec();
+        return host_norm(OP, x, weight, bias, move |x, w, b| {
+            cpu::layer_norm(x, &shape, w, b, eps)
+        });
     }
     let rows = x.len().checked_div(n).unwrap_or(0);
     let p = Params {
@@ -286,17 +299,10 @@ fn group_norm_impl(
     check_affine(op, "weight", weight, c)?;
     check_affine(op, "bias", bias, c)?;
     if let Device::Cpu(_) = on_device(op, x, weight, bias)? {
-        let (wg, bg) = (host_of(weight)?, host_of(bias)?);
-        let out = cpu::group_norm(
-            x.host()?.f32(),
-            x.shape(),
-            groups,
-            wg.as_ref().map(|g| g.f32()),
-            bg.as_ref().map(|g| g.f32()),
-            eps,
-            silu,
-        )?;
-        return Tensor::from_vec_f32(x.device(), x.shape(), out);
+        let shape = x.shape().to_vec();
+        return host_norm(op, x, weight, bias, move |x, w, b| {
+            cpu::group_norm(x, &shape, groups, w, b, eps, silu)
+        });
     }
     let p = Params {
         rows: (n * groups) as u32,

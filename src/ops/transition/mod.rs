@@ -219,15 +219,10 @@ fn launch(
     out: &Tensor,
     threads: u64,
 ) -> Result<()> {
-    super::launch(
-        op,
-        &kernel.spec(),
-        p,
-        inputs,
-        &[out],
-        threads,
-        |ins, outs| cpu::run(kernel, p, ins, &mut *outs[0]),
-    )
+    super::launch(op, &kernel.spec(), p, inputs, &[out], threads, {
+        let p = *p;
+        move |ins, outs| cpu::run(kernel, &p, ins, &mut *outs[0])
+    })
 }
 
 /// Fills the prior fields of `p` and returns the tensor to bind as π (none when π is implicit).

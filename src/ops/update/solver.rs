@@ -153,11 +153,17 @@ fn host(
     noise: Noise<'_>,
     extras: Extras,
 ) -> Result<StepOutput> {
-    let mut stacked = Vec::with_capacity(hist.len() * x.len());
-    for h in hist {
-        stacked.extend_from_slice(h.host()?.f32());
-    }
-    host_step("solver_step", x, model, noise, |xs, shape, m, n| {
-        cpu::solver_step(xs, shape, m, s.prediction, s.clip, p, n, extras, &stacked)
-    })
+    let (prediction, clip) = (s.prediction, s.clip);
+    host_step(
+        "solver_step",
+        x,
+        model,
+        noise,
+        extras,
+        hist,
+        move |xs, shape, m, n, hist| {
+            let stacked = hist.concat();
+            cpu::solver_step(xs, shape, m, prediction, clip, p, n, extras, &stacked)
+        },
+    )
 }
