@@ -1,8 +1,9 @@
 // The page's model loader: the wasm carries no weights, so the app asks for a shipped model's files
 // when it opens one, and polls this object each frame (diffscope's src/app/download.rs):
-//   diffscopeModels.start(model, files)   begin (or restart) fetching models/<model>/<file>…
-//   diffscopeModels.state(model)          {loaded, total, done, error}
-//   diffscopeModels.take(model, file)     the bytes (Uint8Array) once done, handed over once
+//   diffscopeModels.start(model, files, job)  begin (or restart) fetching models/<model>/<file>…
+//                                             as the fetch named job (default: the model's name)
+//   diffscopeModels.state(job)                {loaded, total, done, error}
+//   diffscopeModels.take(job, file)           the bytes (Uint8Array) once done, handed over once
 // models/manifest.json (written by scripts/build-web.sh) lists each file's size and SHA-256: the
 // size gives the progress bar its total, the hash versions the Cache API entry, so a second visit
 // starts without the network and a changed model is fetched again. Paths are relative to the page,
@@ -81,18 +82,18 @@ window.diffscopeModels = (() => {
   }
 
   return {
-    start(model, files) {
+    start(model, files, name) {
       const job = { loaded: 0, total: null, done: false, error: null, files: new Map() };
-      jobs.set(model, job);
+      jobs.set(name || model, job);
       run(job, model, Array.from(files));
     },
-    state(model) {
-      const j = jobs.get(model);
-      if (!j) return { loaded: 0, total: null, done: false, error: `${model} was never requested` };
+    state(name) {
+      const j = jobs.get(name);
+      if (!j) return { loaded: 0, total: null, done: false, error: `${name} was never requested` };
       return { loaded: j.loaded, total: j.total, done: j.done, error: j.error };
     },
-    take(model, file) {
-      const j = jobs.get(model);
+    take(name, file) {
+      const j = jobs.get(name);
       const b = j && j.files.get(file);
       if (j) j.files.delete(file);
       return b;

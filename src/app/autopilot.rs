@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 
 pub struct Autopilot {
     pub screenshot: PathBuf,
+    /// Save only the run's main picture, scaled to this many pixels wide: the model's thumbnail
+    /// (`tools/make_thumbnails.sh`; see `thumbnail.rs`).
+    pub thumbnail: Option<usize>,
     pub after_steps: usize,
     pub timeout: std::time::Duration,
     /// Filled when the app closes: the status JSON, or why the check failed.
@@ -20,6 +23,7 @@ impl Autopilot {
     pub fn new(screenshot: PathBuf, after_steps: usize, timeout_s: u64) -> Autopilot {
         Autopilot {
             screenshot,
+            thumbnail: None,
             after_steps,
             timeout: std::time::Duration::from_secs(timeout_s),
             outcome: Arc::default(),
@@ -53,7 +57,13 @@ impl Autopilot {
         }
         let shot = self.shot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(img) = shot {
-            let saved = save_png(&self.screenshot, &img);
+            let saved = match self.thumbnail {
+                None => save_png(&self.screenshot, &img),
+                Some(width) => super::thumbnail::marked(ctx)
+                    .and_then(|r| super::thumbnail::crop(&img, r, ctx.pixels_per_point(), width))
+                    .ok_or_else(|| std::io::Error::other("the view marked no picture to crop"))
+                    .and_then(|t| save_png(&self.screenshot, &t)),
+            };
             let outcome = match (error, saved) {
                 (Some(e), _) => Err(format!("the app shows an error: {e}")),
                 (None, Err(e)) => Err(format!("{}: {e}", self.screenshot.display())),

@@ -18,6 +18,9 @@ pub(super) enum State {
 
 pub(super) struct Download {
     pub model: String,
+    /// The page's name for this fetch: the model's, or another for files fetched on their own
+    /// (a thumbnail), so the two do not replace each other.
+    job: String,
     files: Vec<&'static str>,
     pub state: State,
 }
@@ -25,9 +28,15 @@ pub(super) struct Download {
 impl Download {
     /// Start fetching `files` of shipped model `model`.
     pub fn start(model: &str, files: Vec<&'static str>) -> Download {
-        page::start(model, &files);
+        Self::start_as(model, model, files)
+    }
+
+    /// [`Download::start`] as the page's fetch named `job`.
+    pub fn start_as(job: &str, model: &str, files: Vec<&'static str>) -> Download {
+        page::start(job, model, &files);
         Download {
             model: model.to_string(),
+            job: job.to_string(),
             files,
             state: State::Loading {
                 loaded: 0.0,
@@ -38,7 +47,7 @@ impl Download {
 
     /// Fetch again after a failure.
     pub fn retry(&mut self) {
-        page::start(&self.model, &self.files);
+        page::start(&self.job, &self.model, &self.files);
         self.state = State::Loading {
             loaded: 0.0,
             total: None,
@@ -49,10 +58,10 @@ impl Download {
     /// is `Done`.
     pub fn poll(&mut self) -> &State {
         if let State::Loading { .. } = self.state {
-            self.state = page::state(&self.model);
+            self.state = page::state(&self.job);
             if self.state == State::Done {
                 for f in &self.files {
-                    match page::take(&self.model, f) {
+                    match page::take(&self.job, f) {
                         Some(bytes) => zoo::provide(&self.model, f, bytes),
                         None => {
                             self.state = State::Failed(format!("{}/{f} arrived empty", self.model));
@@ -126,18 +135,18 @@ mod page {
         f.apply(&l, &arr).map_err(|e| format!("{e:?}"))
     }
 
-    pub fn start(model: &str, files: &[&str]) {
+    pub fn start(job: &str, model: &str, files: &[&str]) {
         let list = js_sys::Array::new();
         for f in files {
             list.push(&JsValue::from_str(f));
         }
-        if let Err(e) = call("start", &[model.into(), list.into()]) {
+        if let Err(e) = call("start", &[model.into(), list.into(), job.into()]) {
             log::error!("{e}");
         }
     }
 
-    pub fn state(model: &str) -> State {
-        let s = match call("state", &[model.into()]) {
+    pub fn state(job: &str) -> State {
+        let s = match call("state", &[job.into()]) {
             Ok(s) => s,
             Err(e) => return State::Failed(e),
         };
@@ -154,8 +163,8 @@ mod page {
         }
     }
 
-    pub fn take(model: &str, file: &str) -> Option<Vec<u8>> {
-        let v = call("take", &[model.into(), file.into()]).ok()?;
+    pub fn take(job: &str, file: &str) -> Option<Vec<u8>> {
+        let v = call("take", &[job.into(), file.into()]).ok()?;
         v.dyn_into::<js_sys::Uint8Array>().ok().map(|a| a.to_vec())
     }
 }
@@ -165,13 +174,13 @@ mod page {
 mod page {
     use super::State;
 
-    pub fn start(_model: &str, _files: &[&str]) {}
+    pub fn start(_job: &str, _model: &str, _files: &[&str]) {}
 
-    pub fn state(_model: &str) -> State {
+    pub fn state(_job: &str) -> State {
         State::Failed("shipped models are embedded in the native app".into())
     }
 
-    pub fn take(_model: &str, _file: &str) -> Option<Vec<u8>> {
+    pub fn take(_job: &str, _file: &str) -> Option<Vec<u8>> {
         None
     }
 }

@@ -14,7 +14,17 @@ impl DiffscopeApp {
         ui.heading("diffscope");
         self.compute_ui(ui);
         ui.separator();
-        ui.label("Model");
+        ui.horizontal(|ui| {
+            ui.label("Model");
+            if !self.landing.shown
+                && ui
+                    .small_button("thumbnails")
+                    .on_hover_text("what each model makes, above the view")
+                    .clicked()
+            {
+                self.landing.shown = true;
+            }
+        });
         let (open_family, open_name) = match &self.run {
             Some(r) => (Some(r.family()), r.model_name().to_string()),
             None => (None, String::new()),

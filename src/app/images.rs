@@ -48,7 +48,8 @@ pub fn grid(values: &[f32], shape: [usize; 4], cols: usize, scale: Scale) -> Col
     img
 }
 
-/// One panel of the view: a caption over the grid, scaled to `size` pixels wide.
+/// One panel of the view: a caption over the grid, scaled to `size` pixels wide. Returns where the
+/// picture was drawn.
 pub fn panel(
     ui: &mut egui::Ui,
     tex: &mut Option<TextureHandle>,
@@ -56,7 +57,7 @@ pub fn panel(
     image: ColorImage,
     caption: &str,
     width: f32,
-) {
+) -> Option<egui::Rect> {
     let aspect = image.size[1] as f32 / image.size[0] as f32;
     match tex {
         Some(t) => t.set(image, TextureOptions::NEAREST),
@@ -64,10 +65,10 @@ pub fn panel(
     }
     ui.vertical(|ui| {
         ui.label(caption);
-        if let Some(t) = tex {
-            ui.image((t.id(), egui::vec2(width, width * aspect)));
-        }
-    });
+        tex.as_ref()
+            .map(|t| ui.image((t.id(), egui::vec2(width, width * aspect))).rect)
+    })
+    .inner
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod graph;
 mod heatmap;
 mod highlight;
 mod images;
+mod landing;
 mod layout;
 mod lesson;
 mod link;
@@ -29,6 +30,7 @@ mod recovery;
 mod schedule;
 mod sequence;
 mod share;
+mod thumbnail;
 mod timeline;
 mod vary;
 mod worker;
@@ -60,6 +62,8 @@ pub struct DiffscopeApp {
     notice: Option<String>,
     /// Frame intervals and the app's work per frame.
     frame_stats: frames::FrameStats,
+    /// The first visit's strip of thumbnails above the run.
+    landing: landing::Landing,
     /// The open model's card in brief.
     about: card::About,
     /// A shipped model's files being fetched before it opens (the browser build).
@@ -94,8 +98,10 @@ type DroppedInbox = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, Result<Vec<
 pub enum Start {
     Shipped(String),
     /// Where the last session left off (its model, settings or lesson, kept by eframe's storage:
-    /// a file natively, the page's local storage in the browser), else the default model.
+    /// a file natively, the page's local storage in the browser), else a first visit.
     Last,
+    /// The default model as a first visit sees it: with the thumbnails of every model above it.
+    FirstVisit,
     #[cfg(not(target_arch = "wasm32"))]
     Dir(std::path::PathBuf),
 }
@@ -173,7 +179,7 @@ impl DiffscopeApp {
             .filter(|l| l.opens().is_some_and(|m| zoo::find(&m).is_some()));
         match last.as_ref().and_then(Link::opens) {
             Some(model) => (Start::Shipped(model), last),
-            None => (Start::Shipped(zoo::DEFAULT_MODEL.to_string()), None),
+            None => (Start::FirstVisit, None),
         }
     }
 
@@ -261,6 +267,7 @@ impl DiffscopeApp {
             timeline: Timeline::default(),
             notice: None,
             frame_stats: Default::default(),
+            landing: landing::Landing::new(matches!(start, Start::Last | Start::FirstVisit)),
             about: Default::default(),
             download: None,
             link: None,
@@ -283,7 +290,7 @@ impl DiffscopeApp {
         }
         match start {
             Start::Shipped(name) => app.open_shipped(&name),
-            Start::Last => app.open_shipped(zoo::DEFAULT_MODEL),
+            Start::Last | Start::FirstVisit => app.open_shipped(zoo::DEFAULT_MODEL),
             #[cfg(not(target_arch = "wasm32"))]
             Start::Dir(d) => {
                 if let Some(device) = app.device.clone() {
@@ -344,6 +351,7 @@ impl DiffscopeApp {
             "link": self.link().map(|l| l.query()),
             "viewed_hash": self.viewed_hash(),
             "ui_frames": self.frame_stats.json(),
+            "landing": {"shown": self.landing.shown, "thumbnails": self.landing.loaded()},
             "download": self.download.as_ref().map(|d| d.describe()),
         })
         .to_string()
@@ -468,18 +476,28 @@ impl DiffscopeApp {
         self.lesson_panel(ui);
         #[cfg(target_arch = "wasm32")]
         self.sync_address(ui.ctx());
-        let view = egui::CentralPanel::default().show(ui, |ui| match &mut self.run {
-            Some(run) => run.central(ui, self.timeline.viewed()),
-            None => match &self.download {
-                Some(d) => {
-                    ui.label(d.describe());
-                }
-                None => {
-                    ui.label("no model loaded");
-                }
-            },
+        let landing = self.landing.shown && self.lesson.is_none();
+        let mut picked = None;
+        let view = egui::CentralPanel::default().show(ui, |ui| {
+            if landing {
+                picked = self.landing.ui(ui);
+            }
+            match &mut self.run {
+                Some(run) => run.central(ui, self.timeline.viewed()),
+                None => match &self.download {
+                    Some(d) => {
+                        ui.label(d.describe());
+                    }
+                    None => {
+                        ui.label("no model loaded");
+                    }
+                },
+            }
         });
         self.layout.view_width = view.response.rect.width();
+        if let Some(name) = picked {
+            self.open_shipped(name);
+        }
     }
 
     /// The side panel as a drawer over the view (narrow screens): the view keeps its size under

@@ -53,6 +53,44 @@ pub fn png(pixels: &[u8], width: usize, height: usize, channels: Channels) -> Re
     Ok(out)
 }
 
+/// A PNG file's pixels as 8-bit RGBA (row-major) with its width and height: grey, palette and 16-bit
+/// files are converted. A truncated or malformed file is an error.
+pub fn decode_png(bytes: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
+    let err = |detail: String| Error::Encode {
+        what: "PNG",
+        detail,
+    };
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = dec.read_info().map_err(|e| err(e.to_string()))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| err("the picture is too large".into()))?;
+    let mut buf = vec![0u8; size];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| err(e.to_string()))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let px = &buf[..info.buffer_size()];
+    let rgba: Vec<u8> = match info.color_type {
+        png::ColorType::Rgba => px.to_vec(),
+        png::ColorType::Rgb => px
+            .chunks_exact(3)
+            .flat_map(|c| [c[0], c[1], c[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => px
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0], c[1]])
+            .collect(),
+        png::ColorType::Grayscale => px.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::Indexed => return Err(err("a palette was not expanded".into())),
+    };
+    if rgba.len() != w * h * 4 {
+        return Err(err(format!("{} bytes for a {w}×{h} picture", rgba.len())));
+    }
+    Ok((rgba, w, h))
+}
+
 /// How far past the data range a view of 2-D points reaches: the data fills the middle, and points
 /// still far out at high noise stay in the picture.
 pub const POINTS_MARGIN: f32 = 1.4;
@@ -82,5 +120,22 @@ mod tests {
             png(&px[1..], w, h, Channels::Rgb),
             Err(Error::Encode { what: "PNG", .. })
         ));
+    }
+
+    #[test]
+    fn decode_png_gives_rgba_and_refuses_a_truncated_file() {
+        let (w, h) = (3, 2);
+        let px: Vec<u8> = (0..w * h * 3).map(|i| (i * 17) as u8).collect();
+        let bytes = png(&px, w, h, Channels::Rgb).unwrap();
+        let (rgba, dw, dh) = decode_png(&bytes).unwrap();
+        assert_eq!((dw, dh), (3, 2));
+        let want: Vec<u8> = px.chunks(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+        assert_eq!(rgba, want);
+        let cut = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            decode_png(cut),
+            Err(Error::Encode { what: "PNG", .. })
+        ));
+        assert!(decode_png(b"not a png").is_err());
     }
 }

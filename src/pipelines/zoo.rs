@@ -81,6 +81,9 @@ pub struct Shipped {
     /// (Gaussian, sequence) or `dataset.json`, the train / val / test graphs (graph).
     pub data: Payload,
     pub card: &'static str,
+    /// `thumbnail.png`: the picture of a finished run that the app's landing strip shows (made by
+    /// `tools/make_thumbnails.sh` with the app itself).
+    pub thumbnail: Payload,
 }
 
 /// Every shipped model, in gallery order within each family.
@@ -94,6 +97,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("toy2d-mlp", "model.safetensors"),
         data: payload!("toy2d-mlp", "examples.safetensors"),
         card: include_str!("../../assets/toy2d-mlp/card.json"),
+        thumbnail: payload!("toy2d-mlp", "thumbnail.png"),
     },
     Shipped {
         name: "mnist-unet",
@@ -105,6 +109,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("mnist-unet", "diffusion_pytorch_model.safetensors"),
         data: payload!("mnist-unet", "examples.safetensors"),
         card: include_str!("../../assets/mnist-unet/card.json"),
+        thumbnail: payload!("mnist-unet", "thumbnail.png"),
     },
     Shipped {
         name: "words-absorb",
@@ -115,6 +120,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("words-absorb", "model.safetensors"),
         data: payload!("words-absorb", "examples.safetensors"),
         card: include_str!("../../assets/words-absorb/card.json"),
+        thumbnail: payload!("words-absorb", "thumbnail.png"),
     },
     Shipped {
         name: "words-uniform",
@@ -125,6 +131,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("words-uniform", "model.safetensors"),
         data: payload!("words-uniform", "examples.safetensors"),
         card: include_str!("../../assets/words-uniform/card.json"),
+        thumbnail: payload!("words-uniform", "thumbnail.png"),
     },
     Shipped {
         name: "promoter-multinomial",
@@ -136,6 +143,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("promoter-multinomial", "model.safetensors"),
         data: payload!("promoter-multinomial", "examples.safetensors"),
         card: include_str!("../../assets/promoter-multinomial/card.json"),
+        thumbnail: payload!("promoter-multinomial", "thumbnail.png"),
     },
     Shipped {
         name: "planar-digress",
@@ -147,6 +155,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("planar-digress", "model.safetensors"),
         data: payload!("planar-digress", "dataset.json"),
         card: include_str!("../../assets/planar-digress/card.json"),
+        thumbnail: payload!("planar-digress", "thumbnail.png"),
     },
     Shipped {
         name: "sbm-digress",
@@ -157,6 +166,7 @@ pub const MODELS: &[Shipped] = &[
         weights: payload!("sbm-digress", "model.safetensors"),
         data: payload!("sbm-digress", "dataset.json"),
         card: include_str!("../../assets/sbm-digress/card.json"),
+        thumbnail: payload!("sbm-digress", "thumbnail.png"),
     },
 ];
 
@@ -184,6 +194,12 @@ impl Shipped {
     /// texts in `models/<name>/`).
     pub fn files(&self) -> [&'static str; 2] {
         [self.weights.file, self.data.file]
+    }
+
+    /// The thumbnail's PNG bytes: embedded natively; in the browser once fetched (the landing
+    /// strip fetches it on its own, not with the model).
+    pub fn thumbnail(&self) -> Result<Cow<'static, [u8]>> {
+        self.bytes(&self.thumbnail)
     }
 
     fn provided(&self, file: &str) -> Option<Vec<u8>> {

@@ -1470,3 +1470,31 @@ fn sequence_runs_compare_side_by_side() {
     assert!(runs(&h).is_empty());
     assert!(h.query_by_label_contains("this one has no mask").is_some());
 }
+
+/// A first visit shows what every model makes above the default model's run: seven thumbnails
+/// decoded from their PNGs; a click opens that model and puts the strip away; the side panel's
+/// "thumbnails" brings it back. A model opened on purpose starts without it.
+#[test]
+fn a_first_visit_shows_every_models_thumbnail() {
+    let dir = export_dir("landing");
+    let mut h = harness(Start::FirstVisit, &dir);
+    run_until(&mut h, 2000, |s| {
+        s["recorded"].as_u64() >= Some(1) && s["landing"]["thumbnails"].as_u64() == Some(7)
+    });
+    let s = status(&h);
+    assert_eq!(s["model"], "toy2d-mlp", "{s}");
+    assert_eq!(s["landing"]["shown"], true, "{s}");
+    click_settled(&mut h, "open mnist-unet");
+    run_until(&mut h, 2000, |s| s["model"] == "mnist-unet");
+    assert_eq!(status(&h)["landing"]["shown"], false);
+    h.run_steps(2);
+    assert!(h.query_by_label("open words-absorb").is_none());
+    click_settled(&mut h, "thumbnails");
+    run_until(&mut h, 50, |s| s["landing"]["shown"] == true);
+    h.run_steps(2);
+    assert!(h.query_by_label("open words-absorb").is_some());
+
+    let plain = harness(Start::Shipped("toy2d-mlp".into()), &dir);
+    assert_eq!(status(&plain)["landing"]["shown"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+}

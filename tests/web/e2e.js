@@ -102,6 +102,14 @@ async function withWebGpu(url) {
         null, { timeout: TIMEOUT_MS, polling: 100 });
       console.log(`page load to first reverse step (${visit} cache): ${((Date.now() - t0) / 1000).toFixed(1)} s, ` +
         `${((served.bytes - b0) / 1e6).toFixed(2)} MB served`);
+      if (visit === 'cold') {
+        // A first visit: every model's thumbnail (fetched on its own, models/<name>/thumbnail.png)
+        // above the default model's run.
+        await page.waitForFunction(() => JSON.parse(window.diffscope.status()).landing.thumbnails === 7,
+          null, { timeout: TIMEOUT_MS, polling: 200 }).catch(() => {});
+        const l = JSON.parse(await page.evaluate(() => window.diffscope.status())).landing;
+        check(l.shown && l.thumbnails === 7, 'a first visit shows every model\'s thumbnail (' + JSON.stringify(l) + ')');
+      }
     }
     const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
     await page.waitForFunction(n => {

@@ -557,7 +557,7 @@ impl OpenRun for OpenGaussian {
                 let mut grids = grids;
                 for (i, cap) in captions.iter().enumerate() {
                     let img = grids.as_mut().and_then(|g| g[i].take());
-                    match img {
+                    let drawn = match img {
                         Some(img) => images::panel(
                             ui,
                             &mut textures[i],
@@ -569,16 +569,21 @@ impl OpenRun for OpenGaussian {
                         None if grids.is_some() => {
                             // A step without this prediction (x_T): drop the stale picture.
                             textures[i] = None;
+                            None
                         }
-                        None => {
-                            if let Some(tex) = &textures[i] {
-                                let sz = tex.size_vec2();
-                                ui.vertical(|ui| {
-                                    ui.label(cap.as_str());
-                                    ui.image((tex.id(), egui::vec2(width, width * sz.y / sz.x)));
-                                });
-                            }
-                        }
+                        None => textures[i].as_ref().map(|tex| {
+                            let sz = tex.size_vec2();
+                            ui.vertical(|ui| {
+                                ui.label(cap.as_str());
+                                ui.image((tex.id(), egui::vec2(width, width * sz.y / sz.x)))
+                                    .rect
+                            })
+                            .inner
+                        }),
+                    };
+                    // x_t is what the run makes (its thumbnail, once done).
+                    if let (0, Some(r)) = (i, drawn) {
+                        super::thumbnail::mark(ui, r);
                     }
                 }
             });
@@ -616,6 +621,7 @@ impl OpenRun for OpenGaussian {
                 }
             });
             let rect = points::draw(ui, &trail, s.run.settings.labels.as_deref(), m.data_range);
+            super::thumbnail::mark(ui, rect);
             if self.score.shown {
                 self.score.draw(&ui.painter_at(rect), rect, m.data_range);
             }

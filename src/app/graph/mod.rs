@@ -257,7 +257,11 @@ impl OpenRun for OpenGraphs {
                  pair is {h:.3} bits on average (1 = a coin flip, 0 = decided)."
             ));
         }
-        draw::draw(ui, r, &self.layout, f, self.predicted);
+        let drawn = ui
+            .scope(|ui| draw::draw(ui, r, &self.layout, f, self.predicted))
+            .response
+            .rect;
+        super::thumbnail::mark(ui, drawn);
     }
 
     fn forward_row(&mut self, ui: &mut egui::Ui) {

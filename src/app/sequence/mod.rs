@@ -370,7 +370,8 @@ impl OpenRun for OpenSequences {
         // Both ways: 50-letter DNA rows outgrow a view narrowed by the lesson panel.
         egui::ScrollArea::both().show(ui, |ui| {
             *row = (*row).min(r.n.saturating_sub(1));
-            draw::draw(ui, m, r, v, row);
+            let rows = ui.scope(|ui| draw::draw(ui, m, r, v, row)).response.rect;
+            super::thumbnail::mark(ui, rows);
             ui.separator();
             draw::detail(ui, m, r, v, *row, show_x0);
             // The step from frame v−1 to v ran at t_of(v − 1); x_T shows the first step's.

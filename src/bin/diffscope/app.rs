@@ -20,6 +20,8 @@ pub struct AppArgs {
     pub screenshot: Option<PathBuf>,
     pub after_steps: usize,
     pub timeout: u64,
+    /// With `screenshot`: only the run's main picture, this many pixels wide.
+    pub thumbnail: Option<usize>,
 }
 
 #[cfg(not(feature = "app"))]
@@ -63,16 +65,16 @@ pub fn open(opts: &DeviceOptions, mut a: AppArgs) -> diffscope::Result<()> {
                 })
             }
         },
-        // Nothing asked for: where the last session left off (the self-check always starts from
-        // the default model, whatever an earlier session left).
-        (None, None) if a.screenshot.is_some() => {
-            diffscope::app::Start::Shipped(zoo::DEFAULT_MODEL.to_string())
-        }
+        // Nothing asked for: where the last session left off (the self-check always starts as a
+        // first visit, whatever an earlier session left).
+        (None, None) if a.screenshot.is_some() => diffscope::app::Start::FirstVisit,
         (None, None) => diffscope::app::Start::Last,
     };
-    let autopilot = a
-        .screenshot
-        .map(|p| diffscope::app::autopilot::Autopilot::new(p, a.after_steps, a.timeout));
+    let autopilot = a.screenshot.map(|p| {
+        let mut ap = diffscope::app::autopilot::Autopilot::new(p, a.after_steps, a.timeout);
+        ap.thumbnail = a.thumbnail;
+        ap
+    });
     run_app(
         opts,
         start,

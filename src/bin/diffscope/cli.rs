@@ -74,6 +74,10 @@ struct Cli {
     after_steps: usize,
     #[arg(long, default_value_t = 300, hide = true, requires = "screenshot")]
     timeout: u64,
+    /// With --screenshot: save only the run's main picture, this many pixels wide (a model's
+    /// thumbnail; tools/make_thumbnails.sh).
+    #[arg(long, value_name = "WIDTH", hide = true, requires = "screenshot", value_parser = clap::value_parser!(u64).range(8..=2048))]
+    thumbnail: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -167,6 +171,7 @@ pub fn main() -> ExitCode {
                 screenshot: cli.screenshot,
                 after_steps: cli.after_steps,
                 timeout: cli.timeout,
+                thumbnail: cli.thumbnail.map(|w| w as usize),
             },
         ),
         Some(_)

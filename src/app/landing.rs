@@ -1,0 +1,150 @@
+//! The landing strip: on a first visit, above the default model's live run, a row with every
+//! shipped model's thumbnail — the end of its reverse run, so the first screen shows what the models
+//! make and not only noise. A click opens that model; "put away" hides the strip, and the side
+//! panel's "thumbnails" button brings it back. Natively the thumbnails are embedded; the page
+//! fetches each model's `thumbnail.png` on its own (a few kB each, cached like the models).
+
+use super::download::{Download, State};
+use crate::pipelines::zoo;
+use egui::{ColorImage, RichText, TextureHandle, TextureOptions};
+
+/// How tall a thumbnail is drawn, in points.
+const HEIGHT: f32 = 96.0;
+
+enum Thumb {
+    /// Not asked for yet (the page fetches on first show).
+    Idle,
+    Fetching(Download),
+    Shown(TextureHandle),
+    /// Why there is no picture (shown as the card's text).
+    Missing(String),
+}
+
+pub(super) struct Landing {
+    pub shown: bool,
+    thumbs: Vec<(&'static zoo::Shipped, Thumb)>,
+}
+
+impl Landing {
+    pub fn new(shown: bool) -> Landing {
+        Landing {
+            shown,
+            thumbs: zoo::MODELS.iter().map(|s| (s, Thumb::Idle)).collect(),
+        }
+    }
+
+    /// Thumbnails ready to draw.
+    pub fn loaded(&self) -> usize {
+        self.thumbs
+            .iter()
+            .filter(|(_, t)| matches!(t, Thumb::Shown(_)))
+            .count()
+    }
+
+    /// Fetch (web), decode and upload what has arrived.
+    fn load(&mut self, ctx: &egui::Context) {
+        for (s, t) in &mut self.thumbs {
+            if let Thumb::Idle = t {
+                *t = match s.thumbnail() {
+                    Ok(bytes) => texture(ctx, s.name, &bytes),
+                    // The browser build: fetch it as its own job beside the model's files.
+                    Err(_) => Thumb::Fetching(Download::start_as(
+                        &format!("{} thumbnail", s.name),
+                        s.name,
+                        vec!["thumbnail.png"],
+                    )),
+                };
+            }
+            if let Thumb::Fetching(d) = t {
+                match d.poll().clone() {
+                    State::Loading { .. } => ctx.request_repaint(),
+                    State::Done => {
+                        *t = match s.thumbnail() {
+                            Ok(bytes) => texture(ctx, s.name, &bytes),
+                            Err(e) => Thumb::Missing(e.to_string()),
+                        }
+                    }
+                    State::Failed(e) => *t = Thumb::Missing(e),
+                }
+            }
+        }
+    }
+
+    /// The strip; returns the model whose thumbnail was clicked.
+    pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<&'static str> {
+        self.load(ui.ctx());
+        let mut pick = None;
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("What the models make").strong());
+            ui.label(
+                RichText::new(
+                    "— each picture is the end of a reverse run; click one to watch it denoise",
+                )
+                .weak(),
+            );
+            if ui
+                .small_button("put away")
+                .on_hover_text(
+                    "hide these thumbnails (the side panel's \"thumbnails\" shows them again)",
+                )
+                .clicked()
+            {
+                self.shown = false;
+            }
+        });
+        egui::ScrollArea::horizontal()
+            .id_salt("landing")
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    for (s, t) in &self.thumbs {
+                        let clicked = ui
+                            .vertical(|ui| {
+                                let r = match t {
+                                    Thumb::Shown(tex) => {
+                                        let size = tex.size_vec2();
+                                        let w = HEIGHT * size.x / size.y.max(1.0);
+                                        ui.add(egui::Button::image((
+                                            tex.id(),
+                                            egui::vec2(w, HEIGHT),
+                                        )))
+                                    }
+                                    Thumb::Missing(why) => ui
+                                        .add_sized(
+                                            [HEIGHT, HEIGHT],
+                                            egui::Button::new("no picture"),
+                                        )
+                                        .on_hover_text(why.as_str()),
+                                    _ => ui.add_sized([HEIGHT, HEIGHT], egui::Spinner::new()),
+                                };
+                                ui.label(RichText::new(s.name).small());
+                                // What a screen reader (and the app tests) call the card.
+                                let label = format!("open {}", s.name);
+                                r.widget_info(|| {
+                                    egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
+                                });
+                                r.on_hover_text(s.summary).clicked()
+                            })
+                            .inner;
+                        if clicked {
+                            pick = Some(s.name);
+                        }
+                    }
+                });
+            });
+        ui.separator();
+        if pick.is_some() {
+            self.shown = false;
+        }
+        pick
+    }
+}
+
+fn texture(ctx: &egui::Context, name: &str, bytes: &[u8]) -> Thumb {
+    match crate::picture::decode_png(bytes) {
+        Ok((rgba, w, h)) => {
+            let img = ColorImage::from_rgba_unmultiplied([w, h], &rgba);
+            Thumb::Shown(ctx.load_texture(format!("thumbnail {name}"), img, TextureOptions::LINEAR))
+        }
+        Err(e) => Thumb::Missing(format!("{name}/thumbnail.png: {e}")),
+    }
+}
