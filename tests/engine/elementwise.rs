@@ -182,6 +182,34 @@ fn film_matches_cpu_on(g: Device) {
     }
 }
 
+/// FiLM with a per-element scale and shift (a FiLM-MLP's), large enough that the CPU backend splits
+/// it across threads (2 × its split threshold and an odd tail), and small.
+#[test]
+fn film_per_element_matches_cpu() {
+    on_each_backend(|g| {
+        let mut rng = Rng::new(9);
+        for (rows, d) in [(2053, 129), (3, 5)] {
+            let n = rows * d;
+            let (h, s, b) = (
+                rng.vec(n, -2.0, 2.0),
+                rng.vec(n, -1.0, 1.0),
+                rng.vec(n, -1.0, 1.0),
+            );
+            let t = |v: &[f32]| Tensor::from_f32(&g, &[rows, d], v).unwrap();
+            for act in [Unary::Identity, Unary::Silu, Unary::Gelu] {
+                let got = ew::film(&t(&h), &t(&s), &t(&b), act)
+                    .unwrap()
+                    .to_f32()
+                    .unwrap();
+                let want: Vec<f32> = (0..n)
+                    .map(|i| cpu_unary(act, (1.0 + s[i]) * h[i] + b[i]))
+                    .collect();
+                assert_close(&format!("film {rows}×{d} {act:?}"), &got, &want, 1e-5, 1e-6);
+            }
+        }
+    });
+}
+
 #[test]
 fn shape_and_dtype_errors_are_typed() {
     on_each_backend(shape_and_dtype_errors_are_typed_on);
