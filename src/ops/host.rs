@@ -42,8 +42,8 @@ where
     }
     let out = Tensor::unfilled_host(device, shape, dtype)?;
     let n = out.len();
-    let buf = out.host_buffer()?;
-    let fill = buf.clone();
+    let fill = out.host_buffer()?;
+    let skip = fill.zeros_on_skip(n);
     let ins: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
     cpu.record(Job {
         run: Box::new(move || {
@@ -63,11 +63,7 @@ where
             *fill.write()?.u32_vec() = v;
             Ok(())
         }),
-        skip: Some(Box::new(move || {
-            if let Ok(mut w) = buf.write() {
-                w.u32_vec().resize(n, 0);
-            }
-        })),
+        skip: Some(skip),
     })?;
     Ok(out)
 }

@@ -97,6 +97,20 @@ pub enum ModelOutput<'a> {
     },
 }
 
+impl<'a> ModelOutput<'a> {
+    /// The output tensor, and the guidance and its order when guided.
+    fn parts(self) -> (&'a Tensor, Option<(Guidance, CfgOrder)>) {
+        match self {
+            ModelOutput::Plain(m) => (m, None),
+            ModelOutput::Guided {
+                out,
+                guidance,
+                order,
+            } => (out, Some((guidance, order))),
+        }
+    }
+}
+
 /// Which by-products to write besides `x_{t−1}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
@@ -591,14 +605,7 @@ where
         + Send
         + 'static,
 {
-    let (m, guided) = match model {
-        ModelOutput::Plain(m) => (m, None),
-        ModelOutput::Guided {
-            out,
-            guidance,
-            order,
-        } => (out, Some((guidance, order))),
-    };
+    let (m, guided) = model.parts();
     let injected = match noise {
         Noise::Injected(t) => Some(t),
         _ => None,
@@ -683,14 +690,7 @@ fn run(
 ) -> Result<StepOutput> {
     x_t.expect_dtype(op, DType::F32)?;
     check_u32_len(op, x_t)?;
-    let (m, guided) = match model {
-        ModelOutput::Plain(m) => (m, None),
-        ModelOutput::Guided {
-            out,
-            guidance,
-            order,
-        } => (out, Some((guidance, order))),
-    };
+    let (m, guided) = model.parts();
     m.expect_dtype(op, DType::F32)?;
     let kind = match noise {
         Noise::None => NoiseKind::None,

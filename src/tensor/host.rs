@@ -3,7 +3,7 @@
 //! shared handles (as a GPU kernel writes a bound buffer).
 
 use crate::error::{Error, Result};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A tensor's host memory. f32 tensors hold their bit patterns; every dtype is 4 bytes.
 pub(crate) struct HostBuffer {
@@ -32,6 +32,17 @@ impl HostBuffer {
             .read()
             .map(HostRead)
             .map_err(|_| Error::Internal("a host tensor's lock was poisoned by a panic".into()))
+    }
+
+    /// What a recorded op that fills this (empty) buffer does when it cannot run: fill it with
+    /// `n` zeros, so that nothing downstream reads a buffer shorter than its shape.
+    pub(crate) fn zeros_on_skip(self: &Arc<Self>, n: usize) -> crate::cpu::queue::Skip {
+        let buf = self.clone();
+        Box::new(move || {
+            if let Ok(mut w) = buf.write() {
+                w.u32_vec().resize(n, 0);
+            }
+        })
     }
 
     pub(crate) fn write(&self) -> Result<HostWrite<'_>> {

@@ -205,6 +205,11 @@ impl Tensor {
 
     fn new_host(device: Device, shape: &[usize], dtype: DType, words: Vec<u32>) -> Result<Tensor> {
         check_len("upload", shape, words.len())?;
+        Self::host_of(device, shape, dtype, words)
+    }
+
+    /// A host tensor over `words` (all of its elements, or none yet), within the backend's size.
+    fn host_of(device: Device, shape: &[usize], dtype: DType, words: Vec<u32>) -> Result<Tensor> {
         let bytes = byte_size(shape, dtype)?;
         let limit = device.max_tensor_bytes();
         if bytes > limit {
@@ -319,19 +324,15 @@ impl Tensor {
                 // Recorded, so the copy holds what the tensor holds after the ops before it.
                 Device::Cpu(c) if c.deferred() => {
                     let out = Self::unfilled_host(&self.device, &self.shape, self.dtype)?;
-                    let (from, to, n) = (h.clone(), out.host_buffer()?, self.len());
-                    let skipped = to.clone();
+                    let (from, to) = (h.clone(), out.host_buffer()?);
+                    let skip = to.zeros_on_skip(self.len());
                     c.record(crate::cpu::queue::Job {
                         run: Box::new(move || {
                             let words = from.read()?.u32().to_vec();
                             *to.write()?.u32_vec() = words;
                             Ok(())
                         }),
-                        skip: Some(Box::new(move || {
-                            if let Ok(mut w) = skipped.write() {
-                                w.u32_vec().resize(n, 0);
-                            }
-                        })),
+                        skip: Some(skip),
                     })?;
                     Ok(out)
                 }
@@ -458,21 +459,7 @@ impl Tensor {
     }
     /// A host tensor whose storage a recorded op will fill (empty until then).
     pub(crate) fn unfilled_host(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let bytes = byte_size(shape, dtype)?;
-        let limit = device.max_tensor_bytes();
-        if bytes > limit {
-            return Err(Error::TooLarge {
-                what: format!("a {} tensor of shape {shape:?}", dtype.name()),
-                bytes,
-                limit,
-            });
-        }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            dtype,
-            device: device.clone(),
-            storage: Storage::Host(Arc::new(HostBuffer::new(Vec::new()))),
-        })
+        Self::host_of(device.clone(), shape, dtype, Vec::new())
     }
     /// Run the ops recorded on a deferred CPU backend (before host memory is touched directly).
     fn flushed(&self) -> Result<()> {

@@ -161,6 +161,18 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The plan of `a @ b` with `opts`' transposes, bias and residual.
+    fn of(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Plan> {
+        Plan::new(
+            a.shape(),
+            b.shape(),
+            opts.trans_a,
+            opts.trans_b,
+            opts.bias.map(|t| t.shape()),
+            opts.residual.map(|t| t.shape()),
+        )
+    }
+
     pub fn new(
         a: &[usize],
         b: &[usize],
@@ -302,14 +314,7 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, b: &Tensor, opts: &Matmul) 
         // One GEMM on the host: there is no kernel choice to make.
         return host_matmul(a, b, opts);
     }
-    let plan = Plan::new(
-        a.shape(),
-        b.shape(),
-        opts.trans_a,
-        opts.trans_b,
-        opts.bias.map(|t| t.shape()),
-        opts.residual.map(|t| t.shape()),
-    )?;
+    let plan = Plan::of(a, b, opts)?;
     let Plan {
         m,
         n,
@@ -407,15 +412,7 @@ fn host_matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
         .collect();
     let device = same_device(OP, &all)?;
     // The output's shape before anything runs (the kernel may be recorded): the GPU path's plan.
-    let out_shape = Plan::new(
-        a.shape(),
-        b.shape(),
-        opts.trans_a,
-        opts.trans_b,
-        opts.bias.map(|t| t.shape()),
-        opts.residual.map(|t| t.shape()),
-    )?
-    .out_shape;
+    let out_shape = Plan::of(a, b, opts)?.out_shape;
     let shapes: Vec<Vec<usize>> = all.iter().map(|t| t.shape().to_vec()).collect();
     let (trans_a, trans_b, act, alpha) = (opts.trans_a, opts.trans_b, opts.act, opts.alpha);
     let (has_bias, has_res) = (opts.bias.is_some(), opts.residual.is_some());
