@@ -109,6 +109,15 @@ fn attention_shapes() -> Vec<Shape> {
             heads: 1,
             d: 512,
         },
+        // A large odd batch of short sequences: the CPU backend splits batch entries across
+        // threads (over 2 × 2^17 outputs).
+        Shape {
+            b: 67,
+            lq: 33,
+            lk: 21,
+            heads: 4,
+            d: 32,
+        },
         // A long sequence: 1024 keys stream through 64 key blocks.
         Shape {
             b: 1,

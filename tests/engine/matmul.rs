@@ -766,6 +766,18 @@ fn cpu_matmul_matches_the_reference() {
     }
     cases.extend(batch_cases());
     cases.extend(epilogue_cases());
+    // An epilogue (GELU, bias, residual) over more than 2 × 2^17 outputs of one matrix, odd rows:
+    // split by rows across threads.
+    cases.push(Case {
+        ash: vec![2063, 24],
+        bsh: vec![24, 131],
+        trans_a: false,
+        trans_b: false,
+        bias: true,
+        act: Act::Gelu,
+        res: Some(vec![2063, 131]),
+        alpha: 1.0,
+    });
     cases.push(Case::plain(&[0, 4], &[4, 3], false, false));
     cases.push(Case::plain(&[3, 0], &[0, 2], false, false));
     for c in &cases {

@@ -79,23 +79,28 @@ pub fn attention(
     }
     // Per (batch, head): S = scale·Q Kᵀ and O = softmax(S + mask) V as two GEMMs reading the heads'
     // columns in place (row stride H·D), the softmax in f32 between them; O is copied into its
-    // head's columns.
-    let mut p = vec![0f32; lq * lk];
-    let mut o = vec![0f32; lq * d];
-    for bi in 0..b {
-        for h in 0..heads {
-            let (qo, ko) = (bi * lq * hd + h * d, bi * lk * hd + h * d);
-            // Q (lq×d) and Kᵀ (d×lk) read in place from the heads' columns (row stride H·D).
-            let qm = Strided::rows_strided(&q[qo..], lq, d, hd);
-            let km = Strided::rows_strided(&k[ko..], lk, d, hd);
-            gemm_into(&mut p, qm, km.t(), scale, None);
-            softmax_rows(&mut p, lk, mask.map(|(m, _)| &m[bi * lk..][..lk]));
-            let vm = Strided::rows_strided(&v[ko..], lk, d, hd);
-            gemm_into(&mut o, Strided::rows(&p, lq, lk), vm, 1.0, None);
-            for (dst, src) in out[qo..].chunks_mut(hd).zip(o.chunks_exact(d)) {
-                dst[..d].copy_from_slice(src);
+    // head's columns. Batch entries are independent: large batches split across the pool's
+    // threads (each (batch, head) product alone is too small for the GEMM to thread).
+    let unit = lq * hd;
+    crate::cpu::parallel::for_each_chunk(&mut out, unit, |first, chunk| {
+        let mut p = vec![0f32; lq * lk];
+        let mut o = vec![0f32; lq * d];
+        for (j, ob) in chunk.chunks_exact_mut(unit).enumerate() {
+            let bi = first + j;
+            for h in 0..heads {
+                let (qo, ko) = (bi * lq * hd + h * d, bi * lk * hd + h * d);
+                // Q (lq×d) and Kᵀ (d×lk) read in place from the heads' columns (row stride H·D).
+                let qm = Strided::rows_strided(&q[qo..], lq, d, hd);
+                let km = Strided::rows_strided(&k[ko..], lk, d, hd);
+                gemm_into(&mut p, qm, km.t(), scale, None);
+                softmax_rows(&mut p, lk, mask.map(|(m, _)| &m[bi * lk..][..lk]));
+                let vm = Strided::rows_strided(&v[ko..], lk, d, hd);
+                gemm_into(&mut o, Strided::rows(&p, lq, lk), vm, 1.0, None);
+                for (dst, src) in ob[h * d..].chunks_mut(hd).zip(o.chunks_exact(d)) {
+                    dst[..d].copy_from_slice(src);
+                }
             }
         }
-    }
+    });
     Ok(out)
 }

@@ -99,7 +99,11 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
         // SAFETY: `gemm` initialised every element of the block.
         let c = unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) };
         let res = opts.residual.map(|r| &r.data[ro..ro + m * n]);
-        epilogue(c, opts.act, res);
+        // Split by rows across the pool when large: after a threaded GEMM, a GELU over a wide
+        // hidden layer on one thread was ~10 % of a sequence model's step.
+        crate::cpu::parallel::for_each_chunk(c, n, |row, part| {
+            epilogue(part, opts.act, res.map(|r| &r[row * n..][..part.len()]))
+        });
     }
     // SAFETY: every block of the `len` values was initialised above.
     unsafe { out.set_len(len) };
