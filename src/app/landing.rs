@@ -41,9 +41,14 @@ impl Landing {
             .count()
     }
 
-    /// Fetch (web), decode and upload what has arrived.
-    fn load(&mut self, ctx: &egui::Context) {
+    /// Fetch (web), decode and upload what has arrived. `fetch`: the page may start fetching
+    /// now — not before the open run's first step (the live run before the pictures of the
+    /// others).
+    fn load(&mut self, ctx: &egui::Context, fetch: bool) {
         for (s, t) in &mut self.thumbs {
+            if let (Thumb::Idle, Err(_), false) = (&*t, s.thumbnail(), fetch) {
+                continue;
+            }
             if let Thumb::Idle = t {
                 *t = match s.thumbnail() {
                     Ok(bytes) => texture(ctx, s.name, &bytes),
@@ -70,9 +75,9 @@ impl Landing {
         }
     }
 
-    /// The strip; returns the model whose thumbnail was clicked.
-    pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<&'static str> {
-        self.load(ui.ctx());
+    /// The strip; returns the model whose thumbnail was clicked. `fetch`: see [`Self::load`].
+    pub fn ui(&mut self, ui: &mut egui::Ui, fetch: bool) -> Option<&'static str> {
+        self.load(ui.ctx(), fetch);
         let mut pick = None;
         ui.horizontal(|ui| {
             ui.label(RichText::new("What the models make").strong());

@@ -477,10 +477,14 @@ impl DiffscopeApp {
         #[cfg(target_arch = "wasm32")]
         self.sync_address(ui.ctx());
         let landing = self.landing.shown && self.lesson.is_none();
+        // The page fetches the thumbnails once the open run has made its first reverse step (the
+        // live run first; they would otherwise share the line with the model's own files).
+        let fetch = self.download.is_none()
+            && (self.recorded() >= 2 || self.run.is_none() || self.error.is_some());
         let mut picked = None;
         let view = egui::CentralPanel::default().show(ui, |ui| {
             if landing {
-                picked = self.landing.ui(ui);
+                picked = self.landing.ui(ui, fetch);
             }
             match &mut self.run {
                 Some(run) => run.central(ui, self.timeline.viewed()),
