@@ -5,7 +5,7 @@
 
 use crate::cpu::queue::Job;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Tensor};
+use crate::tensor::{DType, Device, HostRead, Tensor};
 
 fn cpu_of<'a>(op: &'static str, device: &'a Device) -> Result<&'a crate::cpu::Cpu> {
     match device {
@@ -14,6 +14,27 @@ fn cpu_of<'a>(op: &'static str, device: &'a Device) -> Result<&'a crate::cpu::Cp
             "{op}: a host kernel on a GPU device"
         ))),
     }
+}
+
+/// Read-lock `reads` (the inputs, in order) and run `f` over their words.
+fn with_words<'t, R>(
+    reads: impl Iterator<Item = Result<HostRead<'t>>>,
+    f: impl FnOnce(&[&[u32]]) -> Result<R>,
+) -> Result<R> {
+    let reads = reads.collect::<Result<Vec<_>>>()?;
+    let words: Vec<&[u32]> = reads.iter().map(|r| r.u32()).collect();
+    f(&words)
+}
+
+/// A kernel's outputs, checked to be as many as asked for.
+fn counted(op: &'static str, want: usize, words: Vec<Vec<u32>>) -> Result<Vec<Vec<u32>>> {
+    if words.len() != want {
+        return Err(Error::Internal(format!(
+            "{op}: the host kernel made {} outputs for {want}",
+            words.len()
+        )));
+    }
+    Ok(words)
 }
 
 /// An op that makes one new tensor of `shape`: `f` gets the inputs' words, in order, and returns
@@ -29,43 +50,66 @@ pub(crate) fn host_op<F>(
 where
     F: FnOnce(&[&[u32]]) -> Result<Vec<u32>> + Send + 'static,
 {
+    let mut outs = host_ops(op, device, &[(shape, dtype)], inputs, move |w| {
+        f(w).map(|v| vec![v])
+    })?;
+    outs.pop()
+        .ok_or_else(|| Error::Internal(format!("{op}: no output")))
+}
+
+/// An op that makes new tensors of the given shapes: `f` gets the inputs' words, in order, and
+/// returns each output's words (taken over without a copy, checked against its shape).
+pub(crate) fn host_ops<F>(
+    op: &'static str,
+    device: &Device,
+    outputs: &[(&[usize], DType)],
+    inputs: &[&Tensor],
+    f: F,
+) -> Result<Vec<Tensor>>
+where
+    F: FnOnce(&[&[u32]]) -> Result<Vec<Vec<u32>>> + Send + 'static,
+{
     let cpu = cpu_of(op, device)?;
     if !cpu.deferred() {
-        let reads = inputs
-            .iter()
-            .map(|t| t.host())
-            .collect::<Result<Vec<_>>>()?;
-        let words: Vec<&[u32]> = reads.iter().map(|r| r.u32()).collect();
-        let out = f(&words)?;
-        drop(reads);
-        return Tensor::from_vec_words(device.clone(), shape, dtype, out);
+        let words = counted(
+            op,
+            outputs.len(),
+            with_words(inputs.iter().map(|t| t.host()), f)?,
+        )?;
+        return words
+            .into_iter()
+            .zip(outputs)
+            .map(|(w, &(shape, dtype))| Tensor::from_vec_words(device.clone(), shape, dtype, w))
+            .collect();
     }
-    let out = Tensor::unfilled_host(device, shape, dtype)?;
-    let n = out.len();
-    let fill = out.host_buffer()?;
-    let skip = fill.zeros_on_skip(n);
+    let outs = outputs
+        .iter()
+        .map(|&(shape, dtype)| Tensor::unfilled_host(device, shape, dtype))
+        .collect::<Result<Vec<_>>>()?;
+    let fills = outs
+        .iter()
+        .map(|t| Ok((t.host_buffer()?, t.len())))
+        .collect::<Result<Vec<_>>>()?;
+    let skips: Vec<_> = fills.iter().map(|(b, n)| b.zeros_on_skip(*n)).collect();
     let ins: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    let count = outputs.len();
     cpu.record(Job {
         run: Box::new(move || {
-            let reads = ins
-                .iter()
-                .map(|t| t.host_now())
-                .collect::<Result<Vec<_>>>()?;
-            let words: Vec<&[u32]> = reads.iter().map(|r| r.u32()).collect();
-            let v = f(&words)?;
-            drop(reads);
-            if v.len() != n {
-                return Err(Error::Internal(format!(
-                    "{op}: the host kernel made {} values for {n}",
-                    v.len()
-                )));
+            let words = counted(op, count, with_words(ins.iter().map(Tensor::host_now), f)?)?;
+            for (v, (buf, n)) in words.into_iter().zip(&fills) {
+                if v.len() != *n {
+                    return Err(Error::Internal(format!(
+                        "{op}: the host kernel made {} values for {n}",
+                        v.len()
+                    )));
+                }
+                *buf.write()?.u32_vec() = v;
             }
-            *fill.write()?.u32_vec() = v;
             Ok(())
         }),
-        skip: Some(skip),
+        skip: Some(Box::new(move || skips.into_iter().for_each(|s| s()))),
     })?;
-    Ok(out)
+    Ok(outs)
 }
 
 /// An op that writes given outputs (made before, so already sized): `f` gets the inputs' words

@@ -22,7 +22,7 @@ pub mod transition;
 pub mod unmask;
 pub mod update;
 
-pub(crate) use host::{host_op, host_op_f32, host_op_into};
+pub(crate) use host::{host_op, host_op_f32, host_op_into, host_ops};
 pub use kernel_params::{kernel_params, KernelParams};
 
 use crate::error::{Error, Result};

@@ -622,25 +622,13 @@ where
     ins.extend(more);
     same_device(op, &ins)?;
     let dev = x_t.device();
-    let out = |wanted: bool| {
-        wanted
-            .then(|| Tensor::empty(dev, x_t.shape(), DType::F32))
-            .transpose()
-    };
-    let (x_prev, x0, eps) = (
-        Tensor::empty(dev, x_t.shape(), DType::F32)?,
-        out(extras.x0)?,
-        out(extras.eps)?,
-    );
-    let outs: Vec<&Tensor> = [Some(&x_prev), x0.as_ref(), eps.as_ref()]
-        .into_iter()
-        .flatten()
-        .collect();
+    // x_{t−1}, then x̂0 and ε̂ where asked for: made by the kernel and taken over as they are.
+    let wanted = 1 + usize::from(extras.x0) + usize::from(extras.eps);
+    let outputs = vec![(x_t.shape(), DType::F32); wanted];
     let shapes: Vec<Vec<usize>> = ins.iter().map(|t| t.shape().to_vec()).collect();
     let has_noise = injected.is_some();
-    let inputs: Vec<Option<&Tensor>> = ins.iter().copied().map(Some).collect();
-    super::host_op_into(op, dev, &inputs, &outs, move |i, o| {
-        let i: Vec<&[f32]> = i.iter().map(|w| bytemuck::cast_slice(w)).collect();
+    let mut made = super::host_ops(op, dev, &outputs, &ins, move |w| {
+        let i: Vec<&[f32]> = w.iter().map(|w| bytemuck::cast_slice(w)).collect();
         let host_model = match guided {
             None => cpu::ModelOutput::Plain(i[1], &shapes[1]),
             Some((guidance, order)) => cpu::ModelOutput::Guided {
@@ -657,18 +645,16 @@ where
         };
         let rest = &i[2 + usize::from(has_noise)..];
         let r = f(i[0], &shapes[0], host_model, host_noise, rest)?;
-        let made = [Some(r.x_prev), r.x0, r.eps];
-        let mut o = o.iter_mut();
-        for v in made.into_iter().flatten() {
-            let Some(slot) = o.next() else {
-                return Err(Error::Internal(format!(
-                    "{op}: an output that was not asked for"
-                )));
-            };
-            slot.copy_from_slice(bytemuck::cast_slice(&v));
-        }
-        Ok(())
-    })?;
+        Ok([Some(r.x_prev), r.x0, r.eps]
+            .into_iter()
+            .flatten()
+            .map(crate::tensor::words_of_f32)
+            .collect())
+    })?
+    .into_iter();
+    let mut next = |wanted: bool| wanted.then(|| made.next()).flatten();
+    let (x_prev, x0, eps) = (next(true), next(extras.x0), next(extras.eps));
+    let x_prev = x_prev.ok_or_else(|| Error::Internal(format!("{op}: no x_(t-1)")))?;
     Ok(StepOutput { x_prev, x0, eps })
 }
 
