@@ -171,8 +171,29 @@ def sbm_valid_true_blocks(g, p_intra=0.6, p_inter=0.02):
     return bool((1 - chi2.cdf(abs(w), 1)).mean() > 0.9)
 
 
+def sbm_gof_true_blocks(g, p_intra=0.6, p_inter=0.02, alpha=0.05):
+    # diffscope's SBM validity (src/metrics/graph/sbm.rs, is_sbm) on the generating partition:
+    # Pearson's chi-squared of the block densities, one degree of freedom per unordered block pair.
+    from scipy.stats import chi2
+    part = g.graph["partition"]
+    lab = {v: b for b, s in enumerate(part) for v in s}
+    k = len(part)
+    e = np.zeros((k, k))
+    for u, v in g.edges():
+        a, b = sorted((lab[u], lab[v]))
+        e[a, b] += 1
+    stat, dof = 0.0, 0
+    for a in range(k):
+        for b in range(a, k):
+            t = len(part[a]) * (len(part[a]) - 1) / 2 if a == b else len(part[a]) * len(part[b])
+            p = p_intra if a == b else p_inter
+            stat += (e[a, b] - t * p) ** 2 / (t * p * (1 - p))
+            dof += 1
+    return bool(chi2.sf(stat, dof) > alpha)
+
+
 as_rec = lambda g: dict(n=g.number_of_nodes(), edges=[[int(u), int(v)] for u, v in g.edges()])
 out = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "graph_eval", "graphs.json")
-json.dump(dict(graphs=recs, iso=iso, hard=hard_rec, mmd_sets=[list(range(12)), list(range(12, 24))], mmd=mm, sbm=[as_rec(g) for g in sbm], sbm_true_valid=[sbm_valid_true_blocks(g) for g in sbm], er=[as_rec(g) for g in er]),
+json.dump(dict(graphs=recs, iso=iso, hard=hard_rec, mmd_sets=[list(range(12)), list(range(12, 24))], mmd=mm, sbm=[as_rec(g) for g in sbm], sbm_true_valid=[sbm_valid_true_blocks(g) for g in sbm], sbm_true_gof=[sbm_gof_true_blocks(g) for g in sbm], er=[as_rec(g) for g in er]),
           open(out, "w"), separators=(",", ":"))
 print(len(recs), "graphs;", sum(r["planar"] for r in recs), "planar;", mm)

@@ -188,8 +188,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} generated graphs vs {} test graphs ({} validity)",
-        r.generated, r.reference, config.dataset
+        "{} generated graphs vs {} test graphs ({} validity: {})",
+        r.generated,
+        r.reference,
+        config.dataset,
+        validity.name()
     );
     println!("metric       MMD²(gen,test)  MMD²(train,test)  ratio");
     for (name, g, t, q) in [
@@ -223,6 +226,12 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         "test graphs valid {:.3} (the validity test on real data)",
         r.reference_valid
     );
+    if let Some(c) = &r.companion {
+        println!(
+            "{}: valid {:.3}  V.U.N. {:.3}  test graphs valid {:.3}",
+            c.validity, c.vun.valid, c.vun.vun, c.reference_valid
+        );
+    }
     Ok(())
 }
 

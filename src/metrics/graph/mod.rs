@@ -27,11 +27,11 @@ pub use descriptors::{
     clustering, clustering_histogram, degree_histogram, histogram,
     normalized_laplacian_eigenvalues, orbit_counts, orbit_descriptor, spectral_pmf,
 };
-pub use evaluate::{evaluate, GraphEval};
+pub use evaluate::{evaluate, CompanionVerdict, GraphEval};
 pub use isomorphism::{is_isomorphic, wl_colours, wl_key};
 pub use mmd::{gaussian_tv, mmd2, mmds, Mmds};
 pub use planarity::is_planar;
-pub use sbm::{fit_sbm, is_sbm, SbmSpec, SBM_RECIPE};
+pub use sbm::{chi2_sf, fit_sbm, is_sbm, is_sbm_digress_strict, SbmSpec, SBM_ALPHA, SBM_RECIPE};
 pub use vun::{vun, Validity, Vun};
 
 /// The largest graph the metrics take (one u64 adjacency row per node).

@@ -3,7 +3,7 @@
 
 use super::isomorphism::{is_isomorphic, wl_key};
 use super::planarity::is_planar;
-use super::sbm::{is_sbm, SbmSpec, SBM_RECIPE};
+use super::sbm::{is_sbm, is_sbm_digress_strict, SbmSpec, SBM_RECIPE};
 use super::{Adj, GraphEvalError};
 use crate::error::{Error, Result};
 
@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 pub enum Validity {
     /// Connected and planar (DiGress's `is_planar_graph`).
     Planar,
+    /// A plausible draw from the recipe's SBM ([`is_sbm`]).
     Sbm(SbmSpec),
+    /// DiGress's strict SBM test ([`is_sbm_digress_strict`]), reported beside [`Validity::Sbm`].
+    SbmDigressStrict(SbmSpec),
 }
 
 impl Validity {
@@ -30,7 +33,25 @@ impl Validity {
         Ok(match self {
             Validity::Planar => a.is_connected() && is_planar(a)?,
             Validity::Sbm(s) => is_sbm(a, s),
+            Validity::SbmDigressStrict(s) => is_sbm_digress_strict(a, s),
         })
+    }
+
+    /// How reports name the test.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Validity::Planar => "connected and planar",
+            Validity::Sbm(_) => "SBM goodness of fit (chi-squared, alpha 0.05)",
+            Validity::SbmDigressStrict(_) => "SBM, DiGress's strict Wald test",
+        }
+    }
+
+    /// A second verdict reported beside this one: DiGress's strict test for SBM graphs.
+    pub fn companion(&self) -> Option<Validity> {
+        match self {
+            Validity::Sbm(s) => Some(Validity::SbmDigressStrict(*s)),
+            _ => None,
+        }
     }
 }
 
