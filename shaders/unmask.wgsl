@@ -6,9 +6,10 @@
 // softmax(logits/τ), by Gumbel-max (element (row·L + l)·K + k of the Gumbel key), and its
 // confidence is that token's log-probability. How many positions a step reveals is drawn exactly as
 // the process does: each masked position flips a coin with the step's chance `reveal[b]`
-// (element row·L + l of the reveal key). What changes is *which* positions: the most confident ones.
-// Positions that are not masked keep their token; the rest stay masked. Ties go to the lower
-// position; NaN logits never win.
+// (element row·L + l of the reveal key). What changes is *which* positions: the most confident ones,
+// after `choice_noise` × a Gumbel draw (element row·L + l of the choice key) is added to each
+// confidence. Positions that are not masked keep their token; the rest stay masked. Ties go to the
+// lower position; NaN logits never win.
 
 struct UnmaskParams {
     rows: u32,
@@ -22,19 +23,23 @@ struct UnmaskParams {
     stream: u32,
     gumbel_substream: u32,
     reveal_substream: u32,
-    _pad: u32,
+    choice_substream: u32,
+    choice_noise: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> up: UnmaskParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> x_t: array<u32>;
 @group(0) @binding(3) var<storage, read> reveal: array<f32>;
-// Scratch [B, L]: a masked position's confidence (≤ 0), CHOSEN once picked, NO_TOKEN if nothing
+// Scratch [B, L]: a masked position's (noisy) confidence, CHOSEN once picked, NO_TOKEN if nothing
 // can be drawn there.
 @group(0) @binding(4) var<storage, read_write> conf: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 
-const CHOSEN: f32 = 1.0;
+const CHOSEN: f32 = 3.0e38;
 const NO_TOKEN: f32 = -3.0e38;
 
 fn uniform_at(substream: u32, e: u32) -> f32 {
@@ -78,7 +83,12 @@ fn unmask_confident(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
                 sum = sum + exp(z - m);
             }
             out[r] = arg;
-            conf[r] = min(logits[r * up.k + arg] / up.temperature - m - log(sum), 0.0);
+            var cf = min(logits[r * up.k + arg] / up.temperature - m - log(sum), 0.0);
+            if (up.choice_noise > 0.0) {
+                let uc = max(uniform_at(up.choice_substream, r), up.u_min);
+                cf = cf + up.choice_noise * (-log(rng_neg_log(uc)));
+            }
+            conf[r] = cf;
         } else {
             out[r] = up.mask_token;
             conf[r] = NO_TOKEN;
@@ -94,7 +104,7 @@ fn unmask_confident(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         for (var l = 0u; l < up.len; l = l + 1u) {
             let r = b * up.len + l;
             let cf = conf[r];
-            if (x_t[r] == up.mask_token && cf <= 0.0 && cf > NO_TOKEN && (pick == up.len || cf > bc)) {
+            if (x_t[r] == up.mask_token && cf < CHOSEN && cf > NO_TOKEN && (pick == up.len || cf > bc)) {
                 pick = l;
                 bc = cf;
             }

@@ -31,6 +31,9 @@ pub enum Substream {
     Reveal = 5,
     /// The noise that takes an inpainting run's known region to each step's timestep.
     Inpaint = 6,
+    /// The Gumbel noise on a step's confidences that decides which masked positions it reveals
+    /// (the annealed un-masking order).
+    Choice = 7,
 }
 
 /// The Philox4x32 block function with 10 rounds.

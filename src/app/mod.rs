@@ -351,7 +351,11 @@ impl DiffscopeApp {
             "link": self.link().map(|l| l.query()),
             "viewed_hash": self.viewed_hash(),
             "ui_frames": self.frame_stats.json(),
-            "landing": {"shown": self.landing.shown, "thumbnails": self.landing.loaded()},
+            "landing": {
+                "shown": self.landing.shown,
+                "thumbnails": self.landing.loaded(),
+                "models": crate::pipelines::zoo::MODELS.len(),
+            },
             "download": self.download.as_ref().map(|d| d.describe()),
         })
         .to_string()

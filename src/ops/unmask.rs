@@ -3,10 +3,13 @@
 //! each masked position gets a token drawn from `softmax(logits/τ)` without the mask class, and the
 //! step reveals as many positions as the process would (each masked position flips a coin with the
 //! step's reveal chance `reveal[b]`) — but the most confident ones (highest log-probability of their
-//! drawn token) rather than random ones. Unmasked positions never change.
+//! drawn token, plus `choice_noise` × Gumbel noise: MaskGIT's choice temperature, which moves the
+//! order from most-confident-first at 0 towards random as it grows) rather than random ones.
+//! Unmasked positions never change.
 //!
 //! Draws: the token's Gumbel noise is element `(row·L + l)·K + k` of the Gumbel key, the coin is
-//! element `row·L + l` of the reveal key — Philox, so the CPU backend replays the GPU's draws.
+//! element `row·L + l` of the reveal key, the confidence's noise element `row·L + l` of the choice
+//! key — Philox, so the CPU backend replays the GPU's draws.
 
 pub mod cpu;
 
@@ -35,6 +38,11 @@ pub struct Unmask {
     pub gumbel: Philox,
     /// The coins that say how many positions a step reveals (same seed and stream, its own substream).
     pub reveal: Philox,
+    /// Scales the Gumbel noise added to each confidence before the most confident are chosen
+    /// (≥ 0; 0 is most-confident-first).
+    pub choice_noise: f32,
+    /// That noise (same seed and stream, its own substream).
+    pub choice: Philox,
 }
 
 #[repr(C)]
@@ -51,7 +59,11 @@ pub(super) struct Params {
     stream: u32,
     gumbel_substream: u32,
     reveal_substream: u32,
-    _pad: u32,
+    choice_substream: u32,
+    choice_noise: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 params_layout!(Params {
     rows,
@@ -65,7 +77,11 @@ params_layout!(Params {
     stream,
     gumbel_substream,
     reveal_substream,
-    _pad
+    choice_substream,
+    choice_noise,
+    _pad0,
+    _pad1,
+    _pad2
 });
 
 const OP: &str = "unmask_confident";
@@ -92,9 +108,16 @@ fn check(logits: &[usize], x_t: &[usize], reveal: &[usize], o: &Unmask) -> Resul
             format!("mask token {} is not a class of K = {k}", o.mask_token),
         ));
     }
-    if o.gumbel.seed != o.reveal.seed || o.gumbel.stream != o.reveal.stream {
+    let shared = |p: &Philox| p.seed == o.gumbel.seed && p.stream == o.gumbel.stream;
+    if !shared(&o.reveal) || !shared(&o.choice) {
         return Err(Error::Invalid(format!(
-            "{OP}: the Gumbel and reveal keys must share seed and stream"
+            "{OP}: the Gumbel, reveal and choice keys must share seed and stream"
+        )));
+    }
+    if !(o.choice_noise >= 0.0 && o.choice_noise.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{OP}: choice noise must be finite and ≥ 0, got {}",
+            o.choice_noise
         )));
     }
     if !(o.temperature > 0.0 && o.temperature.is_finite()) {
@@ -155,7 +178,11 @@ pub fn confident(logits: &Tensor, x_t: &Tensor, reveal: &Tensor, o: &Unmask) -> 
         stream: o.gumbel.stream,
         gumbel_substream: o.gumbel.substream,
         reveal_substream: o.reveal.substream,
-        _pad: 0,
+        choice_substream: o.choice.substream,
+        choice_noise: o.choice_noise,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     };
     let spec = KernelSpec {
         family: "unmask",

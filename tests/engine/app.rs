@@ -192,9 +192,11 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     let dir = export_dir("words");
     let mut h = harness(Start::Shipped("words-absorb".into()), &dir);
     run_until(&mut h, 3000, |s| s["recorded"].as_u64() >= Some(12));
-    // The run uses the temperature the model card suggests.
-    let t = status(&h)["temperature"].as_f64().unwrap();
-    assert!((t - 0.7).abs() < 1e-6, "temperature {t}");
+    // The run uses the temperature and un-masking order the model card suggests.
+    let s = status(&h);
+    let t = s["temperature"].as_f64().unwrap();
+    assert!((t - 1.0).abs() < 1e-6, "temperature {t}");
+    assert_eq!(s["unmask"], "annealed", "{s}");
     // The gallery tells what the open model is and how good it is, from its card.
     h.get_by_label("about this model").click();
     wait_for_label(&mut h, "training steps", 50);
@@ -1479,7 +1481,9 @@ fn a_first_visit_shows_every_models_thumbnail() {
     let dir = export_dir("landing");
     let mut h = harness(Start::FirstVisit, &dir);
     run_until(&mut h, 2000, |s| {
-        s["recorded"].as_u64() >= Some(1) && s["landing"]["thumbnails"].as_u64() == Some(7)
+        s["recorded"].as_u64() >= Some(1)
+            && s["landing"]["thumbnails"].as_u64()
+                == Some(diffscope::pipelines::zoo::MODELS.len() as u64)
     });
     let s = status(&h);
     assert_eq!(s["model"], "toy2d-mlp", "{s}");

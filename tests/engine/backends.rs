@@ -112,6 +112,7 @@ fn sequence_models_sample_the_same_trajectory_on_the_cpu() {
     let runs = [
         ("words-absorb", Unmasking::Random),
         ("words-absorb", Unmasking::Confident),
+        ("words-absorb", Unmasking::Annealed),
         ("words-uniform", Unmasking::Random),
         ("promoter-multinomial", Unmasking::Random),
     ];

@@ -1,6 +1,8 @@
 //! Un-masking by confidence (`ops::unmask::confident`) on both backends: against a plain reference on
-//! random shapes, the count of revealed positions against the process's chance, the token draws
-//! against softmax(logits/τ) without the mask class, unmasked positions untouched, typed errors.
+//! random shapes (with and without choice noise), the count of revealed positions against the
+//! process's chance, the token draws against softmax(logits/τ) without the mask class, the choice
+//! noise's pull from most-confident-first towards a random order, unmasked positions untouched,
+//! typed errors.
 
 use crate::common::{on_each_backend, Rng};
 use diffscope::ops::unmask::{self, Unmask};
@@ -14,12 +16,14 @@ fn opts(seed: u64, stream: u32, mask: u32, tau: f32) -> Unmask {
         u_min: 1e-6,
         gumbel: Philox::new(seed, stream, Substream::Gumbel),
         reveal: Philox::new(seed, stream, Substream::Reveal),
+        choice_noise: 0.0,
+        choice: Philox::new(seed, stream, Substream::Choice),
     }
 }
 
 /// The rule, written plainly (f64 confidences): per row, draw each masked position's token by
 /// Gumbel-max without the mask class, count the reveal coins, reveal that many of the most
-/// confident positions (lower position first on ties).
+/// confident positions after the choice noise (lower position first on ties).
 fn reference(
     logits: &[f32],
     b: usize,
@@ -60,7 +64,9 @@ fn reference(
                     .sum::<f64>()
                     .ln()
             };
-            cand.push((pos, z[arg] as f64 - lse, arg as u32));
+            let u = o.choice.uniform(r as u32).max(o.u_min);
+            let noise = o.choice_noise as f64 * -(-(u as f64).ln()).ln();
+            cand.push((pos, (z[arg] as f64 - lse).min(0.0) + noise, arg as u32));
             if o.reveal.uniform(r as u32) < reveal[row] {
                 count += 1;
             }
@@ -124,14 +130,17 @@ fn confident_unmasking_matches_the_reference_on_random_shapes() {
                     _ => rng.uniform(0.0, 1.0),
                 })
                 .collect();
-            for tau in [1.0, 0.6] {
-                let o = opts(5 + i as u64, 3, mask, tau);
+            for (tau, noise) in [(1.0, 0.0), (0.6, 0.0), (1.0, 2.5)] {
+                let o = Unmask {
+                    choice_noise: noise,
+                    ..opts(5 + i as u64, 3, mask, tau)
+                };
                 let got = run(&d, &logits, [b, l, k], &x_t, &reveal, &o).unwrap();
                 let want = reference(&logits, b, l, k, &x_t, &reveal, &o);
                 let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
                 assert_eq!(
                     diff, 0,
-                    "[{b}, {l}, {k}] τ {tau}: {diff} positions differ from the reference"
+                    "[{b}, {l}, {k}] τ {tau} noise {noise}: {diff} positions differ from the reference"
                 );
                 for (r, (&g, &x)) in got.iter().zip(&x_t).enumerate() {
                     if x != mask {
@@ -220,6 +229,48 @@ fn the_most_confident_position_is_revealed_first() {
     });
 }
 
+/// Choice noise moves the order from most-confident-first towards random: with one sure position
+/// among five and one reveal, noise 0 always picks it; noise that swamps the confidences picks it
+/// about one time in five; a moderate noise in between.
+#[test]
+fn choice_noise_moves_the_order_towards_random() {
+    on_each_backend(|d| {
+        let (b, l, k, mask) = (3000usize, 5usize, 4usize, 3u32);
+        let mut row = vec![0.0f32; l * k];
+        row[3 * k + 1] = 12.0;
+        let logits: Vec<f32> = (0..b).flat_map(|_| row.clone()).collect();
+        let x_t = vec![mask; b * l];
+        let share_sure = |noise: f32| {
+            let o = Unmask {
+                choice_noise: noise,
+                ..opts(17, 2, mask, 1.0)
+            };
+            let got = run(&d, &logits, [b, l, k], &x_t, &vec![0.2; b], &o).unwrap();
+            // Rows that revealed exactly one position: how often was it the sure one?
+            let (mut one, mut sure) = (0, 0);
+            for r in 0..b {
+                let shown: Vec<usize> = (0..l).filter(|&p| got[r * l + p] != mask).collect();
+                if shown.len() == 1 {
+                    one += 1;
+                    sure += (shown[0] == 3) as usize;
+                }
+            }
+            assert!(one > 500, "only {one} rows revealed exactly one position");
+            (sure as f64 / one as f64, one as f64)
+        };
+        let (p0, _) = share_sure(0.0);
+        assert_eq!(p0, 1.0);
+        let (p_big, n) = share_sure(1e4);
+        let sd = (0.2 * 0.8 / n).sqrt();
+        assert!(
+            (p_big - 0.2).abs() < 4.5 * sd,
+            "noise 1e4: sure position first in {p_big:.3}"
+        );
+        let (p_mid, _) = share_sure(1.5);
+        assert!(p_mid > p_big + 0.1 && p_mid < 0.99, "noise 1.5: {p_mid:.3}");
+    });
+}
+
 #[test]
 fn bad_unmask_arguments_are_typed_errors() {
     on_each_backend(|d| {
@@ -253,6 +304,20 @@ fn bad_unmask_arguments_are_typed_errors() {
             unmask::confident(&lg, &x, &rv, &split).unwrap_err(),
             Error::Invalid(_)
         ));
+        let mut split = ok;
+        split.choice = Philox::new(1, 5, Substream::Choice);
+        assert!(matches!(
+            unmask::confident(&lg, &x, &rv, &split).unwrap_err(),
+            Error::Invalid(_)
+        ));
+        for noise in [-1.0, f32::NAN, f32::INFINITY] {
+            let o = Unmask {
+                choice_noise: noise,
+                ..ok
+            };
+            let e = unmask::confident(&lg, &x, &rv, &o).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "choice noise {noise}: {e}");
+        }
         // Ids as logits: a dtype error.
         let e = unmask::confident(&x, &x, &rv, &ok).unwrap_err();
         assert!(matches!(e, Error::DType { .. }), "{e}");

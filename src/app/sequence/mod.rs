@@ -62,12 +62,19 @@ impl OpenSequences {
             .into_iter()
             .filter(|e| e.len() == m.config.seq_len && e.iter().all(|&i| i < k))
             .collect();
-        // A card may suggest a temperature (words-absorb: τ = 0.7 quadruples the share of real
-        // words); anything else opens at the model's own distribution, τ = 1.
-        let temperature = crate::pipelines::sequence::shipped(name)
-            .and_then(|s| card::card_app(s.card))
+        // A card may suggest a temperature and, for an absorbing model, an un-masking order
+        // (words-absorb: the annealed order); anything else opens at the model's own
+        // distribution, τ = 1, in the process's random order.
+        let app = crate::pipelines::sequence::shipped(name).and_then(|s| card::card_app(s.card));
+        let temperature = app
+            .as_ref()
             .and_then(|app| app.get("temperature")?.as_f64())
             .map_or(1.0, |t| (t as f32).clamp(0.05, 2.0));
+        let order = app
+            .as_ref()
+            .and_then(|app| Unmasking::parse(app.get("unmask")?.as_str()?).ok())
+            .filter(|_| m.process.absorbing())
+            .unwrap_or_default();
         let ts = m.process.timesteps();
         let forward = SeqForward::new(ts[ts.len() / 2]);
         let input = input::OwnSequence::new(&m, examples.first().map(|e| e.as_slice()));
@@ -78,7 +85,7 @@ impl OpenSequences {
             seed: carried.seed,
             n: carried.sequences,
             temperature,
-            order: Unmasking::Random,
+            order,
             selected: 0,
             show_x0: carried.seq_show_x0,
             examples,
@@ -186,7 +193,7 @@ impl OpenRun for OpenSequences {
             .add(egui::Slider::new(&mut self.temperature, 0.05..=2.0).text("temperature"))
             .on_hover_text(match self.order {
                 Unmasking::Random => "divides the posterior logits before each draw: < 1 is greedier",
-                Unmasking::Confident => {
+                Unmasking::Confident | Unmasking::Annealed => {
                     "divides the model's prediction of each token before it is drawn: < 1 is greedier"
                 }
             });
@@ -196,7 +203,7 @@ impl OpenRun for OpenSequences {
             let r = egui::ComboBox::from_label("un-masking order")
                 .selected_text(order_label(self.order))
                 .show_ui(ui, |ui| {
-                    for o in [Unmasking::Random, Unmasking::Confident] {
+                    for o in [Unmasking::Random, Unmasking::Confident, Unmasking::Annealed] {
                         ui.selectable_value(&mut self.order, o, order_label(o));
                     }
                 })
@@ -204,7 +211,9 @@ impl OpenRun for OpenSequences {
                 .on_hover_text(
                     "which masked positions a step reveals. random: the D3PM posterior, each with \
                      the step's chance. most confident first: as many, but those whose drawn token \
-                     the model is surest of (MaskGIT, LLaDA) — more real words, less variety",
+                     the model is surest of (MaskGIT, LLaDA) — more real words, less variety. \
+                     annealed: as many, the surest after noise that fades over the run (MaskGIT's \
+                     choice temperature) — between the two",
                 );
             highlight::mark(ui, "unmask", r);
             changed |= self.order != before;
@@ -359,6 +368,11 @@ impl OpenRun for OpenSequences {
                 "the step draws a token for every masked position and reveals as many as the \
                  noise process would, the ones the model is surest of (most confident first)"
             }
+            Unmasking::Annealed => {
+                "the step draws a token for every masked position and reveals as many as the \
+                 noise process would, the ones the model is surest of once noise is added to each \
+                 confidence — strong at first, fading to none by the last step (annealed)"
+            }
         };
         ui.label(format!(
             "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
@@ -508,6 +522,7 @@ fn order_label(o: Unmasking) -> &'static str {
     match o {
         Unmasking::Random => "random (D3PM)",
         Unmasking::Confident => "most confident first",
+        Unmasking::Annealed => "annealed (noisy confidence)",
     }
 }
 

@@ -143,9 +143,11 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1.0)]
     pub(crate) temperature: f32,
     /// Absorbing sequence models: which masked positions each step reveals — random (D3PM's own
-    /// posterior) or confident (as many, but those whose drawn token the model is surest of, as
-    /// MaskGIT and LLaDA decode; the temperature then divides the model's prediction only).
-    #[arg(long, value_name = "random|confident")]
+    /// posterior), confident (as many, but those whose drawn token the model is surest of, as
+    /// MaskGIT and LLaDA decode; the temperature then divides the model's prediction only) or
+    /// annealed (as confident, after Gumbel noise that fades over the run is added to each
+    /// confidence: MaskGIT's choice temperature).
+    #[arg(long, value_name = "random|confident|annealed")]
     pub(crate) unmask: Option<String>,
     /// Time every kernel on its own and print where the time goes (slower overall).
     #[arg(long)]

@@ -340,10 +340,6 @@ pub fn chi2_sf(x: f64, k: usize) -> f64 {
         term *= h / (i as f64 + 1.0 + first * 0.5);
     }
     let tail = (-h).exp() * sum;
-    let sf = if even {
-        tail
-    } else {
-        erfc(h.sqrt()) + tail
-    };
+    let sf = if even { tail } else { erfc(h.sqrt()) + tail };
     sf.clamp(0.0, 1.0)
 }

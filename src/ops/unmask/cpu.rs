@@ -54,7 +54,11 @@ pub fn confident(
                     .fold(f32::NEG_INFINITY, f32::max);
                 let sum: f32 = (0..k).filter(valid).map(|c| (z(c) - m).exp()).sum();
                 out[r] = arg as u32;
-                let lp = (z(arg) - m - sum.ln()).min(0.0);
+                let mut lp = (z(arg) - m - sum.ln()).min(0.0);
+                if o.choice_noise > 0.0 {
+                    let u = o.choice.uniform(r as u32).max(o.u_min);
+                    lp += o.choice_noise * gumbel_from_uniform(u);
+                }
                 // A NaN confidence (infinite logits) is never chosen, as on the GPU.
                 conf[pos] = (!lp.is_nan()).then_some(lp);
             } else {

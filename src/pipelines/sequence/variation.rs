@@ -49,6 +49,7 @@ impl Varied for SeqVariation {
             "unmask" => Ok(SeqVariation::Unmask(vec![
                 Unmasking::Random,
                 Unmasking::Confident,
+                Unmasking::Annealed,
             ])),
             o => Err(unknown_kind(o)),
         }

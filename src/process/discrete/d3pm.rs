@@ -243,6 +243,7 @@ impl D3pm {
         t: usize,
         temperature: f32,
         gumbel: Philox,
+        choice_noise: f32,
     ) -> Result<(Tensor, Tensor)> {
         let DiscretePrior::Absorbing(m) = self.prior else {
             return Err(Error::Invalid(
@@ -266,6 +267,11 @@ impl D3pm {
             gumbel,
             reveal: Philox {
                 substream: Substream::Reveal as u32,
+                ..gumbel
+            },
+            choice_noise,
+            choice: Philox {
+                substream: Substream::Choice as u32,
                 ..gumbel
             },
         };
