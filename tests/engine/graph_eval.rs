@@ -157,34 +157,39 @@ fn mmd_matches_numpy() {
     assert!(mmds(&set(0), &set(0)).degree.abs() < 1e-12);
 }
 
+/// A validity test on the fixture's recipe graphs: how many of its verdicts agree with the Python
+/// verdict stored under `truth` (computed on the generating partition), and how many of the
+/// Erdős–Rényi graphs of the same density it passes.
+fn fixture_verdicts(truth: &str, test: fn(&Adj, &SbmSpec) -> bool) -> (usize, usize, usize) {
+    let f = fixture();
+    let want: Vec<bool> = f[truth]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_bool().unwrap())
+        .collect();
+    let graphs = |key: &str| f[key].as_array().unwrap().clone();
+    let got: Vec<bool> = graphs("sbm")
+        .iter()
+        .map(|g| test(&adj(g), &SBM_RECIPE))
+        .collect();
+    let agree = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+    let er = graphs("er")
+        .iter()
+        .filter(|g| test(&adj(g), &SBM_RECIPE))
+        .count();
+    (agree, want.iter().filter(|&&t| t).count(), er)
+}
+
 /// No graph-tool here: our fitted-block verdict must agree with DiGress's strict Wald test applied
 /// to the generating partition (computed in Python), and Erdős–Rényi graphs of the same density must
 /// fail. (The strict test passes only about half of true recipe graphs: an inter-block pair with no
 /// edge has p̂ = 0, Wald statistic 400 and p-value 0.)
 #[test]
 fn sbm_strict_validity_agrees_with_the_true_blocks() {
-    let f = fixture();
-    let truth: Vec<bool> = f["sbm_true_valid"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_bool().unwrap())
-        .collect();
-    let got: Vec<bool> = f["sbm"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| is_sbm_digress_strict(&adj(g), &SBM_RECIPE))
-        .collect();
-    let agree = got.iter().zip(&truth).filter(|(a, b)| a == b).count();
-    assert!(agree >= 18, "agree on {agree}/20: {got:?} vs {truth:?}");
-    assert!(truth.iter().filter(|&&t| t).count() >= 8);
-    let er = f["er"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| is_sbm_digress_strict(&adj(g), &SBM_RECIPE))
-        .count();
+    let (agree, valid, er) = fixture_verdicts("sbm_true_valid", is_sbm_digress_strict);
+    assert!(agree >= 18, "agree on {agree}/20");
+    assert!(valid >= 8, "{valid}/20 valid on the true blocks");
     assert!(er <= 1, "{er}/20 Erdős–Rényi graphs valid");
 }
 
@@ -192,27 +197,9 @@ fn sbm_strict_validity_agrees_with_the_true_blocks() {
 /// partition (tools/fixtures_graph_eval.py), and no Erdős–Rényi graph of the same density.
 #[test]
 fn sbm_validity_agrees_with_scipy_on_the_true_blocks() {
-    let f = fixture();
-    let truth: Vec<bool> = f["sbm_true_gof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_bool().unwrap())
-        .collect();
-    let got: Vec<bool> = f["sbm"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| is_sbm(&adj(g), &SBM_RECIPE))
-        .collect();
-    let agree = got.iter().zip(&truth).filter(|(a, b)| a == b).count();
-    assert!(agree >= 18, "agree on {agree}/20: {got:?} vs {truth:?}");
-    let er = f["er"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| is_sbm(&adj(g), &SBM_RECIPE))
-        .count();
+    let (agree, valid, er) = fixture_verdicts("sbm_true_gof", is_sbm);
+    assert!(agree >= 18, "agree on {agree}/20");
+    assert!(valid >= 16, "{valid}/20 valid on the true blocks");
     assert!(er == 0, "{er}/20 Erdős–Rényi graphs valid");
 }
 

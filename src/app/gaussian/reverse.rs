@@ -130,7 +130,7 @@ impl OpenGaussian {
                 self.decoded.ui(ui, width);
             }
             ui.label(
-                "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred) / √ᾱ_t: early on it is a blurry average of plausible digits; \
+                "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred) / √ᾱ_t: early on it is a blurry average of plausible images; \
                  it sharpens as the noise is removed. The step mixes x0_pred and x_t to get x_(t−1).",
             );
         } else {
