@@ -468,3 +468,29 @@ fn hostile_graph_json_is_a_typed_error() {
         assert_eq!(r.vun.unique_novel, 0.0);
     }
 }
+
+/// `eval-graphs` on SBM graphs reports DiGress's strict verdict beside the calibrated one; other
+/// validities have no companion.
+#[test]
+fn sbm_evaluation_reports_the_strict_test_beside() {
+    let f = fixture();
+    let sbm: Vec<Adj> = f["sbm"].as_array().unwrap().iter().map(adj).collect();
+    let (gen, rest) = sbm.split_at(10);
+    let (train, test) = rest.split_at(5);
+    let r = evaluate(gen, train, test, &Validity::Sbm(SBM_RECIPE)).unwrap();
+    let c = r
+        .companion
+        .as_ref()
+        .expect("a strict verdict for SBM graphs");
+    assert!(c.validity.contains("strict"), "{}", c.validity);
+    // On the recipe's own graphs the strict test passes fewer (see the test above).
+    assert!(
+        c.vun.valid <= r.vun.valid,
+        "{} vs {}",
+        c.vun.valid,
+        r.vun.valid
+    );
+    assert!(c.reference_valid <= r.reference_valid);
+    let planar = evaluate(gen, train, test, &Validity::Planar).unwrap();
+    assert!(planar.companion.is_none());
+}
