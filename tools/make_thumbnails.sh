@@ -13,6 +13,7 @@ bin=target/debug/diffscope
 declare -A link=(
   [toy2d-mlp]="seed=3"
   [mnist-unet]="n=16&label=3&seed=5"
+  [emoji-unet]="n=16&label=0&seed=5"
   [words-absorb]="n=8&seed=1"
   [words-uniform]="n=8&seed=1"
   [promoter-multinomial]="n=8&seed=1"
@@ -20,7 +21,7 @@ declare -A link=(
   [sbm-digress]="seed=2"
 )
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(toy2d-mlp mnist-unet words-absorb words-uniform promoter-multinomial planar-digress sbm-digress)
+[ ${#models[@]} -gt 0 ] || models=(toy2d-mlp mnist-unet emoji-unet words-absorb words-uniform promoter-multinomial planar-digress sbm-digress)
 display=:$((90 + RANDOM % 100))
 Xvfb "$display" -screen 0 1280x900x24 >/dev/null 2>&1 &
 xvfb=$!

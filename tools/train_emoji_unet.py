@@ -53,6 +53,9 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", default=None, help="export the EMA weights here when the run stops")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--init-from", default=None,
+                    help="an exported emoji-unet folder (e.g. assets/emoji-unet) to start from when --ckpt does "
+                         "not exist: its weights start both the network and its EMA; the schedule starts afresh")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = emoji_data.load(args.data)
@@ -65,18 +68,28 @@ def main():
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon",
                           clip_sample=False, variance_type="fixed_small")
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
-    step, losses = 0, []
+    step, losses, init_from = 0, [], None
     g = torch.Generator().manual_seed(args.seed)
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, weights_only=False)
         unet.load_state_dict(ck["unet"]); ema.load_state_dict(ck["ema"]); opt.load_state_dict(ck["opt"])
         step, losses = ck["step"], ck["losses"]; g.set_state(ck["gen"]); torch.set_rng_state(ck["torch_rng"])
+        init_from = ck.get("init_from")
         print(f"resumed at step {step}", flush=True)
+    elif args.init_from:
+        # Checkpoints live outside the repository and can be lost with a machine; the shipped weights
+        # cannot. Training goes on from them (fresh optimiser state, a new schedule).
+        before = UNet2DModel.from_pretrained(args.init_from).float().state_dict()
+        unet.load_state_dict(before); ema.load_state_dict(before)
+        with open(os.path.join(args.init_from, "training.json")) as f:
+            earlier = json.load(f)
+        init_from = dict(folder=args.init_from, steps=earlier.get("total_steps", earlier["steps"]))
+        print(f"starting from {args.init_from} ({init_from['steps']} steps before)", flush=True)
     print(f"{sum(p.numel() for p in unet.parameters())} parameters, {len(x_train)} training images", flush=True)
 
     def save():
         tmp = args.ckpt + ".tmp"
-        torch.save(dict(unet=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
+        torch.save(dict(unet=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step, init_from=init_from,
                         losses=losses, gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
         os.replace(tmp, args.ckpt)
 
@@ -112,12 +125,12 @@ def main():
         os.makedirs(args.out, exist_ok=True)
         ema.half().save_pretrained(args.out, safe_serialization=True)
         sched.save_pretrained(args.out)
-        json.dump(dict(steps=step, batch=args.batch, lr=args.lr, ema=args.ema, p_uncond=args.p_uncond,
+        json.dump(dict(steps=step, total_steps=step + (init_from["steps"] if init_from else 0), init_from=init_from, batch=args.batch, lr=args.lr, ema=args.ema, p_uncond=args.p_uncond,
                        null_label=NULL_LABEL, labels=emoji_data.CATEGORIES,
                        final_loss=float(np.mean(losses[-500:])) if losses else None,
                        command="python tools/train_emoji_unet.py --data DATA --ckpt CKPT " + " ".join(
                            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                           if k not in ("data", "ckpt", "out", "export_only", "minutes"))),
+                           if k not in ("data", "ckpt", "out", "export_only", "minutes", "init_from"))),
                   open(os.path.join(args.out, "training.json"), "w"), indent=2)
 
 

@@ -112,6 +112,18 @@ pub const MODELS: &[Shipped] = &[
         thumbnail: payload!("mnist-unet", "thumbnail.png"),
     },
     Shipped {
+        name: "emoji-unet",
+        family: Family::Gaussian,
+        summary: "class-conditional diffusers UNet2DModel on 32×32 colour emoji (Twemoji and Noto), \
+                  9 categories (2.7 M parameters, 1000 steps; opens with 50 DDIM steps, guidance 3)",
+        config: include_str!("../../assets/emoji-unet/config.json"),
+        process: include_str!("../../assets/emoji-unet/scheduler_config.json"),
+        weights: payload!("emoji-unet", "diffusion_pytorch_model.safetensors"),
+        data: payload!("emoji-unet", "examples.safetensors"),
+        card: include_str!("../../assets/emoji-unet/card.json"),
+        thumbnail: payload!("emoji-unet", "thumbnail.png"),
+    },
+    Shipped {
         name: "words-absorb",
         family: Family::Sequence,
         summary: "D3PM (absorbing/mask noise, moco) over English words of 2–12 letters (100 steps)",

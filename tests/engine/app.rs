@@ -1473,8 +1473,8 @@ fn sequence_runs_compare_side_by_side() {
     assert!(h.query_by_label_contains("this one has no mask").is_some());
 }
 
-/// A first visit shows what every model makes above the default model's run: seven thumbnails
-/// decoded from their PNGs; a click opens that model and puts the strip away; the side panel's
+/// A first visit shows what every model makes above the default model's run: a thumbnail per
+/// shipped model, decoded from its PNG; a click opens that model and puts the strip away; the side panel's
 /// "thumbnails" brings it back. A model opened on purpose starts without it.
 #[test]
 fn a_first_visit_shows_every_models_thumbnail() {
@@ -1485,6 +1485,7 @@ fn a_first_visit_shows_every_models_thumbnail() {
             && s["landing"]["thumbnails"].as_u64()
                 == Some(diffscope::pipelines::zoo::MODELS.len() as u64)
     });
+    assert!(h.query_by_label("open emoji-unet").is_some());
     let s = status(&h);
     assert_eq!(s["model"], "toy2d-mlp", "{s}");
     assert_eq!(s["landing"]["shown"], true, "{s}");

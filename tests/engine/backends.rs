@@ -59,6 +59,21 @@ fn mnist_unet_samples_the_same_trajectory_on_the_cpu() {
     same_trajectory("mnist-unet", 2, &s, 1e-3);
 }
 
+/// The colour model: three channels, attention at 8×8, ten class embeddings whose names come from
+/// the config's `id2label` (nine categories; the tenth embedding is the null label).
+#[test]
+fn emoji_unet_samples_the_same_trajectory_on_the_cpu() {
+    let m = gaussian::load_shipped(&cpu(), "emoji-unet").unwrap();
+    assert_eq!(m.labels.len(), 9, "{:?}", m.labels);
+    assert_eq!(m.labels[0], "0 Smileys & Emotion");
+    assert_eq!(m.labels[8], "8 Flags");
+    let s = SampleSettings {
+        guidance: Some(3.0),
+        ..settings(Sampler::Ddim { eta: 0.0 }, 4, Some(vec![0, 8]))
+    };
+    same_trajectory("emoji-unet", 2, &s, 1e-3);
+}
+
 #[test]
 fn tensors_of_two_backends_are_refused_and_can_be_moved() {
     let a = Tensor::from_f32(device(), &[4], &[1.0, 2.0, 3.0, 4.0]).unwrap();

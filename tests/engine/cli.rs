@@ -423,7 +423,11 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
                 p("w.txt"),
             ],
             1,
-            &["un-masking order", "sideways", "random, confident or annealed"],
+            &[
+                "un-masking order",
+                "sideways",
+                "random, confident or annealed",
+            ],
         ),
         (
             sample(&[s("--unmask"), s("confident"), s("--out"), out_png.clone()]),

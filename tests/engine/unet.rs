@@ -101,6 +101,14 @@ fn unet_config_errors_name_the_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown field \"act_fun\""), "{e}");
+    // Label names: a map of numbers to names is read; anything else is refused.
+    let named = cfg.replacen('{', r#"{"id2label": {"0": "cat", "1": "dog"},"#, 1);
+    assert!(UNetConfig::from_json(&named, "c.json").is_ok());
+    let bad = cfg.replacen('{', r#"{"id2label": ["cat", "dog"],"#, 1);
+    let e = UNetConfig::from_json(&bad, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("id2label"), "{e}");
     // Null groups need the skip blocks' own; the skip blocks need a 3-channel image.
     let bad = cfg.replace("\"norm_num_groups\": 4", "\"norm_num_groups\": null");
     assert_ne!(bad, cfg);

@@ -121,10 +121,13 @@ async function withWebGpu(url) {
       if (visit === 'cold') {
         // A first visit: every model's thumbnail (fetched on its own, models/<name>/thumbnail.png)
         // above the default model's run.
-        await page.waitForFunction(() => JSON.parse(window.diffscope.status()).landing.thumbnails === 7,
+        await page.waitForFunction(() => {
+          const l = JSON.parse(window.diffscope.status()).landing;
+          return l.models >= 8 && l.thumbnails === l.models;
+        },
           null, { timeout: TIMEOUT_MS, polling: 200 }).catch(() => {});
         const l = JSON.parse(await page.evaluate(() => window.diffscope.status())).landing;
-        check(l.shown && l.thumbnails === 7, 'a first visit shows every model\'s thumbnail (' + JSON.stringify(l) + ')');
+        check(l.shown && l.models >= 8 && l.thumbnails === l.models, 'a first visit shows every model\'s thumbnail (' + JSON.stringify(l) + ')');
       }
     }
     const status = () => page.evaluate(() => window.diffscope ? JSON.parse(window.diffscope.status()) : null);
@@ -270,7 +273,8 @@ async function phone(url) {
 }
 
 // A link opens the same frame in the page as on the desktop: the native CLI (CPU backend) samples
-// words-absorb with the link's settings and writes its trajectory; the page (WebGPU on SwiftShader, then
+// words-absorb with the link's settings (the annealed un-masking order the app opens it with) and writes
+// its trajectory; the page (WebGPU on SwiftShader, then
 // the CPU backend under WebGL2) opens the link, plays to its step and pauses there; the step's token
 // ids must agree bit for bit
 // (the app's status carries an FNV-1a hash of the viewed state's f32 values).
@@ -290,7 +294,8 @@ async function sameFrameAsNative(url) {
   const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'diffscope-native-'));
   const traj = path.join(dir, 'w.safetensors');
   execFileSync(NATIVE, ['--backend', 'cpu', 'sample', '--model', 'words-absorb', '--n', '4', '--seed', '3',
-    '--temperature', '1', '--out', path.join(dir, 'w.txt'), '--trajectory', traj], { stdio: 'ignore' });
+    '--temperature', '1', '--unmask', 'annealed', '--out', path.join(dir, 'w.txt'), '--trajectory', traj],
+    { stdio: 'ignore' });
   const bytes = fs.readFileSync(traj);
   const hlen = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + hlen).toString());
@@ -310,7 +315,7 @@ async function sameFrameAsNative(url) {
 async function pageFrame(url, args, STEP, want, n, l, extra, backend) {
   const { ctx, page, logs } = await openPage(args);
   try {
-    await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&step=' + STEP + extra);
+    await page.goto(url + '?model=words-absorb&seed=3&n=4&temperature=1&unmask=annealed&step=' + STEP + extra);
     await page.waitForFunction(k => {
       if (!window.diffscope) return false;
       const s = JSON.parse(window.diffscope.status());

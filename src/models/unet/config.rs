@@ -162,6 +162,17 @@ impl UNetConfig {
             match k.as_str() {
                 "_class_name" => expect_str(&["UNet2DModel"])?,
                 "_diffusers_version" | "_name_or_path" | "num_train_timesteps" | "dropout" => {}
+                // Names of the class labels ({"0": "name", ...}), shown by the app and CLI.
+                "id2label" => {
+                    let names = val
+                        .as_object()
+                        .filter(|o| o.values().all(|v| v.is_string()));
+                    if names.is_none() {
+                        return Err(bad(format!(
+                            "field \"id2label\" = {val} must map label numbers to names"
+                        )));
+                    }
+                }
                 "sample_size" => {
                     c.sample_size = match val {
                         // [height, width]: diffscope runs square images only.

@@ -113,8 +113,16 @@ pub fn build(
             });
         }
         let m = UNet2D::load(device, cfg, weights)?;
+        // Labels by number, or by the names a config's `id2label` gives them (the convention
+        // transformers and diffusers' class-conditional pipelines use).
+        let names = v.get("id2label").and_then(|n| n.as_object());
         let labels = (0..m.num_labels().unwrap_or(0))
-            .map(|i| i.to_string())
+            .map(|i| {
+                names
+                    .and_then(|n| n.get(&i.to_string()))
+                    .and_then(|n| n.as_str())
+                    .map_or_else(|| i.to_string(), |n| format!("{i} {n}"))
+            })
             .collect();
         return Ok(GaussianModel {
             name: name.to_string(),
