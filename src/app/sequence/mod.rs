@@ -522,7 +522,7 @@ fn order_label(o: Unmasking) -> &'static str {
     match o {
         Unmasking::Random => "random (D3PM)",
         Unmasking::Confident => "most confident first",
-        Unmasking::Annealed => "annealed (noisy confidence)",
+        Unmasking::Annealed => "annealed confidence",
     }
 }
 
