@@ -21,6 +21,14 @@ pub struct SbmSpec {
     pub p_inter: f64,
 }
 
+impl SbmSpec {
+    /// Whether every block size lies in the recipe's range.
+    fn sized(&self, sizes: &[f64]) -> bool {
+        let range = self.min_size as f64..=self.max_size as f64;
+        sizes.iter().all(|s| range.contains(s))
+    }
+}
+
 /// tools/train_digress.py's `sbm_graphs` recipe.
 pub const SBM_RECIPE: SbmSpec = SbmSpec {
     min_blocks: 2,
@@ -232,9 +240,8 @@ fn fit_in_ranges(a: &Adj, spec: &SbmSpec) -> Option<Fitted> {
     let b = labels.iter().max().map_or(0, |m| m + 1);
     let (sizes, edges, pairs) = block_counts(a, &labels, b);
     let blocks: Vec<usize> = (0..b).filter(|&x| sizes[x] > 0.0).collect();
-    let sized = |x: &usize| (spec.min_size as f64..=spec.max_size as f64).contains(&sizes[*x]);
-    let fits =
-        (spec.min_blocks..=spec.max_blocks).contains(&blocks.len()) && blocks.iter().all(sized);
+    let used: Vec<f64> = blocks.iter().map(|&x| sizes[x]).collect();
+    let fits = (spec.min_blocks..=spec.max_blocks).contains(&blocks.len()) && spec.sized(&used);
     fits.then_some(Fitted {
         blocks,
         b,
@@ -266,10 +273,7 @@ pub fn is_sbm(a: &Adj, spec: &SbmSpec) -> bool {
     (spec.min_blocks..=spec.max_blocks.min(a.n)).any(|b| {
         let (_, labels) = likeliest_partition(a, &eig, b);
         let (sizes, edges, pairs) = block_counts(a, &labels, b);
-        if sizes
-            .iter()
-            .any(|&s| s < spec.min_size as f64 || s > spec.max_size as f64)
-        {
+        if !spec.sized(&sizes) {
             // Also rules out a partition that left a block empty.
             return false;
         }

@@ -104,6 +104,17 @@ impl Unmasking {
         }
     }
 
+    /// The scale of the Gumbel noise on the confidences at timestep `t` of `nsteps` (0 for the
+    /// orders that add none).
+    pub fn choice_noise(&self, t: usize, nsteps: usize) -> f32 {
+        match self {
+            Unmasking::Annealed => {
+                Unmasking::ANNEALED_NOISE * ((t + 1) as f32 / nsteps.max(1) as f32).min(1.0)
+            }
+            Unmasking::Random | Unmasking::Confident => 0.0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Unmasking::Random => "random",
@@ -318,12 +329,8 @@ impl Process {
             (Process::D3pm(d), Unmasking::Random) => {
                 d.step(&x0_logits, x_t, &[t], temperature, noise)?
             }
-            (Process::D3pm(d), Unmasking::Confident) => {
-                d.step_confident(&x0_logits, x_t, t, temperature, key, 0.0)?
-            }
-            (Process::D3pm(d), Unmasking::Annealed) => {
-                let left = (t + 1) as f32 / d.nsteps.max(1) as f32;
-                let noise = Unmasking::ANNEALED_NOISE * left.min(1.0);
+            (Process::D3pm(d), Unmasking::Confident | Unmasking::Annealed) => {
+                let noise = order.choice_noise(t, d.nsteps);
                 d.step_confident(&x0_logits, x_t, t, temperature, key, noise)?
             }
             (Process::Multinomial(m), Unmasking::Random) => {
