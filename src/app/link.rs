@@ -8,8 +8,8 @@
 //! Gaussian models, and `clip`, `compare` (runs side by side) and `score` (the 2-D score field),
 //! each `1`/`0`, `vary` (what the compared runs differ in: `sampler:ddim,heun`, `guidance:0,1,3`,
 //! `steps:…`, `eta:…` or `seed:…`; it turns the comparison on), and `forward_schedule` (the forward explorer's β schedule:
-//! `trained`, `linear` or `cosine`); `temperature` and (absorbing models) `unmask` (`random` or
-//! `confident`) for sequence models. `lesson` opens a lesson
+//! `trained`, `linear` or `cosine`); `temperature`, (absorbing models) `unmask` (`random`,
+//! `confident` or `annealed`) and (padded models) `padding` (`suffix` or `free`) for sequence models. `lesson` opens a lesson
 //! (`lessons::find`) at `lesson_step` (from 1), whose steps set the model and the rest. `step` is the
 //! viewed step (x_T is 0): the run plays to it and pauses there. `backend` (`gpu` or `cpu`) makes the
 //! page compute there instead of where it would choose (read when the page starts).
@@ -31,8 +31,10 @@ pub struct Link {
     pub eta: Option<f32>,
     pub karras: Option<bool>,
     pub temperature: Option<f32>,
-    /// Absorbing sequence models' un-masking order: `random` or `confident`.
+    /// Absorbing sequence models' un-masking order: `random`, `confident` or `annealed`.
     pub unmask: Option<String>,
+    /// Padded sequence models' padding: `suffix` (only at the end) or `free`.
+    pub padding: Option<String>,
     pub clip: Option<bool>,
     /// Gaussian models: run the same x_T through several samplers side by side.
     pub compare: Option<bool>,
@@ -106,6 +108,7 @@ impl Link {
                 "temperature" => l.temperature = num(&v).map(|x| x as f32),
                 "step" => l.step = v.parse().ok(),
                 "unmask" => l.unmask = Some(v),
+                "padding" => l.padding = Some(v),
                 "backend" if !v.is_empty() => l.backend = Some(v),
                 _ => {}
             }
@@ -141,6 +144,7 @@ impl Link {
         put("forward_schedule", self.forward_schedule.clone());
         put("temperature", self.temperature.map(|v| v.to_string()));
         put("unmask", self.unmask.clone());
+        put("padding", self.padding.clone());
         put("step", self.step.map(|v| v.to_string()));
         put("backend", self.backend.clone());
         q.iter()
@@ -249,6 +253,7 @@ mod tests {
             karras: Some(true),
             temperature: Some(0.7),
             unmask: Some("confident".into()),
+            padding: Some("free".into()),
             clip: Some(false),
             compare: Some(true),
             vary: Some("guidance:0,1.5,3".into()),

@@ -336,6 +336,7 @@ impl DiffscopeApp {
             "last_finite": part.last.finite,
             "temperature": part.temperature,
             "unmask": part.unmask,
+            "padding": part.padding,
             "sampler": part.sampler,
             "compare": part.compare,
             "input": part.input,

@@ -55,6 +55,8 @@ pub struct RunStatus {
     pub temperature: Option<f32>,
     /// The un-masking order's name, where the family has one (absorbing sequence runs).
     pub unmask: Option<&'static str>,
+    /// Where padding may go (`suffix` or `free`), where the model pads (words).
+    pub padding: Option<&'static str>,
     /// The reverse sampler's name, where the family has a choice (Gaussian runs).
     pub sampler: Option<&'static str>,
     /// Runs compared beside the open one (Gaussian runs: one entry per sampler), or null.

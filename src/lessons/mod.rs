@@ -49,6 +49,10 @@ pub const HIGHLIGHTS: &[(&str, &str)] = &[
     ("compare", "comparing runs side by side"),
     ("temperature", "the sampling temperature (sequences)"),
     ("unmask", "the un-masking order (absorbing sequence models)"),
+    (
+        "padding",
+        "holding padding at the end of each word (padded sequence models)",
+    ),
     ("forward", "the forward explorer's switch"),
     ("forward-t", "the forward explorer's t"),
     ("forward-schedule", "the forward explorer's β schedule"),

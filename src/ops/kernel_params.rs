@@ -5,8 +5,8 @@
 
 use super::matmul::{MatmulKernel, SOFTWARE_LARGE, WEB_DEFAULT};
 use super::{
-    attention, conv, elementwise, embedding, graph, langevin, layout, loss, matmul, norm, random,
-    sample, transition, unmask, update,
+    attention, conv, elementwise, embedding, graph, langevin, layout, loss, matmul, norm,
+    pad_suffix, random, sample, transition, unmask, update,
 };
 use crate::gpu::wgsl::{ParamsLayout, Scalar};
 
@@ -88,6 +88,12 @@ pub fn kernel_params() -> Vec<KernelParams> {
             &random::DEFINES,
             random::SRC,
             "RandomParams",
+        ),
+        entry::<pad_suffix::Params>(
+            &["philox.wgsl", "pad_suffix.wgsl"],
+            "",
+            pad_suffix::SRC,
+            "PadSuffixParams",
         ),
         entry::<sample::Params>(
             &["philox.wgsl", "sample.wgsl"],

@@ -16,6 +16,7 @@ pub mod loss;
 pub mod matmul;
 pub mod noise;
 pub mod norm;
+pub mod pad_suffix;
 pub mod random;
 pub mod sample;
 pub mod transition;

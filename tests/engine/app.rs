@@ -197,6 +197,10 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     let t = s["temperature"].as_f64().unwrap();
     assert!((t - 1.0).abs() < 1e-6, "temperature {t}");
     assert_eq!(s["unmask"], "annealed", "{s}");
+    assert_eq!(
+        s["padding"], "suffix",
+        "padding ends every word by default: {s}"
+    );
     // The gallery tells what the open model is and how good it is, from its card.
     h.get_by_label("about this model").click();
     wait_for_label(&mut h, "training steps", 50);
@@ -271,6 +275,18 @@ fn absorbing_words_unmask_for_good_and_the_forward_explorer_draws() {
     h.get_by_label("forward process q(x_t | x0)").click();
     wait_for_label(&mut h, "draws of x_t", 200);
     assert!(h.query_by_label_contains("x0: \"").is_some());
+
+    // Padding let free: the run starts again (from x_T, paused as it was), drawing wherever the
+    // model puts a pad.
+    h.get_by_label("forward process q(x_t | x0)").click();
+    h.get_by_label("padding only ends a word").click();
+    run_until(&mut h, 3000, |s| {
+        s["padding"] == "free" && s["recorded"].as_u64() == Some(1)
+    });
+    assert!(status(&h)["link"]
+        .as_str()
+        .unwrap()
+        .contains("padding=free"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -790,7 +806,7 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
         .map(diffscope::Device::Gpu)
         .map_err(|e| e.to_string());
     let app = DiffscopeApp::with_device(g, Start::Shipped("words-absorb".into())).with_link(
-        diffscope::app::Link::parse("temperature=1.25&n=3&seed=9&unmask=confident"),
+        diffscope::app::Link::parse("temperature=1.25&n=3&seed=9&unmask=confident&padding=free"),
     );
     let mut h = Harness::builder()
         .with_size([1280.0, 900.0])
@@ -799,8 +815,10 @@ fn a_link_sets_a_sequence_models_temperature_and_batch() {
     let s = status(&h);
     assert_eq!(s["temperature"].as_f64(), Some(1.25), "{s}");
     assert_eq!(s["unmask"], "confident", "{s}");
+    assert_eq!(s["padding"], "free", "{s}");
+    let link = s["link"].as_str().unwrap();
     assert!(
-        s["link"].as_str().unwrap().contains("unmask=confident"),
+        link.contains("unmask=confident") && link.contains("padding=free"),
         "{s}"
     );
     let x_t = h.state().recorded_state(0).unwrap();

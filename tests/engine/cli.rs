@@ -432,7 +432,41 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
         (
             sample(&[s("--unmask"), s("confident"), s("--out"), out_png.clone()]),
             1,
-            &["--unmask are for sequence"],
+            &["--padding are for sequence"],
+        ),
+        (
+            sample(&[s("--padding"), s("free"), s("--out"), out_png.clone()]),
+            1,
+            &["--padding are for sequence"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("words-absorb"),
+                s("--padding"),
+                s("middle"),
+                s("--out"),
+                p("w.txt"),
+            ],
+            1,
+            &["padding \"middle\"", "suffix or free"],
+        ),
+        (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("promoter-multinomial"),
+                s("--padding"),
+                s("suffix"),
+                s("--out"),
+                p("d.fasta"),
+            ],
+            1,
+            &[
+                "--padding is for D3PM models with a pad class",
+                "promoter-multinomial",
+            ],
         ),
         (
             vec![

@@ -27,6 +27,7 @@ mod layout;
 mod longrun;
 mod matmul;
 mod norm;
+mod pad_suffix;
 mod random;
 mod runtime;
 mod sample;

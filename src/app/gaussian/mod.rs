@@ -577,6 +577,7 @@ impl OpenRun for OpenGaussian {
             last,
             temperature: None,
             unmask: None,
+            padding: None,
             sampler: s.map(|s| s.run.settings.sampler.name()),
             compare: self
                 .compare

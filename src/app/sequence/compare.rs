@@ -10,7 +10,7 @@ use super::stepping::SeqRun;
 use crate::app::vary::VaryChoice;
 use crate::pipelines::sequence::variation::SeqVariation;
 use crate::pipelines::sequence::SequenceModel;
-use crate::process::discrete::Unmasking;
+use crate::process::discrete::{Padding, Unmasking};
 use egui::RichText;
 
 struct Column {
@@ -79,7 +79,7 @@ impl SeqComparison {
         m: &SequenceModel,
         n: usize,
         seed: u64,
-        (temperature, order): (f32, Unmasking),
+        (temperature, order, padding): (f32, Unmasking, Padding),
     ) -> crate::Result<()> {
         self.columns.clear();
         self.refused = None;
@@ -96,7 +96,7 @@ impl SeqComparison {
             Err(e) => return Err(e),
         };
         for v in variants {
-            let run = SeqRun::start(m, n, seed, v.temperature)?.ordered(m, v.order)?;
+            let run = SeqRun::start(m, n, seed, v.temperature)?.drawing(m, (v.order, padding))?;
             self.columns.push(Column {
                 label: v.label,
                 run,

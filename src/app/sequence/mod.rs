@@ -18,7 +18,7 @@ use super::{card, highlight, schedule};
 use crate::pipelines::sequence::variation::SeqVariation;
 use crate::pipelines::sequence::SequenceModel;
 use crate::pipelines::zoo::Family;
-use crate::process::discrete::Unmasking;
+use crate::process::discrete::{Padding, Unmasking};
 use crate::tensor::Device;
 use compare::SeqComparison;
 use egui::RichText;
@@ -37,6 +37,8 @@ pub struct OpenSequences {
     temperature: f32,
     /// Which masked positions a step reveals (absorbing models).
     order: Unmasking,
+    /// Where padding may go (models with a pad class).
+    padding: Padding,
     /// The sequence whose distributions the detail panel shows.
     selected: usize,
     /// The detail panel shows the model's x0_pred distribution (else the step's posterior).
@@ -86,6 +88,7 @@ impl OpenSequences {
             n: carried.sequences,
             temperature,
             order,
+            padding: Padding::default(),
             selected: 0,
             show_x0: carried.seq_show_x0,
             examples,
@@ -123,6 +126,10 @@ impl OpenRun for OpenSequences {
                 .process
                 .absorbing()
                 .then(|| self.order.name().to_string()),
+            padding: self
+                .model
+                .pad_suffix()
+                .map(|_| self.padding.name().to_string()),
             compare: self.compare.is_some().then_some(true),
             vary: self.compare.as_ref().map(|c| c.vary.varied.spec()),
             ..Default::default()
@@ -148,6 +155,9 @@ impl OpenRun for OpenSequences {
                 self.order = o;
             }
         }
+        if let Some(p) = link.padding.as_deref().and_then(|v| Padding::parse(v).ok()) {
+            self.padding = p;
+        }
         if let Some(on) = link.compare {
             if on != self.compare.is_some() {
                 self.compare = on.then(SeqComparison::default);
@@ -172,13 +182,15 @@ impl OpenRun for OpenSequences {
             Ok(Some(ids)) => {
                 let k = self.input.start_step(m);
                 SeqRun::from_input(m, self.n, &ids, k, self.seed, self.temperature)?
-                    .ordered(m, self.order)?
+                    .drawing(m, (self.order, self.padding))?
             }
             // Text that does not encode cannot reach "Denoise"; if it is edited after, the prior.
-            _ => SeqRun::start(m, self.n, self.seed, self.temperature)?.ordered(m, self.order)?,
+            _ => SeqRun::start(m, self.n, self.seed, self.temperature)?
+                .drawing(m, (self.order, self.padding))?,
         });
         if let Some(c) = &mut self.compare {
-            c.start(m, self.n, self.seed, (self.temperature, self.order))?;
+            let draw = (self.temperature, self.order, self.padding);
+            c.start(m, self.n, self.seed, draw)?;
         }
         Ok(())
     }
@@ -217,6 +229,26 @@ impl OpenRun for OpenSequences {
                 );
             highlight::mark(ui, "unmask", r);
             changed |= self.order != before;
+        }
+        if self.model.pad_suffix().is_some() {
+            let mut suffix = self.padding == Padding::Suffix;
+            let r = ui
+                .checkbox(&mut suffix, "padding only ends a word")
+                .on_hover_text(
+                    "in the data, padding (_) only follows the last letter. On: a draw that would \
+                     put a pad before a letter is drawn again among the tokens that fit (from the \
+                     same distribution, restricted). Off: whatever the model draws — it learnt \
+                     the rule only approximately",
+                );
+            highlight::mark(ui, "padding", r.clone());
+            if r.changed() {
+                self.padding = if suffix {
+                    Padding::Suffix
+                } else {
+                    Padding::Free
+                };
+                changed = true;
+            }
         }
         changed |= seed_row(ui, &mut self.seed);
         let absorbing = self.model.process.absorbing();
@@ -374,11 +406,18 @@ impl OpenRun for OpenSequences {
                  confidence — strong at first, fading to none by the last step (annealed)"
             }
         };
+        let padding = match (m.pad_suffix(), r.run.padding) {
+            (Some(_), Padding::Suffix) => {
+                " A draw that would put padding before a letter is drawn again among the tokens \
+                 that fit, so padding only ends a word, as in the data."
+            }
+            _ => "",
+        };
         ui.label(format!(
             "Reverse process, step {v} (t = {t}): the model predicts a distribution over the \
-             clean token at every position; {draw}. Cells are shaded by the model's probability \
-             of the token shown; yellow outlines mark what changed. Click a sequence to see its \
-             distributions below."
+             clean token at every position; {draw}.{padding} Cells are shaded by the model's \
+             probability of the token shown; yellow outlines mark what changed. Click a sequence \
+             to see its distributions below."
         ));
         let (row, show_x0) = (&mut self.selected, &mut self.show_x0);
         // Both ways: 50-letter DNA rows outgrow a view narrowed by the lesson panel.
@@ -463,6 +502,11 @@ impl OpenRun for OpenSequences {
         RunStatus {
             temperature: self.run.as_ref().map(|r| r.run.temperature),
             unmask: self.run.as_ref().map(|r| r.run.order.name()),
+            padding: self
+                .run
+                .as_ref()
+                .filter(|_| self.model.pad_suffix().is_some())
+                .map(|r| r.run.padding.name()),
             input: serde_json::json!({
                 "editing": self.input.editing,
                 "active": self.input.active,
@@ -505,7 +549,7 @@ impl OpenRun for OpenSequences {
             None => {
                 self.run = Some(
                     SeqRun::start(&model, self.n, self.seed, self.temperature)?
-                        .ordered(&model, self.order)?,
+                        .drawing(&model, (self.order, self.padding))?,
                 )
             }
         }

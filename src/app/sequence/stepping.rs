@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::super::worker::Stepping;
 use crate::pipelines::sequence::run::SequenceRun;
 use crate::pipelines::sequence::SequenceModel;
-use crate::process::discrete::Unmasking;
+use crate::process::discrete::{Padding, Unmasking};
 use crate::tensor::{Tensor, TensorReadback};
 
 pub struct SeqFrame {
@@ -155,9 +155,14 @@ impl SeqRun {
         })
     }
 
-    /// The same run revealing masked positions in `order` (an error for a non-absorbing model).
-    pub fn ordered(mut self, m: &SequenceModel, order: Unmasking) -> crate::Result<SeqRun> {
-        self.run = self.run.with_order(m, order)?;
+    /// The same run revealing masked positions in `order` (an error for a non-absorbing model) and
+    /// holding padding where `padding` says.
+    pub fn drawing(
+        mut self,
+        m: &SequenceModel,
+        (order, padding): (Unmasking, Padding),
+    ) -> crate::Result<SeqRun> {
+        self.run = self.run.with_order(m, order)?.with_padding(padding);
         Ok(self)
     }
 
@@ -184,7 +189,8 @@ impl SeqRun {
             .get(at)
             .ok_or_else(|| crate::Error::NotReady(format!("no frame {at} to fork from")))?;
         self.run = SequenceRun::resume(m, &f.ids, at, seed, self.run.temperature)?
-            .with_order(m, self.run.order)?;
+            .with_order(m, self.run.order)?
+            .with_padding(self.run.padding);
         self.frames.truncate(at + 1);
         self.computing.clear();
         self.pending = None;

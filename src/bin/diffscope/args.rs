@@ -149,6 +149,11 @@ pub struct SampleArgs {
     /// confidence: MaskGIT's choice temperature).
     #[arg(long, value_name = "random|confident|annealed")]
     pub(crate) unmask: Option<String>,
+    /// Sequence models with a pad class (words): suffix (the default: a draw that would put a pad
+    /// before a letter is drawn again among the classes that fit, so padding only ends a
+    /// sequence, as in the data) or free (wherever the model puts it).
+    #[arg(long, value_name = "suffix|free")]
+    pub(crate) padding: Option<String>,
     /// Time every kernel on its own and print where the time goes (slower overall).
     #[arg(long)]
     pub(crate) profile: bool,

@@ -24,9 +24,9 @@ pub fn load(device: &Device, m: &ModelArgs) -> Result<GaussianModel> {
 }
 
 pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
-    if a.temperature != 1.0 || a.unmask.is_some() {
+    if a.temperature != 1.0 || a.unmask.is_some() || a.padding.is_some() {
         return Err(Error::Invalid(
-            "--temperature and --unmask are for sequence (discrete) models".into(),
+            "--temperature, --unmask and --padding are for sequence (discrete) models".into(),
         ));
     }
     // Check everything cheap before touching the GPU.

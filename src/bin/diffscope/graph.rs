@@ -42,12 +42,13 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         || a.eta != 0.0
         || a.temperature != 1.0
         || a.unmask.is_some()
+        || a.padding.is_some()
         || a.sampler.is_some()
         || a.karras
     {
         return Err(Error::Invalid(
             "graph models sample ancestrally over every step: no --label, --cfg, --steps, --eta, \
-             --init, --temperature, --unmask, --sampler or --karras"
+             --init, --temperature, --unmask, --padding, --sampler or --karras"
                 .into(),
         ));
     }

@@ -9,7 +9,7 @@ use diffscope::nn::Denoiser;
 use diffscope::pipelines::sequence::run::{self, SequenceRun};
 use diffscope::pipelines::sequence::{self, SequenceModel};
 use diffscope::pipelines::zoo::{self, Family};
-use diffscope::process::discrete::{probabilities, Unmasking};
+use diffscope::process::discrete::{probabilities, Padding, Unmasking};
 use diffscope::weights::Weights;
 use diffscope::{Device, DeviceOptions, Error, Result, Tensor};
 use std::path::Path;
@@ -85,21 +85,43 @@ pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
         .map(Unmasking::parse)
         .transpose()?
         .unwrap_or_default();
-    let ids = run::sample(&m, n, a.seed, (a.temperature, order), |x_t, out| {
-        done += 1;
-        progress.update(done);
-        if record {
-            states.extend(x_t.to_u32()?);
-            probs.extend(probabilities(&out.logits)?.to_f32()?);
-        }
-        Ok(())
-    })?;
+    let padding = a
+        .padding
+        .as_deref()
+        .map(Padding::parse)
+        .transpose()?
+        .unwrap_or_default();
+    if a.padding.is_some() && m.pad_suffix().is_none() {
+        return Err(Error::Invalid(format!(
+            "--padding is for D3PM models with a pad class; {} has none",
+            m.name
+        )));
+    }
+    let ids = run::sample(
+        &m,
+        n,
+        a.seed,
+        (a.temperature, order, padding),
+        |x_t, out| {
+            done += 1;
+            progress.update(done);
+            if record {
+                states.extend(x_t.to_u32()?);
+                probs.extend(probabilities(&out.logits)?.to_f32()?);
+            }
+            Ok(())
+        },
+    )?;
     eprintln!(
-        "{} sequences from {} ({}, {} un-masking) in {} steps: {:.2} s",
+        "{} sequences from {} ({}, {} un-masking{}) in {} steps: {:.2} s",
         n,
         m.name,
         m.process.describe(),
         order.name(),
+        match (m.pad_suffix(), padding) {
+            (Some(_), p) => format!(", padding {}", p.name()),
+            (None, _) => String::new(),
+        },
         ts.len(),
         t0.elapsed().as_secs_f64()
     );

@@ -66,6 +66,15 @@ impl SequenceModel {
         Ok(ids)
     }
 
+    /// The class that pads sequences at their end, when the model's steps can hold it there
+    /// ([`crate::process::discrete::Padding::Suffix`]: a D3PM process with a pad class).
+    pub fn pad_suffix(&self) -> Option<u32> {
+        match self.process {
+            Process::D3pm(_) => self.config.pad_token.map(|p| p as u32),
+            Process::Multinomial(_) => None,
+        }
+    }
+
     /// The characters data may contain.
     pub fn data_chars(&self) -> String {
         self.vocab()
@@ -131,6 +140,12 @@ pub fn build(
                 detail: format!("{what} is not below num_classes = {}", pc.num_classes),
             });
         }
+    }
+    if pc.pad_token.is_some() && pc.pad_token == pc.mask_token {
+        return Err(Error::Config {
+            file: process_file.to_string(),
+            detail: "pad_token and mask_token are one class".into(),
+        });
     }
     let process = Process::from_config(device, &pc, process_file)?;
     let denoiser = SeqTransformer::load(device, cfg, weights)?;

@@ -6,7 +6,7 @@
 use super::SequenceModel;
 use crate::error::{Error, Result};
 use crate::nn::Denoiser;
-use crate::process::discrete::{StepOut, Unmasking};
+use crate::process::discrete::{Padding, StepDraw, StepOut, Unmasking};
 use crate::tensor::Tensor;
 
 /// A reverse run between steps. Cloning is cheap (tensors share storage): the app steps a clone on a
@@ -17,6 +17,8 @@ pub struct SequenceRun {
     pub temperature: f32,
     /// Which masked positions a step reveals (absorbing models; random for the others).
     pub order: Unmasking,
+    /// Where padding may go (models with a pad class and a D3PM process; ignored by the others).
+    pub padding: Padding,
     /// u32 `[N, L]`: the state after [`Self::steps_done`] steps.
     x: Tensor,
     timesteps: Vec<usize>,
@@ -34,6 +36,7 @@ impl SequenceRun {
             seed,
             temperature,
             order: Unmasking::Random,
+            padding: Padding::default(),
             x,
             timesteps: m.process.timesteps(),
             done: 0,
@@ -52,6 +55,24 @@ impl SequenceRun {
         }
         self.order = order;
         Ok(self)
+    }
+
+    /// The same run with padding held where `padding` says.
+    pub fn with_padding(mut self, padding: Padding) -> SequenceRun {
+        self.padding = padding;
+        self
+    }
+
+    /// The settings of this run's draws for model `m`.
+    pub fn draw(&self, m: &SequenceModel) -> StepDraw {
+        StepDraw {
+            temperature: self.temperature,
+            order: self.order,
+            pad_suffix: match self.padding {
+                Padding::Suffix => m.pad_suffix(),
+                Padding::Free => None,
+            },
+        }
     }
 
     /// Continue from token ids `[n, L]` reached after `done` steps, with `seed` for the steps from
@@ -84,6 +105,7 @@ impl SequenceRun {
             seed,
             temperature,
             order: Unmasking::Random,
+            padding: Padding::default(),
             x,
             timesteps,
             done,
@@ -121,11 +143,8 @@ impl SequenceRun {
         let out = m.process.step(
             &m.denoiser,
             &self.x,
-            t,
-            self.done,
-            self.seed,
-            self.temperature,
-            self.order,
+            (t, self.done, self.seed),
+            self.draw(m),
         )?;
         self.x = out.x_prev.clone();
         self.done += 1;
@@ -152,11 +171,13 @@ pub fn sample(
     m: &SequenceModel,
     n: usize,
     seed: u64,
-    (temperature, order): (f32, Unmasking),
+    (temperature, order, padding): (f32, Unmasking, Padding),
     mut on_step: impl FnMut(&Tensor, &StepOut) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let device = m.denoiser.device().clone();
-    let mut run = SequenceRun::start(m, n, seed, temperature)?.with_order(m, order)?;
+    let mut run = SequenceRun::start(m, n, seed, temperature)?
+        .with_order(m, order)?
+        .with_padding(padding);
     while !run.done() {
         let x_t = run.state().clone();
         let out = run.step(m)?;

@@ -279,6 +279,40 @@ impl D3pm {
         Ok((x, post))
     }
 
+    /// A step's draw `x` from x_t, redrawn where it would put a pad before a letter
+    /// ([`crate::ops::pad_suffix`]), from the `scores` it was drawn from: at every step of an
+    /// absorbing process (a revealed token is final), and at the last step of the others (their
+    /// tokens are redrawn at every step until then). `confident`: the draw was
+    /// [`D3pm::step_confident`]'s (tokens from the model's logits, the mask never drawn); else
+    /// [`D3pm::step`]'s (from the posterior, which may keep a position masked; argmax at the last step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn hold_pad_suffix(
+        &self,
+        scores: &Tensor,
+        x_t: &Tensor,
+        x: Tensor,
+        t: usize,
+        pad: u32,
+        (temperature, gumbel): (f32, Philox),
+        confident: bool,
+    ) -> Result<Tensor> {
+        let last = t == self.last_time_idx;
+        let mask = match self.prior {
+            DiscretePrior::Absorbing(m) => Some(m as u32),
+            _ if last => None,
+            _ => return Ok(x),
+        };
+        let o = crate::ops::pad_suffix::PadSuffix {
+            pad,
+            mask,
+            mask_competes: !confident,
+            temperature,
+            u_min: 1e-6,
+            noise: (confident || !last).then_some(gumbel),
+        };
+        crate::ops::pad_suffix::redraw(scores, x_t, &x, &o)
+    }
+
     #[cfg(not(target_arch = "wasm32"))] // reads results back, blocking
     /// moco's `loss(logits, target, x_t, t, vb_scale)` without a mask: per batch element, the mean
     /// cross-entropy over positions plus `vb_scale ·` the VLB (moco's quirks kept: the "true"

@@ -124,6 +124,49 @@ impl Unmasking {
     }
 }
 
+/// Where a step may put padding, for models whose sequences are padded (`pad_token`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Padding {
+    /// Only at the end, as in the data: a draw that would put a pad before a letter is drawn again
+    /// among the classes that fit ([`crate::ops::pad_suffix`]).
+    #[default]
+    Suffix,
+    /// Wherever the model's draw puts it (to see what the model itself has learnt).
+    Free,
+}
+
+impl Padding {
+    pub const NAMES: &[&str] = &["suffix", "free"];
+
+    pub fn parse(name: &str) -> Result<Padding> {
+        match name {
+            "suffix" => Ok(Padding::Suffix),
+            "free" => Ok(Padding::Free),
+            o => Err(Error::Invalid(format!(
+                "unknown padding \"{o}\" (suffix or free)"
+            ))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Padding::Suffix => "suffix",
+            Padding::Free => "free",
+        }
+    }
+}
+
+/// How a reverse step draws its tokens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepDraw {
+    /// Divides the logits of each draw (> 0).
+    pub temperature: f32,
+    /// Which masked positions a step reveals (absorbing models).
+    pub order: Unmasking,
+    /// The padding class to keep at the end of each sequence, if any ([`Padding::Suffix`]).
+    pub pad_suffix: Option<u32>,
+}
+
 /// One reverse step's results.
 pub struct StepOut {
     /// u32 `[B, L]`.
@@ -308,18 +351,19 @@ impl Process {
 
     /// Reverse step number `index` (0 = the first) of a run with `seed`, from x_t at timestep `t`:
     /// the model and the update, recorded (the caller submits). Noise: Philox (seed, index, Gumbel).
-    /// `order` other than random needs an absorbing process.
-    #[allow(clippy::too_many_arguments)]
+    /// An `order` other than random needs an absorbing process, a pad suffix a D3PM one.
     pub fn step(
         &self,
         model: &dyn Denoiser,
         x_t: &Tensor,
-        t: usize,
-        index: usize,
-        seed: u64,
-        temperature: f32,
-        order: Unmasking,
+        (t, index, seed): (usize, usize, u64),
+        draw: StepDraw,
     ) -> Result<StepOut> {
+        let StepDraw {
+            temperature,
+            order,
+            pad_suffix,
+        } = draw;
         let n = x_t.dim(0);
         let tt = Tensor::from_f32(x_t.device(), &[n], &vec![t as f32; n])?;
         let x0_logits = model.forward(x_t, &tt, None)?;
@@ -341,6 +385,19 @@ impl Process {
                     "un-masking by confidence needs an absorbing process; multinomial diffusion \
                      has no masks"
                         .into(),
+                ))
+            }
+        };
+        let x_prev = match (self, pad_suffix) {
+            (_, None) => x_prev,
+            (Process::D3pm(d), Some(pad)) => {
+                let confident = order != Unmasking::Random;
+                let scores = if confident { &x0_logits } else { &logits };
+                d.hold_pad_suffix(scores, x_t, x_prev, t, pad, (temperature, key), confident)?
+            }
+            (Process::Multinomial(_), Some(_)) => {
+                return Err(Error::Invalid(
+                    "a pad suffix is held by D3PM steps; multinomial diffusion has none".into(),
                 ))
             }
         };
