@@ -117,19 +117,7 @@ fn check(scores: &[usize], x_t: &[usize], drawn: &[usize], o: &PadSuffix) -> Res
             o.pad
         )));
     }
-    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{OP}: temperature must be positive and finite, got {}",
-            o.temperature
-        )));
-    }
-    if !(0.0..1.0).contains(&o.u_min) {
-        return Err(Error::Invalid(format!(
-            "{OP}: u_min must lie in [0, 1), got {}",
-            o.u_min
-        )));
-    }
-    Ok(())
+    super::sample::check_gumbel_options(OP, o.temperature, o.u_min)
 }
 
 /// The draw `drawn` (u32 `[B, L]`) of a step from f32 `scores [B, L, K]` and u32 `x_t [B, L]`, with

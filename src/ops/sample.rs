@@ -220,13 +220,19 @@ fn check_draw<'s>(
     if k == 0 {
         return Err(Error::shape(op, format!("{shape:?} has no classes")));
     }
+    check_gumbel_options(op, temperature, u_min)?;
+    Ok((k, lead))
+}
+
+/// The options every Gumbel-max draw shares (this op's, un-masking's, the pad suffix's redraw): a
+/// positive finite temperature and `u_min` in `[0, 1)`.
+pub(super) fn check_gumbel_options(op: &'static str, temperature: f32, u_min: f32) -> Result<()> {
     if !(temperature > 0.0 && temperature.is_finite()) {
         return Err(Error::Invalid(format!(
             "{op}: temperature must be positive and finite, got {temperature}"
         )));
     }
-    check_u_min(op, u_min)?;
-    Ok((k, lead))
+    check_u_min(op, u_min)
 }
 
 fn draw(op: &'static str, x: &Tensor, opts: &Categorical<'_>, probs: bool) -> Result<Tensor> {

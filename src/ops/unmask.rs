@@ -120,19 +120,7 @@ fn check(logits: &[usize], x_t: &[usize], reveal: &[usize], o: &Unmask) -> Resul
             o.choice_noise
         )));
     }
-    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{OP}: temperature must be positive and finite, got {}",
-            o.temperature
-        )));
-    }
-    if !(0.0..1.0).contains(&o.u_min) {
-        return Err(Error::Invalid(format!(
-            "{OP}: u_min must lie in [0, 1), got {}",
-            o.u_min
-        )));
-    }
-    Ok(())
+    super::sample::check_gumbel_options(OP, o.temperature, o.u_min)
 }
 
 /// x_{t−1} (u32 `[B, L]`) from f32 `logits [B, L, K]`, u32 `x_t [B, L]` and f32 `reveal [B]` (a

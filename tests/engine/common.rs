@@ -107,3 +107,14 @@ pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
 
 /// Shapes that are not multiples of any tile, plus degenerate ones.
 pub const ODD_SIZES: &[usize] = &[1, 7, 13, 29, 64, 255, 257];
+
+/// `[B, L, K]` shapes for the per-sequence sampling kernels (un-masking, the pad suffix): one
+/// position, a words batch, long rows, sizes that are no tile multiple, many rows of few classes.
+pub const SEQUENCE_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 2),
+    (3, 12, 28),
+    (7, 50, 5),
+    (33, 13, 29),
+    (300, 7, 3),
+    (2, 257, 11),
+];

@@ -3,7 +3,7 @@
 //! the rule), the redraw's distribution against the step's own restricted to what fits (χ²), typed
 //! errors, and whole words runs with no pad before a letter.
 
-use crate::common::{cpu, on_each_backend, Rng};
+use crate::common::{cpu, on_each_backend, Rng, SEQUENCE_SHAPES};
 use diffscope::ops::pad_suffix::{self, PadSuffix};
 use diffscope::ops::sample::{gumbel_max, Categorical, Noise};
 use diffscope::pipelines::sequence::{self, run};
@@ -92,17 +92,7 @@ fn pad_suffix_redraw_matches_the_reference_on_random_shapes() {
     on_each_backend(|d| {
         let mut rng = Rng::new(21);
         let mut redrawn = 0;
-        for (i, &(b, l, k)) in [
-            (1, 1, 2),
-            (3, 12, 28),
-            (7, 50, 5),
-            (33, 13, 29),
-            (300, 7, 3),
-            (2, 257, 11),
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, &(b, l, k)) in SEQUENCE_SHAPES.iter().enumerate() {
             let pad = (i * 5 % k) as u32;
             let masked = i % 3 != 2;
             let mask = masked.then(|| ((pad as usize + 1 + i % (k - 1)) % k) as u32);

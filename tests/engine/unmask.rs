@@ -4,7 +4,7 @@
 //! noise's pull from most-confident-first towards a random order, unmasked positions untouched,
 //! typed errors.
 
-use crate::common::{on_each_backend, Rng};
+use crate::common::{on_each_backend, Rng, SEQUENCE_SHAPES};
 use diffscope::ops::unmask::{self, Unmask};
 use diffscope::rng::{Philox, Substream};
 use diffscope::{Device, Error, Tensor};
@@ -99,17 +99,7 @@ fn run(
 fn confident_unmasking_matches_the_reference_on_random_shapes() {
     on_each_backend(|d| {
         let mut rng = Rng::new(11);
-        for (i, &(b, l, k)) in [
-            (1, 1, 2),
-            (3, 12, 28),
-            (7, 50, 5),
-            (33, 13, 29),
-            (300, 7, 3),
-            (2, 257, 11),
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, &(b, l, k)) in SEQUENCE_SHAPES.iter().enumerate() {
             let mask = (i * 7 % k) as u32;
             let logits = rng.vec(b * l * k, -3.0, 3.0);
             // About half the positions masked; the rest hold other classes.
