@@ -42,10 +42,6 @@ use egui::{Color32, RichText};
 use open_run::{Carried, OpenRun};
 use timeline::Timeline;
 
-/// The compute a frame may spend on steps that run inside it (the CPU backend in the browser): two
-/// thirds of a 10-frames-per-second frame, so the page stays usable while a run plays.
-const INLINE_STEP_BUDGET: std::time::Duration = std::time::Duration::from_millis(66);
-
 pub struct DiffscopeApp {
     device: Option<Device>,
     /// Why this device, and how to open the other backend.
@@ -550,16 +546,19 @@ impl DiffscopeApp {
     /// This frame's work on the open run: collect what landed, start the next step if the timeline
     /// plays and the speed cap allows, and keep frames coming while anything is in flight.
     fn step_run(&mut self, ctx: &egui::Context) {
-        let started = web_time::Instant::now();
-        let mut pumps = 0u32;
-        // Where a step computes inside the frame (the CPU backend in the browser: one thread), a
-        // frame takes further steps while they fit its budget, so a quick model is not held to one
-        // step per frame; elsewhere a step is queued or on a thread, and one pump per frame is all.
+        // Where a step computes inside the frame (the CPU backend in the browser: one thread, its
+        // ops recorded and run a frame's slice at a time by the readback polls), a frame takes
+        // further steps while its slice lasts, so a quick model is not held to one step per frame
+        // by a slow renderer; elsewhere a step is queued or on a thread, and one pump per frame is
+        // all.
         let inline = cfg!(target_arch = "wasm32")
-            && self
-                .device
-                .as_ref()
-                .is_some_and(|d| d.backend() == crate::tensor::Backend::Cpu);
+            && match &self.device {
+                Some(crate::tensor::Device::Cpu(c)) => {
+                    c.new_frame();
+                    true
+                }
+                _ => false,
+            };
         loop {
             let launched = self.launched();
             let may_step = self.timeline.hold_allows(launched) && self.timeline.may_step(ctx);
@@ -573,16 +572,12 @@ impl DiffscopeApp {
                 self.error = Some(e.to_string());
                 self.timeline.playing = false;
             }
-            pumps += 1;
             if self.launched() > launched {
                 self.timeline.launched();
             }
-            let spent = started.elapsed();
-            if !inline
-                || !self.timeline.playing
-                || self.launched() == launched
-                || spent + spent / pumps > INLINE_STEP_BUDGET
-            {
+            // The slice's end stops the loop: a poll after it runs nothing, so nothing lands and
+            // no step is launched.
+            if !inline || !self.timeline.playing || self.launched() == launched {
                 break;
             }
         }

@@ -101,6 +101,14 @@ impl Cpu {
         }
     }
 
+    /// A new frame of the page begins: the next readback poll starts that frame's slice of the
+    /// recorded ops ([`queue::Queue::run_slice`]).
+    pub fn new_frame(&self) {
+        if let Some(q) = &self.0.queue {
+            q.new_frame();
+        }
+    }
+
     /// Run recorded ops for about `budget`; `Ok(true)` once none is left.
     pub fn run_for(&self, budget: web_time::Duration) -> crate::Result<bool> {
         match &self.0.queue {

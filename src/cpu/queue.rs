@@ -37,8 +37,16 @@ pub(crate) struct Queue {
     turn: Mutex<()>,
     /// The first error since the last report.
     failed: Mutex<Option<Error>>,
+    /// The frame's slice: when the last one ended, and until when this frame's may run.
+    slice: Mutex<Slice>,
+}
+
+#[derive(Default)]
+struct Slice {
     /// When the last [`Queue::run_slice`] ended.
-    last_slice: Mutex<Option<Instant>>,
+    last_end: Option<Instant>,
+    /// The end of this frame's slice, once one has started; cleared by [`Queue::new_frame`].
+    deadline: Option<Instant>,
 }
 
 /// The frame period the page's slices aim at (30 frames a second while a step computes) ...
@@ -59,6 +67,25 @@ fn slice_budget(elsewhere: Option<Duration>) -> Option<Duration> {
             Some(FRAME.saturating_sub(e).max(e).clamp(MIN_SLICE, MAX_SLICE))
         }
         _ => Some(FRAME),
+    }
+}
+
+impl Slice {
+    /// How long a poll at `now` may run: the rest of this frame's slice, or a new slice's budget
+    /// when none has started since [`Queue::new_frame`] (or the last one has ended).
+    fn next(&mut self, now: Instant) -> Option<Duration> {
+        match self.deadline {
+            Some(end) if now < end => Some(end.duration_since(now)),
+            _ => {
+                let budget = slice_budget(self.last_end.map(|t| now.duration_since(t)));
+                self.deadline = budget.map(|b| now + b);
+                budget
+            }
+        }
+    }
+
+    fn new_frame(&mut self) {
+        self.deadline = None;
     }
 }
 
@@ -119,15 +146,29 @@ impl Queue {
     }
 
     /// One frame's share of the queued jobs (the readback polls' pace: see [`slice_budget`]);
-    /// `Ok(true)` once the queue is empty.
+    /// `Ok(true)` once the queue is empty. The first poll of a frame starts its slice; later polls
+    /// in the frame go on until the slice's end, so when one step's jobs finish early, the next
+    /// step recorded in the same frame gets the rest of it (a quick model is not held to one step
+    /// per frame by a slow renderer).
     pub fn run_slice(&self) -> Result<bool> {
-        let last = *self.last_slice.lock().map_err(|_| poisoned())?;
-        let Some(budget) = slice_budget(last.map(|t| t.elapsed())) else {
+        let budget = self
+            .slice
+            .lock()
+            .map_err(|_| poisoned())?
+            .next(Instant::now());
+        let Some(budget) = budget else {
             return Ok(self.is_empty());
         };
         let done = self.run_for(budget);
-        *self.last_slice.lock().map_err(|_| poisoned())? = Some(Instant::now());
+        self.slice.lock().map_err(|_| poisoned())?.last_end = Some(Instant::now());
         done
+    }
+
+    /// A new frame begins: its first poll starts a new slice (see [`Queue::run_slice`]).
+    pub fn new_frame(&self) {
+        if let Ok(mut s) = self.slice.lock() {
+            s.new_frame();
+        }
     }
 
     /// Run queued jobs for about `budget` (at least one); `Ok(true)` once the queue is empty.
@@ -164,6 +205,33 @@ mod tests {
         assert_eq!(slice_budget(None), Some(FRAME));
         assert_eq!(slice_budget(Some(ms(5000))), Some(FRAME));
     }
+
+    /// Later polls in a frame go on until its slice's end and then run nothing; the next frame
+    /// starts a new slice.
+    #[test]
+    fn polls_in_one_frame_share_its_slice() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut s = Slice {
+            last_end: Some(t0),
+            deadline: None,
+        };
+        // The frame spent 60 ms elsewhere: a 60 ms slice from 60 to 120 ms.
+        assert_eq!(s.next(t0 + ms(60)), Some(ms(60)));
+        // A step's jobs ended at 100 ms; the next step's poll at 101 ms gets the 19 left.
+        s.last_end = Some(t0 + ms(100));
+        assert_eq!(s.next(t0 + ms(101)), Some(ms(19)));
+        // Past the slice's end, a poll in the same frame runs nothing.
+        s.last_end = Some(t0 + ms(121));
+        assert_eq!(s.next(t0 + ms(121) + Duration::from_micros(300)), None);
+        // The next frame, after 70 ms of drawing, starts a slice of its own ...
+        assert_eq!(s.next(t0 + ms(191)), Some(ms(70)));
+        // ... and so does a frame that begins while the last slice would still run.
+        s.last_end = Some(t0 + ms(200));
+        s.new_frame();
+        assert_eq!(s.next(t0 + ms(205)), Some(ms(28)));
+    }
+
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
