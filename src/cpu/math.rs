@@ -3,7 +3,9 @@
 //! (16–18 % of a toy2d-mlp or words-absorb reverse step). This one is branch-free arithmetic — Cody
 //! and Waite's range reduction and Cephes' degree-6 polynomial — so loops over it vectorise; its
 //! error is within 2 ulp of the exact value on the normal range (`tests` below), close to a GPU's own
-//! `exp`.
+//! `exp`. Beside it, row reductions over independent lanes ([`lane_sum`], [`lane_max`]): a sum in
+//! element order is one dependent add after another, which no loop vectorises (it was most of a
+//! softmax row's time).
 
 /// `e^x` in f32: 0 below −87.33 (where e^x leaves the normal range), +∞ above 88.37, NaN for NaN.
 #[inline(always)]
@@ -43,9 +45,56 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// Lanes of the row reductions: an AVX-512 register of f32 (two AVX2 ones).
+const LANES: usize = 16;
+
+/// The sum of `x`, over [`LANES`] running sums (vectorises; rounds differently from a sum in order,
+/// within f32 rounding of the exact sum).
+#[inline(always)]
+pub fn lane_sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest of `x` (−∞ when empty; NaN ignored, as `f32::max` does), over [`LANES`] running
+/// maxima so the loop vectorises.
+#[inline(always)]
+pub fn lane_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    acc.iter().fold(tail, |a, &v| a.max(v))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::exp;
+    use super::{exp, lane_max, lane_sum};
+
+    #[test]
+    fn lane_reductions_agree_with_the_plain_ones() {
+        for n in [0usize, 1, 15, 16, 17, 196, 1000] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 9.0).collect();
+            let exact: f64 = x.iter().map(|&v| f64::from(v)).sum();
+            let tol = 1e-6 * x.iter().map(|v| f64::from(v.abs())).sum::<f64>() + 1e-6;
+            assert!((f64::from(lane_sum(&x)) - exact).abs() <= tol, "sum of {n}");
+            let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+            assert_eq!(lane_max(&x), max, "max of {n}");
+        }
+        assert_eq!(lane_max(&[f32::NAN, 1.0, f32::NAN]), 1.0);
+        assert_eq!(lane_max(&[]), f32::NEG_INFINITY);
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_libm_and_keeps_the_edges() {

@@ -30,14 +30,14 @@ fn softmax_rows(p: &mut [f32], lk: usize, mask: Option<&[f32]>) {
                 };
             }
         }
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+        let max = math::lane_max(row);
         if max == f32::NEG_INFINITY {
             row.fill(0.0);
             continue;
         }
-        // One exp per element (a loop that vectorises), then the sum in order.
+        // One exp per element and the sum over lanes: loops that vectorise.
         row.iter_mut().for_each(|s| *s = math::exp(*s - max));
-        let z: f32 = row.iter().sum();
+        let z = math::lane_sum(row);
         let inv = 1.0 / z;
         row.iter_mut().for_each(|s| *s *= inv);
     }
