@@ -74,7 +74,10 @@ pub fn lane_max(x: &[f32]) -> f32 {
             *a = a.max(v);
         }
     }
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &v| a.max(v));
     acc.iter().fold(tail, |a, &v| a.max(v))
 }
 
@@ -85,7 +88,9 @@ mod tests {
     #[test]
     fn lane_reductions_agree_with_the_plain_ones() {
         for n in [0usize, 1, 15, 16, 17, 196, 1000] {
-            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 9.0).collect();
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 9.0)
+                .collect();
             let exact: f64 = x.iter().map(|&v| f64::from(v)).sum();
             let tol = 1e-6 * x.iter().map(|v| f64::from(v.abs())).sum::<f64>() + 1e-6;
             assert!((f64::from(lane_sum(&x)) - exact).abs() <= tol, "sum of {n}");

@@ -1,7 +1,8 @@
-//! Convolution on host memory, for the CPU backend: conv2d as an implicit-im2col GEMM per image
-//! (weight `[Cout, Cin·kh·kw]` @ the image's patches `[Cin·kh·kw, ho·wo]`, packed by the GEMM
-//! straight from the image; bias per output channel in the GEMM; written straight into the image's
-//! output block), and nearest-neighbour 2× upsampling,
+//! Convolution on host memory, for the CPU backend: conv2d as an im2col GEMM per image (weight
+//! `[Cout, Cin·kh·kw]` @ the image's patches `[Cin·kh·kw, ho·wo]`, written out as runs of image rows
+//! or, when too large, packed by the GEMM straight from the image: [`crate::cpu::gemm::conv`];
+//! bias per output channel in the GEMM; written straight into the image's output block), and
+//! nearest-neighbour 2× upsampling,
 //! with the same shape rules and typed errors as the GPU drivers.
 
 use std::mem::MaybeUninit;

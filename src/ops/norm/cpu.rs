@@ -52,19 +52,25 @@ pub fn log_softmax(x: &[f32], shape: &[usize]) -> Result<Vec<f32>> {
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn moments(v: &[f32], eps: f32) -> (f64, f64) {
     let c = v.len().max(1) as f64;
-    let lanes = |f: &dyn Fn(f32) -> f64| -> f64 {
-        let mut acc = [0f64; 8];
-        let mut chunks = v.chunks_exact(8);
-        for ch in &mut chunks {
-            for (a, &x) in acc.iter_mut().zip(ch) {
-                *a += f(x);
-            }
-        }
-        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&x| f(x)).sum::<f64>()
-    };
-    let mean = lanes(&f64::from) / c;
-    let var = lanes(&|x| (f64::from(x) - mean).powi(2)) / c;
+    let mean = lane_sum_f64(v, f64::from) / c;
+    let var = lane_sum_f64(v, |x| (f64::from(x) - mean).powi(2)) / c;
     (mean, 1.0 / (var + f64::from(eps)).sqrt())
+}
+
+/// Σ f(x) over `v` in eight f64 lanes. Generic and always inlined, so `f` is inlined into a loop
+/// that vectorises in its caller's target features (through `&dyn Fn` the inlining depended on how
+/// the crate happened to be split into codegen units: once lost, it was a call per element and a
+/// 14 % share of a toy2d-mlp step).
+#[inline(always)]
+fn lane_sum_f64(v: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for ch in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += f(x);
+        }
+    }
+    acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&x| f(x)).sum::<f64>()
 }
 
 /// LayerNorm over the last dimension `D`; `weight` and `bias`, when given, hold `D` values.
