@@ -435,6 +435,18 @@ fn every_bad_invocation_is_a_clear_error_with_a_nonzero_exit() {
             &["--padding are for sequence"],
         ),
         (
+            vec![
+                s("sample"),
+                s("--model"),
+                s("words-absorb"),
+                s("--profile"),
+                s("--out"),
+                p("w.txt"),
+            ],
+            1,
+            &["--profile times a Gaussian model's GPU kernels"],
+        ),
+        (
             sample(&[s("--padding"), s("free"), s("--out"), out_png.clone()]),
             1,
             &["--padding are for sequence"],

@@ -30,6 +30,13 @@ pub fn load(device: &Device, m: &ModelArgs) -> Result<DigressModel> {
 }
 
 pub fn sample(opts: &DeviceOptions, a: &SampleArgs) -> Result<()> {
+    if a.profile {
+        return Err(Error::Invalid(
+            "--profile times a Gaussian model's GPU kernels (use --backend gpu with an image or \
+             2-D model)"
+                .into(),
+        ));
+    }
     if a.clip_sample.is_some() {
         return Err(Error::Invalid(
             "--clip-sample is for Gaussian models (it clips x̂0 to the data range)".into(),
