@@ -8,8 +8,10 @@ use super::download::{Download, State};
 use crate::pipelines::zoo;
 use egui::{ColorImage, RichText, TextureHandle, TextureOptions};
 
-/// How tall a thumbnail is drawn, in points.
+/// How tall a thumbnail is drawn, in points, where the row fits ...
 const HEIGHT: f32 = 96.0;
+/// ... and how small it may get so that it does (below that, the row scrolls sideways).
+const MIN_HEIGHT: f32 = 56.0;
 
 enum Thumb {
     /// Not asked for yet (the page fetches on first show).
@@ -97,31 +99,39 @@ impl Landing {
                 self.shown = false;
             }
         });
+        // Every thumbnail in view where the row can be shrunk to fit (down to MIN_HEIGHT).
+        let aspect = |t: &Thumb| match t {
+            Thumb::Shown(tex) => tex.size_vec2().x / tex.size_vec2().y.max(1.0),
+            _ => 1.0,
+        };
+        let pad = ui.spacing().item_spacing.x + 2.0 * ui.spacing().button_padding.x;
+        let aspects: f32 = self.thumbs.iter().map(|(_, t)| aspect(t)).sum();
+        let room = ui.available_width() - pad * self.thumbs.len() as f32;
+        let height = (room / aspects.max(1.0)).clamp(MIN_HEIGHT, HEIGHT);
         egui::ScrollArea::horizontal()
             .id_salt("landing")
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
                     for (s, t) in &self.thumbs {
+                        let width = height * aspect(t);
                         let clicked = ui
                             .vertical(|ui| {
+                                ui.set_max_width(width + 2.0 * ui.spacing().button_padding.x);
                                 let r = match t {
-                                    Thumb::Shown(tex) => {
-                                        let size = tex.size_vec2();
-                                        let w = HEIGHT * size.x / size.y.max(1.0);
-                                        ui.add(egui::Button::image((
-                                            tex.id(),
-                                            egui::vec2(w, HEIGHT),
-                                        )))
-                                    }
+                                    Thumb::Shown(tex) => ui.add(egui::Button::image((
+                                        tex.id(),
+                                        egui::vec2(width, height),
+                                    ))),
                                     Thumb::Missing(why) => ui
                                         .add_sized(
-                                            [HEIGHT, HEIGHT],
+                                            [height, height],
                                             egui::Button::new("no picture"),
                                         )
                                         .on_hover_text(why.as_str()),
-                                    _ => ui.add_sized([HEIGHT, HEIGHT], egui::Spinner::new()),
+                                    _ => ui.add_sized([height, height], egui::Spinner::new()),
                                 };
-                                ui.label(RichText::new(s.name).small());
+                                // A long name is cut to the thumbnail's width (the hover has it).
+                                ui.add(egui::Label::new(RichText::new(s.name).small()).truncate());
                                 // What a screen reader (and the app tests) call the card.
                                 let label = format!("open {}", s.name);
                                 r.widget_info(|| {
