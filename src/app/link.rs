@@ -67,6 +67,7 @@ impl From<&crate::lessons::Settings> for Link {
             karras: s.karras,
             temperature: s.temperature,
             unmask: s.unmask.clone(),
+            padding: s.padding.clone(),
             clip: s.clip,
             compare: s.compare,
             vary: s.vary.clone(),

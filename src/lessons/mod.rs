@@ -77,8 +77,11 @@ pub struct Settings {
     pub eta: Option<f32>,
     pub karras: Option<bool>,
     pub temperature: Option<f32>,
-    /// Absorbing sequence models: `random` or `confident` (`process::discrete::Unmasking`).
+    /// Absorbing sequence models: `random`, `confident` or `annealed`
+    /// (`process::discrete::Unmasking`).
     pub unmask: Option<String>,
+    /// Padded sequence models: `suffix` or `free` (`process::discrete::Padding`).
+    pub padding: Option<String>,
     /// Gaussian models: clip x0_pred to the data range (diffusers' `clip_sample`).
     pub clip: Option<bool>,
     /// Gaussian and sequence models: compare runs side by side.
@@ -107,6 +110,7 @@ impl Settings {
             karras: later.karras.or(self.karras),
             temperature: later.temperature.or(self.temperature),
             unmask: later.unmask.clone().or_else(|| self.unmask.clone()),
+            padding: later.padding.clone().or_else(|| self.padding.clone()),
             clip: later.clip.or(self.clip),
             compare: later.compare.or(self.compare),
             vary: later.vary.clone().or_else(|| self.vary.clone()),
@@ -299,6 +303,14 @@ fn check_settings(model: &str, s: &Settings) -> std::result::Result<(), String> 
             ));
         }
         crate::process::discrete::Unmasking::parse(v).map_err(|e| e.to_string())?;
+    }
+    if let Some(v) = &s.padding {
+        if family != Some(zoo::Family::Sequence) {
+            return Err(format!(
+                "\"padding\" is a setting of padded sequence models, not of {model}"
+            ));
+        }
+        crate::process::discrete::Padding::parse(v).map_err(|e| e.to_string())?;
     }
     if let Some(v) = &s.forward_schedule {
         if !FORWARD_SCHEDULES.contains(&v.as_str()) {
