@@ -136,8 +136,6 @@ pub enum Padding {
 }
 
 impl Padding {
-    pub const NAMES: &[&str] = &["suffix", "free"];
-
     pub fn parse(name: &str) -> Result<Padding> {
         match name {
             "suffix" => Ok(Padding::Suffix),
