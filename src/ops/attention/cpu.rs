@@ -17,10 +17,14 @@ fn excluded(m: f32) -> bool {
 }
 
 /// Each `lk`-wide row of `p` becomes softmax(row + mask), in f32; a row whose keys are all excluded
-/// becomes zeros, as the kernel writes.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+/// becomes zeros, as the kernel writes. The exponentials run over the whole block at once, not row
+/// by row: rows as short as a word's 12 keys or a 7×7 image's 49 left much of each row's loop in its
+/// scalar remainder.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw+fma", "x86_64+avx2+fma"))]
 fn softmax_rows(p: &mut [f32], lk: usize, mask: Option<&[f32]>) {
-    for row in p.chunks_exact_mut(lk.max(1)) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let lk = lk.max(1);
+    for row in p.chunks_exact_mut(lk) {
         if let Some(m) = mask {
             for (s, &mv) in row.iter_mut().zip(m) {
                 *s = if excluded(mv) {
@@ -31,14 +35,15 @@ fn softmax_rows(p: &mut [f32], lk: usize, mask: Option<&[f32]>) {
             }
         }
         let max = math::lane_max(row);
-        if max == f32::NEG_INFINITY {
-            row.fill(0.0);
-            continue;
-        }
-        // One exp per element and the sum over lanes: loops that vectorise.
-        row.iter_mut().for_each(|s| *s = math::exp(*s - max));
+        // A row with every key excluded stays −∞, its exponentials 0 (−∞ − −∞ would be NaN).
+        let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
+        row.iter_mut().for_each(|s| *s -= max);
+    }
+    p.iter_mut().for_each(|s| *s = math::exp_with::<FMA>(*s));
+    for row in p.chunks_exact_mut(lk) {
+        // A kept key contributes e⁰ = 1, so a sum of 0 means every key was excluded.
         let z = math::lane_sum(row);
-        let inv = 1.0 / z;
+        let inv = if z > 0.0 { 1.0 / z } else { 0.0 };
         row.iter_mut().for_each(|s| *s *= inv);
     }
 }
