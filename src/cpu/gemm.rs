@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 
 use rten_gemm::{
     BiasVector, ColOffsets, GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, Im2Col,
-    RowOffsets,
+    PackedBMatrix, RowOffsets,
 };
 use rten_tensor::NdTensorView;
 
@@ -85,6 +85,13 @@ thread_local! {
     /// The executor picks its kernel from the CPU's features when a thread first multiplies (one per
     /// calling thread: the crate's kernel handle is not `Send`; building one costs a feature check).
     static EXECUTOR: GemmExecutor<f32> = GemmExecutor::default();
+}
+
+/// How many columns of the right operand the kernel multiplies at once (its packed panels' width:
+/// 32 with AVX-512, 16 with AVX2): a product whose columns are not a multiple wastes the rest of the
+/// last panel.
+pub fn panel_cols() -> usize {
+    EXECUTOR.with(|e| e.im2col_col_count_step())
 }
 
 /// The kernel the GEMM runs here (for `info` and bench records).
@@ -358,6 +365,54 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
             )
             .map(|_| ())
             .expect("gemm: operands checked by the caller")
+        })
+    });
+}
+
+/// A right-hand operand packed once for several products with it (a convolution's weights, used by
+/// every band of a batch's patches): the GEMM packs an unpacked B for every call.
+pub struct PackedB {
+    packed: PackedBMatrix<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+impl PackedB {
+    /// `b` packed for this machine's kernel (every thread's executor picks the same one).
+    pub fn new(b: Strided) -> PackedB {
+        PackedB {
+            packed: EXECUTOR.with(|e| e.prepack_b(view(b))),
+            rows: b.rows,
+            cols: b.cols,
+        }
+    }
+}
+
+/// [`gemm`] with a B packed beforehand: `out = a @ b + bias`.
+pub fn gemm_packed_b(out: &mut [MaybeUninit<f32>], a: Strided, b: &PackedB, bias: Option<Bias>) {
+    assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
+    assert_eq!(out.len(), a.rows * b.cols, "gemm: output size");
+    if out.is_empty() {
+        return;
+    }
+    if a.cols == 0 {
+        bias_only(out, b.cols, bias);
+        return;
+    }
+    let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
+    crate::cpu::parallel::in_pool(large, || {
+        EXECUTOR.with(|e| {
+            e.gemm_uninit(
+                out,
+                GemmInputA::Unpacked(view(a)),
+                GemmInputB::Packed(&b.packed),
+                GemmUninitOptions {
+                    bias: bias.map(rten_bias),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ())
+            .expect("gemm: operands checked by the caller, B packed by this kernel")
         })
     });
 }

@@ -275,28 +275,66 @@ fn cpu_conv_matches_the_reference() {
             pad: Padding::new(0, 1, 0, 1),
         },
     ];
-    for c in conv_cases().into_iter().chain(threaded) {
-        let [n, cin, h, w] = c.x;
-        let [cout, kh, kw] = c.w;
-        let xv = rng.vec(n * cin * h * w, -1.0, 1.0);
-        let wv = rng.vec(cout * cin * kh * kw, -0.5, 0.5);
-        let bv = rng.vec(cout, -1.0, 1.0);
-        let bias = c.bias.then_some(&bv[..]);
-        let (want, shape) = cpu_conv2d(&xv, c.x, &wv, c.w, bias, c.stride, c.pad);
-        let (got, got_shape) = conv::cpu::conv2d(
-            (&xv, &c.x),
-            (&wv, &[cout, cin, kh, kw]),
-            bias,
-            c.stride,
-            c.pad,
-        )
-        .unwrap();
-        assert_eq!(got_shape, shape);
-        let what = format!(
-            "cpu conv2d x{:?} w{:?} stride {} {:?}",
-            c.x, c.w, c.stride, c.pad
-        );
-        assert_close(&what, &got, &want, 1e-4, 1e-5);
+    let small = [
+        // Kernels larger than the image, reaching past it on every side.
+        Case {
+            x: [2, 3, 2, 3],
+            w: [33, 5, 5],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(2),
+        },
+        Case {
+            x: [3, 2, 1, 2],
+            w: [64, 3, 3],
+            bias: false,
+            stride: 2,
+            pad: Padding::same(3),
+        },
+        // Small images, many of them: several share one band (channels last).
+        Case {
+            x: [11, 8, 5, 7],
+            w: [32, 3, 3],
+            bias: true,
+            stride: 1,
+            pad: Padding::same(1),
+        },
+    ];
+    use conv::cpu::{ConvOrder, BAND_ELEMENTS};
+    let orders = [
+        None,
+        Some(ConvOrder::PatchesRight),
+        Some(ConvOrder::ChannelsLast {
+            band: BAND_ELEMENTS,
+        }),
+        // Bands of a few rows: images split across bands, bands across images.
+        Some(ConvOrder::ChannelsLast { band: 700 }),
+    ];
+    for c in conv_cases().into_iter().chain(threaded).chain(small) {
+        for order in orders {
+            let [n, cin, h, w] = c.x;
+            let [cout, kh, kw] = c.w;
+            let xv = rng.vec(n * cin * h * w, -1.0, 1.0);
+            let wv = rng.vec(cout * cin * kh * kw, -0.5, 0.5);
+            let bv = rng.vec(cout, -1.0, 1.0);
+            let bias = c.bias.then_some(&bv[..]);
+            let (want, shape) = cpu_conv2d(&xv, c.x, &wv, c.w, bias, c.stride, c.pad);
+            let (got, got_shape) = conv::cpu::conv2d_via(
+                (&xv, &c.x),
+                (&wv, &[cout, cin, kh, kw]),
+                bias,
+                c.stride,
+                c.pad,
+                order,
+            )
+            .unwrap();
+            assert_eq!(got_shape, shape);
+            let what = format!(
+                "cpu conv2d x{:?} w{:?} stride {} {:?} {order:?}",
+                c.x, c.w, c.stride, c.pad
+            );
+            assert_close(&what, &got, &want, 1e-4, 1e-5);
+        }
     }
     let x: Vec<f32> = (0..2 * 3 * 5 * 7).map(|i| i as f32).collect();
     let (up, shape) = conv::cpu::upsample_nearest2x(&x, &[2, 3, 5, 7]).unwrap();
