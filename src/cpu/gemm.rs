@@ -378,6 +378,16 @@ pub struct PackedB {
 }
 
 impl PackedB {
+    /// Its rows (the product's inner dimension).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Its columns (the product's).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
     /// `b` packed for this machine's kernel (every thread's executor picks the same one).
     pub fn new(b: Strided) -> PackedB {
         PackedB {
@@ -420,7 +430,7 @@ pub fn gemm_packed_b(out: &mut [MaybeUninit<f32>], a: Strided, b: &PackedB, bias
 /// Multiply-adds from which a product runs on the pool's threads. Measured on the 2-core machine
 /// (`diffscope --backend cpu bench --steps-only` at 2^21 … 2^26): below ~2^22 a second thread costs
 /// more than it saves; between 2^22 and 2^26 the steps differ within the machine's noise.
-const PARALLEL_MIN_MACS: usize = 1 << 22;
+pub const PARALLEL_MIN_MACS: usize = 1 << 22;
 
 fn view(m: Strided<'_>) -> NdTensorView<'_, f32, 2> {
     NdTensorView::from_data_with_strides([m.rows, m.cols], m.data, [m.row_stride, m.col_stride])

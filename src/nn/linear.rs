@@ -1,7 +1,7 @@
 use crate::error::Result;
 use crate::ops::elementwise as ew;
 use crate::ops::layout::concat;
-use crate::ops::matmul::{self, matmul, Act, Matmul};
+use crate::ops::matmul::{self, matmul, Act, Matmul, PackedWeight};
 use crate::tensor::{Device, Tensor};
 use crate::weights::Weights;
 
@@ -13,16 +13,14 @@ pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
     rest: Vec<(Tensor, Tensor)>,
+    /// `weight` packed for the CPU GEMM (on the CPU backend, for a layer of one block).
+    packed: Option<PackedWeight>,
 }
 
 impl Linear {
     /// A layer of one weight and bias.
-    pub fn new(weight: Tensor, bias: Tensor) -> Self {
-        Linear {
-            weight,
-            bias,
-            rest: Vec::new(),
-        }
+    pub fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
+        Self::from_blocks(vec![weight], bias)
     }
 
     /// `{name}.weight` and `{name}.bias` of a checkpoint.
@@ -71,7 +69,17 @@ impl Linear {
     /// Row blocks of the weight, and the whole bias split to match.
     fn from_blocks(weights: Vec<Tensor>, bias: Tensor) -> Result<Self> {
         let ((weight, bias), rest) = pair_blocks(weights, bias)?;
-        Ok(Linear { weight, bias, rest })
+        let packed = if rest.is_empty() {
+            PackedWeight::new(&weight)?
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            rest,
+            packed,
+        })
     }
 
     /// Several Linears of the same input stacked into one (`[names.len()·out, in]`): one matmul
@@ -95,6 +103,9 @@ impl Linear {
 
     /// `act(x Wᵀ + b)`.
     pub fn forward(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        if let Some(p) = &self.packed {
+            return matmul::linear_packed(x, &self.weight, p, Some(&self.bias), act);
+        }
         let first = matmul::linear(x, &self.weight, Some(&self.bias), act)?;
         if self.rest.is_empty() {
             return Ok(first);

@@ -818,3 +818,62 @@ fn cpu_matmul_matches_the_reference() {
         "{e}"
     );
 }
+
+/// A linear layer with its weight packed once for the CPU GEMM (what `nn::Linear` does on the CPU
+/// backend) against the f64 reference: odd sizes, sizes past the kernel's panels and blocks (the
+/// threaded path), every activation, with and without a bias; a 1-D input; none on a GPU; typed
+/// errors for a mismatched input.
+#[test]
+fn cpu_linear_with_a_packed_weight_matches_the_reference() {
+    use diffscope::ops::matmul::{linear_packed, PackedWeight};
+    let c = crate::common::cpu();
+    let mut rng = Rng::new(41);
+    // (rows, in, out)
+    for &(rows, inf, outf) in &[
+        (1, 1, 1),
+        (7, 20, 13),
+        (33, 129, 31),
+        (768, 128, 128),
+        (300, 257, 530),
+    ] {
+        for act in [Act::None, Act::Relu, Act::Silu, Act::Gelu] {
+            for with_bias in [false, true] {
+                let x = rng.vec(rows * inf, -1.0, 1.0);
+                let w = rng.vec(outf * inf, -1.0, 1.0);
+                let bias = rng.vec(outf, -1.0, 1.0);
+                let tx = Tensor::from_f32(&c, &[rows, inf], &x).unwrap();
+                let tw = Tensor::from_f32(&c, &[outf, inf], &w).unwrap();
+                let tb = Tensor::from_f32(&c, &[outf], &bias).unwrap();
+                let packed = PackedWeight::new(&tw).unwrap().expect("packed on the CPU");
+                let y = linear_packed(&tx, &tw, &packed, with_bias.then_some(&tb), act).unwrap();
+                assert_eq!(y.shape(), &[rows, outf]);
+                let want: Vec<f32> = (0..rows * outf)
+                    .map(|i| {
+                        let (r, o) = (i / outf, i % outf);
+                        let dot: f64 = (0..inf)
+                            .map(|j| x[r * inf + j] as f64 * w[o * inf + j] as f64)
+                            .sum();
+                        let b = if with_bias { bias[o] as f64 } else { 0.0 };
+                        cpu_act(act, dot + b) as f32
+                    })
+                    .collect();
+                let what = format!("packed linear {rows}×{inf}→{outf} {act:?} bias {with_bias}");
+                assert_close(&what, &y.to_f32().unwrap(), &want, 1e-4, 1e-4);
+            }
+        }
+    }
+    let tw = Tensor::from_f32(&c, &[3, 4], &[0.5; 12]).unwrap();
+    let packed = PackedWeight::new(&tw).unwrap().unwrap();
+    let x1 = Tensor::from_f32(&c, &[4], &[1.0; 4]).unwrap();
+    let y1 = linear_packed(&x1, &tw, &packed, None, Act::None).unwrap();
+    assert_eq!(y1.shape(), &[3]);
+    assert_eq!(y1.to_f32().unwrap(), vec![2.0; 3]);
+    let bad = Tensor::from_f32(&c, &[2, 5], &[0.0; 10]).unwrap();
+    assert!(matches!(
+        linear_packed(&bad, &tw, &packed, None, Act::None),
+        Err(Error::Shape { op: "linear", .. })
+    ));
+    let g = gpu();
+    let tg = Tensor::from_f32(&g, &[3, 4], &[0.5; 12]).unwrap();
+    assert!(PackedWeight::new(&tg).unwrap().is_none());
+}

@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 use multiversion::multiversion;
 
 use crate::cpu::alloc::reserved;
-use crate::cpu::gemm::{gemm, Bias, Strided};
+use crate::cpu::gemm::{gemm, gemm_packed_b, Bias, PackedB, Strided};
 use crate::cpu::math;
 use crate::error::Result;
 use crate::ops::check_host_len;
@@ -108,6 +108,39 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
     // SAFETY: every block of the `len` values was initialised above.
     unsafe { out.set_len(len) };
     Ok((out, plan.out_shape))
+}
+
+/// `x @ weightᵀ + bias`, then `act`, with the weight packed beforehand ([`PackedB`] of `weightᵀ`,
+/// `in × out`): `x` is `rows × in`, row-major. The GEMM and the activation run in one hand-over to
+/// the threads.
+pub fn linear_packed(
+    x: &[f32],
+    rows: usize,
+    weight_t: &PackedB,
+    bias: Option<&[f32]>,
+    act: Act,
+) -> Result<Vec<f32>> {
+    let (k, n) = (weight_t.rows(), weight_t.cols());
+    check_host_len("linear", "x", x, &[rows, k])?;
+    if let Some(b) = bias {
+        check_host_len("linear", "bias", b, &[n])?;
+    }
+    let len = rows * n;
+    let mut out: Vec<f32> = reserved(len, &|| format!("linear output [{rows}, {n}]"))?;
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let large = rows * k * n >= crate::cpu::gemm::PARALLEL_MIN_MACS;
+    crate::cpu::parallel::in_pool(large, || {
+        let xm = Strided::rows(&x[..rows * k], rows, k);
+        gemm_packed_b(spare, xm, weight_t, bias.map(Bias::PerColumn));
+        // SAFETY: the GEMM initialised every element.
+        let c = unsafe { &mut *(spare as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        if act != Act::None {
+            crate::cpu::parallel::for_each_chunk(c, n.max(1), |_, part| epilogue(part, act, None));
+        }
+    });
+    // SAFETY: every element was written above.
+    unsafe { out.set_len(len) };
+    Ok(out)
 }
 
 /// `op(x)` as an M×K operand: `x` itself when stored M×K row-major, or read transposed from K×M.

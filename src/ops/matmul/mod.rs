@@ -443,6 +443,74 @@ fn host_matmul(a: &Tensor, b: &Tensor, opts: &Matmul) -> Result<Tensor> {
     })
 }
 
+/// A linear layer's weight packed once for the CPU GEMM, as its right operand `weightᵀ`
+/// ([`crate::cpu::gemm::PackedB`]). Without it `x @ weightᵀ` packs the weight on every call, and
+/// for a layer whose outputs make one column block (a words model's 128 or 192) that packing runs
+/// on one thread before the rows are shared out — 7 % of a batch-64 step, with the second core idle.
+#[derive(Clone)]
+pub struct PackedWeight(std::sync::Arc<crate::cpu::gemm::PackedB>);
+
+impl PackedWeight {
+    /// `weight` (`[out, in]`, on the CPU backend) packed; `None` on a GPU, whose kernels read
+    /// weights as they are.
+    pub fn new(weight: &Tensor) -> Result<Option<PackedWeight>> {
+        if !matches!(weight.device(), Device::Cpu(_)) {
+            return Ok(None);
+        }
+        weight.expect_dtype("linear", DType::F32)?;
+        if weight.dims() != 2 {
+            return Err(Error::shape(
+                "linear",
+                format!("weight {:?} must be [out, in]", weight.shape()),
+            ));
+        }
+        let (out_f, in_f) = (weight.dim(0), weight.dim(1));
+        let host = weight.host()?;
+        let w = crate::cpu::gemm::Strided::rows(host.f32(), out_f, in_f).t();
+        Ok(Some(PackedWeight(std::sync::Arc::new(
+            crate::cpu::gemm::PackedB::new(w),
+        ))))
+    }
+}
+
+/// [`linear`] with the weight packed beforehand (`packed` must be `weight`'s: the weight gives the
+/// shapes and the device).
+pub fn linear_packed(
+    x: &Tensor,
+    weight: &Tensor,
+    packed: &PackedWeight,
+    bias: Option<&Tensor>,
+    act: Act,
+) -> Result<Tensor> {
+    const OP: &str = "linear";
+    x.expect_dtype(OP, DType::F32)?;
+    let (out_f, in_f) = (weight.dim(0), weight.dim(1));
+    if x.dims() == 0 || x.dim(x.dims() - 1) != in_f || packed.0.rows() != in_f {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x {:?} must be [.., in] and weight {:?} [out, in]",
+                x.shape(),
+                weight.shape()
+            ),
+        ));
+    }
+    if let Some(b) = bias {
+        f32_checked(OP, b)?;
+    }
+    let all: Vec<&Tensor> = [Some(x), bias].into_iter().flatten().collect();
+    let device = same_device(OP, &[x, weight])?;
+    same_device(OP, &all)?;
+    let rows: usize = x.shape()[..x.dims() - 1].iter().product();
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank checked above") = out_f;
+    let packed = packed.clone();
+    let has_bias = bias.is_some();
+    super::host_op_f32(OP, device, &shape, &all, move |i| {
+        cpu::linear_packed(i[0], rows, &packed.0, has_bias.then(|| i[1]), act)
+    })
+}
+
 /// `x @ weightᵀ + bias`, then `act`: PyTorch's `Linear`. `x` is `[.., in]`, `weight` `[out, in]`,
 /// `bias` `[out]`; the result is `[.., out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, act: Act) -> Result<Tensor> {
