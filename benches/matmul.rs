@@ -9,25 +9,32 @@ use diffscope::ops::matmul::cpu::{self, HostMatmul, HostMatrix};
 use diffscope::ops::matmul::{bench_gflops, tile_candidates, MatmulKernel};
 use diffscope::{Gpu, GpuOptions};
 
-/// GFLOP/s of the CPU backend's N³ matmul, median of `reps` after one warm-up.
-fn cpu_gflops(n: usize, reps: usize) -> diffscope::Result<f64> {
-    let a: Vec<f32> = (0..n * n)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
-    let shape = [n, n];
-    let m = HostMatrix {
-        data: &a,
-        shape: &shape,
+/// GFLOP/s of the CPU backend's M×K @ K×N matmul, median of `reps` after one warm-up.
+fn cpu_gflops((m, n, k): (usize, usize, usize), reps: usize) -> diffscope::Result<f64> {
+    let data = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect()
     };
-    cpu::matmul(m, m, &HostMatmul::default())?;
+    let (a, b) = (data(m * k), data(k * n));
+    let (sa, sb) = ([m, k], [k, n]);
+    let am = HostMatrix {
+        data: &a,
+        shape: &sa,
+    };
+    let bm = HostMatrix {
+        data: &b,
+        shape: &sb,
+    };
+    cpu::matmul(am, bm, &HostMatmul::default())?;
     let mut secs = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t0 = std::time::Instant::now();
-        std::hint::black_box(cpu::matmul(m, m, &HostMatmul::default())?);
+        std::hint::black_box(cpu::matmul(am, bm, &HostMatmul::default())?);
         secs.push(t0.elapsed().as_secs_f64());
     }
     secs.sort_by(f64::total_cmp);
-    Ok(2.0 * (n as f64).powi(3) / secs[reps / 2] / 1e9)
+    Ok(2.0 * (m * n * k) as f64 / secs[reps / 2] / 1e9)
 }
 
 fn main() {
@@ -43,12 +50,24 @@ fn main() {
         // Sizes the thread pool as the CPU backend does (RAYON_NUM_THREADS, else every core).
         let cpu = diffscope::cpu::Cpu::new(&Default::default());
         println!("{}", cpu.describe());
-        match cpu_gflops(n, 11) {
-            Ok(g) => println!(
-                "cpu ({}; n = {n}) {g:6.2} GFLOP/s",
-                diffscope::cpu::gemm::kernel_name()
-            ),
-            Err(e) => println!("cpu failed: {e}"),
+        let kernel = diffscope::cpu::gemm::kernel_name();
+        // The square problem, then the shipped models' linear layers at their benchmark batches
+        // (M = batch × positions): a words model's 768 rows at widths 128/192 and 4× that.
+        let shapes = [
+            (n, n, n),
+            (768, 128, 128),
+            (768, 512, 128),
+            (768, 128, 512),
+            (768, 192, 192),
+            (768, 768, 192),
+            (768, 192, 768),
+            (4096, 256, 256),
+        ];
+        for (m, nn, k) in shapes {
+            match cpu_gflops((m, nn, k), 11) {
+                Ok(g) => println!("cpu ({kernel}; {m}×{k} @ {k}×{nn}) {g:7.2} GFLOP/s"),
+                Err(e) => println!("cpu failed: {e}"),
+            }
         }
         return;
     }

@@ -6,6 +6,7 @@
 use std::mem::MaybeUninit;
 
 /// Tile side: a tile is 8 rows of 8 f32 (one AVX register each way).
+#[cfg(target_arch = "x86_64")]
 const TILE: usize = 8;
 
 /// `dst[j·dst_stride + i] = src[i·src_stride + j]` for `i < rows`, `j < cols`.
@@ -27,9 +28,9 @@ pub fn transpose(
         dst.len() >= (cols - 1) * dst_stride + rows,
         "transpose: destination too short"
     );
-    let (rf, cf) = (rows - rows % TILE, cols - cols % TILE);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
+        let (rf, cf) = (rows - rows % TILE, cols - cols % TILE);
         for i0 in (0..rf).step_by(TILE) {
             for j0 in (0..cf).step_by(TILE) {
                 // SAFETY: AVX is present; the asserts above put every row i0..i0 + 8 of columns

@@ -183,6 +183,15 @@ impl Device {
         }
     }
 
+    /// Runs `f`, one reverse step's ops: on the CPU backend on the thread pool with its other threads
+    /// kept ready ([`crate::cpu::parallel::run_step`]), elsewhere where it is called.
+    pub fn run_step<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self {
+            Device::Cpu(_) => crate::cpu::parallel::run_step(f),
+            Device::Gpu(_) => f(),
+        }
+    }
+
     /// Send recorded work to the device (a reverse step is one submission). The CPU computes as ops
     /// are called, so there it does nothing.
     pub fn submit(&self) {

@@ -134,17 +134,17 @@ fn timed(
     device: &Device,
     warm: usize,
     steps: usize,
-    mut step: impl FnMut() -> Result<()>,
+    mut step: impl FnMut() -> Result<()> + Send,
 ) -> Result<StepCost> {
     for _ in 0..warm {
-        step()?;
+        device.run_step(&mut step)?;
     }
     device.wait_idle()?;
     let before = device.counters();
     let cpu0 = cpu_secs();
     let t = Instant::now();
     for _ in 0..steps {
-        step()?;
+        device.run_step(&mut step)?;
     }
     device.wait_idle()?;
     let secs = t.elapsed().as_secs_f64();

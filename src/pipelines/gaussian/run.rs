@@ -244,6 +244,11 @@ impl GaussianRun {
     /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}. `extras`
     /// asks for the step's x̂0 and ε̂ as well.
     pub fn step(&mut self, model: &GaussianModel, extras: Extras) -> Result<StepOutput> {
+        let device = self.x.device().clone();
+        device.run_step(|| self.step_here(model, extras))
+    }
+
+    fn step_here(&mut self, model: &GaussianModel, extras: Extras) -> Result<StepOutput> {
         let mut out = match &self.solver {
             None => model.process.step(
                 model.denoiser.as_ref(),

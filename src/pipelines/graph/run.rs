@@ -84,6 +84,11 @@ impl GraphRun {
     /// ids on the host (`[B·n·n]`), which the structural features are computed from. Returns the
     /// network's logits at z_t.
     pub fn step(&mut self, model: &DigressModel, host_e: &[u32]) -> Result<GraphOutput> {
+        let device = model.device().clone();
+        device.run_step(|| self.step_here(model, host_e))
+    }
+
+    fn step_here(&mut self, model: &DigressModel, host_e: &[u32]) -> Result<GraphOutput> {
         if self.done() {
             return Err(Error::NotReady(format!(
                 "the run has finished its {} steps",

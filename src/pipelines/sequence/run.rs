@@ -137,6 +137,11 @@ impl SequenceRun {
 
     /// Record the next reverse step (the caller submits); the state moves on to x_{t−1}.
     pub fn step(&mut self, m: &SequenceModel) -> Result<StepOut> {
+        let device = self.x.device().clone();
+        device.run_step(|| self.step_here(m))
+    }
+
+    fn step_here(&mut self, m: &SequenceModel) -> Result<StepOut> {
         let t = self.t_of(self.done).ok_or_else(|| {
             Error::NotReady(format!("the run has finished its {} steps", self.steps()))
         })?;
