@@ -92,14 +92,21 @@ pub fn run_step<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 if Some(ctx.index()) == me {
                     return;
                 }
+                let mut idle = 0u32;
                 while !done.load(Ordering::Acquire) {
                     if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                        idle = 0;
                         continue;
                     }
                     // Nothing to take: look again after a short pause, not in a tight loop over
-                    // the pool's queues (whose cache lines the working thread is writing).
+                    // the pool's queues (whose cache lines the working thread is writing), and now
+                    // and then let the OS run another thread here (the app's UI, mid-step).
                     for _ in 0..64 {
                         std::hint::spin_loop();
+                    }
+                    idle += 1;
+                    if idle % 16 == 0 {
+                        std::thread::yield_now();
                     }
                 }
             });
@@ -136,6 +143,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step runs on a pool thread and returns its value; a step inside a step runs in place; a
+    /// large loop inside it still splits across the pool; the spinners end with the step.
+    #[test]
+    fn a_step_runs_on_the_pool_and_nests() {
+        init_pool(Some(3));
+        let (outer, inner, sum) = run_step(|| {
+            let outer = rayon::current_thread_index();
+            let inner = run_step(rayon::current_thread_index);
+            let mut v = vec![1u32; MIN_ELEMENTS * 4];
+            for_each_chunk(&mut v, 1, |_, c| c.iter_mut().for_each(|x| *x += 1));
+            (outer, inner, v.iter().map(|&x| x as u64).sum::<u64>())
+        });
+        assert!(outer.is_some(), "the step ran outside the pool");
+        assert_eq!(inner, outer, "a nested step moved threads");
+        assert_eq!(sum, 2 * (MIN_ELEMENTS as u64) * 4);
+        assert_eq!(run_step(|| 7), 7);
+    }
 
     #[test]
     fn every_unit_is_visited_once_with_its_index() {
