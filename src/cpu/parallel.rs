@@ -105,7 +105,7 @@ pub fn run_step<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                         std::hint::spin_loop();
                     }
                     idle += 1;
-                    if idle % 16 == 0 {
+                    if idle.is_multiple_of(16) {
                         std::thread::yield_now();
                     }
                 }
