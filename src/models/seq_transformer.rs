@@ -169,9 +169,9 @@ impl Denoiser for SeqTransformer {
             let k = b.k.forward(&a, Act::None)?;
             let v = b.v.forward(&a, Act::None)?;
             let att = attention(&q, &k, &v, self.config.heads, None)?;
-            h = ew::add(&h, &b.proj.forward(&att, Act::None)?)?;
+            h = b.proj.forward_residual(&att, &h)?;
             let f = b.ff1.forward(&b.ln2.forward(&h)?, Act::Gelu)?;
-            h = ew::add(&h, &b.ff2.forward(&f, Act::None)?)?;
+            h = b.ff2.forward_residual(&f, &h)?;
         }
         self.head.forward(&self.ln_f.forward(&h)?, Act::None)
     }

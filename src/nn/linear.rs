@@ -120,6 +120,17 @@ impl Linear {
 
     /// `x Wᵀ + b + residual`, the residual added in the matmul's epilogue.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if let Some(p) = &self.packed {
+            let bias = Some(&self.bias);
+            return matmul::linear_packed_residual(
+                x,
+                &self.weight,
+                p,
+                bias,
+                Act::None,
+                Some(residual),
+            );
+        }
         if !self.rest.is_empty() {
             return ew::add(&self.forward(x, Act::None)?, residual);
         }

@@ -825,7 +825,7 @@ fn cpu_matmul_matches_the_reference() {
 /// errors for a mismatched input.
 #[test]
 fn cpu_linear_with_a_packed_weight_matches_the_reference() {
-    use diffscope::ops::matmul::{linear_packed, PackedWeight};
+    use diffscope::ops::matmul::{linear_packed, linear_packed_residual, PackedWeight};
     let c = crate::common::cpu();
     let mut rng = Rng::new(41);
     // (rows, in, out)
@@ -847,6 +847,11 @@ fn cpu_linear_with_a_packed_weight_matches_the_reference() {
                 let packed = PackedWeight::new(&tw).unwrap().expect("packed on the CPU");
                 let y = linear_packed(&tx, &tw, &packed, with_bias.then_some(&tb), act).unwrap();
                 assert_eq!(y.shape(), &[rows, outf]);
+                // The same plus a residual, added after the activation.
+                let res = rng.vec(rows * outf, -1.0, 1.0);
+                let tr = Tensor::from_f32(&c, &[rows, outf], &res).unwrap();
+                let b = with_bias.then_some(&tb);
+                let yr = linear_packed_residual(&tx, &tw, &packed, b, act, Some(&tr)).unwrap();
                 let want: Vec<f32> = (0..rows * outf)
                     .map(|i| {
                         let (r, o) = (i / outf, i % outf);
@@ -859,6 +864,14 @@ fn cpu_linear_with_a_packed_weight_matches_the_reference() {
                     .collect();
                 let what = format!("packed linear {rows}×{inf}→{outf} {act:?} bias {with_bias}");
                 assert_close(&what, &y.to_f32().unwrap(), &want, 1e-4, 1e-4);
+                let want_r: Vec<f32> = want.iter().zip(&res).map(|(w, r)| w + r).collect();
+                assert_close(
+                    &(what + " + residual"),
+                    &yr.to_f32().unwrap(),
+                    &want_r,
+                    1e-4,
+                    1e-4,
+                );
             }
         }
     }
@@ -871,6 +884,18 @@ fn cpu_linear_with_a_packed_weight_matches_the_reference() {
     let bad = Tensor::from_f32(&c, &[2, 5], &[0.0; 10]).unwrap();
     assert!(matches!(
         linear_packed(&bad, &tw, &packed, None, Act::None),
+        Err(Error::Shape { op: "linear", .. })
+    ));
+    let wrong = Tensor::from_f32(&c, &[3], &[0.0; 3]).unwrap();
+    assert!(matches!(
+        linear_packed_residual(
+            &x1,
+            &tw,
+            &packed,
+            None,
+            Act::None,
+            Some(&wrong.reshape(&[1, 3]).unwrap())
+        ),
         Err(Error::Shape { op: "linear", .. })
     ));
     let g = gpu();

@@ -110,7 +110,7 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
     Ok((out, plan.out_shape))
 }
 
-/// `x @ weightᵀ + bias`, then `act`, with the weight packed beforehand ([`PackedB`] of `weightᵀ`,
+/// `act(x @ weightᵀ + bias) + residual`, with the weight packed beforehand ([`PackedB`] of `weightᵀ`,
 /// `in × out`): `x` is `rows × in`, row-major. The GEMM and the activation run in one hand-over to
 /// the threads.
 pub fn linear_packed(
@@ -119,11 +119,15 @@ pub fn linear_packed(
     weight_t: &PackedB,
     bias: Option<&[f32]>,
     act: Act,
+    residual: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let (k, n) = (weight_t.rows(), weight_t.cols());
     check_host_len("linear", "x", x, &[rows, k])?;
     if let Some(b) = bias {
         check_host_len("linear", "bias", b, &[n])?;
+    }
+    if let Some(r) = residual {
+        check_host_len("linear", "residual", r, &[rows, n])?;
     }
     let len = rows * n;
     let mut out: Vec<f32> = reserved(len, &|| format!("linear output [{rows}, {n}]"))?;
@@ -134,8 +138,10 @@ pub fn linear_packed(
         gemm_packed_b(spare, xm, weight_t, bias.map(Bias::PerColumn));
         // SAFETY: the GEMM initialised every element.
         let c = unsafe { &mut *(spare as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        if act != Act::None {
-            crate::cpu::parallel::for_each_chunk(c, n.max(1), |_, part| epilogue(part, act, None));
+        if act != Act::None || residual.is_some() {
+            crate::cpu::parallel::for_each_chunk(c, n.max(1), |row, part| {
+                epilogue(part, act, residual.map(|r| &r[row * n..][..part.len()]))
+            });
         }
     });
     // SAFETY: every element was written above.

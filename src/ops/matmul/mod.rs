@@ -482,6 +482,19 @@ pub fn linear_packed(
     bias: Option<&Tensor>,
     act: Act,
 ) -> Result<Tensor> {
+    linear_packed_residual(x, weight, packed, bias, act, None)
+}
+
+/// [`linear_packed`] plus `residual` (the output's shape) added after the activation, in the same
+/// pass.
+pub fn linear_packed_residual(
+    x: &Tensor,
+    weight: &Tensor,
+    packed: &PackedWeight,
+    bias: Option<&Tensor>,
+    act: Act,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
     const OP: &str = "linear";
     x.expect_dtype(OP, DType::F32)?;
     let (out_f, in_f) = (weight.dim(0), weight.dim(1));
@@ -498,16 +511,27 @@ pub fn linear_packed(
     if let Some(b) = bias {
         f32_checked(OP, b)?;
     }
-    let all: Vec<&Tensor> = [Some(x), bias].into_iter().flatten().collect();
-    let device = same_device(OP, &[x, weight])?;
-    same_device(OP, &all)?;
     let rows: usize = x.shape()[..x.dims() - 1].iter().product();
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank checked above") = out_f;
+    if let Some(r) = residual {
+        f32_checked(OP, r)?;
+        if r.shape() != shape.as_slice() {
+            return Err(Error::shape(
+                OP,
+                format!("residual {:?} must be the output's {shape:?}", r.shape()),
+            ));
+        }
+    }
+    let all: Vec<&Tensor> = [Some(x), bias, residual].into_iter().flatten().collect();
+    let device = same_device(OP, &[x, weight])?;
+    same_device(OP, &all)?;
     let packed = packed.clone();
-    let has_bias = bias.is_some();
+    let (has_bias, has_res) = (bias.is_some(), residual.is_some());
     super::host_op_f32(OP, device, &shape, &all, move |i| {
-        cpu::linear_packed(i[0], rows, &packed.0, has_bias.then(|| i[1]), act)
+        let bias = has_bias.then(|| i[1]);
+        let res = has_res.then(|| i[1 + usize::from(has_bias)]);
+        cpu::linear_packed(i[0], rows, &packed.0, bias, act, res)
     })
 }
 
