@@ -188,13 +188,15 @@ pub fn conv_packed(
     }
     let large = weight.rows * p.rows() * p.cols() >= PARALLEL_MIN_MACS;
     if packing == PatchPacking::Written {
-        PATCH_SCRATCH.with(|s| {
-            let mut scratch = s.borrow_mut();
-            scratch.resize(p.rows() * p.cols(), 0.0);
-            write_patches(&mut scratch, image, p);
-            let patches = Strided::rows(&scratch, p.rows(), p.cols());
-            gemm(out, weight, patches, 1.0, bias);
-        });
+        // Taken out of the thread's cell for the product, not borrowed across it: while the GEMM
+        // waits on the pool, this thread may run another image's convolution, which then finds the
+        // cell empty and brings its own.
+        let mut scratch = PATCH_SCRATCH.take();
+        scratch.resize(p.rows() * p.cols(), 0.0);
+        write_patches(&mut scratch, image, p);
+        let patches = Strided::rows(&scratch, p.rows(), p.cols());
+        gemm(out, weight, patches, 1.0, bias);
+        PATCH_SCRATCH.set(scratch);
         return;
     }
     crate::cpu::parallel::in_pool(large, || {
@@ -345,6 +347,19 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
     if a.cols == 0 {
         // An empty sum: the product is zeros, plus the bias.
         bias_only(out, b.cols, bias);
+        return;
+    }
+    if a.rows == 1 && b.cols > 1 {
+        // The crate's vector × matrix path splits the columns by the thread count, and the columns
+        // past its vectors round differently: a layer with one output channel (a UNet's last conv)
+        // came out 1 ulp apart in places on and off the pool. The same product as matrix × vector
+        // (bᵀ·aᵀ, the same memory as the row) goes through the blocked GEMM, whose every element is
+        // one sum in one order wherever it runs.
+        let bias = bias.map(|v| match v {
+            Bias::PerColumn(v) => Bias::PerRow(v),
+            Bias::PerRow(v) => Bias::PerColumn(v),
+        });
+        gemm(out, b.t(), a.t(), alpha, bias);
         return;
     }
     let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;

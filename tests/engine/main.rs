@@ -28,6 +28,7 @@ mod longrun;
 mod matmul;
 mod norm;
 mod pad_suffix;
+mod pool;
 mod random;
 mod runtime;
 mod sample;

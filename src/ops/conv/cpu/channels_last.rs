@@ -88,8 +88,12 @@ pub(super) fn channels_last(
     let image = l.cin * plane;
     let unit = |(u, out): (usize, &mut [MaybeUninit<f32>])| {
         let images = out.len() / (l.cout * pixels);
-        BAND.with(|band| {
-            let (xt, a, o) = &mut *band.borrow_mut();
+        // The scratch is taken out of the thread's cell for the unit, not borrowed across it: while
+        // a product waits on the pool, this thread may run another unit, which then finds the cell
+        // empty and brings its own.
+        let (mut xt, mut a, mut o) = BAND.take();
+        {
+            let (xt, a, o) = (&mut xt, &mut a, &mut o);
             // The unit's images, channels last.
             xt.clear();
             xt.reserve(images * image);
@@ -121,7 +125,8 @@ pub(super) fn channels_last(
                     r += m;
                 }
             }
-        });
+        }
+        BAND.set((xt, a, o));
     };
     let blocks = out.chunks_mut(per_unit * l.cout * pixels).enumerate();
     if n > per_unit && n * l.cout * k * pixels >= PARALLEL_MIN_MACS {
