@@ -339,14 +339,7 @@ fn rten_bias(b: Bias<'_>) -> BiasVector<'_, f32> {
 /// chain, slices too short, a bias of the wrong length), which the ops' shape checks rule out before
 /// any call.
 pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bias: Option<Bias>) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
-    assert_eq!(out.len(), a.rows * b.cols, "gemm: output size");
-    if out.is_empty() {
-        return;
-    }
-    if a.cols == 0 {
-        // An empty sum: the product is zeros, plus the bias.
-        bias_only(out, b.cols, bias);
+    if written_without_product(out, a, (b.rows, b.cols), bias) {
         return;
     }
     if a.rows == 1 && b.cols > 1 {
@@ -362,24 +355,50 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
         gemm(out, b.t(), a.t(), alpha, bias);
         return;
     }
-    let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
+    product(out, a, GemmInputB::Unpacked(view(b)), b.cols, alpha, bias);
+}
+
+/// Checks that `a` and a `rows × cols` right operand chain into `out`, and writes the outputs that
+/// need no product: none (an empty output), or the bias alone (an empty sum). Whether it did.
+fn written_without_product(
+    out: &mut [MaybeUninit<f32>],
+    a: Strided,
+    (rows, cols): (usize, usize),
+    bias: Option<Bias>,
+) -> bool {
+    assert_eq!(a.cols, rows, "gemm: inner dimensions");
+    assert_eq!(out.len(), a.rows * cols, "gemm: output size");
+    if a.cols == 0 {
+        bias_only(out, cols, bias);
+    }
+    out.is_empty() || a.cols == 0
+}
+
+/// `out = alpha · (a @ b) + bias` for `b` as the crate takes it (`cols` wide), the inner dimension
+/// checked to be non-zero by the caller; on the pool's threads when large.
+fn product(
+    out: &mut [MaybeUninit<f32>],
+    a: Strided,
+    b: GemmInputB<'_, f32>,
+    cols: usize,
+    alpha: f32,
+    bias: Option<Bias>,
+) {
+    let large = a.rows * a.cols * cols >= PARALLEL_MIN_MACS;
     crate::cpu::parallel::in_pool(large, || {
         EXECUTOR.with(|e| {
             e.gemm_uninit(
                 out,
                 GemmInputA::Unpacked(view(a)),
-                GemmInputB::Unpacked(view(b)),
+                b,
                 GemmUninitOptions {
                     alpha,
-                    bias: bias.map(|b| match b {
-                        Bias::PerColumn(b) => BiasVector::Row(b),
-                        Bias::PerRow(b) => BiasVector::Column(b),
-                    }),
+                    bias: bias.map(rten_bias),
                     ..Default::default()
                 },
             )
             .map(|_| ())
-            .expect("gemm: operands checked by the caller")
+            .expect("gemm: operands checked by the caller (a packed B by this machine's kernel)")
         })
     });
 }
@@ -415,31 +434,10 @@ impl PackedB {
 
 /// [`gemm`] with a B packed beforehand: `out = a @ b + bias`.
 pub fn gemm_packed_b(out: &mut [MaybeUninit<f32>], a: Strided, b: &PackedB, bias: Option<Bias>) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
-    assert_eq!(out.len(), a.rows * b.cols, "gemm: output size");
-    if out.is_empty() {
+    if written_without_product(out, a, (b.rows, b.cols), bias) {
         return;
     }
-    if a.cols == 0 {
-        bias_only(out, b.cols, bias);
-        return;
-    }
-    let large = a.rows * a.cols * b.cols >= PARALLEL_MIN_MACS;
-    crate::cpu::parallel::in_pool(large, || {
-        EXECUTOR.with(|e| {
-            e.gemm_uninit(
-                out,
-                GemmInputA::Unpacked(view(a)),
-                GemmInputB::Packed(&b.packed),
-                GemmUninitOptions {
-                    bias: bias.map(rten_bias),
-                    ..Default::default()
-                },
-            )
-            .map(|_| ())
-            .expect("gemm: operands checked by the caller, B packed by this kernel")
-        })
-    });
+    product(out, a, GemmInputB::Packed(&b.packed), b.cols, 1.0, bias);
 }
 
 /// Multiply-adds from which a product runs on the pool's threads. Measured on the 2-core machine

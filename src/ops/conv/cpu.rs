@@ -75,6 +75,13 @@ pub fn conv2d_via(
     order: Option<ConvOrder>,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
     let bias_shape = bias.map(|b| [b.len()]);
+    let layout = ConvLayout::new(
+        x.1,
+        weight.1,
+        bias_shape.as_ref().map(|s| &s[..]),
+        stride,
+        padding,
+    )?;
     let ConvLayout {
         n,
         cin,
@@ -85,13 +92,7 @@ pub fn conv2d_via(
         kw,
         ho,
         wo,
-    } = ConvLayout::new(
-        x.1,
-        weight.1,
-        bias_shape.as_ref().map(|s| &s[..]),
-        stride,
-        padding,
-    )?;
+    } = layout;
     check_host_len("conv2d", "x", x.0, x.1)?;
     check_host_len("conv2d", "weight", weight.0, weight.1)?;
     let (k, pixels) = (cin * kh * kw, ho * wo);
@@ -112,14 +113,7 @@ pub fn conv2d_via(
             ConvOrder::PatchesRight => unreachable!(),
         };
         let layer = Layer {
-            cin,
-            h,
-            w,
-            cout,
-            kh,
-            kw,
-            ho,
-            wo,
+            conv: layout,
             stride,
             pad_top: padding.top,
             pad_left: padding.left,

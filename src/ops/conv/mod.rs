@@ -142,6 +142,7 @@ fn spec(entry: &'static str, bindings: &'static [Access]) -> KernelSpec<'static>
 
 /// The checked shapes of one conv2d: input `[N, Cin, H, W]`, weight `[Cout, Cin, kh, kw]`, output
 /// `[N, Cout, ho, wo]`.
+#[derive(Clone, Copy, Debug)]
 pub(super) struct ConvLayout {
     pub n: usize,
     pub cin: usize,

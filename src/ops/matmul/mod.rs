@@ -499,14 +499,7 @@ pub fn linear_packed_residual(
     x.expect_dtype(OP, DType::F32)?;
     let (out_f, in_f) = (weight.dim(0), weight.dim(1));
     if x.dims() == 0 || x.dim(x.dims() - 1) != in_f || packed.0.rows() != in_f {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "x {:?} must be [.., in] and weight {:?} [out, in]",
-                x.shape(),
-                weight.shape()
-            ),
-        ));
+        return Err(linear_shapes(x, weight));
     }
     if let Some(b) = bias {
         f32_checked(OP, b)?;
@@ -535,6 +528,18 @@ pub fn linear_packed_residual(
     })
 }
 
+/// The error for a linear layer's input and weight that do not fit.
+fn linear_shapes(x: &Tensor, weight: &Tensor) -> Error {
+    Error::shape(
+        "linear",
+        format!(
+            "x {:?} must be [.., in] and weight {:?} [out, in]",
+            x.shape(),
+            weight.shape()
+        ),
+    )
+}
+
 /// `x @ weightᵀ + bias`, then `act`: PyTorch's `Linear`. `x` is `[.., in]`, `weight` `[out, in]`,
 /// `bias` `[out]`; the result is `[.., out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, act: Act) -> Result<Tensor> {
@@ -542,14 +547,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, act: Act) -> R
     x.expect_dtype(OP, DType::F32)?;
     weight.expect_dtype(OP, DType::F32)?;
     if weight.dims() != 2 || x.dims() == 0 || x.dim(x.dims() - 1) != weight.dim(1) {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "x {:?} must be [.., in] and weight {:?} [out, in]",
-                x.shape(),
-                weight.shape()
-            ),
-        ));
+        return Err(linear_shapes(x, weight));
     }
     let (out_f, in_f) = (weight.dim(0), weight.dim(1));
     let rows: usize = x.shape()[..x.dims() - 1].iter().product();

@@ -9,18 +9,12 @@ use super::PARALLEL_MIN_MACS;
 use crate::cpu::gemm::{gemm_packed_b, Bias, PackedB, Strided};
 use crate::cpu::parallel;
 use crate::cpu::transpose::transpose;
+use crate::ops::conv::ConvLayout;
 
 /// One convolution's sizes, for [`channels_last`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Layer {
-    pub(super) cin: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) cout: usize,
-    pub(super) kh: usize,
-    pub(super) kw: usize,
-    pub(super) ho: usize,
-    pub(super) wo: usize,
+    pub(super) conv: ConvLayout,
     pub(super) stride: usize,
     pub(super) pad_top: usize,
     pub(super) pad_left: usize,
@@ -57,37 +51,37 @@ pub(super) fn channels_last(
     l: &Layer,
     band_elements: usize,
 ) {
-    let (k, pixels) = (l.cin * l.kh * l.kw, l.ho * l.wo);
-    let plane = l.h * l.w;
+    let (k, pixels) = (l.conv.cin * l.conv.kh * l.conv.kw, l.conv.ho * l.conv.wo);
+    let plane = l.conv.h * l.conv.w;
     // The weights as `[kh, kw, cin] × cout`, packed: transposed to `[cin, kh, kw] × cout`, then
     // their rows reordered.
-    let taps = l.kh * l.kw;
-    let mut by_channel = Vec::with_capacity(k * l.cout);
+    let taps = l.conv.kh * l.conv.kw;
+    let mut by_channel = Vec::with_capacity(k * l.conv.cout);
     transpose(
         weight,
         k,
-        (l.cout, k),
+        (l.conv.cout, k),
         by_channel.spare_capacity_mut(),
-        l.cout,
+        l.conv.cout,
     );
     // SAFETY: the transpose wrote all `k × cout` values.
-    unsafe { by_channel.set_len(k * l.cout) };
-    let mut wt = Vec::with_capacity(k * l.cout);
+    unsafe { by_channel.set_len(k * l.conv.cout) };
+    let mut wt = Vec::with_capacity(k * l.conv.cout);
     for t in 0..taps {
-        for c in 0..l.cin {
-            wt.extend_from_slice(&by_channel[(c * taps + t) * l.cout..][..l.cout]);
+        for c in 0..l.conv.cin {
+            wt.extend_from_slice(&by_channel[(c * taps + t) * l.conv.cout..][..l.conv.cout]);
         }
     }
-    let packed = PackedB::new(Strided::rows(&wt, k, l.cout));
+    let packed = PackedB::new(Strided::rows(&wt, k, l.conv.cout));
     let bias = bias.map(Bias::PerColumn);
     let band_rows = (band_elements / k.max(1)).clamp(1, BAND_ROWS);
     // Images per unit of work: enough to fill a band, but no fewer units than threads.
     let per_unit = (band_rows / pixels.max(1))
         .min(n.div_ceil(parallel::threads()))
         .max(1);
-    let image = l.cin * plane;
+    let image = l.conv.cin * plane;
     let unit = |(u, out): (usize, &mut [MaybeUninit<f32>])| {
-        let images = out.len() / (l.cout * pixels);
+        let images = out.len() / (l.conv.cout * pixels);
         // The scratch is taken out of the thread's cell for the unit, not borrowed across it: while
         // a product waits on the pool, this thread may run another unit, which then finds the cell
         // empty and brings its own.
@@ -102,7 +96,7 @@ pub(super) fn channels_last(
                 .chunks_exact(image.max(1))
                 .zip(xt.spare_capacity_mut().chunks_exact_mut(image.max(1)))
             {
-                transpose(src, plane, (l.cin, plane), dst, l.cin);
+                transpose(src, plane, (l.conv.cin, plane), dst, l.conv.cin);
             }
             // SAFETY: every image was transposed in whole.
             unsafe { xt.set_len(images * image) };
@@ -111,7 +105,7 @@ pub(super) fn channels_last(
                 let r1 = (r0 + band_rows).min(rows);
                 a.resize((r1 - r0) * k, 0.0);
                 write_patch_rows(a, xt, l, r0..r1);
-                o.resize((r1 - r0) * l.cout, 0.0);
+                o.resize((r1 - r0) * l.conv.cout, 0.0);
                 let am = Strided::rows(a, r1 - r0, k);
                 gemm_packed_b(as_uninit(o), am, &packed, bias);
                 // Each image's rows of the band into its `[cout, pixels]` planes.
@@ -119,17 +113,17 @@ pub(super) fn channels_last(
                 while r < r1 {
                     let (i, p) = (r / pixels, r % pixels);
                     let m = (pixels - p).min(r1 - r);
-                    let src = &o[(r - r0) * l.cout..];
-                    let dst = &mut out[i * l.cout * pixels + p..];
-                    transpose(src, l.cout, (m, l.cout), dst, pixels);
+                    let src = &o[(r - r0) * l.conv.cout..];
+                    let dst = &mut out[i * l.conv.cout * pixels + p..];
+                    transpose(src, l.conv.cout, (m, l.conv.cout), dst, pixels);
                     r += m;
                 }
             }
         }
         BAND.set((xt, a, o));
     };
-    let blocks = out.chunks_mut(per_unit * l.cout * pixels).enumerate();
-    if n > per_unit && n * l.cout * k * pixels >= PARALLEL_MIN_MACS {
+    let blocks = out.chunks_mut(per_unit * l.conv.cout * pixels).enumerate();
+    if n > per_unit && n * l.conv.cout * k * pixels >= PARALLEL_MIN_MACS {
         let blocks: Vec<_> = blocks.collect();
         parallel::in_pool(true, || blocks.into_par_iter().for_each(unit));
     } else {
@@ -147,19 +141,24 @@ fn as_uninit(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 /// kernel row, the `kw·cin` values under it — one copy of the image's run where it lies inside,
 /// zeros where it falls in the padding.
 fn write_patch_rows(a: &mut [f32], xt: &[f32], l: &Layer, rows: std::ops::Range<usize>) {
-    let (pixels, cin, s) = (l.ho * l.wo, l.cin, l.stride.max(1));
-    let run = l.kw * cin;
-    let k = l.kh * run;
+    let (pixels, cin, s) = (l.conv.ho * l.conv.wo, l.conv.cin, l.stride.max(1));
+    let run = l.conv.kw * cin;
+    let k = l.conv.kh * run;
     for (r, row) in rows.zip(a.chunks_exact_mut(k.max(1))) {
         let (img, p) = (r / pixels, r % pixels);
-        let (oy, ox) = (p / l.wo, p % l.wo);
-        let image = &xt[img * l.h * l.w * cin..][..l.h * l.w * cin];
+        let (oy, ox) = (p / l.conv.wo, p % l.conv.wo);
+        let image = &xt[img * l.conv.h * l.conv.w * cin..][..l.conv.h * l.conv.w * cin];
         // The kernel columns whose x = ox·s + dx − left falls inside [0, w).
         let x0 = ox * s;
-        let dx_lo = l.pad_left.saturating_sub(x0).min(l.kw);
-        let dx_hi = (l.w + l.pad_left).saturating_sub(x0).min(l.kw).max(dx_lo);
+        let dx_lo = l.pad_left.saturating_sub(x0).min(l.conv.kw);
+        let dx_hi = (l.conv.w + l.pad_left)
+            .saturating_sub(x0)
+            .min(l.conv.kw)
+            .max(dx_lo);
         for (dy, seg) in row.chunks_exact_mut(run.max(1)).enumerate() {
-            let y = (oy * s + dy).checked_sub(l.pad_top).filter(|&y| y < l.h);
+            let y = (oy * s + dy)
+                .checked_sub(l.pad_top)
+                .filter(|&y| y < l.conv.h);
             let Some(y) = y else {
                 seg.fill(0.0);
                 continue;
@@ -167,7 +166,7 @@ fn write_patch_rows(a: &mut [f32], xt: &[f32], l: &Layer, rows: std::ops::Range<
             seg[..dx_lo * cin].fill(0.0);
             seg[dx_hi * cin..].fill(0.0);
             if dx_hi > dx_lo {
-                let start = (y * l.w + x0 + dx_lo - l.pad_left) * cin;
+                let start = (y * l.conv.w + x0 + dx_lo - l.pad_left) * cin;
                 let len = (dx_hi - dx_lo) * cin;
                 seg[dx_lo * cin..dx_hi * cin].copy_from_slice(&image[start..][..len]);
             }
