@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod math;
 pub mod parallel;
 pub(crate) mod queue;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod transpose;
 
 use std::sync::Arc;

@@ -15,10 +15,15 @@ use crate::cpu::parallel;
 use crate::error::{Error, Result};
 use crate::ops::check_host_len;
 
+// Native only: on the page (no AVX transposes) channels last measured no faster, and the app
+// bundle has no room to spare.
+#[cfg(not(target_arch = "wasm32"))]
 mod channels_last;
-
-pub use channels_last::BAND_ELEMENTS;
+#[cfg(not(target_arch = "wasm32"))]
 use channels_last::{channels_last, Layer};
+
+/// The most patch-matrix elements one band of [`ConvOrder::ChannelsLast`] holds (f32: 4 MiB).
+pub const BAND_ELEMENTS: usize = 1 << 20;
 
 /// How [`conv2d_via`] lays a layer out for the GEMM (both give the same convolution).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +33,8 @@ pub enum ConvOrder {
     /// ([`crate::cpu::gemm::conv`]).
     PatchesRight,
     /// Patches a pixel per row @ the weights packed once, the output transposed into its planes,
-    /// at most `band` patch values at a time ([`channels_last`]).
+    /// at most `band` patch values at a time (`channels_last.rs`; native only: in the browser this
+    /// order runs as [`ConvOrder::PatchesRight`]).
     ChannelsLast { band: usize },
 }
 
@@ -40,7 +46,11 @@ impl ConvOrder {
     /// product's columns, which the kernel takes in panels (32 wide with AVX-512): 16 channels leave
     /// half of every panel empty, which only a strided layer's patches (gathered element by element
     /// when they go right) make worth it.
+    /// In the browser, always [`ConvOrder::PatchesRight`] (channels last is native only).
     pub fn for_layer(n: usize, pixels: usize, cout: usize, stride: usize) -> ConvOrder {
+        if cfg!(target_arch = "wasm32") {
+            return ConvOrder::PatchesRight;
+        }
         let panel = crate::cpu::gemm::panel_cols().max(1);
         let fills_panels = cout.next_multiple_of(panel) * 8 <= cout * 9;
         if n * pixels >= 6 * cout && (fills_panels || stride > 1) {
@@ -106,12 +116,12 @@ pub fn conv2d_via(
             format!("one image of {:?} has more than 2^31 elements", x.1),
         ));
     }
+    #[cfg(not(target_arch = "wasm32"))]
     let order = order.unwrap_or_else(|| ConvOrder::for_layer(n, ho * wo, cout, stride));
-    if len > 0 && matches!(order, ConvOrder::ChannelsLast { .. }) {
-        let band = match order {
-            ConvOrder::ChannelsLast { band } => band,
-            ConvOrder::PatchesRight => unreachable!(),
-        };
+    #[cfg(target_arch = "wasm32")]
+    let _ = order;
+    #[cfg(not(target_arch = "wasm32"))]
+    if let (true, ConvOrder::ChannelsLast { band }) = (len > 0, order) {
         let layer = Layer {
             conv: layout,
             stride,

@@ -20,9 +20,8 @@ pub(super) struct Layer {
     pub(super) pad_left: usize,
 }
 
-/// The most patch-matrix elements one band holds (f32: 4 MiB), and the most rows: a band of 512
-/// rows and its output stay in a core's L2 cache while the GEMM reads them.
-pub const BAND_ELEMENTS: usize = 1 << 20;
+/// The most rows of a band (at most [`super::BAND_ELEMENTS`] patch values): a band of 512 rows and
+/// its output stay in a core's L2 cache while the GEMM reads them.
 const BAND_ROWS: usize = 512;
 
 thread_local! {
