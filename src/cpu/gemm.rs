@@ -73,6 +73,14 @@ pub enum Bias<'a> {
 }
 
 impl Bias<'_> {
+    /// The same bias for the transposed product.
+    fn t(self) -> Self {
+        match self {
+            Bias::PerColumn(v) => Bias::PerRow(v),
+            Bias::PerRow(v) => Bias::PerColumn(v),
+        }
+    }
+
     fn at(self, row: usize, col: usize) -> f32 {
         match self {
             Bias::PerColumn(b) => b[col],
@@ -348,11 +356,7 @@ pub fn gemm(out: &mut [MaybeUninit<f32>], a: Strided, b: Strided, alpha: f32, bi
         // came out 1 ulp apart in places on and off the pool. The same product as matrix × vector
         // (bᵀ·aᵀ, the same memory as the row) goes through the blocked GEMM, whose every element is
         // one sum in one order wherever it runs.
-        let bias = bias.map(|v| match v {
-            Bias::PerColumn(v) => Bias::PerRow(v),
-            Bias::PerRow(v) => Bias::PerColumn(v),
-        });
-        gemm(out, b.t(), a.t(), alpha, bias);
+        gemm(out, b.t(), a.t(), alpha, bias.map(Bias::t));
         return;
     }
     product(out, a, GemmInputB::Unpacked(view(b)), b.cols, alpha, bias);
@@ -450,11 +454,15 @@ fn view(m: Strided<'_>) -> NdTensorView<'_, f32, 2> {
         .expect("gemm: an operand's strides reach past its data")
 }
 
+/// An initialised output seen as the GEMM's uninitialised one (it overwrites every value).
+pub fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: f32 and MaybeUninit<f32> have one layout, and the GEMM only writes initialised values.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
 /// [`gemm`] into an initialised slice (its contents are overwritten, never read).
 pub fn gemm_into(out: &mut [f32], a: Strided, b: Strided, alpha: f32, bias: Option<Bias>) {
-    // SAFETY: f32 and MaybeUninit<f32> have one layout, and `gemm` only writes initialised values.
-    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    gemm(out, a, b, alpha, bias);
+    gemm(as_uninit(out), a, b, alpha, bias);
 }
 
 #[cfg(test)]

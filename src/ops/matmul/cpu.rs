@@ -97,7 +97,7 @@ pub fn matmul(a: HostMatrix, b: HostMatrix, opts: &HostMatmul) -> Result<(Vec<f3
         // The bias rides in the GEMM's own epilogue; the activation and residual follow.
         gemm(block, am, bm, opts.alpha, opts.bias.map(Bias::PerColumn));
         // SAFETY: `gemm` initialised every element of the block.
-        let c = unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        let c = unsafe { written(block) };
         let res = opts.residual.map(|r| &r.data[ro..ro + m * n]);
         // Split by rows across the pool when large: after a threaded GEMM, a GELU over a wide
         // hidden layer on one thread was ~10 % of a sequence model's step.
@@ -137,7 +137,7 @@ pub fn linear_packed(
         let xm = Strided::rows(&x[..rows * k], rows, k);
         gemm_packed_b(spare, xm, weight_t, bias.map(Bias::PerColumn));
         // SAFETY: the GEMM initialised every element.
-        let c = unsafe { &mut *(spare as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        let c = unsafe { written(spare) };
         if act != Act::None || residual.is_some() {
             crate::cpu::parallel::for_each_chunk(c, n.max(1), |row, part| {
                 epilogue(part, act, residual.map(|r| &r[row * n..][..part.len()]))
@@ -147,6 +147,15 @@ pub fn linear_packed(
     // SAFETY: every element was written above.
     unsafe { out.set_len(len) };
     Ok(out)
+}
+
+/// A GEMM's output once it has written it.
+///
+/// # Safety
+/// Every element of `out` must be initialised.
+unsafe fn written(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: the caller's promise; f32 and MaybeUninit<f32> have one layout.
+    unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// `op(x)` as an M×K operand: `x` itself when stored M×K row-major, or read transposed from K×M.

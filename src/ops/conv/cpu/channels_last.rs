@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::PARALLEL_MIN_MACS;
-use crate::cpu::gemm::{gemm_packed_b, Bias, PackedB, Strided};
+use crate::cpu::gemm::{as_uninit, gemm_packed_b, Bias, PackedB, Strided};
 use crate::cpu::parallel;
 use crate::cpu::transpose::transpose;
 use crate::ops::conv::ConvLayout;
@@ -128,11 +128,6 @@ pub(super) fn channels_last(
     } else {
         blocks.for_each(unit);
     }
-}
-
-fn as_uninit(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: f32 and MaybeUninit<f32> have one layout, and the GEMM writes only initialised values.
-    unsafe { &mut *(v as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// Rows `rows` of the patch matrix of channels-last images `xt` into `a` (`rows.len() × kh·kw·cin`):
